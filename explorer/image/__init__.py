@@ -1,0 +1,1 @@
+"""Image sources and formats, read into one neutral model. No Qt here."""

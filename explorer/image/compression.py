@@ -1,0 +1,180 @@
+"""Compression sniffed from magic bytes, and streaming decompressors for each kind.
+
+Names and media types lie (a decompressed copy often keeps its ``+gzip`` media type), so
+only the first bytes of a blob decide how it is read.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import lzma
+import zlib
+from typing import Callable
+
+import zstandard
+
+NONE, GZIP, ZSTD, XZ, BZIP2 = "none", "gzip", "zstd", "xz", "bzip2"
+
+_MAGIC = (
+    (b"\x1f\x8b", GZIP),
+    (b"\x28\xb5\x2f\xfd", ZSTD),
+    (b"\xfd7zXZ\x00", XZ),
+    (b"BZh", BZIP2),
+)
+CHUNK = 1 << 20
+
+
+class DecompressError(Exception):
+    """The compressed stream is corrupt or cut short."""
+
+
+def sniff(head: bytes) -> str:
+    """The compression a stream starting with ``head`` uses (``none`` for anything unknown)."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return NONE
+
+
+class _GzipReader:
+    """Streams concatenated gzip members (eStargz is many members) through zlib."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self._d = zlib.decompressobj(31)
+        self._pending = b""
+        self._done = False
+        self._started = False  # whether the current member has consumed input
+
+    def read(self, size: int = CHUNK) -> bytes:
+        out = b""
+        while not out and not self._done:
+            data = self._pending or self._read(CHUNK)
+            self._pending = b""
+            if not data:
+                if not self._d.eof and (self._d.unconsumed_tail or self._started):
+                    raise DecompressError("gzip stream cut short")
+                self._done = True
+                break
+            if not self._started and not data.strip(b"\0"):
+                continue  # zero padding between or after gzip members
+            self._started = True
+            try:
+                out = self._d.decompress(data, size)
+            except zlib.error as exc:
+                raise DecompressError(f"corrupt gzip data ({exc})") from None
+            if self._d.unconsumed_tail:
+                self._pending = self._d.unconsumed_tail
+            elif self._d.eof:
+                rest = self._d.unused_data
+                self._d = zlib.decompressobj(31)
+                self._started = False
+                self._pending = rest
+        return out
+
+
+class _ZstdReader:
+    """Streams zstd frames (several frames in a row are allowed)."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        class _Raw:
+            def read(self, n: int) -> bytes:
+                return read(n)
+
+        self._r = zstandard.ZstdDecompressor().stream_reader(_Raw(), read_across_frames=True)
+
+    def read(self, size: int = CHUNK) -> bytes:
+        try:
+            return self._r.read(size)
+        except zstandard.ZstdError as exc:
+            raise DecompressError(f"corrupt zstd data ({exc})") from None
+
+
+class _StdlibReader:
+    """Streams xz or bzip2 through the standard library's incremental decompressors."""
+
+    def __init__(self, read: Callable[[int], bytes], factory: Callable[[], object], name: str) -> None:
+        self._read = read
+        self._factory = factory
+        self._d = factory()
+        self._name = name
+        self._done = False
+
+    def read(self, size: int = CHUNK) -> bytes:
+        out = b""
+        while not out and not self._done:
+            if self._d.eof:  # type: ignore[attr-defined]
+                rest = self._d.unused_data  # type: ignore[attr-defined]
+                if not rest:
+                    rest = self._read(CHUNK)
+                if not rest:
+                    self._done = True
+                    break
+                self._d = self._factory()
+                data = rest
+            elif self._d.needs_input:  # type: ignore[attr-defined]
+                data = self._read(CHUNK)
+                if not data:
+                    raise DecompressError(f"{self._name} stream cut short")
+            else:
+                data = b""
+            try:
+                out = self._d.decompress(data, size)  # type: ignore[attr-defined]
+            except (OSError, EOFError, ValueError) as exc:
+                raise DecompressError(f"corrupt {self._name} data ({exc})") from None
+        return out
+
+
+def open_reader(kind: str, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """A ``read(n)`` function yielding the decompressed bytes of a ``kind`` stream."""
+    if kind == NONE:
+        return read
+    if kind == GZIP:
+        return _GzipReader(read).read
+    if kind == ZSTD:
+        return _ZstdReader(read).read
+    if kind == XZ:
+        return _StdlibReader(read, lzma.LZMADecompressor, "xz").read
+    if kind == BZIP2:
+        return _StdlibReader(read, bz2.BZ2Decompressor, "bzip2").read
+    raise ValueError(kind)
+
+
+class HashingReader:
+    """Wraps ``read(n)``, hashing and counting every byte that passes through."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self.hasher = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = CHUNK) -> bytes:
+        data = self._read(size)
+        if data:
+            self.hasher.update(data)
+            self.count += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end, so the hash and count cover the whole stream."""
+        while self.read(CHUNK):
+            pass
+
+    def digest(self) -> str:
+        """The ``sha256:<hex>`` digest of what has been read."""
+        return "sha256:" + self.hasher.hexdigest()
+
+
+def buffer_reader(buf: bytes | memoryview, start: int, end: int) -> Callable[[int], bytes]:
+    """A ``read(n)`` over ``buf[start:end]`` (an mmap range), copying only what is asked."""
+    view = memoryview(buf)
+    state = [start]
+
+    def read(size: int = CHUNK) -> bytes:
+        at = state[0]
+        stop = min(end, at + size)
+        state[0] = stop
+        return bytes(view[at:stop])
+
+    return read

@@ -1,0 +1,386 @@
+"""The outer archive: a tar file on disk, a folder, or a compressed tar read as one stream.
+
+Each kind answers the same questions (which names exist, the bytes of a small JSON file,
+the index of a layer blob), so the format readers never know which kind they have.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Callable
+
+from explorer.image import compression
+from explorer.image.compression import DecompressError, HashingReader
+from explorer.image.errors import SourceError
+from explorer.image.progress import Monitor
+from explorer.image.tar_index import (
+    BLOCK,
+    TarFormatError,
+    TarMember,
+    looks_like_tar,
+    scan_buffer,
+    scan_stream,
+    scan_stream_with_data,
+)
+
+# JSON documents (manifests, configs, indexes) larger than this are not what they claim to be.
+MAX_DOCUMENT = 64 << 20
+
+
+@dataclass
+class LayerScan:
+    """The members of one layer blob, and what reading it told about the blob."""
+
+    members: list[TarMember]
+    compression: str
+    blob_size: int
+    blob_digest: str | None = None  # computed when the blob had to be read anyway
+    tar_size: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def clean_name(name: str) -> str:
+    """Normalise a member name of the outer archive: no ``./``, no leading or trailing ``/``."""
+    name = posixpath.normpath("/" + name).lstrip("/")
+    return "" if name == "." else name
+
+
+class Container:
+    """Common interface of the outer archive kinds."""
+
+    path: str
+    compression: str = compression.NONE
+
+    def names(self) -> set[str]:
+        """Every file name in the archive (normalised)."""
+        raise NotImplementedError
+
+    def has(self, name: str) -> bool:
+        """Whether a file of that name exists (after following links)."""
+        return self.resolve(name) in self.names()
+
+    def resolve(self, name: str) -> str:
+        """Follow the archive's own symlinks and hardlinks to the stored file."""
+        return clean_name(name)
+
+    def read_document(self, name: str) -> bytes:
+        """The bytes of a small file (a JSON document)."""
+        raise NotImplementedError
+
+    def size(self, name: str) -> int:
+        """Stored size of a file."""
+        raise NotImplementedError
+
+    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+        """Index the layer tar stored under ``name``."""
+        raise NotImplementedError
+
+    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+        """Bytes at ``offset`` of an uncompressed blob; None when the blob is compressed."""
+        return None
+
+    def close(self) -> None:
+        """Release files and maps."""
+
+
+def _scan_range(buf: mmap.mmap | bytes, start: int, end: int, where: str, monitor: Monitor) -> LayerScan:
+    """Index a layer blob held in ``buf[start:end]``: headers only when it is a plain tar."""
+    head = bytes(buf[start : min(end, start + BLOCK)])
+    kind = compression.sniff(head)
+    size = end - start
+    if kind == compression.NONE:
+        if size == 0:
+            return LayerScan([], kind, 0, warnings=[f"layer blob {where} is empty (0 bytes); read as an empty layer"])
+        if not looks_like_tar(bytes(buf[start : min(end, start + BLOCK)])):
+            raise SourceError(monitor.source, f"layer blob {where} is not a tar archive")
+        members = []
+        for member in scan_buffer(buf, start, end):
+            members.append(member)
+            if len(members) & 0x3FFF == 0:
+                monitor.tick(member.offset)
+        return LayerScan(members, kind, size, tar_size=size)
+    blob = HashingReader(compression.buffer_reader(buf, start, end))
+    return _scan_compressed(kind, blob, size, where, monitor)
+
+
+def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, monitor: Monitor) -> LayerScan:
+    """Decompress a layer blob once, hashing each file's content on the way."""
+    tar = HashingReader(compression.open_reader(kind, blob.read))
+    members = []
+    for member in scan_stream(tar.read, hash_files=True):
+        members.append(member)
+        if len(members) & 0x3FF == 0:
+            monitor.tick(blob.count)
+    tar.drain()  # trailing bytes after the end marker still count for the digests
+    blob.drain()
+    if blob.count != size:
+        raise DecompressError(f"layer blob {where} has {size} bytes but its stream ended at {blob.count}")
+    return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=tar.count)
+
+
+def scan_layer_errors(source: str, where: str, exc: Exception) -> SourceError:
+    """Turn a low-level read error in a layer into a source error that names the layer."""
+    return SourceError(source, f"layer {where} is damaged: {exc}", "the archive may be truncated or corrupt")
+
+
+class TarFileContainer(Container):
+    """An uncompressed tar on disk, mapped into memory so headers are read in place."""
+
+    def __init__(self, path: str, monitor: Monitor) -> None:
+        self.path = path
+        self._file = open(path, "rb")
+        try:
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:
+            self._file.close()
+            raise SourceError(path, "the file is empty", "expected a container image archive") from None
+        self._members: dict[str, TarMember] = {}
+        try:
+            for member in scan_buffer(self._map):
+                self._members[clean_name(member.name)] = member
+        except TarFormatError as exc:
+            self.close()
+            raise SourceError(path, f"broken tar archive: {exc}", "the file may be truncated or corrupt") from None
+        self._files = {n for n, m in self._members.items() if m.type != "5"}
+
+    def names(self) -> set[str]:
+        return self._files
+
+    def resolve(self, name: str) -> str:
+        name = clean_name(name)
+        for _ in range(40):  # a link loop must not hang us
+            member = self._members.get(name)
+            if member is None or member.type not in "12":
+                return name
+            if member.type == "2":
+                name = clean_name(posixpath.join(posixpath.dirname(name), member.linkname))
+            else:
+                name = clean_name(member.linkname)
+        raise SourceError(self.path, f"too many levels of links at {name}")
+
+    def _member(self, name: str) -> TarMember:
+        member = self._members.get(self.resolve(name))
+        if member is None or member.type not in "07":
+            raise SourceError(self.path, f"{name} is missing from the archive")
+        return member
+
+    def read_document(self, name: str) -> bytes:
+        member = self._member(name)
+        if member.size > MAX_DOCUMENT:
+            raise SourceError(self.path, f"{name} is {member.size} bytes, too large for a JSON document")
+        if member.offset + member.size > len(self._map):
+            raise SourceError(self.path, f"{name} is cut short", "the archive is truncated")
+        return self._map[member.offset : member.offset + member.size]
+
+    def size(self, name: str) -> int:
+        return self._member(name).size
+
+    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+        member = self._member(name)
+        end = member.offset + member.size
+        if end > len(self._map):
+            raise SourceError(self.path, f"layer {name} is cut short", "the archive is truncated")
+        try:
+            return _scan_range(self._map, member.offset, end, name, monitor)
+        except (TarFormatError, DecompressError) as exc:
+            raise scan_layer_errors(self.path, name, exc) from None
+
+    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+        member = self._member(name)
+        start = member.offset + offset
+        if compression.sniff(self._map[member.offset : member.offset + 6]) != compression.NONE:
+            return None
+        if offset + size > member.size:
+            raise SourceError(self.path, f"layer {name} is cut short", "the archive is truncated")
+        return self._map[start : start + size]
+
+    def close(self) -> None:
+        if getattr(self, "_map", None) is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # a view is still alive; the map goes when it does
+            self._map = None  # type: ignore[assignment]
+        self._file.close()
+
+
+class FolderContainer(Container):
+    """A folder on disk (an OCI image layout): each name is a file below the root."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._root = os.path.abspath(path)
+
+    def _file(self, name: str) -> str:
+        name = clean_name(name)
+        full = os.path.join(self._root, name)
+        # Never read outside the folder, even through a symlink planted in it.
+        if os.path.commonpath([os.path.realpath(full), os.path.realpath(self._root)]) != os.path.realpath(self._root):
+            raise SourceError(self.path, f"{name} points outside the folder")
+        return full
+
+    def names(self) -> set[str]:
+        found = set()
+        for top, _dirs, files in os.walk(self._root):
+            rel = os.path.relpath(top, self._root)
+            for f in files:
+                found.add(clean_name(f if rel == "." else f"{rel}/{f}"))
+        return found
+
+    def has(self, name: str) -> bool:
+        try:
+            return os.path.isfile(self._file(name))
+        except SourceError:
+            return False
+
+    def read_document(self, name: str) -> bytes:
+        full = self._file(name)
+        try:
+            if os.path.getsize(full) > MAX_DOCUMENT:
+                raise SourceError(self.path, f"{name} is too large for a JSON document")
+            with open(full, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise SourceError(self.path, f"{name} is missing from the folder") from None
+        except OSError as exc:
+            raise SourceError(self.path, f"cannot read {name}: {exc.strerror}") from None
+
+    def size(self, name: str) -> int:
+        try:
+            return os.path.getsize(self._file(name))
+        except OSError:
+            raise SourceError(self.path, f"{name} is missing from the folder") from None
+
+    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+        full = self._file(name)
+        try:
+            with open(full, "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return _scan_range(b"", 0, 0, name, monitor)
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                    return _scan_range(buf, 0, len(buf), name, monitor)
+        except FileNotFoundError:
+            raise SourceError(self.path, f"layer blob {name} is missing from the folder") from None
+        except (TarFormatError, DecompressError) as exc:
+            raise scan_layer_errors(self.path, name, exc) from None
+
+    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+        try:
+            with open(self._file(name), "rb") as f:
+                if compression.sniff(f.read(6)) != compression.NONE:
+                    return None
+                f.seek(offset)
+                data = f.read(size)
+        except OSError as exc:
+            raise SourceError(self.path, f"cannot read {name}: {exc.strerror}") from None
+        if len(data) != size:
+            raise SourceError(self.path, f"layer blob {name} is cut short")
+        return data
+
+
+class StreamContainer(Container):
+    """A compressed tar (``docker save | gzip``): read once, indexing every layer on the way.
+
+    The JSON that names the layers may come last in the stream, so every blob that looks
+    like a layer is indexed as it passes, and the format reader picks the ones it needs.
+    """
+
+    def __init__(self, path: str, kind: str, monitor: Monitor) -> None:
+        self.path = path
+        self.compression = kind
+        self._docs: dict[str, bytes] = {}
+        self._layers: dict[str, LayerScan] = {}
+        self._sizes: dict[str, int] = {}
+        self._links: dict[str, tuple[str, str]] = {}
+        try:
+            with open(path, "rb") as f:
+                outer = HashingReader(f.read)
+                self._walk(compression.open_reader(kind, outer.read), monitor, outer)
+        except (TarFormatError, DecompressError) as exc:
+            raise SourceError(path, f"broken {kind}-compressed archive: {exc}", "the file may be truncated or corrupt") from None
+
+    def _walk(self, read: Callable[[int], bytes], monitor: Monitor, outer: HashingReader) -> None:
+        for member, data in scan_stream_with_data(read):
+            monitor.tick(outer.count)
+            name = clean_name(member.name)
+            if member.type in "12":
+                self._links[name] = (member.type, member.linkname)
+                continue
+            if member.type not in "07":
+                continue
+            self._sizes[name] = member.size
+            head = data(BLOCK)
+            kind = compression.sniff(head)
+            if kind != compression.NONE or looks_like_tar(head):
+                self._layers[name] = self._scan_member(kind, head, data, member.size, name, monitor)
+            elif member.size <= MAX_DOCUMENT:
+                self._docs[name] = head + _read_all(data)
+
+    def _scan_member(self, kind: str, head: bytes, data: Callable[[int], bytes], size: int, name: str, monitor: Monitor) -> LayerScan:
+        """Index one layer as it streams past."""
+        reader = _Prefixed(head, data)
+        blob = HashingReader(reader.read)
+        if kind == compression.NONE:
+            members = list(scan_stream(blob.read, hash_files=True))
+            blob.drain()
+            return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=size)
+        return _scan_compressed(kind, blob, size, name, monitor)
+
+    def names(self) -> set[str]:
+        return set(self._sizes)
+
+    def resolve(self, name: str) -> str:
+        name = clean_name(name)
+        for _ in range(40):
+            link = self._links.get(name)
+            if link is None:
+                return name
+            kind, target = link
+            base = posixpath.dirname(name) if kind == "2" else ""
+            name = clean_name(posixpath.join(base, target))
+        raise SourceError(self.path, f"too many levels of links at {name}")
+
+    def read_document(self, name: str) -> bytes:
+        real = self.resolve(name)
+        if real in self._docs:
+            return self._docs[real]
+        raise SourceError(self.path, f"{name} is missing from the archive")
+
+    def size(self, name: str) -> int:
+        real = self.resolve(name)
+        if real not in self._sizes:
+            raise SourceError(self.path, f"{name} is missing from the archive")
+        return self._sizes[real]
+
+    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+        real = self.resolve(name)
+        if real in self._layers:
+            return self._layers[real]
+        if real in self._docs:
+            raise SourceError(self.path, f"layer blob {name} is not a tar archive")
+        raise SourceError(self.path, f"layer blob {name} is missing from the archive")
+
+
+class _Prefixed:
+    """A reader that first returns bytes already peeked, then the rest of the stream."""
+
+    def __init__(self, head: bytes, read: Callable[[int], bytes]) -> None:
+        self._head = head
+        self._read = read
+
+    def read(self, size: int = 1 << 20) -> bytes:
+        if self._head:
+            out, self._head = self._head, b""
+            return out
+        return self._read(size)
+
+
+def _read_all(read: Callable[[int], bytes]) -> bytes:
+    """Everything a reader has left."""
+    parts = []
+    while chunk := read(1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)

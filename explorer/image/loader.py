@@ -1,0 +1,192 @@
+"""Loading one image of a source: config, history, layer indexes and the layered tree."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.image import compression
+from explorer.image.container import LayerScan
+from explorer.image.errors import SourceError
+from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
+from explorer.image.plan import ImagePlan, read_json
+from explorer.image.progress import Monitor
+from explorer.image.source import Source
+from explorer.tree.index import LayerTree, apply_layer
+
+DOCKER_LAYER_TYPES = {
+    compression.NONE: "application/vnd.docker.image.rootfs.diff.tar",
+    compression.GZIP: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    compression.ZSTD: "application/vnd.oci.image.layer.v1.tar+zstd",
+}
+
+
+@dataclass
+class Image:
+    """One loaded image: what it is, its layers and history, and its layered filesystem."""
+
+    source: SourceInfo
+    ref: ImageRef
+    tags: list[str]
+    config_digest: str
+    platform: str
+    created: str
+    config: dict[str, Any]
+    layers: list[LayerInfo]
+    history: list[HistoryEntry]
+    tree: LayerTree
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None) -> Image:
+    """Read the config and every layer of ``ref`` and build its layered tree."""
+    monitor = monitor or Monitor(source.info.path)
+    plan: ImagePlan = ref.locator
+    container = source.container
+    path = source.info.path
+    config = plan.config if plan.config is not None else read_json(container, plan.config_name, plan.config_digest)
+    if not isinstance(config, dict):
+        raise SourceError(path, f"config {plan.config_name} is not a JSON object")
+    warnings = list(plan.warnings)
+    diff_ids = _diff_ids(config)
+    if len(diff_ids) != len(plan.layers):
+        warnings.append(
+            f"the config lists {len(diff_ids)} diff_ids but the manifest {len(plan.layers)} layers"
+        )
+    tree = LayerTree(len(plan.layers))
+    reader = _ContentReader(source, plan)
+    scans: list[LayerScan] = []
+    for i, layer in enumerate(plan.layers):
+        monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
+        scan = container.scan_layer(layer.blob, monitor)
+        _verify(path, i, layer.digest, diff_ids[i] if i < len(diff_ids) else "", scan)
+        warnings.extend(scan.warnings)
+        scans.append(scan)
+        reader.scans.append(scan)
+        monitor.begin(f"applying layer {i + 1} of {len(plan.layers)}", i, len(plan.layers))
+        apply_layer(tree, i, scan.members, reader.digest)
+        scan.members = []  # the tree has what it needs; drop the raw list
+    history = _history(config, len(plan.layers), warnings)
+    layers = _layers(plan, scans, diff_ids, history, tree)
+    warnings.extend(tree.warnings)
+    return Image(
+        source=source.info,
+        ref=ref,
+        tags=list(plan.tags),
+        config_digest=ref.config_digest,
+        platform=plan.platform,
+        created=str(config.get("created") or ""),
+        config=config,
+        layers=layers,
+        history=history,
+        tree=tree,
+        warnings=warnings,
+    )
+
+
+def _diff_ids(config: dict[str, Any]) -> list[str]:
+    """``rootfs.diff_ids`` of a config, as strings."""
+    rootfs = config.get("rootfs")
+    ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    return [str(d) for d in ids] if isinstance(ids, list) else []
+
+
+def _verify(path: str, index: int, digest: str, diff_id: str, scan: LayerScan) -> None:
+    """Check the digests the scan could compute without extra reading."""
+    if scan.blob_digest is None:
+        return  # an uncompressed blob read by headers only; `--verify` reads it all
+    if digest and digest.startswith("sha256:") and scan.blob_digest != digest:
+        raise SourceError(
+            path,
+            f"digest mismatch for layer {index}: expected {digest}, found {scan.blob_digest}",
+            "the archive is corrupt or was modified",
+        )
+    if scan.compression == compression.NONE and diff_id and not digest and scan.blob_digest != diff_id:
+        raise SourceError(
+            path,
+            f"layer {index} does not match its diff_id: expected {diff_id}, found {scan.blob_digest}",
+            "the archive is corrupt or was modified",
+        )
+
+
+def _history(config: dict[str, Any], layer_count: int, warnings: list[str]) -> list[HistoryEntry]:
+    """History entries mapped to layers in order; no mapping is invented when counts disagree."""
+    raw = config.get("history")
+    items = [h for h in raw if isinstance(h, dict)] if isinstance(raw, list) else []
+    non_empty = sum(1 for h in items if not h.get("empty_layer"))
+    mapped = non_empty == layer_count
+    if items and not mapped:
+        warnings.append(
+            f"history has {non_empty} steps that made layers but the image has {layer_count} layers; "
+            "history is not tied to layers"
+        )
+    out, layer = [], 0
+    for i, h in enumerate(items):
+        empty = bool(h.get("empty_layer"))
+        out.append(
+            HistoryEntry(
+                index=i,
+                created=str(h.get("created") or ""),
+                created_by=str(h.get("created_by") or ""),
+                author=str(h.get("author") or ""),
+                comment=str(h.get("comment") or ""),
+                empty_layer=empty,
+                layer=layer if (mapped and not empty) else None,
+            )
+        )
+        if not empty:
+            layer += 1
+    return out
+
+
+def _layers(plan: ImagePlan, scans: list[LayerScan], diff_ids: list[str], history: list[HistoryEntry], tree: LayerTree) -> list[LayerInfo]:
+    """The per-layer summary."""
+    by_layer = {h.layer: h for h in history if h.layer is not None}
+    out = []
+    for i, (ref, scan) in enumerate(zip(plan.layers, scans)):
+        counts = {"added": 0, "modified": 0, "removed": 0}
+        for _path, change in tree.changes[i]:
+            counts[change] += 1
+        diff_id = diff_ids[i] if i < len(diff_ids) else ""
+        if ref.digest:
+            digest = ref.digest
+        elif scan.compression != compression.NONE and scan.blob_digest:
+            digest = scan.blob_digest
+        else:
+            digest = diff_id
+        h = by_layer.get(i)
+        stats = tree.stats[i]
+        out.append(
+            LayerInfo(
+                index=i,
+                diff_id=diff_id,
+                digest=digest,
+                media_type=ref.media_type or DOCKER_LAYER_TYPES.get(scan.compression, ""),
+                compression=scan.compression,
+                blob_size=scan.blob_size,
+                size=stats.size,
+                entries=stats.entries,
+                history=h.index if h else None,
+                created_by=h.created_by if h else "",
+                **counts,
+            )
+        )
+    return out
+
+
+class _ContentReader:
+    """Reads file bytes from uncompressed layer blobs, for the few content comparisons needed."""
+
+    def __init__(self, source: Source, plan: ImagePlan) -> None:
+        self.source = source
+        self.plan = plan
+        self.scans: list[LayerScan] = []
+
+    def digest(self, entry: Entry, data_layer: int) -> str | None:
+        """sha256 of an entry's content, or None when it cannot be read."""
+        if entry.offset < 0 or data_layer >= len(self.scans):
+            return None
+        blob = self.plan.layers[data_layer].blob
+        data = self.source.container.read_range(blob, entry.offset, entry.size)
+        return hashlib.sha256(data).hexdigest() if data is not None else None

@@ -1,0 +1,210 @@
+"""Opening a source: detect its format by content, list its images, load one of them."""
+
+from __future__ import annotations
+
+import os
+import platform as host_platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.image import compression, docker_archive, oci
+from explorer.image.container import Container, FolderContainer, StreamContainer, TarFileContainer
+from explorer.image.errors import SelectionError, SourceError
+from explorer.image.model import ImageRef, Platform, SourceInfo
+from explorer.image.plan import ImagePlan, LayerRef, digest_of, read_json
+from explorer.image.progress import Monitor
+from explorer.image.tar_index import BLOCK, looks_like_tar
+
+DOCKER_ARCHIVE, DOCKER_OCI, OCI_ARCHIVE, OCI_LAYOUT = "docker-archive", "docker-oci", "oci-archive", "oci-layout"
+
+
+@dataclass
+class Source:
+    """An opened source: its format, the images it offers, and the archive to read them from."""
+
+    info: SourceInfo
+    images: list[ImageRef]
+    container: Container
+    notes: list[str] = field(default_factory=list)
+
+    def select(self, image: str | None = None, platform: str | None = None) -> ImageRef:
+        """Pick an image by tag, position or config digest (prefix), and by platform."""
+        return select_image(self.images, image, platform, self.info.path)
+
+    def close(self) -> None:
+        """Release the archive."""
+        self.container.close()
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_source(path: str, monitor: Monitor | None = None) -> Source:
+    """Open an archive file or an OCI layout folder, detecting the format from its content."""
+    monitor = monitor or Monitor(path)
+    monitor.source = path
+    container = _open_container(path, monitor)
+    try:
+        fmt, plans, notes = _read_plans(container)
+        for plan in plans:
+            _read_config(container, plan, notes)
+        images = [
+            ImageRef(i, tuple(p.tags), p.config_digest, p.platform, p.manifest_digest, locator=p)
+            for i, p in enumerate(plans)
+        ]
+        if not images:
+            raise SourceError(path, "the archive holds no image", "; ".join(notes) or "its index lists no manifest")
+        return Source(SourceInfo(path, fmt, container.compression), images, container, notes)
+    except BaseException:
+        container.close()
+        raise
+
+
+def _open_container(path: str, monitor: Monitor) -> Container:
+    """The right container for what the path holds."""
+    if os.path.isdir(path):
+        return FolderContainer(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(BLOCK)
+    except FileNotFoundError:
+        raise SourceError(path, "no such file or folder") from None
+    except IsADirectoryError:
+        raise SourceError(path, "is a folder but cannot be listed") from None
+    except OSError as exc:
+        raise SourceError(path, f"cannot read: {exc.strerror}") from None
+    kind = compression.sniff(head)
+    if kind != compression.NONE:
+        monitor.begin(f"reading {kind}-compressed archive", total=os.path.getsize(path))
+        return StreamContainer(path, kind, monitor)
+    if not head:
+        raise SourceError(path, "the file is empty", "expected a container image archive (docker save, podman save, OCI)")
+    if not looks_like_tar(head):
+        raise SourceError(
+            path,
+            "not a container image archive (neither a tar nor gzip, zstd, xz or bzip2 data)",
+            "open a file written by docker save, podman save or an OCI tool",
+        )
+    monitor.begin("reading archive", total=os.path.getsize(path))
+    return TarFileContainer(path, monitor)
+
+
+def _read_plans(container: Container) -> tuple[str, list[ImagePlan], list[str]]:
+    """Decide the layout from which files exist, and read its image plans."""
+    has_index = container.has("index.json")
+    has_manifest = container.has("manifest.json")
+    folder = isinstance(container, FolderContainer)
+    if has_manifest and has_index:
+        walk = oci.read_plans(container)
+        plans = docker_archive.read_plans(container)
+        _merge_oci(plans, walk.plans)
+        return (OCI_LAYOUT if folder else DOCKER_OCI), plans, walk.notes
+    if has_index:
+        walk = oci.read_plans(container)
+        return (OCI_LAYOUT if folder else OCI_ARCHIVE), walk.plans, walk.notes
+    if has_manifest:
+        return DOCKER_ARCHIVE, docker_archive.read_plans(container), []
+    what = "folder" if folder else "tar archive"
+    raise SourceError(
+        container.path,
+        f"a {what}, but not a container image: it has neither manifest.json nor index.json",
+        "open a file written by docker save, podman save or an OCI tool",
+    )
+
+
+def _read_config(container: Container, plan: ImagePlan, notes: list[str]) -> None:
+    """Read (and verify) an image's config early: the platform and created time list it."""
+    try:
+        config = read_json(container, plan.config_name, plan.config_digest)
+    except SourceError as exc:
+        notes.append(exc.reason)
+        return
+    if not isinstance(config, dict):
+        notes.append(f"config {plan.config_name} is not a JSON object")
+        return
+    plan.config = config
+    if not plan.platform and config.get("os") and config.get("architecture"):
+        plan.platform = f"{config['os']}/{config['architecture']}"
+        if config.get("variant"):
+            plan.platform += f"/{config['variant']}"
+    if not plan.config_digest:
+        plan.config_digest = digest_of(container.read_document(plan.config_name))
+
+
+def _merge_oci(plans: list[ImagePlan], oci_plans: list[ImagePlan]) -> None:
+    """Give docker-oci images the descriptors (media types, digests) their OCI manifest has."""
+    by_config = {p.config_digest: p for p in oci_plans}
+    for plan in plans:
+        match = by_config.get(plan.config_digest)
+        if match is None:
+            continue
+        plan.manifest_digest = match.manifest_digest
+        plan.platform = plan.platform or match.platform
+        if [l.blob for l in match.layers] == [l.blob for l in plan.layers]:
+            plan.layers = [LayerRef(l.blob, l.digest, l.media_type, l.size) for l in match.layers]
+        else:
+            plan.warnings.append(
+                "manifest.json and the OCI manifest list different layers; manifest.json is used"
+            )
+
+
+def host() -> str:
+    """The running machine's platform, spelled as in image configs."""
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+            "armv7l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
+    return f"linux/{arch.get(host_platform.machine().lower(), host_platform.machine().lower())}"
+
+
+def select_image(images: list[ImageRef], image: str | None, platform: str | None, source: str) -> ImageRef:
+    """The image a user asked for (see ``report --image`` and ``--platform``)."""
+    found = list(images)
+    if image is not None:
+        found = _match_image(found, image, source)
+    if platform is not None:
+        try:
+            wanted = Platform.parse(platform)
+        except ValueError as exc:
+            raise SelectionError(str(exc)) from None
+        found = [i for i in found if _platform_matches(i.platform, wanted)]
+        if not found:
+            offered = ", ".join(sorted({i.platform or "unknown" for i in images}))
+            raise SelectionError(f"{source}: no image for platform {platform} (offered: {offered})")
+    if image is None and platform is None and len({i.platform for i in found}) > 1:
+        mine = [i for i in found if i.platform.startswith(host())]
+        found = mine or found
+    return found[0]
+
+
+def _platform_matches(text: str, wanted: Platform) -> bool:
+    """Whether an image's ``os/arch[/variant]`` satisfies the requested platform."""
+    try:
+        have = Platform.parse(text)
+    except ValueError:
+        return False
+    if (have.os, have.architecture) != (wanted.os, wanted.architecture):
+        return False
+    return not wanted.variant or have.variant == wanted.variant
+
+
+def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef]:
+    """Images matching a tag, a position, or a config digest (or a unique prefix of it)."""
+    if ref.isdigit():
+        pos = int(ref)
+        if pos >= len(images):
+            raise SelectionError(f"{source}: no image at position {pos} (it holds {len(images)})")
+        return [images[pos]]
+    tagged = [i for i in images if ref in i.tags or any(t.endswith("/" + ref) for t in i.tags)]
+    if tagged:
+        return tagged
+    prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
+    by_digest = [i for i in images if i.config_digest.startswith(prefix)]
+    configs = {i.config_digest for i in by_digest}
+    if len(configs) > 1:
+        raise SelectionError(f"{source}: {ref} matches {len(configs)} images; give more of the digest")
+    if by_digest:
+        return by_digest
+    tags = ", ".join(t for i in images for t in i.tags) or "none"
+    raise SelectionError(f"{source}: no image {ref!r} (tags: {tags}; or give a position 0..{len(images) - 1} or a config digest)")

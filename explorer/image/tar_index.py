@@ -1,0 +1,401 @@
+"""A fast tar header reader: lists members and their data offsets without reading file data.
+
+Python's ``tarfile`` keeps a TarInfo object per member and is slow per header; image layers
+can hold hundreds of thousands of entries, so this reader parses only what the explorer
+needs and seeks (or, on a stream, skips) over file data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from typing import BinaryIO, Callable, Iterator, NamedTuple
+from urllib.parse import unquote_to_bytes
+
+BLOCK = 512
+ZERO_BLOCK = bytes(BLOCK)
+CHUNK = 1 << 20
+# A PAX or GNU long-name record larger than this is not a name but an attack or corruption.
+MAX_META = 16 << 20
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
+_REGULAR = frozenset("07\0")
+
+
+class TarFormatError(Exception):
+    """The bytes are not a valid tar stream (or are cut short); the message says where."""
+
+
+class TarMember(NamedTuple):
+    """One tar entry as stored: name not normalised, sizes and offsets in the tar stream."""
+
+    name: str
+    type: str  # the tar type flag: '0' file, '1' hardlink, '2' symlink, '5' dir, ...
+    mode: int
+    uid: int
+    gid: int
+    size: int  # bytes of data stored in the tar
+    mtime: float
+    linkname: str
+    offset: int  # where the data starts in the (uncompressed) tar stream
+    xattrs: dict[str, bytes] | None
+    digest: str | None  # sha256 of the data, when the scan hashed it
+    header_offset: int
+
+
+def _number(field: bytes) -> int:
+    """Decode a tar numeric field: octal text, or GNU base-256 when the high bit is set."""
+    if field and field[0] & 0x80:
+        value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+        if field[0] & 0x40:  # negative in two's complement
+            value -= 1 << (8 * len(field) - 1)
+        return value
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+def _cstring(field: bytes) -> bytes:
+    """The bytes of a NUL-terminated header field."""
+    end = field.find(b"\0")
+    return field if end < 0 else field[:end]
+
+
+def header_checksum_ok(header: bytes) -> bool:
+    """Whether a header's stored checksum matches (signed or unsigned sum, as tar allows)."""
+    try:
+        stored = _number(header[148:156])
+    except ValueError:
+        return False
+    body = header[:148] + b"        " + header[156:]
+    if sum(body) == stored:
+        return True
+    return sum(b - 256 if b > 127 else b for b in body) == stored
+
+
+def looks_like_tar(head: bytes) -> bool:
+    """Whether the first bytes of a stream look like a tar header (magic or a valid checksum)."""
+    if len(head) < BLOCK:
+        return False
+    block = head[:BLOCK]
+    if block == ZERO_BLOCK:
+        return True  # an empty archive: only the end marker
+    if block[257:262] == b"ustar":
+        return header_checksum_ok(block)
+    return header_checksum_ok(block) and block[0] != 0
+
+
+def _parse_pax(data: bytes, where: int) -> dict[str, bytes]:
+    """Parse PAX extended-header records ("<len> <key>=<value>\\n")."""
+    records: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(data):
+        if data[pos] == 0:  # padding after the last record
+            break
+        space = data.find(b" ", pos)
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise TarFormatError(f"malformed PAX record at byte {where + pos}") from None
+        if space < 0 or length <= 0 or pos + length > len(data):
+            raise TarFormatError(f"malformed PAX record at byte {where + pos}")
+        record = data[space + 1 : pos + length]
+        if not record.endswith(b"\n") or b"=" not in record:
+            raise TarFormatError(f"malformed PAX record at byte {where + pos}")
+        key, _, value = record[:-1].partition(b"=")
+        records[key.decode("utf-8", "surrogateescape")] = value
+        pos += length
+    return records
+
+
+def _xattrs_from_pax(pax: dict[str, bytes]) -> dict[str, bytes] | None:
+    """Extended attributes carried in PAX records (SCHILY and LIBARCHIVE spellings)."""
+    found: dict[str, bytes] = {}
+    for key, value in pax.items():
+        if key.startswith("SCHILY.xattr."):
+            found[key[13:]] = value
+        elif key.startswith("LIBARCHIVE.xattr."):
+            name = unquote_to_bytes(key[17:]).decode("utf-8", "surrogateescape")
+            try:
+                found[name] = base64.b64decode(value + b"=" * (-len(value) % 4))
+            except ValueError:
+                found[name] = value
+    return found or None
+
+
+class _Source:
+    """Where the scanner gets blocks: a memory buffer (mmap) or a stream."""
+
+    pos: int
+
+    def block(self) -> bytes:
+        raise NotImplementedError
+
+    def data(self, size: int) -> bytes:
+        raise NotImplementedError
+
+    def skip(self, size: int, hasher: "hashlib._Hash | None") -> None:
+        raise NotImplementedError
+
+
+class _BufferSource(_Source):
+    """Blocks sliced from a buffer that holds the whole tar (bytes or an mmap range)."""
+
+    def __init__(self, buf: bytes | memoryview, start: int, end: int) -> None:
+        self.buf = buf
+        self.base = start
+        self.pos = 0
+        self.end = end - start
+
+    def block(self) -> bytes:
+        at = self.base + self.pos
+        if self.pos + BLOCK > self.end:
+            if self.pos >= self.end:
+                return b""
+            raise TarFormatError(f"truncated tar header at byte {self.pos}")
+        self.pos += BLOCK
+        return self.buf[at : at + BLOCK]
+
+    def data(self, size: int) -> bytes:
+        if self.pos + size > self.end:
+            raise TarFormatError(f"tar entry data cut short at byte {self.end}")
+        at = self.base + self.pos
+        self.pos += (size + BLOCK - 1) // BLOCK * BLOCK
+        return bytes(self.buf[at : at + size])
+
+    def skip(self, size: int, hasher: "hashlib._Hash | None") -> None:
+        if self.pos + size > self.end:
+            raise TarFormatError(f"tar entry data cut short at byte {self.end}")
+        if hasher is not None:
+            at = self.base + self.pos
+            hasher.update(memoryview(self.buf)[at : at + size])
+        self.pos += (size + BLOCK - 1) // BLOCK * BLOCK
+        # Padding may be missing at the very end of a stream; that is harmless.
+        if self.pos > self.end:
+            self.pos = self.end
+
+
+class _StreamSource(_Source):
+    """Blocks read from a stream in large chunks, for compressed or piped data."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self.read = read
+        self.buf = b""
+        self.at = 0  # index into buf
+        self.pos = 0  # offset in the stream of buf[at]
+        self.eof = False
+
+    def _fill(self, need: int) -> bool:
+        """Make at least ``need`` bytes available from ``at``; False at end of stream."""
+        while len(self.buf) - self.at < need and not self.eof:
+            chunk = self.read(max(CHUNK, need))
+            if not chunk:
+                self.eof = True
+                break
+            self.buf = self.buf[self.at :] + chunk
+            self.at = 0
+        return len(self.buf) - self.at >= need
+
+    def limited(self, end: int) -> Callable[[int], bytes]:
+        """A reader of the stream up to offset ``end`` (one member's data)."""
+
+        def read(size: int = CHUNK) -> bytes:
+            want = min(size, end - self.pos)
+            if want <= 0:
+                return b""
+            if not self._fill(want):
+                raise TarFormatError(f"tar entry data cut short at byte {self.pos + len(self.buf) - self.at}")
+            out = self.buf[self.at : self.at + want]
+            self.at += len(out)
+            self.pos += len(out)
+            return out
+
+        return read
+
+    def finish(self, offset: int, size: int) -> None:
+        """Skip what is left of a member's data and its padding."""
+        left = offset + size - self.pos
+        if left > 0:
+            self._consume(left, None, tolerate_short=False)
+        pad = -size % BLOCK
+        if pad:
+            self._consume(pad, None, tolerate_short=True)
+
+    def block(self) -> bytes:
+        if not self._fill(BLOCK):
+            if len(self.buf) == self.at:
+                return b""
+            raise TarFormatError(f"truncated tar header at byte {self.pos}")
+        b = self.buf[self.at : self.at + BLOCK]
+        self.at += BLOCK
+        self.pos += BLOCK
+        return b
+
+    def data(self, size: int) -> bytes:
+        padded = (size + BLOCK - 1) // BLOCK * BLOCK
+        if not self._fill(size):
+            raise TarFormatError(f"tar entry data cut short at byte {self.pos + len(self.buf) - self.at}")
+        out = self.buf[self.at : self.at + size]
+        self._consume(padded, None, tolerate_short=True)
+        return out
+
+    def skip(self, size: int, hasher: "hashlib._Hash | None") -> None:
+        self._consume(size, hasher, tolerate_short=False)
+        pad = -size % BLOCK
+        if pad:
+            self._consume(pad, None, tolerate_short=True)
+
+    def _consume(self, size: int, hasher: "hashlib._Hash | None", tolerate_short: bool) -> None:
+        left = size
+        while left:
+            avail = len(self.buf) - self.at
+            if avail == 0:
+                chunk = b"" if self.eof else self.read(CHUNK)
+                if not chunk:
+                    self.eof = True
+                    if tolerate_short:
+                        return
+                    raise TarFormatError(f"tar entry data cut short at byte {self.pos}")
+                self.buf, self.at = chunk, 0
+                avail = len(chunk)
+            take = min(avail, left)
+            if hasher is not None:
+                hasher.update(memoryview(self.buf)[self.at : self.at + take])
+            self.at += take
+            self.pos += take
+            left -= take
+
+
+def scan_buffer(buf: bytes | memoryview, start: int = 0, end: int | None = None) -> Iterator[TarMember]:
+    """List the members of a tar held in ``buf[start:end]`` (an mmap works), reading headers only."""
+    return _scan(_BufferSource(buf, start, len(buf) if end is None else end), hash_files=False)
+
+
+def scan_stream(stream: BinaryIO | Callable[[int], bytes], hash_files: bool = True) -> Iterator[TarMember]:
+    """List the members of a tar read from a stream; optionally hash each regular file's data."""
+    read = stream if callable(stream) else stream.read
+    return _scan(_StreamSource(read), hash_files=hash_files)
+
+
+def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMember, Callable[[int], bytes]]]:
+    """Walk a tar stream, handing out each member with a reader of its data.
+
+    What the consumer leaves unread is skipped when it asks for the next member.
+    """
+    return _scan(_StreamSource(read), hash_files=False, hand_out=True)  # type: ignore[return-value]
+
+
+def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[TarMember]:
+    """Walk tar headers, folding PAX and GNU long-name records into the member they describe."""
+    unpack = _HEADER.unpack_from
+    pax: dict[str, bytes] | None = None
+    global_pax: dict[str, bytes] = {}
+    long_name: bytes | None = None
+    long_link: bytes | None = None
+    first = True
+    while True:
+        header_at = src.pos
+        hdr = src.block()
+        if not hdr:
+            return  # a stream that ends on a header boundary without the end marker
+        if hdr == ZERO_BLOCK:
+            return
+        if first and not header_checksum_ok(hdr):
+            raise TarFormatError("not a tar archive (bad header checksum at byte 0)")
+        first = False
+        (name, mode, uid, gid, size, mtime, _chk, typ, link, magic, _ver,
+         _un, _gn, _dmaj, _dmin, prefix) = unpack(hdr)
+        try:
+            size_n = _number(size)
+            kind = typ.decode("latin-1")
+            if kind in "xXgLK":
+                if size_n > MAX_META:
+                    raise TarFormatError(f"tar meta record of {size_n} bytes at byte {header_at}")
+                payload = src.data(size_n)
+                if kind == "x" or kind == "X":
+                    pax = _parse_pax(payload, header_at)
+                elif kind == "g":
+                    global_pax.update(_parse_pax(payload, header_at))
+                elif kind == "L":
+                    long_name = _cstring(payload)
+                else:
+                    long_link = _cstring(payload)
+                continue
+            mode_n = _number(mode)
+            uid_n = _number(uid)
+            gid_n = _number(gid)
+            mtime_n: float = _number(mtime)
+        except ValueError:
+            if not header_checksum_ok(hdr):
+                raise TarFormatError(f"corrupt tar header at byte {header_at} (bad checksum)") from None
+            raise TarFormatError(f"malformed number in tar header at byte {header_at}") from None
+        if long_name is not None:
+            raw_name = long_name
+        else:
+            raw_name = _cstring(name)
+            if magic == b"ustar\0" and prefix[0]:
+                raw_name = _cstring(prefix) + b"/" + raw_name
+        raw_link = long_link if long_link is not None else _cstring(link)
+        long_name = long_link = None
+        xattrs = None
+        if pax is not None or global_pax:
+            merged = {**global_pax, **(pax or {})}
+            pax = None
+            if "path" in merged:
+                raw_name = merged["path"]
+            if "linkpath" in merged:
+                raw_link = merged["linkpath"]
+            try:
+                if "size" in merged:
+                    size_n = int(merged["size"])
+                if "uid" in merged:
+                    uid_n = int(merged["uid"])
+                if "gid" in merged:
+                    gid_n = int(merged["gid"])
+                if "mtime" in merged:
+                    mtime_n = float(merged["mtime"])
+            except ValueError:
+                raise TarFormatError(f"malformed PAX number for the entry at byte {header_at}") from None
+            xattrs = _xattrs_from_pax(merged)
+        if size_n < 0:
+            raise TarFormatError(f"negative size in tar header at byte {header_at}")
+        # Like Go's archive/tar: these types carry no data, whatever the size field says.
+        data_size = 0 if kind in "123456" else size_n
+        if kind == "\0":
+            kind = "0"
+        offset = src.pos
+        digest = None
+        if hand_out:
+            assert isinstance(src, _StreamSource)
+            member = TarMember(
+                raw_name.decode("utf-8", "surrogateescape"), kind, mode_n & 0o7777, uid_n, gid_n,
+                size_n if kind in _REGULAR else 0, mtime_n, raw_link.decode("utf-8", "surrogateescape"),
+                offset, xattrs, None, header_at,
+            )
+            yield member, src.limited(offset + data_size)  # type: ignore[misc]
+            src.finish(offset, data_size)
+            continue
+        if hash_files and kind in _REGULAR and data_size:
+            hasher = hashlib.sha256()
+            src.skip(data_size, hasher)
+            digest = hasher.hexdigest()
+        else:
+            if data_size:
+                src.skip(data_size, None)
+            if hash_files and kind in _REGULAR:
+                digest = EMPTY_SHA256
+        yield TarMember(
+            raw_name.decode("utf-8", "surrogateescape"),
+            kind,
+            mode_n & 0o7777,
+            uid_n,
+            gid_n,
+            size_n if kind in _REGULAR else 0,
+            mtime_n,
+            raw_link.decode("utf-8", "surrogateescape"),
+            offset,
+            xattrs,
+            digest,
+            header_at,
+        )
