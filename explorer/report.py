@@ -1,0 +1,208 @@
+"""The ``layer-explorer report`` object (schema layer-explorer.report/1) and its text form."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable
+
+from explorer.image.loader import Image
+from explorer.image.model import Entry, ImageRef
+from explorer.tree.index import LayerTree
+
+SCHEMA = "layer-explorer.report/1"
+
+
+def path_sort_key(paths: Iterable[str]) -> Callable[[str], Any] | None:
+    """A key that sorts paths bytewise; None (plain str order) when that is already bytewise.
+
+    Code-point order equals UTF-8 byte order except for the surrogate escapes that stand
+    for undecodable bytes, so the slower bytes key is needed only when one is present.
+    """
+    for p in paths:
+        if not p.isascii() and any("\udc80" <= c <= "\udcff" for c in p):
+            return lambda s: s.encode("utf-8", "surrogateescape")
+    return None
+
+
+class _TimeFormatter:
+    """RFC 3339 UTC times, cached: images repeat the same few mtimes thousands of times."""
+
+    def __init__(self) -> None:
+        self._cache: dict[float, str] = {}
+
+    def __call__(self, t: float) -> str:
+        text = self._cache.get(t)
+        if text is None:
+            whole = int(t // 1)
+            try:
+                text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            except (OverflowError, OSError, ValueError):
+                text = "1970-01-01T00:00:00"
+            frac = t - whole
+            if frac:
+                text += f"{frac:.9f}"[1:].rstrip("0")
+            text += "Z"
+            self._cache[t] = text
+        return text
+
+
+def file_record(e: Entry, fmt_time: Callable[[float], str]) -> dict[str, Any]:
+    """One ``files`` item."""
+    return {
+        "path": e.path,
+        "type": e.type,
+        "mode": f"{e.mode:04o}",
+        "uid": e.uid,
+        "gid": e.gid,
+        "size": e.size,
+        "mtime": fmt_time(e.mtime),
+        "target": e.target,
+        "layer": e.layer,
+    }
+
+
+def _files(tree: LayerTree) -> list[dict[str, Any]]:
+    """The merged filesystem, sorted bytewise by path."""
+    entries = list(tree.merged())
+    key = path_sort_key(e.path for e in entries)
+    entries.sort(key=(lambda e: key(e.path)) if key else (lambda e: e.path))
+    fmt = _TimeFormatter()
+    return [file_record(e, fmt) for e in entries]
+
+
+def _changes(tree: LayerTree) -> list[list[dict[str, str]]]:
+    """Per layer, its net changes sorted bytewise by path."""
+    out = []
+    for layer_changes in tree.changes:
+        key = path_sort_key(p for p, _ in layer_changes)
+        items = sorted(layer_changes, key=(lambda c: key(c[0])) if key else (lambda c: c[0]))
+        out.append([{"path": p, "change": c} for p, c in items])
+    return out
+
+
+def _config(config: dict[str, Any]) -> dict[str, Any]:
+    """The runtime settings of a config, with stable types."""
+    c = config.get("config") if isinstance(config.get("config"), dict) else {}
+    ports = c.get("ExposedPorts") if isinstance(c.get("ExposedPorts"), dict) else {}
+    volumes = c.get("Volumes") if isinstance(c.get("Volumes"), dict) else {}
+    labels = c.get("Labels") if isinstance(c.get("Labels"), dict) else {}
+    return {
+        "env": list(c.get("Env") or []),
+        "cmd": c.get("Cmd"),
+        "entrypoint": c.get("Entrypoint"),
+        "working_dir": c.get("WorkingDir") or "",
+        "user": c.get("User") or "",
+        "labels": dict(labels),
+        "exposed_ports": sorted(ports),
+        "volumes": sorted(volumes),
+    }
+
+
+def image_list(images: list[ImageRef], selected: ImageRef) -> list[dict[str, Any]]:
+    """The ``images`` array: every image the source offers."""
+    return [
+        {
+            "index": i.index,
+            "tags": list(i.tags),
+            "config_digest": i.config_digest,
+            "platform": i.platform,
+            "selected": i.index == selected.index,
+        }
+        for i in images
+    ]
+
+
+def build_report(image: Image, images: list[ImageRef], source_path: str) -> dict[str, Any]:
+    """The whole report object."""
+    return {
+        "schema": SCHEMA,
+        "source": {"path": source_path, "format": image.source.format, "compression": image.source.compression},
+        "images": image_list(images, image.ref),
+        "image": {
+            "tags": image.tags,
+            "config_digest": image.config_digest,
+            "platform": image.platform,
+            "created": image.created,
+            "config": _config(image.config),
+            "layers": [
+                {
+                    "index": l.index,
+                    "diff_id": l.diff_id,
+                    "digest": l.digest,
+                    "media_type": l.media_type,
+                    "compression": l.compression,
+                    "blob_size": l.blob_size,
+                    "size": l.size,
+                    "entries": l.entries,
+                    "history": l.history,
+                    "created_by": l.created_by,
+                    "added": l.added,
+                    "modified": l.modified,
+                    "removed": l.removed,
+                }
+                for l in image.layers
+            ],
+            "history": [
+                {
+                    "index": h.index,
+                    "created": h.created,
+                    "created_by": h.created_by,
+                    "author": h.author,
+                    "comment": h.comment,
+                    "empty_layer": h.empty_layer,
+                    "layer": h.layer,
+                }
+                for h in image.history
+            ],
+            "files": _files(image.tree),
+            "changes": _changes(image.tree),
+            "warnings": list(image.warnings),
+        },
+    }
+
+
+def human_size(n: float) -> str:
+    """Bytes as people read them (1.9 MB)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def text_report(report: dict[str, Any]) -> str:
+    """A readable summary of a report object."""
+    img = report["image"]
+    src = report["source"]
+    lines = [
+        f"Source:   {src['path']}  ({src['format']}, outer compression {src['compression']})",
+        f"Image:    {', '.join(img['tags']) or '<untagged>'}",
+        f"Config:   {img['config_digest']}",
+        f"Platform: {img['platform'] or 'unknown'}    Created: {img['created'] or 'unknown'}",
+    ]
+    if len(report["images"]) > 1:
+        lines.append("Images in this source (choose with --image or --platform):")
+        for i in report["images"]:
+            mark = "*" if i["selected"] else " "
+            lines.append(f"  {mark} {i['index']}: {', '.join(i['tags']) or '<untagged>'}  {i['platform']}  {i['config_digest'][:19]}")
+    files = img["files"]
+    total = sum(f["size"] for f in files if f["type"] == "file")
+    lines += ["", f"Layers ({len(img['layers'])}):", f"  {'#':>2}  {'size':>9}  {'stored':>9}  {'+':>6} {'~':>6} {'-':>6}  created by"]
+    for l in img["layers"]:
+        lines.append(
+            f"  {l['index']:>2}  {human_size(l['size']):>9}  {human_size(l['blob_size']):>9}  "
+            f"{l['added']:>6} {l['modified']:>6} {l['removed']:>6}  {_short(l['created_by'], 60)}"
+        )
+    lines += ["", f"History ({len(img['history'])} steps):"]
+    for h in img["history"]:
+        layer = f"layer {h['layer']}" if h["layer"] is not None else ("empty" if h["empty_layer"] else "?")
+        lines.append(f"  {h['index']:>2}  {layer:<8}  {_short(h['created_by'], 80)}")
+    lines += ["", f"Files: {len(files)} entries, {human_size(total)} in regular files"]
+    if img["warnings"]:
+        lines += ["", "Warnings:"] + [f"  - {w}" for w in img["warnings"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,193 @@
+"""Archives written by real tools: the core must show what the tools themselves unpack."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import lzma
+import shutil
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from explorer.image.loader import load_image
+from explorer.image.source import open_source
+from explorer.report import build_report
+from tests.expected import ExpectedImage, parse
+
+DATA = Path(__file__).parent / "data"
+
+LEGACY = ("docker-legacy.expected.txt", 0)
+BUILDAH = ("buildah-overlay.oci.expected.txt", 0)
+
+# archive, --image, --platform, expected file and image block, format, outer compression, whether
+# the archive is the one the expected file describes (so blob sizes and compression match too)
+CASES = [
+    ("docker-legacy.tar", None, None, LEGACY, "docker-archive", "none", True),
+    ("buildah-overlay.oci.tar", None, None, BUILDAH, "oci-archive", "none", True),
+    ("buildah-overlay.oci-zstd.tar", None, None, ("buildah-overlay.oci-zstd.expected.txt", 0), "oci-archive", "none", True),
+    ("multiplatform.oci.tar", None, "linux/amd64", ("multiplatform.oci.expected.txt", 0), "oci-archive", "none", True),
+    ("multiplatform.oci.tar", None, "linux/arm64", ("multiplatform.oci.expected.txt", 1), "oci-archive", "none", True),
+    ("umoci.oci-layout", None, None, ("umoci.oci-layout.expected.txt", 0), "oci-layout", "none", True),
+    ("docker25-classic.tar", None, None, LEGACY, "docker-oci", "none", False),
+    ("docker25-containerd.tar", None, None, LEGACY, "docker-oci", "none", False),
+    ("skopeo.docker.tar", None, None, LEGACY, "docker-archive", "none", False),
+    ("docker-multi.tar.gz", "fixture-layers:docker-legacy", None, LEGACY, "docker-oci", "gzip", False),
+    ("docker-multi.tar.gz", "1", None, BUILDAH, "docker-oci", "gzip", False),
+    ("podman-multi.docker.tar.zst", "fixture-layers:buildah", None, BUILDAH, "docker-archive", "zstd", False),
+    ("podman-multi.docker.tar.zst", "0", None, LEGACY, "docker-archive", "zstd", False),
+]
+
+
+def _expected(name: str, index: int) -> ExpectedImage:
+    return parse(DATA / name)["images"][index]
+
+
+def _load(archive: Path, image: str | None = None, platform: str | None = None):
+    with open_source(str(archive)) as source:
+        ref = source.select(image, platform)
+        img = load_image(source, ref)
+        report = build_report(img, source.images, str(archive))
+        digests = _content_digests(source, img)
+    return report, img, digests
+
+
+def _content_digests(source, img) -> dict[str, str]:
+    """sha256 of every regular file of the merged view, read through the core."""
+    out = {}
+    for entry in img.tree.merged():
+        if entry.type not in ("file", "hardlink") or entry.offset < 0:
+            continue
+        if entry.digest:
+            out[entry.path] = entry.digest
+            continue
+        data_layer = img.tree.hardlink_data.get((entry.layer, entry.path), entry.layer)
+        blob = source.images[img.ref.index].locator.layers[data_layer].blob
+        data = source.container.read_range(blob, entry.offset, entry.size)
+        out[entry.path] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def _check(report: dict, digests: dict[str, str], exp: ExpectedImage, original: bool) -> None:
+    img = report["image"]
+    layers = img["layers"]
+    assert [l["diff_id"] for l in layers] == exp.diff_ids
+    assert [l["entries"] for l in layers] == exp.tar_entries
+    if original:
+        assert [l["blob_size"] for l in layers] == exp.blob_bytes
+        assert [l["compression"] for l in layers] == exp.compressions
+    # history: each step, empty or not, tied to the layer it made
+    assert [(h["empty_layer"], h["layer"], h["created_by"]) for h in img["history"]] == [
+        (h["empty_layer"], h["layer"], h["created_by"]) for h in exp.history
+    ]
+    for h in img["history"]:
+        if h["layer"] is not None:
+            assert layers[h["layer"]]["history"] == h["index"]
+    # per-layer net changes
+    assert len(img["changes"]) == len(exp.changes)
+    for k, (got, want) in enumerate(zip(img["changes"], exp.changes)):
+        assert {c["path"]: c["change"] for c in got} == want, f"layer {k}"
+        assert (layers[k]["added"], layers[k]["modified"], layers[k]["removed"]) == (
+            sum(1 for c in want.values() if c == "added"),
+            sum(1 for c in want.values() if c == "modified"),
+            sum(1 for c in want.values() if c == "removed"),
+        )
+    # the merged filesystem, entry by entry
+    files = {f["path"]: f for f in img["files"]}
+    assert [f["path"] for f in img["files"]] == sorted(files, key=lambda p: p.encode("utf-8", "surrogateescape"))
+    assert sorted(files) == sorted(e.path for e in exp.merged)
+    for e in exp.merged:
+        f = files[e.path]
+        assert (f["type"] if f["type"] != "hardlink" else "file") == e.type, e.path
+        assert (f["mode"], f["uid"], f["gid"]) == (e.mode, e.uid, e.gid), e.path
+        if e.type == "file":
+            assert f["size"] == e.size, e.path
+            assert digests[e.path][:16] == e.sha16, e.path
+        if e.type == "symlink":
+            assert f["target"] == e.target, e.path
+    for group in exp.hardlink_groups:
+        links = [files[p] for p in group if files[p]["type"] == "hardlink"]
+        assert len(links) == len(group) - 1
+        assert all(l["target"] in group for l in links)
+
+
+@pytest.mark.parametrize("archive,image,platform,expected,fmt,outer,original", CASES, ids=lambda v: str(v) if isinstance(v, str) else None)
+def test_real_archive_matches_tools(archive, image, platform, expected, fmt, outer, original):
+    report, _img, digests = _load(DATA / archive, image, platform)
+    assert report["source"]["format"] == fmt
+    assert report["source"]["compression"] == outer
+    _check(report, digests, _expected(*expected), original)
+
+
+def test_multi_image_archive_lists_every_image():
+    report, _, _ = _load(DATA / "docker-multi.tar.gz")
+    tags = [i["tags"] for i in report["images"]]
+    assert tags == [["fixture-layers:docker-legacy"], ["fixture-layers:buildah"]]
+    assert [i["selected"] for i in report["images"]] == [True, False]
+
+
+def test_multiplatform_offers_both_platforms_and_picks_this_machine():
+    report, _, _ = _load(DATA / "multiplatform.oci.tar")
+    assert sorted(i["platform"] for i in report["images"]) == ["linux/amd64", "linux/arm64"]
+    from explorer.image.source import host
+
+    chosen = [i for i in report["images"] if i["selected"]][0]
+    if host() in ("linux/amd64", "linux/arm64"):
+        assert chosen["platform"] == host()
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "xz", "bzip2"])
+def test_whole_archive_compressed(tmp_path, kind):
+    raw = (DATA / "docker-legacy.tar").read_bytes()
+    packed = {
+        "gzip": lambda b: gzip.compress(b, 6),
+        "zstd": lambda b: zstandard.ZstdCompressor(level=3).compress(b),
+        "xz": lambda b: lzma.compress(b),
+        "bzip2": lambda b: bz2.compress(b),
+    }[kind](raw)
+    target = tmp_path / "image.bin"  # no telling extension: detection is by content
+    target.write_bytes(packed)
+    report, _, digests = _load(target)
+    assert report["source"]["compression"] == kind
+    _check(report, digests, _expected(*LEGACY), original=True)
+
+
+@pytest.mark.parametrize(
+    "archive,compression",
+    [
+        ("test-oci-gzip-image.tar", "gzip"),
+        ("test-oci-zstd-image.tar", "zstd"),
+        ("test-oci-estargz-image.tar", "gzip"),
+        ("test-oci-uncompressed-image.tar", "none"),
+    ],
+)
+def test_dive_oci_layer_compressions(archive, compression):
+    report, _, _ = _load(DATA / archive)
+    img = report["image"]
+    assert report["source"]["format"] == "oci-archive"
+    assert img["platform"] == "linux/arm64"
+    assert [l["compression"] for l in img["layers"]] == [compression]
+    # what GNU tar lists in each layer blob
+    assert [(f["path"], f["size"]) for f in img["files"]] == [("/README.md", 11189)]
+    # the stored digest is the manifest's, and equals the diff_id only when stored plain
+    layer = img["layers"][0]
+    assert (layer["digest"] == layer["diff_id"]) == (compression == "none")
+
+
+def test_kaniko_gzip_layers_and_prefixed_config_name():
+    report, _, _ = _load(DATA / "test-kaniko-image.tar")
+    img = report["image"]
+    assert report["source"]["format"] == "docker-archive"
+    assert {l["compression"] for l in img["layers"]} == {"gzip"}
+    assert img["tags"] == ["dive-test:kaniko-latest"]
+    assert len(img["layers"]) == 14
+    assert all(l["digest"] != l["diff_id"] for l in img["layers"])
+
+
+def test_folder_copy_of_layout_reads_the_same(tmp_path):
+    folder = tmp_path / "layout"
+    shutil.copytree(DATA / "umoci.oci-layout", folder)
+    report, _, digests = _load(folder)
+    _check(report, digests, _expected("umoci.oci-layout.expected.txt", 0), original=True)
