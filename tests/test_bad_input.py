@@ -1,0 +1,149 @@
+"""Bad input: exit 2 with one line naming the file and the problem; nothing written anywhere."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from tests.builders import docker_archive, f, layer_tar, oci_archive
+
+DATA = Path(__file__).parent / "data"
+
+
+def run_cli(args, cwd):
+    """Run ``python -m explorer`` as a user would; return (code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "explorer", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _layer() -> bytes:
+    return layer_tar([f("etc/hostname", "box")])
+
+
+def _corrupt_gzip_layer() -> bytes:
+    """An OCI archive whose gzip layer has flipped bytes in the middle of its stream."""
+    raw = oci_archive([layer_tar([f("big", os.urandom(50_000))])])
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    for name, blob in blobs.items():
+        if blob[:2] == b"\x1f\x8b":
+            mid = len(blob) // 2
+            blobs[name] = blob[:mid] + bytes(b ^ 0xFF for b in blob[mid : mid + 64]) + blob[mid + 64 :]
+    return _tar(blobs)
+
+
+def _tampered_config() -> bytes:
+    """An OCI archive whose config blob no longer matches its digest."""
+    raw = oci_archive([_layer()])
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    for name, blob in blobs.items():
+        if b'"rootfs"' in blob:
+            blobs[name] = blob.replace(b'"amd64"', b'"arm64"')
+    return _tar(blobs)
+
+
+CASES = {
+    "not-an-archive.tar": (b"hello, I am a text file\n" * 100, "not a container image archive"),
+    "empty.tar": (b"", "empty"),
+    "truncated.tar": ((DATA / "docker-legacy.tar").read_bytes()[:1_000_000], "truncated"),
+    "no-manifest.tar": (_tar({"foo/bar.txt": b"x"}), "neither manifest.json nor index.json"),
+    "bad-json.tar": (docker_archive([_layer()], manifest=b"[{not json"), "not valid JSON"),
+    "wrong-shape.tar": (docker_archive([_layer()], manifest={"Config": 1}), "malformed"),
+    "tampered-config.tar": (_tampered_config(), "digest mismatch"),
+    "corrupt-layer.tar": (_corrupt_gzip_layer(), "layer"),
+    "truncated.tar.gz": (gzip.compress((DATA / "docker-legacy.tar").read_bytes())[:300_000], "cut short"),
+}
+
+
+def _missing(kind: str) -> bytes:
+    """A docker-archive lacking its config or a layer blob."""
+    layer = _layer()
+    full = docker_archive([layer])
+    with tarfile.open(fileobj=io.BytesIO(full)) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    drop = next(n for n in members if (n.endswith(".json") and n != "manifest.json") == (kind == "config") and n != "manifest.json")
+    del members[drop]
+    return _tar(members)
+
+
+CASES["missing-config.tar"] = (_missing("config"), "missing")
+CASES["missing-layer.tar"] = (_missing("layer"), "missing")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_archive_gives_one_clear_line(tmp_path, name, capsys):
+    data, words = CASES[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    before = sorted(os.listdir(tmp_path))
+    code = main(["report", "--json", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(path) in lines[0] and words in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == before  # nothing left behind
+
+
+def test_missing_source_and_folder_without_layout(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope.tar")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "readme.txt").write_text("hi")
+    assert main(["report", str(tmp_path / "folder")]) == 2
+    assert "not a container image" in capsys.readouterr().err
+
+
+def test_real_command_prints_no_traceback_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"\x00" * 100 + b"junk" * 1000)
+    code, out, err = run_cli(["report", str(bad)], cwd=tmp_path)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "bad.tar" in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["bad.tar"]
+
+
+def test_unknown_image_and_platform_exit_1(tmp_path, capsys):
+    assert main(["report", "--image", "nope:latest", str(DATA / "docker-legacy.tar")]) == 1
+    assert "no image 'nope:latest'" in capsys.readouterr().err
+    assert main(["report", "--platform", "linux/s390x", str(DATA / "multiplatform.oci.tar")]) == 1
+    assert "linux/amd64, linux/arm64" in capsys.readouterr().err
+
+
+def test_image_selection_by_position_tag_and_digest(capsys):
+    src = str(DATA / "podman-multi.docker.tar.zst")
+    for ref in ("1", "localhost/fixture-layers:buildah", "fixture-layers:buildah", "b3d9fb72", "sha256:b3d9fb729c05"):
+        assert main(["report", "--json", "--image", ref, src]) == 0
+        rep = json.loads(capsys.readouterr().out)
+        assert rep["image"]["tags"] == ["localhost/fixture-layers:buildah"], ref
+        assert [i["selected"] for i in rep["images"]] == [False, True]
+
+
+def test_text_output_is_readable(capsys):
+    assert main(["report", "--text", str(DATA / "docker-legacy.tar")]) == 0
+    text = capsys.readouterr().out
+    assert "fixture-layers:docker-legacy" in text
+    assert "Layers (4)" in text and "History (10 steps)" in text
+    assert "Files: 68 entries" in text
