@@ -54,4 +54,6 @@ def test_pyside_build_does_not_leak_references():
     before = sys.getrefcount(None)
     for _ in range(1000):
         app.processEvents()
-    assert sys.getrefcount(None) - before == 0
+    # The broken build loses exactly one reference per call (-1000 here); allow for the
+    # handful of ordinary references to None that come and go meanwhile.
+    assert abs(sys.getrefcount(None) - before) < 50
