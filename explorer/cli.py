@@ -7,7 +7,7 @@ without a display or Qt libraries.
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import os
 import sys
 from typing import Sequence
@@ -53,7 +53,7 @@ def run_report(argv: Sequence[str]) -> int:
     """``layer-explorer report``."""
     from explorer.image.loader import load_image
     from explorer.image.source import open_source
-    from explorer.report import build_report, text_report
+    from explorer.report import build_report, text_report, write_json
 
     args = _report_parser().parse_args(argv)
     fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
@@ -61,9 +61,11 @@ def run_report(argv: Sequence[str]) -> int:
         ref = source.select(args.image, args.platform)
         image = load_image(source, ref)
         image.warnings.extend(source.notes)
-        report = build_report(image, source.images, args.source)
-    out = json.dumps(report) + "\n" if fmt == "json" else text_report(report)
-    sys.stdout.write(out)
+        gc.disable()  # the report is made of acyclic objects only
+        if fmt == "json":
+            write_json(image, source.images, args.source, sys.stdout)
+        else:
+            sys.stdout.write(text_report(build_report(image, source.images, args.source)))
     sys.stdout.flush()
     return EXIT_OK
 

@@ -191,3 +191,17 @@ def test_folder_copy_of_layout_reads_the_same(tmp_path):
     shutil.copytree(DATA / "umoci.oci-layout", folder)
     report, _, digests = _load(folder)
     _check(report, digests, _expected("umoci.oci-layout.expected.txt", 0), original=True)
+
+
+@pytest.mark.parametrize("archive", ["docker-legacy.tar", "umoci.oci-layout", "multiplatform.oci.tar"])
+def test_streamed_json_equals_the_report_object(archive):
+    import io
+    import json
+
+    from explorer.report import write_json
+
+    with open_source(str(DATA / archive)) as source:
+        img = load_image(source, source.select())
+        out = io.StringIO()
+        write_json(img, source.images, archive, out)
+        assert json.loads(out.getvalue()) == build_report(img, source.images, archive)

@@ -239,3 +239,19 @@ def test_cli_report_round_trip(tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert rep["schema"] == "layer-explorer.report/1"
     assert rep["image"]["files"][0]["path"] == "/hello"
+
+
+def test_streamed_json_keeps_odd_names_exact(tmp_path):
+    import io
+
+    from explorer.report import write_json
+
+    odd = [b"caf\xe9", b'quo"te', b"back\\slash", b"tab\there", "日本語".encode(), b"nl\nx"]
+    names = [n.decode("utf-8", "surrogateescape") for n in odd]
+    path = tmp_path / "odd.tar"
+    path.write_bytes(docker_archive([layer_tar([f(n, "x") for n in names] + [sym("l", names[1])])]))
+    with open_source(str(path)) as src:
+        img = load_image(src, src.select())
+        out = io.StringIO()
+        write_json(img, src.images, str(path), out)
+        assert json.loads(out.getvalue()) == build_report(img, src.images, str(path))

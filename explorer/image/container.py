@@ -97,13 +97,29 @@ def _scan_range(buf: mmap.mmap | bytes, start: int, end: int, where: str, monito
         if not looks_like_tar(bytes(buf[start : min(end, start + BLOCK)])):
             raise SourceError(monitor.source, f"layer blob {where} is not a tar archive")
         members = []
+        released = start - start % mmap.PAGESIZE
         for member in scan_buffer(buf, start, end):
             members.append(member)
             if len(members) & 0x3FFF == 0:
                 monitor.tick(member.offset)
+                released = _release(buf, released, start + member.offset)
+        _release(buf, released, end)
         return LayerScan(members, kind, size, tar_size=size)
     blob = HashingReader(compression.buffer_reader(buf, start, end))
     return _scan_compressed(kind, blob, size, where, monitor)
+
+
+def _release(buf: mmap.mmap | bytes, start: int, upto: int) -> int:
+    """Unmap pages already read: the page cache keeps them, our resident size does not.
+
+    Headers of small files sit on nearly every page, so without this a headers-only scan of
+    a 1 GB archive would count the whole file in the process's memory.
+    """
+    upto -= upto % mmap.PAGESIZE
+    if isinstance(buf, mmap.mmap) and upto > start and hasattr(mmap, "MADV_DONTNEED"):
+        buf.madvise(mmap.MADV_DONTNEED, start, upto - start)
+        return upto
+    return start
 
 
 def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, monitor: Monitor) -> LayerScan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,18 @@ class Image:
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree."""
+    # Millions of small acyclic tuples: the cycle collector would only walk them over and over.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(source, ref, monitor)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load(source: Source, ref: ImageRef, monitor: Monitor | None) -> Image:
+    """``load_image`` without the collector's bookkeeping."""
     monitor = monitor or Monitor(source.info.path)
     plan: ImagePlan = ref.locator
     container = source.container
@@ -67,6 +80,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None) ->
         monitor.begin(f"applying layer {i + 1} of {len(plan.layers)}", i, len(plan.layers))
         apply_layer(tree, i, scan.members, reader.digest)
         scan.members = []  # the tree has what it needs; drop the raw list
+    tree.live.clear()
     history = _history(config, len(plan.layers), warnings)
     layers = _layers(plan, scans, diff_ids, history, tree)
     warnings.extend(tree.warnings)

@@ -20,7 +20,8 @@ CHUNK = 1 << 20
 MAX_META = 16 << 20
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
-_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
+# name, mode, uid, gid, size, mtime, (checksum, type), linkname, magic, (...), prefix
+_HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8xx100s6s82x155s")
 _REGULAR = frozenset("07\0")
 
 
@@ -286,9 +287,20 @@ def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMem
     return _scan(_StreamSource(read), hash_files=False, hand_out=True)  # type: ignore[return-value]
 
 
+def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at: int, hdr: bytes) -> tuple[int, int, int, int, int]:
+    """The slow, careful decoding of a header's numbers (base-256, odd padding, errors)."""
+    try:
+        return _number(mode), _number(uid), _number(gid), _number(size), _number(mtime)
+    except ValueError:
+        if not header_checksum_ok(hdr):
+            raise TarFormatError(f"corrupt tar header at byte {at} (bad checksum)") from None
+        raise TarFormatError(f"malformed number in tar header at byte {at}") from None
+
+
 def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[TarMember]:
     """Walk tar headers, folding PAX and GNU long-name records into the member they describe."""
-    unpack = _HEADER.unpack_from
+    unpack = _HEADER_FIELDS.unpack_from
+    new = tuple.__new__  # building the named tuple directly is twice as fast as calling it
     pax: dict[str, bytes] | None = None
     global_pax: dict[str, bytes] = {}
     long_name: bytes | None = None
@@ -297,62 +309,57 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[Ta
     while True:
         header_at = src.pos
         hdr = src.block()
-        if not hdr:
-            return  # a stream that ends on a header boundary without the end marker
-        if hdr == ZERO_BLOCK:
-            return
+        if not hdr or hdr == ZERO_BLOCK:
+            return  # the end marker, or a stream that ends on a header boundary without one
         if first and not header_checksum_ok(hdr):
             raise TarFormatError("not a tar archive (bad header checksum at byte 0)")
         first = False
-        (name, mode, uid, gid, size, mtime, _chk, typ, link, magic, _ver,
-         _un, _gn, _dmaj, _dmin, prefix) = unpack(hdr)
-        try:
-            size_n = _number(size)
-            kind = typ.decode("latin-1")
-            if kind in "xXgLK":
-                if size_n > MAX_META:
-                    raise TarFormatError(f"tar meta record of {size_n} bytes at byte {header_at}")
-                payload = src.data(size_n)
-                if kind == "x" or kind == "X":
-                    pax = _parse_pax(payload, header_at)
-                elif kind == "g":
-                    global_pax.update(_parse_pax(payload, header_at))
-                elif kind == "L":
-                    long_name = _cstring(payload)
-                else:
-                    long_link = _cstring(payload)
-                continue
-            mode_n = _number(mode)
-            uid_n = _number(uid)
-            gid_n = _number(gid)
-            mtime_n: float = _number(mtime)
+        name, mode, uid, gid, size, mtime, link, magic, prefix = unpack(hdr)
+        kind = chr(hdr[156])
+        try:  # the common case: NUL-terminated octal text
+            mode_n = int(mode.rstrip(b"\0"), 8)
+            uid_n = int(uid.rstrip(b"\0"), 8)
+            gid_n = int(gid.rstrip(b"\0"), 8)
+            size_n = int(size.rstrip(b"\0"), 8)
+            mtime_n: float = int(mtime.rstrip(b"\0"), 8)
         except ValueError:
-            if not header_checksum_ok(hdr):
-                raise TarFormatError(f"corrupt tar header at byte {header_at} (bad checksum)") from None
-            raise TarFormatError(f"malformed number in tar header at byte {header_at}") from None
+            mode_n, uid_n, gid_n, size_n, mtime_n = _numbers(mode, uid, gid, size, mtime, header_at, hdr)
+        if kind in "xXgLK":
+            if size_n > MAX_META or size_n < 0:
+                raise TarFormatError(f"tar meta record of {size_n} bytes at byte {header_at}")
+            payload = src.data(size_n)
+            if kind == "x" or kind == "X":
+                pax = _parse_pax(payload, header_at)
+            elif kind == "g":
+                global_pax.update(_parse_pax(payload, header_at))
+            elif kind == "L":
+                long_name = _cstring(payload)
+            else:
+                long_link = _cstring(payload)
+            continue
         if long_name is not None:
             raw_name = long_name
+            long_name = None
         else:
-            raw_name = _cstring(name)
+            cut = name.find(b"\0")
+            raw_name = name if cut < 0 else name[:cut]
             if magic == b"ustar\0" and prefix[0]:
                 raw_name = _cstring(prefix) + b"/" + raw_name
-        raw_link = long_link if long_link is not None else _cstring(link)
-        long_name = long_link = None
+        if long_link is not None:
+            raw_link = long_link
+            long_link = None
+        else:
+            raw_link = _cstring(link) if link[0] else b""
         xattrs = None
         if pax is not None or global_pax:
             merged = {**global_pax, **(pax or {})}
             pax = None
-            if "path" in merged:
-                raw_name = merged["path"]
-            if "linkpath" in merged:
-                raw_link = merged["linkpath"]
+            raw_name = merged.get("path", raw_name)
+            raw_link = merged.get("linkpath", raw_link)
             try:
-                if "size" in merged:
-                    size_n = int(merged["size"])
-                if "uid" in merged:
-                    uid_n = int(merged["uid"])
-                if "gid" in merged:
-                    gid_n = int(merged["gid"])
+                size_n = int(merged.get("size", size_n))
+                uid_n = int(merged.get("uid", uid_n))
+                gid_n = int(merged.get("gid", gid_n))
                 if "mtime" in merged:
                     mtime_n = float(merged["mtime"])
             except ValueError:
@@ -360,42 +367,30 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[Ta
             xattrs = _xattrs_from_pax(merged)
         if size_n < 0:
             raise TarFormatError(f"negative size in tar header at byte {header_at}")
-        # Like Go's archive/tar: these types carry no data, whatever the size field says.
-        data_size = 0 if kind in "123456" else size_n
         if kind == "\0":
             kind = "0"
+        # Like Go's archive/tar: these types carry no data, whatever the size field says.
+        regular = kind in _REGULAR
+        data_size = 0 if kind in "123456" else size_n
         offset = src.pos
         digest = None
+        text_name = raw_name.decode("utf-8", "surrogateescape")
+        text_link = raw_link.decode("utf-8", "surrogateescape") if raw_link else ""
         if hand_out:
             assert isinstance(src, _StreamSource)
-            member = TarMember(
-                raw_name.decode("utf-8", "surrogateescape"), kind, mode_n & 0o7777, uid_n, gid_n,
-                size_n if kind in _REGULAR else 0, mtime_n, raw_link.decode("utf-8", "surrogateescape"),
-                offset, xattrs, None, header_at,
-            )
+            member = new(TarMember, (text_name, kind, mode_n & 0o7777, uid_n, gid_n, size_n if regular else 0,
+                                     mtime_n, text_link, offset, xattrs, None, header_at))
             yield member, src.limited(offset + data_size)  # type: ignore[misc]
             src.finish(offset, data_size)
             continue
-        if hash_files and kind in _REGULAR and data_size:
-            hasher = hashlib.sha256()
-            src.skip(data_size, hasher)
-            digest = hasher.hexdigest()
-        else:
+        if hash_files and regular:
             if data_size:
-                src.skip(data_size, None)
-            if hash_files and kind in _REGULAR:
+                hasher = hashlib.sha256()
+                src.skip(data_size, hasher)
+                digest = hasher.hexdigest()
+            else:
                 digest = EMPTY_SHA256
-        yield TarMember(
-            raw_name.decode("utf-8", "surrogateescape"),
-            kind,
-            mode_n & 0o7777,
-            uid_n,
-            gid_n,
-            size_n if kind in _REGULAR else 0,
-            mtime_n,
-            raw_link.decode("utf-8", "surrogateescape"),
-            offset,
-            xattrs,
-            digest,
-            header_at,
-        )
+        elif data_size:
+            src.skip(data_size, None)
+        yield new(TarMember, (text_name, kind, mode_n & 0o7777, uid_n, gid_n, size_n if regular else 0,
+                              mtime_n, text_link, offset, xattrs, digest, header_at))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator, NamedTuple
 
-from explorer.image.model import DIR, FILE, HARDLINK, TAR_TYPES, Entry
+from explorer.image.model import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
 from explorer.image.tar_index import TarMember
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
@@ -37,33 +37,43 @@ class LayerStats(NamedTuple):
 
 
 class LayerTree:
-    """Every path of an image with its versions; built by ``build_tree``."""
+    """Every path of an image with its versions; built by ``build_tree``.
+
+    ``versions[path]`` is compact: a path that one layer added and nothing touched again
+    (most of them) stores just its ``Entry``; others store the list of their ``Version``s.
+    """
 
     def __init__(self, layer_count: int) -> None:
         self.layer_count = layer_count
-        self.versions: dict[str, list[Version]] = {}
+        self.versions: dict[str, Entry | list[Version]] = {}
         self.kids: dict[str, list[str]] = {}  # every child name a directory ever had
         self.changes: list[list[tuple[str, str]]] = [[] for _ in range(layer_count)]
         self.stats: list[LayerStats] = []
         self.warnings: list[str] = []
         self.unsafe: list[list[str]] = [[] for _ in range(layer_count)]
         self.hardlink_data: dict[tuple[int, str], int] = {}  # (layer, path) -> layer holding the bytes
+        self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
 
     def entry_at(self, path: str, layer: int | None = None) -> Entry | None:
         """The entry at ``path`` after layers 0..layer (the final image when None)."""
-        versions = self.versions.get(path)
-        if not versions:
+        v = self.versions.get(path)
+        if v is None:
             return None
-        if layer is None or layer >= self.layer_count - 1:
-            return versions[-1].entry
-        for v in reversed(versions):
-            if v.layer <= layer:
-                return v.entry
+        if type(v) is not list:
+            return v if layer is None or v.layer <= layer else None  # type: ignore[union-attr]
+        if layer is None:
+            return v[-1].entry
+        for version in reversed(v):
+            if version.layer <= layer:
+                return version.entry
         return None
 
     def history(self, path: str) -> list[Version]:
         """Each layer that touched ``path`` and what it did."""
-        return list(self.versions.get(path, ()))
+        v = self.versions.get(path)
+        if v is None:
+            return []
+        return list(v) if type(v) is list else [Version(v.layer, ADDED, v)]  # type: ignore[union-attr]
 
     def children(self, path: str, layer: int | None = None) -> list[str]:
         """Names of the entries inside directory ``path`` after layers 0..layer."""
@@ -71,24 +81,16 @@ class LayerTree:
 
     def merged(self, layer: int | None = None) -> Iterator[Entry]:
         """Every entry of the merged filesystem after layers 0..layer (root excluded), unsorted."""
-        for path, versions in self.versions.items():
+        entry_at = self.entry_at
+        for path, v in self.versions.items():
             if path == "/":
                 continue
-            entry = versions[-1].entry if layer is None else self.entry_at(path, layer)
+            if type(v) is not list and (layer is None or v.layer <= layer):  # type: ignore[union-attr]
+                yield v  # type: ignore[misc]
+                continue
+            entry = entry_at(path, layer)
             if entry is not None:
                 yield entry
-
-
-def _entry_from(member: TarMember, path: str, layer: int) -> Entry:
-    """A model entry from a tar member (hardlink targets are resolved later)."""
-    kind = TAR_TYPES.get(member.type)
-    if kind is None:
-        kind = FILE  # unknown types (GNU sparse, contiguous) hold file data
-    if kind == FILE and member.name.endswith("/"):
-        kind = DIR  # old tars mark directories only by the trailing slash
-    target = member.linkname if kind in ("symlink", HARDLINK) else None
-    return Entry(path, kind, member.mode, member.uid, member.gid, member.size if kind == FILE else 0,
-                 member.mtime, target, layer, member.offset, member.xattrs, member.digest)
 
 
 class _LayerApplier:
@@ -97,73 +99,79 @@ class _LayerApplier:
     def __init__(self, tree: LayerTree, layer: int, digest: ContentDigest) -> None:
         self.tree = tree
         self.layer = layer
-        self.pending: dict[str, Entry | None] = {}
-        self.written: set[str] = set()  # paths the layer wrote explicitly
+        self.live = tree.live
+        self.before: dict[str, Entry | None] = {}  # each touched path's state before the layer
         self._digest_fn = digest
         self._digests: dict[tuple[int, int], str | None] = {}
 
-    def current(self, path: str) -> Entry | None:
-        """The state of ``path`` with this layer's work so far."""
-        if path in self.pending:
-            return self.pending[path]
-        versions = self.tree.versions.get(path)
-        return versions[-1].entry if versions else None
-
-    def _set(self, path: str, entry: Entry | None) -> None:
-        if path not in self.pending and path not in self.tree.versions and entry is not None:
-            parent, name = names.split(path)
-            if parent:
-                self.tree.kids.setdefault(parent, []).append(name)
-        self.pending[path] = entry
+    def touch(self, path: str) -> None:
+        """Remember the state of ``path`` before this layer changes it."""
+        if path not in self.before:
+            old = self.live.get(path)
+            self.before[path] = old
+            if old is None and path not in self.tree.versions and path != "/":
+                cut = path.rfind("/")
+                self.tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
 
     def remove_children(self, path: str) -> None:
         """Remove everything below ``path`` that currently exists."""
+        live, kids = self.live, self.tree.kids
         stack = [path]
         while stack:
             top = stack.pop()
-            for name in self.tree.kids.get(top, ()):
-                child = names.join(top, name)
-                if self.current(child) is not None:
-                    self.pending[child] = None
+            for name in kids.get(top, ()):
+                child = top + name if top == "/" else f"{top}/{name}"
+                if child in live:
+                    self.touch(child)
+                    del live[child]
                     stack.append(child)
 
     def remove(self, path: str) -> None:
         """Remove ``path`` and its subtree, if it exists."""
-        entry = self.current(path)
+        entry = self.live.get(path)
         if entry is None:
             return
         if entry.type == DIR:
             self.remove_children(path)
-        self.pending[path] = None
+        self.touch(path)
+        del self.live[path]
 
     def ensure_parent(self, path: str) -> None:
         """Make sure the parent directory exists, creating implicit ones (and replacing files)."""
-        parent, _ = names.split(path)
-        if not parent:
-            return
-        entry = self.current(parent)
+        parent = path[: path.rfind("/")] or "/"
+        entry = self.live.get(parent)
         if entry is not None and entry.type == DIR:
+            return
+        if parent == "/":
+            if entry is None:  # layers rarely carry "./"; the root exists all the same
+                self.touch("/")
+                self.live["/"] = Entry("/", DIR, IMPLICIT_MODE, 0, 0, 0, 0, None, self.layer, -1, None, None)
             return
         self.ensure_parent(parent)
         if entry is not None:
             self.remove(parent)  # a file in the way becomes a directory (no whiteout needed)
-        self._set(parent, Entry(parent, DIR, IMPLICIT_MODE, 0, 0, 0, 0, None, self.layer, -1, None, None))
+        self.touch(parent)
+        self.live[parent] = Entry(parent, DIR, IMPLICIT_MODE, 0, 0, 0, 0, None, self.layer, -1, None, None)
 
     def put(self, entry: Entry) -> None:
         """Write an entry: directories over directories keep their children, all else replaces."""
         path = entry.path
+        live = self.live
         if path != "/":
-            self.ensure_parent(path)
-        old = self.current(path)
+            parent = live.get(path[: path.rfind("/")] or "/")
+            if parent is None or parent.type != DIR:
+                self.ensure_parent(path)
+        old = live.get(path)
         if old is not None and old.type == DIR and entry.type != DIR:
             self.remove_children(path)
-        self._set(path, entry)
-        self.written.add(path)
+        if path not in self.before:
+            self.touch(path)
+        live[path] = entry
 
     def link(self, entry: Entry) -> Entry:
         """Resolve a hardlink: it names its target by path, possibly in a lower layer."""
         target = names.normalise(entry.target or "")
-        found = self.current(target) if target else None
+        found = self.live.get(target) if target else None
         if found is None or found.type not in (FILE, HARDLINK):
             self.tree.warnings.append(
                 f"layer {self.layer}: hardlink {entry.path} points to {entry.target!r}, which is not a file there"
@@ -183,25 +191,34 @@ class _LayerApplier:
             self._digests[key] = self._digest_fn(entry, data_layer)
         return self._digests[key]
 
-    def finish(self, before: Callable[[str], "Entry | None"]) -> None:
+    def finish(self) -> None:
         """Record the net effect of the layer on every path it touched."""
-        tree, layer = self.tree, self.layer
+        tree, layer, live = self.tree, self.layer, self.live
+        versions = tree.versions
         changes = tree.changes[layer]
-        for path, after in self.pending.items():
-            old = before(path)
-            if old is None and after is None:
-                continue
+        for path, old in self.before.items():
+            after = live.get(path)
             if old is None:
+                if after is None:
+                    continue
                 change = ADDED
             elif after is None:
                 change = REMOVED
             elif is_modified(old, after, self.digest):
                 change = MODIFIED
-            elif path in self.written:
-                change = UNCHANGED
+            elif after.layer == layer and after.offset >= 0:
+                change = UNCHANGED  # rewritten as it was: not a change, but this layer's copy now
             else:
                 continue
-            tree.versions.setdefault(path, []).append(Version(layer, change, after))
+            v = versions.get(path)
+            if v is None and change == ADDED:
+                versions[path] = after  # the compact form: added once
+            else:
+                if v is None:
+                    v = versions[path] = []
+                elif type(v) is not list:
+                    v = versions[path] = [Version(v.layer, ADDED, v)]  # type: ignore[union-attr]
+                v.append(Version(layer, change, after))  # type: ignore[union-attr]
             if change != UNCHANGED and path != "/":
                 changes.append((path, change))
 
@@ -211,31 +228,41 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
     applier = _LayerApplier(tree, layer, digest)
     opaque: list[str] = []
     whiteouts: list[str] = []
-    entries: list[tuple[str, TarMember]] = []
+    entries: list[Entry] = []
     count = size = 0
+    normalise = names.normalise
+    new = tuple.__new__
+    kinds = TAR_TYPES
     for m in members:
         count += 1
-        if m.type in "07":
-            size += m.size
-        path = names.normalise(m.name)
+        name = m[0]
+        kind = kinds.get(m[1], FILE)  # unknown types (GNU sparse, contiguous) hold file data
+        if kind == FILE:
+            size += m[5]
+            if name.endswith("/"):
+                kind = DIR  # old tars mark directories only by the trailing slash
+        path = normalise(name)
         if path is None:
-            tree.unsafe[layer].append(m.name)
+            tree.unsafe[layer].append(name)
             continue
-        base = path[path.rfind("/") + 1 :]
-        if base.startswith(names.WHITEOUT):
-            parent = path[: path.rfind("/")] or "/"
-            if base == names.OPAQUE:
-                opaque.append(parent)
-            elif base.startswith(names.AUFS_META):
-                pass  # AUFS bookkeeping, never a file
-            elif base == names.WHITEOUT:
-                tree.warnings.append(f"layer {layer}: invalid whiteout name {m.name!r} ignored")
-            else:
-                whiteouts.append(names.join(parent, base[4:]))
-            continue
-        if names.AUFS_META in path and names.is_aufs_meta(path):
-            continue
-        entries.append((path, m))
+        if ".wh." in path:
+            base = path[path.rfind("/") + 1 :]
+            if base.startswith(names.WHITEOUT):
+                parent = path[: path.rfind("/")] or "/"
+                if base == names.OPAQUE:
+                    opaque.append(parent)
+                elif base.startswith(names.AUFS_META):
+                    pass  # AUFS bookkeeping, never a file
+                elif base == names.WHITEOUT:
+                    tree.warnings.append(f"layer {layer}: invalid whiteout name {name!r} ignored")
+                else:
+                    whiteouts.append(names.join(parent, base[4:]))
+                continue
+            if names.is_aufs_meta(path):
+                continue
+        target = m[7] if kind == SYMLINK or kind == HARDLINK else None
+        entries.append(new(Entry, (path, kind, m[2], m[3], m[4], m[5] if kind == FILE else 0,
+                                   m[6], target, layer, m[8], m[9], m[10])))
     tree.stats.append(LayerStats(count, size, len(whiteouts), len(opaque)))
     if tree.unsafe[layer]:
         tree.warnings.append(
@@ -246,19 +273,12 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
         applier.remove_children(d)
     for w in whiteouts:
         applier.remove(w)
-    for path, m in entries:
-        entry = _entry_from(m, path, layer)
+    put = applier.put
+    for entry in entries:
         if entry.type == HARDLINK:
             entry = applier.link(entry)
-        applier.put(entry)
-
-    versions = tree.versions
-
-    def before(path: str) -> Entry | None:
-        v = versions.get(path)
-        return v[-1].entry if v else None
-
-    applier.finish(before)
+        put(entry)
+    applier.finish()
 
 
 def build_tree(layers: list[list[TarMember]], digest: ContentDigest) -> LayerTree:
@@ -266,4 +286,5 @@ def build_tree(layers: list[list[TarMember]], digest: ContentDigest) -> LayerTre
     tree = LayerTree(len(layers))
     for i, members in enumerate(layers):
         apply_layer(tree, i, members, digest)
+    tree.live.clear()
     return tree
