@@ -51,6 +51,17 @@ def _corrupt_gzip_layer() -> bytes:
     return _tar(blobs)
 
 
+def _swapped_layer() -> bytes:
+    """An OCI archive whose gzip layer was replaced by another valid one under the same name."""
+    raw = oci_archive([_layer()])
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    for name, blob in blobs.items():
+        if blob[:2] == b"\x1f\x8b":
+            blobs[name] = gzip.compress(layer_tar([f("etc/hostname", "evil")]))
+    return _tar(blobs)
+
+
 def _tampered_config() -> bytes:
     """An OCI archive whose config blob no longer matches its digest."""
     raw = oci_archive([_layer()])
@@ -70,6 +81,7 @@ CASES = {
     "bad-json.tar": (docker_archive([_layer()], manifest=b"[{not json"), "not valid JSON"),
     "wrong-shape.tar": (docker_archive([_layer()], manifest={"Config": 1}), "malformed"),
     "tampered-config.tar": (_tampered_config(), "digest mismatch"),
+    "swapped-layer.tar": (_swapped_layer(), "digest mismatch for layer 0"),
     "corrupt-layer.tar": (_corrupt_gzip_layer(), "layer"),
     "truncated.tar.gz": (gzip.compress((DATA / "docker-legacy.tar").read_bytes())[:300_000], "cut short"),
 }

@@ -9,7 +9,7 @@ from explorer.cli import main
 from explorer.image.loader import load_image
 from explorer.image.source import open_source
 from explorer.report import build_report
-from tests.builders import d, docker_archive, f, hard, layer_tar, opq, sym, wh
+from tests.builders import d, docker_archive, f, hard, layer_tar, oci_archive, opq, sym, wh
 
 
 def report_of(tmp_path, layers, **kw):
@@ -255,3 +255,64 @@ def test_streamed_json_keeps_odd_names_exact(tmp_path):
         out = io.StringIO()
         write_json(img, src.images, str(path), out)
         assert json.loads(out.getvalue()) == build_report(img, src.images, str(path))
+
+
+def _oci_with_extra_descriptors(extra: list[dict]) -> bytes:
+    """An OCI archive whose index also lists the given descriptors (pointing at real blobs)."""
+    import hashlib
+    import io
+
+    raw = oci_archive([layer_tar([f("a", "1")])])
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    index = json.loads(blobs["index.json"])
+    manifest_desc = index["manifests"][0]
+    for desc in extra:
+        desc = dict(desc)
+        if desc.get("digest") == "SAME":
+            desc.update(digest=manifest_desc["digest"], size=manifest_desc["size"])
+        if desc.get("blob") is not None:
+            data = desc.pop("blob")
+            desc["digest"] = "sha256:" + hashlib.sha256(data).hexdigest()
+            blobs["blobs/sha256/" + hashlib.sha256(data).hexdigest()] = data
+        index["manifests"].append(desc)
+    blobs["index.json"] = json.dumps(index).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in blobs.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_attestation_manifests_are_labelled_not_offered(tmp_path):
+    path = tmp_path / "attested.tar"
+    path.write_bytes(_oci_with_extra_descriptors([{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "SAME",
+        "platform": {"os": "unknown", "architecture": "unknown"},
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+    }]))
+    with open_source(str(path)) as src:
+        assert len(src.images) == 1
+        assert any("attestation" in n for n in src.notes)
+
+
+def test_empty_nested_index_is_harmless(tmp_path):
+    nested = json.dumps({"schemaVersion": 2, "manifests": []}).encode()
+    path = tmp_path / "nested.tar"
+    path.write_bytes(_oci_with_extra_descriptors([{"mediaType": "application/vnd.oci.image.index.v1+json", "blob": nested}]))
+    with open_source(str(path)) as src:
+        assert len(src.images) == 1
+
+
+def test_missing_platform_blobs_are_skipped_with_a_note(tmp_path):
+    path = tmp_path / "partial.tar"
+    path.write_bytes(_oci_with_extra_descriptors([{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + "ab" * 32, "size": 100,
+        "platform": {"os": "linux", "architecture": "arm64"},
+    }]))
+    with open_source(str(path)) as src:
+        assert [i.platform for i in src.images] == ["linux/amd64"]
+        assert any("not in the archive" in n for n in src.notes)

@@ -71,6 +71,11 @@ def read_plans(container: Container) -> IndexWalk:
     expect(container, index, dict, "index.json")
     walk = IndexWalk()
     _walk_index(container, index, "index.json", [], walk, depth=0, seen=set())
+    if walk.attestations:
+        walk.notes.append(
+            f"{walk.attestations} attestation manifest(s) (build provenance or SBOM) found; "
+            "they describe an image and are not offered as images"
+        )
     return walk
 
 
