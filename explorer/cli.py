@@ -41,10 +41,13 @@ def _report_parser() -> argparse.ArgumentParser:
 def _main_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="layer-explorer",
-        description="Look inside container images: layers, history, and the files each layer changed.",
+        description="Look inside container images: layers, history, and the files each layer changed. "
+        "With no command, opens the window (loading SOURCE if given).",
         epilog="Commands: 'layer-explorer report SOURCE' prints an image's layers, history and files "
         "(run 'layer-explorer report --help').",
     )
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="image archives or OCI layout folders to open")
+    p.add_argument("--demo", action="store_true", help="open the bundled sample image")
     p.add_argument("--version", action="version", version=f"layer-explorer {__version__}")
     return p
 
@@ -76,9 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "report":
             return run_report(argv[1:])
-        _main_parser().parse_args(argv)
-        _main_parser().print_help()
-        return EXIT_OTHER
+        args = _main_parser().parse_args(argv)
+        from explorer.app import main as run_window
+
+        return run_window((["--demo"] if args.demo else []) + list(args.sources))
     except SourceError as exc:
         print(f"layer-explorer: {exc}", file=sys.stderr)
         return EXIT_SOURCE

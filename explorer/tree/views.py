@@ -1,0 +1,181 @@
+"""What a file tree shows: an image's tree at one layer, merged or as that layer's changes.
+
+Pure Python over ``LayerTree``; the Qt model asks this for the children of expanded rows
+only, so nothing is built for the whole tree up front.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Callable, Iterable, NamedTuple
+
+from explorer.image.model import DIR, Entry
+from explorer.tree import names
+from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
+from explorer.tree.index import LayerTree
+
+MERGED, DIFF = "merged", "diff"
+SUBSTRING, GLOB, REGEX = "substring", "glob", "regex"
+
+
+class Row(NamedTuple):
+    """One row of the tree: the path, the entry shown (the lower one when removed), the change."""
+
+    path: str
+    name: str
+    entry: Entry
+    change: str
+
+
+class TreeView:
+    """The tree of one image at ``layer`` (None: all layers) in MERGED or DIFF mode."""
+
+    def __init__(self, tree: LayerTree, layer: int | None, mode: str = MERGED) -> None:
+        self.tree = tree
+        self.layer = layer
+        self.mode = mode
+        self._relevant: set[str] | None = None
+        if mode == DIFF:
+            self._relevant = self._changed_paths_and_ancestors()
+        self._totals: dict[str, int] | None = None
+
+    # -- one path ------------------------------------------------------------------------
+
+    def row(self, path: str) -> Row | None:
+        """The row for ``path`` in this view, or None when the view does not show it."""
+        tree, layer = self.tree, self.layer
+        if self._relevant is not None and path not in self._relevant:
+            return None
+        entry = tree.entry_at(path, layer)
+        change = self.change_of(path)
+        if entry is None:
+            if change != REMOVED or self.mode != DIFF:
+                return None  # the merged view shows what a container sees: removed is gone
+            entry = self._last_entry(path)
+            if entry is None:
+                return None
+        return Row(path, names.split(path)[1], entry, change)
+
+    def change_of(self, path: str) -> str:
+        """What the selected layer (or, for all layers, the image's history) did to ``path``."""
+        history = self.tree.history(path)
+        if self.layer is not None:
+            for v in history:
+                if v.layer == self.layer:
+                    return v.change
+            return UNCHANGED
+        # all layers: what later layers did to what earlier ones wrote
+        if not history:
+            return UNCHANGED
+        if history[-1].entry is None:
+            return REMOVED
+        return MODIFIED if any(v.change == MODIFIED for v in history) else UNCHANGED
+
+    def _last_entry(self, path: str) -> Entry | None:
+        """The entry a removed path had just before it was removed."""
+        last = None
+        for v in self.tree.history(path):
+            if self.layer is not None and v.layer >= self.layer:
+                break
+            if v.entry is not None:
+                last = v.entry
+        return last
+
+    # -- children ------------------------------------------------------------------------
+
+    def children(self, path: str) -> list[Row]:
+        """Rows inside directory ``path``, unsorted."""
+        out = []
+        for name in self.tree.kids.get(path, ()):
+            child = names.join(path, name)
+            r = self.row(child)
+            if r is not None:
+                out.append(r)
+        return out
+
+    def _changed_paths_and_ancestors(self) -> set[str]:
+        """DIFF mode: the paths the layer changed (all layers: ever removed too), with ancestors."""
+        keep: set[str] = set()
+        if self.layer is not None:
+            paths: Iterable[str] = (p for p, _ in self.tree.changes[self.layer])
+        else:  # all layers: what a later layer overwrote or removed
+            paths = (p for layer in self.tree.changes for p, c in layer if c != ADDED)
+        for p in paths:
+            while p not in keep and p != "/":
+                keep.add(p)
+                p = names.split(p)[0]
+        return keep
+
+    # -- sizes ---------------------------------------------------------------------------
+
+    def totals(self) -> dict[str, int]:
+        """Bytes of regular files below each directory of the view (computed once)."""
+        if self._totals is None:
+            totals: dict[str, int] = {}
+            for path, size in self._sized_paths():
+                parent = names.split(path)[0]
+                while parent:
+                    totals[parent] = totals.get(parent, 0) + size
+                    parent = names.split(parent)[0]
+            self._totals = totals
+        return self._totals
+
+    def _sized_paths(self) -> Iterable[tuple[str, int]]:
+        """(path, size) of every non-directory the view shows."""
+        if self._relevant is not None:
+            for p in self._relevant:
+                r = self.row(p)
+                # what the layer stores: removed entries take no room in it
+                if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:
+                    yield p, r.entry.size
+            return
+        for e in self.tree.merged(self.layer):
+            if e.type != DIR and e.size:
+                yield e.path, e.size
+
+    def size_of(self, row: Row) -> int:
+        """A file's size, or a directory's total."""
+        if row.entry.type == DIR:
+            return self.totals().get(row.path, 0)
+        return row.entry.size
+
+
+def matcher(text: str, kind: str) -> Callable[[str], bool]:
+    """A predicate over paths for a search box: substring, glob or regex (case-insensitive)."""
+    if kind == REGEX:
+        rx = re.compile(text, re.IGNORECASE)
+        return lambda p: rx.search(p) is not None
+    if kind == GLOB:
+        pattern = text if any(c in text for c in "*?[") else f"*{text}*"
+        rx = re.compile(fnmatch.translate(pattern), re.IGNORECASE)
+        # a pattern without '/' matches names; with one, whole paths
+        if "/" in text:
+            return lambda p: rx.match(p) is not None
+        return lambda p: rx.match(p[p.rfind("/") + 1 :]) is not None
+    needle = text.lower()
+    return lambda p: needle in p.lower()
+
+
+def visible_paths(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None,
+                  cancelled: Callable[[], bool] = lambda: False) -> set[str]:
+    """Paths to show under filters and a search: each kept path and all its ancestors."""
+    keep: set[str] = set()
+    candidates = view._relevant if view._relevant is not None else view.tree.versions.keys()
+    for i, path in enumerate(candidates):
+        if i & 0xFFF == 0 and cancelled():
+            return keep
+        if path == "/" or path in keep:
+            continue
+        if match is not None and not match(path):
+            continue
+        row = view.row(path)
+        if row is None or row.change in hide:
+            continue
+        if row.entry.type == DIR and match is None and hide:
+            continue  # under a filter alone, directories show only to hold what matched
+        p = path
+        while p and p not in keep and p != "/":
+            keep.add(p)
+            p = names.split(p)[0]
+    return keep

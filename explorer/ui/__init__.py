@@ -1,0 +1,1 @@
+"""Everything Qt: the window, its panels, item models and background workers."""

@@ -1,0 +1,237 @@
+"""The file tree: a lazy QAbstractItemModel over a ``TreeView``.
+
+Rows are made only for directories the user expands; nothing is built for the whole tree.
+Filtering, search and directory sizes are computed off the GUI thread and handed in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QApplication, QStyle
+
+from explorer.image.model import DIR, HARDLINK, SYMLINK
+from explorer.tree import names
+from explorer.tree.diff import REMOVED, UNCHANGED
+from explorer.tree.views import Row, TreeView
+from explorer.ui import resources
+from explorer.ui.format import human_size, mode_string
+
+COLUMNS = ("Name", "Size", "Mode", "Owner", "Layer", "Change")
+NAME, SIZE, MODE, OWNER, LAYER, CHANGE = range(6)
+PATH_ROLE = Qt.ItemDataRole.UserRole
+Index = QModelIndex | QPersistentModelIndex
+
+
+class _Node:
+    """One shown row and, once asked for, its children."""
+
+    __slots__ = ("row", "parent", "index_in_parent", "children", "by_name")
+
+    def __init__(self, row: Row | None, parent: "_Node | None", index_in_parent: int) -> None:
+        self.row = row
+        self.parent = parent
+        self.index_in_parent = index_in_parent
+        self.children: list[_Node] | None = None
+        self.by_name: dict[str, int] | None = None
+
+    @property
+    def path(self) -> str:
+        return self.row.path if self.row else "/"
+
+
+class FileTreeModel(QAbstractItemModel):
+    """Shows one ``TreeView``; a new view, filter or sort order resets it."""
+
+    def __init__(self, view: TreeView | None = None) -> None:
+        super().__init__()
+        self.view = view
+        self.visible: set[str] | None = None
+        self.totals: dict[str, int] | None = None
+        self.sort_column = NAME
+        self.sort_order = Qt.SortOrder.AscendingOrder
+        self._root = _Node(None, None, 0)
+
+    # -- what is shown -------------------------------------------------------------------
+
+    def set_view(self, view: TreeView | None, visible: set[str] | None = None, totals: dict[str, int] | None = None) -> None:
+        """Show another view (layer or mode), optionally restricted to ``visible`` paths."""
+        self.beginResetModel()
+        self.view, self.visible, self.totals = view, visible, totals
+        self._root = _Node(None, None, 0)
+        self.endResetModel()
+
+    def set_visible(self, visible: set[str] | None) -> None:
+        """Restrict the tree to these paths (filters and search), or show all (None)."""
+        self.set_view(self.view, visible, self.totals)
+
+    def set_totals(self, totals: dict[str, int]) -> None:
+        """Directory sizes arrived from the background: repaint the size column."""
+        self.totals = totals
+        if self.sort_column == SIZE:
+            self.set_view(self.view, self.visible, totals)
+            return
+        self.layoutAboutToBeChanged.emit()
+        self.layoutChanged.emit()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort every directory's children by a column."""
+        self.sort_column, self.sort_order = column, order
+        self.set_view(self.view, self.visible, self.totals)
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def _node(self, index: Index) -> _Node:
+        return index.internalPointer() if index.isValid() else self._root
+
+    def _children(self, node: _Node) -> list[_Node]:
+        if node.children is None:
+            rows: list[Row] = []
+            if self.view is not None and (node.row is None or node.row.entry.type == DIR):
+                rows = self.view.children(node.path)
+                if self.visible is not None:
+                    rows = [r for r in rows if r.path in self.visible]
+                rows.sort(key=self._sort_key, reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
+            node.children = [_Node(r, node, i) for i, r in enumerate(rows)]
+        return node.children
+
+    def _sort_key(self, r: Row) -> Any:
+        if self.sort_column == SIZE:
+            return (self._size(r), r.name)
+        if self.sort_column == LAYER:
+            return (r.entry.layer, r.name)
+        if self.sort_column == CHANGE:
+            return (r.change, r.name)
+        if self.sort_column == MODE:
+            return (mode_string(r.entry), r.name)
+        if self.sort_column == OWNER:
+            return (r.entry.uid, r.entry.gid, r.name)
+        return (r.entry.type != DIR, r.name)  # directories first, like file managers
+
+    def _size(self, r: Row) -> int:
+        if r.entry.type == DIR:
+            return (self.totals or {}).get(r.path, 0)
+        return r.entry.size
+
+    def index_for_path(self, path: str) -> QModelIndex:
+        """The index of a path's row, fetching its ancestors' children on the way."""
+        node = self._root
+        index = QModelIndex()
+        if path == "/":
+            return index
+        for part in path.strip("/").split("/"):
+            children = self._children(node)
+            if node.by_name is None:
+                node.by_name = {c.row.name: i for i, c in enumerate(children) if c.row}
+            row = node.by_name.get(part)
+            if row is None:
+                return QModelIndex()
+            node = children[row]
+            index = self.index(row, 0, index)
+        return index
+
+    # -- QAbstractItemModel --------------------------------------------------------------
+
+    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
+        if column < 0 or column >= len(COLUMNS) or row < 0:
+            return QModelIndex()
+        children = self._children(self._node(parent))
+        if row >= len(children):
+            return QModelIndex()
+        return self.createIndex(row, column, children[row])
+
+    def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+        if not index.isValid():
+            return QModelIndex()
+        node: _Node = index.internalPointer()
+        up = node.parent
+        if up is None or up is self._root:
+            return QModelIndex()
+        return self.createIndex(up.index_in_parent, 0, up)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return len(self._children(self._node(parent)))
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return len(COLUMNS)
+
+    def hasChildren(self, parent: Index = QModelIndex()) -> bool:  # noqa: N802
+        if parent.isValid() and parent.column() != 0:
+            return False
+        node = self._node(parent)
+        if node.row is not None and node.row.entry.type != DIR:
+            return False
+        return bool(self._children(node))
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
+            return COLUMNS[section]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        r: Row = index.internalPointer().row
+        e = r.entry
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == NAME:
+                if e.type in (SYMLINK, HARDLINK) and e.target is not None:
+                    return f"{r.name} → {e.target}"
+                return r.name
+            if col == SIZE:
+                if e.type == DIR:
+                    return human_size(self.totals[r.path]) if self.totals is not None and r.path in self.totals else ("…" if self.totals is None else "0 B")
+                return human_size(e.size) if e.type != SYMLINK else ""
+            if col == MODE:
+                return mode_string(e)
+            if col == OWNER:
+                return f"{e.uid}:{e.gid}"
+            if col == LAYER:
+                return str(e.layer)
+            if col == CHANGE:
+                return resources.LABELS.get(r.change, r.change) if r.change != UNCHANGED else ""
+        elif role == Qt.ItemDataRole.DecorationRole and col == NAME:
+            icon = resources.change_icon(r.change)
+            if icon is not None:
+                return icon
+            style = QApplication.style()
+            if style is None:
+                return None
+            kind = QStyle.StandardPixmap.SP_DirIcon if e.type == DIR else (
+                QStyle.StandardPixmap.SP_FileLinkIcon if e.type == SYMLINK else QStyle.StandardPixmap.SP_FileIcon)
+            return style.standardIcon(kind)
+        elif role == Qt.ItemDataRole.ForegroundRole:
+            return resources.change_colour(r.change)
+        elif role == Qt.ItemDataRole.FontRole and r.change == REMOVED:
+            font = QFont()
+            font.setStrikeOut(True)
+            return font
+        elif role == Qt.ItemDataRole.ToolTipRole:
+            tip = r.path
+            if e.target is not None:
+                tip += f"\n→ {e.target}"
+            if r.change != UNCHANGED:
+                tip += f"\n{resources.LABELS[r.change]} in this layer" if self.view and self.view.layer is not None else f"\n{resources.LABELS[r.change]}"
+            return tip
+        elif role == Qt.ItemDataRole.TextAlignmentRole and col in (SIZE, LAYER):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        elif role == PATH_ROLE:
+            return r.path
+        elif role == Qt.ItemDataRole.AccessibleDescriptionRole and col == NAME:
+            return resources.LABELS.get(r.change, "")
+        return None
+
+
+def parent_path(path: str) -> str:
+    """The parent directory of a path."""
+    return names.split(path)[0] or "/"

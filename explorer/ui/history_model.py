@@ -1,0 +1,77 @@
+"""The history table: every build step, like ``docker history`` (oldest first)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from explorer.image.loader import Image
+from explorer.ui.format import exact_time, human_size, relative_time, short_command
+
+COLUMNS = ("Created", "Created by", "Size", "Comment")
+Index = QModelIndex | QPersistentModelIndex
+
+
+class HistoryTableModel(QAbstractTableModel):
+    """History entries of one image; empty-layer steps are dimmed."""
+
+    def __init__(self, image: Image | None = None) -> None:
+        super().__init__()
+        self.image = image
+
+    def set_image(self, image: Image | None) -> None:
+        """Show another image's history."""
+        self.beginResetModel()
+        self.image = image
+        self.endResetModel()
+
+    def row_of_layer(self, layer: int | None) -> int | None:
+        """The history row that made a layer, if the mapping is known."""
+        if self.image is None or layer is None:
+            return None
+        for h in self.image.history:
+            if h.layer == layer:
+                return h.index
+        return None
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() or self.image is None else len(self.image.history)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or self.image is None:
+            return None
+        h = self.image.history[index.row()]
+        col = index.column()
+        size = self.image.layers[h.layer].size if h.layer is not None else 0
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                relative_time(h.created),
+                short_command(h.created_by, 100) or "(no command recorded)",
+                human_size(size) if h.layer is not None else ("0 B" if h.empty_layer else "?"),
+                h.comment,
+            )[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == 0:
+                return exact_time(h.created)
+            if col == 1:
+                where = f"layer {h.layer}" if h.layer is not None else ("no layer (metadata only)" if h.empty_layer else "layer unknown")
+                return f"{h.created_by}\n\n{where}" + (f"\nauthor: {h.author}" if h.author else "")
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole and h.empty_layer:
+            return QApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return h.layer
+        return None

@@ -1,0 +1,426 @@
+"""One open image: layers and history on the left, the file tree in the middle, details right."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QRadioButton,
+    QSplitter,
+    QTableView,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.image.loader import Image
+from explorer.image.source import Source
+from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
+from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, visible_paths
+from explorer.ui import resources
+from explorer.ui.details_panel import DetailsPanel
+from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, FileTreeModel
+from explorer.ui.history_model import HistoryTableModel
+from explorer.ui.layer_model import LayerTableModel
+from explorer.ui.workers import BackgroundCall
+
+# Expanding more than this many search matches would build most of a huge tree.
+MAX_EXPANDED_MATCHES = 200
+
+
+class ImageView(QWidget):
+    """Everything about one loaded image; the window holds one per tab."""
+
+    status_changed = Signal()
+    search_finished = Signal(int)  # number of shown paths (matches and their folders)
+
+    def __init__(self, source: Source, image: Image, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.image = image
+        self.layer: int | None = None
+        self.mode = MERGED
+        self.view = TreeView(image.tree, None, MERGED)
+        self._file_count = sum(1 for _ in image.tree.merged())
+        self.background = BackgroundCall(self)
+        self.background.result.connect(self._on_background)
+        self._build()
+        self._apply_view()
+
+    # -- construction --------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.layer_model = LayerTableModel(self.image)
+        self.layer_list = QTableView(objectName="layerList")
+        self.layer_list.setModel(self.layer_model)
+        self._table_look(self.layer_list)
+        self.layer_list.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.layer_list.selectionModel().currentRowChanged.connect(self._layer_row_changed)
+        self.layer_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.layer_list.customContextMenuRequested.connect(self._layer_menu)
+        QShortcut(QKeySequence.StandardKey.Copy, self.layer_list, self.copy_layer_digest, context=Qt.ShortcutContext.WidgetShortcut)
+
+        self.history_model = HistoryTableModel(self.image)
+        self.history_panel = QTableView(objectName="historyPanel")
+        self.history_panel.setModel(self.history_model)
+        self._table_look(self.history_panel)
+        self.history_panel.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.history_panel.selectionModel().currentRowChanged.connect(self._history_row_changed)
+
+        self.tree_model = FileTreeModel()
+        self.file_tree = QTreeView(objectName="fileTree")
+        self.file_tree.setModel(self.tree_model)
+        self.file_tree.setUniformRowHeights(True)
+        self.file_tree.setSortingEnabled(True)
+        self.file_tree.sortByColumn(NAME, Qt.SortOrder.AscendingOrder)
+        self.file_tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.file_tree.header().setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        self.file_tree.header().setStretchLastSection(False)
+        self.file_tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.file_tree.customContextMenuRequested.connect(self._tree_menu)
+        QShortcut(QKeySequence.StandardKey.Copy, self.file_tree, self.copy_path, context=Qt.ShortcutContext.WidgetShortcut)
+
+        self.details = DetailsPanel()
+        self.details.jump_to_layer.connect(self.show_path_at_layer)
+
+        left = QSplitter(Qt.Orientation.Vertical, objectName="leftSplitter")
+        left.addWidget(self._titled("Layers", self.layer_list))
+        left.addWidget(self._titled("History", self.history_panel))
+        middle = QWidget()
+        mid_layout = QVBoxLayout(middle)
+        mid_layout.setContentsMargins(0, 0, 0, 0)
+        mid_layout.addLayout(self._tree_controls())
+        mid_layout.addWidget(self.file_tree, 1)
+        mid_layout.addWidget(self._legend())
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(middle)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 4)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([460, 760, 300])
+
+        self.left_splitter = left
+        left.setSizes([300, 420])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.splitter)
+        self.layer_list.selectRow(0)
+        self.file_tree.selectionModel().currentChanged.connect(self._tree_current_changed)
+
+    @staticmethod
+    def _table_look(table: QTableView) -> None:
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.verticalHeader().hide()
+        table.setWordWrap(False)
+        table.horizontalHeader().setHighlightSections(False)
+        table.resizeColumnsToContents()
+
+    @staticmethod
+    def _titled(title: str, widget: QWidget) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        label = QLabel(f"<b>{title}</b>")
+        label.setBuddy(widget)
+        layout.addWidget(label)
+        layout.addWidget(widget, 1)
+        return box
+
+    def _tree_controls(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.merged_button = QRadioButton("&Merged view", objectName="mergedMode")
+        self.diff_button = QRadioButton("Layer &changes only", objectName="diffMode")
+        self.merged_button.setChecked(True)
+        self.merged_button.setToolTip("What a container sees after the selected layer (Ctrl+D toggles)")
+        self.diff_button.setToolTip("Only what the selected layer added, modified or removed (Ctrl+D toggles)")
+        group = QButtonGroup(self)
+        group.addButton(self.merged_button)
+        group.addButton(self.diff_button)
+        self.diff_button.toggled.connect(lambda on: self.set_mode(DIFF if on else MERGED))
+        row.addWidget(self.merged_button)
+        row.addWidget(self.diff_button)
+        row.addSpacing(12)
+        self.hide_boxes: dict[str, QCheckBox] = {}
+        row.addWidget(QLabel("Hide:"))
+        for change in (ADDED, MODIFIED, REMOVED, UNCHANGED):
+            box = QCheckBox(resources.LABELS[change], objectName=f"hide_{change}")
+            box.toggled.connect(self._filters_changed)
+            self.hide_boxes[change] = box
+            row.addWidget(box)
+        row.addStretch(1)
+        self.search_kind = QComboBox(objectName="searchKind")
+        self.search_kind.addItem("Substring", SUBSTRING)
+        self.search_kind.addItem("Glob", GLOB)
+        self.search_kind.addItem("Regex", REGEX)
+        self.search_kind.currentIndexChanged.connect(self._filters_changed)
+        self.search_box = QLineEdit(objectName="searchBox")
+        self.search_box.setPlaceholderText("Search paths (Ctrl+F)")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setMinimumWidth(220)
+        self._search_timer = QTimer(self, singleShot=True, interval=250)
+        self._search_timer.timeout.connect(self._filters_changed)
+        self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
+        self.search_status = QLabel("", objectName="searchStatus")
+        row.addWidget(self.search_status)
+        row.addWidget(self.search_box)
+        row.addWidget(self.search_kind)
+        return row
+
+    def _legend(self) -> QWidget:
+        legend = QWidget(objectName="legend")
+        row = QHBoxLayout(legend)
+        row.setContentsMargins(2, 0, 2, 0)
+        for change in (ADDED, MODIFIED, REMOVED):
+            icon = QLabel()
+            icon.setPixmap(resources.change_icon(change).pixmap(14, 14))
+            text = QLabel(resources.LABELS[change] + ("  (struck through)" if change == REMOVED else ""))
+            colour = resources.change_colour(change)
+            if colour is not None:
+                text.setStyleSheet(f"color: {colour.name()}")
+            row.addWidget(icon)
+            row.addWidget(text)
+            row.addSpacing(10)
+        row.addStretch(1)
+        return legend
+
+    # -- layer, mode, filters ------------------------------------------------------------
+
+    def set_layer(self, layer: int | None) -> None:
+        """Show the tree at a layer (None: all layers, the final image)."""
+        if layer is not None and not 0 <= layer < len(self.image.layers):
+            return
+        row = self.layer_model.row_of_layer(layer)
+        if self.layer_list.currentIndex().row() != row:
+            self.layer_list.selectRow(row)  # comes back through _layer_row_changed
+            return
+        self.layer = layer
+        self._apply_view()
+
+    def step_layer(self, delta: int) -> None:
+        """Go to the next (+1) or previous (-1) layer; before layer 0 comes "all layers"."""
+        rows = self.layer_model.rowCount()
+        current = self.layer_list.currentIndex().row()
+        self.layer_list.selectRow(max(0, min(rows - 1, current + delta)))
+
+    def set_mode(self, mode: str) -> None:
+        """MERGED or DIFF."""
+        if mode == self.mode:
+            return
+        self.mode = mode
+        (self.diff_button if mode == DIFF else self.merged_button).setChecked(True)
+        self._apply_view()
+
+    def toggle_mode(self) -> None:
+        """Switch between the merged view and the layer's changes."""
+        self.set_mode(MERGED if self.mode == DIFF else DIFF)
+
+    def _apply_view(self) -> None:
+        expanded = self._expanded_paths()
+        current = self.current_path()
+        self.view = TreeView(self.image.tree, self.layer, self.mode)
+        self.tree_model.set_view(self.view, None, None)
+        view = self.view
+        self.background.run("totals", lambda _m: (view, view.totals()))
+        if self._filtering():
+            self._filters_changed()
+        else:
+            self._restore(expanded, current)
+        self.status_changed.emit()
+
+    def _filtering(self) -> bool:
+        return bool(self.search_box.text().strip()) or any(b.isChecked() for b in self.hide_boxes.values())
+
+    def _filters_changed(self) -> None:
+        text = self.search_box.text().strip()
+        hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
+        if not text and not hide:
+            self.search_status.setText("")
+            self.tree_model.set_visible(None)
+            self.search_finished.emit(-1)
+            return
+        try:
+            match = matcher(text, self.search_kind.currentData()) if text else None
+        except Exception as exc:  # a regex being typed is often invalid for a moment
+            self.search_status.setText(f"invalid pattern: {exc}")
+            return
+        self.search_status.setText("searching…")
+        view = self.view
+        self.background.run("visible", lambda m: (view, text, visible_paths(view, hide, match, lambda: m.cancelled)))
+
+    def _on_background(self, kind: str, value: object) -> None:
+        if kind == "totals":
+            view, totals = value  # type: ignore[misc]
+            if view is self.view:
+                self.tree_model.set_totals(totals)
+        elif kind == "visible":
+            view, text, visible = value  # type: ignore[misc]
+            if view is not self.view:
+                return
+            self.tree_model.set_visible(visible)
+            files = len(visible)
+            self.search_status.setText(f"{files:,} shown" if visible else "nothing matches")
+            if text:
+                self._expand_matches(visible, text)
+            self.search_finished.emit(files)
+
+    def _expand_matches(self, visible: set[str], text: str) -> None:
+        """Open the folders that lead to the first matches."""
+        shown = 0
+        for path in sorted(visible, key=lambda p: (p.count("/"), p)):
+            index = self.tree_model.index_for_path(path)
+            if index.isValid() and self.tree_model.hasChildren(index):
+                self.file_tree.expand(index)
+                shown += 1
+                if shown >= MAX_EXPANDED_MATCHES:
+                    break
+
+    # -- selection ------------------------------------------------------------------------
+
+    def _layer_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        layer = self.layer_model.layer_of_row(current.row())
+        history_row = self.history_model.row_of_layer(layer)
+        if history_row is not None and self.history_panel.currentIndex().row() != history_row:
+            self.history_panel.selectionModel().setCurrentIndex(
+                self.history_model.index(history_row, 0),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+            )
+        if layer != self.layer:
+            self.layer = layer
+            self._apply_view()
+
+    def _history_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        layer = self.history_model.image.history[current.row()].layer if self.history_model.image else None
+        if layer is not None and layer != self.layer:
+            self.set_layer(layer)
+
+    def _tree_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            self.details.clear()
+            return
+        row = current.internalPointer().row
+        self.details.show_row(self.image, row)
+
+    def show_path_at_layer(self, layer: int, path: str) -> None:
+        """Jump to a layer and select a path there (from the details history)."""
+        if self.mode == MERGED and self.image.tree.entry_at(path, layer) is None:
+            self.set_mode(DIFF)  # removed there: only the changes view shows it
+        self.set_layer(layer)
+        self.select_path(path)
+
+    def select_path(self, path: str) -> None:
+        """Select and reveal a path in the tree."""
+        index = self.tree_model.index_for_path(path)
+        if index.isValid():
+            self.file_tree.setCurrentIndex(index)
+            self.file_tree.scrollTo(index)
+
+    def current_path(self) -> str | None:
+        """The selected path, if any."""
+        index = self.file_tree.currentIndex()
+        return index.data(PATH_ROLE) if index.isValid() else None
+
+    def _expanded_paths(self) -> list[str]:
+        out = []
+        stack = [QModelIndex()]
+        model = self.tree_model
+        while stack:
+            parent = stack.pop()
+            node = parent.internalPointer() if parent.isValid() else model._root
+            for child in node.children or []:
+                idx = model.createIndex(child.index_in_parent, 0, child)
+                if child.children is not None and self.file_tree.isExpanded(idx):
+                    out.append(child.path)
+                    stack.append(idx)
+        return out
+
+    def _restore(self, expanded: list[str], current: str | None) -> None:
+        for path in expanded:
+            index = self.tree_model.index_for_path(path)
+            if index.isValid():
+                self.file_tree.expand(index)
+        if current:
+            self.select_path(current)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def expand_all(self) -> None:
+        """Expand every folder (on a big image, only the first levels)."""
+        if len(self.image.tree.versions) > 50_000:
+            self.file_tree.expandToDepth(1)
+        else:
+            self.file_tree.expandAll()
+
+    def collapse_all(self) -> None:
+        """Collapse every folder."""
+        self.file_tree.collapseAll()
+
+    def focus_search(self) -> None:
+        """Put the cursor in the search box."""
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    def copy_path(self) -> None:
+        """Copy the selected path to the clipboard."""
+        path = self.current_path()
+        if path:
+            QGuiApplication.clipboard().setText(path)
+
+    def copy_layer_digest(self) -> None:
+        """Copy the selected layer's digest to the clipboard."""
+        layer = self.layer
+        if layer is not None:
+            QGuiApplication.clipboard().setText(self.image.layers[layer].digest)
+
+    def _tree_menu(self, pos) -> None:
+        menu = QMenu(self)
+        menu.addAction("Copy path", self.copy_path)
+        menu.addAction("Expand all", self.expand_all)
+        menu.addAction("Collapse all", self.collapse_all)
+        menu.exec(self.file_tree.viewport().mapToGlobal(pos))
+
+    def _layer_menu(self, pos) -> None:
+        menu = QMenu(self)
+        copy = menu.addAction("Copy digest", self.copy_layer_digest)
+        copy.setEnabled(self.layer is not None)
+        diff_id = menu.addAction("Copy diff_id", lambda: QGuiApplication.clipboard().setText(self.image.layers[self.layer].diff_id))
+        diff_id.setEnabled(self.layer is not None)
+        menu.exec(self.layer_list.viewport().mapToGlobal(pos))
+
+    def sort_by_size(self) -> None:
+        """Biggest first."""
+        self.file_tree.sortByColumn(SIZE, Qt.SortOrder.DescendingOrder)
+
+    def title(self) -> str:
+        """Tab title: the tag, else the file name."""
+        return self.image.tags[0] if self.image.tags else self.source.info.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def status_text(self) -> str:
+        """What the status bar says about this image."""
+        from explorer.ui.format import human_size
+
+        files = self._file_count
+        total = sum(l.size for l in self.image.layers)
+        where = "all layers" if self.layer is None else f"layer {self.layer}"
+        return (f"{', '.join(self.image.tags) or 'untagged'}  |  {self.image.platform or 'unknown platform'}  |  "
+                f"{len(self.image.layers)} layers  |  {files:,} files  |  {human_size(total)}  |  showing {where}, "
+                f"{'merged' if self.mode == MERGED else 'changes only'}")
+
+    def close_source(self) -> None:
+        """Release the archive."""
+        self.source.close()

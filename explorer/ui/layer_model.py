@@ -1,0 +1,103 @@
+"""The layers table: one row for "all layers", then one per layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+
+from explorer.image.loader import Image
+from explorer.ui.format import human_size, short_command
+
+ALL_LAYERS_ROW = 0
+COLUMNS = ("#", "Size", "Stored", "Changes", "Created by", "Digest")
+Index = QModelIndex | QPersistentModelIndex
+
+
+class LayerTableModel(QAbstractTableModel):
+    """Layers of one image; row 0 stands for the final image (all layers applied)."""
+
+    def __init__(self, image: Image | None = None) -> None:
+        super().__init__()
+        self.image = image
+
+    def set_image(self, image: Image | None) -> None:
+        """Show another image's layers."""
+        self.beginResetModel()
+        self.image = image
+        self.endResetModel()
+
+    @staticmethod
+    def layer_of_row(row: int) -> int | None:
+        """The layer index a row stands for (None: all layers)."""
+        return None if row == ALL_LAYERS_ROW else row - 1
+
+    @staticmethod
+    def row_of_layer(layer: int | None) -> int:
+        """The row that stands for a layer index."""
+        return ALL_LAYERS_ROW if layer is None else layer + 1
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        if parent.isValid() or self.image is None:
+            return 0
+        return len(self.image.layers) + 1
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or self.image is None:
+            return None
+        row, col = index.row(), index.column()
+        if row == ALL_LAYERS_ROW:
+            return self._all_layers(col, role)
+        layer = self.image.layers[row - 1]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                str(layer.index),
+                human_size(layer.size),
+                human_size(layer.blob_size),
+                f"+{layer.added} ~{layer.modified} −{layer.removed}",
+                short_command(layer.created_by, 60) if layer.created_by else "(no history)",
+                layer.digest[:19] + "…" if len(layer.digest) > 20 else layer.digest,
+            )[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == 4:
+                return layer.created_by or "The image's history does not say which step made this layer."
+            if col == 5:
+                return f"blob digest: {layer.digest}\ndiff_id: {layer.diff_id}\nmedia type: {layer.media_type}"
+            if col == 3:
+                return f"{layer.added} added, {layer.modified} modified, {layer.removed} removed"
+            if col in (1, 2):
+                return f"{layer.size:,} bytes of files; stored as {layer.blob_size:,} bytes ({layer.compression})"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 1, 2):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return layer.index
+        return None
+
+    def _all_layers(self, col: int, role: int) -> Any:
+        image = self.image
+        assert image is not None
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return "all"
+            if col == 1:
+                return human_size(sum(l.size for l in image.layers))
+            if col == 2:
+                return human_size(sum(l.blob_size for l in image.layers))
+            if col == 4:
+                return "All layers: the final image"
+            return ""
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "The merged filesystem with every layer applied: what a container started from the image sees."
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 1, 2):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return -1
+        return None

@@ -1,0 +1,309 @@
+"""The main window: menus, tabs of open images, the start page, loading with progress."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QTabWidget,
+    QWidget,
+)
+
+from explorer import __version__
+from explorer.image.loader import Image
+from explorer.image.source import Source
+from explorer.ui import resources
+from explorer.ui.dialogs import ImagePicker, error_dialog
+from explorer.ui.image_view import ImageView
+from explorer.ui.start_page import StartPage
+from explorer.ui.workers import LoadController
+
+MAX_RECENT = 10
+
+
+class MainWindow(QMainWindow):
+    """Layer Explorer's window."""
+
+    image_loaded = Signal(object)  # ImageView
+    load_failed = Signal(str)  # message
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("Layer Explorer")
+        self.setWindowIcon(resources.app_icon())
+        self.setAcceptDrops(True)
+        self.settings = settings or QSettings("layer-explorer", "layer-explorer")
+        self.loader = LoadController(self)
+        self.loader.opened.connect(self._on_opened)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_failed)
+        self.loader.progress.connect(self._on_progress)
+        self.loader.busy_changed.connect(self._on_busy)
+        self._queue: list[str] = []
+        self.dialogs: list[QWidget] = []  # open error dialogs (tests close them)
+
+        self.start_page = StartPage()
+        self.start_page.open_file.connect(self.open_file_dialog)
+        self.start_page.open_folder.connect(self.open_folder_dialog)
+        self.start_page.open_sample.connect(self.open_sample)
+        self.start_page.open_recent.connect(lambda p: self.open_paths([p]))
+        self.tabs = QTabWidget(objectName="imageTabs")
+        self.tabs.setTabsClosable(True)
+        self.tabs.setDocumentMode(True)
+        self.tabs.tabCloseRequested.connect(self.close_tab)
+        self.tabs.currentChanged.connect(lambda _i: self._update_status())
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.start_page)
+        self.stack.addWidget(self.tabs)
+        self.setCentralWidget(self.stack)
+
+        self.progress = QProgressBar(objectName="loadProgress")
+        self.progress.setMaximumWidth(420)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel", objectName="cancelLoad")
+        self.cancel_button.clicked.connect(lambda: self.loader.cancel())
+        self.cancel_button.hide()
+        self.status_label = QLabel("Drop an image archive on the window, or use File > Open.", objectName="statusText")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+        self._make_menus()
+        self._refresh_recent()
+        self._restore_geometry()
+
+    # -- menus ----------------------------------------------------------------------------
+
+    def _action(self, menu, text: str, slot, shortcut=None, name: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        if name:
+            action.setObjectName(name)
+        menu.addAction(action)
+        self.addAction(action)  # shortcuts work even with the menu bar hidden
+        return action
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&Open archive…", self.open_file_dialog, QKeySequence.StandardKey.Open, "actionOpen")
+        self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O", "actionOpenFolder")
+        self._action(file, "Open &sample image", self.open_sample, None, "actionSample")
+        self.recent_menu = file.addMenu("Open &recent")
+        file.addSeparator()
+        self._action(file, "&Close tab", lambda: self.close_tab(self.tabs.currentIndex()), QKeySequence.StandardKey.Close, "actionClose")
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit, "actionQuit")
+        view = bar.addMenu("&View")
+        self._action(view, "&Find…", lambda: self._with_view(ImageView.focus_search), QKeySequence.StandardKey.Find, "actionFind")
+        self._action(view, "Toggle merged view / layer &changes", lambda: self._with_view(ImageView.toggle_mode), "Ctrl+D", "actionToggleMode")
+        self._action(view, "&Next layer", lambda: self._with_view(lambda v: v.step_layer(1)), "Alt+Down", "actionNextLayer")
+        self._action(view, "&Previous layer", lambda: self._with_view(lambda v: v.step_layer(-1)), "Alt+Up", "actionPreviousLayer")
+        self._action(view, "&All layers (final image)", lambda: self._with_view(lambda v: v.set_layer(None)), "Alt+Home", "actionAllLayers")
+        view.addSeparator()
+        self._action(view, "&Expand all", lambda: self._with_view(ImageView.expand_all), "Ctrl+E", "actionExpandAll")
+        self._action(view, "C&ollapse all", lambda: self._with_view(ImageView.collapse_all), "Ctrl+Shift+E", "actionCollapseAll")
+        self._action(view, "Sort by &size", lambda: self._with_view(ImageView.sort_by_size), "Ctrl+Shift+S", "actionSortSize")
+        self._action(view, "Copy &path", lambda: self._with_view(ImageView.copy_path), "Ctrl+Shift+C", "actionCopyPath")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About Layer Explorer", self._about)
+
+    def _with_view(self, fn) -> None:
+        view = self.current_view()
+        if view is not None:
+            fn(view)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About Layer Explorer",
+                          f"<b>Layer Explorer {__version__}</b><p>Look inside container images: layers, "
+                          "history, and the files each layer added, modified or removed.</p>")
+
+    # -- opening --------------------------------------------------------------------------
+
+    def open_file_dialog(self) -> None:
+        """File > Open: pick archive files."""
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open image archives", self._last_dir(),
+                                                "Image archives (*.tar *.tar.gz *.tgz *.tar.zst *.tar.xz *.tar.bz2 *.oci);;All files (*)")
+        self.open_paths(paths)
+
+    def open_folder_dialog(self) -> None:
+        """File > Open folder: an OCI layout folder."""
+        path = QFileDialog.getExistingDirectory(self, "Open an OCI layout folder", self._last_dir())
+        if path:
+            self.open_paths([path])
+
+    def open_sample(self) -> None:
+        """Open the bundled sample image."""
+        self.open_paths([str(resources.sample_image())])
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Open sources one after another (each in its own tab)."""
+        self._queue.extend(p for p in paths if p)
+        if not self.loader.busy:
+            self._next()
+
+    def _next(self) -> None:
+        if self._queue:
+            path = self._queue.pop(0)
+            self.settings.setValue("lastDir", str(Path(path).parent))
+            self.loader.open(path)
+
+    def _on_opened(self, source: Source) -> None:
+        ref = source.images[0] if len(source.images) == 1 else None
+        if ref is None:
+            if len({i.platform for i in source.images}) > 1 and len({i.tags for i in source.images}) == 1:
+                ref = source.select()  # one image, many platforms: this machine's by default
+            picker = ImagePicker(source, self)
+            picker.list.setCurrentRow(ref.index if ref else 0)
+            if picker.exec() != QDialog.DialogCode.Accepted:
+                source.close()
+                self._next()
+                return
+            ref = picker.chosen()
+        self.loader.load(source, ref)
+
+    def _on_loaded(self, source: Source, image: Image) -> None:
+        view = ImageView(source, image)
+        view.status_changed.connect(self._update_status)
+        index = self.tabs.addTab(view, view.title())
+        self.tabs.setTabToolTip(index, source.info.path)
+        self.tabs.setCurrentIndex(index)
+        self.stack.setCurrentWidget(self.tabs)
+        self._restore_panels(view)
+        self._add_recent(source.info.path)
+        self._update_status()
+        self.image_loaded.emit(view)
+        self._next()
+
+    def _on_failed(self, path: str, message: str) -> None:
+        self.dialogs.append(error_dialog(self, "Cannot open image", message))
+        self.load_failed.emit(message)
+        self._next()
+
+    def _on_progress(self, stage: str, layer: int, layers: int, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(min(1000, int(done * 1000 / total)))
+            self.progress.setFormat(f"{stage}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+        else:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(stage)
+        self.progress.setToolTip(f"{stage} (layer {layer + 1} of {layers})" if layers else stage)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("opening…")
+        elif not self.loader.busy:
+            self._update_status()
+
+    # -- tabs, status, settings -----------------------------------------------------------
+
+    def current_view(self) -> ImageView | None:
+        """The image view of the current tab."""
+        w = self.tabs.currentWidget()
+        return w if isinstance(w, ImageView) else None
+
+    def close_tab(self, index: int) -> None:
+        """Close one tab (and release its archive)."""
+        view = self.tabs.widget(index)
+        if not isinstance(view, ImageView):
+            return
+        self._save_panels(view)
+        self.tabs.removeTab(index)
+        view.close_source()
+        view.deleteLater()
+        if self.tabs.count() == 0:
+            self.stack.setCurrentWidget(self.start_page)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        view = self.current_view()
+        if view is not None:
+            self.status_label.setText(view.status_text())
+            self.setWindowTitle(f"{view.title()} — Layer Explorer")
+        else:
+            self.status_label.setText("Drop an image archive on the window, or use File > Open.")
+            self.setWindowTitle("Layer Explorer")
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("lastDir", os.path.expanduser("~")))
+
+    def recent_files(self) -> list[str]:
+        """Recently opened sources, newest first."""
+        value = self.settings.value("recentFiles", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str) -> None:
+        path = os.path.abspath(path)
+        recent = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recentFiles", recent[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        recent = self.recent_files()
+        self.start_page.set_recent(recent)
+        self.recent_menu.clear()
+        for path in recent:
+            self.recent_menu.addAction(path, lambda p=path: self.open_paths([p]))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _restore_geometry(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+
+    def _save_panels(self, view: ImageView) -> None:
+        self.settings.setValue("mainSplitter", view.splitter.saveState())
+        self.settings.setValue("leftSplitter", view.left_splitter.saveState())
+
+    def _restore_panels(self, view: ImageView) -> None:
+        for key, splitter in (("mainSplitter", view.splitter), ("leftSplitter", view.left_splitter)):
+            state = self.settings.value(key)
+            if state is not None:
+                splitter.restoreState(state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.loader.cancel(quiet=True)
+        self.settings.setValue("geometry", self.saveGeometry())
+        view = self.current_view()
+        if view is not None:
+            self._save_panels(view)
+        for i in range(self.tabs.count()):
+            w = self.tabs.widget(i)
+            if isinstance(w, ImageView):
+                w.close_source()
+        super().closeEvent(event)
+
+    # -- drag and drop --------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if isinstance(u, QUrl) and u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)

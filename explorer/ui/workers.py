@@ -1,0 +1,178 @@
+"""Long work off the GUI thread: a QRunnable per task, results back by queued signals.
+
+Every task carries a token; the controller ignores results whose token is not the current
+one, so a newer load silently drops an older one. Cancellation is cooperative: the core
+checks ``Monitor.cancelled`` between chunks of work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from explorer.image.errors import Cancelled, ExplorerError
+from explorer.image.loader import Image, load_image
+from explorer.image.model import ImageRef
+from explorer.image.progress import Monitor
+from explorer.image.source import Source, open_source
+
+
+class TaskSignals(QObject):
+    """Signals of one background task (lives on the GUI thread)."""
+
+    progress = Signal(int, str, int, int, int, int)  # token, stage, layer, layers, done, total
+    done = Signal(int, object)
+    failed = Signal(int, str, bool)  # token, message, cancelled
+
+
+class Task(QRunnable):
+    """Runs ``fn(monitor)`` on the thread pool and reports through ``signals``."""
+
+    def __init__(self, token: int, fn: Callable[[Monitor], Any], monitor: Monitor, signals: TaskSignals) -> None:
+        super().__init__()
+        self.token = token
+        self.fn = fn
+        self.monitor = monitor
+        self.signals = signals
+
+    def run(self) -> None:  # noqa: D401 (Qt override)
+        try:
+            result = self.fn(self.monitor)
+        except Cancelled:
+            self.signals.failed.emit(self.token, "cancelled", True)
+        except ExplorerError as exc:
+            self.signals.failed.emit(self.token, str(exc), False)
+        except MemoryError:
+            self.signals.failed.emit(self.token, f"{self.monitor.source}: not enough memory to read this image", False)
+        except Exception as exc:  # a bug must not take the window down
+            self.signals.failed.emit(self.token, f"{self.monitor.source}: unexpected error: {type(exc).__name__}: {exc}", False)
+        else:
+            self.signals.done.emit(self.token, result)
+
+
+def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) -> Callable[[str, int, int, int, int], None]:
+    """A progress callback that emits at most every ``every`` seconds (and on a new stage)."""
+    last = [0.0, ""]
+
+    def report(stage: str, layer: int, layers: int, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every or stage != last[1]:
+            last[0], last[1] = now, stage
+            signals.progress.emit(token, stage, layer, layers, done, total)
+
+    return report
+
+
+class LoadController(QObject):
+    """Opens sources and loads images one at a time; a newer request replaces an older one."""
+
+    opened = Signal(object)  # Source: the window picks an image when there are several
+    loaded = Signal(object, object)  # Source, Image
+    failed = Signal(str, str)  # path, message
+    cancelled = Signal(str)  # path
+    progress = Signal(str, int, int, int, int)  # stage, layer, layers, done, total
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool.globalInstance()
+        self._token = 0
+        self._monitor: Monitor | None = None
+        self._signals: dict[int, TaskSignals] = {}
+        self._path = ""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a load is running."""
+        return self._monitor is not None
+
+    def _start(self, path: str, fn: Callable[[Monitor], Any], on_done: Callable[[Any], None]) -> None:
+        self.cancel(quiet=True)
+        self._token += 1
+        token = self._token
+        self._path = path
+        signals = TaskSignals()
+        self._signals[token] = signals
+        monitor = Monitor(path, throttled_progress(signals, token))
+        self._monitor = monitor
+        signals.progress.connect(self._on_progress)
+        signals.done.connect(lambda t, result: self._finish(t) and on_done(result))
+        signals.failed.connect(self._on_failed)
+        self.busy_changed.emit(True)
+        self.pool.start(Task(token, fn, monitor, signals))
+
+    def open(self, path: str) -> None:
+        """List the images of ``path`` (then ``opened`` fires)."""
+        self._start(path, lambda m: open_source(path, m), self.opened.emit)
+
+    def load(self, source: Source, ref: ImageRef) -> None:
+        """Load one image of an opened source (then ``loaded`` fires)."""
+        path = source.info.path
+
+        def work(monitor: Monitor) -> Image:
+            return load_image(source, ref, monitor)
+
+        self._start(path, work, lambda image: self.loaded.emit(source, image))
+
+    def cancel(self, quiet: bool = False) -> None:
+        """Stop the running load; its results, if any arrive, are dropped."""
+        if self._monitor is not None:
+            self._monitor.cancelled = True
+            self._monitor = None
+            self._token += 1  # anything still in flight is now stale
+            self.busy_changed.emit(False)
+            if not quiet:
+                self.cancelled.emit(self._path)
+
+    def _finish(self, token: int) -> bool:
+        """True when ``token`` is the current load (which is then over)."""
+        self._signals.pop(token, None)
+        if token != self._token:
+            return False
+        self._monitor = None
+        self.busy_changed.emit(False)
+        return True
+
+    def _on_progress(self, token: int, stage: str, layer: int, layers: int, done: int, total: int) -> None:
+        if token == self._token:
+            self.progress.emit(stage, layer, layers, done, total)
+
+    def _on_failed(self, token: int, message: str, was_cancelled: bool) -> None:
+        if self._finish(token) and not was_cancelled:
+            self.failed.emit(self._path, message)
+
+
+class BackgroundCall(QObject):
+    """Runs small pieces of work (search, sizes) off the GUI thread; only the newest counts."""
+
+    result = Signal(str, object)  # kind, value
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._tokens: dict[str, int] = {}
+        self._monitors: dict[str, Monitor] = {}
+        self._signals: dict[int, TaskSignals] = {}
+        self._next = 0
+
+    def run(self, kind: str, fn: Callable[[Monitor], Any]) -> None:
+        """Run ``fn`` for ``kind``; a newer call of the same kind cancels and replaces it."""
+        if kind in self._monitors:
+            self._monitors[kind].cancelled = True
+        self._next += 1
+        token = self._next
+        self._tokens[kind] = token
+        monitor = Monitor(kind)
+        self._monitors[kind] = monitor
+        signals = TaskSignals()
+        self._signals[token] = signals
+        signals.done.connect(lambda t, value: self._deliver(kind, t, value))
+        signals.failed.connect(lambda t, _msg, _c: self._signals.pop(t, None))
+        QThreadPool.globalInstance().start(Task(token, fn, monitor, signals))
+
+    def _deliver(self, kind: str, token: int, value: Any) -> None:
+        self._signals.pop(token, None)
+        if self._tokens.get(kind) == token:
+            self._monitors.pop(kind, None)
+            self.result.emit(kind, value)

@@ -1,0 +1,290 @@
+"""The window, driven as a user would (offscreen): drop, select layers, filter, search, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent, QGuiApplication  # noqa: E402
+from PySide6.QtWidgets import QDialog, QProgressBar, QTableView, QTreeView  # noqa: E402
+
+from explorer.image.loader import load_image  # noqa: E402
+from explorer.image.source import open_source  # noqa: E402
+from explorer.tree.views import DIFF, MERGED, TreeView  # noqa: E402
+from explorer.ui.file_tree_model import CHANGE, FileTreeModel  # noqa: E402
+from explorer.ui.history_model import HistoryTableModel  # noqa: E402
+from explorer.ui.layer_model import LayerTableModel  # noqa: E402
+from tests.builders import docker_archive, f, layer_tar  # noqa: E402
+from tests.expected import parse  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+LEGACY = DATA / "docker-legacy.tar"
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path):
+    """Keep recent files and geometry out of the user's real settings."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    yield
+
+
+@pytest.fixture
+def window(qtbot):
+    from explorer.app import create_main_window
+
+    w = create_main_window()
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    yield w
+    for d in w.dialogs:
+        d.close()
+
+
+def _loaded_image(path=LEGACY):
+    src = open_source(str(path))
+    return src, load_image(src, src.select())
+
+
+def _drop(window, paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    return event
+
+
+def _open(qtbot, window, path=LEGACY):
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000) as blocker:
+        _drop(window, [path])
+    return blocker.args[0]
+
+
+def _all_rows(model, parent=None):
+    """Every (path, change) the tree model shows, fetching all levels."""
+    from PySide6.QtCore import QModelIndex
+
+    parent = parent or QModelIndex()
+    out = []
+    for row in range(model.rowCount(parent)):
+        index = model.index(row, 0, parent)
+        path = index.data(Qt.ItemDataRole.UserRole)
+        change = model.index(row, CHANGE, parent).data() or "unchanged"
+        out.append((path, change))
+        out += _all_rows(model, index)
+    return out
+
+
+# -- the item models ------------------------------------------------------------------------
+
+
+def test_layer_and_history_models_pass_the_model_tester(qapp, qtmodeltester):
+    src, image = _loaded_image()
+    qtmodeltester.check(LayerTableModel(image), force_py=True)
+    qtmodeltester.check(HistoryTableModel(image), force_py=True)
+    src.close()
+
+
+@pytest.mark.parametrize("layer", [None, 0, 1, 2, 3])
+@pytest.mark.parametrize("mode", [MERGED, DIFF])
+def test_file_tree_model_passes_the_model_tester(qapp, qtmodeltester, layer, mode):
+    src, image = _loaded_image()
+    model = FileTreeModel(TreeView(image.tree, layer, mode))
+    qtmodeltester.check(model, force_py=True)
+    model.set_visible({"/data", "/data/modify-me.txt"})
+    qtmodeltester.check(model, force_py=True)
+    src.close()
+
+
+def test_tree_model_is_lazy(qtbot):
+    src, image = _loaded_image()
+    model = FileTreeModel(TreeView(image.tree, None, MERGED))
+    assert model.rowCount() == 9  # bin data etc opt root srv tmp usr var
+    assert all(c.children is None for c in model._root.children)  # nothing below the top built
+    src.close()
+
+
+# -- the window ---------------------------------------------------------------------------
+
+
+def test_start_page_then_drop_loads_the_archive(qtbot, window):
+    assert window.stack.currentWidget() is window.start_page
+    view = _open(qtbot, window)
+    assert window.stack.currentWidget() is window.tabs
+    assert window.findChild(QTableView, "layerList").model().rowCount() == 5  # all + 4 layers
+    assert window.findChild(QTableView, "historyPanel").model().rowCount() == 10
+    assert window.findChild(QTreeView, "fileTree") is view.file_tree
+    assert "fixture-layers:docker-legacy" in window.status_label.text()
+    assert "68 files" in window.status_label.text()
+    assert window.recent_files()[0] == str(LEGACY.resolve())
+
+
+def test_each_layer_shows_the_changes_the_tools_list(qtbot, window):
+    view = _open(qtbot, window)
+    expected = parse(DATA / "docker-legacy.expected.txt")["images"][0]
+    view.set_mode(DIFF)
+    layers = window.findChild(QTableView, "layerList")
+    for k, want in enumerate(expected.changes):
+        layers.selectRow(k + 1)  # as a click would
+        assert view.layer == k
+        shown = {p: c for p, c in _all_rows(view.tree_model) if c != "unchanged"}
+        assert shown == want, f"layer {k}"
+
+
+def test_merged_view_at_a_layer(qtbot, window):
+    view = _open(qtbot, window)
+    view.set_layer(1)
+    paths = {p for p, _ in _all_rows(view.tree_model)}
+    assert "/data/delete-me.txt" in paths and "/data/copied.txt" not in paths
+    view.set_layer(None)
+    paths = {p for p, _ in _all_rows(view.tree_model)}
+    assert "/data/delete-me.txt" not in paths and "/data/copied.txt" in paths
+
+
+def test_history_and_layer_selection_follow_each_other(qtbot, window):
+    view = _open(qtbot, window)
+    layers = window.findChild(QTableView, "layerList")
+    history = window.findChild(QTableView, "historyPanel")
+    layers.selectRow(3)  # layer 2 was made by history step 5
+    assert history.currentIndex().row() == 5
+    history.selectRow(3)  # step 3 made layer 1
+    assert view.layer == 1 and layers.currentIndex().row() == 2
+    history.selectRow(4)  # an empty step: the layer stays
+    assert view.layer == 1
+
+
+def test_layer_stepping_by_keyboard(qtbot, window):
+    view = _open(qtbot, window)
+    window.findChild(type(window.actions()[0]), "actionNextLayer").trigger()
+    assert view.layer == 0
+    window.findChild(type(window.actions()[0]), "actionNextLayer").trigger()
+    assert view.layer == 1
+    window.findChild(type(window.actions()[0]), "actionPreviousLayer").trigger()
+    assert view.layer == 0
+
+
+def test_filters_hide_kinds_of_change(qtbot, window):
+    view = _open(qtbot, window)
+    view.set_layer(2)
+    view.set_mode(DIFF)
+    with qtbot.waitSignal(view.search_finished, timeout=10_000):
+        view.hide_boxes["removed"].setChecked(True)
+    rows = _all_rows(view.tree_model)
+    assert not [p for p, c in rows if c == "removed"]
+    assert ("/data/modify-me.txt", "modified") in rows and ("/opt/replaceme/new.txt", "added") in rows
+    with qtbot.waitSignal(view.search_finished, timeout=10_000):
+        view.hide_boxes["removed"].setChecked(False)
+    assert ("/data/delete-me.txt", "removed") in _all_rows(view.tree_model)
+
+
+@pytest.mark.parametrize("kind,text", [("substring", "MODIFY"), ("glob", "modify-*.txt"), ("regex", r"modify-me\.t.t$")])
+def test_search_keeps_matches_and_their_folders(qtbot, window, kind, text):
+    view = _open(qtbot, window)
+    view.search_kind.setCurrentIndex(view.search_kind.findData(kind))
+    with qtbot.waitSignal(view.search_finished, timeout=10_000):
+        view.search_box.setText(text)
+    paths = [p for p, _ in _all_rows(view.tree_model)]
+    assert paths == ["/data", "/data/modify-me.txt"]
+    assert view.file_tree.isExpanded(view.tree_model.index_for_path("/data"))
+
+
+def test_sort_by_size_puts_the_biggest_first(qtbot, window):
+    view = _open(qtbot, window)
+    qtbot.waitUntil(lambda: view.tree_model.totals is not None, timeout=10_000)
+    view.sort_by_size()
+    first = view.tree_model.index(0, 0).data(Qt.ItemDataRole.UserRole)
+    assert first == "/bin"  # busybox is most of the image
+
+
+def test_details_show_path_history_and_jump(qtbot, window):
+    view = _open(qtbot, window)
+    view.select_path("/data/modify-me.txt")
+    details = view.details
+    assert details.values["Size"].text().startswith("29 B")
+    assert details.history.count() == 2  # added in layer 1, modified in layer 2
+    details.history.itemClicked.emit(details.history.item(0))
+    assert view.layer == 1
+    assert view.current_path() == "/data/modify-me.txt"
+    assert details.values["Size"].text().startswith("9 B")
+
+
+def test_copy_path(qtbot, window):
+    view = _open(qtbot, window)
+    view.select_path("/etc/passwd")
+    view.copy_path()
+    assert QGuiApplication.clipboard().text() == "/etc/passwd"
+
+
+def test_cancel_drops_the_load(qtbot, window, tmp_path):
+    big = tmp_path / "many.tar"
+    big.write_bytes(docker_archive([layer_tar([f(f"d{i // 500}/f{i}", "x") for i in range(20_000)])]))
+    with qtbot.waitSignal(window.loader.progress, timeout=10_000):
+        window.open_paths([str(big)])
+    progress = window.findChild(QProgressBar, "loadProgress")
+    assert progress.isVisible()
+    with qtbot.waitSignal(window.loader.cancelled, timeout=10_000):
+        window.cancel_button.click()
+    assert not progress.isVisible()
+    # let the worker end and any late result arrive: it must be dropped
+    from PySide6.QtCore import QCoreApplication, QThreadPool
+
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    QCoreApplication.processEvents()
+    assert window.tabs.count() == 0
+    # and the window still loads the next one
+    _open(qtbot, window)
+    assert window.tabs.count() == 1
+
+
+def test_bad_file_shows_the_error_dialog_and_window_stays_usable(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.tar"
+    bad.write_bytes(b"this is not an image" * 50)
+    with qtbot.waitSignal(window.load_failed, timeout=10_000) as blocker:
+        _drop(window, [bad])
+    assert "broken.tar" in blocker.args[0] and "not a container image" in blocker.args[0]
+    dialog = window.dialogs[-1]
+    assert dialog.objectName() == "errorDialog" and dialog.isVisible()
+    assert "broken.tar" in dialog.text()
+    dialog.close()
+    _open(qtbot, window)
+    assert window.tabs.count() == 1
+
+
+def test_multi_platform_index_asks_which_image(qtbot, window, monkeypatch):
+    from explorer.ui import dialogs, main_window
+
+    chosen = {}
+
+    def fake_exec(self):
+        chosen["platforms"] = [self.list.item(i).text() for i in range(self.list.count())]
+        self.list.setCurrentRow(1)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(dialogs.ImagePicker, "exec", fake_exec)
+    monkeypatch.setattr(main_window.ImagePicker, "exec", fake_exec)
+    view = _open(qtbot, window, DATA / "multiplatform.oci.tar")
+    assert len(chosen["platforms"]) == 2
+    assert view.image.platform == "linux/arm64"
+
+
+def test_two_archives_dropped_at_once_open_two_tabs(qtbot, window):
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000):
+        _drop(window, [LEGACY, DATA / "umoci.oci-layout"])
+    qtbot.waitUntil(lambda: window.tabs.count() == 2, timeout=30_000)
+    window.findChild(type(window.actions()[0]), "actionClose").trigger()
+    assert window.tabs.count() == 1
+
+
+def test_drag_enter_accepts_only_local_files(qtbot, window):
+    from PySide6.QtGui import QDragEnterEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl("https://example.com/image.tar")])
+    event = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dragEnterEvent(event)
+    assert not event.isAccepted()
