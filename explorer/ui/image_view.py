@@ -83,8 +83,12 @@ class ImageView(QWidget):
         self.file_tree.setSortingEnabled(True)
         self.file_tree.sortByColumn(NAME, Qt.SortOrder.AscendingOrder)
         self.file_tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.file_tree.header().setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        self.file_tree.header().setStretchLastSection(False)
+        header = self.file_tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((SIZE, 78), (2, 92), (3, 80), (4, 48), (5, 78)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
         self.file_tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.file_tree.customContextMenuRequested.connect(self._tree_menu)
         QShortcut(QKeySequence.StandardKey.Copy, self.file_tree, self.copy_path, context=Qt.ShortcutContext.WidgetShortcut)
@@ -99,6 +103,7 @@ class ImageView(QWidget):
         mid_layout = QVBoxLayout(middle)
         mid_layout.setContentsMargins(0, 0, 0, 0)
         mid_layout.addLayout(self._tree_controls())
+        middle.setMinimumWidth(300)
         mid_layout.addWidget(self.file_tree, 1)
         mid_layout.addWidget(self._legend())
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
@@ -108,15 +113,15 @@ class ImageView(QWidget):
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 4)
         self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes([460, 760, 300])
 
         self.left_splitter = left
-        left.setSizes([300, 420])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
         self.layer_list.selectRow(0)
+        self._selected_path: str | None = None
         self.file_tree.selectionModel().currentChanged.connect(self._tree_current_changed)
+        self.tree_model.modelReset.connect(self._after_reset)
 
     @staticmethod
     def _table_look(table: QTableView) -> None:
@@ -138,7 +143,8 @@ class ImageView(QWidget):
         layout.addWidget(widget, 1)
         return box
 
-    def _tree_controls(self) -> QHBoxLayout:
+    def _tree_controls(self) -> QVBoxLayout:
+        rows = QVBoxLayout()
         row = QHBoxLayout()
         self.merged_button = QRadioButton("&Merged view", objectName="mergedMode")
         self.diff_button = QRadioButton("Layer &changes only", objectName="diffMode")
@@ -160,6 +166,8 @@ class ImageView(QWidget):
             self.hide_boxes[change] = box
             row.addWidget(box)
         row.addStretch(1)
+        rows.addLayout(row)
+        row = QHBoxLayout()
         self.search_kind = QComboBox(objectName="searchKind")
         self.search_kind.addItem("Substring", SUBSTRING)
         self.search_kind.addItem("Glob", GLOB)
@@ -168,15 +176,16 @@ class ImageView(QWidget):
         self.search_box = QLineEdit(objectName="searchBox")
         self.search_box.setPlaceholderText("Search paths (Ctrl+F)")
         self.search_box.setClearButtonEnabled(True)
-        self.search_box.setMinimumWidth(220)
+        self.search_box.setMinimumWidth(160)
         self._search_timer = QTimer(self, singleShot=True, interval=250)
         self._search_timer.timeout.connect(self._filters_changed)
         self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
         self.search_status = QLabel("", objectName="searchStatus")
-        row.addWidget(self.search_status)
-        row.addWidget(self.search_box)
+        row.addWidget(self.search_box, 1)
         row.addWidget(self.search_kind)
-        return row
+        row.addWidget(self.search_status)
+        rows.addLayout(row)
+        return rows
 
     def _legend(self) -> QWidget:
         legend = QWidget(objectName="legend")
@@ -205,8 +214,9 @@ class ImageView(QWidget):
         if self.layer_list.currentIndex().row() != row:
             self.layer_list.selectRow(row)  # comes back through _layer_row_changed
             return
-        self.layer = layer
-        self._apply_view()
+        if layer != self.layer:
+            self.layer = layer
+            self._apply_view()
 
     def step_layer(self, delta: int) -> None:
         """Go to the next (+1) or previous (-1) layer; before layer 0 comes "all layers"."""
@@ -311,10 +321,20 @@ class ImageView(QWidget):
 
     def _tree_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
-            self.details.clear()
-            return
+            return  # a reset; _after_reset decides what stays selected
         row = current.internalPointer().row
+        self._selected_path = row.path
         self.details.show_row(self.image, row)
+
+    def _after_reset(self) -> None:
+        """Keep the selected path selected when it is still shown, else clear the details."""
+        path = self._selected_path
+        index = self.tree_model.index_for_path(path) if path else QModelIndex()
+        if index.isValid():
+            self.file_tree.setCurrentIndex(index)
+            self.details.show_row(self.image, index.internalPointer().row)
+        else:
+            self.details.clear()
 
     def show_path_at_layer(self, layer: int, path: str) -> None:
         """Jump to a layer and select a path there (from the details history)."""

@@ -64,7 +64,7 @@ class LayerTableModel(QAbstractTableModel):
                 human_size(layer.blob_size),
                 f"+{layer.added} ~{layer.modified} −{layer.removed}",
                 short_command(layer.created_by, 60) if layer.created_by else "(no history)",
-                layer.digest[:19] + "…" if len(layer.digest) > 20 else layer.digest,
+                layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12],
             )[col]
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == 4:

@@ -44,7 +44,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Layer Explorer")
         self.setWindowIcon(resources.app_icon())
         self.setAcceptDrops(True)
-        self.settings = settings or QSettings("layer-explorer", "layer-explorer")
+        # The default format and path are honoured, so tests and screenshots can divert them.
+        self.settings = settings or QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, "layer-explorer", "layer-explorer")
         self.loader = LoadController(self)
         self.loader.opened.connect(self._on_opened)
         self.loader.loaded.connect(self._on_loaded)
@@ -277,6 +278,9 @@ class MainWindow(QMainWindow):
         self.settings.setValue("leftSplitter", view.left_splitter.saveState())
 
     def _restore_panels(self, view: ImageView) -> None:
+        width = max(self.width(), 900)
+        view.splitter.setSizes([int(width * 0.30), int(width * 0.50), int(width * 0.20)])
+        view.left_splitter.setSizes([300, 400])
         for key, splitter in (("mainSplitter", view.splitter), ("leftSplitter", view.left_splitter)):
             state = self.settings.value(key)
             if state is not None:
