@@ -1,7 +1,5 @@
 """Entry point for ``python -m explorer``."""
 
-import sys
+from explorer.cli import entry
 
-from explorer.cli import main
-
-sys.exit(main())
+entry()

@@ -35,14 +35,14 @@ class _TimeFormatter:
     def __call__(self, t: float) -> str:
         text = self._cache.get(t)
         if text is None:
-            whole = int(t // 1)
             try:
+                whole = int(t // 1)
                 text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+                frac = t - whole
+                if frac:
+                    text += f"{frac:.9f}"[1:].rstrip("0").rstrip(".")
             except (OverflowError, OSError, ValueError):
-                text = "1970-01-01T00:00:00"
-            frac = t - whole
-            if frac:
-                text += f"{frac:.9f}"[1:].rstrip("0")
+                text = "1970-01-01T00:00:00"  # a time no calendar holds
             text += "Z"
             self._cache[t] = text
         return text
@@ -95,8 +95,9 @@ def _config(config: dict[str, Any]) -> dict[str, Any]:
     ports = c.get("ExposedPorts") if isinstance(c.get("ExposedPorts"), dict) else {}
     volumes = c.get("Volumes") if isinstance(c.get("Volumes"), dict) else {}
     labels = c.get("Labels") if isinstance(c.get("Labels"), dict) else {}
+    env = c.get("Env")
     return {
-        "env": list(c.get("Env") or []),
+        "env": [str(v) for v in env] if isinstance(env, list) else ([env] if isinstance(env, str) else []),
         "cmd": c.get("Cmd"),
         "entrypoint": c.get("Entrypoint"),
         "working_dir": c.get("WorkingDir") or "",

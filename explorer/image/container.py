@@ -9,6 +9,7 @@ from __future__ import annotations
 import mmap
 import os
 import posixpath
+import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -248,12 +249,12 @@ class FolderContainer(Container):
 
     def has(self, name: str) -> bool:
         try:
-            return os.path.isfile(self._file(name))
+            return os.path.exists(self._file(name))
         except SourceError:
             return False
 
     def read_document(self, name: str) -> bytes:
-        full = self._file(name)
+        full = self._regular(name)
         try:
             if os.path.getsize(full) > MAX_DOCUMENT:
                 raise SourceError(self.path, f"{name} is too large for a JSON document")
@@ -270,22 +271,35 @@ class FolderContainer(Container):
         except OSError:
             raise SourceError(self.path, f"{name} is missing from the folder") from None
 
-    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+    def _regular(self, name: str) -> str:
+        """The file for a name, refusing anything but a regular file (a FIFO would hang us)."""
         full = self._file(name)
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            raise SourceError(self.path, f"{name} is missing from the folder") from None
+        except OSError as exc:
+            raise SourceError(self.path, f"cannot read {name}: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(self.path, f"{name} is not a regular file")
+        return full
+
+    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+        full = self._regular(name)
         try:
             with open(full, "rb") as f:
                 if os.fstat(f.fileno()).st_size == 0:
                     return _scan_range(b"", 0, 0, name, monitor)
                 with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
                     return _scan_range(buf, 0, len(buf), name, monitor)
-        except FileNotFoundError:
-            raise SourceError(self.path, f"layer blob {name} is missing from the folder") from None
+        except OSError as exc:
+            raise SourceError(self.path, f"cannot read layer blob {name}: {exc.strerror or exc}") from None
         except (TarFormatError, DecompressError) as exc:
             raise scan_layer_errors(self.path, name, exc) from None
 
     def read_range(self, name: str, offset: int, size: int) -> bytes | None:
         try:
-            with open(self._file(name), "rb") as f:
+            with open(self._regular(name), "rb") as f:
                 if compression.sniff(f.read(6)) != compression.NONE:
                     return None
                 f.seek(offset)
@@ -311,6 +325,7 @@ class StreamContainer(Container):
         self._layers: dict[str, LayerScan] = {}
         self._sizes: dict[str, int] = {}
         self._links: dict[str, tuple[str, str]] = {}
+        self._broken: dict[str, str] = {}
         try:
             with open(path, "rb") as f:
                 outer = HashingReader(f.read)
@@ -331,7 +346,11 @@ class StreamContainer(Container):
             head = data(BLOCK)
             kind = compression.sniff(head)
             if kind != compression.NONE or looks_like_tar(head):
-                self._layers[name] = self._scan_member(kind, head, data, member.size, name, monitor)
+                try:
+                    self._layers[name] = self._scan_member(kind, head, data, member.size, name, monitor)
+                except (TarFormatError, DecompressError) as exc:
+                    # Maybe not a layer at all (a compressed SBOM): fail only if it is asked for.
+                    self._broken[name] = str(exc)
             elif member.size <= MAX_DOCUMENT:
                 self._docs[name] = head + _read_all(data)
 
@@ -375,6 +394,10 @@ class StreamContainer(Container):
         real = self.resolve(name)
         if real in self._layers:
             return self._layers[real]
+        if real in self._broken:
+            raise scan_layer_errors(self.path, name, Exception(self._broken[real]))
+        if self._docs.get(real) == b"":
+            return LayerScan([], compression.NONE, 0, warnings=[f"layer blob {name} is empty (0 bytes); read as an empty layer"])
         if real in self._docs:
             raise SourceError(self.path, f"layer blob {name} is not a tar archive")
         raise SourceError(self.path, f"layer blob {name} is missing from the archive")

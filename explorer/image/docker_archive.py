@@ -13,7 +13,7 @@ import re
 from explorer.image.container import Container
 from explorer.image.plan import ImagePlan, LayerRef, expect, read_json
 
-_HEX_NAME = re.compile(r"^(?:sha256:)?([a-f0-9]{64})(?:\.json)?$")
+_HEX_NAME = re.compile(r"^(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
 _BLOB_PATH = re.compile(r"^blobs/(sha256|sha512)/([a-f0-9]+)$")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 from dataclasses import dataclass, field
@@ -11,7 +12,8 @@ from explorer.image import compression
 from explorer.image.container import LayerScan
 from explorer.image.errors import SourceError
 from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
-from explorer.image.plan import ImagePlan, read_json
+from explorer.image.docker_archive import name_digest
+from explorer.image.plan import ImagePlan, LayerRef, read_json
 from explorer.image.progress import Monitor
 from explorer.image.source import Source
 from explorer.tree.index import LayerTree, apply_layer
@@ -38,6 +40,8 @@ class Image:
     history: list[HistoryEntry]
     tree: LayerTree
     warnings: list[str] = field(default_factory=list)
+    file_count: int = -1  # entries of the final filesystem, once counted
+    first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None) -> Image:
@@ -73,13 +77,16 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None) -> Image:
     for i, layer in enumerate(plan.layers):
         monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
         scan = container.scan_layer(layer.blob, monitor)
-        _verify(path, i, layer.digest, diff_ids[i] if i < len(diff_ids) else "", scan)
+        _verify(path, i, layer, diff_ids[i] if i < len(diff_ids) else "", scan, warnings)
         warnings.extend(scan.warnings)
-        scans.append(scan)
-        reader.scans.append(scan)
+        # A container may hand out the same scan again (a blob used twice, another image
+        # of the source): keep it intact, and keep only the counts here.
+        summary = dataclasses.replace(scan, members=[])
+        scans.append(summary)
+        reader.scans.append(summary)
         monitor.begin(f"applying layer {i + 1} of {len(plan.layers)}", i, len(plan.layers))
         apply_layer(tree, i, scan.members, reader.digest)
-        scan.members = []  # the tree has what it needs; drop the raw list
+        del scan
     tree.live.clear()
     history = _history(config, len(plan.layers), warnings)
     layers = _layers(plan, scans, diff_ids, history, tree)
@@ -106,21 +113,26 @@ def _diff_ids(config: dict[str, Any]) -> list[str]:
     return [str(d) for d in ids] if isinstance(ids, list) else []
 
 
-def _verify(path: str, index: int, digest: str, diff_id: str, scan: LayerScan) -> None:
-    """Check the digests the scan could compute without extra reading."""
-    if scan.blob_digest is None:
-        return  # an uncompressed blob read by headers only; `--verify` reads it all
-    if digest and digest.startswith("sha256:") and scan.blob_digest != digest:
+def _verify(path: str, index: int, layer: LayerRef, diff_id: str, scan: LayerScan, warnings: list[str]) -> None:
+    """Check the digests known without extra reading; a blob that is not what it claims fails.
+
+    A plain layer's digest is its diff_id: when the manifest (or the blob's name) and the
+    config disagree about it, say so (layers listed in another order, moby #47150).
+    """
+    digest = layer.digest or name_digest(layer.blob)
+    if scan.blob_digest is not None and digest.startswith("sha256:") and scan.blob_digest != digest and layer.digest:
         raise SourceError(
             path,
             f"digest mismatch for layer {index}: expected {digest}, found {scan.blob_digest}",
             "the archive is corrupt or was modified",
         )
-    if scan.compression == compression.NONE and diff_id and not digest and scan.blob_digest != diff_id:
-        raise SourceError(
-            path,
-            f"layer {index} does not match its diff_id: expected {diff_id}, found {scan.blob_digest}",
-            "the archive is corrupt or was modified",
+    if scan.compression != compression.NONE or not diff_id:
+        return
+    plain = scan.blob_digest or digest  # computed when streamed, else what the name says
+    if plain and plain.startswith("sha256:") and plain != diff_id:
+        warnings.append(
+            f"layer {index}: the config's diff_id {diff_id[:19]}… does not match the layer stored "
+            f"there ({plain[:19]}…); the manifest and the config disagree about the layers"
         )
 
 
@@ -128,7 +140,7 @@ def _history(config: dict[str, Any], layer_count: int, warnings: list[str]) -> l
     """History entries mapped to layers in order; no mapping is invented when counts disagree."""
     raw = config.get("history")
     items = [h for h in raw if isinstance(h, dict)] if isinstance(raw, list) else []
-    non_empty = sum(1 for h in items if not h.get("empty_layer"))
+    non_empty = sum(1 for h in items if h.get("empty_layer") is not True)
     mapped = non_empty == layer_count
     if items and not mapped:
         warnings.append(
@@ -137,7 +149,7 @@ def _history(config: dict[str, Any], layer_count: int, warnings: list[str]) -> l
         )
     out, layer = [], 0
     for i, h in enumerate(items):
-        empty = bool(h.get("empty_layer"))
+        empty = h.get("empty_layer") is True
         out.append(
             HistoryEntry(
                 index=i,

@@ -22,7 +22,7 @@ class Entry(NamedTuple):
     mtime: float
     target: str | None  # symlink target as stored, hardlink target as an absolute path
     layer: int  # index of the layer that wrote it
-    offset: int  # where its data starts in the layer's uncompressed tar (-1: implicit)
+    offset: int  # where its data starts in the layer's uncompressed tar (-1: implicit dir, -2: sparse)
     xattrs: dict[str, bytes] | None
     digest: str | None  # sha256 hex of the content, when known
 

@@ -93,12 +93,16 @@ def _walk_index(container: Container, index: dict[str, Any], where: str, tags: l
         if _is_attestation(desc):
             walk.attestations += 1
             continue
+        media = desc.get("mediaType") or ""
+        if media and media not in INDEX_TYPES and media not in MANIFEST_TYPES:
+            walk.notes.append(f"descriptor {digest} has media type {media!r}, which is not an image; skipped")
+            continue
         if not container.has(name):
             walk.notes.append(f"manifest {digest} ({_platform(desc) or 'no platform'}) is not in the archive; skipped")
             continue
         doc = read_json(container, name, digest)
         expect(container, doc, dict, f"blob {digest}")
-        media = desc.get("mediaType") or doc.get("mediaType") or ""
+        media = media or doc.get("mediaType") or ""
         my_tags = _tags(desc) or tags
         if media in INDEX_TYPES or (not media and "manifests" in doc):
             _walk_index(container, doc, digest, my_tags, walk, depth + 1, seen | {digest})

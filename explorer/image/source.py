@@ -172,8 +172,9 @@ def select_image(images: list[ImageRef], image: str | None, platform: str | None
         if not found:
             offered = ", ".join(sorted({i.platform or "unknown" for i in images}))
             raise SelectionError(f"{source}: no image for platform {platform} (offered: {offered})")
-    if image is None and platform is None and len({i.platform for i in found}) > 1:
-        mine = [i for i in found if i.platform.startswith(host())]
+    # The platforms of one index (same names): this machine's first. Different images: the first.
+    if platform is None and len({i.platform for i in found}) > 1 and len({i.tags for i in found}) == 1:
+        mine = [i for i in found if _platform_matches(i.platform, Platform.parse(host()))]
         found = mine or found
     return found[0]
 
@@ -191,11 +192,8 @@ def _platform_matches(text: str, wanted: Platform) -> bool:
 
 def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef]:
     """Images matching a tag, a position, or a config digest (or a unique prefix of it)."""
-    if ref.isdigit():
-        pos = int(ref)
-        if pos >= len(images):
-            raise SelectionError(f"{source}: no image at position {pos} (it holds {len(images)})")
-        return [images[pos]]
+    if ref.isascii() and ref.isdigit() and int(ref) < len(images):
+        return [images[int(ref)]]
     tagged = [i for i in images if ref in i.tags or any(t.endswith("/" + ref) for t in i.tags)]
     if tagged:
         return tagged

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import struct
+import zlib
 from typing import BinaryIO, Callable, Iterator, NamedTuple
 from urllib.parse import unquote_to_bytes
 
@@ -19,9 +21,10 @@ CHUNK = 1 << 20
 # A PAX or GNU long-name record larger than this is not a name but an attack or corruption.
 MAX_META = 16 << 20
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+SPARSE = -2  # the offset given to sparse files, whose stored bytes are a map plus runs
 
-# name, mode, uid, gid, size, mtime, (checksum, type), linkname, magic, (...), prefix
-_HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8xx100s6s82x155s")
+# name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
+_HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")
 _REGULAR = frozenset("07\0")
 
 
@@ -73,6 +76,20 @@ def header_checksum_ok(header: bytes) -> bool:
     if sum(body) == stored:
         return True
     return sum(b - 256 if b > 127 else b for b in body) == stored
+
+
+def _checksum_quick(header: bytes, field: bytes) -> bool:
+    """The header checksum, checked with C-speed adler32 (its low half is a byte sum mod 65521)."""
+    try:
+        stored = int(field.rstrip(b"\0 "), 8)
+    except ValueError:
+        return header_checksum_ok(header)
+    a = zlib.adler32(header[:148])
+    a = zlib.adler32(b"        ", a)
+    a = zlib.adler32(header[156:], a)
+    if ((a & 0xFFFF) - 1) % 65521 == stored % 65521:
+        return True
+    return header_checksum_ok(header)  # old tars sum signed bytes
 
 
 def looks_like_tar(head: bytes) -> bool:
@@ -311,10 +328,12 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[Ta
         hdr = src.block()
         if not hdr or hdr == ZERO_BLOCK:
             return  # the end marker, or a stream that ends on a header boundary without one
-        if first and not header_checksum_ok(hdr):
-            raise TarFormatError("not a tar archive (bad header checksum at byte 0)")
+        name, mode, uid, gid, size, mtime, chk, link, magic, prefix = unpack(hdr)
+        if not _checksum_quick(hdr, chk):
+            if first:
+                raise TarFormatError("not a tar archive (bad header checksum at byte 0)")
+            raise TarFormatError(f"corrupt tar header at byte {header_at} (bad checksum)")
         first = False
-        name, mode, uid, gid, size, mtime, link, magic, prefix = unpack(hdr)
         kind = chr(hdr[156])
         try:  # the common case: NUL-terminated octal text
             mode_n = int(mode.rstrip(b"\0"), 8)
@@ -351,10 +370,11 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[Ta
         else:
             raw_link = _cstring(link) if link[0] else b""
         xattrs = None
+        real_size = None  # a sparse file's size: its stored bytes are not its content
         if pax is not None or global_pax:
             merged = {**global_pax, **(pax or {})}
             pax = None
-            raw_name = merged.get("path", raw_name)
+            raw_name = merged.get("GNU.sparse.name", merged.get("path", raw_name))
             raw_link = merged.get("linkpath", raw_link)
             try:
                 size_n = int(merged.get("size", size_n))
@@ -362,28 +382,50 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[Ta
                 gid_n = int(merged.get("gid", gid_n))
                 if "mtime" in merged:
                     mtime_n = float(merged["mtime"])
+                sparse = merged.get("GNU.sparse.realsize", merged.get("GNU.sparse.size"))
+                if sparse is not None:
+                    real_size = int(sparse)
             except ValueError:
                 raise TarFormatError(f"malformed PAX number for the entry at byte {header_at}") from None
             xattrs = _xattrs_from_pax(merged)
-        if size_n < 0:
+        if kind == "S":  # old GNU sparse: the map may go on in extension blocks
+            kind = "0"
+            try:
+                real_size = _number(hdr[483:495])
+            except ValueError:
+                raise TarFormatError(f"malformed sparse header at byte {header_at}") from None
+            extended = hdr[482]
+            while extended:
+                ext = src.block()
+                if len(ext) < BLOCK:
+                    raise TarFormatError(f"truncated sparse header at byte {header_at}")
+                extended = ext[504]
+        if size_n < 0 or (real_size is not None and real_size < 0):
             raise TarFormatError(f"negative size in tar header at byte {header_at}")
         if kind == "\0":
             kind = "0"
+        if not math.isfinite(mtime_n):
+            mtime_n = 0
         # Like Go's archive/tar: these types carry no data, whatever the size field says.
         regular = kind in _REGULAR
         data_size = 0 if kind in "123456" else size_n
+        shown_size = (size_n if real_size is None else real_size) if regular else 0
         offset = src.pos
         digest = None
         text_name = raw_name.decode("utf-8", "surrogateescape")
         text_link = raw_link.decode("utf-8", "surrogateescape") if raw_link else ""
         if hand_out:
             assert isinstance(src, _StreamSource)
-            member = new(TarMember, (text_name, kind, mode_n & 0o7777, uid_n, gid_n, size_n if regular else 0,
+            member = new(TarMember, (text_name, kind, mode_n & 0o7777, uid_n, gid_n, shown_size,
                                      mtime_n, text_link, offset, xattrs, None, header_at))
             yield member, src.limited(offset + data_size)  # type: ignore[misc]
             src.finish(offset, data_size)
             continue
-        if hash_files and regular:
+        if real_size is not None:
+            if data_size:
+                src.skip(data_size, None)
+            offset = SPARSE  # the content is not one run of bytes: never read it by offset
+        elif hash_files and regular:
             if data_size:
                 hasher = hashlib.sha256()
                 src.skip(data_size, hasher)
@@ -392,5 +434,5 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[Ta
                 digest = EMPTY_SHA256
         elif data_size:
             src.skip(data_size, None)
-        yield new(TarMember, (text_name, kind, mode_n & 0o7777, uid_n, gid_n, size_n if regular else 0,
+        yield new(TarMember, (text_name, kind, mode_n & 0o7777, uid_n, gid_n, shown_size,
                               mtime_n, text_link, offset, xattrs, digest, header_at))

@@ -103,6 +103,8 @@ class _LayerApplier:
         self.before: dict[str, Entry | None] = {}  # each touched path's state before the layer
         self._digest_fn = digest
         self._digests: dict[tuple[int, int], str | None] = {}
+        self.new_paths: set[str] = set()  # paths this layer listed in ``kids`` for the first time
+        self.redirected: list[tuple[str, str]] = []
 
     def touch(self, path: str) -> None:
         """Remember the state of ``path`` before this layer changes it."""
@@ -112,6 +114,42 @@ class _LayerApplier:
             if old is None and path not in self.tree.versions and path != "/":
                 cut = path.rfind("/")
                 self.tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
+                self.new_paths.add(path)
+
+    def through_symlinks(self, path: str, whole: bool = False) -> str | None:
+        """Where ``path`` really is when a directory on its way is a symlink; None if none is.
+
+        Links are followed inside the image's root only (``..`` stops at ``/``), the way
+        containerd and umoci place entries; the last component is followed only if ``whole``.
+        """
+        live = self.live
+        parts = path.strip("/").split("/")
+        queue, last = (parts, "") if whole else (parts[:-1], parts[-1])
+        resolved, hops, followed = "", 0, False
+        while queue:
+            comp = queue.pop(0)
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                resolved = resolved[: resolved.rfind("/")]
+                continue
+            candidate = resolved + "/" + comp
+            entry = live.get(candidate)
+            if entry is not None and entry.type == SYMLINK:
+                hops += 1
+                if hops > 40:
+                    return None  # a loop of links: leave the path as written
+                followed = True
+                target = entry.target or ""
+                if target.startswith("/"):
+                    resolved = ""
+                queue = target.split("/") + queue
+                continue
+            resolved = candidate
+        if not followed:
+            return None
+        out = resolved + "/" + last if last else resolved
+        return out or "/"
 
     def remove_children(self, path: str) -> None:
         """Remove everything below ``path`` that currently exists."""
@@ -130,6 +168,10 @@ class _LayerApplier:
         """Remove ``path`` and its subtree, if it exists."""
         entry = self.live.get(path)
         if entry is None:
+            moved = self.through_symlinks(path)
+            if moved is not None and moved != path:
+                self.redirected.append((path, moved))
+                self.remove(moved)
             return
         if entry.type == DIR:
             self.remove_children(path)
@@ -160,7 +202,14 @@ class _LayerApplier:
         if path != "/":
             parent = live.get(path[: path.rfind("/")] or "/")
             if parent is None or parent.type != DIR:
+                moved = self.through_symlinks(path)
+                if moved is not None and moved != path and moved != "/":
+                    self.redirected.append((path, moved))
+                    entry = entry._replace(path=moved)
+                    path = moved
                 self.ensure_parent(path)
+        if self.tree.hardlink_data and entry.type != HARDLINK:
+            self.tree.hardlink_data.pop((self.layer, path), None)  # last wins, link or not
         old = live.get(path)
         if old is not None and old.type == DIR and entry.type != DIR:
             self.remove_children(path)
@@ -200,13 +249,16 @@ class _LayerApplier:
             after = live.get(path)
             if old is None:
                 if after is None:
+                    if path in self.new_paths:  # came and went within the layer
+                        cut = path.rfind("/")
+                        tree.kids[path[:cut] or "/"].remove(path[cut + 1 :])
                     continue
                 change = ADDED
             elif after is None:
                 change = REMOVED
             elif is_modified(old, after, self.digest):
                 change = MODIFIED
-            elif after.layer == layer and after.offset >= 0:
+            elif after.layer == layer and after.offset != -1:  # -1: an implicit directory
                 change = UNCHANGED  # rewritten as it was: not a change, but this layer's copy now
             else:
                 continue
@@ -270,6 +322,9 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
         )
     # Whiteouts hide lower layers only, so they apply before this layer's own entries.
     for d in opaque:
+        entry = tree.live.get(d)
+        if entry is None or entry.type != DIR:
+            d = applier.through_symlinks(d, whole=True) or d
         applier.remove_children(d)
     for w in whiteouts:
         applier.remove(w)
@@ -278,6 +333,13 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
         if entry.type == HARDLINK:
             entry = applier.link(entry)
         put(entry)
+    if applier.redirected:
+        first, where = applier.redirected[0]
+        tree.warnings.append(
+            f"layer {layer}: {len(applier.redirected)} entr{'y' if len(applier.redirected) == 1 else 'ies'} "
+            f"went through a symlinked directory (e.g. {first} is {where}); placed where the link points, "
+            "as containerd and umoci do"
+        )
     applier.finish()
 
 

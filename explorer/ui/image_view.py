@@ -49,8 +49,10 @@ class ImageView(QWidget):
         self.image = image
         self.layer: int | None = None
         self.mode = MERGED
-        self.view = TreeView(image.tree, None, MERGED)
-        self._file_count = sum(1 for _ in image.tree.merged())
+        self.view = image.first_view or TreeView(image.tree, None, MERGED)
+        if image.file_count < 0:
+            image.file_count = sum(1 for _ in image.tree.merged())
+        self._file_count = image.file_count
         self.background = BackgroundCall(self)
         self.background.result.connect(self._on_background)
         self._build()
@@ -239,10 +241,14 @@ class ImageView(QWidget):
     def _apply_view(self) -> None:
         expanded = self._expanded_paths()
         current = self.current_path()
-        self.view = TreeView(self.image.tree, self.layer, self.mode)
-        self.tree_model.set_view(self.view, None, None)
-        view = self.view
-        self.background.run("totals", lambda _m: (view, view.totals()))
+        first = self.view
+        if first is not None and first.layer == self.layer and first.mode == self.mode and first._totals is not None:
+            view = first  # prepared off the GUI thread
+            self.tree_model.set_view(view, None, view.totals())
+        else:
+            view = self.view = TreeView(self.image.tree, self.layer, self.mode)
+            self.tree_model.set_view(view, None, None)
+            self.background.run("totals", lambda _m: (view, view.totals()))
         if self._filtering():
             self._filters_changed()
         else:

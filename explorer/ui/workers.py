@@ -17,6 +17,7 @@ from explorer.image.loader import Image, load_image
 from explorer.image.model import ImageRef
 from explorer.image.progress import Monitor
 from explorer.image.source import Source, open_source
+from explorer.tree.views import MERGED, TreeView
 
 
 class TaskSignals(QObject):
@@ -112,7 +113,14 @@ class LoadController(QObject):
         path = source.info.path
 
         def work(monitor: Monitor) -> Image:
-            return load_image(source, ref, monitor)
+            image = load_image(source, ref, monitor)
+            # What the first screen needs, computed here rather than on the GUI thread.
+            monitor.begin("preparing the view")
+            view = TreeView(image.tree, None, MERGED)
+            view.totals()
+            image.first_view = view  # type: ignore[attr-defined]
+            image.file_count = sum(1 for _ in image.tree.merged())  # type: ignore[attr-defined]
+            return image
 
         self._start(path, work, lambda image: self.loaded.emit(source, image))
 
