@@ -80,6 +80,12 @@ def _walk(f, start: int, end: int, depth: int) -> int:
     return count
 
 
+def r_plain_layers(path: Path) -> bool:
+    """Whether an archive stores any layer as a plain tar (so a header scan means something)."""
+    with open(path, "rb") as f:
+        return _walk(f, 0, os.path.getsize(path), depth=0) > 50
+
+
 def gzip_baseline(path: Path) -> float | None:
     """Seconds ``gzip -dc`` needs for the gzip layer blobs of an archive (None if it has none)."""
     if not shutil.which("gzip"):
@@ -124,7 +130,7 @@ def measure(path: Path, repeat: int, with_dive: bool) -> dict:
     row = {"archive": str(path), "bytes": os.path.getsize(path), "wall": wall, "rss": rss}
     with open(path, "rb") as f:
         head = f.read(2)
-    if head != b"\x1f\x8b":
+    if head != b"\x1f\x8b" and r_plain_layers(path):
         row["header_scan"] = header_scan(path)
     row["gzip_dc"] = gzip_baseline(path)
     if with_dive and head != b"\x1f\x8b":
@@ -136,7 +142,7 @@ def fmt_row(r: dict) -> str:
     """One markdown table row."""
     mb = lambda n: f"{n / 1e6:.0f} MB"
     extra = []
-    if r.get("header_scan") is not None:
+    if r.get("header_scan"):
         extra.append(f"bare header scan {r['header_scan']:.2f} s")
     if r.get("gzip_dc"):
         extra.append(f"gzip -dc of layers {r['gzip_dc']:.2f} s (ratio {r['wall'] / r['gzip_dc']:.2f})")
