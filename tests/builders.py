@@ -161,3 +161,18 @@ def oci_archive(layers: list[bytes], compress: str = "gzip", ref: str = "latest"
                 "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": ref}}]}
         _add(tar, "index.json", json.dumps(index).encode())
     return buf.getvalue()
+
+
+def tar_of(members: dict[str, bytes]) -> bytes:
+    """A plain tar holding these files, in this order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            _add(tar, name, data)
+    return buf.getvalue()
+
+
+def members_of(raw: bytes) -> dict[str, bytes]:
+    """The files of a tar, by name (to tamper with an archive and put it back with ``tar_of``)."""
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from tests.builders import docker_archive, f, layer_tar, oci_archive
+from tests.builders import docker_archive, f, layer_tar, members_of, oci_archive, tar_of
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,16 +25,6 @@ def run_cli(args, cwd):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _layer() -> bytes:
     return layer_tar([f("etc/hostname", "box")])
 
@@ -42,42 +32,39 @@ def _layer() -> bytes:
 def _corrupt_gzip_layer() -> bytes:
     """An OCI archive whose gzip layer has flipped bytes in the middle of its stream."""
     raw = oci_archive([layer_tar([f("big", os.urandom(50_000))])])
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    blobs = members_of(raw)
     for name, blob in blobs.items():
         if blob[:2] == b"\x1f\x8b":
             mid = len(blob) // 2
             blobs[name] = blob[:mid] + bytes(b ^ 0xFF for b in blob[mid : mid + 64]) + blob[mid + 64 :]
-    return _tar(blobs)
+    return tar_of(blobs)
 
 
 def _swapped_layer() -> bytes:
     """An OCI archive whose gzip layer was replaced by another valid one under the same name."""
     raw = oci_archive([_layer()])
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    blobs = members_of(raw)
     for name, blob in blobs.items():
         if blob[:2] == b"\x1f\x8b":
             blobs[name] = gzip.compress(layer_tar([f("etc/hostname", "evil")]))
-    return _tar(blobs)
+    return tar_of(blobs)
 
 
 def _tampered_config() -> bytes:
     """An OCI archive whose config blob no longer matches its digest."""
     raw = oci_archive([_layer()])
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    blobs = members_of(raw)
     for name, blob in blobs.items():
         if b'"rootfs"' in blob:
             blobs[name] = blob.replace(b'"amd64"', b'"arm64"')
-    return _tar(blobs)
+    return tar_of(blobs)
 
 
 CASES = {
     "not-an-archive.tar": (b"hello, I am a text file\n" * 100, "not a container image archive"),
     "empty.tar": (b"", "empty"),
     "truncated.tar": ((DATA / "docker-legacy.tar").read_bytes()[:1_000_000], "truncated"),
-    "no-manifest.tar": (_tar({"foo/bar.txt": b"x"}), "neither manifest.json nor index.json"),
+    "no-manifest.tar": (tar_of({"foo/bar.txt": b"x"}), "neither manifest.json nor index.json"),
     "bad-json.tar": (docker_archive([_layer()], manifest=b"[{not json"), "not valid JSON"),
     "wrong-shape.tar": (docker_archive([_layer()], manifest={"Config": 1}), "malformed"),
     "tampered-config.tar": (_tampered_config(), "digest mismatch"),
@@ -91,11 +78,10 @@ def _missing(kind: str) -> bytes:
     """A docker-archive lacking its config or a layer blob."""
     layer = _layer()
     full = docker_archive([layer])
-    with tarfile.open(fileobj=io.BytesIO(full)) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    members = members_of(full)
     drop = next(n for n in members if (n.endswith(".json") and n != "manifest.json") == (kind == "config") and n != "manifest.json")
     del members[drop]
-    return _tar(members)
+    return tar_of(members)
 
 
 CASES["missing-config.tar"] = (_missing("config"), "missing")

@@ -16,7 +16,7 @@ from explorer.cli import main
 from explorer.image.loader import load_image
 from explorer.image.source import open_source
 from explorer.report import build_report
-from tests.builders import d, docker_archive, f, hard, layer_tar, oci_archive, sym, wh
+from tests.builders import d, docker_archive, f, hard, layer_tar, members_of, oci_archive, sym, tar_of, wh
 
 
 def _report(path, image=None):
@@ -132,19 +132,11 @@ def test_odd_pax_mtimes(tmp_path, value):
 
 
 def test_non_image_descriptors_in_an_index_are_skipped(tmp_path):
-    raw = oci_archive([layer_tar([f("a", "1")])])
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    blobs = members_of(oci_archive([layer_tar([f("a", "1")])]))
     index = json.loads(blobs["index.json"])
     index["manifests"].append({"mediaType": "application/octet-stream", "digest": "sha256:" + "0" * 64, "size": 3})
     blobs["index.json"] = json.dumps(index).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in blobs.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    with open_source(str(_write(tmp_path, "extra.tar", out.getvalue()))) as src:
+    with open_source(str(_write(tmp_path, "extra.tar", tar_of(blobs)))) as src:
         assert len(src.images) == 1
         assert any("not an image" in n for n in src.notes)
 
@@ -181,17 +173,9 @@ def test_compressed_outer_archive_reads_what_the_plain_one_reads(tmp_path, case)
     if case == "zero-byte layer":
         data = docker_archive([b""])
     else:
-        raw = docker_archive([layer_tar([f("a", "1")])])
-        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-            members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+        members = members_of(docker_archive([layer_tar([f("a", "1")])]))
         members["sbom.json.gz"] = gzip.compress(b'{"spdx": true}')
-        out = io.BytesIO()
-        with tarfile.open(fileobj=out, mode="w") as tar:
-            for name, blob in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(blob)
-                tar.addfile(info, io.BytesIO(blob))
-        data = out.getvalue()
+        data = tar_of(members)
     plain, _ = _report(_write(tmp_path, "p.tar", data))
     packed, _ = _report(_write(tmp_path, "p.tar.gz", data, gz=True))
     assert plain["image"]["files"] == packed["image"]["files"]

@@ -9,7 +9,7 @@ from explorer.cli import main
 from explorer.image.loader import load_image
 from explorer.image.source import open_source
 from explorer.report import build_report
-from tests.builders import d, docker_archive, f, hard, layer_tar, oci_archive, opq, sym, wh
+from tests.builders import d, docker_archive, f, hard, layer_tar, members_of, oci_archive, opq, sym, tar_of, wh
 
 
 def report_of(tmp_path, layers, **kw):
@@ -262,9 +262,7 @@ def _oci_with_extra_descriptors(extra: list[dict]) -> bytes:
     import hashlib
     import io
 
-    raw = oci_archive([layer_tar([f("a", "1")])])
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        blobs = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    blobs = members_of(oci_archive([layer_tar([f("a", "1")])]))
     index = json.loads(blobs["index.json"])
     manifest_desc = index["manifests"][0]
     for desc in extra:
@@ -277,13 +275,7 @@ def _oci_with_extra_descriptors(extra: list[dict]) -> bytes:
             blobs["blobs/sha256/" + hashlib.sha256(data).hexdigest()] = data
         index["manifests"].append(desc)
     blobs["index.json"] = json.dumps(index).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in blobs.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return tar_of(blobs)
 
 
 def test_attestation_manifests_are_labelled_not_offered(tmp_path):

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from explorer.image.loader import Image
+from explorer.ui.table_model import ImageTableModel
 from explorer.ui.format import exact_time, human_size, relative_time, short_command
 
 COLUMNS = ("Created", "Created by", "Size", "Comment")
 Index = QModelIndex | QPersistentModelIndex
 
 
-class HistoryTableModel(QAbstractTableModel):
+class HistoryTableModel(ImageTableModel):
     """History entries of one image; empty-layer steps are dimmed."""
 
-    def __init__(self, image: Image | None = None) -> None:
-        super().__init__()
-        self.image = image
-
-    def set_image(self, image: Image | None) -> None:
-        """Show another image's history."""
-        self.beginResetModel()
-        self.image = image
-        self.endResetModel()
+    COLUMNS = COLUMNS
 
     def row_of_layer(self, layer: int | None) -> int | None:
         """The history row that made a layer, if the mapping is known."""
@@ -39,14 +31,6 @@ class HistoryTableModel(QAbstractTableModel):
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
         return 0 if parent.isValid() or self.image is None else len(self.image.history)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self.image is None:

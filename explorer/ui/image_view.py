@@ -35,6 +35,8 @@ from explorer.ui.workers import BackgroundCall
 
 # Expanding more than this many search matches would build most of a huge tree.
 MAX_EXPANDED_MATCHES = 200
+# A layer's changes view opens fully when it shows at most this many paths.
+AUTO_EXPAND_CHANGES = 2000
 
 
 class ImageView(QWidget):
@@ -253,6 +255,8 @@ class ImageView(QWidget):
             self._filters_changed()
         else:
             self._restore(expanded, current)
+            if view.mode == DIFF and view._relevant is not None and len(view._relevant) <= AUTO_EXPAND_CHANGES:
+                self.file_tree.expandAll()  # a layer's few changes are best seen at once
         self.status_changed.emit()
 
     def _filtering(self) -> bool:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
-from explorer.image.loader import Image
+from explorer.ui.table_model import ImageTableModel
 from explorer.ui.format import human_size, short_command
 
 ALL_LAYERS_ROW = 0
@@ -14,18 +14,10 @@ COLUMNS = ("#", "Size", "Stored", "Changes", "Created by", "Digest")
 Index = QModelIndex | QPersistentModelIndex
 
 
-class LayerTableModel(QAbstractTableModel):
+class LayerTableModel(ImageTableModel):
     """Layers of one image; row 0 stands for the final image (all layers applied)."""
 
-    def __init__(self, image: Image | None = None) -> None:
-        super().__init__()
-        self.image = image
-
-    def set_image(self, image: Image | None) -> None:
-        """Show another image's layers."""
-        self.beginResetModel()
-        self.image = image
-        self.endResetModel()
+    COLUMNS = COLUMNS
 
     @staticmethod
     def layer_of_row(row: int) -> int | None:
@@ -41,14 +33,6 @@ class LayerTableModel(QAbstractTableModel):
         if parent.isValid() or self.image is None:
             return 0
         return len(self.image.layers) + 1
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self.image is None:

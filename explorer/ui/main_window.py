@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         self._restore_panels(view)
         self._add_recent(source.info.path)
         self._update_status()
+        view.file_tree.setFocus()
         self.image_loaded.emit(view)
         self._next()
 
