@@ -16,7 +16,7 @@ from explorer import __version__
 from explorer.image.errors import ExplorerError, SelectionError, SourceError
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2
-COMMANDS = ("report",)
+COMMANDS = ("report", "cat", "extract")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,12 +30,112 @@ class _Parser(argparse.ArgumentParser):
 def _report_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="layer-explorer report", description="Print what is inside one image of SOURCE.")
     p.add_argument("source", metavar="SOURCE", help="an image archive (tar, optionally gzip/zstd/xz/bzip2) or an OCI layout folder")
-    p.add_argument("--image", metavar="REF", help="in a multi-image archive: a tag, a position (0, 1, ...) or a config digest (prefix)")
-    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="in a multi-platform index (default: this machine's, else the first)")
+    _selection(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
     out.add_argument("--text", dest="fmt", action="store_const", const="text", help="print a readable summary")
     return p
+
+
+def _selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", metavar="REF", help="in a multi-image archive: a tag, a position (0, 1, ...) or a config digest (prefix)")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="in a multi-platform index (default: this machine's, else the first)")
+
+
+def _cat_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="layer-explorer cat", description="Write the content of one file of an image to stdout.")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("path", metavar="PATH", help="absolute path inside the image, e.g. /etc/os-release")
+    p.add_argument("--layer", type=int, metavar="K", help="as it is after layer K (default: the final image)")
+    _selection(p)
+    return p
+
+
+def _extract_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="layer-explorer extract",
+                description="Extract a file, a folder or the whole filesystem of an image into a folder, safely: "
+                "nothing is written outside it and nothing in it is overwritten.")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("path", metavar="PATH", nargs="?", default="/", help="what to extract (default: everything)")
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to extract into (created if missing)")
+    p.add_argument("--layer", type=int, metavar="K", help="the filesystem as it is after layer K (default: the final image)")
+    p.add_argument("--only-layer", action="store_true", help="only what layer K itself stored (needs --layer)")
+    p.add_argument("--raw", action="store_true", help="save layer K's tar as it is (needs --layer), as DIR/layer-K.tar")
+    p.add_argument("--devices", action="store_true", help="create device files too (needs root)")
+    p.add_argument("--keep-special-bits", action="store_true", help="keep setuid and setgid bits")
+    p.add_argument("--same-owner", action="store_true", help="give files the uid:gid the image says (needs root)")
+    _selection(p)
+    return p
+
+
+def _open_image(args: argparse.Namespace):
+    """Open the source and load the selected image (the caller closes the source)."""
+    from explorer.image.loader import load_image
+    from explorer.image.source import open_source
+
+    source = open_source(args.source)
+    try:
+        return source, load_image(source, source.select(args.image, args.platform))
+    except BaseException:
+        source.close()
+        raise
+
+
+def _check_layer(image, layer: int | None) -> None:
+    if layer is not None and not 0 <= layer < len(image.layers):
+        raise SelectionError(f"no layer {layer}: the image has layers 0..{len(image.layers) - 1}")
+
+
+def run_cat(argv: Sequence[str]) -> int:
+    """``layer-explorer cat``."""
+    from explorer.image.content import open_entry
+    from explorer.tree.names import normalise
+
+    args = _cat_parser().parse_args(argv)
+    source, image = _open_image(args)
+    with source:
+        _check_layer(image, args.layer)
+        path = normalise(args.path) or "/"
+        entry = image.tree.entry_at(path, args.layer)
+        where = "the final image" if args.layer is None else f"layer {args.layer}"
+        if entry is None:
+            raise SelectionError(f"{args.path}: no such file at {where}")
+        if entry.type == "symlink":
+            raise SelectionError(f"{args.path} is a symlink to {entry.target}; cat that path instead")
+        read = open_entry(source, image, entry)
+        out = sys.stdout.buffer
+        while chunk := read(1 << 20):
+            out.write(chunk)
+        out.flush()
+    return EXIT_OK
+
+
+def run_extract(argv: Sequence[str]) -> int:
+    """``layer-explorer extract``."""
+    from explorer.image.extract import ExtractOptions, extract, select_entries, write_layer_tar
+    from explorer.tree.names import normalise
+
+    args = _extract_parser().parse_args(argv)
+    if (args.only_layer or args.raw) and args.layer is None:
+        raise SelectionError("--only-layer and --raw need --layer K")
+    source, image = _open_image(args)
+    with source:
+        _check_layer(image, args.layer)
+        if args.raw:
+            os.makedirs(args.output, exist_ok=True)
+            target = os.path.join(args.output, f"layer-{args.layer}.tar")
+            size = write_layer_tar(source, image, args.layer, target)
+            print(f"wrote {target} ({size:,} bytes)", file=sys.stderr)
+            return EXIT_OK
+        path = normalise(args.path) or "/"
+        entries = select_entries(image, path, args.layer, args.only_layer)
+        result = extract(source, image, entries, args.output, base=path,
+                         options=ExtractOptions(devices=args.devices, special_bits=args.keep_special_bits,
+                                                owners=args.same_owner))
+    print(f"extracted {result.written:,} entries ({result.bytes:,} bytes) into {result.target}", file=sys.stderr)
+    for p, reason in result.skipped:
+        print(f"skipped {p}: {reason}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _main_parser() -> argparse.ArgumentParser:
@@ -43,8 +143,8 @@ def _main_parser() -> argparse.ArgumentParser:
         prog="layer-explorer",
         description="Look inside container images: layers, history, and the files each layer changed. "
         "With no command, opens the window (loading SOURCE if given).",
-        epilog="Commands: 'layer-explorer report SOURCE' prints an image's layers, history and files "
-        "(run 'layer-explorer report --help').",
+        epilog="Commands: 'report SOURCE' prints an image's layers, history and files; 'cat SOURCE PATH' "
+        "writes one file to stdout; 'extract SOURCE [PATH] -o DIR' extracts safely. Each has --help.",
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="image archives or OCI layout folders to open")
     p.add_argument("--demo", action="store_true", help="open the bundled sample image")
@@ -90,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "report":
             return run_report(argv[1:])
+        if argv and argv[0] == "cat":
+            return run_cat(argv[1:])
+        if argv and argv[0] == "extract":
+            return run_extract(argv[1:])
         args = _main_parser().parse_args(argv)
         from explorer.app import main as run_window
 
@@ -102,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OTHER
     except ExplorerError as exc:
         print(f"layer-explorer: {exc}", file=sys.stderr)
+        return EXIT_OTHER
+    except OSError as exc:  # the output side: a folder that cannot be written, a full disk
+        print(f"layer-explorer: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_OTHER
     except BrokenPipeError:
         # The reader went away (report | head); say nothing more.

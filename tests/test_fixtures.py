@@ -64,8 +64,7 @@ def _content_digests(source, img) -> dict[str, str]:
             out[entry.path] = entry.digest
             continue
         data_layer = img.tree.hardlink_data.get((entry.layer, entry.path), entry.layer)
-        blob = source.images[img.ref.index].locator.layers[data_layer].blob
-        data = source.container.read_range(blob, entry.offset, entry.size)
+        data = source.container.read_layer(img.blobs[data_layer], img.scans[data_layer], entry.offset, entry.size)
         out[entry.path] = hashlib.sha256(data).hexdigest()
     return out
 

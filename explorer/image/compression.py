@@ -37,21 +37,42 @@ def sniff(head: bytes) -> str:
     return NONE
 
 
-class _GzipReader:
-    """Streams concatenated gzip members (eStargz is many members) through zlib."""
+Checkpoint = tuple[int, int, "zlib._Decompress"]  # (compressed offset, uncompressed offset, state)
+CHECKPOINT_EVERY = 4 << 20
 
-    def __init__(self, read: Callable[[int], bytes]) -> None:
+
+class _GzipReader:
+    """Streams concatenated gzip members (eStargz is many members) through zlib.
+
+    With a ``checkpoints`` list it records, every few MiB of output, a copy of the inflate
+    state and where it stands, so a later read deep in the stream can start near its target
+    instead of at byte 0 (the way indexed_gzip does it).
+    """
+
+    def __init__(self, read: Callable[[int], bytes], checkpoints: list[Checkpoint] | None = None,
+                 start: Checkpoint | None = None) -> None:
         self._read = read
-        self._d = zlib.decompressobj(31)
         self._pending = b""
         self._done = False
-        self._started = False  # whether the current member has consumed input
+        self._cps = checkpoints
+        if start is None:
+            self._d = zlib.decompressobj(31)
+            self._started = False  # whether the current member has consumed input
+            self.fed, self.out_pos = 0, 0
+        else:
+            self.fed, self.out_pos, state = start
+            self._d = state.copy()
+            self._started = True
+        self._last = self.out_pos
 
     def read(self, size: int = CHUNK) -> bytes:
         out = b""
         while not out and not self._done:
-            data = self._pending or self._read(CHUNK)
-            self._pending = b""
+            if self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                data = self._read(CHUNK)
+                self.fed += len(data)
             if not data:
                 if not self._d.eof and (self._d.unconsumed_tail or self._started):
                     raise DecompressError("gzip stream cut short")
@@ -71,7 +92,27 @@ class _GzipReader:
                 self._d = zlib.decompressobj(31)
                 self._started = False
                 self._pending = rest
+            self.out_pos += len(out)
+            if self._cps is not None and self.out_pos - self._last >= CHECKPOINT_EVERY and self._started:
+                self._cps.append((self.fed - len(self._pending), self.out_pos, self._d.copy()))
+                self._last = self.out_pos
         return out
+
+
+def resume_gzip(read_from: Callable[[int], Callable[[int], bytes]], checkpoints: list[Checkpoint], offset: int) -> tuple[Callable[[int], bytes], int]:
+    """A reader of a gzip blob's output from the last checkpoint at or before ``offset``.
+
+    ``read_from(n)`` gives a reader of the raw blob from byte n. Returns the reader and the
+    output offset it starts at.
+    """
+    best = None
+    for cp in checkpoints:  # few hundred at most; they are in order
+        if cp[1] > offset:
+            break
+        best = cp
+    if best is None:
+        return _GzipReader(read_from(0)).read, 0
+    return _GzipReader(read_from(best[0]), start=best).read, best[1]
 
 
 class _ZstdReader:
@@ -126,12 +167,12 @@ class _StdlibReader:
         return out
 
 
-def open_reader(kind: str, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+def open_reader(kind: str, read: Callable[[int], bytes], checkpoints: list[Checkpoint] | None = None) -> Callable[[int], bytes]:
     """A ``read(n)`` function yielding the decompressed bytes of a ``kind`` stream."""
     if kind == NONE:
         return read
     if kind == GZIP:
-        return _GzipReader(read).read
+        return _GzipReader(read, checkpoints).read
     if kind == ZSTD:
         return _ZstdReader(read).read
     if kind == XZ:
@@ -144,15 +185,16 @@ def open_reader(kind: str, read: Callable[[int], bytes]) -> Callable[[int], byte
 class HashingReader:
     """Wraps ``read(n)``, hashing and counting every byte that passes through."""
 
-    def __init__(self, read: Callable[[int], bytes]) -> None:
+    def __init__(self, read: Callable[[int], bytes], hash: bool = True) -> None:
         self._read = read
-        self.hasher = hashlib.sha256()
+        self.hasher = hashlib.sha256() if hash else None
         self.count = 0
 
     def read(self, size: int = CHUNK) -> bytes:
         data = self._read(size)
         if data:
-            self.hasher.update(data)
+            if self.hasher is not None:
+                self.hasher.update(data)
             self.count += len(data)
         return data
 
@@ -163,7 +205,29 @@ class HashingReader:
 
     def digest(self) -> str:
         """The ``sha256:<hex>`` digest of what has been read."""
+        assert self.hasher is not None
         return "sha256:" + self.hasher.hexdigest()
+
+
+def skip(read: Callable[[int], bytes], count: int) -> None:
+    """Read and drop ``count`` bytes."""
+    while count > 0:
+        chunk = read(min(count, CHUNK))
+        if not chunk:
+            raise DecompressError("stream ended before the requested offset")
+        count -= len(chunk)
+
+
+def read_exactly(read: Callable[[int], bytes], count: int) -> bytes:
+    """Read ``count`` bytes (fewer only at the end of the stream)."""
+    parts, left = [], count
+    while left > 0:
+        chunk = read(min(left, CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def buffer_reader(buf: bytes | memoryview, start: int, end: int) -> Callable[[int], bytes]:

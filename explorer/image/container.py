@@ -41,6 +41,7 @@ class LayerScan:
     blob_digest: str | None = None  # computed when the blob had to be read anyway
     tar_size: int | None = None
     warnings: list[str] = field(default_factory=list)
+    checkpoints: list[compression.Checkpoint] = field(default_factory=list)  # gzip resume points
 
 
 def clean_name(name: str) -> str:
@@ -79,9 +80,32 @@ class Container:
         """Index the layer tar stored under ``name``."""
         raise NotImplementedError
 
-    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
-        """Bytes at ``offset`` of an uncompressed blob; None when the blob is compressed."""
-        return None
+    def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
+        """A reader of a blob's stored bytes from byte ``start``."""
+        raise NotImplementedError
+
+    def read_layer(self, name: str, scan: LayerScan, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of a layer's uncompressed tar.
+
+        Plain blobs are read in place; gzip blobs resume from the nearest checkpoint the
+        scan recorded; other compressions are decompressed from the start.
+        """
+        try:
+            if scan.compression == compression.NONE:
+                data = compression.read_exactly(self.raw_reader(name, offset), size)
+            elif scan.compression == compression.GZIP and scan.checkpoints:
+                read, at = compression.resume_gzip(lambda s: self.raw_reader(name, s), scan.checkpoints, offset)
+                compression.skip(read, offset - at)
+                data = compression.read_exactly(read, size)
+            else:
+                read = compression.open_reader(scan.compression, self.raw_reader(name, 0))
+                compression.skip(read, offset)
+                data = compression.read_exactly(read, size)
+        except (DecompressError, TarFormatError) as exc:
+            raise scan_layer_errors(self.path, name, exc) from None
+        if len(data) != size:
+            raise SourceError(self.path, f"layer {name} is cut short", "the archive is truncated or changed since it was opened")
+        return data
 
     def close(self) -> None:
         """Release files and maps."""
@@ -125,7 +149,9 @@ def _release(buf: mmap.mmap | bytes, start: int, upto: int) -> int:
 
 def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, monitor: Monitor) -> LayerScan:
     """Decompress a layer blob once, hashing each file's content on the way."""
-    tar = HashingReader(compression.open_reader(kind, blob.read))
+    checkpoints: list[compression.Checkpoint] = []
+    # The diff_id is not hashed here: only `--verify` pays for that.
+    tar = HashingReader(compression.open_reader(kind, blob.read, checkpoints), hash=False)
     members = []
     for member in scan_stream(tar.read, hash_files=True):
         members.append(member)
@@ -135,7 +161,7 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
     blob.drain()
     if blob.count != size:
         raise DecompressError(f"layer blob {where} has {size} bytes but its stream ended at {blob.count}")
-    return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=tar.count)
+    return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=tar.count, checkpoints=checkpoints)
 
 
 def scan_layer_errors(source: str, where: str, exc: Exception) -> SourceError:
@@ -205,14 +231,10 @@ class TarFileContainer(Container):
         except (TarFormatError, DecompressError) as exc:
             raise scan_layer_errors(self.path, name, exc) from None
 
-    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+    def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         member = self._member(name)
-        start = member.offset + offset
-        if compression.sniff(self._map[member.offset : member.offset + 6]) != compression.NONE:
-            return None
-        if offset + size > member.size:
-            raise SourceError(self.path, f"layer {name} is cut short", "the archive is truncated")
-        return self._map[start : start + size]
+        end = min(member.offset + member.size, len(self._map))
+        return compression.buffer_reader(self._map, min(member.offset + start, end), end)
 
     def close(self) -> None:
         if getattr(self, "_map", None) is not None:
@@ -297,18 +319,13 @@ class FolderContainer(Container):
         except (TarFormatError, DecompressError) as exc:
             raise scan_layer_errors(self.path, name, exc) from None
 
-    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+    def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         try:
-            with open(self._regular(name), "rb") as f:
-                if compression.sniff(f.read(6)) != compression.NONE:
-                    return None
-                f.seek(offset)
-                data = f.read(size)
+            f = open(self._regular(name), "rb")
+            f.seek(start)
         except OSError as exc:
             raise SourceError(self.path, f"cannot read {name}: {exc.strerror}") from None
-        if len(data) != size:
-            raise SourceError(self.path, f"layer blob {name} is cut short")
-        return data
+        return f.read  # the file closes when the reader is dropped
 
 
 class StreamContainer(Container):
@@ -390,6 +407,10 @@ class StreamContainer(Container):
             raise SourceError(self.path, f"{name} is missing from the archive")
         return self._sizes[real]
 
+    def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
+        # No random access into a compressed archive: stream it again to the member.
+        return _stream_member(self.path, self.compression, self.resolve(name), start, lambda n: n)
+
     def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
         real = self.resolve(name)
         if real in self._layers:
@@ -401,6 +422,22 @@ class StreamContainer(Container):
         if real in self._docs:
             raise SourceError(self.path, f"layer blob {name} is not a tar archive")
         raise SourceError(self.path, f"layer blob {name} is missing from the archive")
+
+
+def _stream_member(path: str, kind: str, name: str, start: int, resolve: Callable[[str], str]) -> Callable[[int], bytes]:
+    """Decompress an outer archive again up to one member; a reader of its data from ``start``."""
+    f = open(path, "rb")
+    walker = scan_stream_with_data(compression.open_reader(kind, f.read))
+    for member, data in walker:
+        if resolve(clean_name(member.name)) == name and member.type in "07":
+            compression.skip(data, start)
+
+            def read(size: int = 1 << 20, _keep=(f, walker)) -> bytes:
+                return data(size)
+
+            return read
+    f.close()
+    raise SourceError(path, f"{name} is missing from the archive", "it may have changed since it was opened")
 
 
 class _Prefixed:

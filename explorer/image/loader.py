@@ -40,6 +40,8 @@ class Image:
     history: list[HistoryEntry]
     tree: LayerTree
     warnings: list[str] = field(default_factory=list)
+    scans: list[LayerScan] = field(default_factory=list)  # per layer: compression, resume points
+    blobs: list[str] = field(default_factory=list)  # per layer: the blob's name in the source
     file_count: int = -1  # entries of the final filesystem, once counted
     first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
 
@@ -103,6 +105,8 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None) -> Image:
         history=history,
         tree=tree,
         warnings=warnings,
+        scans=scans,
+        blobs=[l.blob for l in plan.layers],
     )
 
 
@@ -214,5 +218,5 @@ class _ContentReader:
         if entry.offset < 0 or data_layer >= len(self.scans):
             return None
         blob = self.plan.layers[data_layer].blob
-        data = self.source.container.read_range(blob, entry.offset, entry.size)
-        return hashlib.sha256(data).hexdigest() if data is not None else None
+        data = self.source.container.read_layer(blob, self.scans[data_layer], entry.offset, entry.size)
+        return hashlib.sha256(data).hexdigest()
