@@ -288,3 +288,95 @@ def test_drag_enter_accepts_only_local_files(qtbot, window):
     event = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     window.dragEnterEvent(event)
     assert not event.isAccepted()
+
+
+# -- file contents --------------------------------------------------------------------------
+
+
+def _select(qtbot, view, path, panel=None):
+    view.select_path(path)
+    assert view.current_path() == path
+
+
+def test_preview_text_binary_and_symlink(qtbot, window):
+    view = _open(qtbot, window)
+    preview = view.preview
+    with qtbot.waitSignal(preview.background.result, timeout=10_000):
+        view.select_path("/etc/passwd")
+    assert preview.current_kind() == "text"
+    assert "root:x:0:0" in (preview.text.toPlainText() + preview.plain.toPlainText())
+    with qtbot.waitSignal(preview.background.result, timeout=10_000):
+        view.select_path("/bin/busybox")
+    assert preview.current_kind() == "binary"
+    assert preview.plain.toPlainText().startswith("00000000  7f 45 4c 46")
+    assert not preview.more.isHidden()  # 1.9 MB: read on demand
+    with qtbot.waitSignal(preview.background.result, timeout=10_000):
+        preview.more.click()
+    assert "00010000" in preview.plain.toPlainText()
+    view.select_path("/bin/sh")
+    assert preview.current_kind() == "link" and "busybox" in preview.message.text()
+    preview.go.click()
+    assert view.current_path() == "/bin/busybox"
+
+
+def test_preview_of_a_picture_and_a_removed_file(qtbot, window, tmp_path):
+    from tests.test_content import _png
+
+    path = tmp_path / "pic.tar"
+    path.write_bytes(docker_archive([layer_tar([f("srv/dot.png", _png(8, 6)), f("srv/gone.txt", "bye\n")]),
+                                     layer_tar([f("srv/.wh.gone.txt")])]))
+    view = _open(qtbot, window, path)
+    with qtbot.waitSignal(view.preview.background.result, timeout=10_000):
+        view.select_path("/srv/dot.png")
+    assert view.preview.current_kind() == "image"
+    assert view.preview.picture.pixmap().width() == 8
+    view.set_layer(1)
+    view.set_mode(DIFF)
+    with qtbot.waitSignal(view.preview.background.result, timeout=10_000):
+        view.select_path("/srv/gone.txt")
+    assert "removed" in view.preview.title.text()
+    assert "bye" in view.preview.text.toPlainText() + view.preview.plain.toPlainText()
+
+
+def test_compare_two_versions(qtbot, window):
+    view = _open(qtbot, window)
+    with qtbot.waitSignal(view.compare.background.result, timeout=10_000):
+        view.select_path("/data/modify-me.txt")
+    assert view.compare.old.count() == 2
+    assert "+modified in layer 3" in view.compare.last_text
+    with qtbot.waitSignal(view.compare.background.result, timeout=10_000):
+        view.compare.split.setChecked(True)
+    assert "+  | modified in layer 3" in view.compare.last_text
+    with qtbot.waitSignal(view.compare.background.result, timeout=10_000):
+        view.select_path("/data/dir/x.txt")  # chmod only: same bytes
+    assert "identical" in view.compare.last_text and "mode 0644 → 0640" in view.compare.last_text
+
+
+def test_extract_from_the_window(qtbot, window, tmp_path):
+    view = _open(qtbot, window)
+    view.select_path("/etc")
+    view.extract_selected(target=str(tmp_path / "out"))
+    with qtbot.waitSignal(view.extraction.finished, timeout=20_000) as blocker:
+        pass
+    result = blocker.args[0]
+    assert result.written == 4 and (tmp_path / "out/etc/passwd").read_bytes().startswith(b"root:")
+    view.set_layer(3)
+    view.save_layer_tar(target=str(tmp_path / "layer3.tar"))
+    with qtbot.waitSignal(view.extraction.finished, timeout=20_000):
+        pass
+    assert (tmp_path / "layer3.tar").stat().st_size == 2560
+    for box in window.findChildren(QDialog):
+        box.close()
+
+
+def test_drag_a_file_out_gives_a_temporary_copy(qtbot, window):
+    view = _open(qtbot, window)
+    index = view.tree_model.index_for_path("/etc/hostname")
+    assert view.tree_model.flags(index) & Qt.ItemFlag.ItemIsDragEnabled
+    mime = view.tree_model.mimeData([index])
+    (url,) = mime.urls()
+    import hashlib
+
+    data = Path(url.toLocalFile()).read_bytes()
+    assert hashlib.sha256(data).hexdigest()[:16] == "8f588b05cb7b9bf4"  # as the tools unpacked it
+    assert Path(url.toLocalFile()).name == "hostname"

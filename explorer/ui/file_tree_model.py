@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication, QStyle
 
@@ -53,6 +53,7 @@ class FileTreeModel(QAbstractItemModel):
         self.sort_column = NAME
         self.sort_order = Qt.SortOrder.AscendingOrder
         self._root = _Node(None, None, 0)
+        self.drag_provider = None  # row -> a local file to drag out, or None
 
     # -- what is shown -------------------------------------------------------------------
 
@@ -175,7 +176,25 @@ class FileTreeModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.internalPointer().row.entry.type in ("file", "hardlink") and self.drag_provider is not None:
+            flags |= Qt.ItemFlag.ItemIsDragEnabled
+        return flags
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt API)
+        return ["text/uri-list", "text/plain"]
+
+    def mimeData(self, indexes) -> QMimeData | None:  # noqa: N802
+        """Dragging a file out hands over a temporary copy of it (and its path as text)."""
+        rows = [i.internalPointer().row for i in indexes if i.isValid() and i.column() == 0]
+        if not rows or self.drag_provider is None:
+            return None
+        mime = QMimeData()
+        mime.setText("\n".join(r.path for r in rows))
+        files = [f for f in (self.drag_provider(r) for r in rows) if f]
+        if files:
+            mime.setUrls([QUrl.fromLocalFile(f) for f in files])
+        return mime
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

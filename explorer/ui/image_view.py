@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QRadioButton,
     QSplitter,
+    QTabWidget,
     QTableView,
     QTreeView,
     QVBoxLayout,
@@ -27,7 +29,9 @@ from explorer.image.source import Source
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, visible_paths
 from explorer.ui import resources
+from explorer.ui.compare_panel import ComparePanel
 from explorer.ui.details_panel import DetailsPanel
+from explorer.ui.preview_panel import PreviewPanel
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, FileTreeModel
 from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.layer_model import LayerTableModel
@@ -99,6 +103,16 @@ class ImageView(QWidget):
 
         self.details = DetailsPanel()
         self.details.jump_to_layer.connect(self.show_path_at_layer)
+        self.preview = PreviewPanel()
+        self.preview.follow_link.connect(self._follow_link)
+        self.compare = ComparePanel()
+        self.side_tabs = QTabWidget(objectName="sideTabs")
+        self.side_tabs.addTab(self.details, "&Details")
+        self.side_tabs.addTab(self.preview, "Pre&view")
+        self.side_tabs.addTab(self.compare, "Co&mpare")
+        self.tree_model.drag_provider = self._file_for_drag
+        self.file_tree.setDragEnabled(True)
+        self.file_tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
 
         left = QSplitter(Qt.Orientation.Vertical, objectName="leftSplitter")
         left.addWidget(self._titled("Layers", self.layer_list))
@@ -113,7 +127,7 @@ class ImageView(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
         self.splitter.addWidget(left)
         self.splitter.addWidget(middle)
-        self.splitter.addWidget(self.details)
+        self.splitter.addWidget(self.side_tabs)
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 4)
         self.splitter.setStretchFactor(2, 2)
@@ -334,7 +348,7 @@ class ImageView(QWidget):
             return  # a reset; _after_reset decides what stays selected
         row = current.internalPointer().row
         self._selected_path = row.path
-        self.details.show_row(self.image, row)
+        self._show_selected(row)
 
     def _after_reset(self) -> None:
         """Keep the selected path selected when it is still shown, else clear the details."""
@@ -342,9 +356,24 @@ class ImageView(QWidget):
         index = self.tree_model.index_for_path(path) if path else QModelIndex()
         if index.isValid():
             self.file_tree.setCurrentIndex(index)
-            self.details.show_row(self.image, index.internalPointer().row)
+            self._show_selected(index.internalPointer().row)
         else:
             self.details.clear()
+            self.preview.clear()
+            self.compare.clear()
+
+    def _show_selected(self, row) -> None:
+        self.details.show_row(self.image, row)
+        self.preview.show_row(self.source, self.image, row)
+        self.compare.show_path(self.source, self.image, row.path, self.layer)
+
+    def _follow_link(self, target: str) -> None:
+        """Select a symlink's target (relative targets are taken from the link's folder)."""
+        from explorer.tree import names
+
+        base = names.split(self._selected_path or "/")[0] or "/"
+        path = names.normalise(target if target.startswith("/") else f"{base}/{target}") or "/"
+        self.select_path(path)
 
     def show_path_at_layer(self, layer: int, path: str) -> None:
         """Jump to a layer and select a path there (from the details history)."""
@@ -420,6 +449,10 @@ class ImageView(QWidget):
     def _tree_menu(self, pos) -> None:
         menu = QMenu(self)
         menu.addAction("Copy path", self.copy_path)
+        extract = menu.addAction("Extract…", self.extract_selected)
+        extract.setEnabled(self.current_path() is not None)
+        menu.addAction("Extract the whole filesystem…", self.extract_all)
+        menu.addSeparator()
         menu.addAction("Expand all", self.expand_all)
         menu.addAction("Collapse all", self.collapse_all)
         menu.exec(self.file_tree.viewport().mapToGlobal(pos))
@@ -430,7 +463,50 @@ class ImageView(QWidget):
         copy.setEnabled(self.layer is not None)
         diff_id = menu.addAction("Copy diff_id", lambda: QGuiApplication.clipboard().setText(self.image.layers[self.layer].diff_id))
         diff_id.setEnabled(self.layer is not None)
+        save = menu.addAction("Save layer tar…", self.save_layer_tar)
+        save.setEnabled(self.layer is not None)
         menu.exec(self.layer_list.viewport().mapToGlobal(pos))
+
+    # -- extraction -------------------------------------------------------------------------
+
+    def extract_selected(self, target: str | None = None) -> None:
+        """Extract the selected file or folder, as this view shows it, into a chosen folder."""
+        path = self.current_path()
+        if path is None:
+            return
+        only = self.mode == DIFF and self.layer is not None
+        self._extract(path, only, target)
+
+    def extract_all(self, target: str | None = None) -> None:
+        """Extract the merged filesystem at the selected layer."""
+        self._extract("/", False, target)
+
+    def _extract(self, path: str, only_layer: bool, target: str | None) -> None:
+        from explorer.image.extract import select_entries
+        from explorer.ui.extract_dialog import run_extraction
+
+        target = target or QFileDialog.getExistingDirectory(self, f"Extract {path} into…")
+        if not target:
+            return
+        layer, image, source = self.layer, self.image, self.source
+        entries = lambda: select_entries(image, path, layer, only_layer)  # noqa: E731
+        self.extraction = run_extraction(self, source, image, entries, target, path)
+
+    def save_layer_tar(self, target: str | None = None) -> None:
+        """Save the selected layer's tar, uncompressed."""
+        from explorer.ui.extract_dialog import run_layer_save
+
+        if self.layer is None:
+            return
+        target = target or QFileDialog.getSaveFileName(self, "Save layer tar", f"layer-{self.layer}.tar")[0]
+        if target:
+            self.extraction = run_layer_save(self, self.source, self.image, self.layer, target)
+
+    def _file_for_drag(self, row) -> str | None:
+        """A temporary copy of a file for dragging to a file manager (None: not draggable)."""
+        from explorer.ui.extract_dialog import drag_copy
+
+        return drag_copy(self.source, self.image, row.entry)
 
     def sort_by_size(self) -> None:
         """Biggest first."""

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Time file previews after an image is loaded: the first MiB of many files, worst case shown.
+
+    python bench/preview.py ARCHIVE [--files 200]
+
+Files are picked at random plus the one stored deepest in the biggest layer (the worst case
+for compressed layers). Prints median and maximum milliseconds per preview.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+from explorer.image.content import PREVIEW_LIMIT, kind_of, read_entry
+from explorer.image.loader import load_image
+from explorer.image.source import open_source
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("archive")
+    p.add_argument("--files", type=int, default=200)
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    source = open_source(args.archive)
+    image = load_image(source, source.select())
+    print(f"loaded in {time.perf_counter() - t0:.2f} s")
+    files = [e for e in image.tree.merged() if e.type in ("file", "hardlink") and e.size and e.offset >= 0]
+    biggest = max(range(len(image.layers)), key=lambda k: image.layers[k].size)
+    deepest = max((e for e in files if e.layer == biggest), key=lambda e: e.offset)
+    random.seed(7)
+    picks = random.sample(files, min(args.files, len(files))) + [deepest]
+    times = []
+    for e in picks:
+        start = time.perf_counter()
+        head = read_entry(source, image, e, limit=PREVIEW_LIMIT)
+        kind_of(e, head)
+        times.append((time.perf_counter() - start) * 1000)
+    print(f"{len(picks)} previews: median {statistics.median(times):.1f} ms, max {max(times):.1f} ms; "
+          f"deepest file of the biggest layer ({deepest.path}, {deepest.size:,} bytes at offset {deepest.offset:,}): {times[-1]:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Extraction from the window: progress with Cancel, a result listing what was left out."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from typing import Callable, Iterator
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
+
+from explorer.image.content import ContentError
+from explorer.image.errors import ExplorerError
+from explorer.image.extract import ExtractOptions, ExtractResult, extract, write_layer_tar
+from explorer.image.loader import Image
+from explorer.image.model import Entry
+from explorer.image.progress import Monitor
+from explorer.image.source import Source
+from explorer.ui.workers import Task, TaskSignals, throttled_progress
+
+DRAG_LIMIT = 256 << 20  # bigger files are extracted with Extract…, not dragged
+_drag_dir: str | None = None
+
+
+class Extraction(QObject):
+    """One extraction running in the background, with its progress dialog."""
+
+    finished = Signal(object)  # ExtractResult, int (bytes of a layer tar), or None when it failed
+    failed = Signal(str)
+
+    def __init__(self, parent: QWidget, title: str, work: Callable[[Monitor], object]) -> None:
+        super().__init__(parent)
+        self.parent_widget = parent
+        self.signals = TaskSignals()
+        self.monitor = Monitor(title, throttled_progress(self.signals, 1))
+        self.dialog = QProgressDialog(title, "Cancel", 0, 0, parent)
+        self.dialog.setObjectName("extractProgress")
+        self.dialog.setMinimumDuration(300)
+        self.dialog.canceled.connect(self.cancel)
+        self.signals.progress.connect(lambda _t, stage, _l, _n, done, _total: self.dialog.setLabelText(f"{title}\n{stage}: {done / 1e6:.1f} MB"))
+        self.signals.done.connect(self._done)
+        self.signals.failed.connect(self._failed)
+        self.result: object = None
+        QThreadPool.globalInstance().start(Task(1, work, self.monitor, self.signals))
+
+    def cancel(self) -> None:
+        """Stop at the next file (files already written stay; a half-written one is removed)."""
+        self.monitor.cancelled = True
+
+    def _done(self, _token: int, result: object) -> None:
+        self.dialog.reset()
+        self.result = result
+        self.finished.emit(result)
+        if isinstance(result, ExtractResult):
+            _report(self.parent_widget, result)
+
+    def _failed(self, _token: int, message: str, cancelled: bool) -> None:
+        self.dialog.reset()
+        text = "Extraction cancelled; what was written so far stays." if cancelled else message
+        self.failed.emit(text)
+        self.finished.emit(None)
+        box = QMessageBox(QMessageBox.Icon.Warning if cancelled else QMessageBox.Icon.Critical,
+                          "Extraction", text, QMessageBox.StandardButton.Ok, self.parent_widget)
+        box.setObjectName("extractResult")
+        box.setModal(False)
+        box.show()
+
+
+def _report(parent: QWidget, result: ExtractResult) -> None:
+    """Say what was written and list what was left out, with reasons."""
+    text = f"Extracted {result.written:,} entries ({result.bytes:,} bytes) into {result.target}."
+    box = QMessageBox(QMessageBox.Icon.Information, "Extraction finished", text, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("extractResult")
+    if result.skipped:
+        box.setInformativeText(f"{len(result.skipped)} left out; see the details.")
+        box.setDetailedText("\n".join(f"{p}: {reason}" for p, reason in result.skipped))
+    box.setModal(False)
+    box.show()
+
+
+def run_extraction(parent: QWidget, source: Source, image: Image, entries: Callable[[], Iterator[Entry]],
+                   target: str, base: str, options: ExtractOptions | None = None) -> Extraction:
+    """Extract in the background into ``target``."""
+    return Extraction(parent, f"Extracting {base} into {target}",
+                      lambda m: extract(source, image, entries(), target, base=base, options=options, monitor=m))
+
+
+def run_layer_save(parent: QWidget, source: Source, image: Image, layer: int, target: str) -> Extraction:
+    """Save a layer's tar in the background."""
+    return Extraction(parent, f"Saving layer {layer} to {target}",
+                      lambda m: write_layer_tar(source, image, layer, target, m))
+
+
+def drag_copy(source: Source, image: Image, entry: Entry) -> str | None:
+    """A temporary copy of one file, for dragging it out (removed when the app quits)."""
+    global _drag_dir
+    if entry.type not in ("file", "hardlink") or entry.size > DRAG_LIMIT:
+        return None
+    if _drag_dir is None:
+        _drag_dir = tempfile.mkdtemp(prefix="layer-explorer-drag-")
+        atexit.register(shutil.rmtree, _drag_dir, True)
+    folder = tempfile.mkdtemp(dir=_drag_dir)
+    try:
+        extract(source, image, iter([entry]), folder, base=entry.path)
+    except (ContentError, ExplorerError, OSError):
+        return None
+    path = os.path.join(folder, entry.path.rsplit("/", 1)[-1])
+    return path if os.path.isfile(path) else None

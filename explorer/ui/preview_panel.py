@@ -1,0 +1,234 @@
+"""The preview of the selected file: highlighted text, hex for binaries, pictures, links."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QFontDatabase, QImage, QPainter, QPixmap
+from PySide6.QtSvg import QSvgRenderer
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QStackedWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.image.content import (BINARY, EMPTY, FOLDER, LINK, PICTURE, PREVIEW_LIMIT, TEXT, ContentError,
+                                    decode_text, hex_dump, kind_of, read_entry)
+from explorer.image.errors import ExplorerError
+from explorer.image.loader import Image
+from explorer.image.model import Entry
+from explorer.image.source import Source
+from explorer.tree.diff import REMOVED
+from explorer.tree.views import Row
+from explorer.ui import resources
+from explorer.ui.format import human_size
+from explorer.ui.workers import BackgroundCall
+
+HIGHLIGHT_LIMIT = 256 << 10  # colouring more than this costs more than it shows
+HEX_CHUNK = 64 << 10
+
+
+def highlight(path: str, text: str, style: str = "default") -> str | None:
+    """HTML with syntax colours for a file (by extension, else by shebang), or None."""
+    from pygments import highlight as render
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_for_filename, guess_lexer
+    from pygments.util import ClassNotFound
+
+    name = path.rsplit("/", 1)[-1]
+    try:
+        lexer = get_lexer_for_filename(name, text[:4096])
+    except ClassNotFound:
+        if not text.startswith("#!"):
+            return None
+        try:
+            lexer = guess_lexer(text[:4096])  # reads the shebang
+        except ClassNotFound:
+            return None
+    return render(text, lexer, HtmlFormatter(noclasses=True, nobackground=True, style=style))
+
+
+class PreviewPanel(QWidget):
+    """Shows one entry's content; big files are read a MiB at a time, on request."""
+
+    follow_link = Signal(str)  # a symlink's target, to select it
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("previewPanel")
+        self.background = BackgroundCall(self)
+        self.background.result.connect(self._on_result)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.title = QLabel("Select a file to see its content")
+        self.title.setObjectName("previewTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.title)
+        self.stack = QStackedWidget()
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.text = QTextBrowser(objectName="previewText")
+        self.text.setFont(mono)
+        self.text.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
+        self.plain = QPlainTextEdit(objectName="previewPlain", readOnly=True)
+        self.plain.setFont(mono)
+        self.plain.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.picture = QLabel(objectName="previewPicture")
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        scroll = QScrollArea()
+        scroll.setWidget(self.picture)
+        scroll.setWidgetResizable(True)
+        self.message = QLabel("", objectName="previewMessage")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        for w in (self.text, self.plain, scroll, self.message):
+            self.stack.addWidget(w)
+        layout.addWidget(self.stack, 1)
+        row = QHBoxLayout()
+        self.more = QPushButton("Load more", objectName="previewMore")
+        self.more.clicked.connect(self.load_more)
+        self.go = QPushButton("Go to target", objectName="previewFollow")
+        self.go.clicked.connect(lambda: self.follow_link.emit(self._link_target))
+        row.addWidget(self.more)
+        row.addWidget(self.go)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.more.hide()
+        self.go.hide()
+        self._source: Source | None = None
+        self._image: Image | None = None
+        self._entry: Entry | None = None
+        self._loaded = 0
+        self._kind = ""
+        self._link_target = ""
+        self._style = "default"
+
+    # -- showing ----------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self._entry = None
+        self.title.setText("Select a file to see its content")
+        self._say("")
+
+    def show_row(self, source: Source, image: Image, row: Row) -> None:
+        """Preview a row of the tree (a removed file shows its last content)."""
+        self._source, self._image, self._entry = source, image, row.entry
+        e = row.entry
+        self._loaded = 0
+        self.more.hide()
+        self.go.hide()
+        removed = f" — removed; content as it was in layer {e.layer}" if row.change == REMOVED else ""
+        self.title.setText(f"<b>{html.escape(row.path)}</b> ({html.escape(e.type)}, {human_size(e.size)}){removed}")
+        if e.type == "symlink":
+            self._link_target = e.target or ""
+            self._say(f"Symbolic link to\n{e.target}")
+            self.go.show()
+            return
+        if e.type == "dir":
+            self._say("A folder: select a file in it to see its content.")
+            return
+        if e.type not in ("file", "hardlink"):
+            self._say(f"A {e.type}: it has no content to show.")
+            return
+        self._say("reading…")
+        entry = e
+        self._style = "monokai" if resources.is_dark() else "default"  # chosen here: Qt is GUI-thread only
+        self.background.run("preview", lambda _m: (entry, self._read(entry, 0)))
+
+    def _read(self, entry: Entry, offset: int) -> tuple[bytes, str] | str:
+        """Off the GUI thread: the next MiB and how to show it (or an error message)."""
+        assert self._source is not None and self._image is not None
+        try:
+            data = read_entry(self._source, self._image, entry, offset=offset, limit=PREVIEW_LIMIT)
+        except (ContentError, ExplorerError, OSError) as exc:
+            return str(exc)
+        kind = kind_of(entry, data) if offset == 0 else self._kind
+        coloured = None
+        if kind == TEXT and offset == 0 and len(data) <= HIGHLIGHT_LIMIT:
+            coloured = highlight(entry.path, decode_text(data), self._style)
+        return data, kind, coloured  # type: ignore[return-value]
+
+    def load_more(self) -> None:
+        """Read the next MiB of a big file."""
+        entry = self._entry
+        if entry is None:
+            return
+        offset = self._loaded
+        self.more.setEnabled(False)
+        self.background.run("preview", lambda _m: (entry, self._read(entry, offset)))
+
+    def _on_result(self, _kind: str, value: object) -> None:
+        entry, result = value  # type: ignore[misc]
+        if entry is not self._entry:
+            return  # the selection moved on
+        self.more.setEnabled(True)
+        if isinstance(result, str):
+            self._say(result)
+            return
+        data, kind, coloured = result
+        first = self._loaded == 0
+        self._loaded += len(data)
+        self._kind = kind
+        if kind == PICTURE:
+            self._show_picture(entry, data)
+        elif kind == EMPTY:
+            self._say("An empty file.")
+        elif kind == TEXT:
+            if coloured and first:
+                self.text.setHtml(coloured)
+                self.stack.setCurrentWidget(self.text)
+            else:
+                if first:
+                    self.plain.setPlainText(decode_text(data))
+                else:
+                    self.plain.appendPlainText(decode_text(data))
+                self.stack.setCurrentWidget(self.plain)
+        elif kind == BINARY:
+            dump = hex_dump(data[:HEX_CHUNK] if first else data, self._loaded - len(data))
+            if first:
+                self.plain.setPlainText(dump)
+                self._loaded = min(self._loaded, HEX_CHUNK)
+            else:
+                self.plain.appendPlainText(dump)
+            self.stack.setCurrentWidget(self.plain)
+        self.more.setVisible(kind in (TEXT, BINARY) and self._loaded < entry.size)
+        if not self.more.isHidden():
+            self.more.setText(f"Load more ({human_size(self._loaded)} of {human_size(entry.size)} shown)")
+
+    def _show_picture(self, entry: Entry, data: bytes) -> None:
+        image = QImage()
+        if entry.path.lower().endswith(".svg") or data.lstrip().startswith((b"<svg", b"<?xml")):
+            renderer = QSvgRenderer(QByteArray(data))
+            if renderer.isValid():
+                size = renderer.defaultSize().expandedTo(renderer.defaultSize().scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio))
+                image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+                image.fill(Qt.GlobalColor.transparent)
+                painter = QPainter(image)
+                renderer.render(painter)
+                painter.end()
+        else:
+            image.loadFromData(data)
+        if image.isNull():
+            self._say("This picture cannot be shown (it may be damaged, or only partly read).")
+            return
+        self.picture.setPixmap(QPixmap.fromImage(image))
+        self.picture.setToolTip(f"{image.width()} × {image.height()} pixels")
+        self.stack.setCurrentIndex(2)
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+        self.stack.setCurrentWidget(self.message)
+
+    def current_kind(self) -> str:
+        """What is shown: text, binary, image, link, folder, ... (for tests and tools)."""
+        if self.stack.currentWidget() is self.message:
+            return LINK if not self.go.isHidden() else (FOLDER if "folder" in self.message.text() else "message")
+        return self._kind
