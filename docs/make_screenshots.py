@@ -52,7 +52,14 @@ def main() -> int:
         view.select_path("/srv/type-change")
         window.grab().save(str(OUT / "layer-changes.png"))
         view.set_mode("merged")
+        view.side_tabs.setCurrentWidget(view.compare)
+        view.select_path("/data/modify-me.txt")
+        QTimer.singleShot(500, lambda: compare(view))
+
+    def compare(view) -> None:
+        window.grab().save(str(OUT / "compare.png"))
         view.set_layer(None)
+        view.side_tabs.setCurrentWidget(view.details)
         view.search_finished.connect(lambda _n: (window.grab().save(str(OUT / "search.png")), app.quit()))
         view.search_box.setText("hard")
 
