@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 from typing import Sequence
@@ -16,7 +17,7 @@ from explorer import __version__
 from explorer.image.errors import ExplorerError, SelectionError, SourceError
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2
-COMMANDS = ("report", "cat", "extract")
+COMMANDS = ("report", "cat", "extract", "check")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,7 +76,7 @@ def _open_image(args: argparse.Namespace):
 
     source = open_source(args.source)
     try:
-        return source, load_image(source, source.select(args.image, args.platform))
+        return source, load_image(source, source.select(args.image, args.platform), parallel=True)
     except BaseException:
         source.close()
         raise
@@ -138,13 +139,46 @@ def run_extract(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _check_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="layer-explorer check",
+                description="Check an image against efficiency rules (dive's .dive-ci rules and numbers). "
+                "Exit 0 when every rule passes, 1 when one fails, 2 when the source cannot be read.")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--lowest-efficiency", metavar="X", help="fail below this efficiency score (0..1)")
+    p.add_argument("--highest-wasted-bytes", metavar="N", help="fail above this many wasted bytes (20MB, 1.5GiB, ...)")
+    p.add_argument("--highest-user-wasted-percent", metavar="P", help="fail above this share of wasted bytes (0..1)")
+    p.add_argument("--config", metavar="FILE", help="a .dive-ci file (default: ./.dive-ci when it exists)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    _selection(p)
+    return p
+
+
+def run_check(argv: Sequence[str]) -> int:
+    """``layer-explorer check``: the CI gate."""
+    from explorer.check import evaluate, format_results, rules_from
+
+    args = _check_parser().parse_args(argv)
+    rules = rules_from(args.config, args.lowest_efficiency, args.highest_wasted_bytes, args.highest_user_wasted_percent)
+    source, image = _open_image(args)
+    with source:
+        results = evaluate(image, rules)
+    if args.json:
+        sys.stdout.write(json.dumps({"source": args.source, "efficiency": image.efficiency.__dict__ if image.efficiency else None,
+                                     "rules": [r.__dict__ for r in results],
+                                     "passed": all(r.passed for r in results)}, default=str) + "\n")
+    else:
+        sys.stdout.write(format_results(image, results))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_OTHER
+
+
 def _main_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="layer-explorer",
         description="Look inside container images: layers, history, and the files each layer changed. "
         "With no command, opens the window (loading SOURCE if given).",
         epilog="Commands: 'report SOURCE' prints an image's layers, history and files; 'cat SOURCE PATH' "
-        "writes one file to stdout; 'extract SOURCE [PATH] -o DIR' extracts safely. Each has --help.",
+        "writes one file to stdout; 'extract SOURCE [PATH] -o DIR' extracts safely; 'check SOURCE' gates CI on "
+        "efficiency rules. Each has --help.",
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="image archives or OCI layout folders to open")
     p.add_argument("--demo", action="store_true", help="open the bundled sample image")
@@ -162,7 +196,7 @@ def run_report(argv: Sequence[str]) -> int:
     fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
     with open_source(args.source) as source:
         ref = source.select(args.image, args.platform)
-        image = load_image(source, ref)
+        image = load_image(source, ref, parallel=True)
         image.warnings.extend(source.notes)
         gc.disable()  # the report is made of acyclic objects only
         if fmt == "json":
@@ -194,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_cat(argv[1:])
         if argv and argv[0] == "extract":
             return run_extract(argv[1:])
+        if argv and argv[0] == "check":
+            return run_check(argv[1:])
         args = _main_parser().parse_args(argv)
         from explorer.app import main as run_window
 

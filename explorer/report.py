@@ -122,6 +122,35 @@ def image_list(images: list[ImageRef], selected: ImageRef) -> list[dict[str, Any
     ]
 
 
+def efficiency_record(image: Image) -> dict[str, Any] | None:
+    """``image.efficiency``: dive's numbers."""
+    e = image.efficiency
+    if e is None:
+        return None
+    return {"score": e.score, "wasted_bytes": e.wasted_bytes, "user_wasted_percent": e.user_wasted_percent,
+            "files": e.files}
+
+
+def waste_record(image: Image) -> dict[str, Any] | None:
+    """``image.waste``: every wasted byte with its file, layer and reason."""
+    w = image.waste
+    if w is None:
+        return None
+    return {
+        "bytes": w.bytes,
+        "files": [{"path": f.path, "layer": f.layer, "size": f.size, "reason": f.reason, "kind": f.kind,
+                   "by_layer": f.by_layer} for f in w.files],
+        "layers": [{"index": i, "bytes": b} for i, b in enumerate(w.per_layer)],
+        "merge_savings": [{"layers": [i, i + 1], "bytes": b} for i, b in enumerate(w.merge_savings)],
+    }
+
+
+def advice_record(image: Image) -> list[dict[str, Any]]:
+    """``image.advice``: suggestions with the bytes they would save."""
+    return [{"kind": a.kind, "title": a.title, "detail": a.detail, "bytes": a.bytes, "layer": a.layer,
+             "paths": a.paths} for a in image.advice]
+
+
 def build_report(image: Image, images: list[ImageRef], source_path: str, contents: bool = True) -> dict[str, Any]:
     """The whole report object (without ``files`` and ``changes`` when ``contents`` is False)."""
     return {
@@ -164,6 +193,10 @@ def build_report(image: Image, images: list[ImageRef], source_path: str, content
                 }
                 for h in image.history
             ],
+            "efficiency": efficiency_record(image),
+            "waste": waste_record(image),
+            "advice": advice_record(image),
+            "secrets": [{"path": x.path, "layer": x.layer, "removed_in": x.removed_in, "why": x.why} for x in image.secrets],
             "files": _files(image.tree) if contents else [],
             "changes": _changes(image.tree) if contents else [],
             "warnings": list(image.warnings),

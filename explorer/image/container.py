@@ -234,7 +234,19 @@ class TarFileContainer(Container):
     def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         member = self._member(name)
         end = min(member.offset + member.size, len(self._map))
-        return compression.buffer_reader(self._map, min(member.offset + start, end), end)
+        pos = [min(member.offset + start, end)]
+        fd = self._file.fileno()
+
+        def read(size: int = 1 << 20) -> bytes:
+            # pread, not the map: pages read here would otherwise stay in our resident size
+            n = min(size, end - pos[0])
+            if n <= 0:
+                return b""
+            data = os.pread(fd, n, pos[0])
+            pos[0] += len(data)
+            return data
+
+        return read
 
     def close(self) -> None:
         if getattr(self, "_map", None) is not None:

@@ -12,10 +12,14 @@ from explorer.image import compression
 from explorer.image.container import LayerScan
 from explorer.image.errors import SourceError
 from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
+from explorer.image.parallel import DiveInChild
 from explorer.image.docker_archive import name_digest
 from explorer.image.plan import ImagePlan, LayerRef, read_json
 from explorer.image.progress import Monitor
 from explorer.image.source import Source
+from explorer.tree.advice import Advice, Secret, advise, find_secrets
+from explorer.tree.efficiency import DiveEfficiency, Efficiency
+from explorer.tree.waste import Waste, compute_waste
 from explorer.tree.index import LayerTree, apply_layer
 
 DOCKER_LAYER_TYPES = {
@@ -42,23 +46,31 @@ class Image:
     warnings: list[str] = field(default_factory=list)
     scans: list[LayerScan] = field(default_factory=list)  # per layer: compression, resume points
     blobs: list[str] = field(default_factory=list)  # per layer: the blob's name in the source
+    efficiency: Efficiency | None = None  # dive-compatible numbers
+    waste: Waste | None = None  # this project's accounting: every wasted byte with its reason
+    advice: list[Advice] = field(default_factory=list)
+    secrets: list[Secret] = field(default_factory=list)
     file_count: int = -1  # entries of the final filesystem, once counted
     first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
 
 
-def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None) -> Image:
-    """Read the config and every layer of ``ref`` and build its layered tree."""
+def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool = False) -> Image:
+    """Read the config and every layer of ``ref`` and build its layered tree.
+
+    ``parallel`` computes dive's numbers in a forked process (for command-line use: a
+    process with threads, like the window, must not fork).
+    """
     # Millions of small acyclic tuples: the cycle collector would only walk them over and over.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(source, ref, monitor)
+        return _load(source, ref, monitor, parallel)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _load(source: Source, ref: ImageRef, monitor: Monitor | None) -> Image:
+def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool) -> Image:
     """``load_image`` without the collector's bookkeeping."""
     monitor = monitor or Monitor(source.info.path)
     plan: ImagePlan = ref.locator
@@ -74,25 +86,25 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None) -> Image:
             f"the config lists {len(diff_ids)} diff_ids but the manifest {len(plan.layers)} layers"
         )
     tree = LayerTree(len(plan.layers))
+    child = DiveInChild(container, [l.blob for l in plan.layers]) if parallel else None
+    dive = None if child is not None else DiveEfficiency()
     reader = _ContentReader(source, plan)
     scans: list[LayerScan] = []
-    for i, layer in enumerate(plan.layers):
-        monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
-        scan = container.scan_layer(layer.blob, monitor)
-        _verify(path, i, layer, diff_ids[i] if i < len(diff_ids) else "", scan, warnings)
-        warnings.extend(scan.warnings)
-        # A container may hand out the same scan again (a blob used twice, another image
-        # of the source): keep it intact, and keep only the counts here.
-        summary = dataclasses.replace(scan, members=[])
-        scans.append(summary)
-        reader.scans.append(summary)
-        monitor.begin(f"applying layer {i + 1} of {len(plan.layers)}", i, len(plan.layers))
-        apply_layer(tree, i, scan.members, reader.digest)
-        del scan
+    try:
+        _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path)
+    except BaseException:
+        if child is not None:
+            child.cancel()
+        raise
     tree.live.clear()
     history = _history(config, len(plan.layers), warnings)
     layers = _layers(plan, scans, diff_ids, history, tree)
+    digest = lambda e: reader.digest(e, tree.hardlink_data.get((e.layer, e.path), e.layer))  # noqa: E731
+    waste = compute_waste(tree, digest)
+    advice = advise(tree, layers, history, waste)
+    secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.hardlink_data.get((e.layer, e.path), e.layer)))
     warnings.extend(tree.warnings)
+    efficiency = child.result() if child is not None else dive.result()  # type: ignore[union-attr]
     return Image(
         source=source.info,
         ref=ref,
@@ -107,7 +119,31 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None) -> Image:
         warnings=warnings,
         scans=scans,
         blobs=[l.blob for l in plan.layers],
+        efficiency=efficiency,
+        waste=waste,
+        advice=advice,
+        secrets=secrets,
     )
+
+
+def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTree, dive: DiveEfficiency | None,
+                 reader: "_ContentReader", scans: list[LayerScan], warnings: list[str], monitor: Monitor, path: str) -> None:
+    """Scan each layer, check its digests, and apply it to the tree."""
+    for i, layer in enumerate(plan.layers):
+        monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
+        scan = container.scan_layer(layer.blob, monitor)
+        _verify(path, i, layer, diff_ids[i] if i < len(diff_ids) else "", scan, warnings)
+        warnings.extend(scan.warnings)
+        # A container may hand out the same scan again (a blob used twice, another image
+        # of the source): keep it intact, and keep only the counts here.
+        summary = dataclasses.replace(scan, members=[])
+        scans.append(summary)
+        reader.scans.append(summary)
+        monitor.begin(f"applying layer {i + 1} of {len(plan.layers)}", i, len(plan.layers))
+        apply_layer(tree, i, scan.members, reader.digest)
+        if dive is not None:
+            dive.add_layer(scan.members)
+        del scan
 
 
 def _diff_ids(config: dict[str, Any]) -> list[str]:
@@ -212,6 +248,13 @@ class _ContentReader:
         self.source = source
         self.plan = plan
         self.scans: list[LayerScan] = []
+
+    def head(self, entry: Entry, data_layer: int, size: int = 4096) -> bytes:
+        """The first bytes of an entry (to recognise keys and tokens)."""
+        if entry.offset < 0 or data_layer >= len(self.scans):
+            return b""
+        blob = self.plan.layers[data_layer].blob
+        return self.source.container.read_layer(blob, self.scans[data_layer], entry.offset, min(size, entry.size))
 
     def digest(self, entry: Entry, data_layer: int) -> str | None:
         """sha256 of an entry's content, or None when it cannot be read."""

@@ -1,0 +1,114 @@
+"""The CI gate: dive's rules (lowest efficiency, highest wasted bytes, highest user wasted
+percent) over dive-compatible numbers, configured on the command line or in a .dive-ci file."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from explorer.image.errors import SelectionError
+from explorer.image.loader import Image
+
+# dive's defaults when no rule is configured at all
+DEFAULTS = {"lowestEfficiency": "0.9", "highestWastedBytes": "disabled", "highestUserWastedPercent": "0.1"}
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+          "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+@dataclass
+class RuleResult:
+    """One rule: its threshold, the image's figure, and whether it passed."""
+
+    rule: str
+    threshold: str
+    value: float
+    passed: bool
+    skipped: bool = False
+
+
+def parse_bytes(text: str) -> int:
+    """``20MB`` -> 20000000, ``1.5GiB`` -> 1610612736 (the units dive accepts)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise SelectionError(f"not a size: {text!r} (use e.g. 20MB, 512KiB, 1.5GB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _fraction(text: str, rule: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SelectionError(f"{rule}: not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise SelectionError(f"{rule}: {text} is not between 0 and 1")
+    return value
+
+
+def read_dive_ci(path: str) -> dict[str, str]:
+    """The ``rules:`` of a .dive-ci file (a small YAML subset: ``key: value`` under ``rules:``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise SelectionError(f"{path}: cannot read the rules file ({exc.strerror})") from None
+    rules: dict[str, str] = {}
+    in_rules = False
+    for line in lines:
+        text = line.split("#", 1)[0].rstrip()
+        if not text.strip():
+            continue
+        if not text.startswith((" ", "\t")):
+            in_rules = text.strip() == "rules:"
+            continue
+        if in_rules and ":" in text:
+            key, _, value = text.strip().partition(":")
+            rules[key.strip()] = value.strip().strip("'\"")
+    unknown = set(rules) - set(DEFAULTS)
+    if unknown:
+        raise SelectionError(f"{path}: unknown rule(s) {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
+    return rules
+
+
+def rules_from(config: str | None, lowest: str | None, wasted: str | None, percent: str | None) -> dict[str, str]:
+    """Rules from the command line, over a .dive-ci file, over dive's defaults."""
+    rules: dict[str, str] = {}
+    path = config or (".dive-ci" if os.path.isfile(".dive-ci") else None)
+    if path:
+        rules.update(read_dive_ci(path))
+    for key, value in (("lowestEfficiency", lowest), ("highestWastedBytes", wasted), ("highestUserWastedPercent", percent)):
+        if value is not None:
+            rules[key] = value
+    if not rules:
+        rules = dict(DEFAULTS)
+    return rules
+
+
+def evaluate(image: Image, rules: dict[str, str]) -> list[RuleResult]:
+    """Apply each rule to the image's numbers."""
+    e = image.efficiency
+    assert e is not None
+    out = []
+    for rule, threshold in rules.items():
+        if threshold.lower() == "disabled":
+            out.append(RuleResult(rule, threshold, 0, True, skipped=True))
+        elif rule == "lowestEfficiency":
+            out.append(RuleResult(rule, threshold, e.score, e.score >= _fraction(threshold, rule)))
+        elif rule == "highestWastedBytes":
+            out.append(RuleResult(rule, threshold, e.wasted_bytes, e.wasted_bytes <= parse_bytes(threshold)))
+        elif rule == "highestUserWastedPercent":
+            out.append(RuleResult(rule, threshold, e.user_wasted_percent, e.user_wasted_percent <= _fraction(threshold, rule)))
+    return out
+
+
+def format_results(image: Image, results: list[RuleResult]) -> str:
+    """One line per rule, PASS/FAIL/SKIP and the figure, then the verdict."""
+    lines = [f"{', '.join(image.tags) or image.config_digest[:19]}: efficiency {image.efficiency.score:.4%}, "
+             f"wasted {image.efficiency.wasted_bytes:,} bytes"]  # type: ignore[union-attr]
+    for r in results:
+        status = "SKIP" if r.skipped else ("PASS" if r.passed else "FAIL")
+        figure = f"{r.value:,}" if r.rule == "highestWastedBytes" else f"{r.value:.6f}"
+        lines.append(f"  {status}: {r.rule} (threshold {r.threshold}): {'' if r.skipped else figure}".rstrip())
+    lines.append("Result: PASS" if all(r.passed for r in results) else "Result: FAIL")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,133 @@
+"""Why an image is big: dive's numbers exactly, this project's waste, advice, secrets, the CI gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from explorer.image.loader import load_image
+from explorer.image.source import open_source
+from explorer.report import build_report
+from tests.builders import d, docker_archive, f, layer_tar, wh
+
+DATA = Path(__file__).parent / "data"
+DIVE = ["docker-legacy", "test-docker-image", "test-kaniko-image"]
+
+
+def _load(path, parallel=False):
+    src = open_source(str(path))
+    with src:
+        img = load_image(src, src.select(), parallel=parallel)
+        return img, build_report(img, src.images, str(path))
+
+
+@pytest.mark.parametrize("name", DIVE)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_efficiency_equals_dive(name, parallel):
+    img, rep = _load(DATA / f"{name}.tar", parallel)
+    dive = json.loads((DATA / f"{name}.dive.json").read_text())
+    eff = rep["image"]["efficiency"]
+    assert abs(eff["score"] - dive["image"]["efficiencyScore"]) < 1e-9
+    assert eff["wasted_bytes"] == dive["image"]["inefficientBytes"]
+    want = sorted((x["file"], x["count"], x["sizeBytes"]) for x in dive["image"]["fileReference"])
+    assert sorted((x["path"], x["count"], x["size"]) for x in eff["files"]) == want
+    user = sum(layer["sizeBytes"] for layer in dive["layer"][1:])
+    assert abs(eff["user_wasted_percent"] - dive["image"]["inefficientBytes"] / user) < 1e-12
+
+
+def _image(tmp_path, layers, history=None):
+    path = tmp_path / "img.tar"
+    path.write_bytes(docker_archive([layer_tar(l) for l in layers], history=history))
+    return _load(path)
+
+
+def test_waste_has_a_file_a_layer_and_a_reason_for_every_byte(tmp_path):
+    big = b"x" * 30_000
+    same = b"dup" * 10_000
+    img, rep = _image(tmp_path, [
+        [f("tmp/build.tar", big), f("app/config", "v1"), f("app/tool", "#!/bin/sh", mode=0o644),
+         f("a/one.bin", same), f("b/two.bin", same)],
+        [wh("tmp/build.tar"), f("app/config", "v2!"), f("app/tool", "#!/bin/sh", mode=0o755)],
+    ])
+    waste = {(w["path"], w["kind"]): w for w in rep["image"]["waste"]["files"]}
+    assert waste[("/tmp/build.tar", "removed")]["size"] == 30_000
+    assert waste[("/tmp/build.tar", "removed")]["reason"] == "removed in layer 1"
+    assert waste[("/app/config", "overwritten")]["size"] == 2
+    assert "only to change its metadata" in waste[("/app/tool", "rewritten")]["reason"]
+    dup = waste[("/b/two.bin", "duplicate")]
+    assert dup["size"] == 30_000 and "same content as /a/one.bin" in dup["reason"]
+    assert rep["image"]["waste"]["bytes"] == 30_000 + 2 + 9 + 30_000
+    assert rep["image"]["waste"]["layers"][0]["bytes"] == 30_000 + 2 + 9 + 30_000
+    assert rep["image"]["waste"]["merge_savings"] == [{"layers": [0, 1], "bytes": 30_011}]
+
+
+def test_advice_names_the_step_and_the_bytes(tmp_path):
+    history = [
+        {"created_by": "COPY . /app"},
+        {"created_by": "/bin/sh -c apt-get update && pip install -r requirements.txt"},
+        {"created_by": "/bin/sh -c rm /tmp/build.tar && chmod +x /app/run"},
+    ]
+    img, rep = _image(tmp_path, [
+        [d("app"), f("app/run", "#!/bin/sh", mode=0o644), f("app/requirements.txt", "flask")],
+        [f("tmp/build.tar", b"b" * 50_000), f("var/lib/apt/lists/deb.debian.org_Packages", b"p" * 40_000)],
+        [wh("tmp/build.tar"), f("app/run", "#!/bin/sh", mode=0o755)],
+    ], history=history)
+    kinds = {a["kind"]: a for a in rep["image"]["advice"]}
+    assert kinds["remove-in-same-step"]["bytes"] == 50_000 and kinds["remove-in-same-step"]["layer"] == 1
+    assert "/tmp/build.tar" in kinds["remove-in-same-step"]["paths"]
+    assert kinds["package-cache"]["bytes"] == 40_000 and "apt package lists" in kinds["package-cache"]["title"]
+    assert kinds["metadata-only"]["layer"] == 2
+    assert kinds["layer-order"]["layer"] == 0
+    assert rep["image"]["advice"] == sorted(rep["image"]["advice"], key=lambda a: -a["bytes"])
+
+
+def test_secrets_removed_later_are_found(tmp_path):
+    key = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    img, rep = _image(tmp_path, [
+        [f("root/.ssh/id_rsa", key), f("app/.env", "DB_PASSWORD=hunter2"), f("tmp/deploy", key),
+         f("tmp/notes.txt", "nothing here")],
+        [wh("root/.ssh/id_rsa"), wh("app/.env"), wh("tmp/deploy"), wh("tmp/notes.txt")],
+    ])
+    found = {s["path"]: s for s in rep["image"]["secrets"]}
+    assert set(found) == {"/root/.ssh/id_rsa", "/app/.env", "/tmp/deploy"}
+    assert found["/tmp/deploy"]["layer"] == 0 and found["/tmp/deploy"]["removed_in"] == 1
+    assert "PRIVATE KEY" in found["/tmp/deploy"]["why"]
+
+
+def test_an_efficient_image_has_no_waste(tmp_path):
+    img, rep = _image(tmp_path, [[f("a", "1")], [f("b", "2")]])
+    assert rep["image"]["waste"]["bytes"] == 0 and rep["image"]["advice"] == []
+    assert rep["image"]["efficiency"]["score"] == 1.0
+
+
+def test_check_gate(tmp_path, capsys, monkeypatch):
+    legacy = str(DATA / "docker-legacy.tar")
+    monkeypatch.chdir(tmp_path)  # no stray .dive-ci
+    assert main(["check", legacy, "--lowest-efficiency", "0.7"]) == 0
+    assert "PASS: lowestEfficiency" in capsys.readouterr().out
+    assert main(["check", legacy, "--lowest-efficiency", "0.8"]) == 1
+    assert "FAIL: lowestEfficiency (threshold 0.8): 0.790845" in capsys.readouterr().out
+    assert main(["check", legacy, "--highest-wasted-bytes", "500KB"]) == 1
+    assert main(["check", legacy, "--highest-wasted-bytes", "1MiB"]) == 0
+    capsys.readouterr()
+    (tmp_path / ".dive-ci").write_text("rules:\n  lowestEfficiency: 0.75\n  highestWastedBytes: 20MB\n"
+                                       "  highestUserWastedPercent: disabled\n")
+    assert main(["check", legacy, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["passed"] and [r["rule"] for r in out["rules"]] == ["lowestEfficiency", "highestWastedBytes", "highestUserWastedPercent"]
+    assert out["rules"][2]["skipped"]
+    assert main(["check", str(tmp_path / "missing.tar")]) == 2
+    (tmp_path / "bad-ci").write_text("rules:\n  lowestEfficency: 0.9\n")
+    assert main(["check", legacy, "--config", str(tmp_path / "bad-ci")]) == 1
+    assert "unknown rule" in capsys.readouterr().err
+
+
+def test_sizes_like_dive():
+    from explorer.check import parse_bytes
+
+    assert parse_bytes("20MB") == 20_000_000 and parse_bytes("512KiB") == 524_288 and parse_bytes("1.5GB") == 1_500_000_000
+    with pytest.raises(Exception):
+        parse_bytes("lots")
