@@ -120,7 +120,7 @@ def test_start_page_then_drop_loads_the_archive(qtbot, window):
     assert window.findChild(QTableView, "historyPanel").model().rowCount() == 10
     assert window.findChild(QTreeView, "fileTree") is view.file_tree
     assert "fixture-layers:docker-legacy" in window.status_label.text()
-    assert "68 files" in window.status_label.text()
+    assert "68 entries, 2.0 MB in files" in window.status_label.text()  # as report --text counts them
     assert window.recent_files()[0] == str(LEGACY.resolve())
 
 
@@ -380,3 +380,50 @@ def test_drag_a_file_out_gives_a_temporary_copy(qtbot, window):
     data = Path(url.toLocalFile()).read_bytes()
     assert hashlib.sha256(data).hexdigest()[:16] == "8f588b05cb7b9bf4"  # as the tools unpacked it
     assert Path(url.toLocalFile()).name == "hostname"
+
+
+def test_ctrl_c_copies_in_the_tree_and_in_the_layers(qtbot, window):
+    from PySide6.QtTest import QTest
+
+    view = _open(qtbot, window)
+    view.select_path("/etc/group")
+    view.file_tree.setFocus()
+    QTest.keyClick(view.file_tree, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QGuiApplication.clipboard().text() == "/etc/group"
+    view.layer_list.selectRow(2)
+    view.layer_list.setFocus()
+    QTest.keyClick(view.layer_list, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QGuiApplication.clipboard().text() == view.image.layers[1].digest
+
+
+def test_history_follows_all_layers_and_empty_steps(qtbot, window):
+    view = _open(qtbot, window)
+    layers = window.findChild(QTableView, "layerList")
+    history = window.findChild(QTableView, "historyPanel")
+    layers.selectRow(3)
+    assert history.currentIndex().row() == 5
+    layers.selectRow(0)  # all layers: no single step made that
+    assert not history.selectionModel().hasSelection()
+    history.selectRow(4)  # ENV STAGE=modify, after layer 1 was made
+    assert view.layer == 1 and history.currentIndex().row() == 4
+
+
+def test_tab_titles_tell_images_apart(qtbot, window, monkeypatch):
+    from explorer.ui import main_window
+
+    monkeypatch.setattr(main_window.ImagePicker, "exec", lambda self: (self.list.setCurrentRow(1), QDialog.DialogCode.Accepted)[1])
+    view = _open(qtbot, window, DATA / "multiplatform.oci.tar")
+    assert view.title() == "localhost/fixture-multi:latest (linux/arm64)"
+    folder = _open(qtbot, window, DATA / "umoci.oci-layout")
+    assert folder.title() == "umoci.oci-layout:latest"
+
+
+def test_without_a_display_the_window_says_what_to_do(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "explorer", "--demo"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "no display found" in proc.stderr and "report --text" in proc.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
+    QSizePolicy,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -34,6 +35,7 @@ class DetailsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         self.title = QLabel("No file selected")
         self.title.setWordWrap(True)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         font = self.title.font()
         font.setBold(True)
@@ -45,6 +47,9 @@ class DetailsPanel(QWidget):
         for name in FIELDS[1:]:
             value = QLabel("")
             value.setWordWrap(True)
+            # long unbroken text (ADD file:<64 hex>) must wrap or clip, never widen the panel
+            value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            value.setMinimumWidth(10)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[name] = value
             form.addRow(name + ":", value)
@@ -85,13 +90,12 @@ class DetailsPanel(QWidget):
         self.history.clear()
         for version in image.tree.history(row.path):
             layer_info = image.layers[version.layer]
-            label = resources.LABELS.get(version.change, version.change)
+            label = {"unchanged": "written again, unchanged"}.get(version.change, resources.LABELS.get(version.change, version.change))
             item = QListWidgetItem(f"layer {version.layer}: {label} — {short_command(layer_info.created_by, 60) or 'no history'}")
             item.setData(Qt.ItemDataRole.UserRole, version.layer)
             item.setToolTip(layer_info.created_by)
-            icon = resources.change_icon(version.change)
-            if icon is not None:
-                item.setIcon(icon)
+            icon = resources.change_icon(version.change) or resources.blank_icon()  # keep rows aligned
+            item.setIcon(icon)
             self.history.addItem(item)
 
     def _activated(self, item: QListWidgetItem) -> None:

@@ -94,21 +94,22 @@ class FileTreeModel(QAbstractItemModel):
                 rows = self.view.children(node.path)
                 if self.visible is not None:
                     rows = [r for r in rows if r.path in self.visible]
+                rows.sort(key=lambda r: r.name)  # ties keep name order, whichever way the column sorts
                 rows.sort(key=self._sort_key, reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
             node.children = [_Node(r, node, i) for i, r in enumerate(rows)]
         return node.children
 
     def _sort_key(self, r: Row) -> Any:
         if self.sort_column == SIZE:
-            return (self._size(r), r.name)
+            return self._size(r)
         if self.sort_column == LAYER:
-            return (r.entry.layer, r.name)
+            return r.entry.layer
         if self.sort_column == CHANGE:
-            return (r.change, r.name)
+            return r.change
         if self.sort_column == MODE:
-            return (mode_string(r.entry), r.name)
+            return mode_string(r.entry)
         if self.sort_column == OWNER:
-            return (r.entry.uid, r.entry.gid, r.name)
+            return (r.entry.uid, r.entry.gid)
         return (r.entry.type != DIR, r.name)  # directories first, like file managers
 
     def _size(self, r: Row) -> int:

@@ -38,7 +38,7 @@ from explorer.ui.layer_model import LayerTableModel
 from explorer.ui.workers import BackgroundCall
 
 # Expanding more than this many search matches would build most of a huge tree.
-MAX_EXPANDED_MATCHES = 200
+MAX_EXPANDED_MATCHES = 2000
 # A layer's changes view opens fully when it shows at most this many paths.
 AUTO_EXPAND_CHANGES = 2000
 
@@ -59,6 +59,7 @@ class ImageView(QWidget):
         if image.file_count < 0:
             image.file_count = sum(1 for _ in image.tree.merged())
         self._file_count = image.file_count
+        self._bytes: int | None = None
         self.background = BackgroundCall(self)
         self.background.result.connect(self._on_background)
         self._build()
@@ -71,11 +72,15 @@ class ImageView(QWidget):
         self.layer_list = QTableView(objectName="layerList")
         self.layer_list.setModel(self.layer_model)
         self._table_look(self.layer_list)
-        self.layer_list.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        header = self.layer_list.horizontalHeader()
+        for column, width in ((0, 34), (1, 64), (2, 64), (3, 96), (4, 92)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
+        header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)  # the command takes what is left
         self.layer_list.selectionModel().currentRowChanged.connect(self._layer_row_changed)
         self.layer_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.layer_list.customContextMenuRequested.connect(self._layer_menu)
-        QShortcut(QKeySequence.StandardKey.Copy, self.layer_list, self.copy_layer_digest, context=Qt.ShortcutContext.WidgetShortcut)
+        self._widget_shortcut(self.layer_list, self.copy_layer_digest)
 
         self.history_model = HistoryTableModel(self.image)
         self.history_panel = QTableView(objectName="historyPanel")
@@ -94,12 +99,12 @@ class ImageView(QWidget):
         header = self.file_tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((SIZE, 78), (2, 92), (3, 80), (4, 48), (5, 78)):
+        for column, width in ((SIZE, 78), (2, 92), (3, 96), (4, 48), (5, 78)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.file_tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.file_tree.customContextMenuRequested.connect(self._tree_menu)
-        QShortcut(QKeySequence.StandardKey.Copy, self.file_tree, self.copy_path, context=Qt.ShortcutContext.WidgetShortcut)
+        self._widget_shortcut(self.file_tree, self.copy_path)
 
         self.details = DetailsPanel()
         self.details.jump_to_layer.connect(self.show_path_at_layer)
@@ -142,13 +147,20 @@ class ImageView(QWidget):
         self.tree_model.modelReset.connect(self._after_reset)
 
     @staticmethod
+    def _widget_shortcut(widget: QWidget, slot) -> QShortcut:
+        """Ctrl+C for one widget only (two window-wide Ctrl+C would cancel each other out)."""
+        shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), widget)
+        shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+        shortcut.activated.connect(slot)
+        return shortcut
+
+    @staticmethod
     def _table_look(table: QTableView) -> None:
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.verticalHeader().hide()
         table.setWordWrap(False)
         table.horizontalHeader().setHighlightSections(False)
-        table.resizeColumnsToContents()
 
     @staticmethod
     def _titled(title: str, widget: QWidget) -> QWidget:
@@ -199,6 +211,7 @@ class ImageView(QWidget):
         self._search_timer.timeout.connect(self._filters_changed)
         self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
         self.search_status = QLabel("", objectName="searchStatus")
+        self.search_status.setFixedWidth(170)  # a changing message must not shift the search box
         row.addWidget(self.search_box, 1)
         row.addWidget(self.search_kind)
         row.addWidget(self.search_status)
@@ -248,6 +261,8 @@ class ImageView(QWidget):
             return
         self.mode = mode
         (self.diff_button if mode == DIFF else self.merged_button).setChecked(True)
+        # in the changes view, unchanged rows are only the folders that hold the changes
+        self.hide_boxes[UNCHANGED].setEnabled(mode == MERGED)
         self._apply_view()
 
     def toggle_mode(self) -> None:
@@ -287,7 +302,8 @@ class ImageView(QWidget):
         try:
             match = matcher(text, self.search_kind.currentData()) if text else None
         except Exception as exc:  # a regex being typed is often invalid for a moment
-            self.search_status.setText(f"invalid pattern: {exc}")
+            self.search_status.setText("invalid pattern")
+            self.search_status.setToolTip(str(exc))
             return
         self.search_status.setText("searching…")
         view = self.view
@@ -327,11 +343,20 @@ class ImageView(QWidget):
             return
         layer = self.layer_model.layer_of_row(current.row())
         history_row = self.history_model.row_of_layer(layer)
-        if history_row is not None and self.history_panel.currentIndex().row() != history_row:
-            self.history_panel.selectionModel().setCurrentIndex(
+        selection = self.history_panel.selectionModel()
+        current_step = self.history_panel.currentIndex().row()
+        stays = (current_step >= 0 and self.image.history[current_step].layer is None
+                 and self._layer_before_step(current_step) == layer)
+        if stays:
+            pass  # an empty step was chosen: it shows this layer's filesystem, keep it selected
+        elif history_row is not None and current_step != history_row:
+            selection.setCurrentIndex(
                 self.history_model.index(history_row, 0),
                 QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
             )
+        elif history_row is None:
+            selection.clearSelection()  # "all layers", or a layer no step is known to have made
+            selection.setCurrentIndex(QModelIndex(), QItemSelectionModel.SelectionFlag.NoUpdate)
         if layer != self.layer:
             self.layer = layer
             self._apply_view()
@@ -339,15 +364,27 @@ class ImageView(QWidget):
     def _history_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             return
-        layer = self.history_model.image.history[current.row()].layer if self.history_model.image else None
+        step = self.image.history[current.row()]
+        layer = step.layer if step.layer is not None else self._layer_before_step(current.row())
         if layer is not None and layer != self.layer:
-            self.set_layer(layer)
+            self.set_layer(layer)  # an empty step shows the filesystem as it stood then
+
+    def _layer_before_step(self, row: int) -> int | None:
+        """The last layer made at or before a history step (None when none was)."""
+        for h in reversed(self.image.history[: row + 1]):
+            if h.layer is not None:
+                return h.layer
+        return None
 
     def _tree_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             return  # a reset; _after_reset decides what stays selected
         row = current.internalPointer().row
         self._selected_path = row.path
+        if not self.file_tree.selectionModel().isSelected(current):
+            # focus alone can make a row current: select it, so what Details shows is visible
+            self.file_tree.selectionModel().select(
+                current, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
         self._show_selected(row)
 
     def _after_reset(self) -> None:
@@ -513,18 +550,25 @@ class ImageView(QWidget):
         self.file_tree.sortByColumn(SIZE, Qt.SortOrder.DescendingOrder)
 
     def title(self) -> str:
-        """Tab title: the tag, else the file name."""
-        return self.image.tags[0] if self.image.tags else self.source.info.path.rstrip("/").rsplit("/", 1)[-1]
+        """Tab title: the tag (with the file name when the tag alone says little), and the
+        platform when the source offers several."""
+        name = self.source.info.path.rstrip("/").rsplit("/", 1)[-1]
+        tag = self.image.tags[0] if self.image.tags else ""
+        title = tag if (":" in tag or "/" in tag) else (f"{name}:{tag}" if tag else name)
+        if len({i.platform for i in self.source.images}) > 1:
+            title += f" ({self.image.platform})"
+        return title
 
     def status_text(self) -> str:
         """What the status bar says about this image."""
         from explorer.ui.format import human_size
 
         files = self._file_count
-        total = sum(l.size for l in self.image.layers)
+        total = sum(e.size for e in self.image.tree.merged() if e.type == "file") if self._bytes is None else self._bytes
+        self._bytes = total
         where = "all layers" if self.layer is None else f"layer {self.layer}"
         return (f"{', '.join(self.image.tags) or 'untagged'}  |  {self.image.platform or 'unknown platform'}  |  "
-                f"{len(self.image.layers)} layers  |  {files:,} files  |  {human_size(total)}  |  showing {where}, "
+                f"{len(self.image.layers)} layers  |  {files:,} entries, {human_size(total)} in files  |  showing {where}, "
                 f"{'merged' if self.mode == MERGED else 'changes only'}")
 
     def close_source(self) -> None:

@@ -10,7 +10,8 @@ from explorer.ui.table_model import ImageTableModel
 from explorer.ui.format import human_size, short_command
 
 ALL_LAYERS_ROW = 0
-COLUMNS = ("#", "Size", "Stored", "Changes", "Created by", "Digest")
+COLUMNS = ("#", "Size", "Stored", "Changes", "Digest", "Created by")
+DIGEST, COMMAND = 4, 5
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -47,13 +48,13 @@ class LayerTableModel(ImageTableModel):
                 human_size(layer.size),
                 human_size(layer.blob_size),
                 f"+{layer.added} ~{layer.modified} −{layer.removed}",
-                short_command(layer.created_by, 60) if layer.created_by else "(no history)",
                 layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12],
+                short_command(layer.created_by, 60) if layer.created_by else "(no history)",
             )[col]
         if role == Qt.ItemDataRole.ToolTipRole:
-            if col == 4:
+            if col == COMMAND:
                 return layer.created_by or "The image's history does not say which step made this layer."
-            if col == 5:
+            if col == DIGEST:
                 return f"blob digest: {layer.digest}\ndiff_id: {layer.diff_id}\nmedia type: {layer.media_type}"
             if col == 3:
                 return f"{layer.added} added, {layer.modified} modified, {layer.removed} removed"
@@ -75,7 +76,7 @@ class LayerTableModel(ImageTableModel):
                 return human_size(sum(l.size for l in image.layers))
             if col == 2:
                 return human_size(sum(l.blob_size for l in image.layers))
-            if col == 4:
+            if col == COMMAND:
                 return "All layers: the final image"
             return ""
         if role == Qt.ItemDataRole.ToolTipRole:

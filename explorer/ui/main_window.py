@@ -192,7 +192,8 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
         self._restore_panels(view)
-        self._add_recent(source.info.path)
+        if os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
+            self._add_recent(source.info.path)
         self._update_status()
         view.file_tree.setFocus()
         self.image_loaded.emit(view)
@@ -211,6 +212,9 @@ class MainWindow(QMainWindow):
         else:
             self.progress.setRange(0, 0)
             self.progress.setFormat(stage)
+        # a busy bar shows no text in many styles: say it in the status bar too
+        where = f" (layer {layer + 1} of {layers})" if layers and "layer" not in stage else ""
+        self.status_label.setText(f"{stage}{where}" + (f": {done / 1e6:.0f} of {total / 1e6:.0f} MB" if total > 0 else ""))
         self.progress.setToolTip(f"{stage} (layer {layer + 1} of {layers})" if layers else stage)
 
     def _on_busy(self, busy: bool) -> None:
@@ -288,7 +292,7 @@ class MainWindow(QMainWindow):
 
     def _restore_panels(self, view: ImageView) -> None:
         width = max(self.width(), 900)
-        view.splitter.setSizes([int(width * 0.30), int(width * 0.50), int(width * 0.20)])
+        view.splitter.setSizes([int(width * 0.33), int(width * 0.45), int(width * 0.22)])
         view.left_splitter.setSizes([300, 400])
         for key, splitter in (("mainSplitter", view.splitter), ("leftSplitter", view.left_splitter)):
             state = self.settings.value(key)

@@ -104,3 +104,11 @@ def change_icon(change: str) -> QIcon | None:
     if change not in (ADDED, MODIFIED, REMOVED):
         return None
     return _change_icon(change, is_dark())
+
+
+@lru_cache(maxsize=1)
+def blank_icon() -> QIcon:
+    """An empty 16x16 icon, to keep rows with and without a marker aligned."""
+    pix = QPixmap(16, 16)
+    pix.fill(Qt.GlobalColor.transparent)
+    return QIcon(pix)
