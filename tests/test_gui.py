@@ -427,3 +427,49 @@ def test_without_a_display_the_window_says_what_to_do(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "explorer", "--demo"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "no display found" in proc.stderr and "report --text" in proc.stderr
+
+
+# -- insights -------------------------------------------------------------------------------
+
+
+def test_waste_model_passes_the_model_tester(qapp, qtmodeltester):
+    from explorer.ui.waste_model import WasteTableModel
+
+    src, image = _loaded_image()
+    model = WasteTableModel(image)
+    qtmodeltester.check(model, force_py=True)
+    assert model.rowCount() == len(image.waste.files) == 8
+    src.close()
+
+
+def test_insights_show_the_numbers_and_lead_to_the_file(qtbot, window):
+    view = _open(qtbot, window)
+    view.show_insights()
+    panel = view.insights
+    assert "Efficiency 79.1%" in panel.summary.text()
+    assert panel.secrets.isHidden()
+    assert panel.advice.count() == 2 and "removed in layer 2" in panel.advice.item(0).text()
+    first = panel.waste_model.index(0, 0)
+    assert first.data() == "/data/big-wasted.bin"
+    panel.waste_table.clicked.emit(first)
+    assert view.center_tabs.currentIndex() == 0 and view.layer == 1
+    assert view.current_path() == "/data/big-wasted.bin"
+
+
+def test_insights_warn_about_secrets_and_draw_the_charts(qtbot, window, tmp_path):
+    key = b"-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\n"
+    path = tmp_path / "leaky.tar"
+    path.write_bytes(docker_archive([layer_tar([f("root/.ssh/id_rsa", key), f("app/main.py", "print(1)\n" * 500)]),
+                                     layer_tar([f("root/.ssh/.wh.id_rsa")])]))
+    view = _open(qtbot, window, path)
+    view.show_insights()
+    panel = view.insights
+    assert not panel.secrets.isHidden() and "/root/.ssh/id_rsa" in panel.secrets.text()
+    panel.resize(1000, 700)
+    panel.treemap.resize(400, 300)
+    panel.treemap.repaint()
+    box = panel.treemap.box_at(panel.treemap.boxes[0].rect.center())
+    assert box is not None and box.path in ("/app", "/app/main.py", "/root")
+    with qtbot.waitSignal(panel.treemap.path_clicked) as clicked:
+        qtbot.mouseClick(panel.treemap, Qt.MouseButton.LeftButton, pos=box.rect.center().toPoint())
+    assert clicked.args[0] == box.path

@@ -25,8 +25,10 @@ CACHE_PATTERNS = {
     "npm cache": ("/root/.npm/*", "/home/*/.npm/*"),
     "Python bytecode (__pycache__)": ("*/__pycache__/*",),
 }
-SECRET_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.pem", "*.key", "*.p12", "*.pfx", ".env", ".env.*",
-                "credentials", ".git-credentials", ".netrc", ".npmrc", ".pypirc", "*.jks", "*token*", "*secret*")
+# Names that are secrets by themselves; *.pem and *.key count only with a private key inside
+# (certificate bundles are public), and tokens are recognised by their content.
+SECRET_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.p12", "*.pfx", "*.jks", "*.keystore", ".env", ".env.*",
+                "credentials", ".git-credentials", ".netrc", ".npmrc", ".pypirc", "secrets.yaml", "secrets.yml", "secrets.json")
 _SECRET_NAME = re.compile("|".join(fnmatch.translate(p) for p in SECRET_NAMES))
 SECRET_CONTENT = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----|aws_secret_access_key|_authToken|ghp_[A-Za-z0-9]{20,}|xox[bp]-")
 

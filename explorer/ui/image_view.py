@@ -34,6 +34,7 @@ from explorer.ui.details_panel import DetailsPanel
 from explorer.ui.preview_panel import PreviewPanel
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, FileTreeModel
 from explorer.ui.history_model import HistoryTableModel
+from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.layer_model import LayerTableModel
 from explorer.ui.workers import BackgroundCall
 
@@ -129,9 +130,14 @@ class ImageView(QWidget):
         middle.setMinimumWidth(300)
         mid_layout.addWidget(self.file_tree, 1)
         mid_layout.addWidget(self._legend())
+        self.center_tabs = QTabWidget(objectName="centerTabs")
+        self.center_tabs.addTab(middle, "&Files")
+        self.insights: InsightsPanel | None = None
+        self.center_tabs.addTab(QWidget(), "&Insights")  # built when first shown
+        self.center_tabs.currentChanged.connect(self._center_tab_changed)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
         self.splitter.addWidget(left)
-        self.splitter.addWidget(middle)
+        self.splitter.addWidget(self.center_tabs)
         self.splitter.addWidget(self.side_tabs)
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 4)
@@ -503,6 +509,32 @@ class ImageView(QWidget):
         save = menu.addAction("Save layer tar…", self.save_layer_tar)
         save.setEnabled(self.layer is not None)
         menu.exec(self.layer_list.viewport().mapToGlobal(pos))
+
+    # -- insights ---------------------------------------------------------------------------
+
+    def _center_tab_changed(self, index: int) -> None:
+        if index == 1 and self.insights is None:
+            self.show_insights()
+
+    def show_insights(self) -> None:
+        """Open the Insights tab (building it the first time)."""
+        if self.insights is None:
+            final = self.image.first_view if self.image.first_view is not None else TreeView(self.image.tree, None, MERGED)
+            self.insights = InsightsPanel(self.image, final.totals())
+            self.insights.show_file.connect(self._show_file_from_insights)
+            self.insights.show_layer.connect(self.set_layer)
+            self.center_tabs.blockSignals(True)
+            self.center_tabs.removeTab(1)
+            self.center_tabs.insertTab(1, self.insights, "&Insights")
+            self.center_tabs.blockSignals(False)
+        self.center_tabs.setCurrentIndex(1)
+
+    def _show_file_from_insights(self, path: str, layer: int) -> None:
+        """Select a file in the Files tab, at the layer where it can be seen (-1: final image)."""
+        self.center_tabs.setCurrentIndex(0)
+        self.set_mode(MERGED)
+        self.set_layer(None if layer < 0 else layer)
+        self.select_path(path)
 
     # -- extraction -------------------------------------------------------------------------
 
