@@ -58,6 +58,12 @@ def main() -> int:
 
     def compare(view) -> None:
         window.grab().save(str(OUT / "compare.png"))
+        view.show_insights()
+        QTimer.singleShot(500, lambda: insights(view))
+
+    def insights(view) -> None:
+        window.grab().save(str(OUT / "insights.png"))
+        view.center_tabs.setCurrentIndex(0)
         view.set_layer(None)
         view.side_tabs.setCurrentWidget(view.details)
         view.search_finished.connect(lambda _n: (window.grab().save(str(OUT / "search.png")), app.quit()))
