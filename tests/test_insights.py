@@ -97,6 +97,18 @@ def test_secrets_removed_later_are_found(tmp_path):
     assert "PRIVATE KEY" in found["/tmp/deploy"]["why"]
 
 
+def test_secrets_in_gzip_layers_are_found_without_reading_them_again(tmp_path):
+    from tests.builders import oci_archive
+
+    key = b"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n"
+    path = tmp_path / "oci.tar"
+    path.write_bytes(oci_archive([layer_tar([f("srv/deploy.bin", key), f("srv/ok.txt", "fine")]),
+                                  layer_tar([wh("srv/deploy.bin"), wh("srv/ok.txt")])]))
+    img, rep = _load(path)
+    assert [s["path"] for s in rep["image"]["secrets"]] == ["/srv/deploy.bin"]
+    assert {l["compression"] for l in rep["image"]["layers"]} == {"gzip"}
+
+
 def test_an_efficient_image_has_no_waste(tmp_path):
     img, rep = _image(tmp_path, [[f("a", "1")], [f("b", "2")]])
     assert rep["image"]["waste"]["bytes"] == 0 and rep["image"]["advice"] == []

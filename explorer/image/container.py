@@ -17,6 +17,7 @@ from explorer.image import compression
 from explorer.image.compression import DecompressError, HashingReader
 from explorer.image.errors import SourceError
 from explorer.image.progress import Monitor
+from explorer.image.secrets import SECRET_CONTENT
 from explorer.image.tar_index import (
     BLOCK,
     TarFormatError,
@@ -42,6 +43,7 @@ class LayerScan:
     tar_size: int | None = None
     warnings: list[str] = field(default_factory=list)
     checkpoints: list[compression.Checkpoint] = field(default_factory=list)  # gzip resume points
+    flagged: dict[int, bytes] | None = None  # small files that look like secrets (data offset -> match)
 
 
 def clean_name(name: str) -> str:
@@ -153,7 +155,8 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
     # The diff_id is not hashed here: only `--verify` pays for that.
     tar = HashingReader(compression.open_reader(kind, blob.read, checkpoints), hash=False)
     members = []
-    for member in scan_stream(tar.read, hash_files=True):
+    flagged: dict[int, bytes] = {}
+    for member in scan_stream(tar.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged):
         members.append(member)
         if len(members) & 0x3FF == 0:
             monitor.tick(blob.count)
@@ -161,7 +164,8 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
     blob.drain()
     if blob.count != size:
         raise DecompressError(f"layer blob {where} has {size} bytes but its stream ended at {blob.count}")
-    return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=tar.count, checkpoints=checkpoints)
+    return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=tar.count, checkpoints=checkpoints,
+                     flagged=flagged)
 
 
 def scan_layer_errors(source: str, where: str, exc: Exception) -> SourceError:
@@ -388,9 +392,10 @@ class StreamContainer(Container):
         reader = _Prefixed(head, data)
         blob = HashingReader(reader.read)
         if kind == compression.NONE:
-            members = list(scan_stream(blob.read, hash_files=True))
+            flagged: dict[int, bytes] = {}
+            members = list(scan_stream(blob.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged))
             blob.drain()
-            return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=size)
+            return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=size, flagged=flagged)
         return _scan_compressed(kind, blob, size, name, monitor)
 
     def names(self) -> set[str]:

@@ -66,6 +66,9 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
     try:
         return _load(source, ref, monitor, parallel)
     finally:
+        # The image's objects live as long as it is shown: keep the collector from walking
+        # them again and again (a full pass over millions of them blocks every thread).
+        gc.freeze()
         if was_enabled:
             gc.enable()
 
@@ -250,11 +253,15 @@ class _ContentReader:
         self.scans: list[LayerScan] = []
 
     def head(self, entry: Entry, data_layer: int, size: int = 4096) -> bytes:
-        """The first bytes of an entry (to recognise keys and tokens)."""
+        """The bytes to look for keys and tokens in: read from plain layers; for layers read as
+        a stream, what the scan noted on the way (reading them again would mean decompressing)."""
         if entry.offset < 0 or data_layer >= len(self.scans):
             return b""
+        scan = self.scans[data_layer]
+        if scan.flagged is not None:
+            return scan.flagged.get(entry.offset, b"")
         blob = self.plan.layers[data_layer].blob
-        return self.source.container.read_layer(blob, self.scans[data_layer], entry.offset, min(size, entry.size))
+        return self.source.container.read_layer(blob, scan, entry.offset, min(size, entry.size))
 
     def digest(self, entry: Entry, data_layer: int) -> str | None:
         """sha256 of an entry's content, or None when it cannot be read."""

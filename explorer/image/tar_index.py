@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 import struct
 import zlib
 from typing import BinaryIO, Callable, Iterator, NamedTuple
 from urllib.parse import unquote_to_bytes
+
+from explorer.image.secrets import SNIFF_MAX
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
@@ -290,10 +293,15 @@ def scan_buffer(buf: bytes | memoryview, start: int = 0, end: int | None = None)
     return _scan(_BufferSource(buf, start, len(buf) if end is None else end), hash_files=False)
 
 
-def scan_stream(stream: BinaryIO | Callable[[int], bytes], hash_files: bool = True) -> Iterator[TarMember]:
-    """List the members of a tar read from a stream; optionally hash each regular file's data."""
+def scan_stream(stream: BinaryIO | Callable[[int], bytes], hash_files: bool = True,
+                sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None) -> Iterator[TarMember]:
+    """List the members of a tar read from a stream; optionally hash each regular file's data.
+
+    With ``sniff``, small files whose bytes match it are noted in ``flagged`` (data offset ->
+    match): their bytes pass by only once, and reading them again later would cost more.
+    """
     read = stream if callable(stream) else stream.read
-    return _scan(_StreamSource(read), hash_files=hash_files)
+    return _scan(_StreamSource(read), hash_files=hash_files, sniff=sniff, flagged=flagged)
 
 
 def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMember, Callable[[int], bytes]]]:
@@ -314,7 +322,8 @@ def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at:
         raise TarFormatError(f"malformed number in tar header at byte {at}") from None
 
 
-def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[TarMember]:
+def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
+          sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None) -> Iterator[TarMember]:
     """Walk tar headers, folding PAX and GNU long-name records into the member they describe."""
     unpack = _HEADER_FIELDS.unpack_from
     new = tuple.__new__  # building the named tuple directly is twice as fast as calling it
@@ -426,7 +435,13 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False) -> Iterator[Ta
                 src.skip(data_size, None)
             offset = SPARSE  # the content is not one run of bytes: never read it by offset
         elif hash_files and regular:
-            if data_size:
+            if sniff is not None and 0 < data_size <= SNIFF_MAX:
+                data = src.data(data_size)
+                digest = hashlib.sha256(data).hexdigest()
+                found = sniff.search(data)
+                if found and flagged is not None:
+                    flagged[offset] = found.group(0)
+            elif data_size:
                 hasher = hashlib.sha256()
                 src.skip(data_size, hasher)
                 digest = hasher.hexdigest()

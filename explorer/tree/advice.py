@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from explorer.image.model import FILE, Entry, HistoryEntry, LayerInfo
+from explorer.image.secrets import SECRET_CONTENT, SNIFF_MAX
 from explorer.tree.index import LayerTree
 from explorer.tree.waste import DUPLICATE, OVERWRITTEN, REMOVED_LATER, REWRITTEN, Waste
 
 BIG_FILE = 1 << 20
-SNIFF_MAX = 16 << 10  # files bigger than this are judged by name only
 SNIFF_LIMIT = 5000
 CACHE_PATTERNS = {
     "apt package lists": ("/var/lib/apt/lists/*",),
@@ -30,7 +30,6 @@ CACHE_PATTERNS = {
 SECRET_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.p12", "*.pfx", "*.jks", "*.keystore", ".env", ".env.*",
                 "credentials", ".git-credentials", ".netrc", ".npmrc", ".pypirc", "secrets.yaml", "secrets.yml", "secrets.json")
 _SECRET_NAME = re.compile("|".join(fnmatch.translate(p) for p in SECRET_NAMES))
-SECRET_CONTENT = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----|aws_secret_access_key|_authToken|ghp_[A-Za-z0-9]{20,}|xox[bp]-")
 
 
 @dataclass

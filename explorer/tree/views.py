@@ -94,6 +94,14 @@ class TreeView:
                 out.append(r)
         return out
 
+    def has_children(self, path: str, visible: set[str] | None = None) -> bool:
+        """Whether ``children(path)`` would be non-empty; stops at the first child found."""
+        for name in self.tree.kids.get(path, ()):
+            child = names.join(path, name)
+            if (visible is None or child in visible) and self.row(child) is not None:
+                return True
+        return False
+
     def _changed_paths_and_ancestors(self) -> set[str]:
         """DIFF mode: the paths the layer changed (all layers: ever removed too), with ancestors."""
         keep: set[str] = set()

@@ -167,7 +167,10 @@ class FileTreeModel(QAbstractItemModel):
         node = self._node(parent)
         if node.row is not None and node.row.entry.type != DIR:
             return False
-        return bool(self._children(node))
+        if node.children is not None:
+            return bool(node.children)
+        # the view draws an arrow for every visible folder: answer without listing them all
+        return self.view is not None and self.view.has_children(node.path, self.visible)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):

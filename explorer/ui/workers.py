@@ -7,6 +7,7 @@ checks ``Monitor.cancelled`` between chunks of work.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any, Callable
 
@@ -116,10 +117,15 @@ class LoadController(QObject):
             image = load_image(source, ref, monitor)
             # What the first screen needs, computed here rather than on the GUI thread.
             monitor.begin("preparing the view")
-            view = TreeView(image.tree, None, MERGED)
-            view.totals()
-            image.first_view = view  # type: ignore[attr-defined]
-            image.file_count = sum(1 for _ in image.tree.merged())  # type: ignore[attr-defined]
+            gc.disable()
+            try:
+                view = TreeView(image.tree, None, MERGED)
+                view.totals()
+                image.first_view = view
+                image.file_count = sum(1 for _ in image.tree.merged())
+            finally:
+                gc.freeze()
+                gc.enable()
             return image
 
         self._start(path, work, lambda image: self.loaded.emit(source, image))
