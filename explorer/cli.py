@@ -17,7 +17,7 @@ from explorer import __version__
 from explorer.image.errors import ExplorerError, SelectionError, SourceError
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2
-COMMANDS = ("report", "cat", "extract", "check")
+COMMANDS = ("report", "cat", "extract", "check", "diff")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -171,6 +171,36 @@ def run_check(argv: Sequence[str]) -> int:
     return EXIT_OK if all(r.passed for r in results) else EXIT_OTHER
 
 
+def _diff_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="layer-explorer diff", description="Compare two images: shared layers and how their files differ.")
+    p.add_argument("a", metavar="A", help="the first image's source")
+    p.add_argument("b", metavar="B", help="the second image's source (may be the same archive)")
+    for side in ("a", "b"):
+        p.add_argument(f"--image-{side}", metavar="REF", help=f"the image of {side.upper()} (tag, position or digest)")
+        p.add_argument(f"--platform-{side}", metavar="OS/ARCH", help=f"the platform of {side.upper()}")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
+    out.add_argument("--text", dest="fmt", action="store_const", const="text", help="print a readable summary")
+    return p
+
+
+def run_diff(argv: Sequence[str]) -> int:
+    """``layer-explorer diff A B``."""
+    from explorer.image.compare import compare
+    from explorer.image.loader import load_image
+    from explorer.image.source import open_source
+    from explorer.report import diff_report, diff_text
+
+    args = _diff_parser().parse_args(argv)
+    fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
+    with open_source(args.a) as sa, open_source(args.b) as sb:
+        a = load_image(sa, sa.select(args.image_a, args.platform_a), parallel=True)
+        b = load_image(sb, sb.select(args.image_b, args.platform_b), parallel=True)
+        report = diff_report(compare(sa, a, sb, b), args.a, args.b)
+    sys.stdout.write(json.dumps(report) + "\n" if fmt == "json" else diff_text(report))
+    return EXIT_OK
+
+
 def _main_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="layer-explorer",
@@ -178,7 +208,7 @@ def _main_parser() -> argparse.ArgumentParser:
         "With no command, opens the window (loading SOURCE if given).",
         epilog="Commands: 'report SOURCE' prints an image's layers, history and files; 'cat SOURCE PATH' "
         "writes one file to stdout; 'extract SOURCE [PATH] -o DIR' extracts safely; 'check SOURCE' gates CI on "
-        "efficiency rules. Each has --help.",
+        "efficiency rules; 'diff A B' compares two images. Each has --help.",
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="image archives or OCI layout folders to open")
     p.add_argument("--demo", action="store_true", help="open the bundled sample image")
@@ -230,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_extract(argv[1:])
         if argv and argv[0] == "check":
             return run_check(argv[1:])
+        if argv and argv[0] == "diff":
+            return run_diff(argv[1:])
         args = _main_parser().parse_args(argv)
         from explorer.app import main as run_window
 

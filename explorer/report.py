@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import time
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
-from typing import Any, Callable, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
 
 from explorer.image.loader import Image
 from explorer.image.model import Entry, ImageRef
 from explorer.tree.index import LayerTree
+
+if TYPE_CHECKING:
+    from explorer.image.compare import Comparison
 
 SCHEMA = "layer-explorer.report/1"
 
@@ -285,4 +288,39 @@ def text_report(report: dict[str, Any]) -> str:
     lines += ["", f"Files: {len(files)} entries, {human_size(total)} in regular files"]
     if img["warnings"]:
         lines += ["", "Warnings:"] + [f"  - {w}" for w in img["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def _side(image: Image, path: str) -> dict[str, Any]:
+    return {"source": path, "format": image.source.format, "tags": image.tags, "config_digest": image.config_digest,
+            "platform": image.platform, "layers": [l.diff_id for l in image.layers]}
+
+
+def diff_report(cmp: "Comparison", a_path: str, b_path: str) -> dict[str, Any]:
+    """The ``layer-explorer diff`` object (schema layer-explorer.diff/1)."""
+    fmt = _TimeFormatter()
+    return {
+        "schema": "layer-explorer.diff/1",
+        "a": _side(cmp.a, a_path),
+        "b": _side(cmp.b, b_path),
+        "shared_layers": [{"diff_id": d, "index_a": i, "index_b": j} for d, i, j in cmp.shared],
+        "diverge_at": cmp.diverge_at,
+        "pull_skip_bytes": cmp.pull_skip_bytes,
+        "files": [{"path": f.path, "change": f.change,
+                   "a": file_record(f.a, fmt) if f.a is not None else None,
+                   "b": file_record(f.b, fmt) if f.b is not None else None} for f in cmp.files],
+    }
+
+
+def diff_text(report: dict[str, Any]) -> str:
+    """A readable summary of a diff object."""
+    a, b = report["a"], report["b"]
+    counts = {k: sum(1 for f in report["files"] if f["change"] == k) for k in ("added", "modified", "removed")}
+    lines = [f"A: {a['source']}  {', '.join(a['tags']) or a['config_digest'][:19]}  {a['platform']}  ({len(a['layers'])} layers)",
+             f"B: {b['source']}  {', '.join(b['tags']) or b['config_digest'][:19]}  {b['platform']}  ({len(b['layers'])} layers)",
+             f"Shared layers: {len(report['shared_layers'])} (the chains part at layer {report['diverge_at']}); "
+             f"a pull of B having A skips {human_size(report['pull_skip_bytes'])}",
+             f"Files: {counts['added']} added in B, {counts['modified']} modified, {counts['removed']} removed"]
+    mark = {"added": "+", "modified": "~", "removed": "-"}
+    lines += [f"  {mark[f['change']]} {f['path']}" for f in report["files"]]
     return "\n".join(lines) + "\n"
