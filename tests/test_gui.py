@@ -272,12 +272,44 @@ def test_multi_platform_index_asks_which_image(qtbot, window, monkeypatch):
     assert view.image.platform == "linux/arm64"
 
 
-def test_two_archives_dropped_at_once_open_two_tabs(qtbot, window):
+def test_several_archives_dropped_at_once_open_tabs(qtbot, window):
     with qtbot.waitSignal(window.image_loaded, timeout=30_000):
-        _drop(window, [LEGACY, DATA / "umoci.oci-layout"])
-    qtbot.waitUntil(lambda: window.tabs.count() == 2, timeout=30_000)
+        _drop(window, [LEGACY, DATA / "umoci.oci-layout", DATA / "buildah-overlay.oci.tar"])
+    qtbot.waitUntil(lambda: window.tabs.count() == 3, timeout=30_000)
     window.findChild(type(window.actions()[0]), "actionClose").trigger()
-    assert window.tabs.count() == 1
+    assert window.tabs.count() == 2
+
+
+def test_two_archives_dropped_at_once_are_compared(qtbot, window, qtmodeltester):
+    with qtbot.waitSignal(window.comparison_ready, timeout=30_000) as blocker:
+        _drop(window, [LEGACY, DATA / "buildah-overlay.oci.tar"])
+    view = blocker.args[0]
+    assert window.tabs.count() == 1 and window.tabs.currentWidget() is view
+    rows = dict(_all_rows(view.tree_model))
+    assert rows["/etc/hosts"] == "added" and rows["/dev"] == "added" and rows["/etc"] == "unchanged"
+    assert "0 shared layer(s)" in view.summary.text()
+    qtmodeltester.check(view.tree_model, force_py=True)
+    qtmodeltester.check(view.layers.model(), force_py=True)
+    with qtbot.waitSignal(view.background.result, timeout=10_000):
+        view.file_tree.setCurrentIndex(view.tree_model.index_for_path("/etc/hosts"))
+    assert "/etc/hosts" in view.details.toPlainText() and "absent" in view.details.toPlainText()
+    view.hide_boxes["added"].setChecked(True)
+    assert _all_rows(view.tree_model) == []
+    window.findChild(type(window.actions()[0]), "actionClose").trigger()
+    assert window.tabs.count() == 0
+
+
+def test_compare_two_platforms_shows_a_content_diff(qtbot, window, tmp_path):
+    a, b = tmp_path / "a.tar", tmp_path / "b.tar"
+    a.write_bytes(docker_archive([layer_tar([f("etc/app.conf", "port=80\nmode=dev\n"), f("bin/x", "1")])]))
+    b.write_bytes(docker_archive([layer_tar([f("etc/app.conf", "port=8080\nmode=dev\n")])]))
+    with qtbot.waitSignal(window.comparison_ready, timeout=30_000) as blocker:
+        window.compare_paths(str(a), str(b))
+    view = blocker.args[0]
+    with qtbot.waitSignal(view.background.result, timeout=10_000):
+        view.file_tree.setCurrentIndex(view.tree_model.index_for_path("/etc/app.conf"))
+    assert "-port=80" in view.last_diff and "+port=8080" in view.last_diff
+    assert dict(_all_rows(view.tree_model))["/bin/x"] == "removed"
 
 
 def test_drag_enter_accepts_only_local_files(qtbot, window):

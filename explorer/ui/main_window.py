@@ -36,6 +36,7 @@ class MainWindow(QMainWindow):
     """Layer Explorer's window."""
 
     image_loaded = Signal(object)  # ImageView
+    comparison_ready = Signal(object)  # ComparisonView
     load_failed = Signal(str)  # message
 
     def __init__(self, settings: QSettings | None = None) -> None:
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
         self.loader = LoadController(self)
         self.loader.opened.connect(self._on_opened)
         self.loader.loaded.connect(self._on_loaded)
+        self.loader.compared.connect(self._on_compared)
         self.loader.failed.connect(self._on_failed)
         self.loader.progress.connect(self._on_progress)
         self.loader.busy_changed.connect(self._on_busy)
@@ -104,6 +106,8 @@ class MainWindow(QMainWindow):
         self._action(file, "&Open archive…", self.open_file_dialog, QKeySequence.StandardKey.Open, "actionOpen")
         self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O", "actionOpenFolder")
         self._action(file, "Open &sample image", self.open_sample, None, "actionSample")
+        self._action(file, "Co&mpare two images…", self.compare_dialog, "Ctrl+Shift+D", "actionCompare2")
+        self._action(file, "Compare &with…", self.compare_with_dialog, None, "actionCompareWith")
         self.recent_menu = file.addMenu("Open &recent")
         file.addSeparator()
         self._action(file, "&Extract selected…", lambda: self._with_view(ImageView.extract_selected), "Ctrl+Shift+X", "actionExtract")
@@ -159,6 +163,41 @@ class MainWindow(QMainWindow):
     def open_sample(self) -> None:
         """Open the bundled sample image."""
         self.open_paths([str(resources.sample_image())])
+
+    def compare_dialog(self) -> None:
+        """File > Compare two images: pick A, then B."""
+        a, _ = QFileDialog.getOpenFileName(self, "Compare: the first image (A)", self._last_dir())
+        if not a:
+            return
+        b, _ = QFileDialog.getOpenFileName(self, "Compare: the second image (B)", self._last_dir())
+        if b:
+            self.compare_paths(a, b)
+
+    def compare_with_dialog(self) -> None:
+        """Compare the image of the current tab (A) with another one (B)."""
+        view = self.current_view()
+        if view is None:
+            self.compare_dialog()
+            return
+        b, _ = QFileDialog.getOpenFileName(self, f"Compare {view.title()} with…", self._last_dir())
+        if b:
+            self.compare_paths(view.source.info.path, b, a_index=view.image.ref.index)
+
+    def compare_paths(self, a: str, b: str, a_index: int | None = None, b_index: int | None = None,
+                      a_platform: str | None = None, b_platform: str | None = None) -> None:
+        """Compare two images in a new tab (loaded in the background)."""
+        self.loader.compare(a, b, a_index, b_index, a_platform, b_platform)
+
+    def _on_compared(self, a, b, cmp) -> None:
+        from explorer.ui.comparison_view import ComparisonView
+
+        view = ComparisonView(a, b, cmp)
+        index = self.tabs.addTab(view, view.title())
+        self.tabs.setTabToolTip(index, f"A: {a.info.path}\nB: {b.info.path}")
+        self.tabs.setCurrentIndex(index)
+        self.stack.setCurrentWidget(self.tabs)
+        self._update_status()
+        self.comparison_ready.emit(view)
 
     def open_paths(self, paths: list[str]) -> None:
         """Open sources one after another (each in its own tab)."""
@@ -238,9 +277,10 @@ class MainWindow(QMainWindow):
     def close_tab(self, index: int) -> None:
         """Close one tab (and release its archive)."""
         view = self.tabs.widget(index)
-        if not isinstance(view, ImageView):
+        if view is None or not hasattr(view, "close_source"):
             return
-        self._save_panels(view)
+        if isinstance(view, ImageView):
+            self._save_panels(view)
         self.tabs.removeTab(index)
         view.close_source()
         view.deleteLater()
@@ -249,8 +289,8 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _update_status(self) -> None:
-        view = self.current_view()
-        if view is not None:
+        view = self.tabs.currentWidget() if self.tabs.count() else None
+        if view is not None and hasattr(view, "status_text"):
             self.status_label.setText(view.status_text())
             self.setWindowTitle(f"{view.title()} — Layer Explorer")
         else:
@@ -309,7 +349,7 @@ class MainWindow(QMainWindow):
             self._save_panels(view)
         for i in range(self.tabs.count()):
             w = self.tabs.widget(i)
-            if isinstance(w, ImageView):
+            if hasattr(w, "close_source"):
                 w.close_source()
         super().closeEvent(event)
 
@@ -323,6 +363,9 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         paths = [u.toLocalFile() for u in event.mimeData().urls() if isinstance(u, QUrl) and u.isLocalFile()]
-        if paths:
+        if len(paths) == 2:
+            event.acceptProposedAction()
+            self.compare_paths(*paths)  # two at once: the user wants them side by side
+        elif paths:
             event.acceptProposedAction()
             self.open_paths(paths)

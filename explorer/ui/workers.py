@@ -71,6 +71,7 @@ class LoadController(QObject):
     """Opens sources and loads images one at a time; a newer request replaces an older one."""
 
     opened = Signal(object)  # Source: the window picks an image when there are several
+    compared = Signal(object, object, object)  # Source A, Source B, Comparison
     loaded = Signal(object, object)  # Source, Image
     failed = Signal(str, str)  # path, message
     cancelled = Signal(str)  # path
@@ -129,6 +130,32 @@ class LoadController(QObject):
             return image
 
         self._start(path, work, lambda image: self.loaded.emit(source, image))
+
+    def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
+                a_platform: str | None = None, b_platform: str | None = None) -> None:
+        """Open and load two images and compare them (then ``compared`` fires)."""
+        from explorer.image.compare import compare
+
+        def work(monitor: Monitor):
+            a = open_source(a_path, monitor)
+            try:
+                b = open_source(b_path, monitor) if b_path != a_path else a
+                try:
+                    ref_a = a.images[a_index] if a_index is not None else a.select(platform=a_platform)
+                    ref_b = b.images[b_index] if b_index is not None else b.select(platform=b_platform)
+                    image_a = load_image(a, ref_a, monitor)
+                    image_b = load_image(b, ref_b, monitor) if ref_b is not ref_a or b is not a else image_a
+                    monitor.begin("comparing the files")
+                    return a, b, compare(a, image_a, b, image_b)
+                except BaseException:
+                    if b is not a:
+                        b.close()
+                    raise
+            except BaseException:
+                a.close()
+                raise
+
+        self._start(f"{a_path} and {b_path}", work, lambda r: self.compared.emit(*r))
 
     def cancel(self, quiet: bool = False) -> None:
         """Stop the running load; its results, if any arrive, are dropped."""
