@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _report_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="layer-explorer report", description="Print what is inside one image of SOURCE.")
-    p.add_argument("source", metavar="SOURCE", help="an image archive (tar, optionally gzip/zstd/xz/bzip2) or an OCI layout folder")
+    p.add_argument("source", metavar="SOURCE", help="an image archive (tar, optionally gzip/zstd/xz/bzip2), an OCI layout "
+                   "folder, docker://IMAGE, podman://IMAGE or registry://HOST[:PORT]/REPO[:TAG|@DIGEST]")
     _selection(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
@@ -39,6 +40,7 @@ def _report_parser() -> argparse.ArgumentParser:
 
 
 def _selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--insecure", action="store_true", help="talk plain HTTP to a registry:// source (a local test registry)")
     p.add_argument("--image", metavar="REF", help="in a multi-image archive: a tag, a position (0, 1, ...) or a config digest (prefix)")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="in a multi-platform index (default: this machine's, else the first)")
 
@@ -69,6 +71,15 @@ def _extract_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _source_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Apply ``--insecure`` to a registry source."""
+    if getattr(args, "insecure", False):
+        from explorer.image.registry import insecure_url
+
+        args.source = insecure_url(args.source)
+    return args
+
+
 def _open_image(args: argparse.Namespace):
     """Open the source and load the selected image (the caller closes the source)."""
     from explorer.image.loader import load_image
@@ -92,7 +103,7 @@ def run_cat(argv: Sequence[str]) -> int:
     from explorer.image.content import open_entry
     from explorer.tree.names import normalise
 
-    args = _cat_parser().parse_args(argv)
+    args = _source_args(_cat_parser().parse_args(argv))
     source, image = _open_image(args)
     with source:
         _check_layer(image, args.layer)
@@ -116,7 +127,7 @@ def run_extract(argv: Sequence[str]) -> int:
     from explorer.image.extract import ExtractOptions, extract, select_entries, write_layer_tar
     from explorer.tree.names import normalise
 
-    args = _extract_parser().parse_args(argv)
+    args = _source_args(_extract_parser().parse_args(argv))
     if (args.only_layer or args.raw) and args.layer is None:
         raise SelectionError("--only-layer and --raw need --layer K")
     source, image = _open_image(args)
@@ -157,7 +168,7 @@ def run_check(argv: Sequence[str]) -> int:
     """``layer-explorer check``: the CI gate."""
     from explorer.check import evaluate, format_results, rules_from
 
-    args = _check_parser().parse_args(argv)
+    args = _source_args(_check_parser().parse_args(argv))
     rules = rules_from(args.config, args.lowest_efficiency, args.highest_wasted_bytes, args.highest_user_wasted_percent)
     source, image = _open_image(args)
     with source:
@@ -178,6 +189,7 @@ def _diff_parser() -> argparse.ArgumentParser:
     for side in ("a", "b"):
         p.add_argument(f"--image-{side}", metavar="REF", help=f"the image of {side.upper()} (tag, position or digest)")
         p.add_argument(f"--platform-{side}", metavar="OS/ARCH", help=f"the platform of {side.upper()}")
+    p.add_argument("--insecure", action="store_true", help="talk plain HTTP to registry:// sources")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
     out.add_argument("--text", dest="fmt", action="store_const", const="text", help="print a readable summary")
@@ -192,6 +204,10 @@ def run_diff(argv: Sequence[str]) -> int:
     from explorer.report import diff_report, diff_text
 
     args = _diff_parser().parse_args(argv)
+    if args.insecure:
+        from explorer.image.registry import insecure_url
+
+        args.a, args.b = insecure_url(args.a), insecure_url(args.b)
     fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
     with open_source(args.a) as sa, open_source(args.b) as sb:
         a = load_image(sa, sa.select(args.image_a, args.platform_a), parallel=True)
@@ -222,7 +238,7 @@ def run_report(argv: Sequence[str]) -> int:
     from explorer.image.source import open_source
     from explorer.report import build_report, text_report, write_json
 
-    args = _report_parser().parse_args(argv)
+    args = _source_args(_report_parser().parse_args(argv))
     fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
     with open_source(args.source) as source:
         ref = source.select(args.image, args.platform)

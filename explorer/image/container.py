@@ -351,20 +351,26 @@ class StreamContainer(Container):
     like a layer is indexed as it passes, and the format reader picks the ones it needs.
     """
 
-    def __init__(self, path: str, kind: str, monitor: Monitor) -> None:
+    def __init__(self, path: str, kind: str, monitor: Monitor, opener: Callable[[], Callable[[int], bytes]] | None = None,
+                 what: str = "") -> None:
         self.path = path
         self.compression = kind
+        # A fresh reader of the (still compressed) stream each time: the file, or a new
+        # request to an engine when the stream comes from one.
+        self._opener = opener or (lambda: open(path, "rb").read)
         self._docs: dict[str, bytes] = {}
         self._layers: dict[str, LayerScan] = {}
         self._sizes: dict[str, int] = {}
         self._links: dict[str, tuple[str, str]] = {}
         self._broken: dict[str, str] = {}
+        what = what or f"{kind}-compressed archive"
         try:
-            with open(path, "rb") as f:
-                outer = HashingReader(f.read)
-                self._walk(compression.open_reader(kind, outer.read), monitor, outer)
+            outer = HashingReader(self._opener(), hash=False)
+            self._walk(compression.open_reader(kind, outer.read), monitor, outer)
         except (TarFormatError, DecompressError) as exc:
-            raise SourceError(path, f"broken {kind}-compressed archive: {exc}", "the file may be truncated or corrupt") from None
+            raise SourceError(path, f"broken {what}: {exc}", "the file may be truncated or corrupt") from None
+        except OSError as exc:
+            raise SourceError(path, f"reading the {what} failed: {exc}") from None
 
     def _walk(self, read: Callable[[int], bytes], monitor: Monitor, outer: HashingReader) -> None:
         for member, data in scan_stream_with_data(read):
@@ -426,7 +432,7 @@ class StreamContainer(Container):
 
     def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         # No random access into a compressed archive: stream it again to the member.
-        return _stream_member(self.path, self.compression, self.resolve(name), start, lambda n: n)
+        return _stream_member(self.path, self._opener, self.compression, self.resolve(name), start)
 
     def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
         real = self.resolve(name)
@@ -441,19 +447,17 @@ class StreamContainer(Container):
         raise SourceError(self.path, f"layer blob {name} is missing from the archive")
 
 
-def _stream_member(path: str, kind: str, name: str, start: int, resolve: Callable[[str], str]) -> Callable[[int], bytes]:
-    """Decompress an outer archive again up to one member; a reader of its data from ``start``."""
-    f = open(path, "rb")
-    walker = scan_stream_with_data(compression.open_reader(kind, f.read))
+def _stream_member(path: str, opener: Callable[[], Callable[[int], bytes]], kind: str, name: str, start: int) -> Callable[[int], bytes]:
+    """Read an outer stream again up to one member; a reader of its data from ``start``."""
+    walker = scan_stream_with_data(compression.open_reader(kind, opener()))
     for member, data in walker:
-        if resolve(clean_name(member.name)) == name and member.type in "07":
+        if clean_name(member.name) == name and member.type in "07":
             compression.skip(data, start)
 
-            def read(size: int = 1 << 20, _keep=(f, walker)) -> bytes:
+            def read(size: int = 1 << 20, _keep=walker) -> bytes:
                 return data(size)
 
             return read
-    f.close()
     raise SourceError(path, f"{name} is missing from the archive", "it may have changed since it was opened")
 
 

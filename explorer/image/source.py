@@ -9,6 +9,7 @@ from typing import Any
 
 from explorer.image import compression, docker_archive, oci
 from explorer.image.container import Container, FolderContainer, StreamContainer, TarFileContainer
+from explorer.image.engine import Engine, split_url
 from explorer.image.errors import SelectionError, SourceError
 from explorer.image.model import ImageRef, Platform, SourceInfo
 from explorer.image.plan import ImagePlan, LayerRef, digest_of, read_json
@@ -16,6 +17,8 @@ from explorer.image.progress import Monitor
 from explorer.image.tar_index import BLOCK, looks_like_tar
 
 DOCKER_ARCHIVE, DOCKER_OCI, OCI_ARCHIVE, OCI_LAYOUT = "docker-archive", "docker-oci", "oci-archive", "oci-layout"
+REGISTRY = "registry"
+REGISTRY_SCHEMES = ("registry://", "registry+http://")
 
 
 @dataclass
@@ -49,6 +52,8 @@ def open_source(path: str, monitor: Monitor | None = None) -> Source:
     container = _open_container(path, monitor)
     try:
         fmt, plans, notes = _read_plans(container)
+        if path.startswith(REGISTRY_SCHEMES):
+            fmt = REGISTRY
         for plan in plans:
             _read_config(container, plan, notes)
         images = [
@@ -65,6 +70,13 @@ def open_source(path: str, monitor: Monitor | None = None) -> Source:
 
 def _open_container(path: str, monitor: Monitor) -> Container:
     """The right container for what the path holds."""
+    engine = split_url(path)
+    if engine is not None:
+        return _engine_container(path, *engine, monitor)
+    if path.startswith(REGISTRY_SCHEMES):
+        from explorer.image.registry import RegistryContainer
+
+        return RegistryContainer(path, monitor)
     if os.path.isdir(path):
         return FolderContainer(path)
     try:
@@ -90,6 +102,15 @@ def _open_container(path: str, monitor: Monitor) -> Container:
         )
     monitor.begin("reading archive", total=os.path.getsize(path))
     return TarFileContainer(path, monitor)
+
+
+def _engine_container(path: str, engine: str, ref: str, monitor: Monitor) -> Container:
+    """A ``docker save`` stream from a local engine, indexed as it arrives."""
+    client = Engine(engine)
+    client.ping()
+    client.inspect(ref)  # a clear message when the image is not there
+    monitor.begin(f"reading {ref} from {engine}")
+    return StreamContainer(path, compression.NONE, monitor, opener=client.save_stream(ref), what=f"{engine} save stream")
 
 
 def _read_plans(container: Container) -> tuple[str, list[ImagePlan], list[str]]:

@@ -1,0 +1,147 @@
+"""Images in a local Docker or Podman engine, read through the engine's API socket.
+
+``docker://nginx:latest`` and ``podman://...`` ask the engine for ``docker save`` of the
+image and index that stream as it arrives: nothing is copied to disk. Podman serves the
+same Docker-compatible API on its own socket.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import quote
+
+from explorer.image.errors import SourceError
+
+DOCKER, PODMAN = "docker", "podman"
+SCHEMES = {f"{DOCKER}://": DOCKER, f"{PODMAN}://": PODMAN}
+TIMEOUT = 30.0
+
+
+def socket_path(engine: str) -> str:
+    """Where an engine's API listens (``DOCKER_HOST`` / ``CONTAINER_HOST`` when set)."""
+    if engine == DOCKER:
+        host = os.environ.get("DOCKER_HOST", "")
+        if host.startswith("unix://"):
+            return host[len("unix://"):]
+        return "/var/run/docker.sock"
+    host = os.environ.get("CONTAINER_HOST", "")
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if os.geteuid() != 0 and runtime:
+        return os.path.join(runtime, "podman", "podman.sock")
+    return "/run/podman/podman.sock"
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """One image an engine holds."""
+
+    id: str
+    tags: tuple[str, ...]
+    size: int
+    created: int
+
+
+class Engine:
+    """A client of one engine's API."""
+
+    def __init__(self, engine: str, path: str | None = None) -> None:
+        self.engine = engine
+        self.path = path or socket_path(engine)
+        self.label = f"{engine} engine at {self.path}"
+
+    def _get(self, url: str, timeout: float = TIMEOUT) -> http.client.HTTPResponse:
+        conn = _UnixConnection(self.path, timeout)
+        try:
+            conn.request("GET", url, headers={"Host": "localhost"})
+            return conn.getresponse()
+        except FileNotFoundError:
+            raise SourceError(self.label, f"no {self.engine} engine answers (no socket)",
+                              f"start {self.engine}, or set {'DOCKER_HOST' if self.engine == DOCKER else 'CONTAINER_HOST'}") from None
+        except PermissionError:
+            raise SourceError(self.label, "permission denied on the engine's socket",
+                              f"add your user to the {self.engine} group, or run as root") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise SourceError(self.label, f"the {self.engine} engine does not answer ({exc})",
+                              f"is {self.engine} running?") from None
+
+    def _json(self, url: str) -> Any:
+        resp = self._get(url)
+        body = resp.read()
+        if resp.status != 200:
+            raise SourceError(self.label, f"{url} answered {resp.status}: {_message(body)}")
+        return json.loads(body)
+
+    def ping(self) -> None:
+        """Raise a clear error when the engine does not answer."""
+        resp = self._get("/_ping", timeout=5)
+        resp.read()
+        if resp.status != 200:
+            raise SourceError(self.label, f"the engine answered {resp.status} to a ping")
+
+    def images(self) -> list[LocalImage]:
+        """The engine's images, newest first."""
+        out = []
+        for item in self._json("/images/json"):
+            tags = tuple(t for t in (item.get("RepoTags") or []) if t and t != "<none>:<none>")
+            out.append(LocalImage(str(item.get("Id", "")), tags, int(item.get("Size") or 0), int(item.get("Created") or 0)))
+        out.sort(key=lambda i: -i.created)
+        return out
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """``docker image inspect``; a clear error when the image is not there."""
+        resp = self._get(f"/images/{quote(ref, safe='')}/json")
+        body = resp.read()
+        if resp.status == 404:
+            raise SourceError(f"{self.engine}://{ref}", f"no image {ref!r} in the {self.engine} engine",
+                              f"pull it first ({self.engine} pull {ref}), or check the name with {self.engine} images")
+        if resp.status != 200:
+            raise SourceError(f"{self.engine}://{ref}", f"the engine answered {resp.status}: {_message(body)}")
+        return json.loads(body)
+
+    def save_stream(self, ref: str) -> Callable[[], Callable[[int], bytes]]:
+        """An opener of ``docker save REF`` streams (each call asks the engine again)."""
+        label = f"{self.engine}://{ref}"
+
+        def opener() -> Callable[[int], bytes]:
+            resp = self._get(f"/images/{quote(ref, safe='')}/get", timeout=300)
+            if resp.status != 200:
+                raise SourceError(label, f"the engine refused to export the image ({resp.status}: {_message(resp.read())})")
+            return resp.read
+
+        return opener
+
+
+def _message(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message", "")) or body[:200].decode("utf-8", "replace")
+    except (ValueError, AttributeError):
+        return body[:200].decode("utf-8", "replace")
+
+
+def split_url(source: str) -> tuple[str, str] | None:
+    """``docker://nginx:latest`` -> ("docker", "nginx:latest"); None for anything else."""
+    for prefix, engine in SCHEMES.items():
+        if source.startswith(prefix):
+            return engine, source[len(prefix):]
+    return None

@@ -1,0 +1,348 @@
+"""Images in a registry (the OCI distribution API), without pulling them into an engine.
+
+``registry://HOST[:PORT]/REPO[:TAG|@DIGEST]`` (``registry+http://`` for a plain-HTTP
+registry). Manifests and configs are fetched first; layer blobs are streamed into the user's
+cache folder, verified against their digests on the way and renamed into place only when
+complete, so a dropped connection never leaves a partial blob, and a second open is instant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import mmap
+import os
+import re
+import subprocess
+from typing import Callable
+from urllib.parse import urlencode, urlsplit
+
+import platformdirs
+
+from explorer.image.container import Container, LayerScan, _scan_range, scan_layer_errors
+from explorer.image.compression import DecompressError
+from explorer.image.errors import SourceError
+from explorer.image.oci import REF_NAME
+from explorer.image.plan import parse_digest
+from explorer.image.progress import Monitor
+from explorer.image.tar_index import TarFormatError
+
+ACCEPT = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+DEFAULT_CACHE_MAX = 10 << 30
+TIMEOUT = 60.0
+_REF = re.compile(r"^(?P<host>[^/]+)/(?P<repo>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-f0-9]+))?$")
+
+
+def cache_dir() -> str:
+    """Where blobs are kept: ``LAYER_EXPLORER_CACHE`` or the user's cache folder."""
+    return os.environ.get("LAYER_EXPLORER_CACHE") or platformdirs.user_cache_dir("layer-explorer")
+
+
+def parse_reference(source: str) -> tuple[str, str, str, str, bool]:
+    """``registry://host:5000/a/b:tag`` -> (host, repo, tag, digest, plain_http)."""
+    plain = source.startswith("registry+http://")
+    rest = source.split("://", 1)[1]
+    m = _REF.match(rest)
+    if not m:
+        raise SourceError(source, "not a registry reference", "write registry://HOST[:PORT]/REPOSITORY[:TAG] or ...@sha256:DIGEST")
+    return m.group("host"), m.group("repo"), m.group("tag") or ("" if m.group("digest") else "latest"), m.group("digest") or "", plain
+
+
+def credentials(host: str) -> tuple[str, str] | None:
+    """(user, secret) for a registry, from the Docker config file or its credential helper."""
+    folder = os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    entry = (config.get("auths") or {}).get(host) or (config.get("auths") or {}).get(f"https://{host}")
+    if isinstance(entry, dict) and entry.get("auth"):
+        try:
+            user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
+            return user, secret
+        except (ValueError, UnicodeDecodeError):
+            return None
+    helper = (config.get("credHelpers") or {}).get(host) or config.get("credsStore")
+    if helper:
+        try:
+            out = subprocess.run([f"docker-credential-{helper}", "get"], input=host, capture_output=True,
+                                 text=True, timeout=20, check=True).stdout
+            data = json.loads(out)
+            return data.get("Username", ""), data.get("Secret", "")
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+    return None
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    """``Bearer realm="...",service="..."`` -> ("bearer", {...})."""
+    scheme, _, rest = header.partition(" ")
+    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+class RegistryClient:
+    """HTTP to one registry, with Basic and Bearer (token) authentication."""
+
+    def __init__(self, host: str, plain: bool, label: str) -> None:
+        self.host, self.plain, self.label = host, plain, label
+        self.auth_header: str | None = None
+
+    def _connection(self, netloc: str, scheme: str) -> http.client.HTTPConnection:
+        if scheme == "http":
+            return http.client.HTTPConnection(netloc, timeout=TIMEOUT)
+        return http.client.HTTPSConnection(netloc, timeout=TIMEOUT)
+
+    def _send(self, url: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        parts = urlsplit(url)
+        conn = self._connection(parts.netloc, parts.scheme)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("GET", path, headers=headers)
+            return conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            hint = "is it running? for a plain-HTTP registry use registry+http:// or --insecure" if not self.plain else "is it running?"
+            raise SourceError(self.label, f"cannot reach the registry {parts.netloc} ({exc})", hint) from None
+
+    def get(self, path: str, accept: str = "") -> http.client.HTTPResponse:
+        """GET a registry path, authenticating and following redirects."""
+        url = f"{'http' if self.plain else 'https'}://{self.host}{path}"
+        for _ in range(6):
+            headers = {"Accept": accept} if accept else {}
+            if self.auth_header and urlsplit(url).netloc == self.host:
+                headers["Authorization"] = self.auth_header
+            resp = self._send(url, headers)
+            if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
+                resp.read()
+                url = resp.getheader("Location") or url
+                if url.startswith("/"):
+                    url = f"{'http' if self.plain else 'https'}://{self.host}{url}"
+                continue
+            if resp.status == 401 and not headers.get("Authorization"):
+                challenge = resp.getheader("WWW-Authenticate") or ""
+                resp.read()
+                self._authenticate(challenge)
+                continue
+            if resp.status == 401:
+                resp.read()
+                raise SourceError(self.label, "the registry refused the credentials",
+                                  "log in with docker login, or check ~/.docker/config.json")
+            return resp
+        raise SourceError(self.label, "too many redirects or authentication rounds")
+
+    def _authenticate(self, challenge: str) -> None:
+        scheme, params = _challenge(challenge)
+        creds = credentials(self.host)
+        if scheme == "basic":
+            if creds is None:
+                raise SourceError(self.label, "the registry needs a login", "log in with docker login (the credentials are read from ~/.docker/config.json)")
+            self.auth_header = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+            return
+        if scheme != "bearer" or "realm" not in params:
+            raise SourceError(self.label, f"unsupported authentication {challenge!r}")
+        query = {k: v for k, v in params.items() if k in ("service", "scope")}
+        url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urlencode(query)
+        headers = {}
+        if creds is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+        resp = self._send(url, headers)
+        body = resp.read()
+        if resp.status != 200:
+            raise SourceError(self.label, f"the registry's token service refused access ({resp.status})",
+                              "log in with docker login, or check ~/.docker/config.json")
+        try:
+            data = json.loads(body)
+            token = data.get("token") or data.get("access_token")
+        except ValueError:
+            token = None
+        if not token:
+            raise SourceError(self.label, "the token service answered without a token")
+        self.auth_header = f"Bearer {token}"
+
+
+class RegistryContainer(Container):
+    """A registry image seen as an OCI layout: documents fetched, blobs cached on disk."""
+
+    def __init__(self, path: str, monitor: Monitor, plain: bool = False) -> None:
+        self.path = path
+        host, self.repo, self.tag, digest, plain_url = parse_reference(path)
+        self.client = RegistryClient(host, plain or plain_url, path)
+        self._docs: dict[str, bytes] = {}
+        self._manifests: set[str] = set()
+        self.cache = os.path.join(cache_dir(), "blobs")
+        monitor.begin(f"asking {host} for {self.repo}:{self.tag or digest}")
+        ref = digest or self.tag
+        data, media, top = self._fetch_manifest(ref)
+        if digest and top != digest:
+            raise SourceError(path, f"the registry sent {top} for {digest}", "the registry is misbehaving")
+        self._remember(top, data)
+        index = {"schemaVersion": 2, "manifests": [{
+            "mediaType": media, "digest": top, "size": len(data),
+            "annotations": {REF_NAME: f"{host}/{self.repo}" + (f":{self.tag}" if self.tag else f"@{top}")}}]}
+        self._docs["index.json"] = json.dumps(index).encode()
+
+    def _fetch_manifest(self, ref: str) -> tuple[bytes, str, str]:
+        resp = self.client.get(f"/v2/{self.repo}/manifests/{ref}", ACCEPT)
+        body = resp.read()
+        if resp.status == 404:
+            raise SourceError(self.path, f"no {'tag' if ':' not in ref else 'manifest'} {ref!r} in {self.repo}",
+                              "check the name and tag (they are case-sensitive)")
+        if resp.status != 200:
+            raise SourceError(self.path, f"the registry answered {resp.status} for {self.repo}:{ref}")
+        media = (resp.getheader("Content-Type") or "").split(";")[0]
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        return body, media, digest
+
+    def _remember(self, digest: str, data: bytes) -> None:
+        name = f"blobs/{digest.replace(':', '/')}"
+        self._docs[name] = data
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return
+        if isinstance(doc, dict):
+            for d in doc.get("manifests") or []:
+                if isinstance(d, dict) and isinstance(d.get("digest"), str):
+                    self._manifests.add(d["digest"])
+
+    def names(self) -> set[str]:
+        return set(self._docs)
+
+    def has(self, name: str) -> bool:
+        return name == "index.json" or name.startswith("blobs/")
+
+    def read_document(self, name: str) -> bytes:
+        if name in self._docs:
+            return self._docs[name]
+        digest = self._digest_of(name)
+        if digest in self._manifests:
+            data, _, _ = self._fetch_manifest(digest)
+        else:
+            data = self._fetch_small_blob(digest)
+        self._remember(digest, data)
+        return data
+
+    def _digest_of(self, name: str) -> str:
+        parts = name.split("/")
+        if len(parts) != 3 or parts[0] != "blobs":
+            raise SourceError(self.path, f"{name} is not a blob name")
+        digest = f"{parts[1]}:{parts[2]}"
+        parse_digest(self.path, digest)
+        return digest
+
+    def _fetch_small_blob(self, digest: str) -> bytes:
+        resp = self.client.get(f"/v2/{self.repo}/blobs/{digest}")
+        body = resp.read()
+        if resp.status != 200:
+            raise SourceError(self.path, f"blob {digest} is missing from the registry ({resp.status})")
+        return body
+
+    def size(self, name: str) -> int:
+        return os.path.getsize(self._blob_file(name, Monitor(self.path)))
+
+    def _blob_file(self, name: str, monitor: Monitor) -> str:
+        """The cached file of a blob, downloading it (verified) when it is not there yet."""
+        digest = self._digest_of(name)
+        alg, hexpart = digest.split(":")
+        final = os.path.join(self.cache, alg, hexpart)
+        if os.path.isfile(final):
+            os.utime(final)  # recently used: the last to be evicted
+            return final
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        partial = f"{final}.partial-{os.getpid()}"
+        resp = self.client.get(f"/v2/{self.repo}/blobs/{digest}")
+        if resp.status != 200:
+            resp.read()
+            raise SourceError(self.path, f"blob {digest} is missing from the registry ({resp.status})")
+        total = int(resp.getheader("Content-Length") or 0)
+        h = hashlib.new(alg)
+        done = 0
+        monitor.begin(f"downloading {digest[:19]}", monitor.layer, monitor.layers, total)
+        try:
+            with open(partial, "wb") as out:
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    h.update(chunk)
+                    done += len(chunk)
+                    monitor.tick(done)
+            if total and done != total:
+                raise SourceError(self.path, f"the connection dropped while downloading blob {digest} ({done:,} of {total:,} bytes)",
+                                  "open it again to retry")
+            if f"{alg}:{h.hexdigest()}" != digest:
+                raise SourceError(self.path, f"blob {digest} arrived with another digest ({alg}:{h.hexdigest()})",
+                                  "the registry or the network damaged it")
+            os.replace(partial, final)  # only a complete, verified blob ever has its name
+        except (OSError, http.client.HTTPException) as exc:
+            _unlink(partial)
+            raise SourceError(self.path, f"the connection dropped while downloading blob {digest} ({done:,} of {total:,} bytes): {exc}",
+                              "open it again to retry") from None
+        except BaseException:
+            _unlink(partial)
+            raise
+        evict(os.path.join(self.cache, ".."))
+        return final
+
+    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+        path = self._blob_file(name, monitor)
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return _scan_range(b"", 0, 0, name, monitor)
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                    return _scan_range(buf, 0, len(buf), name, monitor)
+        except (TarFormatError, DecompressError) as exc:
+            raise scan_layer_errors(self.path, name, exc) from None
+
+    def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
+        f = open(self._blob_file(name, Monitor(self.path)), "rb")
+        f.seek(start)
+        return f.read
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def evict(root: str, limit: int | None = None) -> None:
+    """Keep the blob cache under its size limit, dropping the least recently used blobs."""
+    limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_CACHE_MAX", DEFAULT_CACHE_MAX))
+    files: list[tuple[float, int, str]] = []
+    for top, _dirs, names in os.walk(os.path.join(root, "blobs")):
+        for n in names:
+            if ".partial-" in n:
+                continue
+            p = os.path.join(top, n)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            files.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in files)
+    for _, size, p in sorted(files):
+        if total <= limit:
+            break
+        _unlink(p)
+        total -= size
+
+
+def insecure_url(source: str) -> str:
+    """The plain-HTTP spelling of a registry reference (``--insecure``)."""
+    return "registry+http://" + source.split("://", 1)[1] if source.startswith("registry://") else source
+
+
+def is_registry(source: str) -> bool:
+    """Whether a source names a registry image."""
+    return source.startswith(("registry://", "registry+http://"))

@@ -1,0 +1,179 @@
+"""Images straight from a local engine or a registry, against real Docker and a real registry.
+
+Where a component cannot start here, its tests are skipped with the reason, never passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from tests.services import Dockerd, FakeRegistry, Registry
+
+DATA = Path(__file__).parent / "data"
+LEGACY = DATA / "docker-legacy.tar"
+
+
+def _start(service):
+    try:
+        service.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        service.stop()
+        pytest.skip(f"{type(service).__name__} cannot run here: {exc}")
+    return service
+
+
+@pytest.fixture(scope="module")
+def dockerd():
+    d = _start(Dockerd())
+    try:
+        d.load(LEGACY)
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def registry():
+    r = _start(Registry())
+    try:
+        try:
+            r.push(LEGACY, "fixture/legacy:v1")
+            r.push(DATA / "multiplatform.oci.tar", "fixture/multi:latest", fmt="oci-archive")
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            pytest.skip(f"cannot push to the test registry: {exc}")
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+
+
+def _report(capsys, *argv) -> dict:
+    code = main(["report", "--json", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _same_image(a: dict, b: dict) -> None:
+    """What must not depend on where the image came from: files, layers, history, changes."""
+    x, y = a["image"], b["image"]
+    assert x["files"] == y["files"]
+    assert x["changes"] == y["changes"]
+    assert x["history"] == y["history"]
+    keys = ("diff_id", "size", "entries", "history", "created_by", "added", "modified", "removed")
+    assert [{k: l[k] for k in keys} for l in x["layers"]] == [{k: l[k] for k in keys} for l in y["layers"]]
+    assert x["config_digest"] == y["config_digest"]
+
+
+def test_docker_engine_source_equals_the_archive(dockerd, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    from_engine = _report(capsys, "docker://fixture-layers:docker-legacy")
+    assert from_engine["source"]["path"] == "docker://fixture-layers:docker-legacy"
+    _same_image(from_engine, _report(capsys, str(LEGACY)))
+    assert main(["cat", "docker://fixture-layers:docker-legacy", "/data/modify-me.txt"]) == 0
+    assert capsys.readouterr().out == "original\nmodified in layer 3\n"
+
+
+def test_engine_lists_images_and_says_what_is_missing(dockerd, capsys, monkeypatch):
+    from explorer.image.engine import DOCKER, Engine
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    images = Engine(DOCKER).images()
+    assert any("fixture-layers:docker-legacy" in i.tags for i in images)
+    assert main(["report", "docker://nope:missing"]) == 2
+    err = capsys.readouterr().err
+    assert "no image 'nope:missing'" in err and "docker pull" in err
+
+
+def test_no_engine_answers(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    assert main(["report", "docker://alpine:latest"]) == 2
+    assert "no docker engine answers" in capsys.readouterr().err
+
+
+def test_registry_source_equals_the_archive_and_is_cached(registry, capsys, tmp_path):
+    src = f"registry://{registry.host}/fixture/legacy:v1"
+    first = _report(capsys, "--insecure", src)
+    _same_image(first, _report(capsys, str(LEGACY)))
+    assert first["source"]["format"] == "registry"
+    blobs = sorted((tmp_path / "cache" / "blobs" / "sha256").iterdir())
+    assert len(blobs) == 4 and not [b for b in blobs if ".partial" in b.name]
+    inodes = {b.name: b.stat().st_ino for b in blobs}
+    _report(capsys, "--insecure", src)  # a second open reads the cache, downloads nothing
+    assert {b.name: b.stat().st_ino for b in (tmp_path / "cache" / "blobs" / "sha256").iterdir()} == inodes
+
+
+def test_registry_index_with_platforms(registry, capsys):
+    src = f"registry+http://{registry.host}/fixture/multi:latest"
+    rep = _report(capsys, "--platform", "linux/arm64", src)
+    assert rep["image"]["platform"] == "linux/arm64"
+    assert sorted(i["platform"] for i in rep["images"]) == ["linux/amd64", "linux/arm64"]
+    _same_image(rep, _report(capsys, "--platform", "linux/arm64", str(DATA / "multiplatform.oci.tar")))
+
+
+def test_registry_missing_tag(registry, capsys):
+    assert main(["report", "--insecure", f"registry://{registry.host}/fixture/legacy:nope"]) == 2
+    assert "no tag 'nope'" in capsys.readouterr().err
+
+
+def test_registry_with_basic_auth(tmp_path, capsys):
+    import shutil
+
+    if shutil.which("htpasswd") is None:
+        pytest.skip("htpasswd is not installed (Debian package apache2-utils)")
+    line = subprocess.run(["htpasswd", "-Bbn", "tester", "s3cret"], capture_output=True, text=True, check=True).stdout
+    reg = _start(Registry(htpasswd=line))
+    try:
+        reg.push(LEGACY, "private/legacy:v1", creds="tester:s3cret")
+        src = f"registry+http://{reg.host}/private/legacy:v1"
+        assert main(["report", src]) == 2
+        assert "needs a login" in capsys.readouterr().err
+        config = tmp_path / "docker-config"
+        config.mkdir(exist_ok=True)
+        import base64
+
+        def login(password: str) -> None:
+            auth = base64.b64encode(f"tester:{password}".encode()).decode()
+            (config / "config.json").write_text(json.dumps({"auths": {reg.host: {"auth": auth}}}))
+
+        login("wrong")
+        assert main(["report", src]) == 2
+        assert "refused the credentials" in capsys.readouterr().err
+        login("s3cret")
+        _same_image(_report(capsys, src), _report(capsys, str(LEGACY)))
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def fake(tmp_path):
+    f = FakeRegistry(DATA / "umoci.oci-layout", "team/app", "v1")
+    yield f
+    f.stop()
+
+
+def test_token_auth_and_a_dropped_connection(fake, capsys, tmp_path):
+    src = f"registry+http://{fake.host}/team/app:v1"
+    manifest = json.loads((DATA / "umoci.oci-layout" / "blobs" / fake.manifest_digest.replace(":", "/")).read_bytes())
+    big = max(manifest["layers"], key=lambda l: l["size"])["digest"]
+    fake.drop_blob = big
+    assert main(["report", src]) == 2
+    err = capsys.readouterr().err
+    assert "connection dropped" in err and big in err
+    cached = tmp_path / "cache" / "blobs" / "sha256"
+    assert not (cached / big.split(":")[1]).exists()
+    assert not [p for p in cached.iterdir() if ".partial" in p.name]  # nothing half-written is kept
+    assert fake.tokens_given >= 1  # it went through the token service
+    fake.drop_blob = None
+    _same_image(_report(capsys, src), _report(capsys, str(DATA / "umoci.oci-layout")))
