@@ -177,3 +177,38 @@ def test_token_auth_and_a_dropped_connection(fake, capsys, tmp_path):
     assert fake.tokens_given >= 1  # it went through the token service
     fake.drop_blob = None
     _same_image(_report(capsys, src), _report(capsys, str(DATA / "umoci.oci-layout")))
+
+
+def test_open_from_engine_dialog_lists_and_opens(dockerd, qtbot, monkeypatch, tmp_path, qtmodeltester):
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    from explorer.app import create_main_window
+    from explorer.ui.engine_dialog import EngineDialog
+
+    dialog = EngineDialog()
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.model.rowCount() > 0, timeout=20_000)
+    qtmodeltester.check(dialog.model, force_py=True)
+    dialog.filter.setText("LEGACY")
+    assert dialog.proxy.rowCount() == 1
+    dialog.table.selectRow(0)
+    assert dialog.source() == "docker://fixture-layers:docker-legacy"
+    window = create_main_window()
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
+        window.open_paths([dialog.source()])
+    assert blocker.args[0].image.tags == ["fixture-layers:docker-legacy"]
+    assert window.recent_files()[0] == "docker://fixture-layers:docker-legacy"
+
+
+def test_engine_dialog_says_when_no_engine_answers(qtbot, monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    from explorer.ui.engine_dialog import EngineDialog
+
+    dialog = EngineDialog()
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: "no docker engine answers" in dialog.status.text(), timeout=20_000)
+    assert dialog.source() is None

@@ -106,6 +106,8 @@ class MainWindow(QMainWindow):
         self._action(file, "&Open archive…", self.open_file_dialog, QKeySequence.StandardKey.Open, "actionOpen")
         self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O", "actionOpenFolder")
         self._action(file, "Open &sample image", self.open_sample, None, "actionSample")
+        self._action(file, "Open from &engine (Docker, Podman)…", self.open_engine_dialog, "Ctrl+Alt+O", "actionOpenEngine")
+        self._action(file, "Open from re&gistry…", self.open_registry_dialog, "Ctrl+Alt+R", "actionOpenRegistry")
         self._action(file, "Co&mpare two images…", self.compare_dialog, "Ctrl+Shift+D", "actionCompare2")
         self._action(file, "Compare &with…", self.compare_with_dialog, None, "actionCompareWith")
         self.recent_menu = file.addMenu("Open &recent")
@@ -163,6 +165,30 @@ class MainWindow(QMainWindow):
     def open_sample(self) -> None:
         """Open the bundled sample image."""
         self.open_paths([str(resources.sample_image())])
+
+    def open_engine_dialog(self) -> None:
+        """File > Open from engine: list the local images, open the chosen one."""
+        from explorer.ui.engine_dialog import EngineDialog
+
+        dialog = EngineDialog(self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.source():
+            self.open_paths([dialog.source()])
+
+    def open_registry_dialog(self) -> None:
+        """File > Open from registry: a reference like registry://ghcr.io/org/app:1.0."""
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(
+            self, "Open from a registry",
+            "Image reference (registry://HOST[:PORT]/REPOSITORY[:TAG] or …@sha256:DIGEST;\n"
+            "registry+http:// for a plain-HTTP registry such as a local test one):",
+            text=str(self.settings.value("lastRegistry", "registry://")))
+        if ok and text.strip():
+            ref = text.strip()
+            if "://" not in ref:
+                ref = "registry://" + ref
+            self.settings.setValue("lastRegistry", ref)
+            self.open_paths([ref])
 
     def compare_dialog(self) -> None:
         """File > Compare two images: pick A, then B."""
@@ -233,7 +259,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
         self._restore_panels(view)
-        if os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
+        if "://" in source.info.path or os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
             self._add_recent(source.info.path)
         self._update_status()
         view.file_tree.setFocus()
@@ -308,7 +334,7 @@ class MainWindow(QMainWindow):
         return [str(v) for v in (value or [])]
 
     def _add_recent(self, path: str) -> None:
-        path = os.path.abspath(path)
+        path = path if "://" in path else os.path.abspath(path)
         recent = [path] + [p for p in self.recent_files() if p != path]
         self.settings.setValue("recentFiles", recent[:MAX_RECENT])
         self._refresh_recent()

@@ -1,0 +1,140 @@
+"""Open from a local engine: the images Docker or Podman holds, filtered by name."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.image.engine import DOCKER, PODMAN, Engine, LocalImage
+from explorer.image.errors import ExplorerError
+from explorer.ui.format import human_size
+from explorer.ui.table_model import ImageTableModel
+from explorer.ui.workers import BackgroundCall
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class EngineImagesModel(ImageTableModel):
+    """An engine's images: one row per tag (untagged images by id)."""
+
+    COLUMNS = ("Image", "Id", "Size", "Created")
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.rows: list[tuple[str, LocalImage]] = []
+
+    def set_images(self, images: list[LocalImage]) -> None:
+        """Show another list."""
+        self.beginResetModel()
+        self.rows = [(tag, i) for i in images for tag in (i.tags or (i.id[7:19],))]
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        name, image = self.rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            created = datetime.fromtimestamp(image.created, timezone.utc).strftime("%Y-%m-%d %H:%M") if image.created else ""
+            return (name, image.id.split(":")[-1][:12], human_size(image.size), created)[index.column()]
+        if role == Qt.ItemDataRole.UserRole:
+            return name
+        return None
+
+
+class EngineDialog(QDialog):
+    """Pick an image of the local Docker or Podman engine."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("engineDialog")
+        self.setWindowTitle("Open from a local engine")
+        self.resize(720, 440)
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.engine = QComboBox(objectName="engineChoice")
+        self.engine.addItem("Docker", DOCKER)
+        self.engine.addItem("Podman", PODMAN)
+        self.engine.currentIndexChanged.connect(self.refresh)
+        self.filter = QLineEdit(objectName="engineFilter")
+        self.filter.setPlaceholderText("Filter by name")
+        row.addWidget(self.engine)
+        row.addWidget(self.filter, 1)
+        layout.addLayout(row)
+        self.model = EngineImagesModel()
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(0)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QTableView(objectName="engineImages")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.doubleClicked.connect(lambda _i: self.accept())
+        layout.addWidget(self.table, 1)
+        self.status = QLabel("", objectName="engineStatus")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.background = BackgroundCall(self)
+        self.background.result.connect(self._listed)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Ask the chosen engine for its images (in the background)."""
+        engine = self.engine.currentData()
+        self.status.setText(f"asking {engine}…")
+
+        def work(_m):
+            try:
+                return engine, Engine(engine).images()
+            except ExplorerError as exc:
+                return engine, str(exc)
+
+        self.background.run("images", work)
+
+    def _listed(self, _kind: str, value: object) -> None:
+        engine, images = value  # type: ignore[misc]
+        if engine != self.engine.currentData():
+            return
+        if isinstance(images, str):
+            self.model.set_images([])
+            self.status.setText(images)
+            return
+        self.model.set_images(images)
+        self.status.setText(f"{len(images)} image(s) in {engine}")
+        self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+        if self.proxy.rowCount():
+            self.table.selectRow(0)
+
+    def source(self) -> str | None:
+        """``docker://NAME`` for the selected image."""
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return None
+        name = self.proxy.index(index.row(), 0).data(Qt.ItemDataRole.UserRole)
+        return f"{self.engine.currentData()}://{name}"
