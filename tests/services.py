@@ -95,6 +95,21 @@ class Dockerd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class PodmanService(Dockerd):
+    """``podman system service`` with its own storage, on its own socket (the Docker-compatible API)."""
+
+    def start(self) -> None:
+        if shutil.which("podman") is None:
+            raise RuntimeError("podman is not installed (Debian package podman)")
+        d = self.dir
+        self.log = open(os.path.join(d, "log"), "w")
+        self.proc = subprocess.Popen(
+            ["podman", "--root", f"{d}/root", "--runroot", f"{d}/run", "--storage-driver", "vfs",
+             "system", "service", "--time=0", f"unix://{self.socket}"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._ready, 60, f"podman service (log: {d}/log)")
+
+
 class Registry:
     """Debian's docker-registry on 127.0.0.1, optionally behind htpasswd (Basic) auth."""
 

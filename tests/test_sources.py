@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from tests.services import Dockerd, FakeRegistry, Registry
+from tests.services import Dockerd, FakeRegistry, PodmanService, Registry
 
 DATA = Path(__file__).parent / "data"
 LEGACY = DATA / "docker-legacy.tar"
@@ -83,6 +83,18 @@ def test_docker_engine_source_equals_the_archive(dockerd, capsys, monkeypatch):
     _same_image(from_engine, _report(capsys, str(LEGACY)))
     assert main(["cat", "docker://fixture-layers:docker-legacy", "/data/modify-me.txt"]) == 0
     assert capsys.readouterr().out == "original\nmodified in layer 3\n"
+
+
+def test_podman_source_equals_the_archive(capsys, monkeypatch):
+    podman = _start(PodmanService())
+    try:
+        podman.load(LEGACY)
+        monkeypatch.setenv("CONTAINER_HOST", f"unix://{podman.socket}")
+        from_podman = _report(capsys, "podman://fixture-layers:docker-legacy")
+        _same_image(from_podman, _report(capsys, str(LEGACY)))
+        assert from_podman["image"]["tags"] == ["localhost/fixture-layers:docker-legacy"]
+    finally:
+        podman.stop()
 
 
 def test_engine_lists_images_and_says_what_is_missing(dockerd, capsys, monkeypatch):
