@@ -224,3 +224,37 @@ def test_engine_dialog_says_when_no_engine_answers(qtbot, monkeypatch, tmp_path)
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: "no docker engine answers" in dialog.status.text(), timeout=20_000)
     assert dialog.source() is None
+
+
+def test_registry_shows_layers_and_history_while_blobs_download(fake, qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    from explorer.app import create_main_window
+
+    window = create_main_window()
+    qtbot.addWidget(window)
+    gate = __import__("threading").Event()
+    real = fake.handle
+
+    def slow(h):  # hold the layer blobs until the preview has been seen
+        if "/blobs/" in h.path and "json" not in h.headers.get("Accept", "") and h.path.rsplit("/", 1)[1] != _config_digest():
+            gate.wait(30)
+        real(h)
+
+    def _config_digest():
+        manifest = json.loads((DATA / "umoci.oci-layout" / "blobs" / fake.manifest_digest.replace(":", "/")).read_bytes())
+        return manifest["config"]["digest"]
+
+    fake.handle = slow
+    window.open_paths([f"registry+http://{fake.host}/team/app:v1"])
+    qtbot.waitUntil(lambda: window._preview is not None, timeout=20_000)
+    preview = window._preview
+    assert preview.layer_model.rowCount() == 4 and preview.history_model.rowCount() == 5  # all + 3 layers
+    assert "downloading" in window.tabs.tabText(window.tabs.indexOf(preview))
+    gate.set()
+    with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
+        pass
+    assert window.tabs.count() == 1 and window.tabs.widget(0) is blocker.args[0]
+    assert blocker.args[0].tree_model.rowCount() > 0

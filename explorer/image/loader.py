@@ -270,3 +270,25 @@ class _ContentReader:
         blob = self.plan.layers[data_layer].blob
         data = self.source.container.read_layer(blob, self.scans[data_layer], entry.offset, entry.size)
         return hashlib.sha256(data).hexdigest()
+
+
+def preview_image(source: Source, ref: ImageRef) -> Image:
+    """What is known before any layer is read: layers from the manifest, history from the
+    config, and an empty tree (shown while a registry's blobs download)."""
+    plan: ImagePlan = ref.locator
+    config = plan.config if plan.config is not None else read_json(source.container, plan.config_name, plan.config_digest)
+    if not isinstance(config, dict):
+        raise SourceError(source.info.path, f"config {plan.config_name} is not a JSON object")
+    warnings: list[str] = []
+    diff_ids = _diff_ids(config)
+    history = _history(config, len(plan.layers), warnings)
+    by_layer = {h.layer: h for h in history if h.layer is not None}
+    layers = []
+    for i, layer in enumerate(plan.layers):
+        h = by_layer.get(i)
+        layers.append(LayerInfo(index=i, diff_id=diff_ids[i] if i < len(diff_ids) else "", digest=layer.digest,
+                                media_type=layer.media_type, compression="", blob_size=layer.size or 0, size=0,
+                                entries=0, history=h.index if h else None, created_by=h.created_by if h else ""))
+    return Image(source=source.info, ref=ref, tags=list(plan.tags), config_digest=ref.config_digest,
+                 platform=plan.platform, created=str(config.get("created") or ""), config=config, layers=layers,
+                 history=history, tree=LayerTree(len(plan.layers)), warnings=warnings, file_count=0)

@@ -63,6 +63,7 @@ class ImageView(QWidget):
         self._bytes: int | None = None
         self.background = BackgroundCall(self)
         self.background.result.connect(self._on_background)
+        self.preview_only = False  # True while only the manifest and config are known
         self._build()
         self._apply_view()
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import __version__
+from explorer.image.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.image.source import Source
 from explorer.ui import resources
@@ -54,7 +55,9 @@ class MainWindow(QMainWindow):
         self.loader.failed.connect(self._on_failed)
         self.loader.progress.connect(self._on_progress)
         self.loader.busy_changed.connect(self._on_busy)
+        self.loader.cancelled.connect(lambda _p: self._drop_preview())
         self._queue: list[str] = []
+        self._preview: ImageView | None = None  # layers and history shown while blobs download
         self.dialogs: list[QWidget] = []  # open error dialogs (tests close them)
 
         self.start_page = StartPage()
@@ -249,12 +252,37 @@ class MainWindow(QMainWindow):
                 self._next()
                 return
             ref = picker.chosen()
+        if source.info.format == "registry":
+            self._show_preview(source, ref)
         self.loader.load(source, ref)
+
+    def _show_preview(self, source: Source, ref) -> None:
+        """Layers and history at once, while the layer blobs download (registries)."""
+        from explorer.image.loader import preview_image
+
+        try:
+            image = preview_image(source, ref)
+        except ExplorerError:
+            return  # the load itself will say what is wrong
+        view = ImageView(source, image)
+        view.preview_only = True
+        view.setEnabled(True)
+        index = self.tabs.addTab(view, view.title() + " (downloading…)")
+        self.tabs.setCurrentIndex(index)
+        self.stack.setCurrentWidget(self.tabs)
+        self._preview = view
 
     def _on_loaded(self, source: Source, image: Image) -> None:
         view = ImageView(source, image)
         view.status_changed.connect(self._update_status)
-        index = self.tabs.addTab(view, view.title())
+        preview, self._preview = self._preview, None
+        if preview is not None and self.tabs.indexOf(preview) >= 0:
+            at = self.tabs.indexOf(preview)
+            self.tabs.removeTab(at)  # the full view takes the preview's place
+            preview.deleteLater()
+            index = self.tabs.insertTab(at, view, view.title())
+        else:
+            index = self.tabs.addTab(view, view.title())
         self.tabs.setTabToolTip(index, source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
@@ -266,7 +294,16 @@ class MainWindow(QMainWindow):
         self.image_loaded.emit(view)
         self._next()
 
+    def _drop_preview(self) -> None:
+        preview, self._preview = self._preview, None
+        if preview is not None and self.tabs.indexOf(preview) >= 0:
+            self.tabs.removeTab(self.tabs.indexOf(preview))
+            preview.deleteLater()
+            if self.tabs.count() == 0:
+                self.stack.setCurrentWidget(self.start_page)
+
     def _on_failed(self, path: str, message: str) -> None:
+        self._drop_preview()
         self.dialogs.append(error_dialog(self, "Cannot open image", message))
         self.load_failed.emit(message)
         self._next()
