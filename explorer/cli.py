@@ -40,6 +40,7 @@ def _report_parser() -> argparse.ArgumentParser:
 
 
 def _selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-cache", action="store_true", help="neither use nor write the index cache")
     p.add_argument("--insecure", action="store_true", help="talk plain HTTP to a registry:// source (a local test registry)")
     p.add_argument("--image", metavar="REF", help="in a multi-image archive: a tag, a position (0, 1, ...) or a config digest (prefix)")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="in a multi-platform index (default: this machine's, else the first)")
@@ -72,7 +73,9 @@ def _extract_parser() -> argparse.ArgumentParser:
 
 
 def _source_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Apply ``--insecure`` to a registry source."""
+    """Apply ``--insecure`` to a registry source, and ``--no-cache``."""
+    if getattr(args, "no_cache", False):
+        os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
     if getattr(args, "insecure", False):
         from explorer.image.registry import insecure_url
 
@@ -173,6 +176,7 @@ def run_check(argv: Sequence[str]) -> int:
     source, image = _open_image(args)
     with source:
         results = evaluate(image, rules)
+        _keep_index(source, image)
     if args.json:
         sys.stdout.write(json.dumps({"source": args.source, "efficiency": image.efficiency.__dict__ if image.efficiency else None,
                                      "rules": [r.__dict__ for r in results],
@@ -190,6 +194,7 @@ def _diff_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--image-{side}", metavar="REF", help=f"the image of {side.upper()} (tag, position or digest)")
         p.add_argument(f"--platform-{side}", metavar="OS/ARCH", help=f"the platform of {side.upper()}")
     p.add_argument("--insecure", action="store_true", help="talk plain HTTP to registry:// sources")
+    p.add_argument("--no-cache", action="store_true", help="neither use nor write the index cache")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
     out.add_argument("--text", dest="fmt", action="store_const", const="text", help="print a readable summary")
@@ -204,6 +209,8 @@ def run_diff(argv: Sequence[str]) -> int:
     from explorer.report import diff_report, diff_text
 
     args = _diff_parser().parse_args(argv)
+    if args.no_cache:
+        os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
     if args.insecure:
         from explorer.image.registry import insecure_url
 
@@ -249,8 +256,17 @@ def run_report(argv: Sequence[str]) -> int:
             write_json(image, source.images, args.source, sys.stdout)
         else:
             sys.stdout.write(text_report(build_report(image, source.images, args.source)))
-    sys.stdout.flush()
+        sys.stdout.flush()
+        _keep_index(source, image)
     return EXIT_OK
+
+
+def _keep_index(source, image) -> None:
+    """Save the index for the next open (after the output: the reader should not wait for it)."""
+    if not image.from_cache:
+        from explorer.image import index_cache
+
+        index_cache.save(source, image)
 
 
 def entry() -> None:

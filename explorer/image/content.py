@@ -41,6 +41,8 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
     container = source.container
     blob, scan = image.blobs[layer], image.scans[layer]
     left = [max(0, entry.size - offset)]
+    if scan.compression == compression.GZIP and not scan.checkpoints and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
+        _rebuild_checkpoints(container, blob, scan)  # an index read from the cache has none
     if scan.compression == compression.NONE:
         raw = container.raw_reader(blob, start)
     elif scan.compression == compression.GZIP and scan.checkpoints:
@@ -59,6 +61,15 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
         return data
 
     return read
+
+
+def _rebuild_checkpoints(container, blob: str, scan) -> None:
+    """Decompress a gzip layer once to record its resume points (then reads are quick again)."""
+    points: list[compression.Checkpoint] = []
+    read = compression.open_reader(compression.GZIP, container.raw_reader(blob, 0), points)
+    while read(compression.CHUNK):
+        pass
+    scan.checkpoints = points
 
 
 def read_entry(source: Source, image: Image, entry: Entry, offset: int = 0, limit: int | None = None) -> bytes:

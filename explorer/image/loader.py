@@ -52,14 +52,24 @@ class Image:
     secrets: list[Secret] = field(default_factory=list)
     file_count: int = -1  # entries of the final filesystem, once counted
     first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
+    from_cache: bool = False  # read from the index cache rather than the layers
 
 
-def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool = False) -> Image:
+def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool = False,
+               cache: bool = True) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree.
 
     ``parallel`` computes dive's numbers in a forked process (for command-line use: a
-    process with threads, like the window, must not fork).
+    process with threads, like the window, must not fork). With ``cache``, an index saved
+    by an earlier load of the same, unchanged source is used instead (see ``index_cache``).
     """
+    if cache:
+        from explorer.image import index_cache
+
+        cached = index_cache.load(source, ref)
+        if cached is not None:
+            cached.from_cache = True
+            return cached
     # Millions of small acyclic tuples: the cycle collector would only walk them over and over.
     was_enabled = gc.isenabled()
     gc.disable()

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from explorer.image import index_cache
 from explorer.image.errors import Cancelled, ExplorerError
 from explorer.image.loader import Image, load_image
 from explorer.image.model import ImageRef
@@ -116,6 +117,8 @@ class LoadController(QObject):
 
         def work(monitor: Monitor) -> Image:
             image = load_image(source, ref, monitor)
+            if image.first_view is not None and image.file_count >= 0:
+                return image  # from the index cache, ready to show
             # What the first screen needs, computed here rather than on the GUI thread.
             monitor.begin("preparing the view")
             gc.disable()
@@ -124,6 +127,9 @@ class LoadController(QObject):
                 view.totals()
                 image.first_view = view
                 image.file_count = sum(1 for _ in image.tree.merged())
+                if not image.from_cache:
+                    monitor.begin("saving the index for the next time")
+                    index_cache.save(source, image)
             finally:
                 gc.freeze()
                 gc.enable()

@@ -1,0 +1,192 @@
+"""The index cache: a loaded image saved compactly, so reopening it is instant.
+
+One file per (source, image), named by a key made of the source's real path, size,
+modification time and inode (a changed archive gets a new key, so it is never served
+stale) and the format version. Each file carries a checksum of its payload: a corrupt,
+truncated or old-version file is detected, removed and rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+import os
+import tempfile
+from typing import Any
+
+from explorer.image.container import LayerScan
+from explorer.image.loader import Image
+from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo
+from explorer.image.source import Source
+from explorer.tree.advice import Advice, Secret
+from explorer.tree.efficiency import Efficiency
+from explorer.tree.index import LayerStats, LayerTree, Version
+from explorer.tree.waste import Waste, WastedFile
+
+VERSION = 3
+MAGIC = b"layer-explorer index\n"
+DEFAULT_MAX = 2 << 30
+_new = tuple.__new__
+
+
+def enabled() -> bool:
+    """Off when ``LAYER_EXPLORER_NO_INDEX_CACHE`` is set (the CLI's ``--no-cache``, the window's setting)."""
+    return not os.environ.get("LAYER_EXPLORER_NO_INDEX_CACHE")
+
+
+def folder() -> str:
+    from explorer.image.registry import cache_dir
+
+    return os.path.join(cache_dir(), "index")
+
+
+def key_for(source: Source, ref: ImageRef) -> str | None:
+    """The cache key of an image, or None when its source cannot be keyed (an engine stream)."""
+    path = source.info.path
+    if "://" in path:
+        if not path.startswith(("registry://", "registry+http://")) or not ref.manifest_digest:
+            return None
+        ident: list[Any] = [path.split("://", 1)[1].split("/", 1)[0], ref.manifest_digest]  # content-addressed
+    else:
+        try:
+            target = os.path.join(path, "index.json") if os.path.isdir(path) else path
+            st = os.stat(target)
+        except OSError:
+            return None
+        ident = [os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino]
+    raw = json.dumps([VERSION, ident, ref.index, ref.config_digest, ref.platform])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def load(source: Source, ref: ImageRef) -> Image | None:
+    """The cached image, or None (missing, changed, corrupt or from another version)."""
+    key = key_for(source, ref) if enabled() else None
+    if key is None:
+        return None
+    path = os.path.join(folder(), key)
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return None
+    head = len(MAGIC) + 32
+    if blob[: len(MAGIC)] != MAGIC or hashlib.sha256(blob[head:]).digest() != blob[len(MAGIC):head]:
+        _remove(path)  # damaged: rebuild rather than trust
+        return None
+    try:
+        data = marshal.loads(blob[head:])
+        if data["version"] != VERSION or data["key"] != key:
+            raise ValueError("stale")
+        image = _image(data, source, ref)
+    except (ValueError, KeyError, TypeError, IndexError, EOFError):
+        _remove(path)
+        return None
+    os.utime(path)  # recently used: evicted last
+    return image
+
+
+def save(source: Source, image: Image) -> None:
+    """Store a loaded image (quietly skipped when the cache cannot be written)."""
+    key = key_for(source, image.ref) if enabled() else None
+    if key is None:
+        return
+    try:
+        payload = marshal.dumps(_plain(image, key))
+        os.makedirs(folder(), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder(), prefix=".partial-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
+        os.replace(tmp, os.path.join(folder(), key))  # complete or absent, never half-written
+        evict()
+    except (OSError, ValueError):
+        pass
+
+
+def evict(limit: int | None = None) -> None:
+    """Keep the index cache under its size limit, least recently used dropped first."""
+    limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_INDEX_CACHE_MAX", DEFAULT_MAX))
+    try:
+        entries = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in os.scandir(folder()) if e.is_file()]
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        _remove(path)
+        total -= size
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _plain(image: Image, key: str) -> dict[str, Any]:
+    """The image as marshal-able plain values."""
+    tree = image.tree
+    versions = {}
+    for path, v in tree.versions.items():
+        if type(v) is list:
+            versions[path] = [(x.layer, x.change, tuple(x.entry) if x.entry is not None else None) for x in v]
+        else:
+            versions[path] = tuple(v)  # type: ignore[arg-type]
+    eff, waste = image.efficiency, image.waste
+    return {
+        "version": VERSION,
+        "key": key,
+        "tree": (tree.layer_count, versions, tree.kids, tree.changes, [tuple(s) for s in tree.stats], tree.warnings,
+                 tree.unsafe, tree.hardlink_data),
+        "image": (image.tags, image.config_digest, image.platform, image.created, image.config,
+                  [_fields(l) for l in image.layers], [_fields(h) for h in image.history], image.warnings,
+                  [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
+                  image.blobs, image.file_count),
+        "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, eff.files) if eff else None,
+        "waste": (waste.bytes, [_fields(f) for f in waste.files], waste.per_layer, waste.merge_savings) if waste else None,
+        "advice": [_fields(a) for a in image.advice],
+        "secrets": [_fields(s) for s in image.secrets],
+        "totals": image.first_view.totals() if image.first_view is not None else None,
+    }
+
+
+def _fields(obj: Any) -> tuple:
+    from dataclasses import fields
+
+    return tuple(getattr(obj, f.name) for f in fields(obj))
+
+
+def _image(data: dict[str, Any], source: Source, ref: ImageRef) -> Image:
+    """Rebuild an image from its plain values."""
+    count, versions, kids, changes, stats, warnings, unsafe, hardlink_data = data["tree"]
+    tree = LayerTree(count)
+    for path, v in versions.items():
+        if type(v) is list:
+            versions[path] = [_new(Version, (l, c, _new(Entry, e) if e is not None else None)) for l, c, e in v]
+        else:
+            versions[path] = _new(Entry, v)
+    tree.versions, tree.kids, tree.changes = versions, kids, changes
+    tree.stats = [_new(LayerStats, s) for s in stats]
+    tree.warnings, tree.unsafe, tree.hardlink_data = warnings, unsafe, hardlink_data
+    tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files = data["image"]
+    eff = data["efficiency"]
+    waste = data["waste"]
+    image = Image(
+        source=source.info, ref=ref, tags=tags, config_digest=digest, platform=platform, created=created, config=config,
+        layers=[LayerInfo(*l) for l in layers], history=[HistoryEntry(*h) for h in history], tree=tree, warnings=warns,
+        scans=[LayerScan([], c, size, blob_digest=bd, tar_size=ts, warnings=w, flagged=fl) for c, size, bd, ts, w, fl in scans],
+        blobs=blobs, file_count=count_files,
+        efficiency=Efficiency(*eff) if eff else None,
+        waste=Waste(waste[0], [WastedFile(*f) for f in waste[1]], waste[2], waste[3]) if waste else None,
+        advice=[Advice(*a) for a in data["advice"]],
+        secrets=[Secret(*s) for s in data["secrets"]],
+    )
+    if data["totals"] is not None:
+        from explorer.tree.views import MERGED, TreeView
+
+        view = TreeView(tree, None, MERGED)
+        view._totals = data["totals"]
+        image.first_view = view
+    return image

@@ -1,0 +1,109 @@
+"""The index cache: an unchanged source reopens from it; anything changed or damaged is rebuilt."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from explorer.image import index_cache
+from explorer.image.content import read_entry
+from explorer.image.loader import load_image
+from explorer.image.source import open_source
+from explorer.report import build_report
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def cache_on(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+
+
+def _load(path):
+    src = open_source(str(path))
+    img = load_image(src, src.select())
+    return src, img
+
+
+def _files(tmp_path):
+    folder = tmp_path / "cache" / "index"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("archive", ["docker-legacy.tar", "buildah-overlay.oci.tar", "umoci.oci-layout"])
+def test_reopening_gives_the_same_image(tmp_path, archive):
+    src, fresh = _load(DATA / archive)
+    assert not fresh.from_cache
+    index_cache.save(src, fresh)
+    expected = build_report(fresh, src.images, archive)
+    src.close()
+    src, cached = _load(DATA / archive)
+    with src:
+        assert cached.from_cache
+        assert build_report(cached, src.images, archive) == expected
+        entry = cached.tree.entry_at("/data/modify-me.txt")
+        assert read_entry(src, cached, entry) == b"original\nmodified in layer 3\n"
+
+
+def test_a_changed_archive_is_never_served_stale(tmp_path):
+    target = tmp_path / "image.tar"
+    shutil.copy(DATA / "docker-legacy.tar", target)
+    src, img = _load(target)
+    index_cache.save(src, img)
+    src.close()
+    shutil.copy(DATA / "skopeo.docker.tar", target)  # another archive at the same path
+    src, img = _load(target)
+    with src:
+        assert not img.from_cache
+        assert img.tags == ["docker.io/library/fixture-layers:skopeo"]
+
+
+def test_a_damaged_or_old_cache_file_is_rebuilt(tmp_path):
+    src, img = _load(DATA / "docker-legacy.tar")
+    index_cache.save(src, img)
+    (cached,) = _files(tmp_path)
+    data = bytearray(cached.read_bytes())
+    data[-100] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    src2, again = _load(DATA / "docker-legacy.tar")
+    assert not again.from_cache and not cached.exists()  # detected and removed
+    index_cache.save(src2, again)
+    old = index_cache.VERSION
+    try:
+        index_cache.VERSION = old + 1  # what a newer release would find
+        src3, third = _load(DATA / "docker-legacy.tar")
+        assert not third.from_cache
+    finally:
+        index_cache.VERSION = old
+    for s in (src, src2, src3):
+        s.close()
+
+
+def test_the_command_line_writes_and_uses_it_and_can_turn_it_off(tmp_path, capsys):
+    legacy = str(DATA / "docker-legacy.tar")
+    assert main(["report", "--json", "--no-cache", legacy]) == 0
+    os.environ.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
+    assert _files(tmp_path) == []
+    first = capsys.readouterr().out
+    assert main(["report", "--json", legacy]) == 0
+    assert len(_files(tmp_path)) == 1
+    assert main(["report", "--json", legacy]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert json.loads(out[0]) == json.loads(first) == json.loads(out[1])
+
+
+def test_the_cache_stays_under_its_limit(tmp_path, monkeypatch):
+    for archive in ("docker-legacy.tar", "buildah-overlay.oci.tar", "umoci.oci-layout"):
+        src, img = _load(DATA / archive)
+        index_cache.save(src, img)
+        src.close()
+    sizes = [f.stat().st_size for f in _files(tmp_path)]
+    assert len(sizes) == 3
+    index_cache.evict(limit=sum(sizes) - 1)
+    assert len(_files(tmp_path)) == 2
