@@ -261,16 +261,37 @@ def run_report(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def _keep_index(source, image) -> None:
-    """Save the index for the next open (after the output: the reader should not wait for it)."""
-    if not image.from_cache:
-        from explorer.image import index_cache
+_DETACH_SAVES = False  # set by the console script: save the index in a child, not in the user's time
 
-        index_cache.save(source, image)
+
+def _keep_index(source, image) -> None:
+    """Save the index for the next open, after the output: the reader should not wait for it.
+
+    From the console script (a process without threads) a forked child writes it while the
+    command returns.
+    """
+    if image.from_cache:
+        return
+    from explorer.image import index_cache
+
+    if not index_cache.enabled():
+        return
+    if _DETACH_SAVES and hasattr(os, "fork"):
+        sys.stdout.flush()
+        if os.fork() == 0:
+            try:
+                os.setsid()
+                index_cache.save(source, image)
+            finally:
+                os._exit(0)
+        return
+    index_cache.save(source, image)
 
 
 def entry() -> None:
     """The console script: run, then leave without tearing down millions of objects one by one."""
+    global _DETACH_SAVES
+    _DETACH_SAVES = True
     code = main()
     try:
         sys.stdout.flush()

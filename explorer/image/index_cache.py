@@ -17,11 +17,11 @@ from typing import Any
 
 from explorer.image.container import LayerScan
 from explorer.image.loader import Image
-from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo
+from explorer.image.model import HistoryEntry, ImageRef, LayerInfo
 from explorer.image.source import Source
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
-from explorer.tree.index import LayerStats, LayerTree, Version
+from explorer.tree.index import LayerStats, LayerTree
 from explorer.tree.waste import Waste, WastedFile
 
 VERSION = 3
@@ -131,7 +131,7 @@ def _plain(image: Image, key: str) -> dict[str, Any]:
     versions = {}
     for path, v in tree.versions.items():
         if type(v) is list:
-            versions[path] = [(x.layer, x.change, tuple(x.entry) if x.entry is not None else None) for x in v]
+            versions[path] = [(x[0], x[1], tuple(x[2]) if x[2] is not None else None) for x in v]
         else:
             versions[path] = tuple(v)  # type: ignore[arg-type]
     eff, waste = image.efficiency, image.waste
@@ -162,12 +162,8 @@ def _image(data: dict[str, Any], source: Source, ref: ImageRef) -> Image:
     """Rebuild an image from its plain values."""
     count, versions, kids, changes, stats, warnings, unsafe, hardlink_data = data["tree"]
     tree = LayerTree(count)
-    for path, v in versions.items():
-        if type(v) is list:
-            versions[path] = [_new(Version, (l, c, _new(Entry, e) if e is not None else None)) for l, c, e in v]
-        else:
-            versions[path] = _new(Entry, v)
     tree.versions, tree.kids, tree.changes = versions, kids, changes
+    tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]
     tree.warnings, tree.unsafe, tree.hardlink_data = warnings, unsafe, hardlink_data
     tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files = data["image"]

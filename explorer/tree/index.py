@@ -7,7 +7,7 @@ layers x entries; the state at any layer k is the last version at or below k.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from explorer.image.model import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
 from explorer.image.tar_index import TarMember
@@ -17,6 +17,7 @@ from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
 # Reads the content digest of a file entry that the scan did not hash: (entry, data layer) -> hex.
 ContentDigest = Callable[[Entry, int], "str | None"]
 IMPLICIT_MODE = 0o755
+_new = tuple.__new__
 
 
 class Version(NamedTuple):
@@ -53,12 +54,23 @@ class LayerTree:
         self.unsafe: list[list[str]] = [[] for _ in range(layer_count)]
         self.hardlink_data: dict[tuple[int, str], int] = {}  # (layer, path) -> layer holding the bytes
         self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
+        self._plain = False  # True when read from the index cache (plain tuples until used)
+
+    def _normal(self, path: str, v: Any) -> Any:
+        """An index read from the cache holds plain tuples: make them entries on first use."""
+        if type(v) is tuple:
+            v = self.versions[path] = _new(Entry, v)
+        elif type(v) is list and v and type(v[0]) is tuple:
+            v[:] = [_new(Version, (l, c, _new(Entry, e) if e is not None else None)) for l, c, e in v]
+        return v
 
     def entry_at(self, path: str, layer: int | None = None) -> Entry | None:
         """The entry at ``path`` after layers 0..layer (the final image when None)."""
         v = self.versions.get(path)
         if v is None:
             return None
+        if type(v) is tuple or (type(v) is list and v and type(v[0]) is tuple):
+            v = self._normal(path, v)
         if type(v) is not list:
             return v if layer is None or v.layer <= layer else None  # type: ignore[union-attr]
         if layer is None:
@@ -73,6 +85,7 @@ class LayerTree:
         v = self.versions.get(path)
         if v is None:
             return []
+        v = self._normal(path, v)
         return list(v) if type(v) is list else [Version(v.layer, ADDED, v)]  # type: ignore[union-attr]
 
     def children(self, path: str, layer: int | None = None) -> list[str]:
@@ -82,9 +95,11 @@ class LayerTree:
     def merged(self, layer: int | None = None) -> Iterator[Entry]:
         """Every entry of the merged filesystem after layers 0..layer (root excluded), unsorted."""
         entry_at = self.entry_at
-        for path, v in self.versions.items():
+        for path, v in list(self.versions.items()) if self._plain else self.versions.items():
             if path == "/":
                 continue
+            if self._plain:
+                v = self._normal(path, v)
             if type(v) is not list and (layer is None or v.layer <= layer):  # type: ignore[union-attr]
                 yield v  # type: ignore[misc]
                 continue

@@ -49,11 +49,12 @@ def compute_waste(tree: LayerTree, digest: Callable[[Entry], "str | None"]) -> W
     for path, versions in tree.versions.items():
         if type(versions) is not list:
             continue  # written once and kept: nothing wasted
-        for i, v in enumerate(versions[:-1]):  # type: ignore[union-attr]
+        versions = tree.history(path)
+        for i, v in enumerate(versions[:-1]):
             e = v.entry
             if e is None or e.type != FILE or e.layer != v.layer or not e.size:
                 continue  # only versions that stored bytes
-            nxt = versions[i + 1]  # type: ignore[index]
+            nxt = versions[i + 1]
             if nxt.change == REMOVED:
                 kind, why = REMOVED_LATER, f"removed in layer {nxt.layer}"
             elif nxt.change == UNCHANGED:
