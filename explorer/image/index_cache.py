@@ -24,9 +24,10 @@ from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 3
+VERSION = 5
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
+CHUNKS = 32  # the paths are stored in pieces, so no single load call holds the interpreter long
 _new = tuple.__new__
 
 
@@ -75,9 +76,14 @@ def load(source: Source, ref: ImageRef) -> Image | None:
         _remove(path)  # damaged: rebuild rather than trust
         return None
     try:
-        data = marshal.loads(blob[head:])
+        pieces = marshal.loads(blob[head:])
+        data = marshal.loads(pieces[0])
         if data["version"] != VERSION or data["key"] != key:
             raise ValueError("stale")
+        versions: dict = {}
+        for part in pieces[1:]:  # one call per piece: other threads (the window) run in between
+            versions.update(marshal.loads(part))
+        data["tree"] = (data["tree"][0], versions) + tuple(data["tree"][2:])
         image = _image(data, source, ref)
     except (ValueError, KeyError, TypeError, IndexError, EOFError):
         _remove(path)
@@ -92,7 +98,13 @@ def save(source: Source, image: Image) -> None:
     if key is None:
         return
     try:
-        payload = marshal.dumps(_plain(image, key))
+        plain = _plain(image, key)
+        versions = plain["tree"][1]
+        items = list(versions.items())
+        step = max(1, len(items) // CHUNKS + 1)
+        parts = [marshal.dumps(dict(items[i:i + step])) for i in range(0, len(items), step)]
+        plain["tree"] = (plain["tree"][0], len(parts)) + plain["tree"][2:]
+        payload = marshal.dumps([marshal.dumps(plain)] + parts)
         os.makedirs(folder(), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder(), prefix=".partial-")
         with os.fdopen(fd, "wb") as f:
@@ -143,7 +155,7 @@ def _plain(image: Image, key: str) -> dict[str, Any]:
         "image": (image.tags, image.config_digest, image.platform, image.created, image.config,
                   [_fields(l) for l in image.layers], [_fields(h) for h in image.history], image.warnings,
                   [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
-                  image.blobs, image.file_count),
+                  image.blobs, image.file_count, image.file_bytes),
         "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, eff.files) if eff else None,
         "waste": (waste.bytes, [_fields(f) for f in waste.files], waste.per_layer, waste.merge_savings) if waste else None,
         "advice": [_fields(a) for a in image.advice],
@@ -166,14 +178,14 @@ def _image(data: dict[str, Any], source: Source, ref: ImageRef) -> Image:
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]
     tree.warnings, tree.unsafe, tree.hardlink_data = warnings, unsafe, hardlink_data
-    tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files = data["image"]
+    tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files, file_bytes = data["image"]
     eff = data["efficiency"]
     waste = data["waste"]
     image = Image(
         source=source.info, ref=ref, tags=tags, config_digest=digest, platform=platform, created=created, config=config,
         layers=[LayerInfo(*l) for l in layers], history=[HistoryEntry(*h) for h in history], tree=tree, warnings=warns,
         scans=[LayerScan([], c, size, blob_digest=bd, tar_size=ts, warnings=w, flagged=fl) for c, size, bd, ts, w, fl in scans],
-        blobs=blobs, file_count=count_files,
+        blobs=blobs, file_count=count_files, file_bytes=file_bytes,
         efficiency=Efficiency(*eff) if eff else None,
         waste=Waste(waste[0], [WastedFile(*f) for f in waste[1]], waste[2], waste[3]) if waste else None,
         advice=[Advice(*a) for a in data["advice"]],

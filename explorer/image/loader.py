@@ -51,6 +51,7 @@ class Image:
     advice: list[Advice] = field(default_factory=list)
     secrets: list[Secret] = field(default_factory=list)
     file_count: int = -1  # entries of the final filesystem, once counted
+    file_bytes: int = -1  # bytes of its regular files, once counted
     first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
     from_cache: bool = False  # read from the index cache rather than the layers
 
@@ -99,6 +100,8 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             f"the config lists {len(diff_ids)} diff_ids but the manifest {len(plan.layers)} layers"
         )
     tree = LayerTree(len(plan.layers))
+    # A registry's blobs are downloaded as they are read: a child would fetch them a second time.
+    parallel = parallel and source.info.format != "registry"
     child = DiveInChild(container, [l.blob for l in plan.layers]) if parallel else None
     dive = None if child is not None else DiveEfficiency()
     reader = _ContentReader(source, plan)

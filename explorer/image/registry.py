@@ -323,6 +323,7 @@ def evict(root: str, limit: int | None = None) -> None:
     for top, _dirs, names in os.walk(os.path.join(root, "blobs")):
         for n in names:
             if ".partial-" in n:
+                _drop_orphan(os.path.join(top, n))
                 continue
             p = os.path.join(top, n)
             try:
@@ -336,6 +337,17 @@ def evict(root: str, limit: int | None = None) -> None:
             break
         _unlink(p)
         total -= size
+
+
+def _drop_orphan(path: str) -> None:
+    """Remove a partial download whose process is gone (killed mid-download)."""
+    try:
+        pid = int(path.rsplit(".partial-", 1)[1])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        _unlink(path)
+    except (ValueError, PermissionError, IndexError):
+        pass
 
 
 def insecure_url(source: str) -> str:

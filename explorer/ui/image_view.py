@@ -60,7 +60,8 @@ class ImageView(QWidget):
         if image.file_count < 0:
             image.file_count = sum(1 for _ in image.tree.merged())
         self._file_count = image.file_count
-        self._bytes: int | None = None
+        if image.file_bytes < 0:
+            image.file_bytes = sum(e.size for e in image.tree.merged() if e.type == "file")
         self.background = BackgroundCall(self)
         self.background.result.connect(self._on_background)
         self.preview_only = False  # True while only the manifest and config are known
@@ -597,8 +598,7 @@ class ImageView(QWidget):
         from explorer.ui.format import human_size
 
         files = self._file_count
-        total = sum(e.size for e in self.image.tree.merged() if e.type == "file") if self._bytes is None else self._bytes
-        self._bytes = total
+        total = self.image.file_bytes
         where = "all layers" if self.layer is None else f"layer {self.layer}"
         return (f"{', '.join(self.image.tags) or 'untagged'}  |  {self.image.platform or 'unknown platform'}  |  "
                 f"{len(self.image.layers)} layers  |  {files:,} entries, {human_size(total)} in files  |  showing {where}, "

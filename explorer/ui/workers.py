@@ -117,7 +117,7 @@ class LoadController(QObject):
 
         def work(monitor: Monitor) -> Image:
             image = load_image(source, ref, monitor)
-            if image.first_view is not None and image.file_count >= 0:
+            if image.first_view is not None and image.file_count >= 0 and image.file_bytes >= 0:
                 return image  # from the index cache, ready to show
             # What the first screen needs, computed here rather than on the GUI thread.
             monitor.begin("preparing the view")
@@ -126,7 +126,11 @@ class LoadController(QObject):
                 view = TreeView(image.tree, None, MERGED)
                 view.totals()
                 image.first_view = view
-                image.file_count = sum(1 for _ in image.tree.merged())
+                image.file_count = image.file_bytes = 0
+                for e in image.tree.merged():
+                    image.file_count += 1
+                    if e.type == "file":
+                        image.file_bytes += e.size
                 if not image.from_cache:
                     monitor.begin("saving the index for the next time")
                     index_cache.save(source, image)
