@@ -137,6 +137,14 @@ class MainWindow(QMainWindow):
         self._action(view, "Sort by &size", lambda: self._with_view(ImageView.sort_by_size), "Ctrl+Shift+S", "actionSortSize")
         self._action(view, "Copy &path", lambda: self._with_view(ImageView.copy_path), "Ctrl+Shift+C", "actionCopyPath")
         view.addSeparator()
+        self.cache_action = self._action(view, "Use the index &cache", self._toggle_cache, None, "actionIndexCache")
+        self.cache_action.setCheckable(True)
+        if os.environ.get("LAYER_EXPLORER_NO_INDEX_CACHE"):
+            self.cache_action.setChecked(False)  # turned off from outside (the environment): leave it so
+        else:
+            self.cache_action.setChecked(self.settings.value("indexCache", "true") in ("true", True))
+            self._toggle_cache(self.cache_action.isChecked())
+        view.addSeparator()
         self._action(view, "&Insights", lambda: self._with_view(ImageView.show_insights), "Ctrl+I", "actionInsights")
         self._action(view, "Fi&les", lambda: self._with_view(lambda v: v.center_tabs.setCurrentIndex(0)), "Ctrl+L", "actionFiles")
         self._action(view, "Show &preview", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.preview)), "Ctrl+1", "actionPreview")
@@ -144,6 +152,14 @@ class MainWindow(QMainWindow):
         self._action(view, "Show &details", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.details)), "Ctrl+3", "actionDetails")
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About Layer Explorer", self._about)
+
+    def _toggle_cache(self, on: bool) -> None:
+        """The setting that turns the index cache on or off (as --no-cache does)."""
+        self.settings.setValue("indexCache", "true" if on else "false")
+        if on:
+            os.environ.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
+        else:
+            os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
 
     def _with_view(self, fn) -> None:
         view = self.current_view()
