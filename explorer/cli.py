@@ -17,7 +17,7 @@ from explorer import __version__
 from explorer.image.errors import ExplorerError, SelectionError, SourceError
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2
-COMMANDS = ("report", "cat", "extract", "check", "diff")
+COMMANDS = ("report", "cat", "extract", "check", "diff", "inspect")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -224,6 +224,30 @@ def run_diff(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _inspect_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="layer-explorer inspect",
+                description="Print an image's config and identifiers, shaped like 'docker image inspect'.")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--json", action="store_true", help="print JSON: a list of one object, like docker image inspect")
+    p.add_argument("--documents", action="store_true", help="also print the JSON documents as stored (with --json)")
+    _selection(p)
+    return p
+
+
+def run_inspect(argv: Sequence[str]) -> int:
+    """``layer-explorer inspect``."""
+    from explorer.image.inspect import documents, inspect_object, inspect_text
+
+    args = _source_args(_inspect_parser().parse_args(argv))
+    source, image = _open_image(args)
+    with source:
+        obj = inspect_object(source, image)
+        if args.documents:
+            obj["Documents"] = documents(source, image)
+    sys.stdout.write(json.dumps([obj], indent=4) + "\n" if args.json else inspect_text(obj))
+    return EXIT_OK
+
+
 def _main_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="layer-explorer",
@@ -231,7 +255,8 @@ def _main_parser() -> argparse.ArgumentParser:
         "With no command, opens the window (loading SOURCE if given).",
         epilog="Commands: 'report SOURCE' prints an image's layers, history and files; 'cat SOURCE PATH' "
         "writes one file to stdout; 'extract SOURCE [PATH] -o DIR' extracts safely; 'check SOURCE' gates CI on "
-        "efficiency rules; 'diff A B' compares two images. Each has --help.",
+        "efficiency rules; 'diff A B' compares two images; 'inspect SOURCE' prints the config and identifiers. "
+        "Each has --help.",
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="image archives or OCI layout folders to open")
     p.add_argument("--demo", action="store_true", help="open the bundled sample image")
@@ -315,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(argv[1:])
         if argv and argv[0] == "diff":
             return run_diff(argv[1:])
+        if argv and argv[0] == "inspect":
+            return run_inspect(argv[1:])
         args = _main_parser().parse_args(argv)
         from explorer.app import main as run_window
 

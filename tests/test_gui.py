@@ -505,3 +505,17 @@ def test_insights_warn_about_secrets_and_draw_the_charts(qtbot, window, tmp_path
     with qtbot.waitSignal(panel.treemap.path_clicked) as clicked:
         qtbot.mouseClick(panel.treemap, Qt.MouseButton.LeftButton, pos=box.rect.center().toPoint())
     assert clicked.args[0] == box.path
+
+
+def test_inspect_tab(qtbot, window):
+    view = _open(qtbot, window, DATA / "docker25-classic.tar")
+    view.show_inspect()
+    panel = view.inspect
+    assert panel.fields["Working dir"].text() == "/data"
+    assert panel.fields["Image id"].text().startswith("sha256:6747344d")
+    assert "STAGE=modify" in panel.fields["Env"].toPlainText()
+    assert panel.which.count() == 4  # index.json, manifest, config, manifest.json
+    panel.which.setCurrentText("manifest.json")
+    assert panel.tree.topLevelItemCount() == 1  # one image in the list
+    panel.find.setText("RepoTags")
+    assert panel.find_next()

@@ -35,6 +35,7 @@ from explorer.ui.preview_panel import PreviewPanel
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, FileTreeModel
 from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.insights_panel import InsightsPanel
+from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.layer_model import LayerTableModel
 from explorer.ui.workers import BackgroundCall
 
@@ -136,6 +137,8 @@ class ImageView(QWidget):
         self.center_tabs.addTab(middle, "&Files")
         self.insights: InsightsPanel | None = None
         self.center_tabs.addTab(QWidget(), "&Insights")  # built when first shown
+        self.inspect: InspectPanel | None = None
+        self.center_tabs.addTab(QWidget(), "Ins&pect")
         self.center_tabs.currentChanged.connect(self._center_tab_changed)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
         self.splitter.addWidget(left)
@@ -517,6 +520,18 @@ class ImageView(QWidget):
     def _center_tab_changed(self, index: int) -> None:
         if index == 1 and self.insights is None:
             self.show_insights()
+        elif index == 2 and self.inspect is None:
+            self.show_inspect()
+
+    def show_inspect(self) -> None:
+        """Open the Inspect tab (building it the first time)."""
+        if self.inspect is None:
+            self.inspect = InspectPanel(self.source, self.image)
+            self.center_tabs.blockSignals(True)
+            self.center_tabs.removeTab(2)
+            self.center_tabs.insertTab(2, self.inspect, "Ins&pect")
+            self.center_tabs.blockSignals(False)
+        self.center_tabs.setCurrentIndex(2)
 
     def show_insights(self) -> None:
         """Open the Insights tab (building it the first time)."""

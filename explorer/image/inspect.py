@@ -1,0 +1,92 @@
+"""What ``docker image inspect`` tells, and the identifiers that tie an image together, plus the
+image's JSON documents exactly as stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from explorer.image.compare import chain_ids
+from explorer.image.errors import ExplorerError
+from explorer.image.loader import Image
+from explorer.image.source import Source
+
+
+def documents(source: Source, image: Image) -> dict[str, str]:
+    """The JSON documents behind the image, as stored: index, manifest, config, manifest.json."""
+    plan = image.ref.locator
+    container = source.container
+    names: list[tuple[str, str]] = []
+    if container.has("index.json"):
+        names.append(("index.json", "index.json"))
+    if plan is not None and plan.manifest_digest:
+        names.append((f"manifest ({plan.manifest_digest[:19]})", "blobs/" + plan.manifest_digest.replace(":", "/")))
+    if plan is not None:
+        names.append((f"config ({plan.config_name.rsplit('/', 1)[-1][:19]})", plan.config_name))
+    if container.has("manifest.json"):
+        names.append(("manifest.json", "manifest.json"))
+    out = {}
+    for label, name in names:
+        try:
+            out[label] = container.read_document(name).decode("utf-8", "replace")
+        except (ExplorerError, OSError):
+            continue
+    return out
+
+
+def inspect_object(source: Source, image: Image) -> dict[str, Any]:
+    """``docker image inspect``'s fields where they coincide, and this project's additions."""
+    config = image.config
+    plan = image.ref.locator
+    diff_ids = [l.diff_id for l in image.layers]
+    repos = sorted({t.rsplit(":", 1)[0] for t in image.tags if ":" in t})
+    manifest = plan.manifest_digest if plan is not None else ""
+    return {
+        "Id": image.config_digest,
+        "RepoTags": list(image.tags),
+        "RepoDigests": [f"{r}@{manifest}" for r in repos] if manifest else [],
+        "Created": image.created,
+        "Author": config.get("author", ""),
+        "Architecture": config.get("architecture", ""),
+        "Variant": config.get("variant", ""),
+        "Os": config.get("os", ""),
+        "Config": config.get("config") or {},
+        "RootFS": {"Type": (config.get("rootfs") or {}).get("type", "layers"), "Layers": diff_ids},
+        "Size": sum(l.size for l in image.layers),
+        # not in docker's output: what ties the image together
+        "ManifestDigest": manifest,
+        "ChainIDs": chain_ids(diff_ids),
+        "LayerBlobs": [{"Digest": l.digest, "MediaType": l.media_type, "Size": l.blob_size, "DiffID": l.diff_id,
+                        "Compression": l.compression} for l in image.layers],
+        "Source": {"Path": image.source.path, "Format": image.source.format},
+    }
+
+
+def inspect_text(obj: dict[str, Any]) -> str:
+    """The inspect object for people."""
+    c = obj["Config"] or {}
+    lines = [
+        f"Id:            {obj['Id']}",
+        f"Repo tags:     {', '.join(obj['RepoTags']) or '-'}",
+        f"Repo digests:  {', '.join(obj['RepoDigests']) or '-'}",
+        f"Manifest:      {obj['ManifestDigest'] or '-'}",
+        f"Created:       {obj['Created'] or '-'}",
+        f"Author:        {obj['Author'] or '-'}",
+        f"Platform:      {obj['Os']}/{obj['Architecture']}" + (f"/{obj['Variant']}" if obj["Variant"] else ""),
+        f"User:          {c.get('User') or '-'}",
+        f"Working dir:   {c.get('WorkingDir') or '-'}",
+        f"Entrypoint:    {json.dumps(c.get('Entrypoint'))}",
+        f"Cmd:           {json.dumps(c.get('Cmd'))}",
+        f"Stop signal:   {c.get('StopSignal') or '-'}",
+        f"Healthcheck:   {json.dumps(c.get('Healthcheck')) if c.get('Healthcheck') else '-'}",
+        "Env:",
+        *[f"  {e}" for e in c.get("Env") or []],
+        f"Exposed ports: {', '.join(sorted(c.get('ExposedPorts') or {})) or '-'}",
+        f"Volumes:       {', '.join(sorted(c.get('Volumes') or {})) or '-'}",
+        "Labels:",
+        *[f"  {k}={v}" for k, v in sorted((c.get("Labels") or {}).items())],
+        f"RootFS ({obj['RootFS']['Type']}):",
+    ]
+    for i, (d, chain, blob) in enumerate(zip(obj["RootFS"]["Layers"], obj["ChainIDs"], obj["LayerBlobs"])):
+        lines += [f"  {i}: diff_id {d}", f"     chain   {chain}", f"     blob    {blob['Digest']} ({blob['MediaType'] or blob['Compression']}, {blob['Size']:,} bytes)"]
+    return "\n".join(lines) + "\n"
