@@ -84,6 +84,21 @@ class Dockerd:
     def load(self, archive: Path) -> None:
         self.request("POST", "/images/load?quiet=1", archive.read_bytes())
 
+    def run(self, name: str, image: str, script: str) -> None:
+        """Create and run a container to its end (no network)."""
+        from explorer.image.engine import _UnixConnection
+
+        body = json.dumps({"Image": image, "Cmd": ["sh", "-c", script], "NetworkDisabled": True,
+                           "HostConfig": {"NetworkMode": "none"}}).encode()
+        conn = _UnixConnection(self.socket, 120)
+        conn.request("POST", f"/containers/create?name={name}", body=body, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status >= 300:
+            raise OSError(f"create: {resp.status} {data[:300]!r}")
+        self.request("POST", f"/containers/{name}/start")
+        self.request("POST", f"/containers/{name}/wait")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

@@ -258,3 +258,81 @@ def test_registry_shows_layers_and_history_while_blobs_download(fake, qtbot, tmp
         pass
     assert window.tabs.count() == 1 and window.tabs.widget(0) is blocker.args[0]
     assert blocker.args[0].tree_model.rowCount() > 0
+
+
+SCRIPT = ("echo new > /data/new.txt && echo more >> /data/copied.txt && rm /data/secret && "
+          "rm -rf /opt/replaceme && chmod 600 /etc/group && mkdir -p /var/cache/app && echo x > /var/cache/app/x")
+
+
+@pytest.fixture(scope="module")
+def container(dockerd):
+    try:
+        dockerd.run("writer", "fixture-layers:docker-legacy", SCRIPT)
+    except OSError as exc:
+        pytest.skip(f"dockerd cannot run a container here: {exc}")
+    return "writer"
+
+
+def test_container_layer_equals_what_the_engine_reports(dockerd, container, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    from explorer.image.engine import DOCKER, Engine
+    from explorer.image.loader import load_image
+    from explorer.image.source import open_source
+
+    engine_says = {(p, {0: "C", 1: "A", 2: "D"}[k]) for p, k in Engine(DOCKER).changes(container)}
+    with open_source(f"container://{container}") as src:
+        img = load_image(src, src.select())
+        top = len(img.layers) - 1
+        assert "writable layer" in img.layers[top].created_by
+        changed = dict(img.tree.changes[top])
+        ours = set()
+        for path, change in changed.items():
+            parent = path.rsplit("/", 1)[0] or "/"
+            if change == "removed" and changed.get(parent) != "removed":
+                ours.add((path, "D"))  # docker lists only the top of a removed subtree
+            elif change == "added":
+                ours.add((path, "A"))
+            elif change == "modified":
+                ours.add((path, "C"))
+        touched = {(p, "C") for p in img.tree.versions if any(v.layer == top and v.change == "unchanged" for v in img.tree.history(p))}
+        assert {x for x in engine_says if x[1] in "AD"} == {x for x in ours if x[1] in "AD"}
+        assert {x for x in engine_says if x[1] == "C"} == {x for x in ours if x[1] == "C"} | touched
+        # the merged view is what the container sees, and its files read like any other
+        assert img.tree.entry_at("/data/secret") is None and img.tree.entry_at("/opt/replaceme") is None
+    assert main(["cat", f"container://{container}", "/data/new.txt"]) == 0
+    assert capsys.readouterr().out == "new\n"
+    assert main(["cat", f"container://{container}", "/data/copied.txt"]) == 0
+    assert capsys.readouterr().out.endswith("more\n")
+
+
+def test_missing_container(dockerd, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    assert main(["report", "container://nope"]) == 2
+    assert "no container 'nope'" in capsys.readouterr().err
+
+
+def test_open_container_dialog(dockerd, container, qtbot, monkeypatch, tmp_path, qtmodeltester):
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    from explorer.app import create_main_window
+    from explorer.ui.engine_dialog import EngineDialog
+
+    dialog = EngineDialog(containers=True)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.model.rowCount() > 0, timeout=20_000)
+    qtmodeltester.check(dialog.model, force_py=True)
+    dialog.filter.setText(container)
+    dialog.table.selectRow(0)
+    assert dialog.source() == f"container://{container}"
+    window = create_main_window()
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
+        window.open_paths([dialog.source()])
+    view = blocker.args[0]
+    top = len(view.image.layers) - 1
+    view.set_layer(top)
+    view.set_mode("diff")
+    assert view.tree_model.index_for_path("/data/new.txt").isValid()

@@ -145,3 +145,72 @@ def split_url(source: str) -> tuple[str, str] | None:
         if source.startswith(prefix):
             return engine, source[len(prefix):]
     return None
+
+
+CONTAINER_SCHEMES = {"container://": DOCKER, "podman-container://": PODMAN}
+
+
+@dataclass(frozen=True)
+class LocalContainer:
+    """One container an engine knows (running or stopped)."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    created: int
+
+
+def split_container_url(source: str) -> tuple[str, str] | None:
+    """``container://web`` -> ("docker", "web"); None for anything else."""
+    for prefix, engine in CONTAINER_SCHEMES.items():
+        if source.startswith(prefix):
+            return engine, source[len(prefix):]
+    return None
+
+
+def _containers(self: Engine) -> list[LocalContainer]:
+    """The engine's containers, running or not, newest first."""
+    out = []
+    for c in self._json("/containers/json?all=1"):
+        names = [n.lstrip("/") for n in c.get("Names") or []]
+        out.append(LocalContainer(str(c.get("Id", "")), names[0] if names else str(c.get("Id", ""))[:12],
+                                  str(c.get("Image", "")), str(c.get("State", "")), int(c.get("Created") or 0)))
+    out.sort(key=lambda c: -c.created)
+    return out
+
+
+def _container(self: Engine, name: str) -> dict[str, Any]:
+    """``docker container inspect``; a clear error when it is not there."""
+    resp = self._get(f"/containers/{quote(name, safe='')}/json")
+    body = resp.read()
+    if resp.status == 404:
+        raise SourceError(f"{self.engine} container {name}", f"no container {name!r} in the {self.engine} engine",
+                          f"list them with {self.engine} ps -a")
+    if resp.status != 200:
+        raise SourceError(f"{self.engine} container {name}", f"the engine answered {resp.status}: {_message(body)}")
+    return json.loads(body)
+
+
+def _changes(self: Engine, name: str) -> list[tuple[str, int]]:
+    """What ``docker diff`` lists: (path, kind) with kind 0 changed, 1 added, 2 deleted."""
+    return [(c["Path"], int(c["Kind"])) for c in self._json(f"/containers/{quote(name, safe='')}/changes") or []]
+
+
+def _export_stream(self: Engine, name: str) -> Callable[[], Callable[[int], bytes]]:
+    """An opener of the container's whole filesystem as a tar (each call asks again)."""
+    label = f"{self.engine} container {name}"
+
+    def opener() -> Callable[[int], bytes]:
+        resp = self._get(f"/containers/{quote(name, safe='')}/export", timeout=300)
+        if resp.status != 200:
+            raise SourceError(label, f"the engine refused to export the container ({resp.status}: {_message(resp.read())})")
+        return resp.read
+
+    return opener
+
+
+Engine.containers = _containers  # type: ignore[attr-defined]
+Engine.container = _container  # type: ignore[attr-defined]
+Engine.changes = _changes  # type: ignore[attr-defined]
+Engine.export_stream = _export_stream  # type: ignore[attr-defined]

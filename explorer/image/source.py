@@ -9,7 +9,7 @@ from typing import Any
 
 from explorer.image import compression, docker_archive, oci
 from explorer.image.container import Container, FolderContainer, StreamContainer, TarFileContainer
-from explorer.image.engine import Engine, split_url
+from explorer.image.engine import Engine, split_container_url, split_url
 from explorer.image.errors import SelectionError, SourceError
 from explorer.image.model import ImageRef, Platform, SourceInfo
 from explorer.image.plan import ImagePlan, LayerRef, digest_of, read_json
@@ -49,6 +49,9 @@ def open_source(path: str, monitor: Monitor | None = None) -> Source:
     """Open an archive file or an OCI layout folder, detecting the format from its content."""
     monitor = monitor or Monitor(path)
     monitor.source = path
+    container_ref = split_container_url(path)
+    if container_ref is not None:
+        return _open_container_source(path, *container_ref, monitor)
     container = _open_container(path, monitor)
     try:
         fmt, plans, notes = _read_plans(container)
@@ -102,6 +105,30 @@ def _open_container(path: str, monitor: Monitor) -> Container:
         )
     monitor.begin("reading archive", total=os.path.getsize(path))
     return TarFileContainer(path, monitor)
+
+
+def _open_container_source(path: str, engine: str, name: str, monitor: Monitor) -> Source:
+    """A container: its image's layers and, on top, its writable layer."""
+    from explorer.image.container_layer import ContainerLayerContainer, add_layer_to_plan, check_running_engine, writable_layer
+
+    client = Engine(engine)
+    info = check_running_engine(client, name)
+    image_id = info["Image"]
+    state = (info.get("State") or {}).get("Status", "")
+    inner = StreamContainer(path, compression.NONE, monitor, opener=client.save_stream(image_id), what=f"{engine} save stream")
+    try:
+        scan, opener = writable_layer(client, name, monitor)
+        container = ContainerLayerContainer(inner, scan, opener, path)
+        fmt, plans, notes = _read_plans(container)
+        plans = [p for p in plans if p.config_digest == image_id] or plans[:1]
+        for plan in plans:
+            _read_config(container, plan, notes)
+            add_layer_to_plan(plan, name.lstrip("/"), state)
+        images = [ImageRef(i, tuple(p.tags), p.config_digest, p.platform, p.manifest_digest, locator=p) for i, p in enumerate(plans)]
+        return Source(SourceInfo(path, "container", compression.NONE), images, container, notes)
+    except BaseException:
+        inner.close()
+        raise
 
 
 def _engine_container(path: str, engine: str, ref: str, monitor: Monitor) -> Container:

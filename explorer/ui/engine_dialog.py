@@ -59,13 +59,44 @@ class EngineImagesModel(ImageTableModel):
         return None
 
 
-class EngineDialog(QDialog):
-    """Pick an image of the local Docker or Podman engine."""
+class ContainersModel(ImageTableModel):
+    """An engine's containers, running or stopped."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    COLUMNS = ("Container", "Image", "State", "Created")
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.rows: list = []
+
+    def set_images(self, containers: list) -> None:
+        """Show another list."""
+        self.beginResetModel()
+        self.rows = [(c.name, c) for c in containers]
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        name, c = self.rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            created = datetime.fromtimestamp(c.created, timezone.utc).strftime("%Y-%m-%d %H:%M") if c.created else ""
+            return (name, c.image, c.state, created)[index.column()]
+        if role == Qt.ItemDataRole.UserRole:
+            return name
+        return None
+
+
+class EngineDialog(QDialog):
+    """Pick an image (or, with ``containers``, a container) of the local Docker or Podman engine."""
+
+    def __init__(self, parent: QWidget | None = None, containers: bool = False) -> None:
         super().__init__(parent)
-        self.setObjectName("engineDialog")
-        self.setWindowTitle("Open from a local engine")
+        self.containers = containers
+        self.setObjectName("containerDialog" if containers else "engineDialog")
+        self.setWindowTitle("Open a container" if containers else "Open from a local engine")
         self.resize(720, 440)
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
@@ -78,7 +109,7 @@ class EngineDialog(QDialog):
         row.addWidget(self.engine)
         row.addWidget(self.filter, 1)
         layout.addLayout(row)
-        self.model = EngineImagesModel()
+        self.model = ContainersModel() if containers else EngineImagesModel()
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -109,9 +140,12 @@ class EngineDialog(QDialog):
         engine = self.engine.currentData()
         self.status.setText(f"asking {engine}…")
 
+        containers = self.containers
+
         def work(_m):
             try:
-                return engine, Engine(engine).images()
+                client = Engine(engine)
+                return engine, client.containers() if containers else client.images()  # type: ignore[attr-defined]
             except ExplorerError as exc:
                 return engine, str(exc)
 
@@ -126,7 +160,7 @@ class EngineDialog(QDialog):
             self.status.setText(images)
             return
         self.model.set_images(images)
-        self.status.setText(f"{len(images)} image(s) in {engine}")
+        self.status.setText(f"{len(images)} {'container' if self.containers else 'image'}(s) in {engine}")
         self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
         if self.proxy.rowCount():
             self.table.selectRow(0)
@@ -137,4 +171,6 @@ class EngineDialog(QDialog):
         if not index.isValid():
             return None
         name = self.proxy.index(index.row(), 0).data(Qt.ItemDataRole.UserRole)
+        if self.containers:
+            return f"{'container' if self.engine.currentData() == DOCKER else 'podman-container'}://{name}"
         return f"{self.engine.currentData()}://{name}"

@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self._action(file, "Open &sample image", self.open_sample, None, "actionSample")
         self._action(file, "Open from &engine (Docker, Podman)…", self.open_engine_dialog, "Ctrl+Alt+O", "actionOpenEngine")
         self._action(file, "Open from re&gistry…", self.open_registry_dialog, "Ctrl+Alt+R", "actionOpenRegistry")
+        self._action(file, "Open &container…", self.open_container_dialog, "Ctrl+Alt+C", "actionOpenContainer")
         self._action(file, "Co&mpare two images…", self.compare_dialog, "Ctrl+Shift+D", "actionCompare2")
         self._action(file, "Compare &with…", self.compare_with_dialog, None, "actionCompareWith")
         self.recent_menu = file.addMenu("Open &recent")
@@ -195,6 +196,14 @@ class MainWindow(QMainWindow):
         from explorer.ui.engine_dialog import EngineDialog
 
         dialog = EngineDialog(self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.source():
+            self.open_paths([dialog.source()])
+
+    def open_container_dialog(self) -> None:
+        """File > Open container: a container's image with its writable layer on top."""
+        from explorer.ui.engine_dialog import EngineDialog
+
+        dialog = EngineDialog(self, containers=True)
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.source():
             self.open_paths([dialog.source()])
 

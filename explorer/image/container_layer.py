@@ -1,0 +1,112 @@
+"""A container's writable layer, as one more layer on top of its image's.
+
+The engine says which paths the container added, changed and deleted (what ``docker diff``
+lists); their entries are taken from the container's exported filesystem as it streams past,
+and deletions become whiteouts, so the layer is applied like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import posixpath
+from typing import Callable
+
+from explorer.image import compression
+from explorer.image.container import Container, LayerScan, clean_name
+from explorer.image.engine import Engine
+from explorer.image.errors import SourceError
+from explorer.image.plan import ImagePlan, LayerRef
+from explorer.image.progress import Monitor
+from explorer.image.tar_index import TarMember, scan_stream_with_data
+
+BLOB = "container-layer"
+ADDED, CHANGED, DELETED = 1, 0, 2
+
+
+def writable_layer(engine: Engine, name: str, monitor: Monitor) -> tuple[LayerScan, Callable[[], Callable[[int], bytes]]]:
+    """The container's layer: entries for what it added or changed, whiteouts for what it deleted."""
+    changes = engine.changes(name)  # type: ignore[attr-defined]
+    wanted = {p for p, kind in changes if kind in (ADDED, CHANGED)}
+    deleted = sorted(p for p, kind in changes if kind == DELETED)
+    opener = engine.export_stream(name)  # type: ignore[attr-defined]
+    members: list[TarMember] = []
+    monitor.begin(f"reading the writable layer of {name}")
+    for member, data in scan_stream_with_data(opener()):
+        path = "/" + clean_name(member.name)
+        if path not in wanted:
+            continue
+        digest = None
+        if member.type in "07":
+            h = hashlib.sha256()
+            while chunk := data(compression.CHUNK):
+                h.update(chunk)
+            digest = h.hexdigest()
+        members.append(member._replace(digest=digest))
+    for path in deleted:
+        parent, base = posixpath.split(path)
+        members.append(TarMember(posixpath.join(parent, ".wh." + base).lstrip("/"), "0", 0o600, 0, 0, 0, 0, "", 0,
+                                 None, None, 0))
+    size = sum(m.size for m in members if m.type in "07")
+    return LayerScan(members, compression.NONE, size, tar_size=size), opener
+
+
+class ContainerLayerContainer(Container):
+    """The image's container, plus the container's writable layer under the name ``BLOB``."""
+
+    def __init__(self, inner: Container, scan: LayerScan, opener: Callable[[], Callable[[int], bytes]], label: str) -> None:
+        self.inner, self.scan, self.opener = inner, scan, opener
+        self.path = label
+        self.compression = inner.compression
+
+    def names(self) -> set[str]:
+        return self.inner.names() | {BLOB}
+
+    def has(self, name: str) -> bool:
+        return name == BLOB or self.inner.has(name)
+
+    def resolve(self, name: str) -> str:
+        return name if name == BLOB else self.inner.resolve(name)
+
+    def read_document(self, name: str) -> bytes:
+        return self.inner.read_document(name)
+
+    def size(self, name: str) -> int:
+        return self.scan.blob_size if name == BLOB else self.inner.size(name)
+
+    def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
+        return self.scan if name == BLOB else self.inner.scan_layer(name, monitor)
+
+    def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
+        if name != BLOB:
+            return self.inner.raw_reader(name, start)
+        read = self.opener()  # the exported filesystem again; entries are at their offsets in it
+        compression.skip(read, start)
+        return read
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def add_layer_to_plan(plan: ImagePlan, name: str, state: str) -> None:
+    """One more layer, one more history step (so history and layers still line up)."""
+    plan.layers.append(LayerRef(blob=BLOB, digest="", media_type="(the container's writable layer)"))
+    config = copy.deepcopy(plan.config) if plan.config is not None else {}
+    history = list(config.get("history") or [])
+    history.append({"created_by": f"container {name} ({state}): its writable layer",
+                    "comment": "what the container added, changed and deleted"})
+    config["history"] = history
+    rootfs = dict(config.get("rootfs") or {})
+    rootfs["diff_ids"] = list(rootfs.get("diff_ids") or []) + [""]
+    config["rootfs"] = rootfs
+    plan.config = config
+    plan.tags = [f"container {name}"] + list(plan.tags)
+
+
+def check_running_engine(engine: Engine, name: str) -> dict:
+    """The container's inspect data (a clear error when the engine or the container is missing)."""
+    engine.ping()
+    info = engine.container(name)  # type: ignore[attr-defined]
+    if not info.get("Image"):
+        raise SourceError(f"container {name}", "the engine does not say which image the container runs")
+    return info
