@@ -33,6 +33,8 @@ def _report_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="SOURCE", help="an image archive (tar, optionally gzip/zstd/xz/bzip2), an OCI layout "
                    "folder, docker://IMAGE, podman://IMAGE or registry://HOST[:PORT]/REPO[:TAG|@DIGEST]")
     _selection(p)
+    p.add_argument("--verify", action="store_true", help="read every layer blob whole and check its digest and diff_id "
+                   "(exit 1 on a mismatch)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
     out.add_argument("--text", dest="fmt", action="store_const", const="text", help="print a readable summary")
@@ -276,6 +278,15 @@ def run_report(argv: Sequence[str]) -> int:
         ref = source.select(args.image, args.platform)
         image = load_image(source, ref, parallel=True)
         image.warnings.extend(source.notes)
+        checks = None
+        if args.verify:
+            from explorer.image.verify import describe, verify
+
+            checks = verify(source, image)
+            image.warnings.extend(describe(c) for c in checks if not c.ok)
+            image.verification = [{"layer": c.layer, "ok": c.ok, "expected_digest": c.expected_digest,
+                                   "actual_digest": c.actual_digest, "expected_diff_id": c.expected_diff_id,
+                                   "actual_diff_id": c.actual_diff_id, "error": c.error} for c in checks]
         gc.disable()  # the report is made of acyclic objects only
         if fmt == "json":
             write_json(image, source.images, args.source, sys.stdout)
@@ -283,6 +294,10 @@ def run_report(argv: Sequence[str]) -> int:
             sys.stdout.write(text_report(build_report(image, source.images, args.source)))
         sys.stdout.flush()
         _keep_index(source, image)
+    if checks is not None and not all(c.ok for c in checks):
+        print(f"layer-explorer: {args.source}: verification failed for layer(s) "
+              f"{', '.join(str(c.layer) for c in checks if not c.ok)}", file=sys.stderr)
+        return EXIT_OTHER
     return EXIT_OK
 
 

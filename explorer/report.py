@@ -200,6 +200,7 @@ def build_report(image: Image, images: list[ImageRef], source_path: str, content
             "waste": waste_record(image),
             "advice": advice_record(image),
             "secrets": [{"path": x.path, "layer": x.layer, "removed_in": x.removed_in, "why": x.why} for x in image.secrets],
+            "verification": image.verification,
             "files": _files(image.tree) if contents else [],
             "changes": _changes(image.tree) if contents else [],
             "warnings": list(image.warnings),

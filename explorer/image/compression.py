@@ -185,10 +185,12 @@ def open_reader(kind: str, read: Callable[[int], bytes], checkpoints: list[Check
 class HashingReader:
     """Wraps ``read(n)``, hashing and counting every byte that passes through."""
 
-    def __init__(self, read: Callable[[int], bytes], hash: bool = True) -> None:
+    def __init__(self, read: Callable[[int], bytes], hash: bool = True,
+                 guard: Callable[[int], None] | None = None) -> None:
         self._read = read
         self.hasher = hashlib.sha256() if hash else None
         self.count = 0
+        self._guard = guard
 
     def read(self, size: int = CHUNK) -> bytes:
         data = self._read(size)
@@ -196,6 +198,8 @@ class HashingReader:
             if self.hasher is not None:
                 self.hasher.update(data)
             self.count += len(data)
+            if self._guard is not None:
+                self._guard(self.count)
         return data
 
     def drain(self) -> None:
@@ -207,6 +211,19 @@ class HashingReader:
         """The ``sha256:<hex>`` digest of what has been read."""
         assert self.hasher is not None
         return "sha256:" + self.hasher.hexdigest()
+
+
+BOMB_RATIO = 1000  # no real layer expands a thousand times...
+BOMB_MIN = 256 << 20  # ...beyond this size (zero-filled files do compress very well, but not that well)
+
+
+def bomb_guard(compressed: "HashingReader", what: str) -> Callable[[int], None]:
+    """A check that stops a stream expanding absurdly (1 KB that would become 10 GB)."""
+    def guard(expanded: int) -> None:
+        if expanded > BOMB_MIN and expanded > BOMB_RATIO * max(compressed.count, 1):
+            raise DecompressError(f"{what} expands more than {BOMB_RATIO} times its stored size "
+                                  f"({compressed.count:,} bytes to over {expanded:,}); refusing a decompression bomb")
+    return guard
 
 
 def skip(read: Callable[[int], bytes], count: int) -> None:

@@ -153,7 +153,8 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
     """Decompress a layer blob once, hashing each file's content on the way."""
     checkpoints: list[compression.Checkpoint] = []
     # The diff_id is not hashed here: only `--verify` pays for that.
-    tar = HashingReader(compression.open_reader(kind, blob.read, checkpoints), hash=False)
+    tar = HashingReader(compression.open_reader(kind, blob.read, checkpoints), hash=False,
+                        guard=compression.bomb_guard(blob, f"layer {where}"))
     members = []
     flagged: dict[int, bytes] = {}
     for member in scan_stream(tar.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged):
@@ -366,7 +367,9 @@ class StreamContainer(Container):
         what = what or f"{kind}-compressed archive"
         try:
             outer = HashingReader(self._opener(), hash=False)
-            self._walk(compression.open_reader(kind, outer.read), monitor, outer)
+            inner = HashingReader(compression.open_reader(kind, outer.read), hash=False,
+                                  guard=compression.bomb_guard(outer, "the archive") if kind != compression.NONE else None)
+            self._walk(inner.read, monitor, outer)
         except (TarFormatError, DecompressError) as exc:
             raise SourceError(path, f"broken {what}: {exc}", "the file may be truncated or corrupt") from None
         except OSError as exc:

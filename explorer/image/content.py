@@ -79,7 +79,8 @@ def read_entry(source: Source, image: Image, entry: Entry, offset: int = 0, limi
         return b""
     data = compression.read_exactly(open_entry(source, image, entry, offset), want)
     if len(data) != want:
-        raise ContentError(f"{entry.path}: the archive holds fewer bytes than the header says")
+        raise ContentError(f"{entry.path}: the archive holds fewer bytes than the header says "
+                           "(it may have changed since it was opened)")
     return data
 
 

@@ -144,21 +144,25 @@ class _Writer:
             self.skip(entry.path, f"cannot write: {exc.strerror}")
 
     def _parent_ok(self, folder: str) -> bool:
-        """Create the folders leading to ``folder``, refusing to pass through anything else."""
-        if folder in self.safe_dirs:
-            return True
-        if not folder.startswith(self.root + os.sep):
-            return False
-        if not self._parent_ok(os.path.dirname(folder)):
-            return False
-        try:
-            st = os.lstat(folder)
-        except FileNotFoundError:
-            os.mkdir(folder, 0o755)
-            st = os.lstat(folder)
-        if not stat.S_ISDIR(st.st_mode):
-            return False
-        self.safe_dirs.add(folder)
+        """Create the folders leading to ``folder``, refusing to pass through anything else.
+
+        Iterative: an image may nest thousands of folders.
+        """
+        pending = []
+        while folder not in self.safe_dirs:
+            if not folder.startswith(self.root + os.sep):
+                return False
+            pending.append(folder)
+            folder = os.path.dirname(folder)
+        for folder in reversed(pending):
+            try:
+                st = os.lstat(folder)
+            except FileNotFoundError:
+                os.mkdir(folder, 0o755)
+                st = os.lstat(folder)
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+            self.safe_dirs.add(folder)
         return True
 
     def _write(self, e: Entry, out: str) -> None:

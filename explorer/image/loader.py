@@ -54,6 +54,7 @@ class Image:
     file_bytes: int = -1  # bytes of its regular files, once counted
     first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
     from_cache: bool = False  # read from the index cache rather than the layers
+    verification: list[dict[str, Any]] | None = None  # per layer, when --verify read every blob
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool = False,
@@ -142,12 +143,41 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     )
 
 
+BYTES_PER_ENTRY = 700  # what one indexed entry costs, measured on the benchmarks (with headroom)
+
+
+def available_memory() -> int | None:
+    """Bytes the system can still give (MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _check_memory(path: str, entries: int, start: int | None) -> None:
+    """Refuse, with a message, an index that would not fit, rather than be killed for it."""
+    if start is None:
+        return
+    need = entries * BYTES_PER_ENTRY
+    if need > start * 0.8:
+        raise SourceError(path, f"indexing its {entries:,}+ entries needs about {need / 1e9:.1f} GB of memory, "
+                          f"more than the {start / 1e9:.1f} GB available", "close other programs, or use a bigger machine")
+
+
 def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTree, dive: DiveEfficiency | None,
                  reader: "_ContentReader", scans: list[LayerScan], warnings: list[str], monitor: Monitor, path: str) -> None:
     """Scan each layer, check its digests, and apply it to the tree."""
+    free = available_memory()
+    entries = 0
     for i, layer in enumerate(plan.layers):
         monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
         scan = container.scan_layer(layer.blob, monitor)
+        entries += len(scan.members)
+        _check_memory(path, entries, free)
         _verify(path, i, layer, diff_ids[i] if i < len(diff_ids) else "", scan, warnings)
         warnings.extend(scan.warnings)
         # A container may hand out the same scan again (a blob used twice, another image

@@ -194,21 +194,28 @@ class _LayerApplier:
         del self.live[path]
 
     def ensure_parent(self, path: str) -> None:
-        """Make sure the parent directory exists, creating implicit ones (and replacing files)."""
+        """Make sure the parent directory exists, creating implicit ones (and replacing files).
+
+        Iterative, not recursive: a hostile layer may nest thousands of folders.
+        """
+        missing = []
         parent = path[: path.rfind("/")] or "/"
-        entry = self.live.get(parent)
-        if entry is not None and entry.type == DIR:
-            return
-        if parent == "/":
-            if entry is None:  # layers rarely carry "./"; the root exists all the same
-                self.touch("/")
-                self.live["/"] = Entry("/", DIR, IMPLICIT_MODE, 0, 0, 0, 0, None, self.layer, -1, None, None)
-            return
-        self.ensure_parent(parent)
-        if entry is not None:
-            self.remove(parent)  # a file in the way becomes a directory (no whiteout needed)
-        self.touch(parent)
-        self.live[parent] = Entry(parent, DIR, IMPLICIT_MODE, 0, 0, 0, 0, None, self.layer, -1, None, None)
+        while True:
+            entry = self.live.get(parent)
+            if entry is not None and entry.type == DIR:
+                break
+            if parent == "/":
+                if entry is None:  # layers rarely carry "./"; the root exists all the same
+                    self.touch("/")
+                    self.live["/"] = Entry("/", DIR, IMPLICIT_MODE, 0, 0, 0, 0, None, self.layer, -1, None, None)
+                break
+            missing.append((parent, entry))
+            parent = parent[: parent.rfind("/")] or "/"
+        for folder, entry in reversed(missing):  # top down
+            if entry is not None:
+                self.remove(folder)  # a file in the way becomes a directory (no whiteout needed)
+            self.touch(folder)
+            self.live[folder] = Entry(folder, DIR, IMPLICIT_MODE, 0, 0, 0, 0, None, self.layer, -1, None, None)
 
     def put(self, entry: Entry) -> None:
         """Write an entry: directories over directories keep their children, all else replaces."""

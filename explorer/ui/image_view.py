@@ -553,6 +553,38 @@ class ImageView(QWidget):
         self.set_layer(None if layer < 0 else layer)
         self.select_path(path)
 
+    def verify(self) -> None:
+        """Read every layer blob and check its digests (in the background), then say per layer."""
+        from explorer.ui.extract_dialog import Extraction
+
+        source, image = self.source, self.image
+
+        def work(monitor):
+            from explorer.image.verify import verify
+
+            return verify(source, image, monitor)
+
+        self.verification = Extraction(self, "Verifying every layer's digests", work)
+        self.verification.finished.connect(self._verified)
+
+    def _verified(self, checks) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        from explorer.image.verify import describe
+
+        if not checks:
+            return
+        bad = [c for c in checks if not c.ok]
+        box = QMessageBox(QMessageBox.Icon.Information if not bad else QMessageBox.Icon.Warning, "Verify digests",
+                          "Every layer matches its digest and diff_id." if not bad
+                          else f"{len(bad)} layer(s) do not match what the manifest or config says.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("verifyResult")
+        box.setDetailedText("\n".join(describe(c) for c in checks))
+        box.setModal(False)
+        box.show()
+        self.verify_result = checks
+
     # -- extraction -------------------------------------------------------------------------
 
     def extract_selected(self, target: str | None = None) -> None:

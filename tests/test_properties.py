@@ -1,0 +1,141 @@
+"""Property: for random stacks of layers, the merged view equals what an independent, simple
+reference gets by really applying the layers to a temporary folder; and fuzzing finds
+nothing in a short run (the long run is ``python -m tests.fuzz --minutes N``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import tarfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from explorer.image.loader import load_image
+from explorer.image.source import open_source
+from tests.builders import docker_archive
+
+DIRS = ["a", "b", "a/c", "b/d", "a/c/e"]
+FILES = ["f1", "f2", "a/f3", "b/f4", "a/c/f5", "b/d/f6", "a/c/e/f7", "a", "b/d"]  # some names are folders elsewhere
+LINKS = ["l1", "a/l2", "b/l3"]  # links are only ever leaves: the reference must not write through them
+
+op = st.one_of(
+    st.tuples(st.just("file"), st.sampled_from(FILES), st.binary(max_size=20)),
+    st.tuples(st.just("dir"), st.sampled_from(DIRS), st.just(b"")),
+    st.tuples(st.just("link"), st.sampled_from(LINKS), st.sampled_from([b"f1", b"/a/f3", b"../x", b"nowhere"])),
+    st.tuples(st.just("whiteout"), st.sampled_from(DIRS + FILES + LINKS), st.just(b"")),
+    st.tuples(st.just("opaque"), st.sampled_from(DIRS), st.just(b"")),
+)
+stacks = st.lists(st.lists(op, min_size=1, max_size=8), min_size=1, max_size=4)
+
+
+def _layer(ops) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for kind, path, data in ops:
+            if kind == "whiteout":
+                parent, _, base = path.rpartition("/")
+                path, kind, data = (f"{parent}/.wh.{base}" if parent else f".wh.{base}"), "file", b""
+            elif kind == "opaque":
+                path, kind, data = f"{path}/.wh..wh..opq", "file", b""
+            info = tarfile.TarInfo(path)
+            if kind == "file":
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            elif kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.type, info.linkname = tarfile.SYMTYPE, data.decode()
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def _remove(p: Path) -> None:
+    if p.is_symlink() or p.is_file():
+        p.unlink()
+    elif p.is_dir():
+        shutil.rmtree(p)
+
+
+def reference(layers: list[list], root: Path) -> dict[str, tuple]:
+    """Apply the layers to a real folder the plain way: whiteouts and opaque markers of a
+    layer first (they hide lower layers only), then its entries in order, the last one of a
+    name winning, a non-folder replacing whatever was there."""
+    for ops in layers:
+        for kind, path, _ in ops:
+            if kind == "opaque" and (root / path).is_dir() and not (root / path).is_symlink():
+                for child in (root / path).iterdir():
+                    _remove(child)
+            elif kind == "whiteout" and ((root / path).exists() or (root / path).is_symlink()):
+                if all(not (root / q).is_symlink() for q in Path(path).parents if str(q) != "."):
+                    _remove(root / path)
+        for kind, path, data in ops:
+            if kind not in ("file", "dir", "link"):
+                continue
+            target = root / path
+            for parent in reversed(Path(path).parents):
+                if str(parent) == ".":
+                    continue
+                here = root / parent
+                if here.is_symlink() or (here.exists() and not here.is_dir()):
+                    _remove(here)
+                here.mkdir(exist_ok=True)
+            if kind == "dir":
+                if target.is_symlink() or (target.exists() and not target.is_dir()):
+                    _remove(target)
+                target.mkdir(exist_ok=True)
+            else:
+                if target.exists() or target.is_symlink():
+                    _remove(target)
+                if kind == "file":
+                    target.write_bytes(data)
+                else:
+                    os.symlink(data.decode(), target)
+    out = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(top) / name
+            st_ = os.lstat(p)
+            rel = "/" + str(p.relative_to(root))
+            if stat.S_ISLNK(st_.st_mode):
+                out[rel] = ("symlink", os.readlink(p))
+            elif stat.S_ISDIR(st_.st_mode):
+                out[rel] = ("dir", None)
+            else:
+                out[rel] = ("file", p.read_bytes())
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(stacks)
+def test_merged_view_equals_a_real_application(tmp_path_factory, layers):
+    work = tmp_path_factory.mktemp("prop")
+    archive = work / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    root = work / "root"
+    root.mkdir()
+    want = reference(layers, root)
+    with open_source(str(archive)) as src:
+        img = load_image(src, src.select())
+        got = {}
+        for e in img.tree.merged():
+            if e.type == "dir":
+                got[e.path] = ("dir", None)
+            elif e.type == "symlink":
+                got[e.path] = ("symlink", e.target)
+            else:
+                data = src.container.read_layer(img.blobs[e.layer], img.scans[e.layer], e.offset, e.size)
+                got[e.path] = ("file", data)
+    assert got == want
+
+
+def test_a_short_fuzzing_run_finds_nothing(tmp_path):
+    from tests.fuzz import fuzz
+
+    problems = []
+    found = fuzz(seconds=60, seed=2024, out=tmp_path, on_finding=lambda p, _d: problems.append(p), rounds=300)
+    assert found == 0, problems[:3]

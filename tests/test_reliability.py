@@ -1,0 +1,115 @@
+"""Faults survived: verification finds swapped blobs, a full disk stops extraction cleanly,
+loads cancelled again and again, an archive changed under the window, an index too big."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from explorer.image.extract import ExtractError, extract, select_entries
+from explorer.image.loader import load_image
+from explorer.image.source import open_source
+from tests.builders import docker_archive, f, layer_tar, members_of, tar_of
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_verify_passes_a_good_archive_and_names_a_bad_layer(tmp_path, capsys):
+    assert main(["report", "--json", "--verify", str(DATA / "docker-legacy.tar")]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [v["ok"] for v in rep["image"]["verification"]] == [True] * 4
+    # a plain layer swapped for another (headers-only reading cannot tell; --verify does)
+    good = layer_tar([f("a", "original")])
+    raw = docker_archive([good])
+    members = members_of(raw)
+    name = next(n for n in members if n.endswith("layer.tar"))
+    members[name] = layer_tar([f("a", "tampered")])
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(tar_of(members))
+    assert main(["report", "--json", str(bad)]) == 0  # without --verify: not read, not known
+    capsys.readouterr()
+    assert main(["report", "--json", "--verify", str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert "verification failed for layer(s) 0" in err
+    check = json.loads(out)["image"]["verification"][0]
+    assert not check["ok"] and check["expected_diff_id"] != check["actual_diff_id"]
+
+
+def test_a_full_disk_stops_extraction_and_leaves_no_half_file(tmp_path, monkeypatch):
+    src = open_source(str(DATA / "docker-legacy.tar"))
+    img = load_image(src, src.select())
+    real_write = os.write
+    written = []
+
+    def full(fd, data):
+        if len(written) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(ExtractError, match="No space left"):
+        extract(src, img, select_entries(img), str(tmp_path / "out"))
+    monkeypatch.setattr(os, "write", real_write)
+    out = tmp_path / "out"
+    files = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert files  # what was complete stays...
+    for p in files:  # ...and nothing half-written does
+        assert p.stat().st_size == img.tree.entry_at("/" + str(p.relative_to(out))).size, p
+    src.close()
+
+
+def test_an_index_that_would_not_fit_is_refused(tmp_path, monkeypatch, capsys):
+    import explorer.image.loader as loader
+
+    monkeypatch.setattr(loader, "available_memory", lambda: 10_000)
+    assert main(["report", str(DATA / "docker-legacy.tar")]) == 2
+    assert "more than the" in capsys.readouterr().err
+
+
+@pytest.mark.gui
+def test_the_window_survives_faults(qtbot, tmp_path, monkeypatch):
+    pytest.importorskip("PySide6.QtWidgets")
+    from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    from explorer.app import create_main_window
+
+    window = create_main_window()
+    qtbot.addWidget(window)
+    archive = tmp_path / "img.tar"
+    shutil.copy(DATA / "docker-legacy.tar", archive)
+    for _ in range(100):  # cancelled and restarted again and again
+        window.open_paths([str(archive)])
+        window.loader.cancel()
+    assert QThreadPool.globalInstance().waitForDone(60_000)
+    QCoreApplication.processEvents()
+    assert window.tabs.count() == 0
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000) as blocker:
+        window.open_paths([str(archive)])
+    view = blocker.args[0]
+    archive.write_bytes(b"rewritten")  # the archive changes under the open window
+    with qtbot.waitSignal(view.preview.background.result, timeout=10_000):
+        view.select_path("/etc/passwd")
+    assert view.preview.current_kind() == "message" and "changed since it was opened" in view.preview.message.text()
+    archive.unlink()  # and then disappears
+    with qtbot.waitSignal(view.preview.background.result, timeout=10_000):
+        view.select_path("/etc/group")
+    assert view.preview.current_kind() == "message"
+    view.verify()
+    with qtbot.waitSignal(view.verification.finished, timeout=30_000):
+        pass
+    assert any(not c.ok for c in view.verify_result)
+    monkeypatch.setattr("explorer.image.loader.available_memory", lambda: 10_000)
+    with qtbot.waitSignal(window.load_failed, timeout=30_000) as failed:
+        window.open_paths([str(DATA / "docker-legacy.tar")])
+    assert "needs about" in failed.args[0]
+    for d in window.dialogs:
+        d.close()
