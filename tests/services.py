@@ -84,8 +84,8 @@ class Dockerd:
     def load(self, archive: Path) -> None:
         self.request("POST", "/images/load?quiet=1", archive.read_bytes())
 
-    def run(self, name: str, image: str, script: str) -> None:
-        """Create and run a container to its end (no network)."""
+    def run(self, name: str, image: str, script: str, start: bool = True) -> None:
+        """Create (and unless ``start`` is False, run to its end) a container without network."""
         from explorer.image.engine import _UnixConnection
 
         body = json.dumps({"Image": image, "Cmd": ["sh", "-c", script], "NetworkDisabled": True,
@@ -96,8 +96,9 @@ class Dockerd:
         data = resp.read()
         if resp.status >= 300:
             raise OSError(f"create: {resp.status} {data[:300]!r}")
-        self.request("POST", f"/containers/{name}/start")
-        self.request("POST", f"/containers/{name}/wait")
+        if start:
+            self.request("POST", f"/containers/{name}/start")
+            self.request("POST", f"/containers/{name}/wait")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

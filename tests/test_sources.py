@@ -336,3 +336,24 @@ def test_open_container_dialog(dockerd, container, qtbot, monkeypatch, tmp_path,
     view.set_layer(top)
     view.set_mode("diff")
     assert view.tree_model.index_for_path("/data/new.txt").isValid()
+
+
+def test_podman_container_layer(capsys, monkeypatch):
+    podman = _start(PodmanService())
+    try:
+        podman.load(LEGACY)
+        podman.run("pw", "fixture-layers:docker-legacy", "true", start=False)  # created, never run
+        monkeypatch.setenv("CONTAINER_HOST", f"unix://{podman.socket}")
+        from explorer.image.engine import PODMAN, Engine
+        from explorer.image.loader import load_image
+        from explorer.image.source import open_source
+
+        engine_says = {p for p, _k in Engine(PODMAN).changes("pw")}
+        with open_source("podman-container://pw") as src:
+            img = load_image(src, src.select())
+            top = len(img.layers) - 1
+            assert "container pw (created)" in img.layers[top].created_by
+            touched = {p for p in img.tree.versions if any(v.layer == top for v in img.tree.history(p))}
+            assert touched == engine_says  # what podman set up for the container (/etc), nothing else
+    finally:
+        podman.stop()
