@@ -63,6 +63,11 @@ def main() -> int:
 
     def insights(view) -> None:
         window.grab().save(str(OUT / "insights.png"))
+        view.show_inspect()
+        QTimer.singleShot(300, lambda: inspect(view))
+
+    def inspect(view) -> None:
+        window.grab().save(str(OUT / "inspect.png"))
         view.center_tabs.setCurrentIndex(0)
         view.set_layer(None)
         view.side_tabs.setCurrentWidget(view.details)
