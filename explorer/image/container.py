@@ -169,6 +169,20 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
                      flagged=flagged)
 
 
+def scan_file(source: str, path: str, name: str, monitor: Monitor) -> LayerScan:
+    """Index a layer blob that is a file of its own (a layout folder, the blob cache)."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return _scan_range(b"", 0, 0, name, monitor)
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                return _scan_range(buf, 0, len(buf), name, monitor)
+    except OSError as exc:
+        raise SourceError(source, f"cannot read layer blob {name}: {exc.strerror or exc}") from None
+    except (TarFormatError, DecompressError) as exc:
+        raise scan_layer_errors(source, name, exc) from None
+
+
 def scan_layer_errors(source: str, where: str, exc: Exception) -> SourceError:
     """Turn a low-level read error in a layer into a source error that names the layer."""
     return SourceError(source, f"layer {where} is damaged: {exc}", "the archive may be truncated or corrupt")
@@ -324,17 +338,7 @@ class FolderContainer(Container):
         return full
 
     def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
-        full = self._regular(name)
-        try:
-            with open(full, "rb") as f:
-                if os.fstat(f.fileno()).st_size == 0:
-                    return _scan_range(b"", 0, 0, name, monitor)
-                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                    return _scan_range(buf, 0, len(buf), name, monitor)
-        except OSError as exc:
-            raise SourceError(self.path, f"cannot read layer blob {name}: {exc.strerror or exc}") from None
-        except (TarFormatError, DecompressError) as exc:
-            raise scan_layer_errors(self.path, name, exc) from None
+        return scan_file(self.path, self._regular(name), name, monitor)
 
     def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         try:

@@ -119,17 +119,20 @@ class Engine:
             raise SourceError(f"{self.engine}://{ref}", f"the engine answered {resp.status}: {_message(body)}")
         return json.loads(body)
 
-    def save_stream(self, ref: str) -> Callable[[], Callable[[int], bytes]]:
-        """An opener of ``docker save REF`` streams (each call asks the engine again)."""
-        label = f"{self.engine}://{ref}"
+    def stream(self, url: str, label: str, what: str) -> Callable[[], Callable[[int], bytes]]:
+        """An opener of a long download from the engine (each call asks the engine again)."""
 
         def opener() -> Callable[[int], bytes]:
-            resp = self._get(f"/images/{quote(ref, safe='')}/get", timeout=300)
+            resp = self._get(url, timeout=300)
             if resp.status != 200:
-                raise SourceError(label, f"the engine refused to export the image ({resp.status}: {_message(resp.read())})")
+                raise SourceError(label, f"the engine refused to export {what} ({resp.status}: {_message(resp.read())})")
             return resp.read
 
         return opener
+
+    def save_stream(self, ref: str) -> Callable[[], Callable[[int], bytes]]:
+        """An opener of ``docker save REF`` streams."""
+        return self.stream(f"/images/{quote(ref, safe='')}/get", f"{self.engine}://{ref}", "the image")
 
 
 def _message(body: bytes) -> str:
@@ -199,15 +202,7 @@ def _changes(self: Engine, name: str) -> list[tuple[str, int]]:
 
 def _export_stream(self: Engine, name: str) -> Callable[[], Callable[[int], bytes]]:
     """An opener of the container's whole filesystem as a tar (each call asks again)."""
-    label = f"{self.engine} container {name}"
-
-    def opener() -> Callable[[int], bytes]:
-        resp = self._get(f"/containers/{quote(name, safe='')}/export", timeout=300)
-        if resp.status != 200:
-            raise SourceError(label, f"the engine refused to export the container ({resp.status}: {_message(resp.read())})")
-        return resp.read
-
-    return opener
+    return self.stream(f"/containers/{quote(name, safe='')}/export", f"{self.engine} container {name}", "the container")
 
 
 Engine.containers = _containers  # type: ignore[attr-defined]

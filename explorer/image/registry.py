@@ -12,7 +12,6 @@ import base64
 import hashlib
 import http.client
 import json
-import mmap
 import os
 import re
 import subprocess
@@ -21,13 +20,11 @@ from urllib.parse import urlencode, urlsplit
 
 import platformdirs
 
-from explorer.image.container import Container, LayerScan, _scan_range, scan_layer_errors
-from explorer.image.compression import DecompressError
+from explorer.image.container import Container, LayerScan, scan_file
 from explorer.image.errors import SourceError
 from explorer.image.oci import REF_NAME
 from explorer.image.plan import parse_digest
 from explorer.image.progress import Monitor
-from explorer.image.tar_index import TarFormatError
 
 ACCEPT = ", ".join([
     "application/vnd.oci.image.index.v1+json",
@@ -293,15 +290,7 @@ class RegistryContainer(Container):
         return final
 
     def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
-        path = self._blob_file(name, monitor)
-        try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size == 0:
-                    return _scan_range(b"", 0, 0, name, monitor)
-                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                    return _scan_range(buf, 0, len(buf), name, monitor)
-        except (TarFormatError, DecompressError) as exc:
-            raise scan_layer_errors(self.path, name, exc) from None
+        return scan_file(self.path, self._blob_file(name, monitor), name, monitor)
 
     def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         f = open(self._blob_file(name, Monitor(self.path)), "rb")
