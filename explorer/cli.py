@@ -17,7 +17,6 @@ from explorer import __version__
 from explorer.image.errors import ExplorerError, SelectionError, SourceError
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2
-COMMANDS = ("report", "cat", "extract", "check", "diff", "inspect")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -284,9 +283,7 @@ def run_report(argv: Sequence[str]) -> int:
 
             checks = verify(source, image)
             image.warnings.extend(describe(c) for c in checks if not c.ok)
-            image.verification = [{"layer": c.layer, "ok": c.ok, "expected_digest": c.expected_digest,
-                                   "actual_digest": c.actual_digest, "expected_diff_id": c.expected_diff_id,
-                                   "actual_diff_id": c.actual_diff_id, "error": c.error} for c in checks]
+            image.verification = [c.as_dict() for c in checks]
         gc.disable()  # the report is made of acyclic objects only
         if fmt == "json":
             write_json(image, source.images, args.source, sys.stdout)

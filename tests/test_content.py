@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.image.content import (BINARY, PICTURE, TEXT, kind_of, load_version, open_entry, read_entry,
+from explorer.image.content import (BINARY, PICTURE, TEXT, kind_of, load_version, read_entry,
                                     side_by_side, unified_diff)
 from explorer.image.extract import ExtractOptions, extract, select_entries
 from explorer.image.loader import load_image

@@ -260,7 +260,6 @@ def test_streamed_json_keeps_odd_names_exact(tmp_path):
 def _oci_with_extra_descriptors(extra: list[dict]) -> bytes:
     """An OCI archive whose index also lists the given descriptors (pointing at real blobs)."""
     import hashlib
-    import io
 
     blobs = members_of(oci_archive([layer_tar([f("a", "1")])]))
     index = json.loads(blobs["index.json"])

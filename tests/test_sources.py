@@ -6,7 +6,6 @@ Where a component cannot start here, its tests are skipped with the reason, neve
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 

@@ -26,10 +26,10 @@ ADDED, CHANGED, DELETED = 1, 0, 2
 
 def writable_layer(engine: Engine, name: str, monitor: Monitor) -> tuple[LayerScan, Callable[[], Callable[[int], bytes]]]:
     """The container's layer: entries for what it added or changed, whiteouts for what it deleted."""
-    changes = engine.changes(name)  # type: ignore[attr-defined]
+    changes = engine.changes(name)
     wanted = {p for p, kind in changes if kind in (ADDED, CHANGED)}
     deleted = sorted(p for p, kind in changes if kind == DELETED)
-    opener = engine.export_stream(name)  # type: ignore[attr-defined]
+    opener = engine.export_stream(name)
     members: list[TarMember] = []
     monitor.begin(f"reading the writable layer of {name}")
     for member, data in scan_stream_with_data(opener()):
@@ -106,7 +106,7 @@ def add_layer_to_plan(plan: ImagePlan, name: str, state: str) -> None:
 def check_running_engine(engine: Engine, name: str) -> dict:
     """The container's inspect data (a clear error when the engine or the container is missing)."""
     engine.ping()
-    info = engine.container(name)  # type: ignore[attr-defined]
+    info = engine.container(name)
     if not info.get("Image"):
         raise SourceError(f"container {name}", "the engine does not say which image the container runs")
     return info

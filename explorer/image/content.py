@@ -12,7 +12,6 @@ from explorer.image.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.image.model import DIR, FILE, HARDLINK, SYMLINK, Entry
 from explorer.image.source import Source
-from explorer.tree.index import Version
 
 PREVIEW_LIMIT = 1 << 20  # the first MiB; more on demand
 TEXT, BINARY, PICTURE, LINK, FOLDER, EMPTY, OTHER = "text", "binary", "image", "link", "folder", "empty", "other"
@@ -144,11 +143,6 @@ class VersionContent:
     entry: Entry
     data: bytes
     digest: str
-
-
-def versions_with_content(image: Image, path: str) -> list[Version]:
-    """The versions of a path that hold an entry (removals excluded), oldest first."""
-    return [v for v in image.tree.history(path) if v.entry is not None]
 
 
 def load_version(source: Source, image: Image, entry: Entry, limit: int = PREVIEW_LIMIT) -> VersionContent:

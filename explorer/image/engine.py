@@ -62,6 +62,17 @@ class LocalImage:
     created: int
 
 
+@dataclass(frozen=True)
+class LocalContainer:
+    """One container an engine knows (running or stopped)."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    created: int
+
+
 class Engine:
     """A client of one engine's API."""
 
@@ -130,6 +141,38 @@ class Engine:
 
         return opener
 
+    def containers(self) -> list[LocalContainer]:
+        """The engine's containers, running or not, newest first."""
+        out = []
+        for c in self._json("/containers/json?all=1"):
+            names = [n.lstrip("/") for n in c.get("Names") or []]
+            out.append(LocalContainer(str(c.get("Id", "")), names[0] if names else str(c.get("Id", ""))[:12],
+                                      str(c.get("Image", "")), str(c.get("State", "")), int(c.get("Created") or 0)))
+        out.sort(key=lambda c: -c.created)
+        return out
+
+
+    def container(self, name: str) -> dict[str, Any]:
+        """``docker container inspect``; a clear error when it is not there."""
+        resp = self._get(f"/containers/{quote(name, safe='')}/json")
+        body = resp.read()
+        if resp.status == 404:
+            raise SourceError(f"{self.engine} container {name}", f"no container {name!r} in the {self.engine} engine",
+                              f"list them with {self.engine} ps -a")
+        if resp.status != 200:
+            raise SourceError(f"{self.engine} container {name}", f"the engine answered {resp.status}: {_message(body)}")
+        return json.loads(body)
+
+
+    def changes(self, name: str) -> list[tuple[str, int]]:
+        """What ``docker diff`` lists: (path, kind) with kind 0 changed, 1 added, 2 deleted."""
+        return [(c["Path"], int(c["Kind"])) for c in self._json(f"/containers/{quote(name, safe='')}/changes") or []]
+
+
+    def export_stream(self, name: str) -> Callable[[], Callable[[int], bytes]]:
+        """An opener of the container's whole filesystem as a tar (each call asks again)."""
+        return self.stream(f"/containers/{quote(name, safe='')}/export", f"{self.engine} container {name}", "the container")
+
     def save_stream(self, ref: str) -> Callable[[], Callable[[int], bytes]]:
         """An opener of ``docker save REF`` streams."""
         return self.stream(f"/images/{quote(ref, safe='')}/get", f"{self.engine}://{ref}", "the image")
@@ -153,59 +196,9 @@ def split_url(source: str) -> tuple[str, str] | None:
 CONTAINER_SCHEMES = {"container://": DOCKER, "podman-container://": PODMAN}
 
 
-@dataclass(frozen=True)
-class LocalContainer:
-    """One container an engine knows (running or stopped)."""
-
-    id: str
-    name: str
-    image: str
-    state: str
-    created: int
-
-
 def split_container_url(source: str) -> tuple[str, str] | None:
     """``container://web`` -> ("docker", "web"); None for anything else."""
     for prefix, engine in CONTAINER_SCHEMES.items():
         if source.startswith(prefix):
             return engine, source[len(prefix):]
     return None
-
-
-def _containers(self: Engine) -> list[LocalContainer]:
-    """The engine's containers, running or not, newest first."""
-    out = []
-    for c in self._json("/containers/json?all=1"):
-        names = [n.lstrip("/") for n in c.get("Names") or []]
-        out.append(LocalContainer(str(c.get("Id", "")), names[0] if names else str(c.get("Id", ""))[:12],
-                                  str(c.get("Image", "")), str(c.get("State", "")), int(c.get("Created") or 0)))
-    out.sort(key=lambda c: -c.created)
-    return out
-
-
-def _container(self: Engine, name: str) -> dict[str, Any]:
-    """``docker container inspect``; a clear error when it is not there."""
-    resp = self._get(f"/containers/{quote(name, safe='')}/json")
-    body = resp.read()
-    if resp.status == 404:
-        raise SourceError(f"{self.engine} container {name}", f"no container {name!r} in the {self.engine} engine",
-                          f"list them with {self.engine} ps -a")
-    if resp.status != 200:
-        raise SourceError(f"{self.engine} container {name}", f"the engine answered {resp.status}: {_message(body)}")
-    return json.loads(body)
-
-
-def _changes(self: Engine, name: str) -> list[tuple[str, int]]:
-    """What ``docker diff`` lists: (path, kind) with kind 0 changed, 1 added, 2 deleted."""
-    return [(c["Path"], int(c["Kind"])) for c in self._json(f"/containers/{quote(name, safe='')}/changes") or []]
-
-
-def _export_stream(self: Engine, name: str) -> Callable[[], Callable[[int], bytes]]:
-    """An opener of the container's whole filesystem as a tar (each call asks again)."""
-    return self.stream(f"/containers/{quote(name, safe='')}/export", f"{self.engine} container {name}", "the container")
-
-
-Engine.containers = _containers  # type: ignore[attr-defined]
-Engine.container = _container  # type: ignore[attr-defined]
-Engine.changes = _changes  # type: ignore[attr-defined]
-Engine.export_stream = _export_stream  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ import os
 import tempfile
 from typing import Any
 
+from explorer.image.cache import cache_dir, keep_under, remove
 from explorer.image.container import LayerScan
 from explorer.image.loader import Image
 from explorer.image.model import HistoryEntry, ImageRef, LayerInfo
@@ -37,8 +38,7 @@ def enabled() -> bool:
 
 
 def folder() -> str:
-    from explorer.image.registry import cache_dir
-
+    """Where the indexes are kept."""
     return os.path.join(cache_dir(), "index")
 
 
@@ -73,7 +73,7 @@ def load(source: Source, ref: ImageRef) -> Image | None:
         return None
     head = len(MAGIC) + 32
     if blob[: len(MAGIC)] != MAGIC or hashlib.sha256(blob[head:]).digest() != blob[len(MAGIC):head]:
-        _remove(path)  # damaged: rebuild rather than trust
+        remove(path)  # damaged: rebuild rather than trust
         return None
     try:
         pieces = marshal.loads(blob[head:])
@@ -86,7 +86,7 @@ def load(source: Source, ref: ImageRef) -> Image | None:
         data["tree"] = (data["tree"][0], versions) + tuple(data["tree"][2:])
         image = _image(data, source, ref)
     except (ValueError, KeyError, TypeError, IndexError, EOFError):
-        _remove(path)
+        remove(path)
         return None
     os.utime(path)  # recently used: evicted last
     return image
@@ -119,20 +119,7 @@ def evict(limit: int | None = None) -> None:
     """Keep the index cache under its size limit, least recently used dropped first."""
     limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_INDEX_CACHE_MAX", DEFAULT_MAX))
     try:
-        entries = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in os.scandir(folder()) if e.is_file()]
-    except OSError:
-        return
-    total = sum(size for _, size, _ in entries)
-    for _, size, path in sorted(entries):
-        if total <= limit:
-            break
-        _remove(path)
-        total -= size
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
+        keep_under((e.path for e in os.scandir(folder()) if e.is_file()), limit)
     except OSError:
         pass
 

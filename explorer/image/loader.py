@@ -105,8 +105,8 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     parallel = parallel and source.info.format != "registry"
     child = DiveInChild(container, [l.blob for l in plan.layers]) if parallel else None
     dive = None if child is not None else DiveEfficiency()
-    reader = _ContentReader(source, plan)
     scans: list[LayerScan] = []
+    reader = _ContentReader(source, plan, scans)
     try:
         _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path)
     except BaseException:
@@ -184,7 +184,6 @@ def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTre
         # of the source): keep it intact, and keep only the counts here.
         summary = dataclasses.replace(scan, members=[])
         scans.append(summary)
-        reader.scans.append(summary)
         monitor.begin(f"applying layer {i + 1} of {len(plan.layers)}", i, len(plan.layers))
         apply_layer(tree, i, scan.members, reader.digest)
         if dive is not None:
@@ -290,10 +289,10 @@ def _layers(plan: ImagePlan, scans: list[LayerScan], diff_ids: list[str], histor
 class _ContentReader:
     """Reads file bytes from uncompressed layer blobs, for the few content comparisons needed."""
 
-    def __init__(self, source: Source, plan: ImagePlan) -> None:
+    def __init__(self, source: Source, plan: ImagePlan, scans: list[LayerScan]) -> None:
         self.source = source
         self.plan = plan
-        self.scans: list[LayerScan] = []
+        self.scans = scans  # the loader's list, filled as layers are read
 
     def head(self, entry: Entry, data_layer: int, size: int = 4096) -> bytes:
         """The bytes to look for keys and tokens in: read from plain layers; for layers read as

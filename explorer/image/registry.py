@@ -18,8 +18,7 @@ import subprocess
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
-import platformdirs
-
+from explorer.image.cache import cache_dir, keep_under, remove
 from explorer.image.container import Container, LayerScan, scan_file
 from explorer.image.errors import SourceError
 from explorer.image.oci import REF_NAME
@@ -35,11 +34,6 @@ ACCEPT = ", ".join([
 DEFAULT_CACHE_MAX = 10 << 30
 TIMEOUT = 60.0
 _REF = re.compile(r"^(?P<host>[^/]+)/(?P<repo>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-f0-9]+))?$")
-
-
-def cache_dir() -> str:
-    """Where blobs are kept: ``LAYER_EXPLORER_CACHE`` or the user's cache folder."""
-    return os.environ.get("LAYER_EXPLORER_CACHE") or platformdirs.user_cache_dir("layer-explorer")
 
 
 def parse_reference(source: str) -> tuple[str, str, str, str, bool]:
@@ -280,11 +274,11 @@ class RegistryContainer(Container):
                                   "the registry or the network damaged it")
             os.replace(partial, final)  # only a complete, verified blob ever has its name
         except (OSError, http.client.HTTPException) as exc:
-            _unlink(partial)
+            remove(partial)
             raise SourceError(self.path, f"the connection dropped while downloading blob {digest} ({done:,} of {total:,} bytes): {exc}",
                               "open it again to retry") from None
         except BaseException:
-            _unlink(partial)
+            remove(partial)
             raise
         evict(os.path.join(self.cache, ".."))
         return final
@@ -298,34 +292,18 @@ class RegistryContainer(Container):
         return f.read
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
 
 def evict(root: str, limit: int | None = None) -> None:
     """Keep the blob cache under its size limit, dropping the least recently used blobs."""
     limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_CACHE_MAX", DEFAULT_CACHE_MAX))
-    files: list[tuple[float, int, str]] = []
+    blobs = []
     for top, _dirs, names in os.walk(os.path.join(root, "blobs")):
         for n in names:
             if ".partial-" in n:
                 _drop_orphan(os.path.join(top, n))
-                continue
-            p = os.path.join(top, n)
-            try:
-                st = os.stat(p)
-            except OSError:
-                continue
-            files.append((st.st_mtime, st.st_size, p))
-    total = sum(size for _, size, _ in files)
-    for _, size, p in sorted(files):
-        if total <= limit:
-            break
-        _unlink(p)
-        total -= size
+            else:
+                blobs.append(os.path.join(top, n))
+    keep_under(blobs, limit)
 
 
 def _drop_orphan(path: str) -> None:
@@ -334,7 +312,7 @@ def _drop_orphan(path: str) -> None:
         pid = int(path.rsplit(".partial-", 1)[1])
         os.kill(pid, 0)
     except ProcessLookupError:
-        _unlink(path)
+        remove(path)
     except (ValueError, PermissionError, IndexError):
         pass
 
@@ -342,8 +320,3 @@ def _drop_orphan(path: str) -> None:
 def insecure_url(source: str) -> str:
     """The plain-HTTP spelling of a registry reference (``--insecure``)."""
     return "registry+http://" + source.split("://", 1)[1] if source.startswith("registry://") else source
-
-
-def is_registry(source: str) -> bool:
-    """Whether a source names a registry image."""
-    return source.startswith(("registry://", "registry+http://"))

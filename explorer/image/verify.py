@@ -6,7 +6,6 @@ Verify) reads every byte, so a damaged or swapped blob is found.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from explorer.image import compression
@@ -27,6 +26,12 @@ class LayerCheck:
     expected_diff_id: str
     actual_diff_id: str
     error: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        """The report's ``verification`` item."""
+        return {"layer": self.layer, "ok": self.ok, "expected_digest": self.expected_digest,
+                "actual_digest": self.actual_digest, "expected_diff_id": self.expected_diff_id,
+                "actual_diff_id": self.actual_diff_id, "error": self.error}
 
     @property
     def ok(self) -> bool:

@@ -7,19 +7,9 @@ from typing import Callable
 from explorer.image.model import DIR, FILE, HARDLINK, Entry
 
 ADDED, MODIFIED, REMOVED, UNCHANGED = "added", "modified", "removed", "unchanged"
-# What a directory shows when its children changed in different ways (dive's DiffType merge).
-CHANGE_ORDER = {UNCHANGED: 0, ADDED: 1, REMOVED: 2, MODIFIED: 3}
 
 DigestFn = Callable[[Entry], "str | None"]
 
-
-def merge_changes(a: str, b: str) -> str:
-    """The change a directory shows for two children's changes: equal stays, mixed is modified."""
-    if a == b:
-        return a
-    if a == UNCHANGED:
-        return MODIFIED if b != UNCHANGED else a
-    return MODIFIED
 
 
 def is_modified(before: Entry, after: Entry, digest: DigestFn) -> bool:

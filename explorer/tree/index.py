@@ -38,7 +38,7 @@ class LayerStats(NamedTuple):
 
 
 class LayerTree:
-    """Every path of an image with its versions; built by ``build_tree``.
+    """Every path of an image with its versions; built by ``apply_layer``, one layer at a time.
 
     ``versions[path]`` is compact: a path that one layer added and nothing touched again
     (most of them) stores just its ``Entry``; others store the list of their ``Version``s.
@@ -363,12 +363,3 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
             "as containerd and umoci do"
         )
     applier.finish()
-
-
-def build_tree(layers: list[list[TarMember]], digest: ContentDigest) -> LayerTree:
-    """Apply every layer, bottom first."""
-    tree = LayerTree(len(layers))
-    for i, members in enumerate(layers):
-        apply_layer(tree, i, members, digest)
-    tree.live.clear()
-    return tree

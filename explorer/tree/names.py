@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -43,12 +42,3 @@ def join(parent: str, name: str) -> str:
 def is_aufs_meta(path: str) -> bool:
     """Whether any component is AUFS bookkeeping (``.wh..wh.plnk`` and the like)."""
     return AUFS_META in path and any(c.startswith(AUFS_META) for c in path.split("/"))
-
-
-def ancestors(path: str) -> list[str]:
-    """Every ancestor of a path, nearest first, ending with ``/``."""
-    out = []
-    while path != "/":
-        path = posixpath.dirname(path)
-        out.append(path)
-    return out

@@ -142,11 +142,6 @@ class TreeView:
             if e.type != DIR and e.size:
                 yield e.path, e.size
 
-    def size_of(self, row: Row) -> int:
-        """A file's size, or a directory's total."""
-        if row.entry.type == DIR:
-            return self.totals().get(row.path, 0)
-        return row.entry.size
 
 
 def matcher(text: str, kind: str) -> Callable[[str], bool]:

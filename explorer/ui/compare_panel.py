@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QRadioButton, QTextBrowser, QVBoxLayout, QWidget
 
@@ -55,7 +54,6 @@ class ComparePanel(QWidget):
         self._image: Image | None = None
         self._path = ""
         self._filling = False
-        self._pair: tuple[int, int] | None = None
         self.last_text = ""  # the plain text of the last comparison (for copying and tests)
 
     def clear(self) -> None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.image.engine import DOCKER, PODMAN, Engine, LocalImage
+from explorer.image.engine import DOCKER, PODMAN, Engine, LocalContainer, LocalImage
 from explorer.image.errors import ExplorerError
 from explorer.ui.format import human_size
 from explorer.ui.table_model import ImageTableModel
@@ -29,19 +29,33 @@ from explorer.ui.workers import BackgroundCall
 Index = QModelIndex | QPersistentModelIndex
 
 
-class EngineImagesModel(ImageTableModel):
-    """An engine's images: one row per tag (untagged images by id)."""
+def _when(stamp: int) -> str:
+    return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d %H:%M") if stamp else ""
 
-    COLUMNS = ("Image", "Id", "Size", "Created")
 
-    def __init__(self) -> None:
+def image_rows(images: list[LocalImage]) -> list[tuple[str, tuple[str, ...]]]:
+    """One row per tag (untagged images by id): (name to open, cells)."""
+    return [(tag, (tag, i.id.split(":")[-1][:12], human_size(i.size), _when(i.created)))
+            for i in images for tag in (i.tags or (i.id[7:19],))]
+
+
+def container_rows(containers: list[LocalContainer]) -> list[tuple[str, tuple[str, ...]]]:
+    """One row per container, running or stopped."""
+    return [(c.name, (c.name, c.image, c.state, _when(c.created))) for c in containers]
+
+
+class EngineListModel(ImageTableModel):
+    """What an engine holds, as rows of text; the first cell's name is what gets opened."""
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
         super().__init__(None)
-        self.rows: list[tuple[str, LocalImage]] = []
+        self.COLUMNS = columns
+        self.rows: list[tuple[str, tuple[str, ...]]] = []
 
-    def set_images(self, images: list[LocalImage]) -> None:
+    def set_rows(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
         """Show another list."""
         self.beginResetModel()
-        self.rows = [(tag, i) for i in images for tag in (i.tags or (i.id[7:19],))]
+        self.rows = rows
         self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
@@ -50,40 +64,9 @@ class EngineImagesModel(ImageTableModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        name, image = self.rows[index.row()]
+        name, cells = self.rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            created = datetime.fromtimestamp(image.created, timezone.utc).strftime("%Y-%m-%d %H:%M") if image.created else ""
-            return (name, image.id.split(":")[-1][:12], human_size(image.size), created)[index.column()]
-        if role == Qt.ItemDataRole.UserRole:
-            return name
-        return None
-
-
-class ContainersModel(ImageTableModel):
-    """An engine's containers, running or stopped."""
-
-    COLUMNS = ("Container", "Image", "State", "Created")
-
-    def __init__(self) -> None:
-        super().__init__(None)
-        self.rows: list = []
-
-    def set_images(self, containers: list) -> None:
-        """Show another list."""
-        self.beginResetModel()
-        self.rows = [(c.name, c) for c in containers]
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        name, c = self.rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            created = datetime.fromtimestamp(c.created, timezone.utc).strftime("%Y-%m-%d %H:%M") if c.created else ""
-            return (name, c.image, c.state, created)[index.column()]
+            return cells[index.column()]
         if role == Qt.ItemDataRole.UserRole:
             return name
         return None
@@ -109,7 +92,8 @@ class EngineDialog(QDialog):
         row.addWidget(self.engine)
         row.addWidget(self.filter, 1)
         layout.addLayout(row)
-        self.model = ContainersModel() if containers else EngineImagesModel()
+        self.model = EngineListModel(("Container", "Image", "State", "Created") if containers
+                                     else ("Image", "Id", "Size", "Created"))
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -145,7 +129,7 @@ class EngineDialog(QDialog):
         def work(_m):
             try:
                 client = Engine(engine)
-                return engine, client.containers() if containers else client.images()  # type: ignore[attr-defined]
+                return engine, container_rows(client.containers()) if containers else image_rows(client.images())
             except ExplorerError as exc:
                 return engine, str(exc)
 
@@ -156,10 +140,10 @@ class EngineDialog(QDialog):
         if engine != self.engine.currentData():
             return
         if isinstance(images, str):
-            self.model.set_images([])
+            self.model.set_rows([])
             self.status.setText(images)
             return
-        self.model.set_images(images)
+        self.model.set_rows(images)
         self.status.setText(f"{len(images)} {'container' if self.containers else 'image'}(s) in {engine}")
         self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
         if self.proxy.rowCount():

@@ -13,7 +13,6 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication, QStyle
 
 from explorer.image.model import DIR, HARDLINK, SYMLINK
-from explorer.tree import names
 from explorer.tree.diff import REMOVED, UNCHANGED
 from explorer.tree.views import Row, TreeView
 from explorer.ui import resources
@@ -253,8 +252,3 @@ class FileTreeModel(QAbstractItemModel):
         elif role == Qt.ItemDataRole.AccessibleDescriptionRole and col == NAME:
             return resources.LABELS.get(r.change, "")
         return None
-
-
-def parent_path(path: str) -> str:
-    """The parent directory of a path."""
-    return names.split(path)[0] or "/"

@@ -37,6 +37,7 @@ from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.layer_model import LayerTableModel
+from explorer.ui.widgets import titled
 from explorer.ui.workers import BackgroundCall
 
 # Expanding more than this many search matches would build most of a huge tree.
@@ -65,7 +66,6 @@ class ImageView(QWidget):
             image.file_bytes = sum(e.size for e in image.tree.merged() if e.type == "file")
         self.background = BackgroundCall(self)
         self.background.result.connect(self._on_background)
-        self.preview_only = False  # True while only the manifest and config are known
         self._build()
         self._apply_view()
 
@@ -124,8 +124,8 @@ class ImageView(QWidget):
         self.file_tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
 
         left = QSplitter(Qt.Orientation.Vertical, objectName="leftSplitter")
-        left.addWidget(self._titled("Layers", self.layer_list))
-        left.addWidget(self._titled("History", self.history_panel))
+        left.addWidget(titled("Layers", self.layer_list))
+        left.addWidget(titled("History", self.history_panel))
         middle = QWidget()
         mid_layout = QVBoxLayout(middle)
         mid_layout.setContentsMargins(0, 0, 0, 0)
@@ -173,16 +173,6 @@ class ImageView(QWidget):
         table.setWordWrap(False)
         table.horizontalHeader().setHighlightSections(False)
 
-    @staticmethod
-    def _titled(title: str, widget: QWidget) -> QWidget:
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        label = QLabel(f"<b>{title}</b>")
-        label.setBuddy(widget)
-        layout.addWidget(label)
-        layout.addWidget(widget, 1)
-        return box
 
     def _tree_controls(self) -> QVBoxLayout:
         rows = QVBoxLayout()
@@ -318,7 +308,13 @@ class ImageView(QWidget):
             return
         self.search_status.setText("searching…")
         view = self.view
-        self.background.run("visible", lambda m: (view, text, visible_paths(view, hide, match, lambda: m.cancelled)))
+        def work(m):
+            visible = visible_paths(view, hide, match, lambda: m.cancelled)
+            # which folders to open, ordered here: sorting a big result would stall the window
+            folders = sorted((p for p in visible if view.tree.kids.get(p)), key=lambda p: (p.count("/"), p)) if text else []
+            return view, visible, folders[: MAX_EXPANDED_MATCHES * 4]
+
+        self.background.run("visible", work)
 
     def _on_background(self, kind: str, value: object) -> None:
         if kind == "totals":
@@ -326,20 +322,19 @@ class ImageView(QWidget):
             if view is self.view:
                 self.tree_model.set_totals(totals)
         elif kind == "visible":
-            view, text, visible = value  # type: ignore[misc]
+            view, visible, folders = value  # type: ignore[misc]
             if view is not self.view:
                 return
             self.tree_model.set_visible(visible)
             files = len(visible)
             self.search_status.setText(f"{files:,} shown" if visible else "nothing matches")
-            if text:
-                self._expand_matches(visible, text)
+            self._expand_matches(folders)
             self.search_finished.emit(files)
 
-    def _expand_matches(self, visible: set[str], text: str) -> None:
-        """Open the folders that lead to the first matches."""
+    def _expand_matches(self, folders: list[str]) -> None:
+        """Open the folders that lead to the first matches (shallowest first)."""
         shown = 0
-        for path in sorted(visible, key=lambda p: (p.count("/"), p)):
+        for path in folders:
             index = self.tree_model.index_for_path(path)
             if index.isValid() and self.tree_model.hasChildren(index):
                 self.file_tree.expand(index)

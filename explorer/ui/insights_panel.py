@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from explorer.image.loader import Image
 from explorer.ui.charts import LayerChart, Treemap
 from explorer.ui.format import human_size
+from explorer.ui.widgets import titled
 from explorer.ui.waste_model import WasteTableModel
 
 
@@ -50,7 +51,7 @@ class InsightsPanel(QWidget):
         self.advice.setWordWrap(True)
         self.advice.itemActivated.connect(self._advice_clicked)
         self.advice.itemClicked.connect(self._advice_clicked)
-        left.addWidget(self._titled("Advice (biggest saving first)", self.advice))
+        left.addWidget(titled("Advice (biggest saving first)", self.advice))
         self.waste_model = WasteTableModel(image)
         self.waste_table = QTableView(objectName="wasteTable")
         self.waste_table.setModel(self.waste_model)
@@ -66,16 +67,16 @@ class InsightsPanel(QWidget):
             header.resizeSection(column, width)
         self.waste_table.activated.connect(self._waste_clicked)
         self.waste_table.clicked.connect(self._waste_clicked)
-        left.addWidget(self._titled("Wasted files (click to see the file in its layer)", self.waste_table))
+        left.addWidget(titled("Wasted files (click to see the file in its layer)", self.waste_table))
         right = QSplitter(Qt.Orientation.Vertical)
         self.chart = LayerChart()
         self.chart.set_image(image)
         self.chart.layer_clicked.connect(self.show_layer)
-        right.addWidget(self._titled("Layer sizes (the wasted part in magenta)", self.chart))
+        right.addWidget(titled("Layer sizes (the wasted part in magenta)", self.chart))
         self.treemap = Treemap()
         self.treemap.set_image(image, totals)
         self.treemap.path_clicked.connect(lambda p: self.show_file.emit(p, -1))
-        right.addWidget(self._titled("The final filesystem, by size, coloured by layer", self.treemap))
+        right.addWidget(titled("The final filesystem, by size, coloured by layer", self.treemap))
         right.setSizes([180, 400])
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(left)
@@ -84,14 +85,6 @@ class InsightsPanel(QWidget):
         layout.addWidget(body, 1)
         self._fill()
 
-    @staticmethod
-    def _titled(title: str, widget: QWidget) -> QWidget:
-        box = QWidget()
-        v = QVBoxLayout(box)
-        v.setContentsMargins(0, 0, 0, 0)
-        v.addWidget(QLabel(f"<b>{html.escape(title)}</b>"))
-        v.addWidget(widget, 1)
-        return box
 
     def _fill(self) -> None:
         img = self.image

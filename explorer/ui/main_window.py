@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QUrl, Signal
+from PySide6.QtCore import QSettings, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -296,8 +296,6 @@ class MainWindow(QMainWindow):
         except ExplorerError:
             return  # the load itself will say what is wrong
         view = ImageView(source, image)
-        view.preview_only = True
-        view.setEnabled(True)
         index = self.tabs.addTab(view, view.title() + " (downloading…)")
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)

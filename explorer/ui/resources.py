@@ -14,7 +14,6 @@ from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 
 APP_ICON = "layer-explorer.svg"
 SAMPLE_IMAGE = "sample-image.tar"
-DESKTOP_ENTRY = "layer-explorer.desktop"
 
 
 def resource_path(name: str) -> Path:
@@ -52,7 +51,6 @@ _COLOURS = {
     True: {ADDED: "#64b5f6", MODIFIED: "#ffb74d", REMOVED: "#f48fb1"},
 }
 LABELS = {ADDED: "added", MODIFIED: "modified", REMOVED: "removed", UNCHANGED: "unchanged"}
-SYMBOLS = {ADDED: "+", MODIFIED: "~", REMOVED: "−", UNCHANGED: ""}
 
 
 def change_colour(change: str) -> QColor | None:
