@@ -119,16 +119,21 @@ class Engine:
         out.sort(key=lambda i: -i.created)
         return out
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        """``docker image inspect``; a clear error when the image is not there."""
-        resp = self._get(f"/images/{quote(ref, safe='')}/json")
+    def _inspect(self, url: str, label: str, missing: str, hint: str) -> dict[str, Any]:
+        """An object the engine describes; ``missing`` and ``hint`` when it has no such thing."""
+        resp = self._get(url)
         body = resp.read()
         if resp.status == 404:
-            raise SourceError(f"{self.engine}://{ref}", f"no image {ref!r} in the {self.engine} engine",
-                              f"pull it first ({self.engine} pull {ref}), or check the name with {self.engine} images")
+            raise SourceError(label, missing, hint)
         if resp.status != 200:
-            raise SourceError(f"{self.engine}://{ref}", f"the engine answered {resp.status}: {_message(body)}")
+            raise SourceError(label, f"the engine answered {resp.status}: {_message(body)}")
         return json.loads(body)
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """``docker image inspect``; a clear error when the image is not there."""
+        return self._inspect(f"/images/{quote(ref, safe='')}/json", f"{self.engine}://{ref}",
+                             f"no image {ref!r} in the {self.engine} engine",
+                             f"pull it first ({self.engine} pull {ref}), or check the name with {self.engine} images")
 
     def stream(self, url: str, label: str, what: str) -> Callable[[], Callable[[int], bytes]]:
         """An opener of a long download from the engine (each call asks the engine again)."""
@@ -151,23 +156,14 @@ class Engine:
         out.sort(key=lambda c: -c.created)
         return out
 
-
     def container(self, name: str) -> dict[str, Any]:
         """``docker container inspect``; a clear error when it is not there."""
-        resp = self._get(f"/containers/{quote(name, safe='')}/json")
-        body = resp.read()
-        if resp.status == 404:
-            raise SourceError(f"{self.engine} container {name}", f"no container {name!r} in the {self.engine} engine",
-                              f"list them with {self.engine} ps -a")
-        if resp.status != 200:
-            raise SourceError(f"{self.engine} container {name}", f"the engine answered {resp.status}: {_message(body)}")
-        return json.loads(body)
-
+        return self._inspect(f"/containers/{quote(name, safe='')}/json", f"{self.engine} container {name}",
+                             f"no container {name!r} in the {self.engine} engine", f"list them with {self.engine} ps -a")
 
     def changes(self, name: str) -> list[tuple[str, int]]:
         """What ``docker diff`` lists: (path, kind) with kind 0 changed, 1 added, 2 deleted."""
         return [(c["Path"], int(c["Kind"])) for c in self._json(f"/containers/{quote(name, safe='')}/changes") or []]
-
 
     def export_stream(self, name: str) -> Callable[[], Callable[[int], bytes]]:
         """An opener of the container's whole filesystem as a tar (each call asks again)."""
