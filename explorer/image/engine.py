@@ -181,12 +181,17 @@ def _message(body: bytes) -> str:
         return body[:200].decode("utf-8", "replace")
 
 
-def split_url(source: str) -> tuple[str, str] | None:
-    """``docker://nginx:latest`` -> ("docker", "nginx:latest"); None for anything else."""
-    for prefix, engine in SCHEMES.items():
+def _split(source: str, schemes: dict[str, str]) -> tuple[str, str] | None:
+    """(engine, rest) when ``source`` starts with one of ``schemes``; None otherwise."""
+    for prefix, engine in schemes.items():
         if source.startswith(prefix):
             return engine, source[len(prefix):]
     return None
+
+
+def split_url(source: str) -> tuple[str, str] | None:
+    """``docker://nginx:latest`` -> ("docker", "nginx:latest"); None for anything else."""
+    return _split(source, SCHEMES)
 
 
 CONTAINER_SCHEMES = {"container://": DOCKER, "podman-container://": PODMAN}
@@ -194,7 +199,4 @@ CONTAINER_SCHEMES = {"container://": DOCKER, "podman-container://": PODMAN}
 
 def split_container_url(source: str) -> tuple[str, str] | None:
     """``container://web`` -> ("docker", "web"); None for anything else."""
-    for prefix, engine in CONTAINER_SCHEMES.items():
-        if source.startswith(prefix):
-            return engine, source[len(prefix):]
-    return None
+    return _split(source, CONTAINER_SCHEMES)

@@ -35,6 +35,7 @@ from explorer.ui import resources
 from explorer.ui.file_tree_model import FileTreeModel
 from explorer.ui.format import human_size, mode_string
 from explorer.ui.table_model import ImageTableModel
+from explorer.ui.widgets import rich_label
 from explorer.ui.workers import BackgroundCall
 
 Index = QModelIndex | QPersistentModelIndex
@@ -133,9 +134,7 @@ class ComparisonView(QWidget):
         self.background.result.connect(self._on_result)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        self.summary = QLabel(objectName="comparisonSummary")
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary = rich_label("comparisonSummary")
         layout.addWidget(self.summary)
         self.layers = QTableView(objectName="layerPairs")
         self.layers.setModel(LayerPairModel(cmp))

@@ -9,7 +9,6 @@ from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QSplitter,
@@ -21,7 +20,7 @@ from PySide6.QtWidgets import (
 from explorer.image.loader import Image
 from explorer.ui.charts import LayerChart, Treemap
 from explorer.ui.format import human_size
-from explorer.ui.widgets import titled
+from explorer.ui.widgets import rich_label, titled
 from explorer.ui.waste_model import WasteTableModel
 
 
@@ -37,13 +36,9 @@ class InsightsPanel(QWidget):
         self.image = image
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        self.summary = QLabel(objectName="insightsSummary")
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary = rich_label("insightsSummary")
         layout.addWidget(self.summary)
-        self.secrets = QLabel(objectName="insightsSecrets")
-        self.secrets.setWordWrap(True)
-        self.secrets.setTextFormat(Qt.TextFormat.RichText)
+        self.secrets = rich_label("insightsSecrets")
         self.secrets.setStyleSheet("QLabel { background: #ad1457; color: white; padding: 6px; border-radius: 4px; }")
         layout.addWidget(self.secrets)
         left = QSplitter(Qt.Orientation.Vertical)
