@@ -10,7 +10,7 @@ import fnmatch
 import re
 from typing import Callable, Iterable, NamedTuple
 
-from explorer.image.model import DIR, Entry
+from explorer.image.model import DIR, FILE, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import LayerTree
@@ -39,6 +39,7 @@ class TreeView:
         if mode == DIFF:
             self._relevant = self._changed_paths_and_ancestors()
         self._totals: dict[str, int] | None = None
+        self.entries = self.file_bytes = -1  # the merged view's counts, known after totals()
 
     # -- one path ------------------------------------------------------------------------
 
@@ -120,13 +121,11 @@ class TreeView:
     def totals(self) -> dict[str, int]:
         """Bytes of regular files below each directory of the view (computed once)."""
         if self._totals is None:
-            totals: dict[str, int] = {}
+            direct: dict[str, int] = {}  # bytes of the files directly inside each folder
             for path, size in self._sized_paths():
-                parent = names.split(path)[0]
-                while parent:
-                    totals[parent] = totals.get(parent, 0) + size
-                    parent = names.split(parent)[0]
-            self._totals = totals
+                parent = path[: path.rfind("/")] or "/"
+                direct[parent] = direct.get(parent, 0) + size
+            self._totals = roll_up(direct)
         return self._totals
 
     def _sized_paths(self) -> Iterable[tuple[str, int]]:
@@ -138,10 +137,49 @@ class TreeView:
                 if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:
                     yield p, r.entry.size
             return
-        for e in self.tree.merged(self.layer):
-            if e.type != DIR and e.size:
-                yield e.path, e.size
+        # The merged view reads the stored versions directly: a million entries go through here
+        # on every layer switch, and the plain tuples of a cached index need no conversion.
+        layer = self.layer
+        entries = file_bytes = 0
+        for path, v in self.tree.versions.items():
+            if type(v) is list:
+                e = None
+                for version in reversed(v):
+                    if layer is None or version[0] <= layer:
+                        e = version[2]
+                        break
+                if e is None:
+                    continue
+            else:
+                e = v
+                if layer is not None and e[8] > layer:
+                    continue
+            if path == "/":
+                continue
+            entries += 1
+            kind = e[1]
+            if kind == FILE:
+                file_bytes += e[5]
+            if kind != DIR and e[5]:
+                yield path, e[5]
+        self.entries, self.file_bytes = entries, file_bytes
 
+
+def roll_up(direct: dict[str, int]) -> dict[str, int]:
+    """Totals per folder from the bytes directly inside each: every ancestor gets its share."""
+    totals = dict(direct)
+    for folder in direct:
+        while folder != "/":
+            folder = folder[: folder.rfind("/")] or "/"
+            if folder in totals:
+                break
+            totals[folder] = 0
+    # deepest first: a folder's total is complete before it is added to its parent's
+    for folder in sorted(totals, key=lambda f: f.count("/"), reverse=True):
+        if folder != "/":
+            parent = folder[: folder.rfind("/")] or "/"
+            totals[parent] += totals[folder]
+    return totals
 
 
 def matcher(text: str, kind: str) -> Callable[[str], bool]:

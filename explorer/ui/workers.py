@@ -124,13 +124,9 @@ class LoadController(QObject):
             gc.disable()
             try:
                 view = TreeView(image.tree, None, MERGED)
-                view.totals()
+                view.totals()  # counts the entries on the way
                 image.first_view = view
-                image.file_count = image.file_bytes = 0
-                for e in image.tree.merged():
-                    image.file_count += 1
-                    if e.type == "file":
-                        image.file_bytes += e.size
+                image.file_count, image.file_bytes = view.entries, view.file_bytes
                 if not image.from_cache:
                     monitor.begin("saving the index for the next time")
                     index_cache.save(source, image)
