@@ -241,6 +241,51 @@ def test_cancel_drops_the_load(qtbot, window, tmp_path):
     assert window.tabs.count() == 1
 
 
+def test_layers_and_history_show_before_the_files(qtbot, window):
+    seen = {}
+
+    def shown(view):  # what the user sees the moment the layers appear
+        tab = window.tabs.indexOf(view)
+        model = view.layer_model
+        seen.update(tab=window.tabs.tabText(tab), layers=model.rowCount(),
+                    sizes=[model.index(row, 1).data() for row in range(model.rowCount())],
+                    steps=view.history_model.rowCount(), tree=view.file_tree.isVisible(),
+                    pending=view.pending.isVisible(), status=window.status_label.text())
+
+    window.layers_shown.connect(shown)
+    view = _open(qtbot, window)
+    assert seen["tab"].endswith("(reading…)")
+    assert seen["layers"] == 5 and seen["steps"] == 10  # all + 4 layers; history with empty steps
+    assert set(seen["sizes"]) == {"…"}  # not yet known, and not shown as 0 B
+    assert seen["pending"] and not seen["tree"]
+    assert "Reading the files of 4 layer(s)" in seen["status"]
+    # the loaded view took the preview's place: one tab, the tree shown, no "reading" left
+    assert window.tabs.count() == 1 and window.tabs.widget(0) is view
+    assert "reading" not in window.tabs.tabText(0)
+    assert view.file_tree.isVisible() and not view.pending.isVisible()
+    assert "68 entries" in window.status_label.text()
+
+
+def test_closing_the_tab_of_an_image_still_loading_stops_the_load(qtbot, window, tmp_path):
+    big = tmp_path / "many.tar"
+    big.write_bytes(docker_archive([layer_tar([f(f"d{i // 500}/f{i}", "x") for i in range(20_000)])]))
+    loaded = []
+    window.image_loaded.connect(loaded.append)
+    with qtbot.waitSignal(window.layers_shown, timeout=10_000):
+        window.open_paths([str(big)])
+    qtbot.waitUntil(lambda: window.loader.busy and window.progress.isVisible(), timeout=10_000)
+    window.close_tab(0)
+    assert not window.loader.busy and window.tabs.count() == 0
+    assert window.stack.currentWidget() is window.start_page
+    from PySide6.QtCore import QCoreApplication, QThreadPool
+
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    QCoreApplication.processEvents()
+    assert window.tabs.count() == 0 and not loaded  # a late result is dropped
+    _open(qtbot, window)
+    assert window.tabs.count() == 1
+
+
 def test_bad_file_shows_the_error_dialog_and_window_stays_usable(qtbot, window, tmp_path):
     bad = tmp_path / "broken.tar"
     bad.write_bytes(b"this is not an image" * 50)

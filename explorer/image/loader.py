@@ -55,6 +55,7 @@ class Image:
     first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
     from_cache: bool = False  # read from the index cache rather than the layers
     verification: list[dict[str, Any]] | None = None  # per layer, when --verify read every blob
+    pending: bool = False  # layers and history only: the files are still being read
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool = False,
@@ -333,4 +334,4 @@ def preview_image(source: Source, ref: ImageRef) -> Image:
                                 entries=0, history=h.index if h else None, created_by=h.created_by if h else ""))
     return Image(source=source.info, ref=ref, tags=list(plan.tags), config_digest=ref.config_digest,
                  platform=plan.platform, created=str(config.get("created") or ""), config=config, layers=layers,
-                 history=history, tree=LayerTree(len(plan.layers)), warnings=warnings, file_count=0)
+                 history=history, tree=LayerTree(len(plan.layers)), warnings=warnings, file_count=0, pending=True)

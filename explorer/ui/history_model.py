@@ -42,7 +42,8 @@ class HistoryTableModel(ImageTableModel):
             return (
                 relative_time(h.created),
                 short_command(h.created_by, 100) or "(no command recorded)",
-                human_size(size) if h.layer is not None else ("0 B" if h.empty_layer else "?"),
+                ("…" if self.image.pending else human_size(size)) if h.layer is not None
+                else ("0 B" if h.empty_layer else "?"),
                 h.comment,
             )[col]
         if role == Qt.ItemDataRole.ToolTipRole:

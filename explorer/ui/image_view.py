@@ -132,6 +132,11 @@ class ImageView(QWidget):
         mid_layout.addLayout(self._tree_controls())
         middle.setMinimumWidth(300)
         mid_layout.addWidget(self.file_tree, 1)
+        self.pending = QLabel("", objectName="pendingFiles", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.pending.setWordWrap(True)
+        self.pending.hide()
+        mid_layout.addWidget(self.pending, 1)
+        self._pending: str | None = None
         mid_layout.addWidget(self._legend())
         self.center_tabs = QTabWidget(objectName="centerTabs")
         self.center_tabs.addTab(middle, "&Files")
@@ -156,6 +161,15 @@ class ImageView(QWidget):
         self._selected_path: str | None = None
         self.file_tree.selectionModel().currentChanged.connect(self._tree_current_changed)
         self.tree_model.modelReset.connect(self._after_reset)
+
+    def show_pending(self, message: str) -> None:
+        """Layers and history are shown, the files not yet: say so where the tree will be."""
+        self._pending = message
+        self.pending.setText(f"{message}\n\nThe layers and the history are already here; the file tree follows.")
+        self.file_tree.hide()
+        self.pending.show()
+        for widget in (self.search_box, self.search_kind, self.merged_button, self.diff_button, *self.hide_boxes.values()):
+            widget.setEnabled(False)
 
     @staticmethod
     def _widget_shortcut(widget: QWidget, slot) -> QShortcut:
@@ -639,6 +653,8 @@ class ImageView(QWidget):
         """What the status bar says about this image."""
         from explorer.ui.format import human_size
 
+        if self._pending:
+            return f"{', '.join(self.image.tags) or 'untagged'}  |  {len(self.image.layers)} layers  |  {self._pending}"
         files = self._file_count
         total = self.image.file_bytes
         where = "all layers" if self.layer is None else f"layer {self.layer}"

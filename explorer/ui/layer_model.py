@@ -42,6 +42,13 @@ class LayerTableModel(ImageTableModel):
         if row == ALL_LAYERS_ROW:
             return self._all_layers(col, role)
         layer = self.image.layers[row - 1]
+        if role == Qt.ItemDataRole.DisplayRole and self.image.pending and col in (1, 2, 3, DIGEST):
+            # known once the layer is read (the stored size and digest, when the manifest has them)
+            if col == 2 and layer.blob_size:
+                return human_size(layer.blob_size)
+            if col == DIGEST and layer.digest:
+                return layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12]
+            return "…"
         if role == Qt.ItemDataRole.DisplayRole:
             return (
                 str(layer.index),
@@ -73,8 +80,10 @@ class LayerTableModel(ImageTableModel):
             if col == 0:
                 return "all"
             if col == 1:
-                return human_size(sum(l.size for l in image.layers))
+                return "…" if image.pending else human_size(sum(l.size for l in image.layers))
             if col == 2:
+                if image.pending and not all(l.blob_size for l in image.layers):
+                    return "…"
                 return human_size(sum(l.blob_size for l in image.layers))
             if col == COMMAND:
                 return "All layers: the final image"

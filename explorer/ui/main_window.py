@@ -38,6 +38,7 @@ class MainWindow(QMainWindow):
     """Layer Explorer's window."""
 
     image_loaded = Signal(object)  # ImageView
+    layers_shown = Signal(object)  # ImageView: layers and history, before the files are read
     comparison_ready = Signal(object)  # ComparisonView
     load_failed = Signal(str)  # message
 
@@ -283,12 +284,11 @@ class MainWindow(QMainWindow):
                 self._next()
                 return
             ref = picker.chosen()
-        if source.info.format == "registry":
-            self._show_preview(source, ref)
+        self._show_preview(source, ref)
         self.loader.load(source, ref)
 
     def _show_preview(self, source: Source, ref) -> None:
-        """Layers and history at once, while the layer blobs download (registries)."""
+        """Layers and history at once (from the manifest and config), while the layers are read."""
         from explorer.image.loader import preview_image
 
         try:
@@ -296,10 +296,17 @@ class MainWindow(QMainWindow):
         except ExplorerError:
             return  # the load itself will say what is wrong
         view = ImageView(source, image)
-        index = self.tabs.addTab(view, view.title() + " (downloading…)")
+        doing = "downloading…" if source.info.format == "registry" else "reading…"
+        view.show_pending(f"Reading the files of {len(image.layers)} layer(s)…" if doing == "reading…"
+                          else f"Downloading {len(image.layers)} layer(s)…")
+        index = self.tabs.addTab(view, f"{view.title()} ({doing})")
+        self.tabs.setTabToolTip(index, source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
         self._preview = view
+        self._restore_panels(view)
+        self._update_status()
+        self.layers_shown.emit(view)
 
     def _on_loaded(self, source: Source, image: Image) -> None:
         view = ImageView(source, image)
@@ -308,10 +315,11 @@ class MainWindow(QMainWindow):
         if preview is not None and self.tabs.indexOf(preview) >= 0:
             at = self.tabs.indexOf(preview)
             self.tabs.removeTab(at)  # the full view takes the preview's place
-            preview.deleteLater()
+            _discard(preview)
             index = self.tabs.insertTab(at, view, view.title())
         else:
             index = self.tabs.addTab(view, view.title())
+            self.layers_shown.emit(view)
         self.tabs.setTabToolTip(index, source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
@@ -327,7 +335,7 @@ class MainWindow(QMainWindow):
         preview, self._preview = self._preview, None
         if preview is not None and self.tabs.indexOf(preview) >= 0:
             self.tabs.removeTab(self.tabs.indexOf(preview))
-            preview.deleteLater()
+            _discard(preview)
             if self.tabs.count() == 0:
                 self.stack.setCurrentWidget(self.start_page)
 
@@ -370,6 +378,16 @@ class MainWindow(QMainWindow):
         """Close one tab (and release its archive)."""
         view = self.tabs.widget(index)
         if view is None or not hasattr(view, "close_source"):
+            return
+        if view is self._preview:  # still loading: stop that; the loader's thread owns the source
+            self._preview = None
+            self.tabs.removeTab(index)
+            _discard(view)
+            self.loader.cancel(quiet=True)
+            if self.tabs.count() == 0:
+                self.stack.setCurrentWidget(self.start_page)
+            self._update_status()
+            self._next()
             return
         if isinstance(view, ImageView):
             self._save_panels(view)
@@ -441,7 +459,7 @@ class MainWindow(QMainWindow):
             self._save_panels(view)
         for i in range(self.tabs.count()):
             w = self.tabs.widget(i)
-            if hasattr(w, "close_source"):
+            if hasattr(w, "close_source") and w is not self._preview:  # a loading one's source is the loader's
                 w.close_source()
         super().closeEvent(event)
 
@@ -461,3 +479,10 @@ class MainWindow(QMainWindow):
         elif paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+
+def _discard(widget: QWidget) -> None:
+    """Delete a widget that was replaced; unparented at once so no lookup finds it meanwhile."""
+    widget.hide()
+    widget.setParent(None)
+    widget.deleteLater()
