@@ -15,6 +15,7 @@ from explorer.image.content import read_entry
 from explorer.image.loader import load_image
 from explorer.image.source import open_source
 from explorer.report import build_report
+from explorer.tree.views import MERGED, TreeView
 
 DATA = Path(__file__).parent / "data"
 
@@ -83,6 +84,66 @@ def test_a_damaged_or_old_cache_file_is_rebuilt(tmp_path):
         index_cache.VERSION = old
     for s in (src, src2, src3):
         s.close()
+
+
+def test_reopening_decodes_only_the_folders_looked_at(tmp_path):
+    src, fresh = _load(DATA / "docker-legacy.tar")
+    index_cache.save(src, fresh)
+    first = TreeView(fresh.tree, None, MERGED)
+    src.close()
+    src, cached = _load(DATA / "docker-legacy.tar")
+    with src:
+        chunks = cached.tree.versions.chunks
+        assert chunks.kids == {}  # nothing decoded yet, yet the first screen is all there
+        assert cached.first_view.totals() == first.totals()
+        merged = list(fresh.tree.merged())
+        counted = (len(merged), sum(e.size for e in merged if e.type == "file"))
+        assert (cached.file_count, cached.file_bytes) == (first.entries, first.file_bytes) == counted
+        assert counted[0] == 68  # as report --text counts them
+        assert len(cached.tree.versions) == len(fresh.tree.versions)
+        assert sorted(cached.tree.children("/")) == sorted(fresh.tree.children("/"))
+        assert cached.tree.entry_at("/data/modify-me.txt") == fresh.tree.entry_at("/data/modify-me.txt")
+        assert set(chunks.kids) == {"/", "/data"}
+        assert not chunks.complete
+        assert cached.tree.changes[3] == fresh.tree.changes[3]
+        assert len(cached.waste.files) == len(fresh.waste.files) > 0 and cached.waste.files._items is None
+        assert list(cached.waste.files) == fresh.waste.files  # decoded when the Insights tab reads them
+        assert set(cached.tree.changes.decoded) == {3}
+        # a walk over every path (a search, another layer's sizes) decodes the rest
+        assert TreeView(cached.tree, 1).totals() == TreeView(fresh.tree, 1).totals()
+        assert chunks.complete and set(chunks.kids) == set(fresh.tree.kids)
+        assert dict(cached.tree.versions.items()).keys() == fresh.tree.versions.keys()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "chunk"])
+def test_a_truncated_or_empty_cache_file_is_rebuilt(tmp_path, damage):
+    src, img = _load(DATA / "docker-legacy.tar")
+    index_cache.save(src, img)
+    src.close()
+    (cached,) = _files(tmp_path)
+    data = cached.read_bytes()
+    if damage == "truncate":
+        cached.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        cached.write_bytes(b"")
+    else:  # a head that points past the end, with a checksum that matches it
+        import hashlib
+        import marshal
+        import struct
+
+        start = len(index_cache.MAGIC) + 32
+        (size,) = struct.unpack_from("<Q", data, start)
+        head = marshal.loads(data[start + 8:start + 8 + size])
+        tree = list(head["tree"])
+        tree[3] = {k: (o + 10**9, n) for k, (o, n) in tree[3].items()}
+        head["tree"] = tuple(tree)
+        head_bytes = marshal.dumps(head)
+        payload = struct.pack("<Q", len(head_bytes)) + head_bytes + data[start + 8 + size:]
+        cached.write_bytes(index_cache.MAGIC + hashlib.sha256(payload).digest() + payload)
+    src, again = _load(DATA / "docker-legacy.tar")
+    with src:
+        assert not again.from_cache and not cached.exists()
+        assert again.tree.entry_at("/data/modify-me.txt") is not None
 
 
 def test_the_command_line_writes_and_uses_it_and_can_turn_it_off(tmp_path, capsys):

@@ -4,6 +4,10 @@ One file per (source, image), named by a key made of the source's real path, siz
 modification time and inode (a changed archive gets a new key, so it is never served
 stale) and the format version. Each file carries a checksum of its payload: a corrupt,
 truncated or old-version file is detected, removed and rebuilt, never trusted.
+
+A file is a head (the image without its files, the first screen's folder sizes, and where
+each folder's chunk lies) and a body of chunks, one per folder and one per layer's changes:
+reopening decodes the head only, and each folder when it is first looked at.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import mmap
 import os
+import struct
 import tempfile
 from typing import Any
 
@@ -23,12 +29,13 @@ from explorer.image.source import Source
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
+from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
+from explorer.tree.views import MERGED, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 5
+VERSION = 6
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
-CHUNKS = 32  # the paths are stored in pieces, so no single load call holds the interpreter long
 _new = tuple.__new__
 
 
@@ -61,31 +68,34 @@ def key_for(source: Source, ref: ImageRef) -> str | None:
 
 
 def load(source: Source, ref: ImageRef) -> Image | None:
-    """The cached image, or None (missing, changed, corrupt or from another version)."""
+    """The cached image, or None (missing, changed, corrupt or from another version).
+
+    The file is mapped, checked whole, and only its head decoded here; the folders are
+    decoded as they are looked at (``explorer.tree.lazy``).
+    """
     key = key_for(source, ref) if enabled() else None
     if key is None:
         return None
     path = os.path.join(folder(), key)
     try:
         with open(path, "rb") as f:
-            blob = f.read()
+            data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
     except OSError:
         return None
-    head = len(MAGIC) + 32
-    if blob[: len(MAGIC)] != MAGIC or hashlib.sha256(blob[head:]).digest() != blob[len(MAGIC):head]:
+    except ValueError:  # empty: cannot be mapped
+        remove(path)
+        return None
+    start = len(MAGIC) + 32
+    if len(data) < start + 8 or data[: len(MAGIC)] != MAGIC or hashlib.sha256(data[start:]).digest() != data[len(MAGIC):start]:
         remove(path)  # damaged: rebuild rather than trust
         return None
     try:
-        pieces = marshal.loads(blob[head:])
-        data = marshal.loads(pieces[0])
-        if data["version"] != VERSION or data["key"] != key:
+        (head_size,) = struct.unpack_from("<Q", data, start)
+        head = marshal.loads(data[start + 8:start + 8 + head_size])
+        if head["version"] != VERSION or head["key"] != key:
             raise ValueError("stale")
-        versions: dict = {}
-        for part in pieces[1:]:  # one call per piece: other threads (the window) run in between
-            versions.update(marshal.loads(part))
-        data["tree"] = (data["tree"][0], versions) + tuple(data["tree"][2:])
-        image = _image(data, source, ref)
-    except (ValueError, KeyError, TypeError, IndexError, EOFError):
+        image = _image(head, data[start + 8 + head_size:], source, ref)
+    except (ValueError, KeyError, TypeError, IndexError, EOFError, struct.error):
         remove(path)
         return None
     os.utime(path)  # recently used: evicted last
@@ -98,18 +108,22 @@ def save(source: Source, image: Image) -> None:
     if key is None:
         return
     try:
-        plain = _plain(image, key)
-        versions = plain["tree"][1]
-        items = list(versions.items())
-        step = max(1, len(items) // CHUNKS + 1)
-        parts = [marshal.dumps(dict(items[i:i + step])) for i in range(0, len(items), step)]
-        plain["tree"] = (plain["tree"][0], len(parts)) + plain["tree"][2:]
-        payload = marshal.dumps([marshal.dumps(plain)] + parts)
+        head, body = _encode(image, key)
+        head_bytes = marshal.dumps(head)
+        payload = [struct.pack("<Q", len(head_bytes)), head_bytes, *body]
+        digest = hashlib.sha256()
+        for part in payload:
+            digest.update(part)
         os.makedirs(folder(), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder(), prefix=".partial-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
-        os.replace(tmp, os.path.join(folder(), key))  # complete or absent, never half-written
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC + digest.digest())
+                f.writelines(payload)
+            os.replace(tmp, os.path.join(folder(), key))  # complete or absent, never half-written
+        except BaseException:
+            remove(tmp)
+            raise
         evict()
     except (OSError, ValueError):
         pass
@@ -124,31 +138,69 @@ def evict(limit: int | None = None) -> None:
         pass
 
 
-def _plain(image: Image, key: str) -> dict[str, Any]:
-    """The image as marshal-able plain values."""
+def _plain_version(v: Any) -> Any:
+    """A path's versions as marshal-able tuples."""
+    if type(v) is list:
+        return [(x[0], x[1], tuple(x[2]) if x[2] is not None else None) for x in v]
+    return tuple(v)
+
+
+def _encode(image: Image, key: str) -> tuple[dict[str, Any], list[bytes]]:
+    """The head (everything but the files, plus where each folder's chunk is) and the body."""
     tree = image.tree
-    versions = {}
-    for path, v in tree.versions.items():
-        if type(v) is list:
-            versions[path] = [(x[0], x[1], tuple(x[2]) if x[2] is not None else None) for x in v]
-        else:
-            versions[path] = tuple(v)  # type: ignore[arg-type]
+    view = image.first_view
+    if view is None or view.layer is not None or view.mode != MERGED:
+        view = TreeView(tree, None, MERGED)
+    totals = view.totals()  # the first screen's folder sizes: reopening needs no walk
+    if image.file_count < 0 or image.file_bytes < 0:
+        image.file_count, image.file_bytes = view.entries, view.file_bytes
+    versions = tree.versions
+    body: list[bytes] = []
+    offset = 0
+    folders: dict[str, tuple[int, int]] = {}
+    placed: set[str] = set()
+    for name, children in tree.kids.items():
+        prefix = name if name == "/" else name + "/"
+        values = []
+        for child in children:
+            v = versions.get(prefix + child)
+            values.append(_plain_version(v) if v is not None else None)
+        chunk = marshal.dumps((list(children), values))
+        folders[name] = (offset, len(chunk))
+        body.append(chunk)
+        offset += len(chunk)
+        placed.update(prefix + child for child in children)
+    # the root, and any path its folder does not list, travel in the head
+    strays = {p: _plain_version(v) for p, v in versions.items() if p not in placed}
+    changes = []
+    for layer in tree.changes:
+        chunk = marshal.dumps(list(layer))
+        changes.append((offset, len(chunk)))
+        body.append(chunk)
+        offset += len(chunk)
     eff, waste = image.efficiency, image.waste
-    return {
+    wasted = (0, 0, 0)
+    if waste is not None:  # hundreds of thousands on a big image, and only the Insights tab reads them
+        chunk = marshal.dumps([_fields(f) for f in waste.files])
+        wasted = (offset, len(chunk), len(waste.files))
+        body.append(chunk)
+        offset += len(chunk)
+    head = {
         "version": VERSION,
         "key": key,
-        "tree": (tree.layer_count, versions, tree.kids, tree.changes, [tuple(s) for s in tree.stats], tree.warnings,
-                 tree.unsafe, tree.hardlink_data),
+        "tree": (tree.layer_count, len(versions), strays, folders, changes, [tuple(s) for s in tree.stats],
+                 tree.warnings, tree.unsafe, tree.hardlink_data),
         "image": (image.tags, image.config_digest, image.platform, image.created, image.config,
                   [_fields(l) for l in image.layers], [_fields(h) for h in image.history], image.warnings,
                   [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
                   image.blobs, image.file_count, image.file_bytes),
         "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, eff.files) if eff else None,
-        "waste": (waste.bytes, [_fields(f) for f in waste.files], waste.per_layer, waste.merge_savings) if waste else None,
+        "waste": (waste.bytes, wasted, waste.per_layer, waste.merge_savings) if waste else None,
         "advice": [_fields(a) for a in image.advice],
         "secrets": [_fields(s) for s in image.secrets],
-        "totals": image.first_view.totals() if image.first_view is not None else None,
+        "totals": totals,
     }
+    return head, body
 
 
 def _fields(obj: Any) -> tuple:
@@ -157,11 +209,16 @@ def _fields(obj: Any) -> tuple:
     return tuple(getattr(obj, f.name) for f in fields(obj))
 
 
-def _image(data: dict[str, Any], source: Source, ref: ImageRef) -> Image:
-    """Rebuild an image from its plain values."""
-    count, versions, kids, changes, stats, warnings, unsafe, hardlink_data = data["tree"]
+def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef) -> Image:
+    """Rebuild an image from its head; its folders stay in ``body`` until looked at."""
+    count, paths, strays, folders, changes, stats, warnings, unsafe, hardlink_data = data["tree"]
+    wasted = data["waste"][1] if data["waste"] else (0, 0, 0)
+    for offset, length in list(folders.values()) + changes + [wasted[:2]]:
+        if offset < 0 or offset + length > len(body):
+            raise ValueError("a chunk lies outside the file")
     tree = LayerTree(count)
-    tree.versions, tree.kids, tree.changes = versions, kids, changes
+    chunks = Chunks(body, folders, paths, strays)
+    tree.versions, tree.kids, tree.changes = LazyVersions(chunks), LazyKids(chunks), LazyChanges(body, changes)  # type: ignore[assignment]
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]
     tree.warnings, tree.unsafe, tree.hardlink_data = warnings, unsafe, hardlink_data
@@ -174,14 +231,12 @@ def _image(data: dict[str, Any], source: Source, ref: ImageRef) -> Image:
         scans=[LayerScan([], c, size, blob_digest=bd, tar_size=ts, warnings=w, flagged=fl) for c, size, bd, ts, w, fl in scans],
         blobs=blobs, file_count=count_files, file_bytes=file_bytes,
         efficiency=Efficiency(*eff) if eff else None,
-        waste=Waste(waste[0], [WastedFile(*f) for f in waste[1]], waste[2], waste[3]) if waste else None,
+        waste=Waste(waste[0], LazyRecords(body, wasted[:2], wasted[2], WastedFile), waste[2], waste[3])  # type: ignore[arg-type]
+        if waste else None,
         advice=[Advice(*a) for a in data["advice"]],
         secrets=[Secret(*s) for s in data["secrets"]],
     )
-    if data["totals"] is not None:
-        from explorer.tree.views import MERGED, TreeView
-
-        view = TreeView(tree, None, MERGED)
-        view._totals = data["totals"]
-        image.first_view = view
+    view = TreeView(tree, None, MERGED)
+    view._totals = data["totals"]
+    image.first_view = view
     return image

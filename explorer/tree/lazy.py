@@ -1,0 +1,197 @@
+"""A layered tree read from the index cache a folder at a time, as it is looked at.
+
+Decoding a million entries takes seconds; showing the first screen needs a few folders.
+The cache stores each folder's children as one marshal chunk (and each layer's changes as
+another): ``versions`` and ``kids`` decode a folder the first time anything below it is asked
+for, and everything at once only for a walk over all paths (a search, another layer's sizes).
+"""
+
+from __future__ import annotations
+
+import marshal
+import threading
+from typing import Any, Iterator
+
+Span = tuple[int, int]  # offset and length of a chunk in the body
+
+
+class Chunks:
+    """The encoded folders of one index and what has been decoded of them so far."""
+
+    def __init__(self, body: memoryview, folders: dict[str, Span], count: int, versions: dict[str, Any]) -> None:
+        self.body: memoryview | None = body
+        self.folders = folders
+        self.count = count  # paths in the whole index
+        self.versions = versions  # decoded so far (starts with the root and strays)
+        self.kids: dict[str, list[str]] = {}
+        self.complete = not folders
+        self._lock = threading.Lock()  # the window's thread and a background one may both decode
+
+    def load(self, folder: str) -> None:
+        """Decode one folder's children (once)."""
+        if folder in self.kids or folder not in self.folders:
+            return
+        with self._lock:
+            if folder in self.kids or self.body is None:
+                return
+            offset, length = self.folders[folder]
+            names, values = marshal.loads(self.body[offset:offset + length])
+            prefix = folder if folder == "/" else folder + "/"
+            versions = self.versions
+            for name, value in zip(names, values):
+                if value is not None:
+                    versions.setdefault(prefix + name, value)  # one already made an Entry stays
+            self.kids[folder] = names  # last: whoever sees the names finds their versions too
+
+    def load_all(self) -> None:
+        """Decode every folder (a walk over all paths needs them)."""
+        if self.complete:
+            return
+        for folder in list(self.folders):
+            self.load(folder)
+        self.complete = True
+        self.body = None  # nothing left to decode: let the mapping go
+
+
+class _LazyMap:
+    """The walking half of a mapping over chunks: any walk decodes every folder first."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: Chunks) -> None:
+        self.chunks = chunks
+
+    def _all(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def keys(self):  # noqa: D102 (dict's)
+        return self._all().keys()
+
+    def values(self):  # noqa: D102
+        return self._all().values()
+
+    def items(self):  # noqa: D102
+        return self._all().items()
+
+
+class LazyVersions(_LazyMap):
+    """``LayerTree.versions`` over chunks: a path's folder is decoded when the path is asked for."""
+
+    __slots__ = ()
+
+    def get(self, path: str, default: Any = None) -> Any:
+        chunks = self.chunks
+        v = chunks.versions.get(path)
+        if v is None and not chunks.complete and path != "/":
+            chunks.load(path[: path.rfind("/")] or "/")
+            v = chunks.versions.get(path)
+        return default if v is None else v
+
+    def __getitem__(self, path: str) -> Any:
+        v = self.get(path)
+        if v is None:
+            raise KeyError(path)
+        return v
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.get(path) is not None
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        self.chunks.versions[path] = value
+
+    def __len__(self) -> int:
+        return self.chunks.count
+
+    def _all(self) -> dict[str, Any]:
+        self.chunks.load_all()
+        return self.chunks.versions
+
+
+class LazyKids(_LazyMap):
+    """``LayerTree.kids`` over chunks: a folder's names are decoded when first asked for."""
+
+    __slots__ = ()
+
+    def get(self, folder: str, default: Any = None) -> Any:
+        chunks = self.chunks
+        names = chunks.kids.get(folder)
+        if names is None and not chunks.complete:
+            chunks.load(folder)
+            names = chunks.kids.get(folder)
+        return default if names is None else names
+
+    def __getitem__(self, folder: str) -> list[str]:
+        names = self.get(folder)
+        if names is None:
+            raise KeyError(folder)
+        return names
+
+    def __contains__(self, folder: object) -> bool:
+        return isinstance(folder, str) and folder in self.chunks.folders
+
+    def __len__(self) -> int:
+        return len(self.chunks.folders)
+
+    def _all(self) -> dict[str, Any]:
+        self.chunks.load_all()
+        return self.chunks.kids
+
+
+class LazyChanges:
+    """``LayerTree.changes``: each layer's list decoded when that layer is first looked at."""
+
+    def __init__(self, body: memoryview, spans: list[Span]) -> None:
+        self.body = body
+        self.spans = spans
+        self.decoded: dict[int, list[tuple[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __getitem__(self, layer: int) -> list[tuple[str, str]]:
+        if layer < 0:
+            layer += len(self.spans)
+        found = self.decoded.get(layer)
+        if found is None:
+            with self._lock:
+                found = self.decoded.get(layer)
+                if found is None:
+                    offset, length = self.spans[layer]  # IndexError past the end, like a list
+                    found = self.decoded[layer] = marshal.loads(self.body[offset:offset + length])
+        return found
+
+    def __iter__(self) -> Iterator[list[tuple[str, str]]]:
+        return (self[i] for i in range(len(self.spans)))
+
+
+class LazyRecords:
+    """A list stored as one chunk, decoded and built into records when first read."""
+
+    def __init__(self, body: memoryview, span: Span, count: int, build: Any) -> None:
+        self._source: tuple[memoryview, Span] | None = (body, span)
+        self._count = count
+        self._build = build
+        self._items: list[Any] | None = None
+        self._lock = threading.Lock()
+
+    def _all(self) -> list[Any]:
+        if self._items is None:
+            with self._lock:
+                if self._items is None and self._source is not None:
+                    body, (offset, length) = self._source
+                    self._items = [self._build(*r) for r in marshal.loads(body[offset:offset + length])]
+                    self._source = None
+        return self._items  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._all())
