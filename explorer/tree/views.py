@@ -105,15 +105,17 @@ class TreeView:
 
     def _changed_paths_and_ancestors(self) -> set[str]:
         """DIFF mode: the paths the layer changed (all layers: ever removed too), with ancestors."""
-        keep: set[str] = set()
         if self.layer is not None:
-            paths: Iterable[str] = (p for p, _ in self.tree.changes[self.layer])
+            keep = {p for p, _ in self.tree.changes[self.layer]}
         else:  # all layers: what a later layer overwrote or removed
-            paths = (p for layer in self.tree.changes for p, c in layer if c != ADDED)
-        for p in paths:
-            while p not in keep and p != "/":
-                keep.add(p)
-                p = names.split(p)[0]
+            keep = {p for layer in self.tree.changes for p, c in layer if c != ADDED}
+        # add the parents a level at a time: set comprehensions, not a loop per path, since a
+        # layer may change hundreds of thousands of paths and this runs as the user clicks
+        level = keep
+        while level:
+            level = {p[: p.rfind("/")] or "/" for p in level} - keep
+            keep |= level
+        keep.discard("/")
         return keep
 
     # -- sizes ---------------------------------------------------------------------------
@@ -130,10 +132,18 @@ class TreeView:
 
     def _sized_paths(self) -> Iterable[tuple[str, int]]:
         """(path, size) of every non-directory the view shows."""
+        if self._relevant is not None and self.layer is not None:
+            # what the layer stores: its added and modified entries (removed ones take no room)
+            entry_at, layer = self.tree.entry_at, self.layer
+            for p, change in self.tree.changes[layer]:
+                if change != REMOVED:
+                    e = entry_at(p, layer)
+                    if e is not None and e.type != DIR and e.size:
+                        yield p, e.size
+            return
         if self._relevant is not None:
             for p in self._relevant:
                 r = self.row(p)
-                # what the layer stores: removed entries take no room in it
                 if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:
                     yield p, r.entry.size
             return
