@@ -1,25 +1,29 @@
 #!/usr/bin/env python3
 """Measure how responsive the window stays while it loads an archive (offscreen).
 
-    python bench/gui_stall.py ARCHIVE
+    python bench/gui_stall.py ARCHIVE [--cached] [--expand FOLDER]
 
 A QTimer probe fires every 5 ms on the GUI thread; the largest gap between two firings is
 the longest the event loop was blocked. Prints: time until the layer list shows, time until
-the file tree shows, the largest stall during the load, and the times to switch layers and
-toggle the changes view (the tree first, then the folder sizes computed in the background),
-search all paths, and expand the biggest directory. The load is a
-first open from a warm page cache: the index cache is neither read nor written.
+the file tree shows, the largest stall during the load, and for each action (switching
+layers, the changes view, expanding a folder, a search of all paths) the time until its
+tree shows, the time until its folder sizes (computed in the background) follow, and the
+largest stall meanwhile. The load is a first open from a warm page cache: the index cache
+is neither read nor written; with ``--cached`` it is written first (in a throwaway folder, by
+another process) and the window reopens from it. ``--expand`` names the folder to expand
+right after the load (default: the folder with the most children, expanded last).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
 
 from PySide6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -68,11 +72,29 @@ def settle(view) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+WRITE_CACHE = """
+import sys
+from explorer.image import index_cache
+from explorer.image.loader import load_image
+from explorer.image.source import open_source
+source = open_source(sys.argv[1])
+index_cache.save(source, load_image(source, source.select(), cache=False))
+"""
+
+
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    warm(sys.argv[1])  # like run.py: measure the program, not the disk
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("archive")
+    p.add_argument("--cached", action="store_true", help="reopen from the index cache")
+    p.add_argument("--expand", help="the folder to expand right after the load")
+    args = p.parse_args()
+    if args.cached:
+        os.environ.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
+        os.environ["LAYER_EXPLORER_CACHE"] = tempfile.mkdtemp()
+        subprocess.run([sys.executable, "-c", WRITE_CACHE, args.archive], check=True)
+    else:
+        os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
+    warm(args.archive)  # like run.py: measure the program, not the disk
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication(sys.argv[:1])
@@ -86,22 +108,39 @@ def main() -> int:
     results: dict[str, float] = {}
     start = time.perf_counter()
 
-    def loaded(view) -> None:
-        results["layers and tree shown (s)"] = time.perf_counter() - start
+    def measure(name: str, action) -> None:
+        probe.reset()
+        results[f"{name}, tree shown (ms)"] = timed(action)
+        results[f"{name}, folder sizes shown after (ms)"] = settle(view)
+        results[f"{name}, largest stall (ms)"] = probe.worst
+
+    def expand(folder: str) -> None:
+        kids = len(view.image.tree.kids.get(folder, ()))
+        index = view.tree_model.index_for_path(folder)
+        probe.reset()
+        results[f"expand {folder} ({kids:,} children) (ms)"] = timed(lambda: view.file_tree.expand(index))
+        results[f"expand {folder}, largest stall (ms)"] = probe.worst
+
+    def layers(shown) -> None:
+        results["layer list shown (s)"] = time.perf_counter() - start
+
+    def loaded(shown) -> None:
+        nonlocal view
+        view = shown
+        results["tree shown (s)"] = time.perf_counter() - start
         results["largest stall during load (ms)"] = probe.worst
         results["folder sizes of the first view shown (ms)"] = settle(view)
-        for name, action in (("switch to layer 0", lambda: view.set_layer(0)),
-                             ("switch to last layer", lambda: view.set_layer(len(view.image.layers) - 1)),
-                             ("toggle changes view", lambda: view.set_mode(DIFF))):
-            results[f"{name}, tree shown (ms)"] = timed(action)
-            results[f"{name}, folder sizes shown after (ms)"] = settle(view)
+        if args.expand:
+            expand(args.expand)
+        measure("switch to layer 0", lambda: view.set_layer(0))
+        measure("switch to last layer", lambda: view.set_layer(len(view.image.layers) - 1))
+        measure("toggle changes view", lambda: view.set_mode(DIFF))
         view.set_mode(MERGED)
         view.set_layer(None)
         settle(view)
-        kids = view.image.tree.kids
-        biggest = max(kids, key=lambda p: len(kids[p]))
-        index = view.tree_model.index_for_path(biggest)
-        results[f"expand {biggest} ({len(kids[biggest]):,} children) (ms)"] = timed(lambda: view.file_tree.expand(index))
+        if not args.expand:
+            kids = view.image.tree.kids
+            expand(max(kids.keys(), key=lambda p: len(kids[p])))
         probe.reset()
         search_start = time.perf_counter()
         view.search_finished.connect(lambda _n: finish(search_start))
@@ -114,13 +153,15 @@ def main() -> int:
         results["largest stall during search (ms)"] = probe.worst
         app.quit()
 
+    view = None
+    window.layers_shown.connect(layers)
     window.image_loaded.connect(loaded)
     window.load_failed.connect(lambda msg: (print(msg, file=sys.stderr), app.exit(2)))
     probe.reset()
-    window.open_paths([sys.argv[1]])
+    window.open_paths([args.archive])
     code = app.exec()
     for key, value in results.items():
-        print(f"{key:55} {value:10.2f}")
+        print(f"{key:58} {value:10.2f}")
     return code
 
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Write a large synthetic classic ``docker save`` archive for benchmarks.
 
-    python bench/make_synthetic.py OUT.tar [--entries 200000] [--layers 4] [--avg-size 4250]
+    python bench/make_synthetic.py OUT.tar [--entries 200000] [--layers 4] [--avg-size 4250] [--wide N]
 
 Layers, bottom first: a big base (half the entries), then layers that add files, rewrite
 some lower files, delete files and directories with whiteouts, and hide a directory with an
-opaque whiteout, so every code path of layer application is exercised at scale. The default
-makes about 200,000 entries and 950 MB.
+opaque whiteout, so every code path of layer application is exercised at scale. ``--wide N``
+puts N of the base's files in one folder (``/usr/share/wide``), the case of a folder with a
+huge number of children. The default makes about 200,000 entries and 950 MB.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _size(rng: random.Random, avg: int) -> int:
     return min(int(rng.expovariate(1 / avg)), 8 << 20)
 
 
-def make(out: str, entries: int, layers: int, avg: int, seed: int = 1) -> None:
+def make(out: str, entries: int, layers: int, avg: int, seed: int = 1, wide: int = 0) -> None:
     rng = random.Random(seed)
     pool = os.urandom(9 << 20)
     work = tempfile.mkdtemp(prefix="synthetic-", dir=os.path.dirname(os.path.abspath(out)))
@@ -83,6 +84,11 @@ def make(out: str, entries: int, layers: int, avg: int, seed: int = 1) -> None:
             if k == 0:
                 w.dir("usr")
                 w.dir("usr/lib")
+                if wide:
+                    w.dir("usr/share")
+                    w.dir("usr/share/wide")
+                    for i in range(min(wide, budget - w.count)):
+                        w.file(f"usr/share/wide/item{i:06d}.txt", _size(rng, avg), rng.randrange(1 << 30))
                 n = 0
                 while w.count < budget:
                     d = f"usr/lib/pkg{n:05d}"
@@ -163,8 +169,9 @@ def main() -> None:
     p.add_argument("--entries", type=int, default=200_000)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--avg-size", type=int, default=4250, help="mean file size in bytes")
+    p.add_argument("--wide", type=int, default=0, help="files in one folder of the base layer")
     args = p.parse_args()
-    make(args.out, args.entries, args.layers, args.avg_size)
+    make(args.out, args.entries, args.layers, args.avg_size, wide=args.wide)
 
 
 if __name__ == "__main__":
