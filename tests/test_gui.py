@@ -286,6 +286,37 @@ def test_closing_the_tab_of_an_image_still_loading_stops_the_load(qtbot, window,
     assert window.tabs.count() == 1
 
 
+def test_the_window_saves_the_index_after_showing_and_reopens_from_it(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "index"
+    saved = lambda: [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.exists() else []  # noqa: E731
+    first = _open(qtbot, window)
+    assert not first.image.from_cache
+    qtbot.waitUntil(lambda: len(saved()) == 1, timeout=20_000)  # written after the tree was shown
+    sizes = [first.tree_model.index(r, 1).data() for r in range(first.tree_model.rowCount())]
+    window.close_tab(0)
+    view = _open(qtbot, window)
+    assert view.image.from_cache
+    assert "68 entries, 2.0 MB in files" in window.status_label.text()
+    assert [view.tree_model.index(r, 1).data() for r in range(view.tree_model.rowCount())] == sizes
+    # the rest of the folders are decoded in the background, and a search sees every path
+    qtbot.waitUntil(lambda: view.image.tree.versions.chunks.complete, timeout=20_000)
+    with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
+        view.search_box.setText("modify-me")
+    assert blocker.args[0] == 2  # /data and /data/modify-me.txt
+    view.search_box.clear()
+    view._search_timer.stop()
+    view._filters_changed()
+    view.set_mode(DIFF)
+    view.set_layer(3)
+    for layer in range(4):
+        view.set_layer(layer)
+        fresh = FileTreeModel(TreeView(first.image.tree, layer, DIFF))
+        assert _all_rows(view.tree_model) == _all_rows(fresh) != []
+    qtbot.waitUntil(lambda: view.tree_model.totals is not None, timeout=10_000)
+
+
 def test_bad_file_shows_the_error_dialog_and_window_stays_usable(qtbot, window, tmp_path):
     bad = tmp_path / "broken.tar"
     bad.write_bytes(b"this is not an image" * 50)

@@ -56,6 +56,12 @@ class LayerTree:
         self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
         self._plain = False  # True when read from the index cache (plain tuples until used)
 
+    def decode_all(self) -> None:
+        """Decode now whatever of a tree read from the index cache is still encoded."""
+        chunks = getattr(self.versions, "chunks", None)
+        if chunks is not None:
+            chunks.load_all()
+
     def _normal(self, path: str, v: Any) -> Any:
         """An index read from the cache holds plain tuples: make them entries on first use."""
         if type(v) is tuple:

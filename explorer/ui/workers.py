@@ -55,6 +55,20 @@ class Task(QRunnable):
             self.signals.done.emit(self.token, result)
 
 
+class Quiet(QRunnable):
+    """Follow-up work nobody waits for (saving the index, decoding ahead); a failure is dropped."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def run(self) -> None:  # noqa: D401 (Qt override)
+        try:
+            self.fn()
+        except Exception:  # noqa: BLE001 (the work is an optimisation: without it all still works)
+            pass
+
+
 def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) -> Callable[[str, int, int, int, int], None]:
     """A progress callback that emits at most every ``every`` seconds (and on a new stage)."""
     last = [0.0, ""]
@@ -127,15 +141,20 @@ class LoadController(QObject):
                 view.totals()  # counts the entries on the way
                 image.first_view = view
                 image.file_count, image.file_bytes = view.entries, view.file_bytes
-                if not image.from_cache:
-                    monitor.begin("saving the index for the next time")
-                    index_cache.save(source, image)
             finally:
                 gc.freeze()
                 gc.enable()
             return image
 
-        self._start(path, work, lambda image: self.loaded.emit(source, image))
+        def done(image: Image) -> None:
+            self.loaded.emit(source, image)
+            # after the tree is shown, not before: the user should not wait for either
+            if image.from_cache:
+                self.pool.start(Quiet(image.tree.decode_all))  # the rest of the folders, for walks
+            else:
+                self.pool.start(Quiet(lambda: index_cache.save(source, image)))
+
+        self._start(path, work, done)
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
