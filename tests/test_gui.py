@@ -44,6 +44,9 @@ def window(qtbot):
     yield w
     for d in w.dialogs:
         d.close()
+    from PySide6.QtCore import QThreadPool
+
+    assert QThreadPool.globalInstance().waitForDone(60_000)  # nothing of this test runs into the next
 
 
 def _loaded_image(path=LEGACY):

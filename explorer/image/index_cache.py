@@ -102,10 +102,16 @@ def load(source: Source, ref: ImageRef) -> Image | None:
     return image
 
 
-def save(source: Source, image: Image) -> None:
-    """Store a loaded image (quietly skipped when the cache cannot be written)."""
-    key = key_for(source, image.ref) if enabled() else None
-    if key is None:
+def save(source: Source, image: Image, where: str | None = None) -> None:
+    """Store a loaded image (quietly skipped when the cache cannot be written).
+
+    ``where``: the folder, decided when the save was scheduled (a later change of the
+    setting must not redirect a save already on its way); by default the current one.
+    """
+    if where is None:
+        where = folder() if enabled() else None
+    key = key_for(source, image.ref) if where is not None else None
+    if key is None or where is None:
         return
     try:
         head, body = _encode(image, key)
@@ -114,26 +120,26 @@ def save(source: Source, image: Image) -> None:
         digest = hashlib.sha256()
         for part in payload:
             digest.update(part)
-        os.makedirs(folder(), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder(), prefix=".partial-")
+        os.makedirs(where, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(MAGIC + digest.digest())
                 f.writelines(payload)
-            os.replace(tmp, os.path.join(folder(), key))  # complete or absent, never half-written
+            os.replace(tmp, os.path.join(where, key))  # complete or absent, never half-written
         except BaseException:
             remove(tmp)
             raise
-        evict()
+        evict(where=where)
     except (OSError, ValueError):
         pass
 
 
-def evict(limit: int | None = None) -> None:
+def evict(limit: int | None = None, where: str | None = None) -> None:
     """Keep the index cache under its size limit, least recently used dropped first."""
     limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_INDEX_CACHE_MAX", DEFAULT_MAX))
     try:
-        keep_under((e.path for e in os.scandir(folder()) if e.is_file()), limit)
+        keep_under((e.path for e in os.scandir(where or folder()) if e.is_file()), limit)
     except OSError:
         pass
 

@@ -151,8 +151,9 @@ class LoadController(QObject):
             # after the tree is shown, not before: the user should not wait for either
             if image.from_cache:
                 self.pool.start(Quiet(image.tree.decode_all))  # the rest of the folders, for walks
-            else:
-                self.pool.start(Quiet(lambda: index_cache.save(source, image)))
+            elif index_cache.enabled():
+                where = index_cache.folder()  # as set now, whatever changes before it runs
+                self.pool.start(Quiet(lambda: index_cache.save(source, image, where)))
 
         self._start(path, work, done)
 
