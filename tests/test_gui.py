@@ -112,6 +112,42 @@ def test_tree_model_is_lazy(qtbot):
     src.close()
 
 
+def test_a_huge_folder_is_handed_to_the_view_in_batches(qtbot, qtmodeltester, tmp_path):
+    from explorer.ui.file_tree_model import BATCH, SIZE
+
+    count = BATCH * 2 + 500
+    path = tmp_path / "wide.tar"
+    path.write_bytes(docker_archive([layer_tar([f(f"wide/f{i:05d}", "x" * (i % 7)) for i in range(count)])]))
+    src, image = _loaded_image(path)
+    model = FileTreeModel(TreeView(image.tree, None, MERGED))
+    wide = model.index(0, 0)
+    assert model.rowCount(wide) == BATCH and model.canFetchMore(wide)
+    assert [model.index(r, 0, wide).data() for r in range(3)] == ["f00000", "f00001", "f00002"]
+    with qtbot.waitSignal(model.rowsInserted):
+        model.fetchMore(wide)
+    assert model.rowCount(wide) == 2 * BATCH
+    last = model.index_for_path(f"/wide/f{count - 1:05d}")  # beyond what was handed out: fetched up to it
+    assert last.isValid() and last.row() == count - 1 and not model.canFetchMore(wide)
+    model.sort(SIZE, Qt.SortOrder.DescendingOrder)  # a new order is sorted whole, then batched again
+    wide = model.index(0, 0)
+    assert model.rowCount(wide) == BATCH
+    biggest = sorted((i % 7 for i in range(count)), reverse=True)[:BATCH]
+    assert [model.index(r, 1, wide).data() for r in range(BATCH)] == [f"{n} B" for n in biggest]
+    qtmodeltester.check(model, force_py=True)
+    # a real view asks for more as it scrolls to the end
+    view = QTreeView()
+    qtbot.addWidget(view)
+    view.resize(400, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    view.setModel(FileTreeModel(TreeView(image.tree, None, MERGED)))
+    view.expand(view.model().index(0, 0))
+    shown = lambda: view.model().rowCount(view.model().index(0, 0))  # noqa: E731
+    assert shown() < count  # expanding fetched a batch or two, not all
+    qtbot.waitUntil(lambda: (view.scrollToBottom(), shown() == count)[1], timeout=5_000)
+    src.close()
+
+
 # -- the window ---------------------------------------------------------------------------
 
 

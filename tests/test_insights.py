@@ -24,9 +24,21 @@ def _load(path, parallel=False):
         return img, build_report(img, src.images, str(path))
 
 
+@pytest.fixture
+def spawn_always(monkeypatch):
+    """Make the window's way (a new interpreter) run even for these small archives."""
+    from explorer.image import parallel
+
+    monkeypatch.setattr(parallel, "SPAWN_MIN_BYTES", 0)
+    started = []
+    real = parallel.subprocess.Popen
+    monkeypatch.setattr(parallel.subprocess, "Popen", lambda *a, **k: started.append(a) or real(*a, **k))
+    return started
+
+
 @pytest.mark.parametrize("name", DIVE)
-@pytest.mark.parametrize("parallel", [False, True])
-def test_efficiency_equals_dive(name, parallel):
+@pytest.mark.parametrize("parallel", [False, True, "process"])
+def test_efficiency_equals_dive(name, parallel, spawn_always):
     img, rep = _load(DATA / f"{name}.tar", parallel)
     dive = json.loads((DATA / f"{name}.dive.json").read_text())
     eff = rep["image"]["efficiency"]
@@ -36,6 +48,16 @@ def test_efficiency_equals_dive(name, parallel):
     assert sorted((x["path"], x["count"], x["size"]) for x in eff["files"]) == want
     user = sum(layer["sizeBytes"] for layer in dive["layer"][1:])
     assert abs(eff["user_wasted_percent"] - dive["image"]["inefficientBytes"] / user) < 1e-12
+    assert len(spawn_always) == (parallel == "process")
+
+
+def test_numbers_are_computed_here_when_the_child_fails(tmp_path, spawn_always, monkeypatch):
+    from explorer.image import parallel
+
+    monkeypatch.setattr(parallel.sys, "executable", "/bin/false")  # the child exits 1 at once
+    img, rep = _load(DATA / "docker-legacy.tar", "process")
+    expected = _load(DATA / "docker-legacy.tar", False)[1]["image"]["efficiency"]
+    assert len(spawn_always) == 1 and rep["image"]["efficiency"] == expected
 
 
 def _image(tmp_path, layers, history=None):

@@ -33,7 +33,7 @@ from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyV
 from explorer.tree.views import MERGED, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 6
+VERSION = 7
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
 _new = tuple.__new__
@@ -144,11 +144,16 @@ def evict(limit: int | None = None, where: str | None = None) -> None:
         pass
 
 
-def _plain_version(v: Any) -> Any:
-    """A path's versions as marshal-able tuples."""
+def _plain_version(v: Any, path: str) -> Any:
+    """A path's versions as marshal-able tuples, without the path itself (the key says it:
+    a third less to decode), which ``LayerTree`` puts back when it makes them entries."""
     if type(v) is list:
-        return [(x[0], x[1], tuple(x[2]) if x[2] is not None else None) for x in v]
-    return tuple(v)
+        return [(x[0], x[1], _pathless(x[2], path) if x[2] is not None else None) for x in v]
+    return _pathless(v, path)
+
+
+def _pathless(e: Any, path: str) -> tuple:
+    return (None,) + tuple(e[1:]) if e[0] == path else tuple(e)
 
 
 def _encode(image: Image, key: str) -> tuple[dict[str, Any], list[bytes]]:
@@ -170,14 +175,14 @@ def _encode(image: Image, key: str) -> tuple[dict[str, Any], list[bytes]]:
         values = []
         for child in children:
             v = versions.get(prefix + child)
-            values.append(_plain_version(v) if v is not None else None)
+            values.append(_plain_version(v, prefix + child) if v is not None else None)
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk))
         body.append(chunk)
         offset += len(chunk)
         placed.update(prefix + child for child in children)
     # the root, and any path its folder does not list, travel in the head
-    strays = {p: _plain_version(v) for p, v in versions.items() if p not in placed}
+    strays = {p: _plain_version(v, p) for p, v in versions.items() if p not in placed}
     changes = []
     for layer in tree.changes:
         chunk = marshal.dumps(list(layer))

@@ -12,7 +12,7 @@ from explorer.image import compression
 from explorer.image.container import LayerScan
 from explorer.image.errors import SourceError
 from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
-from explorer.image.parallel import DiveInChild
+from explorer.image.parallel import DiveInChild, DiveInProcess
 from explorer.image.docker_archive import name_digest
 from explorer.image.plan import ImagePlan, LayerRef, read_json
 from explorer.image.progress import Monitor
@@ -58,13 +58,15 @@ class Image:
     pending: bool = False  # layers and history only: the files are still being read
 
 
-def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool = False,
+def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool | str = False,
                cache: bool = True) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree.
 
-    ``parallel`` computes dive's numbers in a forked process (for command-line use: a
-    process with threads, like the window, must not fork). With ``cache``, an index saved
-    by an earlier load of the same, unchanged source is used instead (see ``index_cache``).
+    ``parallel`` computes dive's numbers in another process: True forks one (for
+    command-line use), ``"process"`` starts a new interpreter when the image is big enough
+    to pay for it (for the window: a process with threads must not fork). With ``cache``,
+    an index saved by an earlier load of the same, unchanged source is used instead (see
+    ``index_cache``).
     """
     if cache:
         from explorer.image import index_cache
@@ -86,7 +88,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
             gc.enable()
 
 
-def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool) -> Image:
+def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str) -> Image:
     """``load_image`` without the collector's bookkeeping."""
     monitor = monitor or Monitor(source.info.path)
     plan: ImagePlan = ref.locator
@@ -103,8 +105,13 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         )
     tree = LayerTree(len(plan.layers))
     # A registry's blobs are downloaded as they are read: a child would fetch them a second time.
-    parallel = parallel and source.info.format != "registry"
-    child = DiveInChild(container, [l.blob for l in plan.layers]) if parallel else None
+    blobs = [l.blob for l in plan.layers]
+    child: DiveInChild | DiveInProcess | None = None
+    if parallel == "process":
+        if DiveInProcess.worth_it(container, blobs, path):
+            child = DiveInProcess(container, blobs, path, ref.index)
+    elif parallel and source.info.format != "registry":
+        child = DiveInChild(container, blobs)
     dive = None if child is not None else DiveEfficiency()
     scans: list[LayerScan] = []
     reader = _ContentReader(source, plan, scans)

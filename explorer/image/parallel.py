@@ -1,18 +1,23 @@
 """dive's numbers computed on the second core while the first one builds the tree.
 
 dive's accounting needs every layer's raw entries a second time, in a different model; on
-a 2-core machine that costs as much as half the load. A forked child re-reads the layer
-headers (cheap: the pages are cached) and sends back only the small result.
+a 2-core machine that costs as much as half the load. A child process re-reads the layer
+headers (cheap: the pages are cached) and sends back only the small result. The command
+line forks; the window has threads, which a fork must not copy, so it starts a fresh
+interpreter that reopens the source (worth its start-up time on big images only).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 from typing import Callable
 
 from explorer.image.container import Container
 from explorer.image.progress import Monitor
+from explorer.image.source import open_source
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
 
 
@@ -68,3 +73,59 @@ class DiveInChild:
                 pass
             os.close(self.read_fd)
             self.pid = 0
+
+
+# Below this many bytes of layers, starting an interpreter costs more than it saves.
+SPAWN_MIN_BYTES = 64 << 20
+
+
+class DiveInProcess:
+    """Like ``DiveInChild``, in a new interpreter that reopens the source file by its path."""
+
+    def __init__(self, container: Container, blobs: list[str], path: str, image: int) -> None:
+        self.container, self.blobs = container, blobs
+        self.proc: subprocess.Popen | None = subprocess.Popen(
+            [sys.executable, "-m", "explorer.image.parallel", path, str(image)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    @staticmethod
+    def worth_it(container: Container, blobs: list[str], path: str) -> bool:
+        """Whether a local source's layers are big enough to pay for a new interpreter."""
+        if "://" in path or not os.path.exists(path):
+            return False
+        try:
+            return sum(container.size(b) for b in blobs) >= SPAWN_MIN_BYTES
+        except Exception:  # noqa: BLE001 (a size the container cannot tell: do it here)
+            return False
+
+    def result(self, fallback: Callable[[], Efficiency] | None = None) -> Efficiency:
+        """The child's numbers; computed here if the child could not give them."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            assert proc.stdout is not None
+            data = proc.stdout.read()
+            proc.stdout.close()
+            if proc.wait() == 0 and data:
+                return pickle.loads(data)
+        return fallback() if fallback is not None else _compute(self.container, self.blobs)
+
+    def cancel(self) -> None:
+        """Stop the child (the load was cancelled or failed)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _main(path: str, image: int) -> int:
+    """The child's side of ``DiveInProcess``: the numbers, pickled to stdout."""
+    with open_source(path) as source:
+        plan = source.images[image].locator
+        sys.stdout.buffer.write(pickle.dumps(_compute(source.container, [l.blob for l in plan.layers])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1], int(sys.argv[2])))

@@ -63,11 +63,13 @@ class LayerTree:
             chunks.load_all()
 
     def _normal(self, path: str, v: Any) -> Any:
-        """An index read from the cache holds plain tuples: make them entries on first use."""
+        """An index read from the cache holds plain tuples, most without their path (None in
+        its place): make them entries on first use."""
         if type(v) is tuple:
-            v = self.versions[path] = _new(Entry, v)
+            v = self.versions[path] = _new(Entry, (path, *v[1:]) if v[0] is None else v)
         elif type(v) is list and v and type(v[0]) is tuple:
-            v[:] = [_new(Version, (l, c, _new(Entry, e) if e is not None else None)) for l, c, e in v]
+            v[:] = [_new(Version, (l, c, None if e is None else _new(Entry, (path, *e[1:]) if e[0] is None else e)))
+                    for l, c, e in v]
         return v
 
     def entry_at(self, path: str, layer: int | None = None) -> Entry | None:

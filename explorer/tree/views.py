@@ -16,6 +16,7 @@ from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import LayerTree
 
 MERGED, DIFF = "merged", "diff"
+_new = tuple.__new__
 SUBSTRING, GLOB, REGEX = "substring", "glob", "regex"
 
 
@@ -87,12 +88,32 @@ class TreeView:
 
     def children(self, path: str) -> list[Row]:
         """Rows inside directory ``path``, unsorted."""
-        out = []
-        for name in self.tree.kids.get(path, ()):
-            child = names.join(path, name)
-            r = self.row(child)
+        tree, layer, merged = self.tree, self.layer, self._relevant is None
+        kids = tree.kids.get(path, ())
+        versions = tree.versions
+        # read lazily from the index cache: asking for the names decoded the folder, so its
+        # paths are in the decoded dict (a plain dict lookup, not a method call, per child)
+        get = versions.chunks.versions.get if hasattr(versions, "chunks") else versions.get
+        prefix = path if path == "/" else path + "/"
+        out: list[Row] = []
+        append, row = out.append, self.row
+        for name in kids:
+            child = prefix + name
+            if merged:
+                # the common case, written out: a path one layer added and none touched again
+                # (a folder may hold a hundred thousand of them, and this runs as it opens)
+                v = get(child)
+                if type(v) is tuple:
+                    v = tree._normal(child, v)
+                if type(v) is Entry:
+                    if layer is None or v.layer < layer:
+                        append(_new(Row, (child, name, v, UNCHANGED)))
+                    elif v.layer == layer:
+                        append(_new(Row, (child, name, v, ADDED)))
+                    continue
+            r = row(child)
             if r is not None:
-                out.append(r)
+                append(r)
         return out
 
     def has_children(self, path: str, visible: set[str] | None = None) -> bool:

@@ -1,6 +1,8 @@
 """The file tree: a lazy QAbstractItemModel over a ``TreeView``.
 
 Rows are made only for directories the user expands; nothing is built for the whole tree.
+A folder with more than ``BATCH`` children hands them to the view a batch at a time, as it
+scrolls (Qt's fetchMore), so opening one of a hundred thousand files lays out only the first.
 Filtering, search and directory sizes are computed off the GUI thread and handed in.
 """
 
@@ -22,18 +24,20 @@ COLUMNS = ("Name", "Size", "Mode", "Owner", "Layer", "Change")
 NAME, SIZE, MODE, OWNER, LAYER, CHANGE = range(6)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 Index = QModelIndex | QPersistentModelIndex
+BATCH = 1000
 
 
 class _Node:
     """One shown row and, once asked for, its children."""
 
-    __slots__ = ("row", "parent", "index_in_parent", "children", "by_name")
+    __slots__ = ("row", "parent", "index_in_parent", "children", "rows", "by_name")
 
     def __init__(self, row: Row | None, parent: "_Node | None", index_in_parent: int) -> None:
         self.row = row
         self.parent = parent
         self.index_in_parent = index_in_parent
-        self.children: list[_Node] | None = None
+        self.children: list[_Node] | None = None  # the rows handed to the view so far
+        self.rows: list[Row] = []  # all of them, sorted
         self.by_name: dict[str, int] | None = None
 
     @property
@@ -92,11 +96,38 @@ class FileTreeModel(QAbstractItemModel):
             if self.view is not None and (node.row is None or node.row.entry.type == DIR):
                 rows = self.view.children(node.path)
                 if self.visible is not None:
-                    rows = [r for r in rows if r.path in self.visible]
-                rows.sort(key=lambda r: r.name)  # ties keep name order, whichever way the column sorts
-                rows.sort(key=self._sort_key, reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
-            node.children = [_Node(r, node, i) for i, r in enumerate(rows)]
+                    visible = self.visible
+                    rows = [r for r in rows if r.path in visible]
+                descending = self.sort_order == Qt.SortOrder.DescendingOrder
+                if self.sort_column == NAME:
+                    rows.sort(key=_by_name, reverse=descending)
+                else:
+                    rows.sort(key=_name)  # ties keep name order, whichever way the column sorts
+                    rows.sort(key=self._sort_key, reverse=descending)
+            node.rows = rows
+            node.children = [_Node(r, node, i) for i, r in enumerate(rows[:BATCH])]
         return node.children
+
+    def _fetch(self, node: _Node, parent: QModelIndex, upto: int) -> None:
+        """Hand the view the rows of ``node`` up to ``upto`` (exclusive)."""
+        children = node.children
+        first = len(children) if children is not None else 0
+        upto = min(upto, len(node.rows))
+        if children is None or upto <= first:
+            return
+        self.beginInsertRows(parent, first, upto - 1)
+        children.extend(_Node(node.rows[i], node, i) for i in range(first, upto))
+        if node.by_name is not None:
+            node.by_name.update((node.rows[i].name, i) for i in range(first, upto))
+        self.endInsertRows()
+
+    def canFetchMore(self, parent: Index) -> bool:  # noqa: N802 (Qt API)
+        node = self._node(parent)
+        return node.children is not None and len(node.children) < len(node.rows)
+
+    def fetchMore(self, parent: Index) -> None:  # noqa: N802
+        node = self._node(parent)
+        self._fetch(node, QModelIndex(parent), len(node.children or ()) + BATCH)
 
     def _sort_key(self, r: Row) -> Any:
         if self.sort_column == SIZE:
@@ -127,6 +158,11 @@ class FileTreeModel(QAbstractItemModel):
             if node.by_name is None:
                 node.by_name = {c.row.name: i for i, c in enumerate(children) if c.row}
             row = node.by_name.get(part)
+            if row is None and len(children) < len(node.rows):  # not handed out yet: fetch up to it
+                at = next((i for i, r in enumerate(node.rows) if r.name == part), None)
+                if at is not None:
+                    self._fetch(node, index, at + 1)
+                    row = at
             if row is None:
                 return QModelIndex()
             node = children[row]
@@ -252,3 +288,11 @@ class FileTreeModel(QAbstractItemModel):
         elif role == Qt.ItemDataRole.AccessibleDescriptionRole and col == NAME:
             return resources.LABELS.get(r.change, "")
         return None
+
+
+def _name(r: Row) -> str:
+    return r.name
+
+
+def _by_name(r: Row) -> tuple[bool, str]:
+    return (r.entry.type != DIR, r.name)  # directories first, like file managers

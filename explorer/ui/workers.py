@@ -130,7 +130,7 @@ class LoadController(QObject):
         path = source.info.path
 
         def work(monitor: Monitor) -> Image:
-            image = load_image(source, ref, monitor)
+            image = load_image(source, ref, monitor, parallel="process")
             if image.first_view is not None and image.file_count >= 0 and image.file_bytes >= 0:
                 return image  # from the index cache, ready to show
             # What the first screen needs, computed here rather than on the GUI thread.
