@@ -12,7 +12,7 @@ from explorer.image import compression
 from explorer.image.container import LayerScan
 from explorer.image.errors import SourceError
 from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
-from explorer.image.parallel import DiveInChild, DiveInProcess
+from explorer.image.parallel import DiveInChild, DiveInProcess, spare_core
 from explorer.image.docker_archive import name_digest
 from explorer.image.plan import ImagePlan, LayerRef, read_json
 from explorer.image.progress import Monitor
@@ -104,14 +104,7 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             f"the config lists {len(diff_ids)} diff_ids but the manifest {len(plan.layers)} layers"
         )
     tree = LayerTree(len(plan.layers))
-    # A registry's blobs are downloaded as they are read: a child would fetch them a second time.
-    blobs = [l.blob for l in plan.layers]
-    child: DiveInChild | DiveInProcess | None = None
-    if parallel == "process":
-        if DiveInProcess.worth_it(container, blobs, path):
-            child = DiveInProcess(container, blobs, path, ref.index)
-    elif parallel and source.info.format != "registry":
-        child = DiveInChild(container, blobs)
+    child = _dive_child(parallel, source, ref, [l.blob for l in plan.layers])
     dive = None if child is not None else DiveEfficiency()
     scans: list[LayerScan] = []
     reader = _ContentReader(source, plan, scans)
@@ -149,6 +142,18 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         advice=advice,
         secrets=secrets,
     )
+
+
+def _dive_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list[str]) -> DiveInChild | DiveInProcess | None:
+    """A process computing dive's numbers on the other core, when that pays (see ``parallel``)."""
+    if not parallel or not spare_core():
+        return None  # one core: a second process would only take turns with this one
+    if parallel == "process":
+        worth = DiveInProcess.worth_it(source.container, blobs, source.info.path)
+        return DiveInProcess(source.container, blobs, source.info.path, ref.index) if worth else None
+    if source.info.format == "registry":
+        return None  # its blobs are downloaded as they are read: a child would fetch them again
+    return DiveInChild(source.container, blobs)
 
 
 BYTES_PER_ENTRY = 700  # what one indexed entry costs, measured on the benchmarks (with headroom)
