@@ -36,4 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--demo" in args:
         window.open_sample()
     window.open_paths([a for a in args if a != "--demo"])
-    return app.exec()
+    code = app.exec()
+    from PySide6.QtCore import QThreadPool
+
+    # Let background work end before the interpreter does (an index being saved among it:
+    # cut off, it would leave only a partial file); what has not started is dropped.
+    pool = QThreadPool.globalInstance()
+    pool.clear()
+    pool.waitForDone(10_000)
+    return code

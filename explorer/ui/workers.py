@@ -42,17 +42,20 @@ class Task(QRunnable):
 
     def run(self) -> None:  # noqa: D401 (Qt override)
         try:
-            result = self.fn(self.monitor)
-        except Cancelled:
-            self.signals.failed.emit(self.token, "cancelled", True)
-        except ExplorerError as exc:
-            self.signals.failed.emit(self.token, str(exc), False)
-        except MemoryError:
-            self.signals.failed.emit(self.token, f"{self.monitor.source}: not enough memory to read this image", False)
-        except Exception as exc:  # a bug must not take the window down
-            self.signals.failed.emit(self.token, f"{self.monitor.source}: unexpected error: {type(exc).__name__}: {exc}", False)
-        else:
-            self.signals.done.emit(self.token, result)
+            try:
+                result = self.fn(self.monitor)
+            except Cancelled:
+                self.signals.failed.emit(self.token, "cancelled", True)
+            except ExplorerError as exc:
+                self.signals.failed.emit(self.token, str(exc), False)
+            except MemoryError:
+                self.signals.failed.emit(self.token, f"{self.monitor.source}: not enough memory to read this image", False)
+            except Exception as exc:  # a bug must not take the window down
+                self.signals.failed.emit(self.token, f"{self.monitor.source}: unexpected error: {type(exc).__name__}: {exc}", False)
+            else:
+                self.signals.done.emit(self.token, result)
+        except RuntimeError:
+            pass  # whoever asked is gone (a closed tab, the window closing): nobody to tell
 
 
 class Quiet(QRunnable):
