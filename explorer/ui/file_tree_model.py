@@ -8,6 +8,7 @@ Filtering, search and directory sizes are computed off the GUI thread and handed
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
@@ -100,7 +101,7 @@ class FileTreeModel(QAbstractItemModel):
                     rows = [r for r in rows if r.path in visible]
                 descending = self.sort_order == Qt.SortOrder.DescendingOrder
                 if self.sort_column == NAME:
-                    rows.sort(key=_by_name, reverse=descending)
+                    rows = _folders_first(rows, descending)
                 else:
                     rows.sort(key=_name)  # ties keep name order, whichever way the column sorts
                     rows.sort(key=self._sort_key, reverse=descending)
@@ -140,7 +141,7 @@ class FileTreeModel(QAbstractItemModel):
             return mode_string(r.entry)
         if self.sort_column == OWNER:
             return (r.entry.uid, r.entry.gid)
-        return (r.entry.type != DIR, r.name)  # directories first, like file managers
+        return r.name
 
     def _size(self, r: Row) -> int:
         if r.entry.type == DIR:
@@ -290,9 +291,19 @@ class FileTreeModel(QAbstractItemModel):
         return None
 
 
-def _name(r: Row) -> str:
-    return r.name
+_name = itemgetter(1)  # Row.name, read in C: sorting a hundred thousand rows calls it as often
 
 
-def _by_name(r: Row) -> tuple[bool, str]:
-    return (r.entry.type != DIR, r.name)  # directories first, like file managers
+def _folders_first(rows: list[Row], descending: bool) -> list[Row]:
+    """Rows by name, folders first (last when descending), like file managers.
+
+    Two plain name sorts rather than one on (kind, name) tuples: four times faster on the
+    folders of a hundred thousand files, which have no subfolders to split off anyway.
+    """
+    folders = [r for r in rows if r.entry.type == DIR]
+    if not folders or len(folders) == len(rows):
+        return sorted(rows, key=_name, reverse=descending)
+    files = [r for r in rows if r.entry.type != DIR]
+    folders.sort(key=_name, reverse=descending)
+    files.sort(key=_name, reverse=descending)
+    return files + folders if descending else folders + files
