@@ -37,11 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_sample()
     window.open_paths([a for a in args if a != "--demo"])
     code = app.exec()
-    from PySide6.QtCore import QThreadPool
+    from explorer.ui.workers import wait_for_background
 
     # Let background work end before the interpreter does (an index being saved among it:
     # cut off, it would leave only a partial file); what has not started is dropped.
-    pool = QThreadPool.globalInstance()
-    pool.clear()
-    pool.waitForDone(10_000)
+    wait_for_background(10_000)
     return code

@@ -44,9 +44,9 @@ def window(qtbot):
     yield w
     for d in w.dialogs:
         d.close()
-    from PySide6.QtCore import QThreadPool
+    from explorer.ui.workers import wait_for_background
 
-    assert QThreadPool.globalInstance().waitForDone(60_000)  # nothing of this test runs into the next
+    wait_for_background(60_000)  # nothing of this test runs into the next
 
 
 def _loaded_image(path=LEGACY):
@@ -134,6 +134,10 @@ def test_a_huge_folder_is_handed_to_the_view_in_batches(qtbot, qtmodeltester, tm
     biggest = sorted((i % 7 for i in range(count)), reverse=True)[:BATCH]
     assert [model.index(r, 1, wide).data() for r in range(BATCH)] == [f"{n} B" for n in biggest]
     qtmodeltester.check(model, force_py=True)
+    wide = model.index(0, 0)
+    handed = [model.index(r, 0, wide).data() for r in range(model.rowCount(wide))]
+    assert len(set(handed)) == len(handed)  # each row once, however often Qt asked for more
+    assert model.index_for_path(f"/wide/f{count - 1:05d}").isValid() and model.rowCount(wide) == count
     # a real view asks for more as it scrolls to the end
     view = QTreeView()
     qtbot.addWidget(view)
@@ -146,6 +150,21 @@ def test_a_huge_folder_is_handed_to_the_view_in_batches(qtbot, qtmodeltester, tm
     assert shown() < count  # expanding fetched a batch or two, not all
     qtbot.waitUntil(lambda: (view.scrollToBottom(), shown() == count)[1], timeout=5_000)
     src.close()
+
+
+def test_a_huge_folder_with_folders_after_it_still_shows_all_its_rows(qtbot, window, tmp_path):
+    from explorer.ui.file_tree_model import BATCH
+
+    count = BATCH * 5 + 300
+    path = tmp_path / "wide.tar"
+    entries = [f(f"big/f{i:05d}", "x") for i in range(count)] + [f(f"zz{k}/a", "y") for k in range(3)]
+    path.write_bytes(docker_archive([layer_tar(entries)]))
+    view = _open(qtbot, window, path)
+    big = view.tree_model.index_for_path("/big")
+    view.file_tree.expand(big)
+    # Qt itself asks for more only when the folder ends the whole list; here folders follow it
+    shown = lambda: view.tree_model.rowCount(big)  # noqa: E731
+    qtbot.waitUntil(lambda: (view.file_tree.scrollToBottom(), shown() == count)[1], timeout=10_000)
 
 
 # -- the window ---------------------------------------------------------------------------

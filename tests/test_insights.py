@@ -165,3 +165,29 @@ def test_sizes_like_dive():
     assert parse_bytes("20MB") == 20_000_000 and parse_bytes("512KiB") == 524_288 and parse_bytes("1.5GB") == 1_500_000_000
     with pytest.raises(Exception):
         parse_bytes("lots")
+
+
+def test_waiting_for_the_child_ends_when_the_load_is_cancelled(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from explorer.image import parallel
+    from explorer.image.errors import Cancelled
+    from explorer.image.progress import Monitor
+
+    slow = tmp_path / "slow-python"
+    slow.write_text("#!/bin/sh\nexec sleep 60\n")
+    os.chmod(slow, 0o755)
+    monkeypatch.setattr(parallel.sys, "executable", str(slow))
+    with open_source(str(DATA / "docker-legacy.tar")) as src:
+        blobs = [l.blob for l in src.images[0].locator.layers]
+        child = parallel.DiveInProcess(src.container, blobs, str(DATA / "docker-legacy.tar"), 0)
+        proc = child.proc
+        monitor = Monitor()
+        monitor.cancelled = True
+        start = time.monotonic()
+        with pytest.raises(Cancelled):
+            child.result(monitor)
+        child.cancel()
+        assert time.monotonic() - start < 5 and proc.returncode is not None  # killed and reaped
+

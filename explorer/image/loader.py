@@ -110,19 +110,19 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     reader = _ContentReader(source, plan, scans)
     try:
         _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path)
+        tree.live.clear()
+        history = _history(config, len(plan.layers), warnings)
+        layers = _layers(plan, scans, diff_ids, history, tree)
+        digest = lambda e: reader.digest(e, tree.hardlink_data.get((e.layer, e.path), e.layer))  # noqa: E731
+        waste = compute_waste(tree, digest)
+        advice = advise(tree, layers, history, waste)
+        secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.hardlink_data.get((e.layer, e.path), e.layer)))
+        warnings.extend(tree.warnings)
+        efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except BaseException:
         if child is not None:
-            child.cancel()
+            child.cancel()  # whatever stopped the load: no process left behind
         raise
-    tree.live.clear()
-    history = _history(config, len(plan.layers), warnings)
-    layers = _layers(plan, scans, diff_ids, history, tree)
-    digest = lambda e: reader.digest(e, tree.hardlink_data.get((e.layer, e.path), e.layer))  # noqa: E731
-    waste = compute_waste(tree, digest)
-    advice = advise(tree, layers, history, waste)
-    secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.hardlink_data.get((e.layer, e.path), e.layer)))
-    warnings.extend(tree.warnings)
-    efficiency = child.result() if child is not None else dive.result()  # type: ignore[union-attr]
     return Image(
         source=source.info,
         ref=ref,

@@ -13,9 +13,9 @@ import os
 import pickle
 import subprocess
 import sys
-from typing import Callable
 
 from explorer.image.container import Container
+from explorer.image.errors import Cancelled
 from explorer.image.progress import Monitor
 from explorer.image.source import open_source
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
@@ -52,7 +52,7 @@ class DiveInChild:
         os.close(write_fd)
         self.pid, self.read_fd = pid, read_fd
 
-    def result(self, fallback: Callable[[], Efficiency] | None = None) -> Efficiency:
+    def result(self, monitor: Monitor | None = None) -> Efficiency:
         """The child's numbers; computed here if the child could not give them."""
         if self.pid:
             with os.fdopen(self.read_fd, "rb") as pipe:
@@ -61,7 +61,7 @@ class DiveInChild:
             self.pid = 0
             if os.waitstatus_to_exitcode(status) == 0 and data:
                 return pickle.loads(data)
-        return fallback() if fallback is not None else _compute(self.container, self.blobs)
+        return _compute(self.container, self.blobs)
 
     def cancel(self) -> None:
         """Stop the child (the load was cancelled or failed)."""
@@ -92,9 +92,12 @@ class DiveInProcess:
 
     def __init__(self, container: Container, blobs: list[str], path: str, image: int) -> None:
         self.container, self.blobs = container, blobs
-        self.proc: subprocess.Popen | None = subprocess.Popen(
-            [sys.executable, "-m", "explorer.image.parallel", path, str(image)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc: subprocess.Popen | None = None
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "explorer.image.parallel", path, str(image)],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError:
+            pass  # no process to be had (out of descriptors, say): ``result`` computes them here
 
     @staticmethod
     def worth_it(container: Container, blobs: list[str], path: str) -> bool:
@@ -106,25 +109,29 @@ class DiveInProcess:
         except Exception:  # noqa: BLE001 (a size the container cannot tell: do it here)
             return False
 
-    def result(self, fallback: Callable[[], Efficiency] | None = None) -> Efficiency:
-        """The child's numbers; computed here if the child could not give them."""
-        proc, self.proc = self.proc, None
+    def result(self, monitor: Monitor | None = None) -> Efficiency:
+        """The child's numbers (computed here if the child could not give them); waiting for
+        them ends with ``Cancelled`` as soon as ``monitor`` is cancelled."""
+        proc = self.proc
         if proc is not None:
-            assert proc.stdout is not None
-            data = proc.stdout.read()
-            proc.stdout.close()
-            if proc.wait() == 0 and data:
+            while True:
+                try:
+                    data, _ = proc.communicate(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    if monitor is not None and monitor.cancelled:
+                        raise Cancelled("cancelled")  # the loader then stops this child
+            self.proc = None
+            if proc.returncode == 0 and data:
                 return pickle.loads(data)
-        return fallback() if fallback is not None else _compute(self.container, self.blobs)
+        return _compute(self.container, self.blobs)
 
     def cancel(self) -> None:
         """Stop the child (the load was cancelled or failed)."""
         proc, self.proc = self.proc, None
         if proc is not None:
             proc.kill()
-            proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            proc.communicate()  # reaps it and closes the pipe
 
 
 def _main(path: str, image: int) -> int:

@@ -57,6 +57,8 @@ class FileTreeModel(QAbstractItemModel):
         self.sort_column = NAME
         self.sort_order = Qt.SortOrder.AscendingOrder
         self._root = _Node(None, None, 0)
+        self._partial: dict[int, _Node] = {}  # folders with rows not handed to the view yet
+        self._fetching = False
         self.drag_provider = None  # row -> a local file to drag out, or None
 
     # -- what is shown -------------------------------------------------------------------
@@ -66,6 +68,7 @@ class FileTreeModel(QAbstractItemModel):
         self.beginResetModel()
         self.view, self.visible, self.totals = view, visible, totals
         self._root = _Node(None, None, 0)
+        self._partial = {}
         self.endResetModel()
 
     def set_visible(self, visible: set[str] | None) -> None:
@@ -107,20 +110,33 @@ class FileTreeModel(QAbstractItemModel):
                     rows.sort(key=self._sort_key, reverse=descending)
             node.rows = rows
             node.children = [_Node(r, node, i) for i, r in enumerate(rows[:BATCH])]
+            if len(rows) > BATCH:
+                self._partial[id(node)] = node
         return node.children
+
+    def partial_folders(self) -> list[QModelIndex]:
+        """Folders whose rows the view has not all been handed yet (see ``fetchMore``)."""
+        return [self.createIndex(n.index_in_parent, 0, n) if n.row is not None else QModelIndex()
+                for n in self._partial.values()]
 
     def _fetch(self, node: _Node, parent: QModelIndex, upto: int) -> None:
         """Hand the view the rows of ``node`` up to ``upto`` (exclusive)."""
         children = node.children
         first = len(children) if children is not None else 0
         upto = min(upto, len(node.rows))
-        if children is None or upto <= first:
-            return
-        self.beginInsertRows(parent, first, upto - 1)
-        children.extend(_Node(node.rows[i], node, i) for i in range(first, upto))
-        if node.by_name is not None:
-            node.by_name.update((node.rows[i].name, i) for i in range(first, upto))
-        self.endInsertRows()
+        if children is None or upto <= first or self._fetching:
+            return  # nothing more, or asked again from a slot of this very insertion
+        self._fetching = True
+        try:
+            self.beginInsertRows(parent, first, upto - 1)
+            children.extend(_Node(node.rows[i], node, i) for i in range(first, upto))
+            if node.by_name is not None:
+                node.by_name.update((node.rows[i].name, i) for i in range(first, upto))
+            if upto == len(node.rows):
+                self._partial.pop(id(node), None)
+            self.endInsertRows()
+        finally:
+            self._fetching = False
 
     def canFetchMore(self, parent: Index) -> bool:  # noqa: N802 (Qt API)
         node = self._node(parent)

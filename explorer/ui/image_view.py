@@ -47,7 +47,7 @@ AUTO_EXPAND_CHANGES = 2000
 # Changes views kept for a quick return (each holds the paths its layer changed).
 KEPT_CHANGE_VIEWS = 4
 # Folder sizes of every layer are computed ahead when layers x folders stays under this.
-WARM_UP_LIMIT = 4_000_000
+WARM_UP_LIMIT = 1_000_000  # about 150 MB of sizes
 
 
 class ImageView(QWidget):
@@ -168,6 +168,12 @@ class ImageView(QWidget):
         self._selected_path: str | None = None
         self.file_tree.selectionModel().currentChanged.connect(self._tree_current_changed)
         self.tree_model.modelReset.connect(self._after_reset)
+        # Qt asks a folder for more rows only when it ends the whole list: ask for any folder
+        # whose last row handed out so far comes into sight
+        self._fetch_timer = QTimer(self, singleShot=True, interval=0)
+        self._fetch_timer.timeout.connect(self._fetch_shown)
+        self.file_tree.verticalScrollBar().valueChanged.connect(lambda _v: self._fetch_timer.start())
+        self.file_tree.expanded.connect(lambda _i: self._fetch_timer.start())
 
     def show_pending(self, message: str) -> None:
         """Layers and history are shown, the files not yet: say so where the tree will be."""
@@ -316,7 +322,7 @@ class ImageView(QWidget):
                 view.totals()
             return None
 
-        self.background.run("warm up", work)
+        self.background.run("warm up", work, idle=True)
 
     def _apply_view(self) -> None:
         expanded = self._expanded_paths()
@@ -496,6 +502,18 @@ class ImageView(QWidget):
                     out.append(child.path)
                     stack.append(idx)
         return out
+
+    def _fetch_shown(self) -> None:
+        """Hand more rows to each open folder whose last row so far is in sight."""
+        tree, model = self.file_tree, self.tree_model
+        height = tree.viewport().height()
+        for folder in model.partial_folders():
+            if folder.isValid() and not tree.isExpanded(folder):
+                continue
+            last = model.index(model.rowCount(folder) - 1, 0, folder)
+            rect = tree.visualRect(last)
+            if rect.isValid() and rect.bottom() >= 0 and rect.top() < height:
+                model.fetchMore(folder)
 
     def _restore(self, expanded: list[str], current: str | None) -> None:
         for path in expanded:
@@ -695,5 +713,6 @@ class ImageView(QWidget):
                 f"{'merged' if self.mode == MERGED else 'changes only'}")
 
     def close_source(self) -> None:
-        """Release the archive."""
+        """Release the archive, and stop the work done for this tab."""
+        self.background.cancel_all()
         self.source.close()

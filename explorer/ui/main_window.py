@@ -247,6 +247,7 @@ class MainWindow(QMainWindow):
     def compare_paths(self, a: str, b: str, a_index: int | None = None, b_index: int | None = None,
                       a_platform: str | None = None, b_platform: str | None = None) -> None:
         """Compare two images in a new tab (loaded in the background)."""
+        self._drop_preview()  # a load still running is replaced: its tab goes with it
         self.loader.compare(a, b, a_index, b_index, a_platform, b_platform)
 
     def _on_compared(self, a, b, cmp) -> None:

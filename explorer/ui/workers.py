@@ -58,6 +58,24 @@ class Task(QRunnable):
             pass  # whoever asked is gone (a closed tab, the window closing): nobody to tell
 
 
+def _idle_pool() -> QThreadPool:
+    """One thread for work nobody waits for, so it never holds up what someone does."""
+    pool = QThreadPool()
+    pool.setMaxThreadCount(1)
+    return pool
+
+
+IDLE = _idle_pool()
+
+
+def wait_for_background(timeout_ms: int) -> None:
+    """Drop queued work and wait for what runs (before the interpreter ends)."""
+    for pool in (IDLE, QThreadPool.globalInstance()):
+        pool.clear()
+    for pool in (IDLE, QThreadPool.globalInstance()):
+        pool.waitForDone(timeout_ms)
+
+
 class Quiet(QRunnable):
     """Follow-up work nobody waits for (saving the index, decoding ahead); a failure is dropped."""
 
@@ -133,6 +151,13 @@ class LoadController(QObject):
         path = source.info.path
 
         def work(monitor: Monitor) -> Image:
+            try:
+                return prepare(monitor)
+            except BaseException:
+                source.close()  # cancelled or failed: nobody else holds this source
+                raise
+
+        def prepare(monitor: Monitor) -> Image:
             image = load_image(source, ref, monitor, parallel="process")
             if image.first_view is not None and image.file_count >= 0 and image.file_bytes >= 0:
                 return image  # from the index cache, ready to show
@@ -153,10 +178,10 @@ class LoadController(QObject):
             self.loaded.emit(source, image)
             # after the tree is shown, not before: the user should not wait for either
             if image.from_cache:
-                self.pool.start(Quiet(image.tree.decode_all))  # the rest of the folders, for walks
+                IDLE.start(Quiet(image.tree.decode_all))  # the rest of the folders, for walks
             elif index_cache.enabled():
                 where = index_cache.folder()  # as set now, whatever changes before it runs
-                self.pool.start(Quiet(lambda: index_cache.save(source, image, where)))
+                IDLE.start(Quiet(lambda: index_cache.save(source, image, where)))
 
         self._start(path, work, done)
 
@@ -222,27 +247,45 @@ class BackgroundCall(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._tokens: dict[str, int] = {}
+        self._kinds: dict[int, str] = {}
         self._monitors: dict[str, Monitor] = {}
         self._signals: dict[int, TaskSignals] = {}
         self._next = 0
 
-    def run(self, kind: str, fn: Callable[[Monitor], Any]) -> None:
-        """Run ``fn`` for ``kind``; a newer call of the same kind cancels and replaces it."""
+    def run(self, kind: str, fn: Callable[[Monitor], Any], idle: bool = False) -> None:
+        """Run ``fn`` for ``kind``; a newer call of the same kind cancels and replaces it.
+
+        ``idle``: work ahead of need (on the one-thread idle pool, behind nothing the user asked).
+        """
         if kind in self._monitors:
             self._monitors[kind].cancelled = True
         self._next += 1
         token = self._next
         self._tokens[kind] = token
+        self._kinds[token] = kind
         monitor = Monitor(kind)
         self._monitors[kind] = monitor
         signals = TaskSignals()
         self._signals[token] = signals
-        signals.done.connect(lambda t, value: self._deliver(kind, t, value))
-        signals.failed.connect(lambda t, _msg, _c: self._signals.pop(t, None))
-        QThreadPool.globalInstance().start(Task(token, fn, monitor, signals))
+        # bound methods, not lambdas: Qt drops the connection when this object is deleted
+        signals.done.connect(self._deliver)
+        signals.failed.connect(self._dropped)
+        (IDLE if idle else QThreadPool.globalInstance()).start(Task(token, fn, monitor, signals))
 
-    def _deliver(self, kind: str, token: int, value: Any) -> None:
+    def cancel_all(self) -> None:
+        """Stop whatever runs for this owner (its tab is closing)."""
+        for monitor in self._monitors.values():
+            monitor.cancelled = True
+        self._monitors.clear()
+        self._tokens.clear()
+
+    def _dropped(self, token: int, _message: str, _cancelled: bool) -> None:
         self._signals.pop(token, None)
+        self._kinds.pop(token, None)
+
+    def _deliver(self, token: int, value: Any) -> None:
+        self._signals.pop(token, None)
+        kind = self._kinds.pop(token, "")
         if self._tokens.get(kind) == token:
             self._monitors.pop(kind, None)
             self.result.emit(kind, value)
