@@ -168,3 +168,17 @@ def test_the_cache_stays_under_its_limit(tmp_path, monkeypatch):
     assert len(sizes) == 3
     index_cache.evict(limit=sum(sizes) - 1)
     assert len(_files(tmp_path)) == 2
+
+
+def test_a_partial_file_left_by_a_killed_save_is_cleared(tmp_path):
+    folder = tmp_path / "cache" / "index"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".partial-old", folder / ".partial-new"
+    for p in (old, fresh):
+        p.write_bytes(b"half an index")
+    os.utime(old, (0, 1_000_000))  # written long ago: its save is not running any more
+    src, img = _load(DATA / "docker-legacy.tar")
+    with src:
+        index_cache.save(src, img)
+    assert not old.exists() and fresh.exists()  # one being written now is left alone
+    assert len([p for p in _files(tmp_path) if not p.name.startswith(".")]) == 1

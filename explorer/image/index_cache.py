@@ -19,6 +19,7 @@ import mmap
 import os
 import struct
 import tempfile
+import time
 from typing import Any
 
 from explorer.image.cache import cache_dir, keep_under, remove
@@ -139,7 +140,12 @@ def evict(limit: int | None = None, where: str | None = None) -> None:
     """Keep the index cache under its size limit, least recently used dropped first."""
     limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_INDEX_CACHE_MAX", DEFAULT_MAX))
     try:
-        keep_under((e.path for e in os.scandir(where or folder()) if e.is_file()), limit)
+        files = [e for e in os.scandir(where or folder()) if e.is_file()]
+        stale = time.time() - 3600
+        for e in files:  # a save cut off (the program killed mid-write) leaves its partial file
+            if e.name.startswith(".partial-") and e.stat().st_mtime < stale:
+                remove(e.path)
+        keep_under((e.path for e in files if os.path.exists(e.path)), limit)
     except OSError:
         pass
 
