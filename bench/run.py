@@ -119,10 +119,13 @@ def gzip_baseline(path: Path) -> float | None:
 
 
 def dive_run(path: Path, repeat: int) -> tuple[float, int] | None:
-    """dive's time and memory on a docker-archive, if dive is installed."""
+    """dive's time and memory on a docker-archive, if dive is installed (it reads no OCI archive)."""
     dive = shutil.which("dive")
     if not dive:
         return None
+    with tarfile.open(path) as tar:
+        if "manifest.json" not in tar.getnames():
+            return None
     env = dict(os.environ, CI="true")
     # dive exits non-zero when its own efficiency rules fail; the time counts all the same
     return best([dive, "--ci", "--source", "docker-archive", str(path)], repeat, env, check=False)
