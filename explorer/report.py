@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
 
@@ -70,7 +71,7 @@ def sorted_entries(tree: LayerTree) -> list[Entry]:
     """The merged filesystem, sorted bytewise by path."""
     entries = list(tree.merged())
     key = path_sort_key(e.path for e in entries)
-    entries.sort(key=(lambda e: key(e.path)) if key else (lambda e: e.path))
+    entries.sort(key=(lambda e: key(e.path)) if key else itemgetter(0))  # Entry.path, read in C
     return entries
 
 
@@ -79,7 +80,7 @@ def sorted_changes(tree: LayerTree) -> list[list[tuple[str, str]]]:
     out = []
     for layer_changes in tree.changes:
         key = path_sort_key(p for p, _ in layer_changes)
-        out.append(sorted(layer_changes, key=(lambda c: key(c[0])) if key else (lambda c: c[0])))
+        out.append(sorted(layer_changes, key=(lambda c: key(c[0])) if key else itemgetter(0)))
     return out
 
 

@@ -167,6 +167,62 @@ def test_a_huge_folder_with_folders_after_it_still_shows_all_its_rows(qtbot, win
     qtbot.waitUntil(lambda: (view.file_tree.scrollToBottom(), shown() == count)[1], timeout=10_000)
 
 
+def test_long_walks_run_between_events_and_the_newest_of_a_kind_wins(qtbot, capsys):
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from explorer.ui.workers import Slices
+
+    slices = Slices()
+    ticks = []
+    timer = QTimer(interval=1)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+
+    def walk(n, value):
+        for _ in range(n):
+            time.sleep(0.001)  # a millisecond of work a step
+            yield
+        return value
+
+    def broken():
+        yield
+        raise ValueError("a bug")
+
+    results = []
+    slices.done.connect(lambda kind, value: results.append((kind, value)))
+    slices.run("sizes", walk(300, "old"))
+    slices.run("sizes", walk(300, "new"))  # replaces the first
+    slices.run("ahead", walk(10, "idle"), idle=True)
+    slices.run("bug", broken())
+    qtbot.waitUntil(lambda: len(results) == 2, timeout=10_000)
+    assert results == [("sizes", "new"), ("ahead", "idle")]  # idle work last; the broken one said nothing
+    assert "a bug" in capsys.readouterr().err
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 10 and max(gaps) < 0.1  # the events went on between slices
+    slices.run("save", walk(5, "saved"))
+    slices.finish("save")  # run to the end now, as when the window closes
+    assert results[-1] == ("save", "saved") and slices.pending() == []
+    slices.run("sizes", walk(1000, "never"))
+    slices.cancel_all()
+    assert slices.pending() == []
+    timer.stop()
+
+
+def test_closing_the_window_completes_an_index_being_saved(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    from explorer.ui.workers import Slices
+
+    monkeypatch.setattr(Slices, "_turn", lambda self: None)  # the event loop never gets to it
+    _open(qtbot, window)
+    assert window.loader.follow_up.pending("save ")
+    window.close()
+    saved = [p for p in (tmp_path / "cache" / "index").iterdir() if not p.name.startswith(".")]
+    assert len(saved) == 1
+
+
 # -- the window ---------------------------------------------------------------------------
 
 

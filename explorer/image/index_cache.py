@@ -30,6 +30,7 @@ from explorer.image.source import Source
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
+from explorer.tree.steps import EVERY, Steps, drain
 from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
 from explorer.tree.views import MERGED, TreeView
 from explorer.tree.waste import Waste, WastedFile
@@ -109,31 +110,40 @@ def save(source: Source, image: Image, where: str | None = None) -> None:
     ``where``: the folder, decided when the save was scheduled (a later change of the
     setting must not redirect a save already on its way); by default the current one.
     """
+    drain(save_steps(source, image, where))
+
+
+def save_steps(source: Source, image: Image, where: str | None = None) -> Steps[None]:
+    """``save`` as a walk that yields every few folders (the window saves between events)."""
     if where is None:
         where = folder() if enabled() else None
     key = key_for(source, image.ref) if where is not None else None
     if key is None or where is None:
         return
+    tmp = ""
     try:
-        head, body = _encode(image, key)
+        head, body = yield from _encode(image, key)
         head_bytes = marshal.dumps(head)
-        payload = [struct.pack("<Q", len(head_bytes)), head_bytes, *body]
-        digest = hashlib.sha256()
-        for part in payload:
-            digest.update(part)
         os.makedirs(where, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + digest.digest())
-                f.writelines(payload)
-            os.replace(tmp, os.path.join(where, key))  # complete or absent, never half-written
-        except BaseException:
-            remove(tmp)
-            raise
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
+            for i, part in enumerate([struct.pack("<Q", len(head_bytes)), head_bytes, *body]):
+                digest.update(part)
+                f.write(part)
+                if not i & 63:
+                    yield
+            f.seek(len(MAGIC))
+            f.write(digest.digest())
+        os.replace(tmp, os.path.join(where, key))  # complete or absent, never half-written
+        tmp = ""
         evict(where=where)
     except (OSError, ValueError):
         pass
+    finally:  # failed, or stopped half way (the window closing): no partial file left
+        if tmp:
+            remove(tmp)
 
 
 def evict(limit: int | None = None, where: str | None = None) -> None:
@@ -162,13 +172,13 @@ def _pathless(e: Any, path: str) -> tuple:
     return (None,) + tuple(e[1:]) if e[0] == path else tuple(e)
 
 
-def _encode(image: Image, key: str) -> tuple[dict[str, Any], list[bytes]]:
+def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]:
     """The head (everything but the files, plus where each folder's chunk is) and the body."""
     tree = image.tree
     view = image.first_view
     if view is None or view.layer is not None or view.mode != MERGED:
         view = TreeView(tree, None, MERGED)
-    totals = view.totals()  # the first screen's folder sizes: reopening needs no walk
+    totals = yield from view.totals_steps()  # the first screen's folder sizes: reopening needs no walk
     if image.file_count < 0 or image.file_bytes < 0:
         image.file_count, image.file_bytes = view.entries, view.file_bytes
     versions = tree.versions
@@ -179,26 +189,40 @@ def _encode(image: Image, key: str) -> tuple[dict[str, Any], list[bytes]]:
     for name, children in tree.kids.items():
         prefix = name if name == "/" else name + "/"
         values = []
-        for child in children:
-            v = versions.get(prefix + child)
-            values.append(_plain_version(v, prefix + child) if v is not None else None)
+        for i, child in enumerate(children):
+            path = prefix + child
+            v = versions.get(path)
+            values.append(_plain_version(v, path) if v is not None else None)
+            placed.add(path)
+            if not i & EVERY:
+                yield
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk))
         body.append(chunk)
         offset += len(chunk)
-        placed.update(prefix + child for child in children)
     # the root, and any path its folder does not list, travel in the head
-    strays = {p: _plain_version(v, p) for p, v in versions.items() if p not in placed}
+    strays = {}
+    for i, (path, v) in enumerate(versions.items()):
+        if path not in placed:
+            strays[path] = _plain_version(v, path)
+        if not i & EVERY:
+            yield
     changes = []
     for layer in tree.changes:
         chunk = marshal.dumps(list(layer))
         changes.append((offset, len(chunk)))
         body.append(chunk)
         offset += len(chunk)
+        yield
     eff, waste = image.efficiency, image.waste
     wasted = (0, 0, 0)
     if waste is not None:  # hundreds of thousands on a big image, and only the Insights tab reads them
-        chunk = marshal.dumps([_fields(f) for f in waste.files])
+        records = []
+        for i, f in enumerate(waste.files):
+            records.append((f.path, f.layer, f.size, f.kind, f.by_layer, f.reason))
+            if not i & EVERY:
+                yield
+        chunk = marshal.dumps(records)
         wasted = (offset, len(chunk), len(waste.files))
         body.append(chunk)
         offset += len(chunk)

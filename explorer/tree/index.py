@@ -56,11 +56,11 @@ class LayerTree:
         self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
         self._plain = False  # True when read from the index cache (plain tuples until used)
 
-    def decode_all(self) -> None:
-        """Decode now whatever of a tree read from the index cache is still encoded."""
+    def decode_steps(self) -> Iterator[None]:
+        """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = getattr(self.versions, "chunks", None)
         if chunks is not None:
-            chunks.load_all()
+            yield from chunks.load_steps()
 
     def _normal(self, path: str, v: Any) -> Any:
         """An index read from the cache holds plain tuples, most without their path (None in

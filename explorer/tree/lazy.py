@@ -12,6 +12,8 @@ import marshal
 import threading
 from typing import Any, Iterator
 
+from explorer.tree.steps import Steps, drain
+
 Span = tuple[int, int]  # offset and length of a chunk in the body
 
 
@@ -45,10 +47,15 @@ class Chunks:
 
     def load_all(self) -> None:
         """Decode every folder (a walk over all paths needs them)."""
+        drain(self.load_steps())
+
+    def load_steps(self) -> Steps[None]:
+        """``load_all`` as a walk that yields after each folder."""
         if self.complete:
             return
         for folder in list(self.folders):
             self.load(folder)
+            yield
         self.complete = True
         self.body = None  # nothing left to decode: let the mapping go
 

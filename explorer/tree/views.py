@@ -14,6 +14,7 @@ from explorer.image.model import DIR, FILE, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import LayerTree
+from explorer.tree.steps import EVERY, Steps, drain
 
 MERGED, DIFF = "merged", "diff"
 _new = tuple.__new__
@@ -143,11 +144,19 @@ class TreeView:
 
     def totals(self) -> dict[str, int]:
         """Bytes of regular files below each directory of the view (computed once)."""
+        return drain(self.totals_steps())
+
+    def totals_steps(self) -> "Steps[dict[str, int]]":
+        """``totals`` as a walk that yields every few thousand entries."""
         if self._totals is None:
+            if self._relevant is None:
+                yield from self.tree.decode_steps()  # the walk below reads every path
             direct: dict[str, int] = {}  # bytes of the files directly inside each folder
-            for path, size in self._sized_paths():
+            for i, (path, size) in enumerate(self._sized_paths()):
                 parent = path[: path.rfind("/")] or "/"
                 direct[parent] = direct.get(parent, 0) + size
+                if not i & EVERY:
+                    yield
             self._totals = roll_up(direct)
         return self._totals
 
@@ -229,14 +238,20 @@ def matcher(text: str, kind: str) -> Callable[[str], bool]:
     return lambda p: needle in p.lower()
 
 
-def visible_paths(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None,
-                  cancelled: Callable[[], bool] = lambda: False) -> set[str]:
+def visible_paths(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> set[str]:
     """Paths to show under filters and a search: each kept path and all its ancestors."""
+    return drain(visible_paths_steps(view, hide, match))
+
+
+def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[set[str]]":
+    """``visible_paths`` as a walk that yields every few thousand paths."""
     keep: set[str] = set()
+    if view._relevant is None:
+        yield from view.tree.decode_steps()
     candidates = view._relevant if view._relevant is not None else view.tree.versions.keys()
     for i, path in enumerate(candidates):
-        if i & 0xFFF == 0 and cancelled():
-            return keep
+        if not i & EVERY:
+            yield
         if path == "/" or path in keep:
             continue
         if match is not None and not match(path):

@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 from explorer.image.loader import Image
 from explorer.image.source import Source
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
-from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, visible_paths
+from explorer.tree.steps import EVERY
+from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, visible_paths_steps
 from explorer.ui import resources
 from explorer.ui.compare_panel import ComparePanel
 from explorer.ui.details_panel import DetailsPanel
@@ -38,7 +39,7 @@ from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.layer_model import LayerTableModel
 from explorer.ui.widgets import titled
-from explorer.ui.workers import BackgroundCall
+from explorer.ui.workers import Slices
 
 # Expanding more than this many search matches would build most of a huge tree.
 MAX_EXPANDED_MATCHES = 2000
@@ -69,8 +70,8 @@ class ImageView(QWidget):
         self._file_count = image.file_count
         if image.file_bytes < 0:
             image.file_bytes = sum(e.size for e in image.tree.merged() if e.type == "file")
-        self.background = BackgroundCall(self)
-        self.background.result.connect(self._on_background)
+        self.background = Slices(self)  # folder sizes and searches, between events
+        self.background.done.connect(self._on_background)
         self._build()
         self._apply_view()
         if not image.pending:
@@ -315,14 +316,11 @@ class ImageView(QWidget):
             return  # sizes for every layer would take more memory than they save time
         views = [self._view_for(layer, MERGED) for layer in range(layers)]
 
-        def work(monitor):
+        def work():
             for view in views:
-                if monitor.cancelled:
-                    return None
-                view.totals()
-            return None
+                yield from view.totals_steps()
 
-        self.background.run("warm up", work, idle=True)
+        self.background.run("warm up", work(), idle=True)
 
     def _apply_view(self) -> None:
         expanded = self._expanded_paths()
@@ -332,7 +330,12 @@ class ImageView(QWidget):
             self.tree_model.set_view(view, None, view._totals)
         else:
             self.tree_model.set_view(view, None, None)
-            self.background.run("totals", lambda _m: (view, view.totals()))
+
+            def sized():
+                totals = yield from view.totals_steps()
+                return view, totals
+
+            self.background.run("totals", sized())
         if self._filtering():
             self._filters_changed()
         else:
@@ -360,13 +363,20 @@ class ImageView(QWidget):
             return
         self.search_status.setText("searching…")
         view = self.view
-        def work(m):
-            visible = visible_paths(view, hide, match, lambda: m.cancelled)
-            # which folders to open, ordered here: sorting a big result would stall the window
-            folders = sorted((p for p in visible if view.tree.kids.get(p)), key=lambda p: (p.count("/"), p)) if text else []
+        def work():
+            visible = yield from visible_paths_steps(view, hide, match)
+            folders = []  # which to open, shallowest first
+            if text:
+                kids = view.tree.kids
+                for i, p in enumerate(visible):
+                    if kids.get(p):
+                        folders.append(p)
+                    if not i & EVERY:
+                        yield
+                folders.sort(key=lambda p: (p.count("/"), p))
             return view, visible, folders[: MAX_EXPANDED_MATCHES * 4]
 
-        self.background.run("visible", work)
+        self.background.run("visible", work())
 
     def _on_background(self, kind: str, value: object) -> None:
         if kind == "totals":

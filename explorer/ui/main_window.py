@@ -454,6 +454,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.loader.cancel(quiet=True)
+        self.loader.finish_saving()  # an index half saved would be lost
         self.settings.setValue("geometry", self.saveGeometry())
         view = self.current_view()
         if view is not None:
