@@ -131,6 +131,17 @@ def test_a_huge_folder_is_handed_to_the_view_in_batches(qtbot, qtmodeltester, tm
     model.sort(SIZE, Qt.SortOrder.DescendingOrder)  # a new order is sorted whole, then batched again
     wide = model.index(0, 0)
     assert model.rowCount(wide) == BATCH
+    # a huge folder's order is made from names alone: the same as from whole rows
+    from explorer.ui.file_tree_model import _folders_first
+
+    for order in (Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder):
+        by_name = FileTreeModel(TreeView(image.tree, None, MERGED))
+        by_name.sort(0, order)
+        top = by_name.index(0, 0)
+        by_name.index_for_path(f"/wide/f{count - 1:05d}" if order == Qt.SortOrder.AscendingOrder else "/wide/f00000")
+        shown = [by_name.index(r, 0, top).data(Qt.ItemDataRole.UserRole) for r in range(by_name.rowCount(top))]
+        whole = _folders_first(TreeView(image.tree, None, MERGED).children("/wide"), order == Qt.SortOrder.DescendingOrder)
+        assert shown == [r.path for r in whole]
     biggest = sorted((i % 7 for i in range(count)), reverse=True)[:BATCH]
     assert [model.index(r, 1, wide).data() for r in range(BATCH)] == [f"{n} B" for n in biggest]
     qtmodeltester.check(model, force_py=True)
@@ -149,6 +160,36 @@ def test_a_huge_folder_is_handed_to_the_view_in_batches(qtbot, qtmodeltester, tm
     shown = lambda: view.model().rowCount(view.model().index(0, 0))  # noqa: E731
     assert shown() < count  # expanding fetched a batch or two, not all
     qtbot.waitUntil(lambda: (view.scrollToBottom(), shown() == count)[1], timeout=5_000)
+    src.close()
+
+
+def test_a_huge_folder_of_files_and_folders_is_ordered_as_a_small_one(qtbot, tmp_path):
+    from explorer.ui.file_tree_model import BATCH, _folders_first
+
+    entries = [f(f"mix/f{i:05d}", "x") for i in range(BATCH + 50)] + [f(f"mix/d{k}/inner", "y") for k in (3, 1, 2)]
+    entries += [f("mix/gone", "z")]
+    later = [f"mix/f{i:05d}" for i in range(0, BATCH + 50, 7)]  # written again in layer 1
+    path = tmp_path / "mix.tar"
+    added = [f(f"mix/n{i:02d}", "n") for i in range(20)]  # only from layer 1 on
+    path.write_bytes(docker_archive([layer_tar(entries), layer_tar([f(p, "new") for p in later] + added)]))
+    src, image = _loaded_image(path)
+    for layer in (None, 0, 1):
+        for order in (Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder):
+            model = FileTreeModel(TreeView(image.tree, layer, MERGED))
+            model.sort(0, order)
+            mix = model.index(0, 0)
+            assert model.rowCount(mix) == BATCH
+            while model.canFetchMore(mix):
+                model.fetchMore(mix)
+            shown = [(model.index(r, 0, mix).data(Qt.ItemDataRole.UserRole), model.index(r, 5, mix).data())
+                     for r in range(model.rowCount(mix))]
+            rows = _folders_first(TreeView(image.tree, layer, MERGED).children("/mix"), order == Qt.SortOrder.DescendingOrder)
+            assert [p for p, _ in shown] == [r.path for r in rows]
+            assert shown[0][0] == ("/mix/d1" if order == Qt.SortOrder.AscendingOrder
+                                   else "/mix/gone" if layer == 0 else "/mix/n19")  # folders first, files last
+            assert (("/mix/n00", "added") in shown) == (layer == 1) and (("/mix/n00", "") in shown) == (layer is None)
+            if layer == 1:
+                assert ("/mix/f00007", "modified") in shown  # the layer's change, as small folders show it
     src.close()
 
 

@@ -117,6 +117,29 @@ class TreeView:
                 append(r)
         return out
 
+    def shown_names(self, path: str) -> list[tuple[str, bool]]:
+        """MERGED mode: (name, is a folder) of each child shown, without making its row.
+
+        Enough to order a folder of a hundred thousand files by name; the rows are then made
+        only for what the view is handed (``row``), half the work of opening it.
+        """
+        tree, layer = self.tree, self.layer
+        versions = tree.versions
+        get = versions.chunks.versions.get if hasattr(versions, "chunks") else versions.get
+        kids = tree.kids.get(path, ())  # (decodes the folder first, for a cached index)
+        prefix = path if path == "/" else path + "/"
+        out = []
+        for name in kids:
+            child = prefix + name
+            e = get(child)
+            if type(e) is not Entry:  # a cached index's plain tuple, several versions, or none
+                e = tree.entry_at(child, layer)
+            elif layer is not None and e[8] > layer:
+                continue
+            if e is not None:
+                out.append((name, e[1] == DIR))
+        return out
+
     def has_children(self, path: str, visible: set[str] | None = None) -> bool:
         """Whether ``children(path)`` would be non-empty; stops at the first child found."""
         for name in self.tree.kids.get(path, ()):

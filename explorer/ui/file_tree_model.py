@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QStyle
 
 from explorer.image.model import DIR, HARDLINK, SYMLINK
 from explorer.tree.diff import REMOVED, UNCHANGED
-from explorer.tree.views import Row, TreeView
+from explorer.tree.views import MERGED, Row, TreeView
 from explorer.ui import resources
 from explorer.ui.format import human_size, mode_string
 
@@ -38,7 +38,7 @@ class _Node:
         self.parent = parent
         self.index_in_parent = index_in_parent
         self.children: list[_Node] | None = None  # the rows handed to the view so far
-        self.rows: list[Row] = []  # all of them, sorted
+        self.rows: list = []  # all of them, sorted: rows, or paths whose rows are made when handed out
         self.by_name: dict[str, int] | None = None
 
     @property
@@ -96,9 +96,14 @@ class FileTreeModel(QAbstractItemModel):
 
     def _children(self, node: _Node) -> list[_Node]:
         if node.children is None:
-            rows: list[Row] = []
-            if self.view is not None and (node.row is None or node.row.entry.type == DIR):
-                rows = self.view.children(node.path)
+            rows: list[Row] | list[str] = []
+            view = self.view
+            if view is None or (node.row is not None and node.row.entry.type != DIR):
+                pass
+            elif self.sort_column == NAME and view.mode == MERGED and len(view.tree.kids.get(node.path, ())) > BATCH:
+                rows = self._ordered_paths(node.path)  # a huge folder: rows made as handed out
+            else:
+                rows = view.children(node.path)
                 if self.visible is not None:
                     visible = self.visible
                     rows = [r for r in rows if r.path in visible]
@@ -109,11 +114,29 @@ class FileTreeModel(QAbstractItemModel):
                     rows.sort(key=_name)  # ties keep name order, whichever way the column sorts
                     rows.sort(key=self._sort_key, reverse=descending)
             node.rows = rows
-            node.children = [_Node(r, node, i) for i, r in enumerate(rows[:BATCH])]
+            node.children = [_Node(self._row_at(node, i), node, i) for i in range(min(BATCH, len(rows)))]
             if len(rows) > BATCH:
                 self._partial[id(node)] = node
         return node.children
 
+    def _ordered_paths(self, path: str) -> list[str]:
+        """A folder's shown children by name, folders first, as paths (no rows made yet)."""
+        prefix = path if path == "/" else path + "/"
+        items = self.view.shown_names(path)  # type: ignore[union-attr]
+        if self.visible is not None:
+            visible = self.visible
+            items = [t for t in items if prefix + t[0] in visible]
+        descending = self.sort_order == Qt.SortOrder.DescendingOrder
+        folders = sorted((n for n, is_dir in items if is_dir), reverse=descending)
+        files = sorted((n for n, is_dir in items if not is_dir), reverse=descending)
+        return [prefix + n for n in (files + folders if descending else folders + files)]
+
+    def _row_at(self, node: _Node, i: int) -> Row:
+        """The row at ``i`` of a folder, made now if only its path was kept."""
+        r = node.rows[i]
+        if type(r) is str:
+            r = node.rows[i] = self.view.row(r)  # type: ignore[union-attr]
+        return r  # type: ignore[return-value]
     def partial_folders(self) -> list[QModelIndex]:
         """Folders whose rows the view has not all been handed yet (see ``fetchMore``)."""
         return [self.createIndex(n.index_in_parent, 0, n) if n.row is not None else QModelIndex()
@@ -129,9 +152,9 @@ class FileTreeModel(QAbstractItemModel):
         self._fetching = True
         try:
             self.beginInsertRows(parent, first, upto - 1)
-            children.extend(_Node(node.rows[i], node, i) for i in range(first, upto))
+            children.extend(_Node(self._row_at(node, i), node, i) for i in range(first, upto))
             if node.by_name is not None:
-                node.by_name.update((node.rows[i].name, i) for i in range(first, upto))
+                node.by_name.update((children[i].row.name, i) for i in range(first, upto))  # type: ignore[union-attr]
             if upto == len(node.rows):
                 self._partial.pop(id(node), None)
             self.endInsertRows()
@@ -176,7 +199,8 @@ class FileTreeModel(QAbstractItemModel):
                 node.by_name = {c.row.name: i for i, c in enumerate(children) if c.row}
             row = node.by_name.get(part)
             if row is None and len(children) < len(node.rows):  # not handed out yet: fetch up to it
-                at = next((i for i, r in enumerate(node.rows) if r.name == part), None)
+                want = f"{node.path.rstrip('/')}/{part}"
+                at = next((i for i, r in enumerate(node.rows) if (r if type(r) is str else r.path) == want), None)
                 if at is not None:
                     self._fetch(node, index, at + 1)
                     row = at
