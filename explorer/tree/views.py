@@ -132,12 +132,16 @@ class TreeView:
         for name in kids:
             child = prefix + name
             e = get(child)
-            if type(e) is not Entry:  # a cached index's plain tuple, several versions, or none
+            if type(e) is tuple:  # as read from the index cache
+                e = tree._normal(child, e)
+            if type(e) is Entry:
+                if layer is not None and e[8] > layer:
+                    continue
+            else:  # several versions, or none
                 e = tree.entry_at(child, layer)
-            elif layer is not None and e[8] > layer:
-                continue
-            if e is not None:
-                out.append((name, e[1] == DIR))
+                if e is None:
+                    continue
+            out.append((name, e[1] == DIR))
         return out
 
     def has_children(self, path: str, visible: set[str] | None = None) -> bool:
