@@ -477,6 +477,20 @@ def test_the_window_saves_the_index_after_showing_and_reopens_from_it(qtbot, win
     with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
         view.search_box.setText("modify-me")
     assert blocker.args[0] == 2  # /data and /data/modify-me.txt
+    # closing a tab whose cached index is still being decoded stops that decoding
+    from explorer.ui.workers import Slices
+
+    window.close_tab(0)
+    turn = Slices._turn
+    Slices._turn = lambda self: None  # hold every walk where it is
+    try:
+        again = _open(qtbot, window)
+        assert window.loader.follow_up.pending("decode ")
+        window.close_tab(window.tabs.indexOf(again))
+        assert not window.loader.follow_up.pending("decode ")
+    finally:
+        Slices._turn = turn
+    view = _open(qtbot, window)
     view.search_box.clear()
     view._search_timer.stop()
     view._filters_changed()

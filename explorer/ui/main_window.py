@@ -392,6 +392,7 @@ class MainWindow(QMainWindow):
             return
         if isinstance(view, ImageView):
             self._save_panels(view)
+            self.loader.forget(view.image)
         self.tabs.removeTab(index)
         view.close_source()
         view.deleteLater()

@@ -98,6 +98,12 @@ class Slices(QObject):
         if job is not None:
             self.done.emit(kind, drain(job[0]))
 
+    def cancel(self, kind: str) -> None:
+        """Stop one walk, if it is still going."""
+        job = self._jobs.pop(kind, None)
+        if job is not None:
+            job[0].close()
+
     def cancel_all(self) -> None:
         """Stop every walk (their tab is closing)."""
         for steps, _idle in self._jobs.values():
@@ -170,6 +176,11 @@ class LoadController(QObject):
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
         self.follow_up = Slices(self)  # after a load: saving its index, decoding a cached one
+
+    def forget(self, image: Image) -> None:
+        """An image's tab closed: decoding the rest of its cached index is no use any more
+        (saving its index goes on: the next open wants it)."""
+        self.follow_up.cancel(f"decode {id(image)}")
 
     def finish_saving(self) -> None:
         """Complete the indexes still being saved (the window is closing)."""
