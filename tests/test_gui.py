@@ -193,6 +193,31 @@ def test_a_huge_folder_of_files_and_folders_is_ordered_as_a_small_one(qtbot, tmp
     src.close()
 
 
+def test_a_huge_folder_opens_at_once_and_fills_in_between_events(qtbot, window, tmp_path):
+    from explorer.ui.file_tree_model import BATCH
+
+    count = BATCH * 3
+    path = tmp_path / "wide.tar"
+    path.write_bytes(docker_archive([layer_tar([f(f"wide/f{i:05d}", "x") for i in range(count)]),
+                                     layer_tar([f("wide/zz-last", "y")])]))
+    view = _open(qtbot, window, path)
+    model = view.tree_model
+    wide = model.index_for_path("/wide")
+    view.file_tree.expand(wide)
+    assert model.rowCount(wide) == 0 and model.hasChildren(wide)  # being ordered, still a folder
+    assert view.file_tree.isExpanded(wide)
+    qtbot.waitUntil(lambda: model.rowCount(wide) >= BATCH, timeout=10_000)
+    assert [model.index(r, 0, wide).data() for r in range(2)] == ["f00000", "f00001"]
+    # another layer: the folder is opened again and ordered again; a path in it is found at once
+    view.set_layer(0)
+    view.select_path(f"/wide/f{count - 1:05d}")
+    assert view.current_path() == f"/wide/f{count - 1:05d}"
+    view.set_layer(1)
+    wide = model.index_for_path("/wide")
+    qtbot.waitUntil(lambda: model.rowCount(wide) >= BATCH, timeout=10_000)
+    assert model.index_for_path("/wide/zz-last").isValid()  # fetched up to it, in layer 1's order
+
+
 def test_a_huge_folder_with_folders_after_it_still_shows_all_its_rows(qtbot, window, tmp_path):
     from explorer.ui.file_tree_model import BATCH
 

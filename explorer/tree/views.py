@@ -123,13 +123,19 @@ class TreeView:
         Enough to order a folder of a hundred thousand files by name; the rows are then made
         only for what the view is handed (``row``), half the work of opening it.
         """
+        return drain(self.shown_names_steps(path))
+
+    def shown_names_steps(self, path: str) -> "Steps[list[tuple[str, bool]]]":
+        """``shown_names`` as a walk that yields every few thousand children."""
         tree, layer = self.tree, self.layer
         versions = tree.versions
         get = versions.chunks.versions.get if hasattr(versions, "chunks") else versions.get
         kids = tree.kids.get(path, ())  # (decodes the folder first, for a cached index)
         prefix = path if path == "/" else path + "/"
         out = []
-        for name in kids:
+        for i, name in enumerate(kids):
+            if not i & EVERY:
+                yield
             child = prefix + name
             e = get(child)
             if type(e) is tuple:  # as read from the index cache

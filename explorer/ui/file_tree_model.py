@@ -9,7 +9,7 @@ Filtering, search and directory sizes are computed off the GUI thread and handed
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any
+from typing import Any, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
 from PySide6.QtGui import QFont
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QStyle
 
 from explorer.image.model import DIR, HARDLINK, SYMLINK
 from explorer.tree.diff import REMOVED, UNCHANGED
+from explorer.tree.steps import drain
 from explorer.tree.views import MERGED, Row, TreeView
 from explorer.ui import resources
 from explorer.ui.format import human_size, mode_string
@@ -31,7 +32,7 @@ BATCH = 1000
 class _Node:
     """One shown row and, once asked for, its children."""
 
-    __slots__ = ("row", "parent", "index_in_parent", "children", "rows", "by_name")
+    __slots__ = ("row", "parent", "index_in_parent", "children", "rows", "by_name", "ordering")
 
     def __init__(self, row: Row | None, parent: "_Node | None", index_in_parent: int) -> None:
         self.row = row
@@ -40,6 +41,7 @@ class _Node:
         self.children: list[_Node] | None = None  # the rows handed to the view so far
         self.rows: list = []  # all of them, sorted: rows, or paths whose rows are made when handed out
         self.by_name: dict[str, int] | None = None
+        self.ordering = False  # a huge folder being ordered between events: rows come later
 
     @property
     def path(self) -> str:
@@ -59,7 +61,15 @@ class FileTreeModel(QAbstractItemModel):
         self._root = _Node(None, None, 0)
         self._partial: dict[int, _Node] = {}  # folders with rows not handed to the view yet
         self._fetching = False
+        self._generation = 0  # which reset a folder being ordered belongs to
+        self.slices = None  # with one (the window's), huge folders are ordered between events
         self.drag_provider = None  # row -> a local file to drag out, or None
+
+    def use_slices(self, slices: Any) -> None:
+        """Order huge folders a slice at a time on ``slices`` (a ``workers.Slices``): opening
+        one then never blocks the window; its rows appear when ordered."""
+        self.slices = slices
+        slices.done.connect(self._ordered)
 
     # -- what is shown -------------------------------------------------------------------
 
@@ -69,6 +79,10 @@ class FileTreeModel(QAbstractItemModel):
         self.view, self.visible, self.totals = view, visible, totals
         self._root = _Node(None, None, 0)
         self._partial = {}
+        self._generation += 1
+        if self.slices is not None:
+            for kind in self.slices.pending("order "):
+                self.slices.cancel(kind)  # folders of the tree shown before
         self.endResetModel()
 
     def set_visible(self, visible: set[str] | None) -> None:
@@ -101,7 +115,11 @@ class FileTreeModel(QAbstractItemModel):
             if view is None or (node.row is not None and node.row.entry.type != DIR):
                 pass
             elif self.sort_column == NAME and view.mode == MERGED and len(view.tree.kids.get(node.path, ())) > BATCH:
-                rows = self._ordered_paths(node.path)  # a huge folder: rows made as handed out
+                if self.slices is not None:  # ordered between events; ``_ordered`` adds the rows
+                    node.children, node.ordering = [], True
+                    self.slices.run(_order_kind(node), self._order_steps(node))
+                    return node.children
+                rows = drain(self._ordered_paths(node.path))  # rows made as handed out
             else:
                 rows = view.children(node.path)
                 if self.visible is not None:
@@ -119,10 +137,32 @@ class FileTreeModel(QAbstractItemModel):
                 self._partial[id(node)] = node
         return node.children
 
-    def _ordered_paths(self, path: str) -> list[str]:
+    def _order_steps(self, node: _Node) -> Iterator[None]:
+        generation = self._generation
+        paths = yield from self._ordered_paths(node.path)
+        return node, generation, paths
+
+    def _ordered(self, kind: str, value: Any) -> None:
+        """A huge folder is ordered: hand the view its first rows."""
+        if not kind.startswith("order ") or value is None:
+            return
+        node, generation, paths = value
+        if generation != self._generation or not node.ordering:
+            return  # the model was reset meanwhile
+        node.ordering = False
+        node.rows = paths
+        count = min(BATCH, len(paths))
+        if count:
+            self.beginInsertRows(self.createIndex(node.index_in_parent, 0, node), 0, count - 1)
+            node.children = [_Node(self._row_at(node, i), node, i) for i in range(count)]
+            if len(paths) > BATCH:
+                self._partial[id(node)] = node
+            self.endInsertRows()
+
+    def _ordered_paths(self, path: str) -> Iterator[None]:
         """A folder's shown children by name, folders first, as paths (no rows made yet)."""
         prefix = path if path == "/" else path + "/"
-        items = self.view.shown_names(path)  # type: ignore[union-attr]
+        items = yield from self.view.shown_names_steps(path)  # type: ignore[union-attr]
         if self.visible is not None:
             visible = self.visible
             items = [t for t in items if prefix + t[0] in visible]
@@ -195,6 +235,9 @@ class FileTreeModel(QAbstractItemModel):
             return index
         for part in path.strip("/").split("/"):
             children = self._children(node)
+            if node.ordering and self.slices is not None:
+                self.slices.finish(_order_kind(node))  # wanted now: order it at once
+                children = node.children or []
             if node.by_name is None:
                 node.by_name = {c.row.name: i for i, c in enumerate(children) if c.row}
             row = node.by_name.get(part)
@@ -244,7 +287,7 @@ class FileTreeModel(QAbstractItemModel):
         if node.row is not None and node.row.entry.type != DIR:
             return False
         if node.children is not None:
-            return bool(node.children)
+            return bool(node.children) or node.ordering
         # the view draws an arrow for every visible folder: answer without listing them all
         return self.view is not None and self.view.has_children(node.path, self.visible)
 
@@ -329,6 +372,10 @@ class FileTreeModel(QAbstractItemModel):
         elif role == Qt.ItemDataRole.AccessibleDescriptionRole and col == NAME:
             return resources.LABELS.get(r.change, "")
         return None
+
+
+def _order_kind(node: _Node) -> str:
+    return f"order {id(node)}"
 
 
 _name = itemgetter(1)  # Row.name, read in C: sorting a hundred thousand rows calls it as often

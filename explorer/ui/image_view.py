@@ -70,7 +70,7 @@ class ImageView(QWidget):
         self._file_count = image.file_count
         if image.file_bytes < 0:
             image.file_bytes = sum(e.size for e in image.tree.merged() if e.type == "file")
-        self.background = Slices(self)  # folder sizes and searches, between events
+        self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
         self.background.done.connect(self._on_background)
         self._build()
         self._apply_view()
@@ -102,6 +102,7 @@ class ImageView(QWidget):
         self.history_panel.selectionModel().currentRowChanged.connect(self._history_row_changed)
 
         self.tree_model = FileTreeModel()
+        self.tree_model.use_slices(self.background)
         self.file_tree = QTreeView(objectName="fileTree")
         self.file_tree.setModel(self.tree_model)
         self.file_tree.setUniformRowHeights(True)
