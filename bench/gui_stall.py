@@ -66,7 +66,8 @@ def settle(view) -> float:
     Waiting here also keeps one action's background work out of the next one's figure.
     """
     start = time.perf_counter()
-    while view.tree_model.totals is None:
+    shown = lambda: view.tree_model.view  # noqa: E731 (a big changes view is gathered first)
+    while view.tree_model.totals is None or (shown().layer, shown().mode) != (view.layer, view.mode):
         QApplication.processEvents()
         time.sleep(0.001)  # hand the interpreter to the worker thread
     return (time.perf_counter() - start) * 1000

@@ -438,6 +438,26 @@ def test_every_layers_sizes_are_ready_before_the_user_switches(qtbot, window):
     assert view.tree_model.totals == TreeView(view.image.tree, len(view.image.layers) - 1, DIFF).totals()
 
 
+def test_a_big_changes_view_is_gathered_between_events_then_shown(qtbot, window, monkeypatch):
+    from explorer.ui import image_view
+
+    monkeypatch.setattr(image_view, "GATHER_AT_ONCE", 0)  # every changes view counts as big here
+    view = _open(qtbot, window)
+    view.set_layer(2)
+    view.set_mode(DIFF)
+    assert view.tree_model.view.mode == MERGED  # still the merged tree, for a moment
+    qtbot.waitUntil(lambda: view.tree_model.view.mode == DIFF, timeout=10_000)
+    assert _all_rows(view.tree_model) == _all_rows(FileTreeModel(TreeView(view.image.tree, 2, DIFF))) != []
+    view.set_layer(1)  # gathered again for that layer; then back to 2, kept from before
+    view.set_mode(MERGED)  # changed mind before it was gathered: merged at once, nothing comes later
+    assert view.tree_model.view.mode == MERGED and view.tree_model.view.layer == 1
+    qtbot.waitUntil(lambda: not view.background.pending("gather"), timeout=10_000)
+    assert view.tree_model.view.mode == MERGED
+    view.set_layer(2)
+    view.set_mode(DIFF)
+    assert view.tree_model.view.mode == DIFF and view.tree_model.view.layer == 2
+
+
 def test_layers_and_history_show_before_the_files(qtbot, window):
     seen = {}
 

@@ -33,13 +33,14 @@ class Row(NamedTuple):
 class TreeView:
     """The tree of one image at ``layer`` (None: all layers) in MERGED or DIFF mode."""
 
-    def __init__(self, tree: LayerTree, layer: int | None, mode: str = MERGED) -> None:
+    def __init__(self, tree: LayerTree, layer: int | None, mode: str = MERGED, relevant: set[str] | None = None) -> None:
+        """``relevant``: for DIFF, the paths ``changed_paths_steps`` gathered (else gathered here)."""
         self.tree = tree
         self.layer = layer
         self.mode = mode
         self._relevant: set[str] | None = None
         if mode == DIFF:
-            self._relevant = self._changed_paths_and_ancestors()
+            self._relevant = relevant if relevant is not None else drain(changed_paths_steps(tree, layer))
         self._totals: dict[str, int] | None = None
         self.entries = self.file_bytes = -1  # the merged view's counts, known after totals()
 
@@ -158,21 +159,6 @@ class TreeView:
                 return True
         return False
 
-    def _changed_paths_and_ancestors(self) -> set[str]:
-        """DIFF mode: the paths the layer changed (all layers: ever removed too), with ancestors."""
-        if self.layer is not None:
-            keep = {p for p, _ in self.tree.changes[self.layer]}
-        else:  # all layers: what a later layer overwrote or removed
-            keep = {p for layer in self.tree.changes for p, c in layer if c != ADDED}
-        # add the parents a level at a time: set comprehensions, not a loop per path, since a
-        # layer may change hundreds of thousands of paths and this runs as the user clicks
-        level = keep
-        while level:
-            level = {p[: p.rfind("/")] or "/" for p in level} - keep
-            keep |= level
-        keep.discard("/")
-        return keep
-
     # -- sizes ---------------------------------------------------------------------------
 
     def totals(self) -> dict[str, int]:
@@ -236,6 +222,30 @@ class TreeView:
             if kind != DIR and e[5]:
                 yield path, e[5]
         self.entries, self.file_bytes = entries, file_bytes
+
+
+def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]":
+    """DIFF mode: the paths a layer changed (all layers: ever removed too), with their folders.
+
+    A walk of a few steps: set comprehensions, a level of folders at a time (a layer may
+    change hundreds of thousands of paths, and the window gathers them as the user clicks).
+    """
+    if layer is not None:
+        changes = tree.changes[layer]
+        yield
+        keep = {p for p, _ in changes}
+    else:  # all layers: what a later layer overwrote or removed
+        keep = set()
+        for changes in tree.changes:
+            yield
+            keep.update(p for p, c in changes if c != ADDED)
+    level = keep
+    while level:
+        yield
+        level = {p[: p.rfind("/")] or "/" for p in level} - keep
+        keep |= level
+    keep.discard("/")
+    return keep
 
 
 def roll_up(direct: dict[str, int]) -> dict[str, int]:

@@ -28,7 +28,8 @@ from explorer.image.loader import Image
 from explorer.image.source import Source
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.steps import EVERY
-from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, visible_paths_steps
+from explorer.tree.views import (DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, changed_paths_steps, matcher,
+                                 visible_paths_steps)
 from explorer.ui import resources
 from explorer.ui.compare_panel import ComparePanel
 from explorer.ui.details_panel import DetailsPanel
@@ -45,6 +46,8 @@ from explorer.ui.workers import Slices
 MAX_EXPANDED_MATCHES = 2000
 # A layer's changes view opens fully when it shows at most this many paths.
 AUTO_EXPAND_CHANGES = 2000
+# A changes view of more paths than this gathers them between events before it shows.
+GATHER_AT_ONCE = 20_000
 # Changes views kept for a quick return (each holds the paths its layer changed).
 KEPT_CHANGE_VIEWS = 4
 # Folder sizes of every layer are computed ahead when layers x folders stays under this.
@@ -299,12 +302,12 @@ class ImageView(QWidget):
         """Switch between the merged view and the layer's changes."""
         self.set_mode(MERGED if self.mode == DIFF else DIFF)
 
-    def _view_for(self, layer: int | None, mode: str) -> TreeView:
+    def _view_for(self, layer: int | None, mode: str, relevant: set[str] | None = None) -> TreeView:
         """The view of a layer and mode, kept for the next visit (with its folder sizes)."""
         key = (layer, mode)
         view = self._views.get(key)
         if view is None:
-            view = self._views[key] = TreeView(self.image.tree, layer, mode)
+            view = self._views[key] = TreeView(self.image.tree, layer, mode, relevant)
             changes = [k for k in self._views if k[1] == DIFF]
             if len(changes) > KEPT_CHANGE_VIEWS:  # each holds its layer's changed paths: keep a few
                 del self._views[changes[0]]
@@ -323,7 +326,22 @@ class ImageView(QWidget):
 
         self.background.run("warm up", work(), idle=True)
 
+    def _changed_count(self, layer: int | None) -> int:
+        """How many paths the changes view of ``layer`` holds, about (from the layer list)."""
+        layers = self.image.layers if layer is None else [self.image.layers[layer]]
+        return sum(l.added + l.modified + l.removed for l in layers)
+
     def _apply_view(self) -> None:
+        key = (self.layer, self.mode)
+        if self.mode == DIFF and key not in self._views and self._changed_count(self.layer) > GATHER_AT_ONCE:
+            # many changed paths: gather them between events, then come back here
+            def gather():
+                relevant = yield from changed_paths_steps(self.image.tree, key[0])
+                return key, relevant
+
+            self.background.run("gather", gather())
+            self.status_changed.emit()
+            return
         expanded = self._expanded_paths()
         current = self.current_path()
         view = self.view = self._view_for(self.layer, self.mode)
@@ -380,7 +398,12 @@ class ImageView(QWidget):
         self.background.run("visible", work())
 
     def _on_background(self, kind: str, value: object) -> None:
-        if kind == "totals":
+        if kind == "gather":
+            key, relevant = value  # type: ignore[misc]
+            self._view_for(key[0], key[1], relevant)
+            if (self.layer, self.mode) == key:
+                self._apply_view()
+        elif kind == "totals":
             view, totals = value  # type: ignore[misc]
             if view is self.view:
                 self.tree_model.set_totals(totals)
