@@ -34,10 +34,14 @@ def _report_parser() -> argparse.ArgumentParser:
     _selection(p)
     p.add_argument("--verify", action="store_true", help="read every layer blob whole and check its digest and diff_id "
                    "(exit 1 on a mismatch)")
+    _output_format(p)
+    return p
+
+
+def _output_format(p: argparse.ArgumentParser) -> None:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
     out.add_argument("--text", dest="fmt", action="store_const", const="text", help="print a readable summary")
-    return p
 
 
 def _selection(p: argparse.ArgumentParser) -> None:
@@ -73,14 +77,15 @@ def _extract_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _source_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Apply ``--insecure`` to a registry source, and ``--no-cache``."""
+def _source_args(args: argparse.Namespace, sources: tuple[str, ...] = ("source",)) -> argparse.Namespace:
+    """Apply ``--insecure`` to registry sources (the arguments named ``sources``), and ``--no-cache``."""
     if getattr(args, "no_cache", False):
         os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
     if getattr(args, "insecure", False):
         from explorer.image.registry import insecure_url
 
-        args.source = insecure_url(args.source)
+        for name in sources:
+            setattr(args, name, insecure_url(getattr(args, name)))
     return args
 
 
@@ -196,9 +201,7 @@ def _diff_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--platform-{side}", metavar="OS/ARCH", help=f"the platform of {side.upper()}")
     p.add_argument("--insecure", action="store_true", help="talk plain HTTP to registry:// sources")
     p.add_argument("--no-cache", action="store_true", help="neither use nor write the index cache")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", dest="fmt", action="store_const", const="json", help="print JSON (the default when stdout is not a terminal)")
-    out.add_argument("--text", dest="fmt", action="store_const", const="text", help="print a readable summary")
+    _output_format(p)
     return p
 
 
@@ -209,13 +212,7 @@ def run_diff(argv: Sequence[str]) -> int:
     from explorer.image.source import open_source
     from explorer.report import diff_report, diff_text
 
-    args = _diff_parser().parse_args(argv)
-    if args.no_cache:
-        os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
-    if args.insecure:
-        from explorer.image.registry import insecure_url
-
-        args.a, args.b = insecure_url(args.a), insecure_url(args.b)
+    args = _source_args(_diff_parser().parse_args(argv), ("a", "b"))
     fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
     with open_source(args.a) as sa, open_source(args.b) as sb:
         a = load_image(sa, sa.select(args.image_a, args.platform_a), parallel=True)
@@ -267,15 +264,12 @@ def _main_parser() -> argparse.ArgumentParser:
 
 def run_report(argv: Sequence[str]) -> int:
     """``layer-explorer report``."""
-    from explorer.image.loader import load_image
-    from explorer.image.source import open_source
     from explorer.report import build_report, text_report, write_json
 
     args = _source_args(_report_parser().parse_args(argv))
     fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
-    with open_source(args.source) as source:
-        ref = source.select(args.image, args.platform)
-        image = load_image(source, ref, parallel=True)
+    source, image = _open_image(args)
+    with source:
         image.warnings.extend(source.notes)
         checks = None
         if args.verify:
@@ -361,18 +355,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceError as exc:
         print(f"layer-explorer: {exc}", file=sys.stderr)
         return EXIT_SOURCE
-    except SelectionError as exc:
+    except ExplorerError as exc:  # a selection that matches nothing, among others
         print(f"layer-explorer: {exc}", file=sys.stderr)
         return EXIT_OTHER
-    except ExplorerError as exc:
-        print(f"layer-explorer: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # before OSError, which it is one of
+        # The reader went away (report | head); say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OTHER
     except OSError as exc:  # the output side: a folder that cannot be written, a full disk
         print(f"layer-explorer: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_OTHER
-    except BrokenPipeError:
-        # The reader went away (report | head); say nothing more.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OTHER
     except KeyboardInterrupt:
         return 130

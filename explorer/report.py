@@ -8,6 +8,7 @@ from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
 
+from explorer.image.compare import SCHEMA as DIFF_SCHEMA
 from explorer.image.loader import Image
 from explorer.image.model import Entry, ImageRef
 from explorer.tree.index import LayerTree
@@ -302,7 +303,7 @@ def diff_report(cmp: "Comparison", a_path: str, b_path: str) -> dict[str, Any]:
     """The ``layer-explorer diff`` object (schema layer-explorer.diff/1)."""
     fmt = _TimeFormatter()
     return {
-        "schema": "layer-explorer.diff/1",
+        "schema": DIFF_SCHEMA,
         "a": _side(cmp.a, a_path),
         "b": _side(cmp.b, b_path),
         "shared_layers": [{"diff_id": d, "index_a": i, "index_b": j} for d, i, j in cmp.shared],

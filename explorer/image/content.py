@@ -24,7 +24,7 @@ class ContentError(ExplorerError):
 
 def data_layer(image: Image, entry: Entry) -> int:
     """The layer whose blob holds an entry's bytes (a hardlink's are its target's)."""
-    return image.tree.hardlink_data.get((entry.layer, entry.path), entry.layer)
+    return image.tree.data_layer(entry)
 
 
 def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> Callable[[int], bytes]:

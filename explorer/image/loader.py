@@ -113,10 +113,10 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         tree.live.clear()
         history = _history(config, len(plan.layers), warnings)
         layers = _layers(plan, scans, diff_ids, history, tree)
-        digest = lambda e: reader.digest(e, tree.hardlink_data.get((e.layer, e.path), e.layer))  # noqa: E731
+        digest = lambda e: reader.digest(e, tree.data_layer(e))  # noqa: E731
         waste = compute_waste(tree, digest)
         advice = advise(tree, layers, history, waste)
-        secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.hardlink_data.get((e.layer, e.path), e.layer)))
+        secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.data_layer(e)))
         warnings.extend(tree.warnings)
         efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except BaseException:
@@ -320,6 +320,8 @@ class _ContentReader:
 
     def digest(self, entry: Entry, data_layer: int) -> str | None:
         """sha256 of an entry's content, or None when it cannot be read."""
+        if entry.digest is not None:
+            return entry.digest  # hashed as the layer streamed by: reading it again would decompress
         if entry.offset < 0 or data_layer >= len(self.scans):
             return None
         blob = self.plan.layers[data_layer].blob

@@ -90,7 +90,7 @@ def advise(tree: LayerTree, layers: list[LayerInfo], history: list[HistoryEntry]
                           total, layer, [f.path for f in files[:20]]))
     for path, fs in versions_of.items():
         total = sum(f.size for f in fs)
-        if len(fs) >= 1 and total >= BIG_FILE:
+        if total >= BIG_FILE:
             out.append(Advice("big-file-rewritten", f"{path} is written in {len(fs) + 1} layers",
                               f"Each version is stored: {_mb(total)} of it is dead weight. Write it once, in the last "
                               "step that needs to change it.", total, fs[0].layer, [path]))

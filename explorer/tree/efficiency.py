@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from explorer.image.tar_index import TarMember
-
-AUFS = ".wh..wh."
-WHITEOUT = ".wh."
+from explorer.tree.names import AUFS_META as AUFS, WHITEOUT
 
 
 @dataclass

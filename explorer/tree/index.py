@@ -56,6 +56,10 @@ class LayerTree:
         self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
         self._plain = False  # True when read from the index cache (plain tuples until used)
 
+    def data_layer(self, entry: Entry) -> int:
+        """The layer whose blob holds an entry's bytes (a hardlink's are its target's)."""
+        return self.hardlink_data.get((entry.layer, entry.path), entry.layer)
+
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = getattr(self.versions, "chunks", None)
@@ -256,7 +260,7 @@ class _LayerApplier:
                 f"layer {self.layer}: hardlink {entry.path} points to {entry.target!r}, which is not a file there"
             )
             return entry._replace(target=target or entry.target)
-        data_layer = self.tree.hardlink_data.get((found.layer, found.path), found.layer)
+        data_layer = self.tree.data_layer(found)
         self.tree.hardlink_data[(self.layer, entry.path)] = data_layer
         return entry._replace(target=target, size=found.size, digest=found.digest, offset=found.offset)
 
@@ -264,7 +268,7 @@ class _LayerApplier:
         """Content digest of an entry, reading its bytes only when the scan did not hash them."""
         if entry.digest is not None:
             return entry.digest
-        data_layer = self.tree.hardlink_data.get((entry.layer, entry.path), entry.layer)
+        data_layer = self.tree.data_layer(entry)
         key = (data_layer, entry.offset)
         if key not in self._digests:
             self._digests[key] = self._digest_fn(entry, data_layer)

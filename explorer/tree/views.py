@@ -118,16 +118,12 @@ class TreeView:
                 append(r)
         return out
 
-    def shown_names(self, path: str) -> list[tuple[str, bool]]:
+    def shown_names_steps(self, path: str) -> "Steps[list[tuple[str, bool]]]":
         """MERGED mode: (name, is a folder) of each child shown, without making its row.
 
         Enough to order a folder of a hundred thousand files by name; the rows are then made
-        only for what the view is handed (``row``), half the work of opening it.
+        only for what the view is handed (``row``). A walk: yields every few thousand children.
         """
-        return drain(self.shown_names_steps(path))
-
-    def shown_names_steps(self, path: str) -> "Steps[list[tuple[str, bool]]]":
-        """``shown_names`` as a walk that yields every few thousand children."""
         tree, layer = self.tree, self.layer
         versions = tree.versions
         get = versions.chunks.versions.get if hasattr(versions, "chunks") else versions.get
@@ -281,13 +277,8 @@ def matcher(text: str, kind: str) -> Callable[[str], bool]:
     return lambda p: needle in p.lower()
 
 
-def visible_paths(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> set[str]:
-    """Paths to show under filters and a search: each kept path and all its ancestors."""
-    return drain(visible_paths_steps(view, hide, match))
-
-
 def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[set[str]]":
-    """``visible_paths`` as a walk that yields every few thousand paths."""
+    """Paths to show under filters and a search: each kept path and all its ancestors (a walk)."""
     keep: set[str] = set()
     if view._relevant is None:
         yield from view.tree.decode_steps()

@@ -30,7 +30,7 @@ from explorer.image.errors import ExplorerError
 from explorer.image.source import Source
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
-from explorer.tree.views import GLOB, REGEX, SUBSTRING, Row, matcher
+from explorer.tree.views import GLOB, REGEX, SUBSTRING, Row, matcher, roll_up
 from explorer.ui import resources
 from explorer.ui.file_tree_model import FileTreeModel
 from explorer.ui.format import human_size, mode_string
@@ -70,21 +70,21 @@ class DiffTreeView:
         return [r for r in rows if r is not None]
 
     def has_children(self, path: str, visible: set[str] | None = None) -> bool:
-        return bool([r for r in self.children(path) if visible is None or r.path in visible])
+        """Whether ``children(path)`` would show anything; stops at the first child found."""
+        kids = set(self.cmp.a.tree.kids.get(path, ())) | set(self.cmp.b.tree.kids.get(path, ()))
+        return any((visible is None or child in visible) and self.row(child) is not None
+                   for child in (names.join(path, n) for n in kids))
 
     def totals(self) -> dict[str, int]:
         """Bytes below each folder, of the entries shown (B's side, or A's for removed ones)."""
         if self._totals is None:
-            totals: dict[str, int] = {}
+            direct: dict[str, int] = {}
             for d in self.diffs.values():
                 e = d.b if d.b is not None else d.a
-                if e is None or e.type == "dir" or not e.size:
-                    continue
-                parent = names.split(d.path)[0]
-                while parent:
-                    totals[parent] = totals.get(parent, 0) + e.size
-                    parent = names.split(parent)[0]
-            self._totals = totals
+                if e is not None and e.type != "dir" and e.size:
+                    parent = names.split(d.path)[0]
+                    direct[parent] = direct.get(parent, 0) + e.size
+            self._totals = roll_up(direct)
         return self._totals
 
 

@@ -345,10 +345,9 @@ class ImageView(QWidget):
         expanded = self._expanded_paths()
         current = self.current_path()
         view = self.view = self._view_for(self.layer, self.mode)
-        if view._totals is not None:  # prepared off the GUI thread, or kept from a visit before
-            self.tree_model.set_view(view, None, view._totals)
-        else:
-            self.tree_model.set_view(view, None, None)
+        # sizes prepared off the GUI thread or kept from a visit before; else computed below
+        self.tree_model.set_view(view, None, view._totals)
+        if view._totals is None:
 
             def sized():
                 totals = yield from view.totals_steps()
@@ -629,8 +628,8 @@ class ImageView(QWidget):
     def show_insights(self) -> None:
         """Open the Insights tab (building it the first time)."""
         if self.insights is None:
-            final = self.image.first_view if self.image.first_view is not None else TreeView(self.image.tree, None, MERGED)
-            self.insights = InsightsPanel(self.image, final.totals())
+            # the final image's view, kept since the load with its sizes (computed there)
+            self.insights = InsightsPanel(self.image, self._view_for(None, MERGED).totals())
             self.insights.show_file.connect(self._show_file_from_insights)
             self.insights.show_layer.connect(self.set_layer)
             self.center_tabs.blockSignals(True)
