@@ -155,7 +155,7 @@ def evict(limit: int | None = None, where: str | None = None) -> None:
         for e in files:  # a save cut off (the program killed mid-write) leaves its partial file
             if e.name.startswith(".partial-") and e.stat().st_mtime < stale:
                 remove(e.path)
-        keep_under((e.path for e in files if os.path.exists(e.path)), limit)
+        keep_under((e.path for e in files), limit)  # it skips what was just removed
     except OSError:
         pass
 

@@ -60,6 +60,12 @@ class LayerTree:
         """The layer whose blob holds an entry's bytes (a hardlink's are its target's)."""
         return self.hardlink_data.get((entry.layer, entry.path), entry.layer)
 
+    def stored_in_looked_at_folders(self) -> Callable[[str], Any]:
+        """A plain dict lookup of what is stored for a path whose folder's ``kids`` were asked
+        for (a cached index decodes a folder then): no method call per path."""
+        chunks = getattr(self.versions, "chunks", None)
+        return chunks.versions.get if chunks is not None else self.versions.get
+
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = getattr(self.versions, "chunks", None)

@@ -91,11 +91,8 @@ class TreeView:
     def children(self, path: str) -> list[Row]:
         """Rows inside directory ``path``, unsorted."""
         tree, layer, merged = self.tree, self.layer, self._relevant is None
-        kids = tree.kids.get(path, ())
-        versions = tree.versions
-        # read lazily from the index cache: asking for the names decoded the folder, so its
-        # paths are in the decoded dict (a plain dict lookup, not a method call, per child)
-        get = versions.chunks.versions.get if hasattr(versions, "chunks") else versions.get
+        kids = tree.kids.get(path, ())  # (decodes the folder first, for a cached index)
+        get = tree.stored_in_looked_at_folders()
         prefix = path if path == "/" else path + "/"
         out: list[Row] = []
         append, row = out.append, self.row
@@ -125,9 +122,8 @@ class TreeView:
         only for what the view is handed (``row``). A walk: yields every few thousand children.
         """
         tree, layer = self.tree, self.layer
-        versions = tree.versions
-        get = versions.chunks.versions.get if hasattr(versions, "chunks") else versions.get
         kids = tree.kids.get(path, ())  # (decodes the folder first, for a cached index)
+        get = tree.stored_in_looked_at_folders()
         prefix = path if path == "/" else path + "/"
         out = []
         for i, name in enumerate(kids):
