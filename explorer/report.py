@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA
 from explorer.image.loader import Image
@@ -210,11 +212,38 @@ def build_report(image: Image, images: list[ImageRef], source_path: str, content
     }
 
 
-def write_json(image: Image, images: list[ImageRef], source_path: str, out: TextIO) -> None:
+def contents_json(tree: LayerTree) -> Iterator[str]:
+    """The text of the report's ``files`` and ``changes`` members (with their leading comma),
+    in pieces; written by hand, not by ``json``, to spare a million dicts and one huge string."""
+    yield ', "files": ['
+    fmt = _TimeFormatter()
+    chunk: list[str] = []
+    first = True
+    for e in sorted_entries(tree):
+        target = "null" if e.target is None else _quote(e.target)
+        chunk.append(
+            f'{{"path": {_quote(e.path)}, "type": "{e.type}", "mode": "{e.mode:04o}", "uid": {e.uid}, '
+            f'"gid": {e.gid}, "size": {e.size}, "mtime": "{fmt(e.mtime)}", "target": {target}, "layer": {e.layer}}}'
+        )
+        if len(chunk) == 4096:
+            yield ("" if first else ", ") + ", ".join(chunk)
+            first, chunk = False, []
+    if chunk:
+        yield ("" if first else ", ") + ", ".join(chunk)
+    yield '], "changes": ['
+    for k, layer in enumerate(sorted_changes(tree)):
+        yield ", [" if k else "["
+        yield ", ".join(f'{{"path": {_quote(p)}, "change": "{c}"}}' for p, c in layer)
+        yield "]"
+    yield "]"
+
+
+def write_json(image: Image, images: list[ImageRef], source_path: str, out: TextIO,
+               contents: "ContentsInChild | None" = None) -> None:
     """Write the report as JSON, streaming ``files`` and ``changes`` instead of building them.
 
-    The text equals ``json.dumps(build_report(...))``; on an image of a million files this
-    saves a million dicts and one huge string.
+    The text equals ``json.dumps(build_report(...))``. ``contents``, when given, is that part
+    already formatted by a child process, which writes it to ``out`` in its turn.
     """
     skeleton = build_report(image, images, source_path, contents=False)
     warnings = skeleton["image"].pop("warnings")
@@ -222,29 +251,99 @@ def write_json(image: Image, images: list[ImageRef], source_path: str, out: Text
     head = json.dumps(skeleton)
     assert head.endswith("}}")
     out.write(head[:-2])
-    out.write(', "files": [')
-    fmt = _TimeFormatter()
-    chunk: list[str] = []
-    first = True
-    for e in sorted_entries(image.tree):
-        target = "null" if e.target is None else _quote(e.target)
-        chunk.append(
-            f'{{"path": {_quote(e.path)}, "type": "{e.type}", "mode": "{e.mode:04o}", "uid": {e.uid}, '
-            f'"gid": {e.gid}, "size": {e.size}, "mtime": "{fmt(e.mtime)}", "target": {target}, "layer": {e.layer}}}'
-        )
-        if len(chunk) == 4096:
-            out.write(("" if first else ", ") + ", ".join(chunk))
-            first, chunk = False, []
-    if chunk:
-        out.write(("" if first else ", ") + ", ".join(chunk))
-    out.write('], "changes": [')
-    for k, layer in enumerate(sorted_changes(image.tree)):
-        out.write(", [" if k else "[")
-        out.write(", ".join(f'{{"path": {_quote(p)}, "change": "{c}"}}' for p, c in layer))
-        out.write("]")
-    out.write('], "warnings": ')
+    if contents is None or not contents.write(out):
+        for piece in contents_json(image.tree):
+            out.write(piece)
+    out.write(', "warnings": ')
     out.write(json.dumps(warnings))
     out.write("}}\n")
+
+
+class ContentsInChild:
+    """``contents_json`` formatted on the other core while this process goes on to compute
+    waste, advice and the rest (2-3 s of a million-file report); the child then writes it
+    straight to the output when ``write`` says it is its turn.
+
+    The child holds the text until then: a pipe would make it wait for a reader that is busy.
+    """
+
+    MIN_PATHS = 50_000  # below this, formatting here is quicker than a fork
+
+    def __init__(self, tree: LayerTree, out: TextIO) -> None:
+        self.pid = 0
+        self.go = -1
+        fd = out.fileno()
+        read_go, self.go = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(self.go)
+            os._exit(_child_write(tree, fd, read_go))
+        os.close(read_go)
+        self.pid = pid
+
+    @classmethod
+    def start(cls, tree: LayerTree, out: TextIO) -> "ContentsInChild | None":
+        """A child for a tree big enough to pay for it, with a real file to write to; else None."""
+        from explorer.image.parallel import spare_core
+
+        if not hasattr(os, "fork") or len(tree.versions) < cls.MIN_PATHS or not spare_core():
+            return None
+        try:
+            out.fileno()
+            return cls(tree, out)
+        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both of the first two
+            return None
+
+    def write(self, out: TextIO) -> bool:
+        """Let the child write its part after what ``out`` holds so far; False when it could not
+        format it (then nothing was written and the caller formats it instead)."""
+        if not self.pid:
+            return False
+        out.flush()
+        try:
+            os.write(self.go, b"1")
+        except OSError:
+            pass  # the child is gone: its status says why
+        os.close(self.go)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            return True
+        if code >= _ERRNO_BASE:  # writing failed part-way: the output cannot be mended
+            number = code - _ERRNO_BASE
+            raise (BrokenPipeError if number == errno.EPIPE else OSError)(number, os.strerror(number))
+        return False
+
+    def cancel(self) -> None:
+        """Stop the child without its output (the command failed or was interrupted)."""
+        if self.pid:
+            os.close(self.go)  # the child reads no go-ahead and leaves without writing
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+_NOT_WRITTEN = 3
+_ERRNO_BASE = 10  # exit status 10 + errno: writing failed with that error
+
+
+def _child_write(tree: LayerTree, fd: int, go: int) -> int:
+    """The child's side of ``ContentsInChild``; returns its exit status."""
+    try:
+        data = [piece.encode("ascii") for piece in contents_json(tree)]  # _quote leaves only ASCII
+        if os.read(go, 1) != b"1":
+            return _NOT_WRITTEN  # the parent gave up
+    except BaseException:  # noqa: BLE001 (a child must not unwind into the parent's code)
+        return _NOT_WRITTEN
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            for piece in data:
+                f.write(piece)
+    except OSError as exc:
+        return _ERRNO_BASE + min(exc.errno or errno.EIO, 240)
+    except BaseException:  # noqa: BLE001
+        return _ERRNO_BASE + errno.EIO
+    return 0
 
 
 def human_size(n: float) -> str:

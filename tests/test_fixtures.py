@@ -204,3 +204,63 @@ def test_streamed_json_equals_the_report_object(archive):
         out = io.StringIO()
         write_json(img, source.images, archive, out)
         assert json.loads(out.getvalue()) == build_report(img, source.images, archive)
+
+
+def _report_to(out, archive: str) -> int:
+    """``layer-explorer report --json`` with its output going to the file object ``out``."""
+    import sys
+
+    from explorer.cli import main
+
+    saved, sys.stdout = sys.stdout, out
+    try:
+        return main(["report", "--json", "--no-cache", archive])
+    finally:
+        sys.stdout = saved
+
+
+@pytest.mark.parametrize("archive", ["docker-legacy.tar", "multiplatform.oci.tar", "docker25-containerd.tar"])
+def test_files_formatted_on_the_other_core_give_the_same_report(archive, tmp_path, monkeypatch):
+    import json
+
+    from explorer.report import ContentsInChild
+
+    monkeypatch.setattr("explorer.image.parallel.spare_core", lambda: True)
+    written = []
+    original = ContentsInChild.write
+    monkeypatch.setattr(ContentsInChild, "write", lambda self, out: written.append(original(self, out)) or written[-1])
+    texts = {}
+    for name, least in (("here", 10**9), ("child", 0)):
+        monkeypatch.setattr(ContentsInChild, "MIN_PATHS", least)
+        with open(tmp_path / name, "w", encoding="utf-8") as out:
+            assert _report_to(out, str(DATA / archive)) == 0
+        texts[name] = (tmp_path / name).read_text(encoding="utf-8")
+    assert written == [True]  # only the second run used a child, and it wrote its part
+    assert texts["child"] == texts["here"]
+    with open_source(str(DATA / archive)) as source:
+        img = load_image(source, source.select())
+        assert json.loads(texts["child"]) == build_report(img, source.images, str(DATA / archive))
+
+
+def test_a_report_whose_reader_left_leaves_no_child_behind(monkeypatch):
+    import os
+
+    from explorer.report import ContentsInChild
+
+    monkeypatch.setattr("explorer.image.parallel.spare_core", lambda: True)
+    monkeypatch.setattr(ContentsInChild, "MIN_PATHS", 0)
+    children = []
+    original = ContentsInChild.__init__
+
+    def record(self, tree, out):
+        original(self, tree, out)
+        children.append(self.pid)
+
+    monkeypatch.setattr(ContentsInChild, "__init__", record)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `report | head` after head has gone
+    with os.fdopen(write_end, "w") as out:
+        assert _report_to(out, str(DATA / "docker-legacy.tar")) == 1
+    assert len(children) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(children[0], os.WNOHANG)  # already reaped, not left running or as a zombie

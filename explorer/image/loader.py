@@ -6,7 +6,7 @@ import dataclasses
 import gc
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from explorer.image import compression
 from explorer.image.container import LayerScan
@@ -59,14 +59,15 @@ class Image:
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool | str = False,
-               cache: bool = True) -> Image:
+               cache: bool = True, on_tree: Callable[[LayerTree], Any] | None = None) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree.
 
     ``parallel`` computes dive's numbers in another process: True forks one (for
     command-line use), ``"process"`` starts a new interpreter when the image is big enough
     to pay for it (for the window: a process with threads must not fork). With ``cache``,
     an index saved by an earlier load of the same, unchanged source is used instead (see
-    ``index_cache``).
+    ``index_cache``). ``on_tree`` is called with the tree as soon as every layer is applied,
+    before the accounting that follows (not for a cached index).
     """
     if cache:
         from explorer.image import index_cache
@@ -79,7 +80,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(source, ref, monitor, parallel)
+        return _load(source, ref, monitor, parallel, on_tree)
     finally:
         # The image's objects live as long as it is shown: keep the collector from walking
         # them again and again (a full pass over millions of them blocks every thread).
@@ -88,7 +89,8 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
             gc.enable()
 
 
-def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str) -> Image:
+def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str,
+          on_tree: Callable[[LayerTree], Any] | None) -> Image:
     """``load_image`` without the collector's bookkeeping."""
     monitor = monitor or Monitor(source.info.path)
     plan: ImagePlan = ref.locator
@@ -111,6 +113,8 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     try:
         _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path)
         tree.live.clear()
+        if on_tree is not None:
+            on_tree(tree)
         history = _history(config, len(plan.layers), warnings)
         layers = _layers(plan, scans, diff_ids, history, tree)
         digest = lambda e: reader.digest(e, tree.data_layer(e))  # noqa: E731

@@ -106,12 +106,28 @@ class LayerTree:
         v = self._normal(path, v)
         return list(v) if type(v) is list else [Version(v.layer, ADDED, v)]  # type: ignore[union-attr]
 
+    def multi_versions(self) -> Iterator[tuple[str, list[Version]]]:
+        """Each path that more than one layer touched, with its versions."""
+        plain = self._plain
+        for path, v in list(self.versions.items()) if plain else self.versions.items():
+            if type(v) is list:
+                yield path, self._normal(path, v) if plain else v
+
     def children(self, path: str, layer: int | None = None) -> list[str]:
         """Names of the entries inside directory ``path`` after layers 0..layer."""
         return [n for n in self.kids.get(path, ()) if self.entry_at(names.join(path, n), layer) is not None]
 
     def merged(self, layer: int | None = None) -> Iterator[Entry]:
         """Every entry of the merged filesystem after layers 0..layer (root excluded), unsorted."""
+        if layer is None and not self._plain:  # the final image: each path's last version
+            root = self.versions.get("/")
+            for v in self.versions.values():
+                if type(v) is not list:
+                    if v is not root:
+                        yield v  # type: ignore[misc]
+                elif v is not root and v[-1].entry is not None:
+                    yield v[-1].entry
+            return
         entry_at = self.entry_at
         for path, v in list(self.versions.items()) if self._plain else self.versions.items():
             if path == "/":
