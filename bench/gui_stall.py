@@ -47,6 +47,10 @@ class Probe:
         self.worst = max(self.worst, now - self.last)
         self.last = now
 
+    def largest(self) -> int:
+        """The largest stall so far, counting the one the caller may be in now."""
+        return max(self.worst, self.clock.elapsed() - self.last)
+
     def reset(self) -> None:
         self.last = self.clock.elapsed()
         self.worst = 0
@@ -113,7 +117,7 @@ def main() -> int:
         probe.reset()
         results[f"{name}, tree shown (ms)"] = timed(action)
         results[f"{name}, folder sizes shown after (ms)"] = settle(view)
-        results[f"{name}, largest stall (ms)"] = probe.worst
+        results[f"{name}, largest stall (ms)"] = probe.largest()
 
     def expand(folder: str) -> None:
         kids = len(view.image.tree.kids.get(folder, ()))
@@ -134,7 +138,7 @@ def main() -> int:
         view.file_tree.viewport().repaint()
         QApplication.processEvents()
         results[f"expand {folder} ({kids:,} children), rows shown (ms)"] = (time.perf_counter() - start) * 1000
-        results[f"expand {folder}, largest stall (ms)"] = probe.worst
+        results[f"expand {folder}, largest stall (ms)"] = probe.largest()
 
     def layers(shown) -> None:
         results["layer list shown (s)"] = time.perf_counter() - start
@@ -143,7 +147,7 @@ def main() -> int:
         nonlocal view
         view = shown
         results["tree shown (s)"] = time.perf_counter() - start
-        results["largest stall during load (ms)"] = probe.worst
+        results["largest stall during load (ms)"] = probe.largest()
         results["folder sizes of the first view shown (ms)"] = settle(view)
         if args.expand:
             expand(args.expand)
@@ -165,7 +169,7 @@ def main() -> int:
 
     def finish(search_start: float) -> None:
         results["search all paths, result shown (ms)"] = (time.perf_counter() - search_start) * 1000
-        results["largest stall during search (ms)"] = probe.worst
+        results["largest stall during search (ms)"] = probe.largest()
         app.quit()
 
     view = None

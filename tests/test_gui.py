@@ -509,6 +509,7 @@ def test_the_window_saves_the_index_after_showing_and_reopens_from_it(qtbot, win
     folder = tmp_path / "cache" / "index"
     saved = lambda: [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.exists() else []  # noqa: E731
     first = _open(qtbot, window)
+    first_tree = first.image.tree  # the view's own state goes when its tab closes
     assert not first.image.from_cache
     qtbot.waitUntil(lambda: len(saved()) == 1, timeout=20_000)  # written after the tree was shown
     sizes = [first.tree_model.index(r, 1).data() for r in range(first.tree_model.rowCount())]
@@ -543,7 +544,7 @@ def test_the_window_saves_the_index_after_showing_and_reopens_from_it(qtbot, win
     view.set_layer(3)
     for layer in range(4):
         view.set_layer(layer)
-        fresh = FileTreeModel(TreeView(first.image.tree, layer, DIFF))
+        fresh = FileTreeModel(TreeView(first_tree, layer, DIFF))
         assert _all_rows(view.tree_model) == _all_rows(fresh) != []
     qtbot.waitUntil(lambda: view.tree_model.totals is not None, timeout=10_000)
 
@@ -826,3 +827,23 @@ def test_inspect_tab(qtbot, window):
     assert panel.tree.topLevelItemCount() == 1  # one image in the list
     panel.find.setText("RepoTags")
     assert panel.find_next()
+
+
+def test_closing_a_tab_gives_its_image_back(qtbot, window):
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    first = weakref.ref(_open(qtbot, window).image)
+    second = _open(qtbot, window, DATA / "docker25-containerd.tar")  # its load froze the first tab's objects
+    assert gc.get_freeze_count() > 0 and first() is not None
+    window.close_tab(0)
+    assert window.tabs.count() == 1 and window.current_view() is second
+
+    def freed() -> bool:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+        return first() is None
+
+    qtbot.waitUntil(freed, timeout=5_000)  # without a full collection, which would stall the window
+    assert second.image.tree.versions  # the other tab is untouched

@@ -136,6 +136,12 @@ class DiveInProcess:
 
 def _main(path: str, image: int) -> int:
     """The child's side of ``DiveInProcess``: the numbers, pickled to stdout."""
+    try:
+        # Below the window and its loader: with both cores busy, a window thread that waits
+        # for a core also keeps the loader waiting for the interpreter lock, and both stall.
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass
     with open_source(path) as source:
         plan = source.images[image].locator
         sys.stdout.buffer.write(pickle.dumps(_compute(source.container, [l.blob for l in plan.layers])))

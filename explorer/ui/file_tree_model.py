@@ -40,7 +40,7 @@ class _Node:
         self.index_in_parent = index_in_parent
         self.children: list[_Node] | None = None  # the rows handed to the view so far
         self.rows: list = []  # all of them, sorted: rows, or paths whose rows are made when handed out
-        self.by_name: dict[str, int] | None = None
+        self.by_name: dict[str, int] | None = None  # name -> place in ``rows``, once looked up
         self.ordering = False  # a huge folder being ordered between events: rows come later
 
     @property
@@ -150,7 +150,7 @@ class FileTreeModel(QAbstractItemModel):
         if generation != self._generation or not node.ordering:
             return  # the model was reset meanwhile
         node.ordering = False
-        node.rows = paths
+        node.rows, node.by_name = paths, None
         count = min(BATCH, len(paths))
         if count:
             self.beginInsertRows(self.createIndex(node.index_in_parent, 0, node), 0, count - 1)
@@ -193,8 +193,6 @@ class FileTreeModel(QAbstractItemModel):
         try:
             self.beginInsertRows(parent, first, upto - 1)
             children.extend(_Node(self._row_at(node, i), node, i) for i in range(first, upto))
-            if node.by_name is not None:
-                node.by_name.update((children[i].row.name, i) for i in range(first, upto))  # type: ignore[union-attr]
             if upto == len(node.rows):
                 self._partial.pop(id(node), None)
             self.endInsertRows()
@@ -238,16 +236,12 @@ class FileTreeModel(QAbstractItemModel):
             if node.ordering and self.slices is not None:
                 self.slices.finish(_order_kind(node))  # wanted now: order it at once
                 children = node.children or []
-            if node.by_name is None:
-                node.by_name = {c.row.name: i for i, c in enumerate(children) if c.row}
+            if node.by_name is None:  # every row's place, handed to the view yet or not
+                node.by_name = {(r[r.rfind("/") + 1:] if type(r) is str else r.name): i for i, r in enumerate(node.rows)}
             row = node.by_name.get(part)
-            if row is None and len(children) < len(node.rows):  # not handed out yet: fetch up to it
-                want = f"{node.path.rstrip('/')}/{part}"
-                at = next((i for i, r in enumerate(node.rows) if (r if type(r) is str else r.path) == want), None)
-                if at is not None:
-                    self._fetch(node, index, at + 1)
-                    row = at
-            if row is None:
+            if row is not None and row >= len(children):  # not handed out yet: fetch up to it
+                self._fetch(node, index, row + 1)
+            if row is None or row >= len(children):
                 return QModelIndex()
             node = children[row]
             index = self.index(row, 0, index)

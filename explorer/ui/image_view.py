@@ -417,7 +417,11 @@ class ImageView(QWidget):
             self.search_finished.emit(files)
 
     def _expand_matches(self, folders: list[str]) -> None:
-        """Open the folders that lead to the first matches (shallowest first)."""
+        """Open the folders that lead to the first matches (shallowest first).
+
+        All at once, right after the model's reset: the view then only notes each one and
+        lays them all out once, where one at a time it would lay out each.
+        """
         shown = 0
         for path in folders:
             index = self.tree_model.index_for_path(path)

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QUrl, Signal
+from PySide6.QtCore import QObject, QSettings, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -29,7 +29,7 @@ from explorer.ui import resources
 from explorer.ui.dialogs import ImagePicker, error_dialog
 from explorer.ui.image_view import ImageView
 from explorer.ui.start_page import StartPage
-from explorer.ui.workers import LoadController
+from explorer.ui.workers import LoadController, empty_python_state
 
 MAX_RECENT = 10
 
@@ -395,7 +395,7 @@ class MainWindow(QMainWindow):
             self.loader.forget(view.image)
         self.tabs.removeTab(index)
         view.close_source()
-        view.deleteLater()
+        _discard(view)
         if self.tabs.count() == 0:
             self.stack.setCurrentWidget(self.start_page)
         self._update_status()
@@ -485,7 +485,15 @@ class MainWindow(QMainWindow):
 
 
 def _discard(widget: QWidget) -> None:
-    """Delete a widget that was replaced; unparented at once so no lookup finds it meanwhile."""
+    """Delete a widget that was closed or replaced, and free what its Python objects hold.
+
+    Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
+    reference cycles that ``gc.freeze`` (see ``workers.keep_out_of_collector``) put beyond
+    the collector's reach; they are emptied once Qt has destroyed the widget, so the image
+    they held is freed then rather than never.
+    """
+    held = [widget, *widget.findChildren(QObject)]
+    widget.destroyed.connect(lambda: empty_python_state(held))
     widget.hide()
     widget.setParent(None)
     widget.deleteLater()

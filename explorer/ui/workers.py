@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from explorer.image import index_cache
 from explorer.image.errors import Cancelled, ExplorerError
@@ -77,7 +77,7 @@ class Slices(QObject):
         super().__init__(parent)
         self._jobs: dict[str, tuple[Iterator[Any], bool]] = {}
         self._timer = QTimer(self, interval=0)
-        self._timer.timeout.connect(self._turn)
+        self._timer.timeout.connect(self._turn_and_freeze)
 
     def run(self, kind: str, steps: Iterator[Any], idle: bool = False) -> None:
         """Run a walk for ``kind`` (a newer one of the same kind replaces it). ``idle``: only
@@ -135,6 +135,42 @@ class Slices(QObject):
             self._timer.stop()
         if not failed:
             self.done.emit(kind, value)
+
+    def _turn_and_freeze(self) -> None:
+        try:
+            self._turn()
+        finally:
+            keep_out_of_collector()  # what this turn built lives on; see there
+
+
+def keep_out_of_collector() -> None:
+    """Move every object alive now out of the cycle collector's sight (``gc.freeze``).
+
+    An image's index and its views are acyclic and live until their tab closes, and the
+    collector's full passes walk every object it tracks: 114 ms on the GUI thread over the
+    270,000 a cached million-file index decodes into, while a folder was opening. Freezing
+    is O(1). What a closed tab held is freed by ``empty_python_state``.
+    """
+    gc.freeze()
+
+
+def empty_python_state(objects: list[Any]) -> None:
+    """Clear the attributes of Qt objects whose C++ side is gone, and of the item models they
+    held (views do not own their models), breaking the reference cycles among them: once
+    frozen, the collector would never free those cycles, nor the image they reach."""
+    seen: set[int] = set()
+    stack = list(objects)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        state = getattr(obj, "__dict__", None)
+        if not state:
+            continue
+        stack.extend(v for v in state.values() if isinstance(v, QAbstractItemModel))
+        state.clear()
+    objects.clear()
 
 
 def wait_for_background(timeout_ms: int) -> None:
