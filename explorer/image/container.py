@@ -6,12 +6,14 @@ the index of a layer blob), so the format readers never know which kind they hav
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import mmap
 import os
 import posixpath
 import stat
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from explorer.image import compression
 from explorer.image.compression import DecompressError, HashingReader
@@ -86,28 +88,54 @@ class Container:
         """A reader of a blob's stored bytes from byte ``start``."""
         raise NotImplementedError
 
-    def read_layer(self, name: str, scan: LayerScan, offset: int, size: int) -> bytes:
-        """``size`` bytes at ``offset`` of a layer's uncompressed tar.
+    def layer_reader(self, name: str, scan: LayerScan, offset: int) -> Callable[[int], bytes]:
+        """A reader of a layer's uncompressed tar from ``offset``.
 
         Plain blobs are read in place; gzip blobs resume from the nearest checkpoint the
         scan recorded; other compressions are decompressed from the start.
         """
+        if scan.compression == compression.NONE:
+            return self.raw_reader(name, offset)
+        if scan.compression == compression.GZIP and scan.checkpoints:
+            read, at = compression.resume_gzip(lambda s: self.raw_reader(name, s), scan.checkpoints, offset)
+            compression.skip(read, offset - at)
+            return read
+        read = compression.open_reader(scan.compression, self.raw_reader(name, 0))
+        compression.skip(read, offset)
+        return read
+
+    def read_layer(self, name: str, scan: LayerScan, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of a layer's uncompressed tar."""
+        with self._read_errors(name):
+            data = compression.read_exactly(self.layer_reader(name, scan, offset), size)
+        if len(data) != size:
+            raise self._cut_short(name)
+        return data
+
+    def layer_digest(self, name: str, scan: LayerScan, offset: int, size: int) -> str:
+        """sha256 of ``size`` bytes at ``offset`` of a layer's tar, a megabyte at a time: a big
+        file is never held whole (copying one holds the interpreter lock, and the window)."""
+        hasher = hashlib.sha256()
+        with self._read_errors(name):
+            read, left = self.layer_reader(name, scan, offset), size
+            while left > 0:
+                chunk = read(min(left, compression.CHUNK))
+                if not chunk:
+                    raise self._cut_short(name)
+                hasher.update(chunk)
+                left -= len(chunk)
+        return hasher.hexdigest()
+
+    @contextlib.contextmanager
+    def _read_errors(self, name: str) -> Iterator[None]:
+        """Damaged layer data, said as such."""
         try:
-            if scan.compression == compression.NONE:
-                data = compression.read_exactly(self.raw_reader(name, offset), size)
-            elif scan.compression == compression.GZIP and scan.checkpoints:
-                read, at = compression.resume_gzip(lambda s: self.raw_reader(name, s), scan.checkpoints, offset)
-                compression.skip(read, offset - at)
-                data = compression.read_exactly(read, size)
-            else:
-                read = compression.open_reader(scan.compression, self.raw_reader(name, 0))
-                compression.skip(read, offset)
-                data = compression.read_exactly(read, size)
+            yield
         except (DecompressError, TarFormatError) as exc:
             raise scan_layer_errors(self.path, name, exc) from None
-        if len(data) != size:
-            raise SourceError(self.path, f"layer {name} is cut short", "the archive is truncated or changed since it was opened")
-        return data
+
+    def _cut_short(self, name: str) -> SourceError:
+        return SourceError(self.path, f"layer {name} is cut short", "the archive is truncated or changed since it was opened")
 
     def close(self) -> None:
         """Release files and maps."""

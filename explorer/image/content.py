@@ -42,14 +42,7 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
     left = [max(0, entry.size - offset)]
     if scan.compression == compression.GZIP and not scan.checkpoints and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
         _rebuild_checkpoints(container, blob, scan)  # an index read from the cache has none
-    if scan.compression == compression.NONE:
-        raw = container.raw_reader(blob, start)
-    elif scan.compression == compression.GZIP and scan.checkpoints:
-        raw, at = compression.resume_gzip(lambda s: container.raw_reader(blob, s), scan.checkpoints, start)
-        compression.skip(raw, start - at)
-    else:
-        raw = compression.open_reader(scan.compression, container.raw_reader(blob, 0))
-        compression.skip(raw, start)
+    raw = container.layer_reader(blob, scan, start)
 
     def read(size: int = compression.CHUNK) -> bytes:
         want = min(size, left[0])

@@ -164,27 +164,34 @@ class TreeView:
             if self._relevant is None:
                 yield from self.tree.decode_steps()  # the walk below reads every path
             direct: dict[str, int] = {}  # bytes of the files directly inside each folder
-            for i, (path, size) in enumerate(self._sized_paths()):
+            for item in self._sized_paths(beat=True):
+                if item is None:
+                    yield
+                    continue
+                path, size = item
                 parent = path[: path.rfind("/")] or "/"
                 direct[parent] = direct.get(parent, 0) + size
-                if not i & EVERY:
-                    yield
             self._totals = roll_up(direct)
         return self._totals
 
-    def _sized_paths(self) -> Iterable[tuple[str, int]]:
-        """(path, size) of every non-directory the view shows."""
+    def _sized_paths(self, beat: bool = False) -> Iterable[tuple[str, int] | None]:
+        """(path, size) of every non-directory the view shows; with ``beat``, None as well
+        after every few thousand paths looked at (shown or not), for walks to pause at."""
         if self._relevant is not None and self.layer is not None:
             # what the layer stores: its added and modified entries (removed ones take no room)
             entry_at, layer = self.tree.entry_at, self.layer
-            for p, change in self.tree.changes[layer]:
+            for i, (p, change) in enumerate(self.tree.changes[layer]):
+                if beat and not i & EVERY:
+                    yield None
                 if change != REMOVED:
                     e = entry_at(p, layer)
                     if e is not None and e.type != DIR and e.size:
                         yield p, e.size
             return
         if self._relevant is not None:
-            for p in self._relevant:
+            for i, p in enumerate(self._relevant):
+                if beat and not i & EVERY:
+                    yield None
                 r = self.row(p)
                 if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:
                     yield p, r.entry.size
@@ -193,7 +200,9 @@ class TreeView:
         # on every layer switch, and the plain tuples of a cached index need no conversion.
         layer = self.layer
         entries = file_bytes = 0
-        for path, v in self.tree.versions.items():
+        for i, (path, v) in enumerate(self.tree.versions.items()):
+            if beat and not i & EVERY:
+                yield None
             if type(v) is list:
                 e = None
                 for version in reversed(v):

@@ -26,7 +26,11 @@ COLUMNS = ("Name", "Size", "Mode", "Owner", "Layer", "Change")
 NAME, SIZE, MODE, OWNER, LAYER, CHANGE = range(6)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 Index = QModelIndex | QPersistentModelIndex
-BATCH = 1000
+BATCH = 500
+# Made once: the view asks for every row's flags as it lays them out, and each enum "|" is a
+# Python call.
+_SELECTABLE = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+_DRAGGABLE = _SELECTABLE | Qt.ItemFlag.ItemIsDragEnabled
 
 
 class _Node:
@@ -293,10 +297,9 @@ class FileTreeModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         if index.internalPointer().row.entry.type in ("file", "hardlink") and self.drag_provider is not None:
-            flags |= Qt.ItemFlag.ItemIsDragEnabled
-        return flags
+            return _DRAGGABLE
+        return _SELECTABLE
 
     def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt API)
         return ["text/uri-list", "text/plain"]
