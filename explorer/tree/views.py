@@ -132,10 +132,8 @@ class TreeView:
                 yield
             child = prefix + name
             e = get(child)
-            if type(e) is tuple:  # as read from the index cache
-                e = tree._normal(child, e)
-            if type(e) is Entry:
-                if layer is not None and e[8] > layer:
+            if type(e) is Entry or type(e) is tuple:  # one version (a tuple: as the index cache
+                if layer is not None and e[8] > layer:  # holds it, read as it is)
                     continue
             else:  # several versions, or none
                 e = tree.entry_at(child, layer)
