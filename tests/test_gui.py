@@ -848,3 +848,20 @@ def test_closing_a_tab_gives_its_image_back(qtbot, window):
 
     qtbot.waitUntil(freed, timeout=5_000)  # without a full collection, which would stall the window
     assert second.image.tree.versions  # the other tab is untouched
+
+
+def test_a_window_size_saved_too_small_opens_at_a_usable_size(qtbot):
+    from explorer.app import create_main_window
+
+    sizes = []
+    for saved in ((300, 200), (700, 500)):  # shrunk by Qt on another screen; chosen by the user
+        w = create_main_window()
+        qtbot.addWidget(w)
+        w.resize(*saved)
+        w.settings.setValue("geometry", w.saveGeometry())
+        again = create_main_window()
+        qtbot.addWidget(again)
+        sizes.append((again.width(), again.height()))
+    room = again.screen().availableGeometry()
+    assert sizes[0][0] >= min(640, room.width() * 0.5) and sizes[0][1] >= min(420, room.height() * 0.5)
+    assert sizes[1] == (700, 500)

@@ -444,10 +444,21 @@ class MainWindow(QMainWindow):
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 860)
+        if geometry is not None and self.restoreGeometry(geometry) and not self._cramped():
+            return
+        screen = QApplication.primaryScreen()
+        room = screen.availableGeometry().size() if screen is not None else None
+        # The default, fitted to a small screen.
+        self.resize(min(1400, int(room.width() * 0.9)) if room else 1400, min(860, int(room.height() * 0.9)) if room else 860)
+
+    def _cramped(self) -> bool:
+        """Whether a restored size is far smaller than the screen allows: Qt shrinks one saved
+        on a screen of another size (or an offscreen run) to the widgets' bare minimum."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return False
+        room = screen.availableGeometry()
+        return self.width() < min(640, room.width() * 0.5) or self.height() < min(420, room.height() * 0.5)
 
     def _save_panels(self, view: ImageView) -> None:
         self.settings.setValue("mainSplitter", view.splitter.saveState())
