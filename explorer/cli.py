@@ -381,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OTHER
     except OSError as exc:  # the output side: a folder that cannot be written, a full disk
-        print(f"layer-explorer: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"layer-explorer: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_OTHER
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import time
 from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
@@ -271,10 +272,14 @@ class ContentsInChild:
 
     def __init__(self, tree: LayerTree, out: TextIO) -> None:
         self.pid = 0
-        self.go = -1
         fd = out.fileno()
         read_go, self.go = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_go)
+            os.close(self.go)
+            raise
         if pid == 0:  # the child
             os.close(self.go)
             os._exit(_child_write(tree, fd, read_go))
@@ -289,36 +294,50 @@ class ContentsInChild:
         if not hasattr(os, "fork") or len(tree.versions) < cls.MIN_PATHS or not spare_core():
             return None
         try:
+            if "a".encode(out.encoding or "ascii") != b"a":
+                return None  # the child writes ASCII bytes, which must read the same in this encoding
             out.fileno()
             return cls(tree, out)
-        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both of the first two
+        except (OSError, ValueError, AttributeError, LookupError):  # io.UnsupportedOperation is both of the first two
             return None
 
     def write(self, out: TextIO) -> bool:
         """Let the child write its part after what ``out`` holds so far; False when it could not
-        format it (then nothing was written and the caller formats it instead)."""
+        format it (then it wrote nothing, and the caller formats the part instead)."""
         if not self.pid:
             return False
         out.flush()
+        go, self.go = self.go, -1
         try:
-            os.write(self.go, b"1")
+            os.write(go, b"1")
         except OSError:
             pass  # the child is gone: its status says why
-        os.close(self.go)
+        finally:
+            os.close(go)
         _, status = os.waitpid(self.pid, 0)
         self.pid = 0
         code = os.waitstatus_to_exitcode(status)
         if code == 0:
             return True
+        if code == _NOT_WRITTEN:  # said only before the go-ahead was read
+            return False
         if code >= _ERRNO_BASE:  # writing failed part-way: the output cannot be mended
             number = code - _ERRNO_BASE
             raise (BrokenPipeError if number == errno.EPIPE else OSError)(number, os.strerror(number))
-        return False
+        # killed (out of memory, say) maybe part-way: the output cannot be trusted
+        raise OSError(errno.EIO, f"the process writing the file list stopped (status {code}), so the output "
+                                 "is incomplete; run the command again")
 
     def cancel(self) -> None:
         """Stop the child without its output (the command failed or was interrupted)."""
-        if self.pid:
+        if self.go >= 0:
             os.close(self.go)  # the child reads no go-ahead and leaves without writing
+            self.go = -1
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # no need to let it finish formatting
+            except OSError:
+                pass
             os.waitpid(self.pid, 0)
             self.pid = 0
 

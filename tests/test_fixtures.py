@@ -264,3 +264,67 @@ def test_a_report_whose_reader_left_leaves_no_child_behind(monkeypatch):
     assert len(children) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(children[0], os.WNOHANG)  # already reaped, not left running or as a zombie
+
+
+def _child_reports(tmp_path, monkeypatch, child) -> tuple[int, str, str]:
+    """``report --json`` into a file with the file list's child process replaced by ``child``:
+    exit status, output, and what the command said on stderr."""
+    import sys
+
+    import explorer.report as report
+
+    monkeypatch.setattr("explorer.image.parallel.spare_core", lambda: True)
+    monkeypatch.setattr(report.ContentsInChild, "MIN_PATHS", 0)
+    monkeypatch.setattr(report, "_child_write", child)
+    err = tmp_path / "err"
+    saved = sys.stderr
+    with open(tmp_path / "out", "w", encoding="utf-8") as out, open(err, "w", encoding="utf-8") as sys.stderr:
+        try:
+            code = _report_to(out, str(DATA / "docker-legacy.tar"))
+        finally:
+            sys.stderr = saved
+    return code, (tmp_path / "out").read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
+
+
+def test_a_child_that_could_not_format_the_file_list_leaves_it_to_the_parent(tmp_path, monkeypatch):
+    import json
+
+    from explorer.report import _NOT_WRITTEN
+
+    code, text, _ = _child_reports(tmp_path, monkeypatch, lambda tree, fd, go: _NOT_WRITTEN)
+    assert code == 0
+    with open_source(str(DATA / "docker-legacy.tar")) as source:
+        img = load_image(source, source.select())
+        assert json.loads(text) == build_report(img, source.images, str(DATA / "docker-legacy.tar"))
+
+
+def test_a_child_killed_while_writing_fails_the_report_instead_of_writing_it_twice(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    def killed(tree, fd, go):
+        os.read(go, 1)
+        os.write(fd, b'"half of it')
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    code, text, err = _child_reports(tmp_path, monkeypatch, killed)
+    assert code == 1 and "incomplete" in err and "run the command again" in err
+    assert text.endswith('"half of it')  # nothing formatted again after it, nor finished as if whole
+
+
+def test_the_child_says_when_its_reader_has_gone():
+    import errno
+    import os
+
+    from explorer.report import _ERRNO_BASE, _child_write
+    from explorer.tree.index import LayerTree
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    go_read, go_write = os.pipe()
+    os.write(go_write, b"1")
+    try:
+        assert _child_write(LayerTree(0), write_end, go_read) == _ERRNO_BASE + errno.EPIPE
+    finally:
+        for fd in (write_end, go_read, go_write):
+            os.close(fd)

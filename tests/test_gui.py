@@ -836,9 +836,13 @@ def test_closing_a_tab_gives_its_image_back(qtbot, window):
 
     from PySide6.QtCore import QCoreApplication, QEvent
 
-    first = weakref.ref(_open(qtbot, window).image)
+    view = _open(qtbot, window)
+    view.file_tree.expand(view.tree_model.index_for_path("/data"))
+    first = weakref.ref(view.image)
+    node = weakref.ref(view.tree_model.index_for_path("/data/dir").internalPointer())
+    del view
     second = _open(qtbot, window, DATA / "docker25-containerd.tar")  # its load froze the first tab's objects
-    assert gc.get_freeze_count() > 0 and first() is not None
+    assert first() is not None and node() is not None
     window.close_tab(0)
     assert window.tabs.count() == 1 and window.current_view() is second
 
@@ -847,6 +851,7 @@ def test_closing_a_tab_gives_its_image_back(qtbot, window):
         return first() is None
 
     qtbot.waitUntil(freed, timeout=5_000)  # without a full collection, which would stall the window
+    assert node() is None  # nor the rows its tree showed
     assert second.image.tree.versions  # the other tab is untouched
 
 
@@ -865,3 +870,14 @@ def test_a_window_size_saved_too_small_opens_at_a_usable_size(qtbot):
     room = again.screen().availableGeometry()
     assert sizes[0][0] >= min(640, room.width() * 0.5) and sizes[0][1] >= min(420, room.height() * 0.5)
     assert sizes[1] == (700, 500)
+
+
+def test_a_search_lets_the_rows_it_replaces_go(qtbot, window):
+    import weakref
+
+    view = _open(qtbot, window)
+    view.file_tree.expand(view.tree_model.index_for_path("/data"))
+    shown = weakref.ref(view.tree_model.index_for_path("/data/dir").internalPointer())
+    with qtbot.waitSignal(view.search_finished, timeout=10_000):
+        view.search_box.setText("modify-me")
+    assert shown() is None  # freed at once, collector or not

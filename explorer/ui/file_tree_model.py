@@ -8,6 +8,7 @@ Filtering, search and directory sizes are computed off the GUI thread and handed
 
 from __future__ import annotations
 
+import weakref
 from operator import itemgetter
 from typing import Any, Iterator
 
@@ -34,18 +35,26 @@ _DRAGGABLE = _SELECTABLE | Qt.ItemFlag.ItemIsDragEnabled
 
 
 class _Node:
-    """One shown row and, once asked for, its children."""
+    """One shown row and, once asked for, its children.
 
-    __slots__ = ("row", "parent", "index_in_parent", "children", "rows", "by_name", "ordering")
+    Its parent is held weakly: a tree of nodes without cycles is freed as soon as the model
+    drops it, even once ``gc.freeze`` has put it beyond the cycle collector.
+    """
+
+    __slots__ = ("row", "_parent", "index_in_parent", "children", "rows", "by_name", "ordering", "__weakref__")
 
     def __init__(self, row: Row | None, parent: "_Node | None", index_in_parent: int) -> None:
         self.row = row
-        self.parent = parent
+        self._parent = None if parent is None else weakref.ref(parent)
         self.index_in_parent = index_in_parent
         self.children: list[_Node] | None = None  # the rows handed to the view so far
         self.rows: list = []  # all of them, sorted: rows, or paths whose rows are made when handed out
         self.by_name: dict[str, int] | None = None  # name -> place in ``rows``, once looked up
         self.ordering = False  # a huge folder being ordered between events: rows come later
+
+    @property
+    def parent(self) -> "_Node | None":
+        return None if self._parent is None else self._parent()
 
     @property
     def path(self) -> str:

@@ -201,16 +201,20 @@ class MainWindow(QMainWindow):
         from explorer.ui.engine_dialog import EngineDialog
 
         dialog = EngineDialog(self)
-        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.source():
-            self.open_paths([dialog.source()])
+        chosen = dialog.source() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        dialog.deleteLater()
+        if chosen:
+            self.open_paths([chosen])
 
     def open_container_dialog(self) -> None:
         """File > Open container: a container's image with its writable layer on top."""
         from explorer.ui.engine_dialog import EngineDialog
 
         dialog = EngineDialog(self, containers=True)
-        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.source():
-            self.open_paths([dialog.source()])
+        chosen = dialog.source() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        dialog.deleteLater()
+        if chosen:
+            self.open_paths([chosen])
 
     def open_registry_dialog(self) -> None:
         """File > Open from registry: a reference like registry://ghcr.io/org/app:1.0."""
@@ -283,11 +287,13 @@ class MainWindow(QMainWindow):
                 ref = source.select()  # one image, many platforms: this machine's by default
             picker = ImagePicker(source, self)
             picker.list.setCurrentRow(ref.index if ref else 0)
-            if picker.exec() != QDialog.DialogCode.Accepted:
+            accepted = picker.exec() == QDialog.DialogCode.Accepted
+            ref = picker.chosen() if accepted else None
+            picker.deleteLater()  # a child of the window otherwise, holding the source
+            if ref is None:
                 source.close()
                 self._next()
                 return
-            ref = picker.chosen()
         self._show_preview(source, ref)
         if self._preview is not None:
             # Lay out and paint the preview before the load's thread starts: a first paint sizes

@@ -73,11 +73,12 @@ class Slices(QObject):
     done = Signal(str, object)  # kind, what the walk returned
     SLICE = 0.010  # seconds of work per turn of the event loop
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, freeze: bool = False) -> None:
         super().__init__(parent)
         self._jobs: dict[str, tuple[Iterator[Any], bool]] = {}
+        self._freeze = freeze  # walks that build what lives on (a decoded index): see there
         self._timer = QTimer(self, interval=0)
-        self._timer.timeout.connect(self._turn_and_freeze)
+        self._timer.timeout.connect(self._tick)
 
     def run(self, kind: str, steps: Iterator[Any], idle: bool = False) -> None:
         """Run a walk for ``kind`` (a newer one of the same kind replaces it). ``idle``: only
@@ -136,20 +137,22 @@ class Slices(QObject):
         if not failed:
             self.done.emit(kind, value)
 
-    def _turn_and_freeze(self) -> None:
+    def _tick(self) -> None:
         try:
             self._turn()
         finally:
-            keep_out_of_collector()  # what this turn built lives on; see there
+            if self._freeze:
+                keep_out_of_collector()
 
 
 def keep_out_of_collector() -> None:
     """Move every object alive now out of the cycle collector's sight (``gc.freeze``).
 
-    An image's index and its views are acyclic and live until their tab closes, and the
-    collector's full passes walk every object it tracks: 114 ms on the GUI thread over the
-    270,000 a cached million-file index decodes into, while a folder was opening. Freezing
-    is O(1). What a closed tab held is freed by ``empty_python_state``.
+    A decoded index is acyclic and lives until its tab closes, and the collector's full
+    passes walk every object it tracks: 114 ms on the GUI thread over the 270,000 a cached
+    million-file index decodes into, while a folder was opening. Freezing is O(1), but a
+    frozen cycle is never collected: used only after the load and the decoding turns, with
+    the tree's nodes kept acyclic and a closed tab's cycles broken (``empty_python_state``).
     """
     gc.freeze()
 
@@ -211,7 +214,7 @@ class LoadController(QObject):
         self._monitor: Monitor | None = None
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
-        self.follow_up = Slices(self)  # after a load: saving its index, decoding a cached one
+        self.follow_up = Slices(self, freeze=True)  # after a load: saving its index, decoding a cached one
 
     def forget(self, image: Image) -> None:
         """An image's tab closed: decoding the rest of its cached index is no use any more
