@@ -63,7 +63,7 @@ def _content_digests(source, img) -> dict[str, str]:
         if entry.digest:
             out[entry.path] = entry.digest
             continue
-        data_layer = img.tree.hardlink_data.get((entry.layer, entry.path), entry.layer)
+        data_layer = img.tree.data_layer(entry)
         data = source.container.read_layer(img.blobs[data_layer], img.scans[data_layer], entry.offset, entry.size)
         out[entry.path] = hashlib.sha256(data).hexdigest()
     return out

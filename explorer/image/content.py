@@ -22,11 +22,6 @@ class ContentError(ExplorerError):
     """The bytes of an entry cannot be shown (a sparse file, a folder, ...)."""
 
 
-def data_layer(image: Image, entry: Entry) -> int:
-    """The layer whose blob holds an entry's bytes (a hardlink's are its target's)."""
-    return image.tree.data_layer(entry)
-
-
 def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> Callable[[int], bytes]:
     """A reader of an entry's content from ``offset``, to its end."""
     if entry.type not in (FILE, HARDLINK):
@@ -35,7 +30,7 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
         raise ContentError(f"{entry.path} is a sparse file; its content cannot be shown yet")
     if entry.offset < 0:
         raise ContentError(f"{entry.path} has no stored content")
-    layer = data_layer(image, entry)
+    layer = image.tree.data_layer(entry)
     start = entry.offset + offset
     container = source.container
     blob, scan = image.blobs[layer], image.scans[layer]

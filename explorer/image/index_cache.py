@@ -26,7 +26,7 @@ from explorer.image.cache import cache_dir, keep_under, remove
 from explorer.image.container import LayerScan
 from explorer.image.loader import Image
 from explorer.image.model import HistoryEntry, ImageRef, LayerInfo
-from explorer.image.source import Source
+from explorer.image.source import REGISTRY_SCHEMES, Source
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
@@ -55,7 +55,7 @@ def key_for(source: Source, ref: ImageRef) -> str | None:
     """The cache key of an image, or None when its source cannot be keyed (an engine stream)."""
     path = source.info.path
     if "://" in path:
-        if not path.startswith(("registry://", "registry+http://")) or not ref.manifest_digest:
+        if not path.startswith(REGISTRY_SCHEMES) or not ref.manifest_digest:
             return None
         ident: list[Any] = [path.split("://", 1)[1].split("/", 1)[0], ref.manifest_digest]  # content-addressed
     else:
@@ -219,7 +219,7 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
     if waste is not None:  # hundreds of thousands on a big image, and only the Insights tab reads them
         records = []
         for i, f in enumerate(waste.files):
-            records.append((f.path, f.layer, f.size, f.kind, f.by_layer, f.reason))
+            records.append(tuple(f))  # marshal takes plain tuples only
             if not i & EVERY:
                 yield
         chunk = marshal.dumps(records)

@@ -16,7 +16,7 @@ from explorer.image.parallel import DiveInChild, DiveInProcess, spare_core
 from explorer.image.docker_archive import name_digest
 from explorer.image.plan import ImagePlan, LayerRef, read_json
 from explorer.image.progress import Monitor
-from explorer.image.source import Source
+from explorer.image.source import REGISTRY, Source
 from explorer.tree.advice import Advice, Secret, advise, find_secrets
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
 from explorer.tree.waste import Waste, compute_waste
@@ -52,7 +52,7 @@ class Image:
     secrets: list[Secret] = field(default_factory=list)
     file_count: int = -1  # entries of the final filesystem, once counted
     file_bytes: int = -1  # bytes of its regular files, once counted
-    first_view: Any = None  # a prepared view for the first screen (set by the window's loader)
+    first_view: Any = None  # a prepared view for the first screen (by the window's loader, or the index cache)
     from_cache: bool = False  # read from the index cache rather than the layers
     verification: list[dict[str, Any]] | None = None  # per layer, when --verify read every blob
     pending: bool = False  # layers and history only: the files are still being read
@@ -155,7 +155,7 @@ def _dive_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list
     if parallel == "process":
         worth = DiveInProcess.worth_it(source.container, blobs, source.info.path)
         return DiveInProcess(source.container, blobs, source.info.path, ref.index) if worth else None
-    if source.info.format == "registry":
+    if source.info.format == REGISTRY:
         return None  # its blobs are downloaded as they are read: a child would fetch them again
     return DiveInChild(source.container, blobs)
 
@@ -316,6 +316,7 @@ class _ContentReader:
         self.source = source
         self.plan = plan
         self.scans = scans  # the loader's list, filled as layers are read
+        self.digests: dict[tuple[int, int], str] = {}  # (data layer, offset) -> sha256
 
     def head(self, entry: Entry, data_layer: int, size: int = 4096) -> bytes:
         """The bytes to look for keys and tokens in: read from plain layers; for layers read as
@@ -329,13 +330,17 @@ class _ContentReader:
         return self.source.container.read_layer(blob, scan, entry.offset, min(size, entry.size))
 
     def digest(self, entry: Entry, data_layer: int) -> str | None:
-        """sha256 of an entry's content, or None when it cannot be read."""
+        """sha256 of an entry's content, or None when it cannot be read; each stored copy is
+        hashed once (the layer rules and the waste accounting ask about the same files)."""
         if entry.digest is not None:
             return entry.digest  # hashed as the layer streamed by: reading it again would decompress
         if entry.offset < 0 or data_layer >= len(self.scans):
             return None
-        blob = self.plan.layers[data_layer].blob
-        return self.source.container.layer_digest(blob, self.scans[data_layer], entry.offset, entry.size)
+        key = (data_layer, entry.offset)
+        if key not in self.digests:
+            blob = self.plan.layers[data_layer].blob
+            self.digests[key] = self.source.container.layer_digest(blob, self.scans[data_layer], entry.offset, entry.size)
+        return self.digests[key]
 
 
 def preview_image(source: Source, ref: ImageRef) -> Image:

@@ -151,7 +151,6 @@ class _LayerApplier:
         self.live = tree.live
         self.before: dict[str, Entry | None] = {}  # each touched path's state before the layer
         self._digest_fn = digest
-        self._digests: dict[tuple[int, int], str | None] = {}
         self.new_paths: set[str] = set()  # paths this layer listed in ``kids`` for the first time
         self.redirected: list[tuple[str, str]] = []
 
@@ -287,14 +286,8 @@ class _LayerApplier:
         return entry._replace(target=target, size=found.size, digest=found.digest, offset=found.offset)
 
     def digest(self, entry: Entry) -> str | None:
-        """Content digest of an entry, reading its bytes only when the scan did not hash them."""
-        if entry.digest is not None:
-            return entry.digest
-        data_layer = self.tree.data_layer(entry)
-        key = (data_layer, entry.offset)
-        if key not in self._digests:
-            self._digests[key] = self._digest_fn(entry, data_layer)
-        return self._digests[key]
+        """Content digest of an entry (the digest function hashes, and remembers, what it must)."""
+        return self._digest_fn(entry, self.tree.data_layer(entry))
 
     def finish(self) -> None:
         """Record the net effect of the layer on every path it touched."""

@@ -57,7 +57,7 @@ class Chunks:
             self.load(folder)
             yield
         self.complete = True
-        self.body = None  # nothing left to decode: let the mapping go
+        self.body = None  # nothing left to decode here (the changes and waste chunks keep their own view)
 
 
 class _LazyMap:

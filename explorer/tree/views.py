@@ -162,7 +162,7 @@ class TreeView:
             if self._relevant is None:
                 yield from self.tree.decode_steps()  # the walk below reads every path
             direct: dict[str, int] = {}  # bytes of the files directly inside each folder
-            for item in self._sized_paths(beat=True):
+            for item in self._sized_paths():
                 if item is None:
                     yield
                     continue
@@ -172,14 +172,14 @@ class TreeView:
             self._totals = roll_up(direct)
         return self._totals
 
-    def _sized_paths(self, beat: bool = False) -> Iterable[tuple[str, int] | None]:
-        """(path, size) of every non-directory the view shows; with ``beat``, None as well
-        after every few thousand paths looked at (shown or not), for walks to pause at."""
+    def _sized_paths(self) -> Iterable[tuple[str, int] | None]:
+        """(path, size) of every non-directory the view shows, and None after every few
+        thousand paths looked at (shown or not), for the walk to pause at."""
         if self._relevant is not None and self.layer is not None:
             # what the layer stores: its added and modified entries (removed ones take no room)
             entry_at, layer = self.tree.entry_at, self.layer
             for i, (p, change) in enumerate(self.tree.changes[layer]):
-                if beat and not i & EVERY:
+                if not i & EVERY:
                     yield None
                 if change != REMOVED:
                     e = entry_at(p, layer)
@@ -188,7 +188,7 @@ class TreeView:
             return
         if self._relevant is not None:
             for i, p in enumerate(self._relevant):
-                if beat and not i & EVERY:
+                if not i & EVERY:
                     yield None
                 r = self.row(p)
                 if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:
@@ -199,7 +199,7 @@ class TreeView:
         layer = self.layer
         entries = file_bytes = 0
         for i, (path, v) in enumerate(self.tree.versions.items()):
-            if beat and not i & EVERY:
+            if not i & EVERY:
                 yield None
             if type(v) is list:
                 e = None
