@@ -268,6 +268,7 @@ def _main_parser() -> argparse.ArgumentParser:
 
 def run_report(argv: Sequence[str]) -> int:
     """``layer-explorer report``."""
+    from explorer.image.loader import prepare_first_view
     from explorer.report import ContentsInChild, build_report, text_report, write_json
 
     args = _source_args(_report_parser().parse_args(argv))
@@ -294,7 +295,9 @@ def run_report(argv: Sequence[str]) -> int:
             if fmt == "json":
                 write_json(image, source.images, args.source, sys.stdout, contents[0] if contents else None)
             else:
-                sys.stdout.write(text_report(build_report(image, source.images, args.source)))
+                prepare_first_view(image)  # the counts (a cached index has them)
+                report = build_report(image, source.images, args.source, contents=False)
+                sys.stdout.write(text_report(report, image.file_count, image.file_bytes))
             sys.stdout.flush()
             _keep_index(source, image)
     finally:

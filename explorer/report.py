@@ -379,8 +379,9 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def text_report(report: dict[str, Any]) -> str:
-    """A readable summary of a report object."""
+def text_report(report: dict[str, Any], file_count: int, file_bytes: int) -> str:
+    """A readable summary of a report object (its file list need not be in it: the counts are
+    given, as ``Image.file_count`` and ``file_bytes``)."""
     img = report["image"]
     src = report["source"]
     lines = [
@@ -394,8 +395,6 @@ def text_report(report: dict[str, Any]) -> str:
         for i in report["images"]:
             mark = "*" if i["selected"] else " "
             lines.append(f"  {mark} {i['index']}: {', '.join(i['tags']) or '<untagged>'}  {i['platform']}  {i['config_digest'][:19]}")
-    files = img["files"]
-    total = sum(f["size"] for f in files if f["type"] == "file")
     lines += ["", f"Layers ({len(img['layers'])}):", f"  {'#':>2}  {'size':>9}  {'stored':>9}  {'+':>6} {'~':>6} {'-':>6}  created by"]
     for l in img["layers"]:
         lines.append(
@@ -406,7 +405,7 @@ def text_report(report: dict[str, Any]) -> str:
     for h in img["history"]:
         layer = f"layer {h['layer']}" if h["layer"] is not None else ("empty" if h["empty_layer"] else "?")
         lines.append(f"  {h['index']:>2}  {layer:<8}  {_short(h['created_by'], 80)}")
-    lines += ["", f"Files: {len(files)} entries, {human_size(total)} in regular files"]
+    lines += ["", f"Files: {file_count} entries, {human_size(file_bytes)} in regular files"]
     if img["warnings"]:
         lines += ["", "Warnings:"] + [f"  - {w}" for w in img["warnings"]]
     return "\n".join(lines) + "\n"

@@ -881,3 +881,29 @@ def test_a_search_lets_the_rows_it_replaces_go(qtbot, window):
     with qtbot.waitSignal(view.search_finished, timeout=10_000):
         view.search_box.setText("modify-me")
     assert shown() is None  # freed at once, collector or not
+
+
+def test_a_comparison_hands_out_every_row_of_a_big_folder_as_it_scrolls(qtbot, tmp_path):
+    from explorer.image.compare import compare
+    from explorer.ui.comparison_view import ComparisonView
+
+    paths = []
+    for name, extra in (("a", []), ("b", [f(f"big/f{i:05d}", "x") for i in range(1800)] + [f(f"zz{k}/a", "y") for k in range(3)])):
+        paths.append(tmp_path / f"{name}.tar")
+        paths[-1].write_bytes(docker_archive([layer_tar([f("keep", "k")] + extra)]))
+    (sa, ia), (sb, ib) = _loaded_image(paths[0]), _loaded_image(paths[1])
+    view = ComparisonView(sa, sb, compare(sa, ia, sb, ib))
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    model = view.tree_model
+    big = model.index_for_path("/big")
+    view.file_tree.expand(big)
+
+    def scrolled_to_the_end() -> bool:
+        view.file_tree.scrollToBottom()
+        return model.rowCount(big) == 1800
+
+    qtbot.waitUntil(scrolled_to_the_end, timeout=10_000)  # folders come after it: Qt alone would stop at a batch
+    sa.close()
+    sb.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from explorer.image import compression
 from explorer.image.container import LayerScan
@@ -21,6 +22,7 @@ from explorer.tree.advice import Advice, Secret, advise, find_secrets
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
 from explorer.tree.waste import Waste, compute_waste
 from explorer.tree.index import LayerTree, apply_layer
+from explorer.tree.views import MERGED, TreeView
 
 DOCKER_LAYER_TYPES = {
     compression.NONE: "application/vnd.docker.image.rootfs.diff.tar",
@@ -76,17 +78,34 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
         if cached is not None:
             cached.from_cache = True
             return cached
-    # Millions of small acyclic tuples: the cycle collector would only walk them over and over.
+    with building():
+        return _load(source, ref, monitor, parallel, on_tree)
+
+
+@contextlib.contextmanager
+def building() -> Iterator[None]:
+    """Make millions of small acyclic objects that live as long as the image is shown: the
+    cycle collector stays off meanwhile and is kept from walking them after (``gc.freeze``):
+    a full pass over them blocks every thread, the window's too."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(source, ref, monitor, parallel, on_tree)
+        yield
     finally:
-        # The image's objects live as long as it is shown: keep the collector from walking
-        # them again and again (a full pass over millions of them blocks every thread).
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+def prepare_first_view(image: Image) -> None:
+    """The merged view of the final image with its folder sizes, and the file counts that
+    come with them (``file_count``, ``file_bytes``): each computed once."""
+    if image.first_view is not None and image.file_count >= 0 and image.file_bytes >= 0:
+        return
+    view = TreeView(image.tree, None, MERGED)
+    view.totals()  # counts the entries on the way
+    image.first_view = view
+    image.file_count, image.file_bytes = view.entries, view.file_bytes
 
 
 def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str,
@@ -362,4 +381,4 @@ def preview_image(source: Source, ref: ImageRef) -> Image:
                                 entries=0, history=h.index if h else None, created_by=h.created_by if h else ""))
     return Image(source=source.info, ref=ref, tags=list(plan.tags), config_digest=ref.config_digest,
                  platform=plan.platform, created=str(config.get("created") or ""), config=config, layers=layers,
-                 history=history, tree=LayerTree(len(plan.layers)), warnings=warnings, file_count=0, pending=True)
+                 history=history, tree=LayerTree(len(plan.layers)), warnings=warnings, file_count=0, file_bytes=0, pending=True)

@@ -8,6 +8,7 @@ for, and everything at once only for a walk over all paths (a search, another la
 
 from __future__ import annotations
 
+import gc
 import marshal
 import threading
 from typing import Any, Iterator
@@ -44,6 +45,9 @@ class Chunks:
                 if value is not None:
                     versions.setdefault(prefix + name, value)  # one already made an Entry stays
             self.kids[folder] = names  # last: whoever sees the names finds their versions too
+            # What was decoded lives as long as the image, and is acyclic: out of the cycle
+            # collector's sight, whose full passes over it took 114 ms on the GUI thread.
+            gc.freeze()
 
     def load_all(self) -> None:
         """Decode every folder (a walk over all paths needs them)."""

@@ -165,6 +165,8 @@ class TreeView:
             for item in self._sized_paths():
                 if item is None:
                     yield
+                    if self._totals is not None:
+                        return self._totals  # another walk of this view (a warm-up) finished first
                     continue
                 path, size = item
                 parent = path[: path.rfind("/")] or "/"

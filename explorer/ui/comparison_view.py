@@ -32,7 +32,7 @@ from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.views import GLOB, REGEX, SUBSTRING, Row, matcher, roll_up
 from explorer.ui import resources
-from explorer.ui.file_tree_model import FileTreeModel
+from explorer.ui.file_tree_model import BatchFollower, FileTreeModel
 from explorer.ui.format import human_size, mode_string
 from explorer.ui.table_model import ImageTableModel
 from explorer.ui.widgets import rich_label
@@ -149,6 +149,7 @@ class ComparisonView(QWidget):
         self.tree_model.set_totals(self.view.totals())
         self.file_tree = QTreeView(objectName="comparisonTree")
         self.file_tree.setModel(self.tree_model)
+        BatchFollower(self.file_tree, self.tree_model)
         self.file_tree.setUniformRowHeights(True)
         self.file_tree.setSortingEnabled(True)
         self.file_tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
@@ -291,7 +292,8 @@ class ComparisonView(QWidget):
         return f"comparing {len(self.cmp.files):,} differing paths"
 
     def close_source(self) -> None:
-        """Release both archives (the same one may be on both sides)."""
+        """Release both archives (the same one may be on both sides), and stop what reads them."""
+        self.background.cancel_all()
         self.a_source.close()
         if self.b_source is not self.a_source:
             self.b_source.close()

@@ -3,18 +3,20 @@
 Rows are made only for directories the user expands; nothing is built for the whole tree.
 A folder with more than ``BATCH`` children hands them to the view a batch at a time, as it
 scrolls (Qt's fetchMore), so opening one of a hundred thousand files lays out only the first.
-Filtering, search and directory sizes are computed off the GUI thread and handed in.
+Filtering, search and directory sizes are computed between events (``workers.Slices``) and
+handed in.
 """
 
 from __future__ import annotations
 
 import weakref
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Iterator
 
-from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
+from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, QUrl
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QApplication, QStyle
+from PySide6.QtWidgets import QApplication, QStyle, QTreeView
 
 from explorer.image.model import DIR, HARDLINK, SYMLINK
 from explorer.tree.diff import REMOVED, UNCHANGED
@@ -28,10 +30,22 @@ NAME, SIZE, MODE, OWNER, LAYER, CHANGE = range(6)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 Index = QModelIndex | QPersistentModelIndex
 BATCH = 500
-# Made once: the view asks for every row's flags as it lays them out, and each enum "|" is a
-# Python call.
+# Made once: the view asks for every row's flags and alignment as it lays them out and
+# paints, and each enum "|" is a Python call.
 _SELECTABLE = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _DRAGGABLE = _SELECTABLE | Qt.ItemFlag.ItemIsDragEnabled
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+
+@lru_cache(maxsize=8)
+def _kind_icon(kind: str) -> Any:
+    """The style's icon for a folder, a link or a file (asked for every row painted)."""
+    style = QApplication.style()
+    if style is None:
+        return None
+    pixmap = QStyle.StandardPixmap.SP_DirIcon if kind == DIR else (
+        QStyle.StandardPixmap.SP_FileLinkIcon if kind == SYMLINK else QStyle.StandardPixmap.SP_FileIcon)
+    return style.standardIcon(pixmap)
 
 
 class _Node:
@@ -75,7 +89,7 @@ class FileTreeModel(QAbstractItemModel):
         self._partial: dict[int, _Node] = {}  # folders with rows not handed to the view yet
         self._fetching = False
         self._generation = 0  # which reset a folder being ordered belongs to
-        self.slices = None  # with one (the window's), huge folders are ordered between events
+        self.slices = None  # with one (its tab's), huge folders are ordered between events
         self.drag_provider = None  # row -> a local file to drag out, or None
 
     def use_slices(self, slices: Any) -> None:
@@ -352,12 +366,7 @@ class FileTreeModel(QAbstractItemModel):
             icon = resources.change_icon(r.change)
             if icon is not None:
                 return icon
-            style = QApplication.style()
-            if style is None:
-                return None
-            kind = QStyle.StandardPixmap.SP_DirIcon if e.type == DIR else (
-                QStyle.StandardPixmap.SP_FileLinkIcon if e.type == SYMLINK else QStyle.StandardPixmap.SP_FileIcon)
-            return style.standardIcon(kind)
+            return _kind_icon(e.type)
         elif role == Qt.ItemDataRole.ForegroundRole:
             return resources.change_colour(r.change)
         elif role == Qt.ItemDataRole.FontRole and r.change == REMOVED:
@@ -372,7 +381,7 @@ class FileTreeModel(QAbstractItemModel):
                 tip += f"\n{resources.LABELS[r.change]} in this layer" if self.view and self.view.layer is not None else f"\n{resources.LABELS[r.change]}"
             return tip
         elif role == Qt.ItemDataRole.TextAlignmentRole and col in (SIZE, LAYER):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return _RIGHT
         elif role == PATH_ROLE:
             return r.path
         elif role == Qt.ItemDataRole.AccessibleDescriptionRole and col == NAME:
@@ -400,3 +409,31 @@ def _folders_first(rows: list[Row], descending: bool) -> list[Row]:
     folders.sort(key=_name, reverse=descending)
     files.sort(key=_name, reverse=descending)
     return files + folders if descending else folders + files
+
+
+class BatchFollower(QObject):
+    """Hands a tree view more rows of each open folder whose last row so far comes into sight.
+
+    Qt asks a folder for more (``fetchMore``) only when that folder ends the whole list; a
+    big folder with others after it would otherwise stop at its first batch.
+    """
+
+    def __init__(self, tree: QTreeView, model: FileTreeModel) -> None:
+        super().__init__(tree)
+        self.tree, self.model = tree, model
+        self._timer = QTimer(self, singleShot=True, interval=0)
+        self._timer.timeout.connect(self.fetch_shown)
+        tree.verticalScrollBar().valueChanged.connect(lambda _v: self._timer.start())
+        tree.expanded.connect(lambda _i: self._timer.start())
+
+    def fetch_shown(self) -> None:
+        """Fetch for every open folder whose last row handed out is in sight."""
+        tree, model = self.tree, self.model
+        height = tree.viewport().height()
+        for folder in model.partial_folders():
+            if folder.isValid() and not tree.isExpanded(folder):
+                continue
+            last = model.index(model.rowCount(folder) - 1, 0, folder)
+            rect = tree.visualRect(last)
+            if rect.isValid() and rect.bottom() >= 0 and rect.top() < height:
+                model.fetchMore(folder)

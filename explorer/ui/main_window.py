@@ -396,12 +396,8 @@ class MainWindow(QMainWindow):
         if view is None or not hasattr(view, "close_source"):
             return
         if view is self._preview:  # still loading: stop that; the loader's thread owns the source
-            self._preview = None
-            self.tabs.removeTab(index)
-            _discard(view)
+            self._drop_preview()
             self.loader.cancel(quiet=True)
-            if self.tabs.count() == 0:
-                self.stack.setCurrentWidget(self.start_page)
             self._update_status()
             self._next()
             return
@@ -514,7 +510,7 @@ def _discard(widget: QWidget) -> None:
     """Delete a widget that was closed or replaced, and free what its Python objects hold.
 
     Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
-    reference cycles that ``gc.freeze`` (see ``workers.keep_out_of_collector``) put beyond
+    reference cycles that ``gc.freeze`` (after a load, and as a cached index is decoded) put beyond
     the collector's reach; they are emptied once Qt has destroyed the widget, so the image
     they held is freed then rather than never.
     """

@@ -1,13 +1,14 @@
-"""Long work off the GUI thread: a QRunnable per task, results back by queued signals.
+"""Long work off the GUI thread, and walks over the whole tree between its events.
 
-Every task carries a token; the controller ignores results whose token is not the current
-one, so a newer load silently drops an older one. Cancellation is cooperative: the core
-checks ``Monitor.cancelled`` between chunks of work.
+Loads and small reads run as a QRunnable per task, results back by queued signals. Every
+task carries a token; the controller ignores results whose token is not the current one, so
+a newer load silently drops an older one. Cancellation is cooperative: the core checks
+``Monitor.cancelled`` between chunks of work. Walks over every path (sizes, searches, index
+saving and decoding) run on the GUI thread in short slices instead (``Slices``).
 """
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from typing import Any, Callable, Iterator
@@ -16,12 +17,11 @@ from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, 
 
 from explorer.image import index_cache
 from explorer.image.errors import Cancelled, ExplorerError
-from explorer.image.loader import Image, load_image
+from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.image.model import ImageRef
 from explorer.image.progress import Monitor
 from explorer.image.source import Source, open_source
 from explorer.tree.steps import drain
-from explorer.tree.views import MERGED, TreeView
 
 
 class TaskSignals(QObject):
@@ -73,10 +73,9 @@ class Slices(QObject):
     done = Signal(str, object)  # kind, what the walk returned
     SLICE = 0.010  # seconds of work per turn of the event loop
 
-    def __init__(self, parent: QObject | None = None, freeze: bool = False) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._jobs: dict[str, tuple[Iterator[Any], bool]] = {}
-        self._freeze = freeze  # walks that build what lives on (a decoded index): see there
         self._timer = QTimer(self, interval=0)
         self._timer.timeout.connect(self._tick)
 
@@ -138,29 +137,14 @@ class Slices(QObject):
             self.done.emit(kind, value)
 
     def _tick(self) -> None:
-        try:
-            self._turn()
-        finally:
-            if self._freeze:
-                keep_out_of_collector()
-
-
-def keep_out_of_collector() -> None:
-    """Move every object alive now out of the cycle collector's sight (``gc.freeze``).
-
-    A decoded index is acyclic and lives until its tab closes, and the collector's full
-    passes walk every object it tracks: 114 ms on the GUI thread over the 270,000 a cached
-    million-file index decodes into, while a folder was opening. Freezing is O(1), but a
-    frozen cycle is never collected: used only after the load and the decoding turns, with
-    the tree's nodes kept acyclic and a closed tab's cycles broken (``empty_python_state``).
-    """
-    gc.freeze()
+        self._turn()  # looked up each time: tests hold the walks by replacing it
 
 
 def empty_python_state(objects: list[Any]) -> None:
     """Clear the attributes of Qt objects whose C++ side is gone, and of the item models they
     held (views do not own their models), breaking the reference cycles among them: once
-    frozen, the collector would never free those cycles, nor the image they reach."""
+    frozen (a load and a cached index's decoding call ``gc.freeze``), the collector would
+    never free those cycles, nor the image they reach."""
     seen: set[int] = set()
     stack = list(objects)
     while stack:
@@ -214,7 +198,7 @@ class LoadController(QObject):
         self._monitor: Monitor | None = None
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
-        self.follow_up = Slices(self, freeze=True)  # after a load: saving its index, decoding a cached one
+        self.follow_up = Slices(self)  # after a load: saving its index, decoding a cached one
 
     def forget(self, image: Image) -> None:
         """An image's tab closed: decoding the rest of its cached index is no use any more
@@ -263,19 +247,11 @@ class LoadController(QObject):
 
         def prepare(monitor: Monitor) -> Image:
             image = load_image(source, ref, monitor, parallel="process")
-            if image.first_view is not None and image.file_count >= 0 and image.file_bytes >= 0:
-                return image  # from the index cache, ready to show
-            # What the first screen needs, computed here rather than on the GUI thread.
-            monitor.begin("preparing the view")
-            gc.disable()
-            try:
-                view = TreeView(image.tree, None, MERGED)
-                view.totals()  # counts the entries on the way
-                image.first_view = view
-                image.file_count, image.file_bytes = view.entries, view.file_bytes
-            finally:
-                gc.freeze()
-                gc.enable()
+            if image.first_view is None:  # (an index from the cache comes with it)
+                # What the first screen needs, computed here rather than on the GUI thread.
+                monitor.begin("preparing the view")
+                with building():
+                    prepare_first_view(image)
             return image
 
         def done(image: Image) -> None:
@@ -344,7 +320,8 @@ class LoadController(QObject):
 
 
 class BackgroundCall(QObject):
-    """Runs small pieces of work (search, sizes) off the GUI thread; only the newest counts."""
+    """Runs small pieces of work (a file's preview, a comparison) off the GUI thread; only the
+    newest of each kind counts."""
 
     result = Signal(str, object)  # kind, value
 
