@@ -182,3 +182,16 @@ def test_a_partial_file_left_by_a_killed_save_is_cleared(tmp_path):
         index_cache.save(src, img)
     assert not old.exists() and fresh.exists()  # one being written now is left alone
     assert len([p for p in _files(tmp_path) if not p.name.startswith(".")]) == 1
+
+
+def test_a_path_its_folder_does_not_list_is_kept_all_the_same(tmp_path):
+    src, fresh = _load(DATA / "docker-legacy.tar")
+    fresh.tree.kids["/data"].remove("modify-me.txt")  # an index that breaks the usual rule
+    index_cache.save(src, fresh)
+    src.close()
+    src, cached = _load(DATA / "docker-legacy.tar")
+    with src:
+        assert cached.from_cache
+        entry = cached.tree.entry_at("/data/modify-me.txt")
+        assert entry is not None and read_entry(src, cached, entry) == b"original\nmodified in layer 3\n"
+        assert cached.tree.entry_at("/") is not None

@@ -185,7 +185,7 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
     body: list[bytes] = []
     offset = 0
     folders: dict[str, tuple[int, int]] = {}
-    placed: set[str] = set()
+    placed = 0
     for name, children in tree.kids.items():
         prefix = name if name == "/" else name + "/"
         values = []
@@ -193,20 +193,25 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
             path = prefix + child
             v = versions.get(path)
             values.append(_plain_version(v, path) if v is not None else None)
-            placed.add(path)
+            placed += v is not None
             if not i & EVERY:
                 yield
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk))
         body.append(chunk)
         offset += len(chunk)
-    # the root, and any path its folder does not list, travel in the head
-    strays = {}
-    for i, (path, v) in enumerate(versions.items()):
-        if path not in placed:
-            strays[path] = _plain_version(v, path)
-        if not i & EVERY:
-            yield
+    # The root, and any path its folder does not list, travel in the head. Applying layers
+    # lists every other path in its folder, so they are found by counting, not by a set of
+    # every path (100 MB at a million); the search below is for an index that breaks that.
+    strays = {"/": _plain_version(versions["/"], "/")} if "/" in versions else {}
+    if placed + len(strays) != len(versions):
+        listed = {(n if n == "/" else n + "/") + c for n, children in tree.kids.items() for c in children}
+        yield
+        for i, (path, v) in enumerate(versions.items()):
+            if path not in listed:
+                strays[path] = _plain_version(v, path)
+            if not i & EVERY:
+                yield
     changes = []
     for layer in tree.changes:
         chunk = marshal.dumps(list(layer))

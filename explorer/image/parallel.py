@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -38,7 +39,12 @@ class DiveInChild:
         if not hasattr(os, "fork"):
             return
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to be had: ``result`` computes the numbers here
+            os.close(read_fd)
+            os.close(write_fd)
+            return
         if pid == 0:  # the child: compute, send, leave without running the parent's cleanup
             code = 0
             try:
@@ -67,7 +73,7 @@ class DiveInChild:
         """Stop the child (the load was cancelled or failed)."""
         if self.pid:
             try:
-                os.kill(self.pid, 9)
+                os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)
             except OSError:
                 pass
