@@ -142,8 +142,11 @@ def oci_archive(layers: list[bytes], compress: str = "gzip", ref: str = "latest"
         _add(tar, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
         descs = []
         for layer in layers:
-            blob = gzip.compress(layer, mtime=0) if compress == "gzip" else layer
-            media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress == "gzip" else "")
+            if compress == "gzip-chunks":  # eStargz style: a gzip member per 4 MiB chunk
+                blob = b"".join(gzip.compress(layer[i:i + (4 << 20)], mtime=0) for i in range(0, len(layer), 4 << 20))
+            else:
+                blob = gzip.compress(layer, mtime=0) if compress == "gzip" else layer
+            media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress.startswith("gzip") else "")
             _add(tar, "blobs/sha256/" + hashlib.sha256(blob).hexdigest(), blob)
             descs.append({"mediaType": media, "digest": _sha(blob), "size": len(blob)})
         cfg = json.dumps(config_for(layers)).encode()

@@ -85,13 +85,16 @@ class _GzipReader:
                 out = self._d.decompress(data, size)
             except zlib.error as exc:
                 raise DecompressError(f"corrupt gzip data ({exc})") from None
-            if self._d.unconsumed_tail:
-                self._pending = self._d.unconsumed_tail
-            elif self._d.eof:
+            # End of member first: when a member's output exactly fills ``size`` zlib may report
+            # the next member's bytes both as unconsumed_tail and as unused_data, and feeding the
+            # tail back to the finished member would loop for ever.
+            if self._d.eof:
                 rest = self._d.unused_data
                 self._d = zlib.decompressobj(31)
                 self._started = False
                 self._pending = rest
+            elif self._d.unconsumed_tail:
+                self._pending = self._d.unconsumed_tail
             self.out_pos += len(out)
             if self._cps is not None and self.out_pos - self._last >= CHECKPOINT_EVERY and self._started:
                 self._cps.append((self.fed - len(self._pending), self.out_pos, self._d.copy()))
@@ -115,15 +118,18 @@ def resume_gzip(read_from: Callable[[int], Callable[[int], bytes]], checkpoints:
     return _GzipReader(read_from(best[0]), start=best).read, best[1]
 
 
+class _RawReader:
+    """The file-like face zstandard's stream reader wants over a ``read(n)`` function."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self.read = read
+
+
 class _ZstdReader:
     """Streams zstd frames (several frames in a row are allowed)."""
 
     def __init__(self, read: Callable[[int], bytes]) -> None:
-        class _Raw:
-            def read(self, n: int) -> bytes:
-                return read(n)
-
-        self._r = zstandard.ZstdDecompressor().stream_reader(_Raw(), read_across_frames=True)
+        self._r = zstandard.ZstdDecompressor().stream_reader(_RawReader(read), read_across_frames=True)
 
     def read(self, size: int = CHUNK) -> bytes:
         try:
@@ -248,14 +254,17 @@ def read_exactly(read: Callable[[int], bytes], count: int) -> bytes:
 
 
 def buffer_reader(buf: bytes | memoryview, start: int, end: int) -> Callable[[int], bytes]:
-    """A ``read(n)`` over ``buf[start:end]`` (an mmap range), copying only what is asked."""
-    view = memoryview(buf)
+    """A ``read(n)`` over ``buf[start:end]`` (an mmap range), copying only what is asked.
+
+    It slices the map rather than a memoryview of it: a view left alive by a decompressor
+    that is collected late would stop the map from closing.
+    """
     state = [start]
 
     def read(size: int = CHUNK) -> bytes:
         at = state[0]
         stop = min(end, at + size)
         state[0] = stop
-        return bytes(view[at:stop])
+        return buf[at:stop]
 
     return read

@@ -1,0 +1,51 @@
+"""Layer streams that real tools write and that once stopped a load: gzip made of many members
+(eStargz), and zstd blobs read from a layout folder's files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from tests.builders import f, layer_tar, oci_archive
+
+DATA = Path(__file__).parent / "data"
+CLI = [sys.executable, "-c", "from explorer.cli import entry; entry()"]
+
+
+def _report(path: Path, *extra: str) -> dict:
+    """The JSON report, from a process of its own: a stream that loops must fail the test, not hang it."""
+    done = subprocess.run([*CLI, "report", "--json", "--no-cache", str(path), *extra],
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+def test_multi_member_gzip_whose_members_fill_whole_mebibytes(tmp_path):
+    # a 4 MiB member inflates to exactly four reads' worth: the case that once looped for ever
+    big = bytes(range(256)) * (18 << 12)  # 4.5 MiB, so the tar spans two full members and a tail
+    layer = layer_tar([f("data/big.bin", big), f("data/small.txt", "tail\n")])
+    archive = tmp_path / "estargz-like.tar"
+    archive.write_bytes(oci_archive([layer], compress="gzip-chunks"))
+    report = _report(archive)
+    files = {x["path"]: x for x in report["image"]["files"]}
+    assert files["/data/big.bin"]["size"] == len(big)
+    out = subprocess.run([*CLI, "cat", str(archive), "/data/big.bin"],
+                         capture_output=True, timeout=120)
+    assert hashlib.sha256(out.stdout).hexdigest() == hashlib.sha256(big).hexdigest()
+
+
+def test_zstd_layers_of_a_layout_folder_read_like_the_archive(tmp_path):
+    # buildah pushed this image with zstd layers to an OCI archive; unpacked, it is the folder
+    # `buildah push --compression-format zstd IMG oci:DIR` writes
+    folder = tmp_path / "zstd-layout"
+    with tarfile.open(DATA / "buildah-overlay.oci-zstd.tar") as tar:
+        tar.extractall(folder, filter="data")
+    from_folder = _report(folder)
+    from_archive = _report(DATA / "buildah-overlay.oci-zstd.tar")
+    assert [l["compression"] for l in from_folder["image"]["layers"]] == ["zstd"] * 4
+    assert from_folder["image"]["files"] == from_archive["image"]["files"]
+    assert from_folder["image"]["changes"] == from_archive["image"]["changes"]
