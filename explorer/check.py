@@ -107,8 +107,10 @@ def format_results(image: Image, results: list[RuleResult]) -> str:
     lines = [f"{', '.join(image.tags) or image.config_digest[:19]}: efficiency {image.efficiency.score:.4%}, "
              f"wasted {image.efficiency.wasted_bytes:,} bytes"]  # type: ignore[union-attr]
     for r in results:
-        status = "SKIP" if r.skipped else ("PASS" if r.passed else "FAIL")
+        if r.skipped:  # the only reason a rule is skipped (dive says it the same way)
+            lines.append(f"  SKIP: {r.rule}: rule disabled")
+            continue
         figure = f"{r.value:,}" if r.rule == "highestWastedBytes" else f"{r.value:.6f}"
-        lines.append(f"  {status}: {r.rule} (threshold {r.threshold}): {'' if r.skipped else figure}".rstrip())
+        lines.append(f"  {'PASS' if r.passed else 'FAIL'}: {r.rule} (threshold {r.threshold}): {figure}")
     lines.append("Result: PASS" if all(r.passed for r in results) else "Result: FAIL")
     return "\n".join(lines) + "\n"

@@ -109,23 +109,41 @@ def _check_layer(image, layer: int | None) -> None:
         raise SelectionError(f"no layer {layer}: the image has layers 0..{len(image.layers) - 1}")
 
 
+def _where(layer: int | None) -> str:
+    return "the final image" if layer is None else f"layer {layer}"
+
+
+def _through(found) -> str:
+    """What a lookup went through, for a message: `` (through /bin -> usr/bin)``."""
+    return f" (through {found.route()})" if found.via else ""
+
+
+def _look_up(image, path: str, layer: int | None, follow_last: bool):
+    """A path as a process in the container finds it; says on stderr which links it took."""
+    from explorer.tree.resolve import resolve
+
+    found = resolve(image.tree, path, layer, follow_last)
+    if found.problem is not None:
+        raise SelectionError(f"{path}: {found.problem} at {_where(layer)}{_through(found)}")
+    if found.via and found.entry is not None:
+        print(f"layer-explorer: {path} is {found.path}{_through(found)}", file=sys.stderr)
+    return found
+
+
 def run_cat(argv: Sequence[str]) -> int:
     """``layer-explorer cat``."""
     from explorer.image.content import open_entry
-    from explorer.tree.names import normalise
 
     args = _source_args(_cat_parser().parse_args(argv))
     source, image = _open_image(args)
     with source:
         _check_layer(image, args.layer)
-        path = normalise(args.path) or "/"
-        entry = image.tree.entry_at(path, args.layer)
-        where = "the final image" if args.layer is None else f"layer {args.layer}"
-        if entry is None:
-            raise SelectionError(f"{args.path}: no such file at {where}")
-        if entry.type == "symlink":
-            raise SelectionError(f"{args.path} is a symlink to {entry.target}; cat that path instead")
-        read = open_entry(source, image, entry)
+        found = _look_up(image, args.path, args.layer, follow_last=True)
+        entry = found.entry
+        if entry is None or entry.type == "dir":
+            what = "a folder" if entry is not None else "no such file"
+            raise SelectionError(f"{args.path}: {what} at {_where(args.layer)}{_through(found)}")
+        read = open_entry(source, image, image.tree.effective(entry, args.layer))
         out = sys.stdout.buffer
         while chunk := read(1 << 20):
             out.write(chunk)
@@ -151,6 +169,11 @@ def run_extract(argv: Sequence[str]) -> int:
             print(f"wrote {target} ({size:,} bytes)", file=sys.stderr)
             return EXIT_OK
         path = normalise(args.path) or "/"
+        if path != "/":
+            found = _look_up(image, path, args.layer, follow_last=True)
+            if found.entry is None and not args.only_layer:
+                raise SelectionError(f"{args.path}: no such file at {_where(args.layer)}{_through(found)}")
+            path = found.path
         entries = select_entries(image, path, args.layer, args.only_layer)
         result = extract(source, image, entries, args.output, base=path,
                          options=ExtractOptions(devices=args.devices, special_bits=args.keep_special_bits,

@@ -28,6 +28,7 @@ op = st.one_of(
     st.tuples(st.just("link"), st.sampled_from(LINKS), st.sampled_from([b"f1", b"/a/f3", b"../x", b"nowhere"])),
     st.tuples(st.just("whiteout"), st.sampled_from(DIRS + FILES + LINKS), st.just(b"")),
     st.tuples(st.just("opaque"), st.sampled_from(DIRS), st.just(b"")),
+    st.tuples(st.just("hardlink"), st.sampled_from(FILES), st.sampled_from([f.encode() for f in FILES])),
 )
 stacks = st.lists(st.lists(op, min_size=1, max_size=8), min_size=1, max_size=4)
 
@@ -45,6 +46,9 @@ def _layer(ops) -> bytes:
             if kind == "file":
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
+            elif kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, data.decode()
+                tar.addfile(info)
             elif kind == "dir":
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tar.addfile(info)
@@ -61,10 +65,12 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p)
 
 
-def reference(layers: list[list], root: Path) -> dict[str, tuple]:
+def reference(layers: list[list], root: Path) -> list[dict[str, tuple]]:
     """Apply the layers to a real folder the plain way: whiteouts and opaque markers of a
     layer first (they hide lower layers only), then its entries in order, the last one of a
-    name winning, a non-folder replacing whatever was there."""
+    name winning, a non-folder replacing whatever was there; a hard link is made with
+    ``link(2)`` to whatever regular file its target names then. The state after each layer."""
+    states = []
     for ops in layers:
         for kind, path, _ in ops:
             if kind == "opaque" and (root / path).is_dir() and not (root / path).is_symlink():
@@ -74,7 +80,7 @@ def reference(layers: list[list], root: Path) -> dict[str, tuple]:
                 if all(not (root / q).is_symlink() for q in Path(path).parents if str(q) != "."):
                     _remove(root / path)
         for kind, path, data in ops:
-            if kind not in ("file", "dir", "link"):
+            if kind not in ("file", "dir", "link", "hardlink"):
                 continue
             target = root / path
             for parent in reversed(Path(path).parents):
@@ -89,13 +95,33 @@ def reference(layers: list[list], root: Path) -> dict[str, tuple]:
                     _remove(target)
                 target.mkdir(exist_ok=True)
             else:
+                source = root / data.decode() if kind == "hardlink" else target
                 if target.exists() or target.is_symlink():
-                    _remove(target)
+                    if kind == "hardlink" and _linkable(root, data) and os.path.samefile(source, target):
+                        continue  # a name linked to itself again: nothing changes
+                    _remove(target)  # what was there goes first, as tar extractors do
                 if kind == "file":
                     target.write_bytes(data)
+                elif kind == "hardlink":
+                    if _linkable(root, data):
+                        os.link(source, target)
                 else:
                     os.symlink(data.decode(), target)
-    out = {}
+        states.append(_snapshot(root))
+    return states
+
+
+def _linkable(root: Path, name: bytes) -> bool:
+    """Whether ``link(2)`` would find a regular file at ``name`` (links only as leaves here)."""
+    source = root / name.decode()
+    return source.is_file() and not source.is_symlink() and \
+        all(not (root / q).is_symlink() for q in Path(name.decode()).parents if str(q) != ".")
+
+
+def _snapshot(root: Path) -> dict[str, tuple]:
+    """Every path below ``root``: (kind, content or link target, the inode's other names)."""
+    out: dict[str, tuple] = {}
+    inodes: dict[int, set[str]] = {}
     for top, dirs, files in os.walk(root):
         for name in dirs + files:
             p = Path(top) / name
@@ -107,6 +133,10 @@ def reference(layers: list[list], root: Path) -> dict[str, tuple]:
                 out[rel] = ("dir", None)
             else:
                 out[rel] = ("file", p.read_bytes())
+                inodes.setdefault(st_.st_ino, set()).add(rel)
+    for group in inodes.values():
+        for rel in group:
+            out[rel] += (frozenset(group),)
     return out
 
 
@@ -118,19 +148,29 @@ def test_merged_view_equals_a_real_application(tmp_path_factory, layers):
     archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
     root = work / "root"
     root.mkdir()
-    want = reference(layers, root)
+    states = reference(layers, root)
     with open_source(str(archive)) as src:
         img = load_image(src, src.select())
-        got = {}
-        for e in img.tree.merged():
-            if e.type == "dir":
-                got[e.path] = ("dir", None)
-            elif e.type == "symlink":
-                got[e.path] = ("symlink", e.target)
-            else:
-                data = src.container.read_layer(img.blobs[e.layer], img.scans[e.layer], e.offset, e.size)
-                got[e.path] = ("file", data)
-    assert got == want
+        tree = img.tree
+        for layer, want in enumerate(states):
+            got: dict[str, tuple] = {}
+            inodes: dict[tuple, set[str]] = {}
+            for e in tree.merged(layer):
+                if e.type == "dir":
+                    got[e.path] = ("dir", None)
+                elif e.type == "symlink":
+                    got[e.path] = ("symlink", e.target)
+                elif tree.inode(e) is not None:  # a link to nothing is not made by link(2) either
+                    data_layer = tree.data_layer(e)
+                    data = src.container.read_layer(img.blobs[data_layer], img.scans[data_layer], e.offset, e.size)
+                    got[e.path] = ("file", data)
+                    inodes.setdefault(tree.inode(e), set()).add(e.path)
+                    if e.type == "hardlink":  # labelled a link only while it shares its file with the target
+                        assert tree.inode(tree.entry_at(e.target, layer)) == tree.inode(e)
+            for group in inodes.values():
+                for path in group:
+                    got[path] += (frozenset(group),)
+            assert got == want, f"after layer {layer}"
 
 
 def test_a_short_fuzzing_run_finds_nothing(tmp_path):

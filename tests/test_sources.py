@@ -44,6 +44,7 @@ def registry():
         try:
             r.push(LEGACY, "fixture/legacy:v1")
             r.push(DATA / "multiplatform.oci.tar", "fixture/multi:latest", fmt="oci-archive")
+            r.push(DATA / "buildah-overlay.oci-zstd.tar", "fixture/zstd:v1", fmt="oci-archive")
         except (RuntimeError, subprocess.SubprocessError) as exc:
             pytest.skip(f"cannot push to the test registry: {exc}")
         yield r
@@ -123,6 +124,13 @@ def test_registry_source_equals_the_archive_and_is_cached(registry, capsys, tmp_
     inodes = {b.name: b.stat().st_ino for b in blobs}
     _report(capsys, "--insecure", src)  # a second open reads the cache, downloads nothing
     assert {b.name: b.stat().st_ino for b in (tmp_path / "cache" / "blobs" / "sha256").iterdir()} == inodes
+
+
+def test_registry_zstd_layers_read_like_the_archive(registry, capsys):
+    # skopeo copies the blobs as they are: the registry serves buildah's zstd layers
+    got = _report(capsys, "--insecure", f"registry://{registry.host}/fixture/zstd:v1")
+    assert [l["compression"] for l in got["image"]["layers"]] == ["zstd"] * 4
+    _same_image(got, _report(capsys, str(DATA / "buildah-overlay.oci-zstd.tar")))
 
 
 def test_registry_index_with_platforms(registry, capsys):

@@ -64,8 +64,11 @@ def select_entries(image: Image, path: str = "/", layer: int | None = None, only
     start = tree.entry_at(path, layer) if path != "/" else None
     if path != "/" and start is None:
         raise ExtractError(f"{path} does not exist at {'the final image' if layer is None else f'layer {layer}'}")
+    # hard links as the filesystem at that layer has them: a name whose file was since
+    # rewritten under its other name is a file of its own, never linked to the new one
+    effective = tree.effective
     if start is not None:
-        yield start
+        yield effective(start, layer) if start.type == HARDLINK else start
     stack = [path] if start is None or start.type == DIR else []
     while stack:  # depth first, in name order: a folder always comes before what it holds
         top = stack.pop()
@@ -74,7 +77,7 @@ def select_entries(image: Image, path: str = "/", layer: int | None = None, only
             child = names.join(top, name)
             entry = tree.entry_at(child, layer)
             if entry is not None:
-                yield entry
+                yield effective(entry, layer) if entry.type == HARDLINK else entry
                 if entry.type == DIR:
                     below.append(child)
         stack.extend(reversed(below))

@@ -35,7 +35,7 @@ from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyV
 from explorer.tree.views import MERGED, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 7
+VERSION = 8
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
 _new = tuple.__new__
@@ -235,7 +235,7 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
         "version": VERSION,
         "key": key,
         "tree": (tree.layer_count, len(versions), strays, folders, changes, [tuple(s) for s in tree.stats],
-                 tree.warnings, tree.unsafe, tree.hardlink_data),
+                 tree.warnings, tree.unsafe, tree.hardlink_data, tree.links),
         "image": (image.tags, image.config_digest, image.platform, image.created, image.config,
                   [_fields(l) for l in image.layers], [_fields(h) for h in image.history], image.warnings,
                   [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
@@ -257,7 +257,7 @@ def _fields(obj: Any) -> tuple:
 
 def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef) -> Image:
     """Rebuild an image from its head; its folders stay in ``body`` until looked at."""
-    count, paths, strays, folders, changes, stats, warnings, unsafe, hardlink_data = data["tree"]
+    count, paths, strays, folders, changes, stats, warnings, unsafe, hardlink_data, links = data["tree"]
     wasted = data["waste"][1] if data["waste"] else (0, 0, 0)
     for offset, length in list(folders.values()) + changes + [wasted[:2]]:
         if offset < 0 or offset + length > len(body):
@@ -267,7 +267,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
     tree.versions, tree.kids, tree.changes = LazyVersions(chunks), LazyKids(chunks), LazyChanges(body, changes)  # type: ignore[assignment]
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]
-    tree.warnings, tree.unsafe, tree.hardlink_data = warnings, unsafe, hardlink_data
+    tree.warnings, tree.unsafe, tree.hardlink_data, tree.links = warnings, unsafe, hardlink_data, links
     tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files, file_bytes = data["image"]
     eff = data["efficiency"]
     waste = data["waste"]

@@ -9,6 +9,8 @@ from typing import Any
 from explorer.image.compare import chain_ids
 from explorer.image.errors import ExplorerError
 from explorer.image.loader import Image
+from explorer.image.model import FILE, HARDLINK, SYMLINK
+from explorer.tree.steps import drain
 from explorer.image.source import Source
 
 
@@ -34,6 +36,31 @@ def documents(source: Source, image: Image) -> dict[str, str]:
     return out
 
 
+def docker_size(image: Image) -> int:
+    """The ``Size`` that ``docker image inspect`` prints for this image."""
+    # Docker's overlay2 driver sizes a layer by walking the folder it unpacked the layer into:
+    # every non-folder's lstat size, each inode once. So a symlink counts the length of its
+    # target and a hard-linked file counts once; whiteouts (empty device files) count 0.
+    tree = image.tree
+    drain(tree.decode_steps())  # a reopened index holds its folders encoded until asked
+    per_layer = [0] * tree.layer_count
+    seen: set[tuple[int, int]] = set()
+    for path, versions in tree.versions.items():
+        for v in versions if type(versions) is list else [(versions[8], None, versions)]:
+            e = v[2]
+            if e is None or e[8] != v[0] or e[9] == -1:
+                continue  # not stored by that layer (removed, or a folder it only implied)
+            if e[1] == SYMLINK:
+                per_layer[e[8]] += len((e[7] or "").encode("utf-8", "surrogateescape"))
+            elif e[1] in (FILE, HARDLINK) and e[5]:
+                key = tree.inode(e, path)
+                if key is None or (e[8], *key) not in seen:
+                    per_layer[e[8]] += e[5]
+                    if key is not None:
+                        seen.add((e[8], *key))
+    return sum(per_layer)
+
+
 def inspect_object(source: Source, image: Image) -> dict[str, Any]:
     """``docker image inspect``'s fields where they coincide, and this project's additions."""
     config = image.config
@@ -52,7 +79,7 @@ def inspect_object(source: Source, image: Image) -> dict[str, Any]:
         "Os": config.get("os", ""),
         "Config": config.get("config") or {},
         "RootFS": {"Type": (config.get("rootfs") or {}).get("type", "layers"), "Layers": diff_ids},
-        "Size": sum(l.size for l in image.layers),
+        "Size": docker_size(image),
         # not in docker's output: what ties the image together
         "ManifestDigest": manifest,
         "ChainIDs": chain_ids(diff_ids),
@@ -73,6 +100,7 @@ def inspect_text(obj: dict[str, Any]) -> str:
         f"Created:       {obj['Created'] or '-'}",
         f"Author:        {obj['Author'] or '-'}",
         f"Platform:      {obj['Os']}/{obj['Architecture']}" + (f"/{obj['Variant']}" if obj["Variant"] else ""),
+        f"Size:          {obj['Size']:,} bytes (as docker image inspect counts it)",
         f"User:          {c.get('User') or '-'}",
         f"Working dir:   {c.get('WorkingDir') or '-'}",
         f"Entrypoint:    {json.dumps(c.get('Entrypoint'))}",

@@ -9,7 +9,7 @@ from explorer.image.model import DIR, FILE, HARDLINK, Entry
 ADDED, MODIFIED, REMOVED, UNCHANGED = "added", "modified", "removed", "unchanged"
 
 DigestFn = Callable[[Entry], "str | None"]
-
+_FILES = (FILE, HARDLINK)
 
 
 def is_modified(before: Entry, after: Entry, digest: DigestFn) -> bool:
@@ -18,15 +18,18 @@ def is_modified(before: Entry, after: Entry, digest: DigestFn) -> bool:
     mtime never counts. Content is compared only when everything else agrees, so the
     bytes of a file are read only for the few paths that need it.
     """
-    if before.type != after.type or before.mode != after.mode:
+    kind = after.type
+    if before.type != kind and not (before.type in _FILES and kind in _FILES):
+        return True  # a file that gains or loses another name is the same file (Docker's copy-up)
+    if before.mode != after.mode:
         return True
     if before.uid != after.uid or before.gid != after.gid:
         return True
-    if after.type == DIR:
+    if kind == DIR:
         return False
-    if before.size != after.size or before.target != after.target:
+    if before.size != after.size or (kind not in _FILES and before.target != after.target):
         return True
-    if after.type in (FILE, HARDLINK) and after.size:
+    if kind in _FILES and after.size:
         a, b = digest(before), digest(after)
         return a is None or b is None or a != b
     return False

@@ -16,6 +16,7 @@ from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
 
 # Reads the content digest of a file entry that the scan did not hash: (entry, data layer) -> hex.
 ContentDigest = Callable[[Entry, int], "str | None"]
+Inode = tuple[int, int]  # (layer whose tar holds the bytes, offset of the bytes in that tar)
 IMPLICIT_MODE = 0o755
 _new = tuple.__new__
 
@@ -53,12 +54,66 @@ class LayerTree:
         self.warnings: list[str] = []
         self.unsafe: list[list[str]] = [[] for _ in range(layer_count)]
         self.hardlink_data: dict[tuple[int, str], int] = {}  # (layer, path) -> layer holding the bytes
+        # Every name that was ever given to a hard-linked file, by the file's identity (see
+        # ``inode``); only files that have hard links are here, so it stays small.
+        self.links: dict[Inode, list[str]] = {}
         self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
         self._plain = False  # True when read from the index cache (plain tuples until used)
 
     def data_layer(self, entry: Entry) -> int:
         """The layer whose blob holds an entry's bytes (a hardlink's are its target's)."""
         return self.hardlink_data.get((entry.layer, entry.path), entry.layer)
+
+    # -- hard links: names of one file -----------------------------------------------------
+
+    def inode(self, entry: Entry, path: str | None = None) -> Inode | None:
+        """The identity of the file behind an entry: where its bytes are stored.
+
+        A regular file is the tar member that stored it; a hardlink is the file it named when
+        its layer was applied. A later layer that rewrites one name stores a new member, so
+        that name gets a new identity and the others keep the old one (as overlayfs does).
+        ``path`` is for the plain tuples of a cached index, which leave their path out.
+        """
+        kind = entry[1]
+        if kind != FILE and kind != HARDLINK or entry[9] < 0:
+            return None
+        # a hardlink's bytes are where its target's were (``effective`` may call it a file)
+        data = self.hardlink_data.get((entry[8], path or entry[0])) if self.hardlink_data else None
+        if data is None:
+            return (entry[8], entry[9]) if kind == FILE else None
+        return (data, entry[9])
+
+    def linked_names(self, entry: Entry, layer: int | None = None) -> list[str]:
+        """Every path that is this entry's file after layers 0..layer (itself included), in
+        path order; empty when the file has no other name and never had."""
+        key = self.inode(entry)
+        candidates = self.links.get(key) if key is not None else None
+        if not candidates:
+            return []
+        alive = []
+        for path in candidates:
+            e = self.entry_at(path, layer)
+            if e is not None and self.inode(e) == key:
+                alive.append(path)
+        return sorted(alive)
+
+    def effective(self, entry: Entry, layer: int | None = None) -> Entry:
+        """The entry as the filesystem after layers 0..layer has it: a hardlink whose other
+        names were all rewritten or removed is a plain file again, and one whose stored target
+        no longer shares its file names a name that does."""
+        if entry[1] != HARDLINK or self.inode(entry) is None:
+            return entry
+        alive = self.linked_names(entry, layer)
+        others = [p for p in alive if p != entry.path]
+        if not others:
+            return _new(Entry, (entry[0], FILE, *entry[2:7], None, *entry[8:]))
+        if entry.target in others:
+            return entry
+        files = [p for p in alive if (e := self.entry_at(p, layer)) is not None and e.type == FILE]
+        primary = files[0] if files else alive[0]
+        if primary == entry.path:
+            return _new(Entry, (entry[0], FILE, *entry[2:7], None, *entry[8:]))
+        return entry._replace(target=primary)
 
     def stored_in_looked_at_folders(self) -> Callable[[str], Any]:
         """A plain dict lookup of what is stored for a path whose folder's ``kids`` were asked
@@ -118,7 +173,17 @@ class LayerTree:
         return [n for n in self.kids.get(path, ()) if self.entry_at(names.join(path, n), layer) is not None]
 
     def merged(self, layer: int | None = None) -> Iterator[Entry]:
-        """Every entry of the merged filesystem after layers 0..layer (root excluded), unsorted."""
+        """Every entry of the merged filesystem after layers 0..layer (root excluded), unsorted;
+        hard links as that filesystem has them (``effective``)."""
+        if not self.links:
+            yield from self._merged(layer)
+            return
+        effective = self.effective
+        for e in self._merged(layer):
+            yield effective(e, layer) if e[1] == HARDLINK else e
+
+    def _merged(self, layer: int | None) -> Iterator[Entry]:
+        """``merged`` with hard links as their layers stored them."""
         if layer is None and not self._plain:  # the final image: each path's last version
             root = self.versions.get("/")
             for v in self.versions.values():
@@ -263,11 +328,13 @@ class _LayerApplier:
                     entry = entry._replace(path=moved)
                     path = moved
                 self.ensure_parent(path)
-        if self.tree.hardlink_data and entry.type != HARDLINK:
-            self.tree.hardlink_data.pop((self.layer, path), None)  # last wins, link or not
         old = live.get(path)
         if old is not None and old.type == DIR and entry.type != DIR:
             self.remove_children(path)
+        if entry.type == HARDLINK:  # looked up once what it replaces is gone, as link(2) sees it
+            entry = self.link(entry)
+        if self.tree.hardlink_data and entry.type != HARDLINK:
+            self.tree.hardlink_data.pop((self.layer, path), None)  # last wins, link or not
         if path not in self.before:
             self.touch(path)
         live[path] = entry
@@ -276,13 +343,23 @@ class _LayerApplier:
         """Resolve a hardlink: it names its target by path, possibly in a lower layer."""
         target = names.normalise(entry.target or "")
         found = self.live.get(target) if target else None
-        if found is None or found.type not in (FILE, HARDLINK):
-            self.tree.warnings.append(
+        if found is None and target:  # named through a symlinked folder (/bin -> usr/bin)
+            moved = self.through_symlinks(target)
+            if moved is not None:
+                target, found = moved, self.live.get(moved)
+        tree = self.tree
+        key = tree.inode(found) if found is not None else None
+        if found is None or found.type not in (FILE, HARDLINK) or key is None:
+            tree.warnings.append(
                 f"layer {self.layer}: hardlink {entry.path} points to {entry.target!r}, which is not a file there"
             )
             return entry._replace(target=target or entry.target)
-        data_layer = self.tree.data_layer(found)
-        self.tree.hardlink_data[(self.layer, entry.path)] = data_layer
+        tree.hardlink_data[(self.layer, entry.path)] = key[0]
+        names_of = tree.links.setdefault(key, [target])
+        if target not in names_of:
+            names_of.append(target)
+        if entry.path not in names_of:
+            names_of.append(entry.path)
         return entry._replace(target=target, size=found.size, digest=found.digest, offset=found.offset)
 
     def digest(self, entry: Entry) -> str | None:
@@ -379,8 +456,6 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
         applier.remove(w)
     put = applier.put
     for entry in entries:
-        if entry.type == HARDLINK:
-            entry = applier.link(entry)
         put(entry)
     if applier.redirected:
         first, where = applier.redirected[0]

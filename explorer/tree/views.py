@@ -11,7 +11,7 @@ import re
 from operator import itemgetter
 from typing import Callable, Iterable, NamedTuple
 
-from explorer.image.model import DIR, FILE, Entry
+from explorer.image.model import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import LayerTree
@@ -60,7 +60,19 @@ class TreeView:
             entry = self._last_entry(path)
             if entry is None:
                 return None
+        elif entry[1] == HARDLINK:
+            entry = tree.effective(entry, layer)
         return Row(path, names.split(path)[1], entry, change)
+
+    def holds_rows(self, row: Row) -> bool:
+        """Whether a row can have rows below it: a folder, or in a layer's changes a folder
+        that the layer replaced by a file (what it held is shown removed under it)."""
+        if row.entry.type == DIR:
+            return True
+        if self.mode != DIFF or row.change != MODIFIED or not self.layer:
+            return False
+        before = self.tree.entry_at(row.path, self.layer - 1)
+        return before is not None and before.type == DIR
 
     def change_of(self, path: str) -> str:
         """What the selected layer (or, for all layers, the image's history) did to ``path``."""
@@ -105,7 +117,7 @@ class TreeView:
                 v = get(child)
                 if type(v) is tuple:
                     v = tree._normal(child, v)
-                if type(v) is Entry:
+                if type(v) is Entry and v[1] != HARDLINK:
                     if layer is None or v.layer < layer:
                         append(_new(Row, (child, name, v, UNCHANGED)))
                     elif v.layer == layer:
@@ -162,21 +174,32 @@ class TreeView:
             if self._relevant is None:
                 yield from self.tree.decode_steps()  # the walk below reads every path
             direct: dict[str, int] = {}  # bytes of the files directly inside each folder
+            linked: dict[tuple[int, int], tuple[int, list[str]]] = {}  # file -> (size, its names)
+            inode, links = self.tree.inode, self.tree.links
             for item in self._sized_paths():
                 if item is None:
                     yield
                     if self._totals is not None:
                         return self._totals  # another walk of this view (a warm-up) finished first
                     continue
-                path, size = item
+                path, e = item
+                if links and e[1] != DIR:
+                    key = inode(e, path)
+                    if key is not None and key in links:
+                        linked.setdefault(key, (e[5], []))[1].append(path)
+                        continue
                 parent = path[: path.rfind("/")] or "/"
-                direct[parent] = direct.get(parent, 0) + size
-            self._totals = roll_up(direct)
+                direct[parent] = direct.get(parent, 0) + e[5]
+            totals = roll_up(direct)
+            for size, paths in linked.values():  # each folder counts a file once, whatever its names
+                for folder in _folders_of(paths):
+                    totals[folder] = totals.get(folder, 0) + size
+            self._totals = totals
         return self._totals
 
-    def _sized_paths(self) -> Iterable[tuple[str, int] | None]:
-        """(path, size) of every non-directory the view shows, and None after every few
-        thousand paths looked at (shown or not), for the walk to pause at."""
+    def _sized_paths(self) -> Iterable[tuple[str, Entry] | None]:
+        """(path, entry) of every non-directory with bytes the view shows, and None after every
+        few thousand paths looked at (shown or not), for the walk to pause at."""
         if self._relevant is not None and self.layer is not None:
             # what the layer stores: its added and modified entries (removed ones take no room)
             entry_at, layer = self.tree.entry_at, self.layer
@@ -186,7 +209,7 @@ class TreeView:
                 if change != REMOVED:
                     e = entry_at(p, layer)
                     if e is not None and e.type != DIR and e.size:
-                        yield p, e.size
+                        yield p, e
             return
         if self._relevant is not None:
             for i, p in enumerate(self._relevant):
@@ -194,12 +217,14 @@ class TreeView:
                     yield None
                 r = self.row(p)
                 if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:
-                    yield p, r.entry.size
+                    yield p, r.entry
             return
         # The merged view reads the stored versions directly: a million entries go through here
         # on every layer switch, and the plain tuples of a cached index need no conversion.
         layer = self.layer
         entries = file_bytes = 0
+        inode, links = self.tree.inode, self.tree.links
+        counted: set[tuple[int, int]] = set()  # hard-linked files already in file_bytes
         for i, (path, v) in enumerate(self.tree.versions.items()):
             if not i & EVERY:
                 yield None
@@ -219,10 +244,16 @@ class TreeView:
                 continue
             entries += 1
             kind = e[1]
-            if kind == FILE:
-                file_bytes += e[5]
+            if kind == FILE or kind == HARDLINK:
+                key = inode(e, path) if links else None
+                if key is not None and key in links:
+                    if key not in counted:
+                        counted.add(key)
+                        file_bytes += e[5]
+                elif kind == FILE:
+                    file_bytes += e[5]
             if kind != DIR and e[5]:
-                yield path, e[5]
+                yield path, e
         self.entries, self.file_bytes = entries, file_bytes
 
 
@@ -253,6 +284,18 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
         level = list(parents)
     keep.discard("/")
     return keep
+
+
+def _folders_of(paths: list[str]) -> set[str]:
+    """Every folder that holds one of ``paths``, at any depth."""
+    folders: set[str] = set()
+    for path in paths:
+        while path != "/":
+            path = path[: path.rfind("/")] or "/"
+            if path in folders:
+                break
+            folders.add(path)
+    return folders
 
 
 def roll_up(direct: dict[str, int]) -> dict[str, int]:

@@ -49,11 +49,14 @@ def compute_waste(tree: LayerTree, digest: Callable[[Entry], "str | None"]) -> W
     files = waste.files
     per_layer, merge_savings = waste.per_layer, waste.merge_savings
     new = tuple.__new__
+    links = tree.links
     for path, versions in tree.multi_versions():  # paths written once and kept waste nothing
         for i in range(len(versions) - 1):
             layer, _, e = versions[i]
             if e is None or e.type != FILE or e.layer != layer or not e.size:
                 continue  # only versions that stored bytes
+            if links and (layer, e.offset) in links and tree.linked_names(e):
+                continue  # another name of the same file is still in the image: its bytes are needed
             by, change, after = versions[i + 1]
             if change == REMOVED:
                 kind, why = REMOVED_LATER, f"removed in layer {by}"
@@ -101,8 +104,15 @@ _PATH, _LAYER = itemgetter(0), itemgetter(1)  # WastedFile.path, WastedFile.laye
 def _duplicates(tree: LayerTree, digest: Callable[[Entry], "str | None"], waste: Waste) -> None:
     """Files of the final image whose content another final file already holds."""
     by_size: dict[int, list[Entry]] = {}
+    seen: set[tuple[int, int]] = set()  # hard-linked files, counted under their first name only
     for e in tree.merged():
         if e.type == FILE and e.size:
+            if tree.links:
+                key = tree.inode(e)
+                if key is not None and key in tree.links:
+                    if key in seen:
+                        continue
+                    seen.add(key)
             by_size.setdefault(e.size, []).append(e)
     for size, same in by_size.items():
         if len(same) < 2:

@@ -64,6 +64,14 @@ class DiffTreeView:
         entry = self.cmp.b.tree.entry_at(path) or self.cmp.a.tree.entry_at(path)
         return Row(path, names.split(path)[1], entry, UNCHANGED) if entry is not None else None
 
+    def holds_rows(self, row: Row) -> bool:
+        """Whether a row can have rows below it: a folder on either side (a folder in A that is
+        a file in B shows what A held under it)."""
+        if row.entry.type == "dir":
+            return True
+        d = self.diffs.get(row.path)
+        return d is not None and d.a is not None and d.a.type == "dir"
+
     def children(self, path: str) -> list[Row]:
         kids = set(self.cmp.a.tree.kids.get(path, ())) | set(self.cmp.b.tree.kids.get(path, ()))
         rows = (self.row(names.join(path, n)) for n in kids)

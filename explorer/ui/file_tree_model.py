@@ -139,7 +139,7 @@ class FileTreeModel(QAbstractItemModel):
         if node.children is None:
             rows: list[Row] | list[str] = []
             view = self.view
-            if view is None or (node.row is not None and node.row.entry.type != DIR):
+            if view is None or (node.row is not None and not view.holds_rows(node.row)):
                 pass
             elif self.sort_column == NAME and view.mode == MERGED and len(view.tree.kids.get(node.path, ())) > BATCH:
                 if self.slices is not None:  # ordered between events; ``_ordered`` adds the rows
@@ -305,7 +305,7 @@ class FileTreeModel(QAbstractItemModel):
         if parent.isValid() and parent.column() != 0:
             return False
         node = self._node(parent)
-        if node.row is not None and node.row.entry.type != DIR:
+        if node.row is not None and (self.view is None or not self.view.holds_rows(node.row)):
             return False
         if node.children is not None:
             return bool(node.children) or node.ordering
