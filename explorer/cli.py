@@ -240,11 +240,26 @@ def run_diff(argv: Sequence[str]) -> int:
     args = _source_args(_diff_parser().parse_args(argv), ("a", "b"))
     fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
     with open_source(args.a) as sa, open_source(args.b) as sb:
-        a = _left_for_exit(load_image(sa, sa.select(args.image_a, args.platform_a), parallel=True))
-        b = _left_for_exit(load_image(sb, sb.select(args.image_b, args.platform_b), parallel=True))
+        ref_a, ref_b = sa.select(args.image_a, args.platform_a), sb.select(args.image_b, args.platform_b)
+        for side, source, ref, asked in (("a", sa, ref_a, args.image_a or args.platform_a),
+                                         ("b", sb, ref_b, args.image_b or args.platform_b)):
+            if len(source.images) > 1 and not asked:
+                print(_default_image_note(side, source, ref), file=sys.stderr)
+        a = _left_for_exit(load_image(sa, ref_a, parallel=True))
+        b = _left_for_exit(load_image(sb, ref_b, parallel=True))
         report = diff_report(compare(sa, a, sb, b), args.a, args.b)
     sys.stdout.write(json.dumps(report) + "\n" if fmt == "json" else diff_text(report))
     return EXIT_OK
+
+
+def _default_image_note(side: str, source, chosen) -> str:
+    """Which image of a multi-image side ``diff`` took by default, the others, and how to choose."""
+    lines = [f"layer-explorer: {side.upper()}: {source.info.path} holds {len(source.images)} images; comparing "
+             f"image {chosen.index} (*); choose with --image-{side} REF or --platform-{side} OS/ARCH:"]
+    for ref in source.images:
+        mark = "*" if ref.index == chosen.index else " "
+        lines.append(f"  {mark} {ref.index}: {', '.join(ref.tags) or '<untagged>'}  {ref.platform or 'unknown'}  {ref.config_digest[:19]}")
+    return "\n".join(lines)
 
 
 def _inspect_parser() -> argparse.ArgumentParser:

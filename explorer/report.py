@@ -11,7 +11,7 @@ from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
-from explorer.image.compare import SCHEMA as DIFF_SCHEMA
+from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
 from explorer.image.model import Entry, ImageRef
 from explorer.tree.index import LayerTree
@@ -438,7 +438,8 @@ def diff_text(report: dict[str, Any]) -> str:
     counts = {k: sum(1 for f in report["files"] if f["change"] == k) for k in ("added", "modified", "removed")}
     lines = [f"A: {a['source']}  {', '.join(a['tags']) or a['config_digest'][:19]}  {a['platform']}  ({len(a['layers'])} layers)",
              f"B: {b['source']}  {', '.join(b['tags']) or b['config_digest'][:19]}  {b['platform']}  ({len(b['layers'])} layers)",
-             f"Shared layers: {len(report['shared_layers'])} (the chains part at layer {report['diverge_at']}); "
+             f"Shared layers: {len(report['shared_layers'])} "
+             f"({chain_summary(len(report['shared_layers']), len(a['layers']), len(b['layers']))}); "
              f"a pull of B having A skips {human_size(report['pull_skip_bytes'])}",
              f"Files: {counts['added']} added in B, {counts['modified']} modified, {counts['removed']} removed"]
     mark = {"added": "+", "modified": "~", "removed": "-"}

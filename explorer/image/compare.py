@@ -43,7 +43,9 @@ class Comparison:
     a: Image
     b: Image
     shared: list[tuple[str, int, int]]  # (diff_id, index in A, index in B): same layer, same chain
-    diverge_at: int  # the first layer index where the chains part
+    # The first layer index past the shared ones: where the chains part, or the length of
+    # the shorter chain when it is all shared (see ``chain_summary``).
+    diverge_at: int
     pull_skip_bytes: int  # bytes of B's layer blobs a pull would not fetch, having A
     files: list[FileDiff] = field(default_factory=list)
 
@@ -65,6 +67,24 @@ def compare(a_source: Source, a: Image, b_source: Source, b: Image) -> Compariso
     result = Comparison(a, b, shared, len(shared), skip)
     result.files = list(_file_diffs(a_source, a, b_source, b))
     return result
+
+
+def _layers(n: int) -> str:
+    return f"{n} layer" if n == 1 else f"{n} layers"
+
+
+def chain_summary(shared: int, a_layers: int, b_layers: int) -> str:
+    """How two layer chains relate, in words: the same, one the base of the other, or where they part."""
+    if shared == a_layers == b_layers:
+        return f"the images share all {_layers(shared)}" if shared else "neither image has layers"
+    if shared == 0:
+        return "the chains part at layer 0 (no common base)"
+    # A chain that is all shared is the other's base: nothing parts, the other only adds.
+    if shared == a_layers:
+        return f"B adds {_layers(b_layers - shared)} on top of all {_layers(shared)} of A"
+    if shared == b_layers:
+        return f"A adds {_layers(a_layers - shared)} on top of all {_layers(shared)} of B"
+    return f"the chains part at layer {shared}"
 
 
 def _digest_fn(source: Source, image: Image) -> Callable[[Entry], "str | None"]:

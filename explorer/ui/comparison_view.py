@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.image.compare import Comparison, ancestors_of
+from explorer.image.compare import Comparison, ancestors_of, chain_summary
 from explorer.image.content import BINARY, ContentError, kind_of, load_version, unified_diff
 from explorer.image.errors import ExplorerError
 from explorer.image.source import Source
@@ -121,7 +121,11 @@ class LayerPairModel(ImageTableModel):
             if col in (1, 2):
                 layer = a if col == 1 else b
                 return f"{layer.diff_id[7:19]} {human_size(layer.size)}" if layer else "—"
-            return "shared" if shared else ("same layer, other chain" if a and b and a.diff_id == b.diff_id else "differs")
+            if shared:
+                return "shared"
+            if a is None or b is None:  # past the end of the shorter chain
+                return "only in B" if a is None else "only in A"
+            return "same layer, other chain" if a.diff_id == b.diff_id else "differs"
         if role == Qt.ItemDataRole.ToolTipRole and col in (1, 2):
             layer = a if col == 1 else b
             return f"{layer.diff_id}\n{layer.created_by}" if layer else None
@@ -215,7 +219,7 @@ class ComparisonView(QWidget):
             return html.escape(f"{', '.join(img.tags) or img.config_digest[:19]} ({img.platform}) from {src.info.path}")
         self.summary.setText(
             f"<b>A</b>: {who(c.a, self.a_source)}<br><b>B</b>: {who(c.b, self.b_source)}<br>"
-            f"{len(c.shared)} shared layer(s); the chains part at layer {c.diverge_at}. "
+            f"{len(c.shared)} shared layer(s); {chain_summary(len(c.shared), len(c.a.layers), len(c.b.layers))}. "
             f"A pull of B having A skips {human_size(c.pull_skip_bytes)}. "
             f"Files: {counts[ADDED]} only in B, {counts[MODIFIED]} modified, {counts[REMOVED]} only in A.")
 

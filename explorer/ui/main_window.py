@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSettings, QUrl, Signal
@@ -25,14 +26,34 @@ from PySide6.QtWidgets import (
 from explorer import __version__
 from explorer.image.errors import ExplorerError
 from explorer.image.loader import Image
+from explorer.image.model import ImageRef
 from explorer.image.source import Source
 from explorer.ui import resources
-from explorer.ui.dialogs import ImagePicker, error_dialog
+from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, ask_image, error_dialog
 from explorer.ui.image_view import ImageView
 from explorer.ui.start_page import StartPage
 from explorer.ui.workers import LoadController, empty_python_state
 
 MAX_RECENT = 10
+
+
+@dataclass
+class CompareRequest:
+    """A comparison whose sources are listed first, so that a side with several images is asked
+    about as Open asks (the loader then opens and loads the chosen ones)."""
+
+    paths: tuple[str, str]
+    indexes: list[int | None]  # the image of each side, by position; None: the loader's default
+    platforms: tuple[str | None, str | None]
+    ask: list[bool]  # the sides still to ask about
+    listed: dict[str, Source] = field(default_factory=dict)  # opened to list their images
+    opening: str | None = None  # the path the loader is listing for this request
+
+    def close(self) -> None:
+        """Release the sources opened to list images."""
+        for source in self.listed.values():
+            source.close()
+        self.listed.clear()
 
 
 class MainWindow(QMainWindow):
@@ -60,6 +81,10 @@ class MainWindow(QMainWindow):
         self.loader.opened.connect(self._on_opened)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.compared.connect(self._on_compared)
+        self._compare: CompareRequest | None = None  # a comparison asking which images to compare
+        # before _on_failed, which may start the next queued open
+        self.loader.failed.connect(lambda _p, _m: self._abandon_compare())
+        self.loader.cancelled.connect(lambda _p: self._abandon_compare())
         self.loader.failed.connect(self._on_failed)
         self.loader.progress.connect(self._on_progress)
         self.loader.busy_changed.connect(self._on_busy)
@@ -182,8 +207,7 @@ class MainWindow(QMainWindow):
 
     def open_file_dialog(self) -> None:
         """File > Open: pick archive files."""
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open image archives", self._last_dir(),
-                                                "Image archives (*.tar *.tar.gz *.tgz *.tar.zst *.tar.xz *.tar.bz2 *.oci);;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open image archives", self._last_dir(), ARCHIVE_FILTER)
         self.open_paths(paths)
 
     def open_folder_dialog(self) -> None:
@@ -233,13 +257,12 @@ class MainWindow(QMainWindow):
             self.open_paths([ref])
 
     def compare_dialog(self) -> None:
-        """File > Compare two images: pick A, then B."""
-        a, _ = QFileDialog.getOpenFileName(self, "Compare: the first image (A)", self._last_dir())
-        if not a:
-            return
-        b, _ = QFileDialog.getOpenFileName(self, "Compare: the second image (B)", self._last_dir())
-        if b:
-            self.compare_paths(a, b)
+        """File > Compare two images: choose A and B (each an archive or an OCI layout folder)."""
+        dialog = CompareDialog(self._last_dir(), self)
+        paths = dialog.paths() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        dialog.deleteLater()
+        if paths:
+            self.compare_paths(*paths)
 
     def compare_with_dialog(self) -> None:
         """Compare the image of the current tab (A) with another one (B)."""
@@ -247,15 +270,64 @@ class MainWindow(QMainWindow):
         if view is None:
             self.compare_dialog()
             return
-        b, _ = QFileDialog.getOpenFileName(self, f"Compare {view.title()} with…", self._last_dir())
+        dialog = CompareDialog(self._last_dir(), self, fixed_a=f"{view.title()} (this tab)")
+        dialog.setWindowTitle(f"Compare {view.title()} with…")
+        b = dialog.paths()[1] if dialog.exec() == QDialog.DialogCode.Accepted else ""
+        dialog.deleteLater()
         if b:
             self.compare_paths(view.source.info.path, b, a_index=view.image.ref.index)
 
     def compare_paths(self, a: str, b: str, a_index: int | None = None, b_index: int | None = None,
                       a_platform: str | None = None, b_platform: str | None = None) -> None:
-        """Compare two images in a new tab (loaded in the background)."""
+        """Compare two images in a new tab (loaded in the background); a side with several
+        images and no index or platform given is asked about first."""
+        self._abandon_compare()
         self._drop_preview()  # a load still running is replaced: its tab goes with it
-        self.loader.compare(a, b, a_index, b_index, a_platform, b_platform)
+        self._compare = CompareRequest((a, b), [a_index, b_index], (a_platform, b_platform),
+                                       [a_index is None and a_platform is None, b_index is None and b_platform is None])
+        self._continue_compare()
+
+    def _continue_compare(self) -> None:
+        """Ask about the next side that needs it (listing its source first), then compare."""
+        req = self._compare
+        assert req is not None
+        for side in (0, 1):
+            if not req.ask[side]:
+                continue
+            path = req.paths[side]
+            source = req.listed.get(path)
+            if source is None:
+                req.opening = path
+                self.loader.open(path)  # _on_opened hands the source back here
+                return
+            ref = ask_image(source, self, "AB"[side], self._default_image(req, side, source))
+            if ref is None:  # cancelled: no comparison
+                self._abandon_compare()
+                self._update_status()
+                self._next()
+                return
+            req.indexes[side], req.ask[side] = ref.index, False
+            if not (side == 0 and req.ask[1] and req.paths[1] == path):  # B may be in the same archive
+                req.listed.pop(path).close()
+        self._compare = None
+        req.close()
+        # The loader opens the sources again (a compressed archive is read twice): it takes paths,
+        # and loads and compares in one background job.
+        self.loader.compare(*req.paths, *req.indexes, *req.platforms)
+
+    @staticmethod
+    def _default_image(req: CompareRequest, side: int, source: Source) -> ImageRef:
+        """The row a side's picker starts on: as Open's picker does, except that B in A's archive
+        starts on another image than A's."""
+        if side == 1 and req.paths[0] == req.paths[1] and req.indexes[0] is not None:
+            return next((i for i in source.images if i.index != req.indexes[0]), source.images[0])
+        return source.select()
+
+    def _abandon_compare(self) -> None:
+        """Drop a comparison still asking or listing (cancelled, failed or replaced)."""
+        req, self._compare = self._compare, None
+        if req is not None:
+            req.close()
 
     def _on_compared(self, a, b, cmp) -> None:
         from explorer.ui.comparison_view import ComparisonView
@@ -267,6 +339,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.tabs)
         self._update_status()
         self.comparison_ready.emit(view)
+        self._next()  # sources dropped meanwhile waited in the queue
 
     def open_paths(self, paths: list[str]) -> None:
         """Open sources one after another (each in its own tab)."""
@@ -281,6 +354,11 @@ class MainWindow(QMainWindow):
             self.loader.open(path)
 
     def _on_opened(self, source: Source) -> None:
+        if self._compare is not None and self._compare.opening == source.info.path:
+            self._compare.listed[source.info.path] = source
+            self._compare.opening = None
+            self._continue_compare()
+            return
         ref = source.images[0] if len(source.images) == 1 else None
         if ref is None:
             if len({i.platform for i in source.images}) > 1 and len({i.tags for i in source.images}) == 1:
