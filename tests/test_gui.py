@@ -907,3 +907,51 @@ def test_a_comparison_hands_out_every_row_of_a_big_folder_as_it_scrolls(qtbot, t
     qtbot.waitUntil(scrolled_to_the_end, timeout=10_000)  # folders come after it: Qt alone would stop at a batch
     sa.close()
     sb.close()
+
+
+# -- hard links and symlinked folders (a real Docker image) ---------------------------------
+
+HARDLINKS = DATA / "hardlinks.docker.tar"
+
+
+def test_changes_view_lists_what_a_folder_replaced_by_a_file_held(qtbot, window, qtmodeltester):
+    view = _open(qtbot, window, HARDLINKS)
+    view.set_mode(DIFF)
+    window.findChild(QTableView, "layerList").selectRow(7)  # layer 6: rm -rf the folder, write a file
+    assert view.layer == 6
+    shown = dict(_all_rows(view.tree_model))
+    assert shown["/data/dir-to-file"] == "modified"
+    assert {p: c for p, c in shown.items() if p.startswith("/data/dir-to-file/")} == {
+        "/data/dir-to-file/g": "removed", "/data/dir-to-file/sub": "removed", "/data/dir-to-file/sub/f": "removed"}
+    qtmodeltester.check(view.tree_model)
+
+
+def test_links_say_where_they_lead_and_go_there(qtbot, window):
+    view = _open(qtbot, window, HARDLINKS)
+    preview, details = view.preview, view.details
+    view.select_path("/bin")
+    assert "It leads to /usr/bin (a folder)." in preview.message.text()
+    assert preview.go.isEnabled()
+    preview.go.click()
+    assert view.current_path() == "/usr/bin"
+    view.select_path("/usr/bin/cat")
+    preview.go.click()
+    assert view.current_path() == "/usr/bin/busybox"
+    # a rewritten target leaves its old name a file of its own; a kept one is named in details
+    view.select_path("/data/z-link")
+    assert details.values["Type"].text() == "file" and details.values["Link target"].text() == ""
+    view.select_path("/data/big/blob-link")
+    assert details.values["Link target"].text() == "/data/big/blob (the same file)"
+
+
+def test_a_dangling_link_says_so_and_goes_nowhere(qtbot, window, tmp_path):
+    from tests.builders import sym
+
+    path = tmp_path / "dangling.tar"
+    path.write_bytes(docker_archive([layer_tar([f("etc/real", "x"), sym("etc/gone", "../nowhere/file")])]))
+    view = _open(qtbot, window, path)
+    view.select_path("/etc/gone")
+    text = view.preview.message.text()
+    assert "It leads to /nowhere/file, which is not in the image (a dangling link)." in text
+    assert not view.preview.go.isEnabled()
+    assert "dangling" in view.details.values["Link target"].text()

@@ -24,6 +24,15 @@ class Resolved(NamedTuple):
     via: tuple[tuple[str, str], ...]
     problem: str | None = None
 
+    def describe(self) -> str:
+        """Where it leads, in a sentence: the entry found, or why there is none."""
+        if self.problem is not None:
+            return f"It leads nowhere: {self.problem}."
+        if self.entry is None:
+            return f"It leads to {self.path}, which is not in the image (a dangling link)."
+        kind = {DIR: "a folder", SYMLINK: "a symlink"}.get(self.entry.type, f"a {self.entry.type}")
+        return f"It leads to {self.path} ({kind})."
+
     def route(self) -> str:
         """The links followed, as a user reads them: ``/bin -> usr/bin``."""
         return ", ".join(f"{link} -> {target}" for link, target in self.via)

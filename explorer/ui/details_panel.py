@@ -14,8 +14,9 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.image.loader import Image
-from explorer.image.model import DIR, Entry
+from explorer.image.model import DIR, HARDLINK, SYMLINK, Entry
 from explorer.tree.diff import REMOVED
+from explorer.tree.resolve import link_target
 from explorer.tree.views import Row
 from explorer.ui import resources
 from explorer.ui.format import human_size, mode_string, mtime_string, short_command
@@ -70,8 +71,8 @@ class DetailsPanel(QWidget):
         self.history.clear()
         self._path = ""
 
-    def show_row(self, image: Image, row: Row) -> None:
-        """Show one row of the tree."""
+    def show_row(self, image: Image, row: Row, layer: int | None = None) -> None:
+        """Show one row of the tree after ``layer``."""
         e: Entry = row.entry
         self._path = row.path
         state = " (removed in this layer; shown as it was)" if row.change == REMOVED else ""
@@ -82,7 +83,7 @@ class DetailsPanel(QWidget):
         v["Mode"].setText(f"{mode_string(e)}  ({e.mode:04o})")
         v["Owner"].setText(f"{e.uid}:{e.gid}")
         v["Modified"].setText(mtime_string(e.mtime))
-        v["Link target"].setText(e.target or "")
+        v["Link target"].setText(_link_text(image, e, layer))
         layer = image.layers[e.layer] if 0 <= e.layer < len(image.layers) else None
         v["Layer"].setText(f"{e.layer}: {short_command(layer.created_by, 70)}" if layer else str(e.layer))
         xattrs = ", ".join(f"{k} ({len(val)} bytes)" for k, val in sorted((e.xattrs or {}).items()))
@@ -100,3 +101,13 @@ class DetailsPanel(QWidget):
 
     def _activated(self, item: QListWidgetItem) -> None:
         self.jump_to_layer.emit(int(item.data(Qt.ItemDataRole.UserRole)), self._path)
+
+
+def _link_text(image: Image, e: Entry, layer: int | None) -> str:
+    """A link's target and what it is in the image: where a symlink leads, a hard link's other names."""
+    if e.type == SYMLINK:
+        return f"{e.target}\n{link_target(image.tree, e, layer).describe()}"
+    if e.type == HARDLINK:
+        more = [p for p in image.tree.linked_names(e, layer) if p not in (e.path, e.target)]
+        return f"{e.target} (the same file{'; also ' + ', '.join(more[:5]) if more else ''})"
+    return ""

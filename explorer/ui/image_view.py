@@ -493,17 +493,15 @@ class ImageView(QWidget):
             self.compare.clear()
 
     def _show_selected(self, row) -> None:
-        self.details.show_row(self.image, row)
-        self.preview.show_row(self.source, self.image, row)
+        self.details.show_row(self.image, row, self.layer)
+        self.preview.show_row(self.source, self.image, row, self.layer)
         self.compare.show_path(self.source, self.image, row.path, self.layer)
 
-    def _follow_link(self, target: str) -> None:
-        """Select a symlink's target (relative targets are taken from the link's folder)."""
-        from explorer.tree import names
-
-        base = names.split(self._selected_path or "/")[0] or "/"
-        path = names.normalise(target if target.startswith("/") else f"{base}/{target}") or "/"
+    def _follow_link(self, path: str) -> None:
+        """Select where a symlink leads (the preview resolved it inside the image)."""
         self.select_path(path)
+        if self.current_path() != path:  # not in this view: the changes view, or filtered out
+            self.window().statusBar().showMessage(f"{path} is not shown in this view", 5000)
 
     def show_path_at_layer(self, layer: int, path: str) -> None:
         """Jump to a layer and select a path there (from the details history)."""

@@ -26,6 +26,7 @@ from explorer.image.loader import Image
 from explorer.image.model import Entry
 from explorer.image.source import Source
 from explorer.tree.diff import REMOVED
+from explorer.tree.resolve import link_target
 from explorer.tree.views import Row
 from explorer.ui import resources
 from explorer.ui.format import human_size
@@ -118,8 +119,8 @@ class PreviewPanel(QWidget):
         self.title.setText("Select a file to see its content")
         self._say("")
 
-    def show_row(self, source: Source, image: Image, row: Row) -> None:
-        """Preview a row of the tree (a removed file shows its last content)."""
+    def show_row(self, source: Source, image: Image, row: Row, layer: int | None = None) -> None:
+        """Preview a row of the tree after ``layer`` (a removed file shows its last content)."""
         self._source, self._image, self._entry = source, image, row.entry
         e = row.entry
         self._loaded = 0
@@ -128,9 +129,7 @@ class PreviewPanel(QWidget):
         removed = f" — removed; content as it was in layer {e.layer}" if row.change == REMOVED else ""
         self.title.setText(f"<b>{html.escape(row.path)}</b> ({html.escape(e.type)}, {human_size(e.size)}){removed}")
         if e.type == "symlink":
-            self._link_target = e.target or ""
-            self._say(f"Symbolic link to\n{e.target}")
-            self.go.show()
+            self._show_link(image, e, layer)
             return
         if e.type == "dir":
             self._say("A folder: select a file in it to see its content.")
@@ -142,6 +141,15 @@ class PreviewPanel(QWidget):
         entry = e
         self._style = "monokai" if resources.is_dark() else "default"  # chosen here: Qt is GUI-thread only
         self.background.run("preview", lambda _m: (entry, self._read(entry, 0)))
+
+    def _show_link(self, image: Image, link: Entry, layer: int | None) -> None:
+        """Where a symlink leads inside the image, and a way there when it leads somewhere."""
+        found = link_target(image.tree, link, layer)
+        self._say(f"Symbolic link to\n{link.target}\n\n{found.describe()}")
+        self._link_target = found.path if found.entry is not None else ""
+        self.go.setEnabled(found.entry is not None)
+        self.go.setToolTip(f"Select {found.path}" if found.entry is not None else found.describe())
+        self.go.show()
 
     def _read(self, entry: Entry, offset: int) -> tuple[bytes, str] | str:
         """Off the GUI thread: the next MiB and how to show it (or an error message)."""
