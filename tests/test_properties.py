@@ -11,6 +11,7 @@ import stat
 import tarfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -151,7 +152,13 @@ def test_merged_view_equals_a_real_application(tmp_path_factory, layers):
     states = reference(layers, root)
     with open_source(str(archive)) as src:
         img = load_image(src, src.select())
-        tree = img.tree
+        _assert_states(src, img, states)
+
+
+def _assert_states(src, img, states: list[dict[str, tuple]]) -> None:
+    """The merged view after each layer is the reference's folder after it, hard links included."""
+    tree = img.tree
+    if True:
         for layer, want in enumerate(states):
             got: dict[str, tuple] = {}
             inodes: dict[tuple, set[str]] = {}
@@ -179,3 +186,112 @@ def test_a_short_fuzzing_run_finds_nothing(tmp_path):
     problems = []
     found = fuzz(seconds=60, seed=2024, out=tmp_path, on_finding=lambda p, _d: problems.append(p), rounds=300)
     assert found == 0, problems[:3]
+
+
+# -- symlinked folders: the kernel itself, in a chroot, is the reference --------------------
+
+THROUGH = ["s/f8", "s/sub/f9", "f1", "a/f3", "a/c/f5", "b/d/f6"]  # "s" is a link to a folder (or nowhere)
+FOLDER_LINK_TARGETS = [b"a", b"/b/d", b"a/c/../..", b"nowhere", b"../../a/c"]
+
+linked_op = st.one_of(
+    st.tuples(st.just("file"), st.sampled_from(THROUGH), st.binary(max_size=8)),
+    st.tuples(st.just("dir"), st.sampled_from(DIRS + ["s/sub"]), st.just(b"")),
+    st.tuples(st.just("link"), st.just("s"), st.sampled_from(FOLDER_LINK_TARGETS)),
+    st.tuples(st.just("whiteout"), st.sampled_from(DIRS + THROUGH + ["s"]), st.just(b"")),
+    st.tuples(st.just("opaque"), st.sampled_from(DIRS + ["s"]), st.just(b"")),
+    st.tuples(st.just("hardlink"), st.sampled_from(THROUGH), st.sampled_from([p.encode() for p in THROUGH])),
+)
+linked_stacks = st.lists(st.lists(linked_op, min_size=1, max_size=8), min_size=1, max_size=4)
+
+
+def _in_chroot(root: Path, layers: list[list]) -> list[dict[str, tuple]]:
+    """Apply the layers in a child process chrooted to ``root``, so the kernel resolves every
+    path inside the image (absolute link targets start at the image's root, ``..`` stops
+    there), as containerd places entries; snapshot the folder after each layer."""
+    states = []
+    for ops in layers:
+        pid = os.fork()
+        if pid == 0:  # the child: chroot, apply one layer, exit without unwinding into pytest
+            code = 1
+            try:
+                os.chroot(root)
+                os.chdir("/")
+                _apply_in_root(ops)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the reference failed to apply a layer"
+        states.append(_snapshot(root))
+    return states
+
+
+def _folder(path: str) -> str:
+    """The real folder of ``path``'s parent, made if missing (a file in the way becomes a folder)."""
+    parent = os.path.realpath(os.path.dirname("/" + path))
+    built = "/"
+    for comp in [c for c in parent.split("/") if c]:
+        built = os.path.join(built, comp)
+        if os.path.lexists(built) and not os.path.isdir(built):
+            os.unlink(built)
+        if not os.path.lexists(built):
+            os.mkdir(built)
+    return parent
+
+
+def _gone(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _apply_in_root(ops) -> None:
+    """One layer, in the chroot: opaque markers, then whiteouts (both hide lower layers only,
+    wherever they stand in the tar), then entries in order."""
+    for kind, path, _ in ops:
+        if kind == "opaque":
+            real = os.path.realpath("/" + path)
+            if os.path.isdir(real):
+                for child in os.listdir(real):
+                    _gone(os.path.join(real, child))
+    for kind, path, _ in ops:
+        if kind == "whiteout":
+            real = os.path.join(os.path.realpath(os.path.dirname("/" + path)), os.path.basename(path))
+            _gone(real)
+    for kind, path, data in ops:
+        if kind not in ("file", "dir", "link", "hardlink"):
+            continue
+        where = os.path.join(_folder(path), os.path.basename(path))
+        if kind == "dir":
+            if os.path.lexists(where) and (os.path.islink(where) or not os.path.isdir(where)):
+                os.unlink(where)
+            os.makedirs(where, exist_ok=True)
+            continue
+        if kind == "hardlink":
+            source = os.path.join(os.path.realpath(os.path.dirname("/" + data.decode())), os.path.basename(data.decode()))
+            if os.path.lexists(where) and os.path.lexists(source) and os.path.samefile(source, where):
+                continue
+        _gone(where)
+        if kind == "file":
+            with open(where, "wb") as out:
+                out.write(data)
+        elif kind == "link":
+            os.symlink(data.decode(), where)
+        elif os.path.isfile(source) and not os.path.islink(source):
+            os.link(source, where)
+
+
+@pytest.mark.skipif(not hasattr(os, "chroot") or os.geteuid() != 0, reason="the reference needs chroot (root)")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(linked_stacks)
+def test_entries_through_symlinked_folders_land_where_the_kernel_puts_them(tmp_path_factory, layers):
+    work = tmp_path_factory.mktemp("chroot")
+    archive = work / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    root = work / "root"
+    root.mkdir()
+    states = _in_chroot(root, layers)
+    with open_source(str(archive)) as src:
+        img = load_image(src, src.select())
+        _assert_states(src, img, states)

@@ -333,7 +333,7 @@ class _LayerApplier:
             self.remove_children(path)
         if entry.type == HARDLINK:  # looked up once what it replaces is gone, as link(2) sees it
             entry = self.link(entry)
-        if self.tree.hardlink_data and entry.type != HARDLINK:
+        elif self.tree.hardlink_data:
             self.tree.hardlink_data.pop((self.layer, path), None)  # last wins, link or not
         if path not in self.before:
             self.touch(path)
@@ -350,6 +350,7 @@ class _LayerApplier:
         tree = self.tree
         key = tree.inode(found) if found is not None else None
         if found is None or found.type not in (FILE, HARDLINK) or key is None:
+            tree.hardlink_data.pop((self.layer, entry.path), None)  # an earlier link of this name is gone
             tree.warnings.append(
                 f"layer {self.layer}: hardlink {entry.path} points to {entry.target!r}, which is not a file there"
             )
