@@ -170,7 +170,7 @@ def run_extract(argv: Sequence[str]) -> int:
             return EXIT_OK
         path = normalise(args.path) or "/"
         if path != "/":
-            found = _look_up(image, path, args.layer, follow_last=True)
+            found = _look_up(image, path, args.layer, follow_last=False)  # a link itself, as docker cp
             if found.entry is None and not args.only_layer:
                 raise SelectionError(f"{args.path}: no such file at {_where(args.layer)}{_through(found)}")
             path = found.path

@@ -105,12 +105,14 @@ def test_gnu_sparse_files(tmp_path, fmt):
         fh.seek(9 << 20)
         fh.write(b"end")
     (root / "after").write_text("after\n")
+    os.link(root / "holes", root / "link")  # tar stores the second name as a hardlink to the first
     layer = tmp_path / "layer.tar"
-    subprocess.run(["tar", "--sparse", *fmt, "-cf", str(layer), "-C", str(root), "holes", "after"], check=True)
+    subprocess.run(["tar", "--sparse", *fmt, "-cf", str(layer), "-C", str(root), "holes", "link", "after"], check=True)
     rep, _ = _report(_write(tmp_path, "sparse.tar", docker_archive([layer.read_bytes()])))
     files = _files(rep)
-    assert set(files) == {"/holes", "/after"}
-    assert files["/holes"]["size"] == (9 << 20) + 3 and files["/after"]["size"] == 6
+    assert set(files) == {"/holes", "/link", "/after"}
+    assert files["/holes"]["size"] == files["/link"]["size"] == (9 << 20) + 3 and files["/after"]["size"] == 6
+    assert (files["/link"]["type"], files["/link"]["target"]) == ("hardlink", "/holes")
 
 
 def test_corrupt_header_later_in_a_layer_is_caught(tmp_path, capsys):

@@ -218,3 +218,63 @@ def test_a_reopened_index_knows_the_same_links(tmp_path, monkeypatch):
             assert TreeView(cached.tree, layer, MERGED).totals() == TreeView(fresh.tree, layer, MERGED).totals()
             assert sorted(cached.tree.merged(layer)) == sorted(fresh.tree.merged(layer))
         assert cached.waste.bytes == fresh.waste.bytes
+
+
+# -- built cases: what the real image does not hold ------------------------------------------
+
+def _built(tmp_path, layers):
+    from tests.builders import docker_archive, layer_tar
+
+    path = tmp_path / "built.tar"
+    path.write_bytes(docker_archive([layer_tar(l) for l in layers]))
+    src = open_source(str(path))
+    return src, load_image(src, src.select())
+
+
+def test_names_of_one_file_are_one_file_and_links_to_it(tmp_path):
+    from tests.builders import f, hard, wh
+
+    # b names a's file; a is removed, then a names b's: never two links pointing at each other
+    src, img = _built(tmp_path, [[f("a", "x"), hard("b", "a")], [wh("a")], [hard("a", "b")]])
+    with src:
+        files = {e.path: e for e in img.tree.merged()}
+        kinds = sorted((e.type, e.target) for e in files.values())
+        assert kinds == [("file", None), ("hardlink", "/a")]  # a, b -> a: the first name is the file
+        extract(src, img, select_entries(img), str(tmp_path / "out"))
+        assert os.path.samefile(tmp_path / "out" / "a", tmp_path / "out" / "b")
+
+
+def test_a_file_counts_once_in_every_folder_that_holds_one_of_its_names(tmp_path):
+    from tests.builders import d, f, hard
+
+    src, img = _built(tmp_path, [[d("p"), d("q"), f("p/x", "y" * 1000), hard("q/x", "p/x"), hard("p/z", "p/x")]])
+    with src:
+        totals = TreeView(img.tree, None, MERGED).totals()
+        assert (totals["/p"], totals["/q"], totals["/"]) == (1000, 1000, 1000)
+
+
+def test_only_what_a_layer_stored_links_as_the_layer_did(tmp_path):
+    from tests.builders import f, hard
+
+    # b names a's first file; the same layer then writes a again: b keeps "old"
+    src, img = _built(tmp_path, [[f("a", "old"), hard("b", "a"), f("a", "new!")]])
+    with src:
+        extract(src, img, select_entries(img, "/", 0, only_layer=True), str(tmp_path / "out"))
+        out = tmp_path / "out"
+        assert (out / "a").read_text() == "new!" and (out / "b").read_text() == "old"
+
+
+def test_waste_names_the_layer_that_let_the_last_name_go(tmp_path):
+    from tests.builders import f, hard, wh
+
+    src, img = _built(tmp_path, [[f("a", "x" * 100), hard("b", "a")], [wh("a")], [f("b", "Y")]])
+    with src:
+        (wasted,) = img.waste.files
+        assert (wasted.path, wasted.layer, wasted.size, wasted.by_layer) == ("/a", 0, 100, 2)
+        assert "/b" in wasted.reason
+        assert img.waste.merge_savings == [0, 0]  # merging layers 0 and 1 would keep it all the same
+
+
+def test_extracting_a_symlink_by_its_path_writes_the_link(tmp_path, capsys):
+    assert main(["extract", ARCHIVE, "/bin", "-o", str(tmp_path)]) == 0
+    assert os.readlink(tmp_path / "bin") == "usr/bin"

@@ -59,7 +59,7 @@ def select_entries(image: Image, path: str = "/", layer: int | None = None, only
                 continue
             for v in tree.history(p):
                 if v.layer == layer and v.entry is not None and v.entry.layer == layer and v.entry.offset != -1:
-                    yield v.entry
+                    yield tree.effective(v.entry, layer)
         return
     start = tree.entry_at(path, layer) if path != "/" else None
     if path != "/" and start is None:
@@ -182,8 +182,12 @@ class _Writer:
             self.dir_modes.append((out, e))  # modes last: a read-only folder would refuse its children
         elif e.type == SYMLINK:
             os.symlink(e.target or "", out)  # written, never followed
+        elif e.type == HARDLINK and self.image.tree.inode(e) is None and e.offset >= 0:
+            self.skip(e.path, f"a hard link to {e.target}, which was not a file when it was made")
+            return
         elif e.type == HARDLINK and e.target in self.written_paths:
             os.link(self.written_paths[e.target], out, follow_symlinks=False)
+            self.written_paths[e.path] = out
             self.result.written += 1
             return
         elif e.type in (FILE, HARDLINK):

@@ -13,10 +13,11 @@ _FILES = (FILE, HARDLINK)
 
 
 def is_modified(before: Entry, after: Entry, digest: DigestFn) -> bool:
-    """Whether ``after`` differs from ``before`` by type, metadata, target or content.
+    """Whether ``after`` differs from ``before`` by type, metadata, symlink target or content.
 
-    mtime never counts. Content is compared only when everything else agrees, so the
-    bytes of a file are read only for the few paths that need it.
+    mtime never counts, nor whether a file is stored as a hardlink (a file that gains or
+    loses another name is the same file). Content is compared only when everything else
+    agrees, so the bytes of a file are read only for the few paths that need it.
     """
     kind = after.type
     if before.type != kind and not (before.type in _FILES and kind in _FILES):

@@ -56,7 +56,8 @@ class LayerTree:
         self.hardlink_data: dict[tuple[int, str], int] = {}  # (layer, path) -> layer holding the bytes
         # Every name that was ever given to a hard-linked file, by the file's identity (see
         # ``inode``); only files that have hard links are here, so it stays small.
-        self.links: dict[Inode, list[str]] = {}
+        self.links: dict[Inode, dict[str, None]] = {}  # (a dict: an ordered set)
+        self._groups: dict[tuple[Inode, int | None], tuple[str, tuple[str, ...]]] = {}
         self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
         self._plain = False  # True when read from the index cache (plain tuples until used)
 
@@ -87,33 +88,40 @@ class LayerTree:
         """Every path that is this entry's file after layers 0..layer (itself included), in
         path order; empty when the file has no other name and never had."""
         key = self.inode(entry)
-        candidates = self.links.get(key) if key is not None else None
-        if not candidates:
-            return []
-        alive = []
-        for path in candidates:
-            e = self.entry_at(path, layer)
-            if e is not None and self.inode(e) == key:
-                alive.append(path)
-        return sorted(alive)
+        return list(self._group(key, layer)[1]) if key is not None and key in self.links else []
+
+    def _group(self, key: Inode, layer: int | None) -> tuple[str, tuple[str, ...]]:
+        """(the name that is the file, every name of it in path order) after layers 0..layer.
+
+        Worked out once per file and layer: a file with a hundred thousand names must not
+        cost a hundred thousand lookups for each of them.
+        """
+        found = self._groups.get((key, layer))
+        if found is None:
+            alive, files = [], []
+            for path in sorted(self.links.get(key, ())):
+                e = self.entry_at(path, layer)
+                if e is not None and self.inode(e) == key:
+                    alive.append(path)
+                    if e.type == FILE:
+                        files.append(path)
+            # the name the tar stored the bytes under, while it lasts; else the first in order
+            found = self._groups[(key, layer)] = ((files or alive or [""])[0], tuple(alive))
+        return found
 
     def effective(self, entry: Entry, layer: int | None = None) -> Entry:
-        """The entry as the filesystem after layers 0..layer has it: a hardlink whose other
-        names were all rewritten or removed is a plain file again, and one whose stored target
-        no longer shares its file names a name that does."""
-        if entry[1] != HARDLINK or self.inode(entry) is None:
+        """The entry as the filesystem after layers 0..layer has it: of the names of one file,
+        one is the file and every other a hardlink to it; a hardlink whose other names were
+        all rewritten or removed is a plain file again."""
+        if entry[1] != HARDLINK:
             return entry
-        alive = self.linked_names(entry, layer)
-        others = [p for p in alive if p != entry.path]
-        if not others:
-            return _new(Entry, (entry[0], FILE, *entry[2:7], None, *entry[8:]))
-        if entry.target in others:
+        key = self.inode(entry)
+        if key is None or key not in self.links:
             return entry
-        files = [p for p in alive if (e := self.entry_at(p, layer)) is not None and e.type == FILE]
-        primary = files[0] if files else alive[0]
-        if primary == entry.path:
+        primary, alive = self._group(key, layer)
+        if primary == entry[0] or len(alive) < 2:
             return _new(Entry, (entry[0], FILE, *entry[2:7], None, *entry[8:]))
-        return entry._replace(target=primary)
+        return entry if entry[7] == primary else entry._replace(target=primary)
 
     def stored_in_looked_at_folders(self) -> Callable[[str], Any]:
         """A plain dict lookup of what is stored for a path whose folder's ``kids`` were asked
@@ -349,18 +357,17 @@ class _LayerApplier:
                 target, found = moved, self.live.get(moved)
         tree = self.tree
         key = tree.inode(found) if found is not None else None
-        if found is None or found.type not in (FILE, HARDLINK) or key is None:
+        sparse = found is not None and found.type in (FILE, HARDLINK) and found.offset == -2  # no place of its own
+        if key is None and not sparse:  # nothing there, or no file: a folder, a link to nothing
             tree.hardlink_data.pop((self.layer, entry.path), None)  # an earlier link of this name is gone
             tree.warnings.append(
                 f"layer {self.layer}: hardlink {entry.path} points to {entry.target!r}, which is not a file there"
             )
             return entry._replace(target=target or entry.target)
-        tree.hardlink_data[(self.layer, entry.path)] = key[0]
-        names_of = tree.links.setdefault(key, [target])
-        if target not in names_of:
-            names_of.append(target)
-        if entry.path not in names_of:
-            names_of.append(entry.path)
+        tree.hardlink_data[(self.layer, entry.path)] = key[0] if key is not None else tree.data_layer(found)
+        if key is not None:  # (a sparse file's names stay apart: there is no place to know it by)
+            names_of = tree.links.setdefault(key, {target: None})
+            names_of[target] = names_of[entry.path] = None
         return entry._replace(target=target, size=found.size, digest=found.digest, offset=found.offset)
 
     def digest(self, entry: Entry) -> str | None:
@@ -405,6 +412,7 @@ class _LayerApplier:
 def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], digest: ContentDigest) -> None:
     """Apply one layer's tar members to the tree (whiteouts first, then entries)."""
     applier = _LayerApplier(tree, layer, digest)
+    tree._groups.clear()  # names of a file as the layers so far had them
     opaque: list[str] = []
     whiteouts: list[str] = []
     entries: list[Entry] = []

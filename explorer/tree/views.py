@@ -69,9 +69,11 @@ class TreeView:
         that the layer replaced by a file (what it held is shown removed under it)."""
         if row.entry.type == DIR:
             return True
-        if self.mode != DIFF or row.change != MODIFIED or not self.layer:
+        if self.mode != DIFF or row.change != MODIFIED:
             return False
-        before = self.tree.entry_at(row.path, self.layer - 1)
+        if self.layer is None:  # all layers: a folder at any time before
+            return any(v.entry is not None and v.entry.type == DIR for v in self.tree.history(row.path))
+        before = self.tree.entry_at(row.path, self.layer - 1) if self.layer else None
         return before is not None and before.type == DIR
 
     def change_of(self, path: str) -> str:
@@ -183,10 +185,11 @@ class TreeView:
                         return self._totals  # another walk of this view (a warm-up) finished first
                     continue
                 path, e = item
-                if links and e[1] != DIR:
-                    key = inode(e, path)
-                    if key is not None and key in links:
-                        linked.setdefault(key, (e[5], []))[1].append(path)
+                if links:
+                    # a file as stored is its own place; only a hardlink needs looking up
+                    key = (e[8], e[9]) if e[1] == FILE else inode(e, path) if e[1] == HARDLINK else None
+                    if key in links:
+                        linked.setdefault(key, (e[5], []))[1].append(path)  # type: ignore[index]
                         continue
                 parent = path[: path.rfind("/")] or "/"
                 direct[parent] = direct.get(parent, 0) + e[5]
@@ -245,8 +248,8 @@ class TreeView:
             entries += 1
             kind = e[1]
             if kind == FILE or kind == HARDLINK:
-                key = inode(e, path) if links else None
-                if key is not None and key in links:
+                key = None if not links else (e[8], e[9]) if kind == FILE else inode(e, path)
+                if key in links:
                     if key not in counted:
                         counted.add(key)
                         file_bytes += e[5]

@@ -55,9 +55,18 @@ def compute_waste(tree: LayerTree, digest: Callable[[Entry], "str | None"]) -> W
             layer, _, e = versions[i]
             if e is None or e.type != FILE or e.layer != layer or not e.size:
                 continue  # only versions that stored bytes
-            if links and (layer, e.offset) in links and tree.linked_names(e):
-                continue  # another name of the same file is still in the image: its bytes are needed
             by, change, after = versions[i + 1]
+            if links and (layer, e.offset) in links:
+                if tree.linked_names(e):
+                    continue  # another name of the same file is still in the image: its bytes are needed
+                last = _last_name_lost(tree, (layer, e.offset), path)
+                if last is not None and last[0] > by:  # the bytes lived on under another name
+                    by, name, removed = last
+                    kind = REMOVED_LATER if removed else OVERWRITTEN
+                    why = f"{'removed' if removed else 'overwritten'} in layer {by} under its last other name, {name}"
+                    files.append(new(WastedFile, (path, layer, e.size, kind, by, why)))
+                    per_layer[layer] += e.size
+                    continue  # merging never saves it: that name was in a later layer than the next
             if change == REMOVED:
                 kind, why = REMOVED_LATER, f"removed in layer {by}"
             elif change == UNCHANGED:
@@ -75,6 +84,22 @@ def compute_waste(tree: LayerTree, digest: Callable[[Entry], "str | None"]) -> W
     waste.bytes = sum(f.size for f in files)
     waste.files = _biggest_first(files)
     return waste
+
+
+def _last_name_lost(tree: LayerTree, key: tuple[int, int], path: str) -> tuple[int, str, bool] | None:
+    """When the last of a file's other names let it go: (layer, that name, removed or not)."""
+    last: tuple[int, str, bool] | None = None
+    for name in tree.links.get(key, ()):
+        if name == path:
+            continue
+        held = False
+        for version in tree.history(name):
+            e = version.entry
+            has = e is not None and tree.inode(e, name) == key
+            if held and not has and (last is None or version.layer > last[0]):
+                last = (version.layer, name, e is None)
+            held = has
+    return last
 
 
 def _biggest_first(files: list[WastedFile]) -> list[WastedFile]:

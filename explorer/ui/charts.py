@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPalette, 
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from explorer.image.loader import Image
-from explorer.image.model import DIR
+from explorer.image.model import DIR, HARDLINK
 from explorer.tree import names
 from explorer.ui.format import human_size
 
@@ -198,7 +198,8 @@ class Treemap(QWidget):
                 e = tree.entry_at(path)
                 if e is None:
                     continue
-                size = self.totals.get(path, 0) if e.type == DIR else e.size
+                e = tree.effective(e)  # a file's bytes take room under one of its names only
+                size = self.totals.get(path, 0) if e.type == DIR else 0 if e.type == HARDLINK else e.size
                 if size > 0:
                     kids.append(((path, e), float(size)))
             # too many, or too small to see: the biggest entries, and the rest as one grey box

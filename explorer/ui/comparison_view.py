@@ -61,8 +61,11 @@ class DiffTreeView:
         if d is not None:
             entry = d.b if d.b is not None else d.a
             return Row(path, names.split(path)[1], entry, d.change)  # type: ignore[arg-type]
-        entry = self.cmp.b.tree.entry_at(path) or self.cmp.a.tree.entry_at(path)
-        return Row(path, names.split(path)[1], entry, UNCHANGED) if entry is not None else None
+        for tree in (self.cmp.b.tree, self.cmp.a.tree):
+            entry = tree.entry_at(path)
+            if entry is not None:  # hard links as that image has them
+                return Row(path, names.split(path)[1], tree.effective(entry), UNCHANGED)
+        return None
 
     def holds_rows(self, row: Row) -> bool:
         """Whether a row can have rows below it: a folder on either side (a folder in A that is
