@@ -49,3 +49,22 @@ def test_zstd_layers_of_a_layout_folder_read_like_the_archive(tmp_path):
     assert [l["compression"] for l in from_folder["image"]["layers"]] == ["zstd"] * 4
     assert from_folder["image"]["files"] == from_archive["image"]["files"]
     assert from_folder["image"]["changes"] == from_archive["image"]["changes"]
+
+
+def test_the_standard_zlib_reads_the_same_where_zlib_ng_is_missing(tmp_path, monkeypatch):
+    import zlib
+
+    from explorer.image import compression
+    from explorer.image.content import open_entry
+    from explorer.image.loader import load_image
+    from explorer.image.source import open_source
+
+    big = bytes(range(256)) * (18 << 12)
+    archive = tmp_path / "estargz-like.tar"
+    archive.write_bytes(oci_archive([layer_tar([f("data/big.bin", big)])], compress="gzip-chunks"))
+    for inflate in (zlib, compression._inflate):
+        monkeypatch.setattr(compression, "_inflate", inflate)
+        with open_source(str(archive)) as src:
+            img = load_image(src, src.select())
+            read = open_entry(src, img, img.tree.entry_at("/data/big.bin"))
+            assert b"".join(iter(lambda: read(1 << 20), b"")) == big, inflate.__name__

@@ -177,11 +177,17 @@ def _release(buf: mmap.mmap | bytes, start: int, upto: int) -> int:
     return start
 
 
+# Whether scans keep gzip resume points: a worker process turns this off, since inflate states
+# cannot be sent back (previews rebuild them when first needed) and without them a faster
+# inflater serves.
+CHECKPOINTS = True
+
+
 def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, monitor: Monitor) -> LayerScan:
     """Decompress a layer blob once, hashing each file's content on the way."""
     checkpoints: list[compression.Checkpoint] = []
     # The diff_id is not hashed here: only `--verify` pays for that.
-    tar = HashingReader(compression.open_reader(kind, blob.read, checkpoints), hash=False,
+    tar = HashingReader(compression.open_reader(kind, blob.read, checkpoints if CHECKPOINTS else None), hash=False,
                         guard=compression.bomb_guard(blob, f"layer {where}"))
     members = []
     flagged: dict[int, bytes] = {}

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from explorer.image import compression
+from explorer.image import compression, scan_pool
 from explorer.image.container import LayerScan
 from explorer.image.errors import SourceError
 from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
@@ -125,12 +125,17 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             f"the config lists {len(diff_ids)} diff_ids but the manifest {len(plan.layers)} layers"
         )
     tree = LayerTree(len(plan.layers))
-    child = _dive_child(parallel, source, ref, [l.blob for l in plan.layers])
+    blobs = [l.blob for l in plan.layers]
+    # Big compressed layers: inflated on every core (each once) and dive's numbers computed
+    # here from the same scans; else a child computes those on the second core.
+    pooled = bool(parallel) and scan_pool.worth_it(source, blobs)
+    child = None if pooled else _dive_child(parallel, source, ref, blobs)
     dive = None if child is not None else DiveEfficiency()
     scans: list[LayerScan] = []
     reader = _ContentReader(source, plan, scans)
+    ahead = scan_pool.scans(source, blobs, monitor) if pooled else None
     try:
-        _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path)
+        _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path, ahead)
         tree.live.clear()
         if on_tree is not None:
             on_tree(tree)
@@ -146,6 +151,9 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         if child is not None:
             child.cancel()  # whatever stopped the load: no process left behind
         raise
+    finally:
+        if ahead is not None:
+            ahead.close()  # its workers stop with it
     return Image(
         source=source.info,
         ref=ref,
@@ -205,13 +213,15 @@ def _check_memory(path: str, entries: int, start: int | None) -> None:
 
 
 def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTree, dive: DiveEfficiency | None,
-                 reader: "_ContentReader", scans: list[LayerScan], warnings: list[str], monitor: Monitor, path: str) -> None:
-    """Scan each layer, check its digests, and apply it to the tree."""
+                 reader: "_ContentReader", scans: list[LayerScan], warnings: list[str], monitor: Monitor, path: str,
+                 ahead: Iterator[LayerScan] | None = None) -> None:
+    """Scan each layer (or take it from ``ahead``, scanned elsewhere), check its digests, and
+    apply it to the tree."""
     free = available_memory()
     entries = 0
     for i, layer in enumerate(plan.layers):
         monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
-        scan = container.scan_layer(layer.blob, monitor)
+        scan = next(ahead) if ahead is not None else container.scan_layer(layer.blob, monitor)
         entries += len(scan.members)
         _check_memory(path, entries, free)
         _verify(path, i, layer, diff_ids[i] if i < len(diff_ids) else "", scan, warnings)

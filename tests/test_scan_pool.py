@@ -1,0 +1,55 @@
+"""Compressed layers scanned ahead in worker processes give exactly what one process gives."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from explorer.image import scan_pool
+from explorer.image.errors import Cancelled
+from explorer.image.loader import load_image
+from explorer.image.progress import Monitor
+from explorer.image.source import open_source
+from explorer.report import build_report
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    monkeypatch.setattr(scan_pool, "POOL_MIN_BYTES", 0)  # the fixtures are small; the rule is the same
+    monkeypatch.setattr(scan_pool, "_cores", lambda: 2)
+
+
+@pytest.mark.parametrize("name", ["buildah-overlay.oci.tar", "buildah-overlay.oci-zstd.tar", "test-oci-estargz-image.tar"])
+def test_pooled_scans_equal_one_process(small_pool, name):
+    path = str(DATA / name)
+    reports = []
+    for parallel in (False, True):
+        with open_source(path) as src:
+            assert scan_pool.worth_it(src, [l.blob for l in src.select().locator.layers])
+            img = load_image(src, src.select(), parallel=parallel)
+            reports.append(build_report(img, src.images, path))
+    assert reports[0] == reports[1]
+
+
+def test_a_plain_or_small_image_is_scanned_here():
+    with open_source(str(DATA / "docker-legacy.tar")) as src:  # plain layers: nothing to inflate
+        assert not scan_pool.worth_it(src, [l.blob for l in src.select().locator.layers])
+    with open_source(str(DATA / "buildah-overlay.oci.tar")) as src:  # 1 MB of gzip: not worth two interpreters
+        assert not scan_pool.worth_it(src, [l.blob for l in src.select().locator.layers])
+
+
+def test_cancel_stops_the_workers(small_pool):
+    with open_source(str(DATA / "buildah-overlay.oci.tar")) as src:
+        monitor = Monitor(src.info.path)
+        blobs = [l.blob for l in src.select().locator.layers]
+        scans = scan_pool.scans(src, blobs, monitor)
+        first = next(scans)
+        assert first.members
+        monitor.cancelled = True
+        with pytest.raises(Cancelled):
+            list(scans)
+    assert multiprocessing.active_children() == []  # terminated and joined, none left behind
