@@ -81,7 +81,7 @@ WRITE_CACHE = """
 import sys
 from explorer.image import index_cache
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 source = open_source(sys.argv[1])
 index_cache.save(source, load_image(source, source.select(), cache=False))
 """

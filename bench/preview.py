@@ -16,7 +16,7 @@ import time
 
 from explorer.image.content import PREVIEW_LIMIT, kind_of, read_entry
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from explorer.image.errors import SelectionError
+from explorer.model.errors import SelectionError
 from explorer.image.loader import Image
 
 # dive's defaults when no rule is configured at all

@@ -14,7 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from explorer import __version__
-from explorer.image.errors import ExplorerError, SelectionError, SourceError
+from explorer.model.errors import ExplorerError, SelectionError, SourceError
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2
 
@@ -82,7 +82,7 @@ def _source_args(args: argparse.Namespace, sources: tuple[str, ...] = ("source",
     if getattr(args, "no_cache", False):
         os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
     if getattr(args, "insecure", False):
-        from explorer.image.registry import insecure_url
+        from explorer.formats.registry import insecure_url
 
         for name in sources:
             setattr(args, name, insecure_url(getattr(args, name)))
@@ -93,7 +93,7 @@ def _open_image(args: argparse.Namespace, on_tree=None):
     """Open the source and load the selected image (the caller closes the source); ``on_tree``
     as for ``load_image``."""
     from explorer.image.loader import load_image
-    from explorer.image.source import open_source
+    from explorer.formats.source import open_source
 
     source = open_source(args.source)
     try:
@@ -234,7 +234,7 @@ def run_diff(argv: Sequence[str]) -> int:
     """``layer-explorer diff A B``."""
     from explorer.image.compare import compare
     from explorer.image.loader import load_image
-    from explorer.image.source import open_source
+    from explorer.formats.source import open_source
     from explorer.report import diff_report, diff_text
 
     args = _source_args(_diff_parser().parse_args(argv), ("a", "b"))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
-from explorer.image.model import Entry, ImageRef
+from explorer.model.values import Entry, ImageRef
 from explorer.tree.index import LayerTree
 
 if TYPE_CHECKING:

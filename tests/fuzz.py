@@ -20,9 +20,9 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from tests.builders import d, docker_archive, f, hard, layer_tar, oci_archive, opq, sym, wh
 
 

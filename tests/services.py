@@ -71,7 +71,7 @@ class Dockerd:
             return False
 
     def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        from explorer.image.engine import _UnixConnection
+        from explorer.formats.engine import _UnixConnection
 
         conn = _UnixConnection(self.socket, 120)
         conn.request(method, path, body=body, headers={"Content-Type": "application/x-tar"} if body else {})
@@ -86,7 +86,7 @@ class Dockerd:
 
     def run(self, name: str, image: str, script: str, start: bool = True) -> None:
         """Create (and unless ``start`` is False, run to its end) a container without network."""
-        from explorer.image.engine import _UnixConnection
+        from explorer.formats.engine import _UnixConnection
 
         body = json.dumps({"Image": image, "Cmd": ["sh", "-c", script], "NetworkDisabled": True,
                            "HostConfig": {"NetworkMode": "none"}}).encode()

@@ -1,4 +1,4 @@
-"""Rules the code base keeps: no Qt in the core, and no broken PySide6 build in use."""
+"""Rules the code base keeps: packages in layers, no Qt in the core, and no broken PySide6 build in use."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["explorer/image", "explorer/tree"]
+CORE = ["explorer/model", "explorer/formats", "explorer/tree", "explorer/image"]
 FORBIDDEN = ("PySide6", "shiboken6", "explorer.ui", "explorer.app")
 
 
@@ -34,6 +34,15 @@ def test_core_never_imports_qt(package):
         if name.startswith(FORBIDDEN)
     ]
     assert offenders == []
+
+
+def test_packages_depend_only_on_those_below_them():
+    """The import-linter contracts of pyproject.toml: model < formats < tree < image < report <
+    the window < the command line, and no Qt below the window."""
+    code = ("import sys; from importlinter.cli import lint_imports;"
+            "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
 
 
 def test_report_runs_without_loading_qt():

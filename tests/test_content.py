@@ -16,7 +16,7 @@ from explorer.image.content import (BINARY, PICTURE, TEXT, kind_of, load_version
                                     side_by_side, unified_diff)
 from explorer.image.extract import ExtractOptions, extract, select_entries
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from tests.builders import d, docker_archive, f, layer_tar, oci_archive, sym
 from tests.expected import parse
 

@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from explorer.report import build_report
 from tests.expected import ExpectedImage, parse
 
@@ -130,7 +130,7 @@ def test_multi_image_archive_lists_every_image():
 def test_multiplatform_offers_both_platforms_and_picks_this_machine():
     report, _, _ = _load(DATA / "multiplatform.oci.tar")
     assert sorted(i["platform"] for i in report["images"]) == ["linux/amd64", "linux/arm64"]
-    from explorer.image.source import host
+    from explorer.formats.source import host
 
     chosen = [i for i in report["images"] if i["selected"]][0]
     if host() in ("linux/amd64", "linux/arm64"):

@@ -13,7 +13,7 @@ from PySide6.QtGui import QDropEvent, QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QDialog, QProgressBar, QTableView, QTreeView  # noqa: E402
 
 from explorer.image.loader import load_image  # noqa: E402
-from explorer.image.source import open_source  # noqa: E402
+from explorer.formats.source import open_source  # noqa: E402
 from explorer.tree.views import DIFF, MERGED, TreeView  # noqa: E402
 from explorer.ui.file_tree_model import CHANGE, FileTreeModel  # noqa: E402
 from explorer.ui.history_model import HistoryTableModel  # noqa: E402

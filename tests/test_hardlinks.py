@@ -18,7 +18,7 @@ from explorer.cli import main
 from explorer.image.content import open_entry
 from explorer.image.extract import extract, select_entries
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from explorer.report import build_report
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED
 from explorer.tree.resolve import link_target, resolve

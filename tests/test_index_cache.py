@@ -13,7 +13,7 @@ from explorer.cli import main
 from explorer.image import index_cache
 from explorer.image.content import read_entry
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from explorer.report import build_report
 from explorer.tree.views import MERGED, TreeView
 

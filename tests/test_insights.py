@@ -9,7 +9,7 @@ import pytest
 
 from explorer.cli import main
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from explorer.report import build_report
 from tests.builders import d, docker_archive, f, layer_tar, wh
 
@@ -172,8 +172,8 @@ def test_waiting_for_the_child_ends_when_the_load_is_cancelled(tmp_path, monkeyp
     import time
 
     from explorer.image import parallel
-    from explorer.image.errors import Cancelled
-    from explorer.image.progress import Monitor
+    from explorer.model.errors import Cancelled
+    from explorer.model.progress import Monitor
 
     slow = tmp_path / "slow-python"
     slow.write_text("#!/bin/sh\nexec sleep 60\n")

@@ -7,7 +7,7 @@ import tarfile
 
 from explorer.cli import main
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from explorer.report import build_report
 from tests.builders import d, docker_archive, f, hard, layer_tar, members_of, oci_archive, opq, sym, tar_of, wh
 

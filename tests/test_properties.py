@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from tests.builders import docker_archive
 
 DIRS = ["a", "b", "a/c", "b/d", "a/c/e"]

@@ -14,7 +14,7 @@ import pytest
 from explorer.cli import main
 from explorer.image.extract import ExtractError, extract, select_entries
 from explorer.image.loader import load_image
-from explorer.image.source import open_source
+from explorer.formats.source import open_source
 from tests.builders import docker_archive, f, layer_tar, members_of, tar_of
 
 DATA = Path(__file__).parent / "data"

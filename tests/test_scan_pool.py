@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from explorer.image import scan_pool
-from explorer.image.errors import Cancelled
+from explorer.model.errors import Cancelled
 from explorer.image.loader import load_image
-from explorer.image.progress import Monitor
-from explorer.image.source import open_source
+from explorer.model.progress import Monitor
+from explorer.formats.source import open_source
 from explorer.report import build_report
 
 DATA = Path(__file__).parent / "data"

@@ -98,7 +98,7 @@ def test_podman_source_equals_the_archive(capsys, monkeypatch):
 
 
 def test_engine_lists_images_and_says_what_is_missing(dockerd, capsys, monkeypatch):
-    from explorer.image.engine import DOCKER, Engine
+    from explorer.formats.engine import DOCKER, Engine
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
     images = Engine(DOCKER).images()
@@ -282,9 +282,9 @@ def container(dockerd):
 
 def test_container_layer_equals_what_the_engine_reports(dockerd, container, capsys, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
-    from explorer.image.engine import DOCKER, Engine
+    from explorer.formats.engine import DOCKER, Engine
     from explorer.image.loader import load_image
-    from explorer.image.source import open_source
+    from explorer.formats.source import open_source
 
     engine_says = {(p, {0: "C", 1: "A", 2: "D"}[k]) for p, k in Engine(DOCKER).changes(container)}
     with open_source(f"container://{container}") as src:
@@ -351,9 +351,9 @@ def test_podman_container_layer(capsys, monkeypatch):
         podman.load(LEGACY)
         podman.run("pw", "fixture-layers:docker-legacy", "true", start=False)  # created, never run
         monkeypatch.setenv("CONTAINER_HOST", f"unix://{podman.socket}")
-        from explorer.image.engine import PODMAN, Engine
+        from explorer.formats.engine import PODMAN, Engine
         from explorer.image.loader import load_image
-        from explorer.image.source import open_source
+        from explorer.formats.source import open_source
 
         engine_says = {p for p, _k in Engine(PODMAN).changes("pw")}
         with open_source("podman-container://pw") as src:

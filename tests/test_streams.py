@@ -54,10 +54,10 @@ def test_zstd_layers_of_a_layout_folder_read_like_the_archive(tmp_path):
 def test_the_standard_zlib_reads_the_same_where_zlib_ng_is_missing(tmp_path, monkeypatch):
     import zlib
 
-    from explorer.image import compression
+    from explorer.formats import compression
     from explorer.image.content import open_entry
     from explorer.image.loader import load_image
-    from explorer.image.source import open_source
+    from explorer.formats.source import open_source
 
     big = bytes(range(256)) * (18 << 12)
     archive = tmp_path / "estargz-like.tar"

@@ -1,1 +1,1 @@
-"""Image sources and formats, read into one neutral model. No Qt here."""
+"""An opened image: loading it, its index cache, content reads, extraction, comparison, inspection. No Qt here."""

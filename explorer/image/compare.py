@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from explorer.image.content import content_digest
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.model import FILE, HARDLINK, Entry
-from explorer.image.source import Source
+from explorer.model.values import FILE, HARDLINK, Entry
+from explorer.formats.source import Source
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, is_modified
 

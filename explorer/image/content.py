@@ -7,11 +7,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from explorer.image import compression
-from explorer.image.errors import ExplorerError
+from explorer.formats import compression
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.model import DIR, FILE, HARDLINK, SYMLINK, Entry
-from explorer.image.source import Source
+from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, Entry
+from explorer.formats.source import Source
 
 PREVIEW_LIMIT = 1 << 20  # the first MiB; more on demand
 TEXT, BINARY, PICTURE, LINK, FOLDER, EMPTY, OTHER = "text", "binary", "image", "link", "folder", "empty", "other"

@@ -14,13 +14,13 @@ import stat
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from explorer.image import compression
+from explorer.formats import compression
 from explorer.image.content import ContentError, open_entry
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.model import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
-from explorer.image.progress import Monitor
-from explorer.image.source import Source
+from explorer.model.values import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
+from explorer.model.progress import Monitor
+from explorer.formats.source import Source
 from explorer.tree import names
 
 

@@ -22,11 +22,11 @@ import tempfile
 import time
 from typing import Any
 
-from explorer.image.cache import cache_dir, keep_under, remove
-from explorer.image.container import LayerScan
+from explorer.formats.cache import cache_dir, keep_under, remove
+from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
-from explorer.image.model import HistoryEntry, ImageRef, LayerInfo
-from explorer.image.source import REGISTRY_SCHEMES, Source
+from explorer.model.values import HistoryEntry, ImageRef, LayerInfo
+from explorer.formats.source import REGISTRY_SCHEMES, Source
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree

@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 from explorer.image.compare import chain_ids
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.model import FILE, HARDLINK, SYMLINK
+from explorer.model.values import FILE, HARDLINK, SYMLINK
 from explorer.tree.steps import drain
-from explorer.image.source import Source
+from explorer.formats.source import Source
 
 
 def documents(source: Source, image: Image) -> dict[str, str]:

@@ -9,15 +9,16 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from explorer.image import compression, scan_pool
-from explorer.image.container import LayerScan
-from explorer.image.errors import SourceError
-from explorer.image.model import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
+from explorer.formats import compression
+from explorer.image import scan_pool
+from explorer.formats.container import LayerScan
+from explorer.model.errors import SourceError
+from explorer.model.values import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
 from explorer.image.parallel import DiveInChild, DiveInProcess, spare_core
-from explorer.image.docker_archive import name_digest
-from explorer.image.plan import ImagePlan, LayerRef, read_json
-from explorer.image.progress import Monitor
-from explorer.image.source import REGISTRY, Source
+from explorer.formats.docker_archive import name_digest
+from explorer.formats.plan import ImagePlan, LayerRef, read_json
+from explorer.model.progress import Monitor
+from explorer.formats.source import REGISTRY, Source
 from explorer.tree.advice import Advice, Secret, advise, find_secrets
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
 from explorer.tree.waste import Waste, compute_waste

@@ -15,10 +15,10 @@ import signal
 import subprocess
 import sys
 
-from explorer.image.container import Container
-from explorer.image.errors import Cancelled
-from explorer.image.progress import Monitor
-from explorer.image.source import open_source
+from explorer.formats.container import Container
+from explorer.model.errors import Cancelled
+from explorer.model.progress import Monitor
+from explorer.formats.source import open_source
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
 
 

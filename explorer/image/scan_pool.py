@@ -13,11 +13,11 @@ import multiprocessing
 import os
 from typing import Iterator
 
-from explorer.image import compression, container
-from explorer.image.container import Container, LayerScan
-from explorer.image.errors import Cancelled
-from explorer.image.progress import Monitor
-from explorer.image.source import Source, open_source
+from explorer.formats import compression, container
+from explorer.formats.container import Container, LayerScan
+from explorer.model.errors import Cancelled
+from explorer.model.progress import Monitor
+from explorer.formats.source import Source, open_source
 
 # Below this many stored bytes of compressed layers, starting interpreters costs more than the
 # second core saves (about 0.3 s for two, measured here).

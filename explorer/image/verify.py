@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from explorer.image import compression
-from explorer.image.compression import DecompressError, HashingReader
-from explorer.image.errors import ExplorerError
+from explorer.formats import compression
+from explorer.formats.compression import DecompressError, HashingReader
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.progress import Monitor
-from explorer.image.source import Source
+from explorer.model.progress import Monitor
+from explorer.formats.source import Source
 
 
 @dataclass(frozen=True)

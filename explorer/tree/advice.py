@@ -9,8 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from explorer.image.model import FILE, Entry, HistoryEntry, LayerInfo
-from explorer.image.secrets import SECRET_CONTENT, SNIFF_MAX
+from explorer.model.values import FILE, Entry, HistoryEntry, LayerInfo
+from explorer.model.secrets import SECRET_CONTENT, SNIFF_MAX
 from explorer.tree.index import LayerTree
 from explorer.tree.waste import DUPLICATE, OVERWRITTEN, REMOVED_LATER, REWRITTEN, Waste
 

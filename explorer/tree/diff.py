@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from explorer.image.model import DIR, FILE, HARDLINK, Entry
+from explorer.model.values import DIR, FILE, HARDLINK, Entry
 
 ADDED, MODIFIED, REMOVED, UNCHANGED = "added", "modified", "removed", "unchanged"
 

@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from explorer.image.tar_index import TarMember
+from explorer.formats.tar_index import TarMember
 from explorer.tree.names import AUFS_META as AUFS, WHITEOUT
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from explorer.image.model import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
-from explorer.image.tar_index import TarMember
+from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
+from explorer.formats.tar_index import TarMember
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from explorer.image.model import DIR, SYMLINK, Entry
+from explorer.model.values import DIR, SYMLINK, Entry
 from explorer.tree.index import LayerTree
 
 MAX_HOPS = 40  # the kernel's own limit on links followed in one lookup

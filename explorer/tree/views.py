@@ -11,7 +11,7 @@ import re
 from operator import itemgetter
 from typing import Callable, Iterable, NamedTuple
 
-from explorer.image.model import DIR, FILE, HARDLINK, Entry
+from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import LayerTree

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Callable, NamedTuple
 
-from explorer.image.model import FILE, Entry
+from explorer.model.values import FILE, Entry
 from explorer.tree.diff import MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import LayerTree
 

@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPalette, 
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from explorer.image.loader import Image
-from explorer.image.model import DIR, HARDLINK
+from explorer.model.values import DIR, HARDLINK
 from explorer.tree import names
 from explorer.ui.format import human_size
 

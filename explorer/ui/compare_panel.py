@@ -8,9 +8,9 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QRadioButton, QTextBrowser, QVBoxLayout, QWidget
 
 from explorer.image.content import BINARY, TEXT, ContentError, VersionContent, kind_of, load_version, side_by_side, unified_diff
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.source import Source
+from explorer.formats.source import Source
 from explorer.ui import resources
 from explorer.ui.format import human_size
 from explorer.ui.workers import BackgroundCall

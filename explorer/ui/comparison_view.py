@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 
 from explorer.image.compare import Comparison, ancestors_of, chain_summary
 from explorer.image.content import BINARY, ContentError, kind_of, load_version, unified_diff
-from explorer.image.errors import ExplorerError
-from explorer.image.source import Source
+from explorer.model.errors import ExplorerError
+from explorer.formats.source import Source
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.views import GLOB, REGEX, SUBSTRING, Row, matcher, roll_up

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.image.loader import Image
-from explorer.image.model import DIR, HARDLINK, SYMLINK, Entry
+from explorer.model.values import DIR, HARDLINK, SYMLINK, Entry
 from explorer.tree.diff import REMOVED
 from explorer.tree.resolve import link_target
 from explorer.tree.views import Row

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.image.model import ImageRef
-from explorer.image.source import Source, host
+from explorer.model.values import ImageRef
+from explorer.formats.source import Source, host
 
 
 def error_dialog(parent: QWidget | None, title: str, message: str) -> QMessageBox:

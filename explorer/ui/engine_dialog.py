@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.image.engine import DOCKER, PODMAN, Engine, LocalContainer, LocalImage
-from explorer.image.errors import ExplorerError
+from explorer.formats.engine import DOCKER, PODMAN, Engine, LocalContainer, LocalImage
+from explorer.model.errors import ExplorerError
 from explorer.ui.format import human_size
 from explorer.ui.table_model import ImageTableModel
 from explorer.ui.workers import BackgroundCall

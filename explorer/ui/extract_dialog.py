@@ -12,12 +12,12 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from explorer.image.content import ContentError
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.extract import ExtractOptions, ExtractResult, extract, write_layer_tar
 from explorer.image.loader import Image
-from explorer.image.model import Entry
-from explorer.image.progress import Monitor
-from explorer.image.source import Source
+from explorer.model.values import Entry
+from explorer.model.progress import Monitor
+from explorer.formats.source import Source
 from explorer.ui.workers import Task, TaskSignals, throttled_progress
 
 DRAG_LIMIT = 256 << 20  # bigger files are extracted with Extract…, not dragged

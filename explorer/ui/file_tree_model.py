@@ -18,7 +18,7 @@ from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QObject, 
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication, QStyle, QTreeView
 
-from explorer.image.model import DIR, HARDLINK, SYMLINK
+from explorer.model.values import DIR, HARDLINK, SYMLINK
 from explorer.tree.diff import REMOVED, UNCHANGED
 from explorer.tree.steps import drain
 from explorer.tree.views import MERGED, Row, TreeView

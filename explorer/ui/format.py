@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from datetime import datetime, timezone
 
-from explorer.image.model import BLOCK, CHAR, DIR, FIFO, HARDLINK, SYMLINK, Entry
+from explorer.model.values import BLOCK, CHAR, DIR, FIFO, HARDLINK, SYMLINK, Entry
 from explorer.report import human_size
 
 __all__ = ["human_size", "mode_string", "relative_time", "exact_time", "short_command"]

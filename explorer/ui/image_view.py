@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.image.loader import Image, prepare_first_view
-from explorer.image.source import Source
+from explorer.formats.source import Source
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.steps import EVERY
 from explorer.tree.views import (DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, changed_paths_steps, matcher,

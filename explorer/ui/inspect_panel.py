@@ -27,7 +27,7 @@ from PySide6.QtCore import Qt
 
 from explorer.image.inspect import documents, inspect_object
 from explorer.image.loader import Image
-from explorer.image.source import Source
+from explorer.formats.source import Source
 
 
 def _value(text: str, lines: int = 1) -> QWidget:

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import __version__
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.model import ImageRef
-from explorer.image.source import Source
+from explorer.model.values import ImageRef
+from explorer.formats.source import Source
 from explorer.ui import resources
 from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, ask_image, error_dialog
 from explorer.ui.image_view import ImageView

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
 
 from explorer.image.content import (BINARY, EMPTY, FOLDER, LINK, PICTURE, PREVIEW_LIMIT, TEXT, ContentError,
                                     decode_text, hex_dump, kind_of, read_entry)
-from explorer.image.errors import ExplorerError
+from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
-from explorer.image.model import Entry
-from explorer.image.source import Source
+from explorer.model.values import Entry
+from explorer.formats.source import Source
 from explorer.tree.diff import REMOVED
 from explorer.tree.resolve import link_target
 from explorer.tree.views import Row

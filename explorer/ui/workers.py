@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterator
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from explorer.image import index_cache
-from explorer.image.errors import Cancelled, ExplorerError
+from explorer.model.errors import Cancelled, ExplorerError
 from explorer.image.loader import Image, building, load_image, prepare_first_view
-from explorer.image.model import ImageRef
-from explorer.image.progress import Monitor
-from explorer.image.source import Source, open_source
+from explorer.model.values import ImageRef
+from explorer.model.progress import Monitor
+from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
 
 

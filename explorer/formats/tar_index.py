@@ -16,7 +16,7 @@ import zlib
 from typing import BinaryIO, Callable, Iterator, NamedTuple
 from urllib.parse import unquote_to_bytes
 
-from explorer.image.secrets import SNIFF_MAX
+from explorer.model.secrets import SNIFF_MAX
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)

@@ -7,14 +7,14 @@ import platform as host_platform
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.image import compression, docker_archive, oci
-from explorer.image.container import Container, FolderContainer, StreamContainer, TarFileContainer
-from explorer.image.engine import Engine, split_container_url, split_url
-from explorer.image.errors import SelectionError, SourceError
-from explorer.image.model import ImageRef, Platform, SourceInfo
-from explorer.image.plan import ImagePlan, LayerRef, digest_of, read_json
-from explorer.image.progress import Monitor
-from explorer.image.tar_index import BLOCK, looks_like_tar
+from explorer.formats import compression, docker_archive, oci
+from explorer.formats.container import Container, FolderContainer, StreamContainer, TarFileContainer
+from explorer.formats.engine import Engine, split_container_url, split_url
+from explorer.model.errors import SelectionError, SourceError
+from explorer.model.values import ImageRef, Platform, SourceInfo
+from explorer.formats.plan import ImagePlan, LayerRef, digest_of, read_json
+from explorer.model.progress import Monitor
+from explorer.formats.tar_index import BLOCK, looks_like_tar
 
 DOCKER_ARCHIVE, DOCKER_OCI, OCI_ARCHIVE, OCI_LAYOUT = "docker-archive", "docker-oci", "oci-archive", "oci-layout"
 REGISTRY = "registry"
@@ -77,7 +77,7 @@ def _open_container(path: str, monitor: Monitor) -> Container:
     if engine is not None:
         return _engine_container(path, *engine, monitor)
     if path.startswith(REGISTRY_SCHEMES):
-        from explorer.image.registry import RegistryContainer
+        from explorer.formats.registry import RegistryContainer
 
         return RegistryContainer(path, monitor)
     if os.path.isdir(path):
@@ -109,7 +109,7 @@ def _open_container(path: str, monitor: Monitor) -> Container:
 
 def _open_container_source(path: str, engine: str, name: str, monitor: Monitor) -> Source:
     """A container: its image's layers and, on top, its writable layer."""
-    from explorer.image.container_layer import ContainerLayerContainer, add_layer_to_plan, check_running_engine, writable_layer
+    from explorer.formats.container_layer import ContainerLayerContainer, add_layer_to_plan, check_running_engine, writable_layer
 
     client = Engine(engine)
     info = check_running_engine(client, name)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
-from explorer.image.errors import SourceError
+from explorer.model.errors import SourceError
 
 DOCKER, PODMAN = "docker", "podman"
 SCHEMES = {f"{DOCKER}://": DOCKER, f"{PODMAN}://": PODMAN}

@@ -12,13 +12,13 @@ import hashlib
 import posixpath
 from typing import Callable
 
-from explorer.image import compression
-from explorer.image.container import Container, LayerScan, clean_name
-from explorer.image.engine import Engine
-from explorer.image.errors import SourceError
-from explorer.image.plan import ImagePlan, LayerRef
-from explorer.image.progress import Monitor
-from explorer.image.tar_index import TarMember, scan_stream_with_data
+from explorer.formats import compression
+from explorer.formats.container import Container, LayerScan, clean_name
+from explorer.formats.engine import Engine
+from explorer.model.errors import SourceError
+from explorer.formats.plan import ImagePlan, LayerRef
+from explorer.model.progress import Monitor
+from explorer.formats.tar_index import TarMember, scan_stream_with_data
 
 BLOB = "container-layer"
 ADDED, CHANGED, DELETED = 1, 0, 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from explorer.image.errors import Cancelled
+from explorer.model.errors import Cancelled
 
 # progress(stage, layer_index, layer_count, bytes_done, bytes_total)
 ProgressFn = Callable[[str, int, int, int, int], None]

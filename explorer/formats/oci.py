@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.image.container import Container
-from explorer.image.errors import SourceError
-from explorer.image.plan import ImagePlan, LayerRef, blob_name, expect, read_json
+from explorer.formats.container import Container
+from explorer.model.errors import SourceError
+from explorer.formats.plan import ImagePlan, LayerRef, blob_name, expect, read_json
 
 INDEX_TYPES = {
     "application/vnd.oci.image.index.v1+json",

@@ -15,12 +15,12 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from explorer.image import compression
-from explorer.image.compression import DecompressError, HashingReader
-from explorer.image.errors import SourceError
-from explorer.image.progress import Monitor
-from explorer.image.secrets import SECRET_CONTENT
-from explorer.image.tar_index import (
+from explorer.formats import compression
+from explorer.formats.compression import DecompressError, HashingReader
+from explorer.model.errors import SourceError
+from explorer.model.progress import Monitor
+from explorer.model.secrets import SECRET_CONTENT
+from explorer.formats.tar_index import (
     BLOCK,
     TarFormatError,
     TarMember,

@@ -18,12 +18,12 @@ import subprocess
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
-from explorer.image.cache import cache_dir, keep_under, remove
-from explorer.image.container import Container, LayerScan, scan_file
-from explorer.image.errors import SourceError
-from explorer.image.oci import REF_NAME
-from explorer.image.plan import parse_digest
-from explorer.image.progress import Monitor
+from explorer.formats.cache import cache_dir, keep_under, remove
+from explorer.formats.container import Container, LayerScan, scan_file
+from explorer.model.errors import SourceError
+from explorer.formats.oci import REF_NAME
+from explorer.formats.plan import parse_digest
+from explorer.model.progress import Monitor
 
 ACCEPT = ", ".join([
     "application/vnd.oci.image.index.v1+json",

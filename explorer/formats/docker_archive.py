@@ -10,8 +10,8 @@ from __future__ import annotations
 import posixpath
 import re
 
-from explorer.image.container import Container
-from explorer.image.plan import ImagePlan, LayerRef, expect, read_json
+from explorer.formats.container import Container
+from explorer.formats.plan import ImagePlan, LayerRef, expect, read_json
 
 _HEX_NAME = re.compile(r"^(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
 _BLOB_PATH = re.compile(r"^blobs/(sha256|sha512)/([a-f0-9]+)$")

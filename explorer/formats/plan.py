@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.image.container import Container
-from explorer.image.errors import SourceError
+from explorer.formats.container import Container
+from explorer.model.errors import SourceError
 
 _DIGEST = re.compile(r"^(sha256|sha384|sha512):([a-f0-9]{32,128})$")
 _HASHES = {"sha256": 64, "sha384": 96, "sha512": 128}
