@@ -170,9 +170,14 @@ def run_extract(argv: Sequence[str]) -> int:
             return EXIT_OK
         path = normalise(args.path) or "/"
         if path != "/":
-            found = _look_up(image, path, args.layer, follow_last=False)  # a link itself, as docker cp
+            # a symlink itself, as docker cp copies it; with a trailing slash what it leads to, as ls /bin/
+            follow = args.path.endswith("/")
+            found = _look_up(image, path, args.layer, follow_last=follow)
             if found.entry is None and not args.only_layer:
                 raise SelectionError(f"{args.path}: no such file at {_where(args.layer)}{_through(found)}")
+            if found.entry is not None and found.entry.type == "symlink":
+                print(f"layer-explorer: {args.path} is a symlink to {found.entry.target}: it is extracted as a link; "
+                      f"ask for {args.path.rstrip('/')}/ to extract what it leads to", file=sys.stderr)
             path = found.path
         entries = select_entries(image, path, args.layer, args.only_layer)
         result = extract(source, image, entries, args.output, base=path,

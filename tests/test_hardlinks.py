@@ -275,6 +275,10 @@ def test_waste_names_the_layer_that_let_the_last_name_go(tmp_path):
         assert img.waste.merge_savings == [0, 0]  # merging layers 0 and 1 would keep it all the same
 
 
-def test_extracting_a_symlink_by_its_path_writes_the_link(tmp_path, capsys):
-    assert main(["extract", ARCHIVE, "/bin", "-o", str(tmp_path)]) == 0
-    assert os.readlink(tmp_path / "bin") == "usr/bin"
+def test_extracting_a_symlink_by_its_path_writes_the_link_and_with_a_slash_where_it_leads(tmp_path, capsys):
+    assert main(["extract", ARCHIVE, "/bin", "-o", str(tmp_path / "link")]) == 0
+    assert os.readlink(tmp_path / "link" / "bin") == "usr/bin"
+    assert "ask for /bin/ to extract what it leads to" in capsys.readouterr().err
+    assert main(["extract", ARCHIVE, "/bin/", "-o", str(tmp_path / "folder")]) == 0
+    assert (tmp_path / "folder" / "bin" / "hello").read_text() == "hello\n"
+    assert "/bin -> usr/bin" in capsys.readouterr().err
