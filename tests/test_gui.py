@@ -955,3 +955,11 @@ def test_a_dangling_link_says_so_and_goes_nowhere(qtbot, window, tmp_path):
     assert "It leads to /nowhere/file, which is not in the image (a dangling link)." in text
     assert not view.preview.go.isEnabled()
     assert "dangling" in view.details.values["Link target"].text()
+
+
+def test_searching_a_path_finds_it_through_symlinked_folders(qtbot, window):
+    view = _open(qtbot, window, HARDLINKS)
+    with qtbot.waitSignal(view.search_finished, timeout=10_000):
+        view.search_box.setText("/sbin/hello")  # /sbin -> usr/bin: stored as /usr/bin/hello
+    paths = [p for p, _ in _all_rows(view.tree_model)]
+    assert paths == ["/usr", "/usr/bin", "/usr/bin/hello"]

@@ -15,6 +15,7 @@ from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import LayerTree
+from explorer.tree.resolve import resolve
 from explorer.tree.steps import EVERY, Steps, drain
 
 MERGED, DIFF = "merged", "diff"
@@ -332,6 +333,18 @@ def matcher(text: str, kind: str) -> Callable[[str], bool]:
         return lambda p: rx.match(p[p.rfind("/") + 1 :]) is not None
     needle = text.lower()
     return lambda p: needle in p.lower()
+
+
+def path_matcher(tree: LayerTree, layer: int | None, text: str, kind: str) -> Callable[[str], bool]:
+    """``matcher``, and for a path typed whole (``/bin/sh``) also where the container finds it:
+    through symlinked folders (``/usr/bin/sh`` on a usr-merged image)."""
+    match = matcher(text, kind)
+    if kind == SUBSTRING and text.startswith("/"):
+        found = resolve(tree, text, layer, follow_last=False)
+        if found.via and found.problem is None:
+            real = found.path.lower()
+            return lambda p: match(p) or real in p.lower()
+    return match
 
 
 def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[set[str]]":

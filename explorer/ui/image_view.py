@@ -28,7 +28,7 @@ from explorer.image.loader import Image, prepare_first_view
 from explorer.formats.source import Source
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.steps import EVERY
-from explorer.tree.views import (DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, changed_paths_steps, matcher,
+from explorer.tree.views import (DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, changed_paths_steps, path_matcher,
                                  visible_paths_steps)
 from explorer.ui import resources
 from explorer.ui.compare_panel import ComparePanel
@@ -365,7 +365,7 @@ class ImageView(QWidget):
             self.search_finished.emit(-1)
             return
         try:
-            match = matcher(text, self.search_kind.currentData()) if text else None
+            match = path_matcher(self.image.tree, self.layer, text, self.search_kind.currentData()) if text else None
         except Exception as exc:  # a regex being typed is often invalid for a moment
             self.search_status.setText("invalid pattern")
             self.search_status.setToolTip(str(exc))
