@@ -53,3 +53,31 @@ def test_cancel_stops_the_workers(small_pool):
         with pytest.raises(Cancelled):
             list(scans)
     assert multiprocessing.active_children() == []  # terminated and joined, none left behind
+
+
+def test_without_worker_processes_the_layers_are_scanned_here(small_pool, monkeypatch):
+    asked = []
+
+    def no_pool(*_a, **_k):
+        asked.append(True)
+        raise OSError(38, "Function not implemented")  # as where POSIX semaphores are missing
+
+    monkeypatch.setattr(multiprocessing.get_context("spawn"), "Pool", no_pool)
+    path = str(DATA / "buildah-overlay.oci.tar")
+    with open_source(path) as src:
+        img = load_image(src, src.select(), parallel=True)
+        assert len(img.layers) == 4 and img.tree.entry_at("/data/modify-me.txt") is not None
+    assert asked  # the pool was asked for, and the layers were read all the same
+
+
+def test_a_layout_folder_is_scanned_by_workers_too(small_pool, tmp_path):
+    import tarfile
+
+    folder = tmp_path / "layout"
+    with tarfile.open(DATA / "buildah-overlay.oci.tar") as tar:
+        tar.extractall(folder, filter="data")
+    reports = []
+    for parallel in (False, True):
+        with open_source(str(folder)) as src:
+            reports.append(build_report(load_image(src, src.select(), parallel=parallel), src.images, str(folder)))
+    assert reports[0] == reports[1]

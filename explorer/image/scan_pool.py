@@ -87,8 +87,12 @@ def scans(source: Source, blobs: list[str], monitor: Monitor) -> Iterator[LayerS
     """
     path = source.info.path
     workers = min(_cores(), len(blobs), 4)
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers, initializer=_worker_start)
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_start)
+    except (OSError, ImportError):  # no processes or semaphores to be had here: scan in this one
+        for blob in blobs:
+            yield source.container.scan_layer(blob, monitor)
+        return
     try:
         pending = []
         ahead = workers + 1
