@@ -48,6 +48,24 @@ def _worker_start() -> None:
         pass
 
 
+def import_ahead() -> None:
+    """Import what starting the pool needs, now: the window calls this at start, because an
+    import in the loading thread under Qt for Python (whose import hook reads each new
+    module's source) held the interpreter, and so the window, for 65 ms; the same for the
+    helper process multiprocessing starts on first use."""
+    import multiprocessing.connection  # noqa: F401
+    import multiprocessing.pool  # noqa: F401
+    import multiprocessing.queues  # noqa: F401
+    import multiprocessing.synchronize  # noqa: F401
+
+    try:
+        import multiprocessing.popen_spawn_posix  # noqa: F401
+        from multiprocessing import resource_tracker
+    except ImportError:  # not POSIX
+        return
+    resource_tracker.ensure_running()  # its process too: starting it took the loading thread 20 ms
+
+
 def worth_it(source: Source, blobs: list[str]) -> bool:
     """Whether a pool pays: a local source whose layers are compressed and big enough, and a
     second core to run on."""

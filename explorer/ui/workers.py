@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
 
-from explorer.image import index_cache
+from explorer.image import index_cache, scan_pool
 from explorer.model.errors import Cancelled, ExplorerError
 from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.model.values import ImageRef
@@ -208,6 +208,7 @@ class LoadController(QObject):
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
         self.follow_up = Slices(self)  # after a load: saving its index, decoding a cached one
+        scan_pool.import_ahead()
 
     def forget(self, image: Image) -> None:
         """An image's tab closed: decoding the rest of its cached index is no use any more
