@@ -52,7 +52,7 @@ def test_cancel_stops_the_workers(small_pool):
         monitor.cancelled = True
         with pytest.raises(Cancelled):
             list(scans)
-    assert multiprocessing.active_children() == []  # terminated and joined, none left behind
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]  # none left running
 
 
 def test_without_worker_processes_the_layers_are_scanned_here(small_pool, monkeypatch):
@@ -62,12 +62,29 @@ def test_without_worker_processes_the_layers_are_scanned_here(small_pool, monkey
         asked.append(True)
         raise OSError(38, "Function not implemented")  # as where POSIX semaphores are missing
 
-    monkeypatch.setattr(multiprocessing.get_context("spawn"), "Pool", no_pool)
+    monkeypatch.setattr(scan_pool, "ProcessPoolExecutor", no_pool)
     path = str(DATA / "buildah-overlay.oci.tar")
     with open_source(path) as src:
         img = load_image(src, src.select(), parallel=True)
         assert len(img.layers) == 4 and img.tree.entry_at("/data/modify-me.txt") is not None
     assert asked  # the pool was asked for, and the layers were read all the same
+
+
+def test_a_killed_worker_leaves_its_layers_to_the_loader(small_pool):
+    import os
+    import signal
+
+    path = str(DATA / "buildah-overlay.oci.tar")
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+        alone = [src.container.scan_layer(b, Monitor(path)).members for b in blobs]
+        scans = scan_pool.scans(src, blobs, Monitor(path))
+        got = [next(scans).members]
+        for child in multiprocessing.active_children():  # as the kernel's out-of-memory killer would
+            os.kill(child.pid, signal.SIGKILL)
+        got += [scan.members for scan in scans]
+    assert got == alone
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
 
 
 def test_a_layout_folder_is_scanned_by_workers_too(small_pool, tmp_path):

@@ -68,3 +68,29 @@ def test_the_standard_zlib_reads_the_same_where_zlib_ng_is_missing(tmp_path, mon
             img = load_image(src, src.select())
             read = open_entry(src, img, img.tree.entry_at("/data/big.bin"))
             assert b"".join(iter(lambda: read(1 << 20), b"")) == big, inflate.__name__
+
+
+def test_reads_without_resume_points_record_them_as_far_as_they_go(tmp_path):
+    import random
+
+    from explorer.formats import compression
+    from explorer.formats.source import open_source
+    from explorer.image.content import read_entry
+    from explorer.image.loader import load_image
+
+    rnd = random.Random(5)
+    files = {f"data/f{k}.bin": bytes(rnd.getrandbits(8) for _ in range(64)) * (96 << 10) for k in range(4)}  # 6 MiB each
+    archive = tmp_path / "deep.tar"
+    archive.write_bytes(oci_archive([layer_tar([f(n, d) for n, d in files.items()])]))
+    with open_source(str(archive)) as src:
+        img = load_image(src, src.select())
+        scan = img.scans[0]
+        scan.checkpoints = []  # as after a worker process scanned it, or a reopen from the cache
+        for name in ("data/f2.bin", "data/f0.bin", "data/f3.bin", "data/f1.bin"):
+            entry = img.tree.entry_at("/" + name)
+            assert read_entry(src, img, entry, offset=1000, limit=4096) == files[name][1000:5096], name
+            outs = [c[1] for c in scan.checkpoints]
+            assert outs == sorted(outs) and len(set(outs)) == len(outs)  # in order, none twice
+        # recorded as far as the deepest read needed: its start is within one step of the last
+        deepest = img.tree.entry_at("/data/f3.bin").offset + 1000
+        assert deepest - compression.CHECKPOINT_EVERY < scan.checkpoints[-1][1] <= deepest

@@ -139,6 +139,20 @@ class _RawReader:
         self.read = read
 
 
+def extend_checkpoints(read_from: Callable[[int], Callable[[int], bytes]], checkpoints: list[Checkpoint],
+                       upto: int) -> list[Checkpoint]:
+    """``checkpoints`` of a gzip blob, extended from the last one as far as output offset
+    ``upto`` (a new list: readers of the old one may be using it meanwhile)."""
+    points = list(checkpoints)
+    if points and points[-1][1] + CHECKPOINT_EVERY > upto:
+        return points
+    start = points[-1] if points else None
+    reader = _GzipReader(read_from(start[0] if start else 0), points, start)
+    while reader.out_pos < upto and reader.read(CHUNK):
+        pass
+    return points
+
+
 class _ZstdReader:
     """Streams zstd frames (several frames in a row are allowed)."""
 

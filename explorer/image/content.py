@@ -35,8 +35,10 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
     container = source.container
     blob, scan = image.blobs[layer], image.scans[layer]
     left = [max(0, entry.size - offset)]
-    if scan.compression == compression.GZIP and not scan.checkpoints and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
-        _rebuild_checkpoints(container, blob, scan)  # an index read from the cache has none
+    if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
+        # an index read from the cache, or a layer scanned by a worker process, has none yet:
+        # record them as far as this read needs, so later reads start near their file
+        scan.checkpoints = compression.extend_checkpoints(lambda s: container.raw_reader(blob, s), scan.checkpoints, start)
     raw = container.layer_reader(blob, scan, start)
 
     def read(size: int = compression.CHUNK) -> bytes:
@@ -48,15 +50,6 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
         return data
 
     return read
-
-
-def _rebuild_checkpoints(container, blob: str, scan) -> None:
-    """Decompress a gzip layer once to record its resume points (then reads are quick again)."""
-    points: list[compression.Checkpoint] = []
-    read = compression.open_reader(compression.GZIP, container.raw_reader(blob, 0), points)
-    while read(compression.CHUNK):
-        pass
-    scan.checkpoints = points
 
 
 def read_entry(source: Source, image: Image, entry: Entry, offset: int = 0, limit: int | None = None) -> bytes:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
 from explorer.formats import compression, container
@@ -54,7 +57,6 @@ def import_ahead() -> None:
     module's source) held the interpreter, and so the window, for 65 ms; the same for the
     helper process multiprocessing starts on first use."""
     import multiprocessing.connection  # noqa: F401
-    import multiprocessing.pool  # noqa: F401
     import multiprocessing.queues  # noqa: F401
     import multiprocessing.synchronize  # noqa: F401
 
@@ -101,32 +103,50 @@ def scans(source: Source, blobs: list[str], monitor: Monitor) -> Iterator[LayerS
     """Each layer's scan, in layer order, scanned ahead in worker processes.
 
     At most a few layers are scanned ahead of the one being applied, so memory holds only
-    those; a cancel stops the workers at once.
+    those; a cancel stops the workers at once. Whatever goes wrong with the workers (one is
+    killed, none can start), the layers not yet scanned are scanned here instead.
     """
     path = source.info.path
     workers = min(_cores(), len(blobs), 4)
     try:
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_start)
-    except (OSError, ImportError):  # no processes or semaphores to be had here: scan in this one
-        for blob in blobs:
-            yield source.container.scan_layer(blob, monitor)
-        return
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
+    except (OSError, ImportError, RuntimeError):  # no processes or semaphores to be had here
+        pool = None
+    pending: list[Future[LayerScan | None]] = []
     try:
-        pending = []
-        ahead = workers + 1
         for i, blob in enumerate(blobs):
-            while len(pending) < ahead and len(pending) + i < len(blobs):
-                j = i + len(pending)
-                pending.append(pool.apply_async(_scan, (path, blobs[j])))
-            job = pending.pop(0)
-            while True:
-                if monitor.cancelled:
-                    raise Cancelled("cancelled")
-                if job.ready():
-                    break
-                job.wait(WAIT)
-            scan = job.get()
+            scan = None
+            if pool is not None:
+                try:
+                    while len(pending) < workers + 1 and i + len(pending) < len(blobs):
+                        pending.append(pool.submit(_scan, path, blobs[i + len(pending)]))
+                    scan = _wait(pending.pop(0), monitor)
+                except (BrokenProcessPool, OSError, RuntimeError):  # a worker died or never started
+                    _stop(pool)
+                    pool, pending = None, []
             yield scan if scan is not None else source.container.scan_layer(blob, monitor)
     finally:
-        pool.terminate()  # stops scans still running (a cancel, an error) at once
-        pool.join()
+        if pool is not None:
+            _stop(pool)
+
+
+def _wait(job: "Future[LayerScan | None]", monitor: Monitor) -> LayerScan | None:
+    """A worker's scan, looking at the cancel flag every ``WAIT`` seconds meanwhile."""
+    while True:
+        if monitor.cancelled:
+            raise Cancelled("cancelled")
+        try:
+            return job.result(timeout=WAIT)
+        except FuturesTimeout:
+            continue
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the workers now, scans still running included (a cancel, an error)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14 says it in public
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()  # a scan under way stops now; the pool then notices and winds down
+    pool.shutdown(wait=True, cancel_futures=True)
