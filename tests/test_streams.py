@@ -94,3 +94,17 @@ def test_reads_without_resume_points_record_them_as_far_as_they_go(tmp_path):
         # recorded as far as the deepest read needed: its start is within one step of the last
         deepest = img.tree.entry_at("/data/f3.bin").offset + 1000
         assert deepest - compression.CHECKPOINT_EVERY < scan.checkpoints[-1][1] <= deepest
+
+
+def test_zero_padding_between_gzip_members_anywhere_in_a_read():
+    import gzip
+    import io
+
+    from explorer.formats import compression
+
+    parts = [b"first member\n" * 50, b"second\n" * 70, b"third\n"]
+    for pad in (1, 511, 4096):
+        blob = (gzip.compress(parts[0]) + b"\0" * pad + gzip.compress(parts[1]) + b"\0" * pad
+                + gzip.compress(parts[2]) + b"\0" * pad)
+        read = compression.open_reader(compression.GZIP, io.BytesIO(blob).read)
+        assert b"".join(iter(lambda: read(1 << 20), b"")) == b"".join(parts), pad

@@ -92,8 +92,10 @@ class _GzipReader:
                     raise DecompressError("gzip stream cut short")
                 self._done = True
                 break
-            if not self._started and not data.strip(b"\0"):
-                continue  # zero padding between or after gzip members
+            if not self._started:
+                data = data.lstrip(b"\0")  # zero padding between or after gzip members
+                if not data:
+                    continue
             self._started = True
             try:
                 out = self._d.decompress(data, size)
