@@ -404,8 +404,12 @@ def test_copy_path(qtbot, window):
 def test_cancel_drops_the_load(qtbot, window, tmp_path):
     big = tmp_path / "many.tar"
     big.write_bytes(docker_archive([layer_tar([f(f"d{i // 500}/f{i}", "x") for i in range(20_000)])]))
-    with qtbot.waitSignal(window.loader.progress, timeout=10_000):
+    from explorer.model.progress import Progress
+
+    with qtbot.waitSignal(window.loader.progress, timeout=10_000) as blocker:
         window.open_paths([str(big)])
+    (said,) = blocker.args  # progress comes as one typed value
+    assert isinstance(said, Progress) and said.stage
     progress = window.findChild(QProgressBar, "loadProgress")
     assert progress.isVisible()
     with qtbot.waitSignal(window.loader.cancelled, timeout=10_000):

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from explorer.model.errors import Cancelled
 
-# progress(stage, layer_index, layer_count, bytes_done, bytes_total)
-ProgressFn = Callable[[str, int, int, int, int], None]
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where long work stands: a stage (reading layer 2 of 5), and bytes done of its total."""
+
+    stage: str
+    layer: int  # the layer being worked on, counted from 0
+    layers: int  # how many there are (0: not a per-layer stage)
+    done: int
+    total: int  # 0 when unknown
+
+
+ProgressFn = Callable[[Progress], None]
 
 
 class Monitor:
@@ -36,4 +48,4 @@ class Monitor:
         if self.cancelled:
             raise Cancelled("cancelled")
         if self._progress is not None:
-            self._progress(self.stage, self.layer, self.layers, done, self.total)
+            self._progress(Progress(self.stage, self.layer, self.layers, done, self.total))

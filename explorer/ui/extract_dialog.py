@@ -39,7 +39,7 @@ class Extraction(QObject):
         self.dialog.setObjectName("extractProgress")
         self.dialog.setMinimumDuration(300)
         self.dialog.canceled.connect(self.cancel)
-        self.signals.progress.connect(lambda _t, stage, _l, _n, done, _total: self.dialog.setLabelText(f"{title}\n{stage}: {done / 1e6:.1f} MB"))
+        self.signals.progress.connect(lambda _t, p: self.dialog.setLabelText(f"{title}\n{p.stage}: {p.done / 1e6:.1f} MB"))
         self.signals.done.connect(self._done)
         self.signals.failed.connect(self._failed)
         self.result: object = None

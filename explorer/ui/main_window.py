@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from explorer import __version__
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
+from explorer.model.progress import Progress
 from explorer.model.values import ImageRef
 from explorer.formats.source import Source
 from explorer.ui import resources
@@ -439,7 +440,8 @@ class MainWindow(QMainWindow):
         self.load_failed.emit(message)
         self._next()
 
-    def _on_progress(self, stage: str, layer: int, layers: int, done: int, total: int) -> None:
+    def _on_progress(self, progress: Progress) -> None:
+        stage, layer, layers, done, total = progress.stage, progress.layer, progress.layers, progress.done, progress.total
         if total > 0:
             self.progress.setRange(0, 1000)
             self.progress.setValue(min(1000, int(done * 1000 / total)))

@@ -20,7 +20,7 @@ from explorer.image import index_cache, scan_pool
 from explorer.model.errors import Cancelled, ExplorerError
 from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.model.values import ImageRef
-from explorer.model.progress import Monitor
+from explorer.model.progress import Monitor, Progress, ProgressFn
 from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
 
@@ -28,7 +28,7 @@ from explorer.tree.steps import drain
 class TaskSignals(QObject):
     """Signals of one background task (lives on the GUI thread)."""
 
-    progress = Signal(int, str, int, int, int, int)  # token, stage, layer, layers, done, total
+    progress = Signal(int, object)  # token, Progress
     done = Signal(int, object)
     failed = Signal(int, str, bool)  # token, message, cancelled
 
@@ -176,15 +176,15 @@ def wait_for_background(timeout_ms: int) -> None:
     pool.waitForDone(timeout_ms)
 
 
-def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) -> Callable[[str, int, int, int, int], None]:
+def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) -> ProgressFn:
     """A progress callback that emits at most every ``every`` seconds (and on a new stage)."""
     last = [0.0, ""]
 
-    def report(stage: str, layer: int, layers: int, done: int, total: int) -> None:
+    def report(progress: Progress) -> None:
         now = time.monotonic()
-        if now - last[0] >= every or stage != last[1]:
-            last[0], last[1] = now, stage
-            signals.progress.emit(token, stage, layer, layers, done, total)
+        if now - last[0] >= every or progress.stage != last[1]:
+            last[0], last[1] = now, progress.stage
+            signals.progress.emit(token, progress)
 
     return report
 
@@ -197,7 +197,7 @@ class LoadController(QObject):
     loaded = Signal(object, object)  # Source, Image
     failed = Signal(str, str)  # path, message
     cancelled = Signal(str)  # path
-    progress = Signal(str, int, int, int, int)  # stage, layer, layers, done, total
+    progress = Signal(object)  # Progress
     busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -320,9 +320,9 @@ class LoadController(QObject):
         self.busy_changed.emit(False)
         return True
 
-    def _on_progress(self, token: int, stage: str, layer: int, layers: int, done: int, total: int) -> None:
+    def _on_progress(self, token: int, progress: Progress) -> None:
         if token == self._token:
-            self.progress.emit(stage, layer, layers, done, total)
+            self.progress.emit(progress)
 
     def _on_failed(self, token: int, message: str, was_cancelled: bool) -> None:
         if self._finish(token) and not was_cancelled:
