@@ -112,7 +112,7 @@ class ComparePanel(QWidget):
 
         self.background.run("compare", work)
 
-    def _on_result(self, _kind: str, value: object) -> None:
+    def _on_result(self, value: object) -> None:
         a, b, side, old, new = value  # type: ignore[misc]
         if a is not self.old.currentData() or b is not self.new.currentData():
             return

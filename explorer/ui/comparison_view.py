@@ -271,7 +271,7 @@ class ComparisonView(QWidget):
 
         self.background.run("sides", work)
 
-    def _on_result(self, _kind: str, value: object) -> None:
+    def _on_result(self, value: object) -> None:
         d, result = value  # type: ignore[misc]
         current = self.file_tree.currentIndex()
         if not current.isValid() or current.internalPointer().row.path != d.path:

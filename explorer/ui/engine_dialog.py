@@ -135,7 +135,7 @@ class EngineDialog(QDialog):
 
         self.background.run("images", work)
 
-    def _listed(self, _kind: str, value: object) -> None:
+    def _listed(self, value: object) -> None:
         engine, images = value  # type: ignore[misc]
         if engine != self.engine.currentData():
             return

@@ -173,7 +173,7 @@ class PreviewPanel(QWidget):
         self.more.setEnabled(False)
         self.background.run("preview", lambda _m: (entry, self._read(entry, offset)))
 
-    def _on_result(self, _kind: str, value: object) -> None:
+    def _on_result(self, value: object) -> None:
         entry, result = value  # type: ignore[misc]
         if entry is not self._entry:
             return  # the selection moved on

@@ -333,7 +333,7 @@ class BackgroundCall(QObject):
     """Runs small pieces of work (a file's preview, a comparison) off the GUI thread; only the
     newest of each kind counts."""
 
-    result = Signal(str, object)  # kind, value
+    result = Signal(object)  # what the newest call of its kind returned
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -376,4 +376,4 @@ class BackgroundCall(QObject):
         kind = self._kinds.pop(token, "")
         if self._tokens.get(kind) == token:
             self._monitors.pop(kind, None)
-            self.result.emit(kind, value)
+            self.result.emit(value)
