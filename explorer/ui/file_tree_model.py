@@ -96,7 +96,6 @@ class FileTreeModel(QAbstractItemModel):
         """Order huge folders a slice at a time on ``slices`` (a ``workers.Slices``): opening
         one then never blocks the window; its rows appear when ordered."""
         self.slices = slices
-        slices.done.connect(self._ordered)
 
     # -- what is shown -------------------------------------------------------------------
 
@@ -144,7 +143,7 @@ class FileTreeModel(QAbstractItemModel):
             elif self.sort_column == NAME and view.mode == MERGED and len(view.tree.kids.get(node.path, ())) > BATCH:
                 if self.slices is not None:  # ordered between events; ``_ordered`` adds the rows
                     node.children, node.ordering = [], True
-                    self.slices.run(_order_kind(node), self._order_steps(node))
+                    self.slices.run(_order_kind(node), self._order_steps(node), then=self._ordered)
                     return node.children
                 rows = drain(self._ordered_paths(node.path))  # rows made as handed out
             else:
@@ -169,9 +168,9 @@ class FileTreeModel(QAbstractItemModel):
         paths = yield from self._ordered_paths(node.path)
         return node, generation, paths
 
-    def _ordered(self, kind: str, value: Any) -> None:
+    def _ordered(self, value: Any) -> None:
         """A huge folder is ordered: hand the view its first rows."""
-        if not kind.startswith("order ") or value is None:
+        if value is None:
             return
         node, generation, paths = value
         if generation != self._generation or not node.ordering:

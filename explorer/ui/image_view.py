@@ -70,7 +70,6 @@ class ImageView(QWidget):
         self.view = image.first_view
         self._views: dict[tuple[int | None, str], TreeView] = {(None, MERGED): self.view}
         self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
-        self.background.done.connect(self._on_background)
         self._build()
         self._apply_view()
         if not image.pending:
@@ -330,7 +329,7 @@ class ImageView(QWidget):
                 relevant = yield from changed_paths_steps(self.image.tree, key[0])
                 return key, relevant
 
-            self.background.run("gather", gather())
+            self.background.run("gather", gather(), then=self._gathered)
             self.status_changed.emit()
             return
         expanded = self._expanded_paths()
@@ -344,7 +343,7 @@ class ImageView(QWidget):
                 totals = yield from view.totals_steps()
                 return view, totals
 
-            self.background.run("totals", sized())
+            self.background.run("totals", sized(), then=self._sized)
         if self._filtering():
             self._filters_changed()
         else:
@@ -392,27 +391,31 @@ class ImageView(QWidget):
                     yield
             return view, visible, folders[: MAX_EXPANDED_MATCHES * 4]
 
-        self.background.run("visible", work())
+        self.background.run("visible", work(), then=self._shown)
 
-    def _on_background(self, kind: str, value: object) -> None:
-        if kind == "gather":
-            key, relevant = value  # type: ignore[misc]
-            self._view_for(key[0], key[1], relevant)
-            if (self.layer, self.mode) == key:
-                self._apply_view()
-        elif kind == "totals":
-            view, totals = value  # type: ignore[misc]
-            if view is self.view:
-                self.tree_model.set_totals(totals)
-        elif kind == "visible":
-            view, visible, folders = value  # type: ignore[misc]
-            if view is not self.view:
-                return
-            self.tree_model.set_visible(visible)
-            files = len(visible)
-            self.search_status.setText(f"{files:,} shown" if visible else "nothing matches")
-            self._expand_matches(folders)
-            self.search_finished.emit(files)
+    def _gathered(self, value: tuple[tuple[int | None, str], set[str]]) -> None:
+        """A layer's changed paths are gathered: its changes view can show."""
+        key, relevant = value
+        self._view_for(key[0], key[1], relevant)
+        if (self.layer, self.mode) == key:
+            self._apply_view()
+
+    def _sized(self, value: tuple[TreeView, dict[str, int]]) -> None:
+        """A view's folder sizes are ready."""
+        view, totals = value
+        if view is self.view:
+            self.tree_model.set_totals(totals)
+
+    def _shown(self, value: tuple[TreeView, set[str], list[str]]) -> None:
+        """A search or filter is done: show what it kept, its first matches opened."""
+        view, visible, folders = value
+        if view is not self.view:
+            return
+        self.tree_model.set_visible(visible)
+        files = len(visible)
+        self.search_status.setText(f"{files:,} shown" if visible else "nothing matches")
+        self._expand_matches(folders)
+        self.search_finished.emit(files)
 
     def _expand_matches(self, folders: list[str]) -> None:
         """Open the folders that lead to the first matches (shallowest first).

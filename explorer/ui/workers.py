@@ -71,22 +71,23 @@ class Slices(QObject):
     events, so the window never waits longer than one slice.
     """
 
-    done = Signal(str, object)  # kind, what the walk returned
+    done = Signal(str, object)  # kind, what the walk returned (for whoever watches them all)
     SLICE = 0.010  # seconds of work per turn of the event loop
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._jobs: dict[str, tuple[Iterator[Any], bool]] = {}
+        self._jobs: dict[str, tuple[Iterator[Any], bool, Callable[[Any], None] | None]] = {}
         self._timer = QTimer(self, interval=0)
         self._timer.timeout.connect(self._tick)
 
-    def run(self, kind: str, steps: Iterator[Any], idle: bool = False) -> None:
+    def run(self, kind: str, steps: Iterator[Any], idle: bool = False, then: Callable[[Any], None] | None = None) -> None:
         """Run a walk for ``kind`` (a newer one of the same kind replaces it). ``idle``: only
-        when no other walk is waiting (work ahead of need)."""
+        when no other walk is waiting (work ahead of need). ``then`` gets what the walk
+        returned, unless a newer walk of its kind replaced it."""
         old = self._jobs.pop(kind, None)
         if old is not None:
             old[0].close()
-        self._jobs[kind] = (steps, idle)
+        self._jobs[kind] = (steps, idle, then)
         self._timer.start()
 
     def pending(self, prefix: str = "") -> list[str]:
@@ -97,7 +98,7 @@ class Slices(QObject):
         """Run one walk to its end now (a save, when the window closes)."""
         job = self._jobs.pop(kind, None)
         if job is not None:
-            self.done.emit(kind, drain(job[0]))
+            self._deliver(kind, drain(job[0]), job[2])
 
     def cancel(self, kind: str) -> None:
         """Stop one walk, if it is still going."""
@@ -107,7 +108,7 @@ class Slices(QObject):
 
     def cancel_all(self) -> None:
         """Stop every walk (their tab is closing)."""
-        for steps, _idle in self._jobs.values():
+        for steps, _idle, _then in self._jobs.values():
             steps.close()
         self._jobs.clear()
         self._timer.stop()
@@ -116,8 +117,8 @@ class Slices(QObject):
         if not self._jobs:
             self._timer.stop()
             return
-        kind = next((k for k, (_, idle) in self._jobs.items() if not idle), next(iter(self._jobs)))
-        steps = self._jobs[kind][0]
+        kind = next((k for k, (_, idle, _then) in self._jobs.items() if not idle), next(iter(self._jobs)))
+        steps, _idle, then = self._jobs[kind]
         deadline = time.perf_counter() + self.SLICE
         value: Any = None
         failed = False
@@ -135,7 +136,12 @@ class Slices(QObject):
         if not self._jobs:
             self._timer.stop()
         if not failed:
-            self.done.emit(kind, value)
+            self._deliver(kind, value, then)
+
+    def _deliver(self, kind: str, value: Any, then: Callable[[Any], None] | None) -> None:
+        if then is not None:
+            then(value)
+        self.done.emit(kind, value)
 
     def _tick(self) -> None:
         try:
