@@ -144,15 +144,18 @@ def _snapshot(root: Path) -> dict[str, tuple]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(stacks)
 def test_merged_view_equals_a_real_application(tmp_path_factory, layers):
-    work = tmp_path_factory.mktemp("prop")
+    _check_against(tmp_path_factory.mktemp("prop"), layers, reference)
+
+
+def _check_against(work: Path, layers: list[list], apply) -> None:
+    """Load the layers as an image and compare it, after every layer, with ``apply``'s folder."""
     archive = work / "img.tar"
     archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
     root = work / "root"
     root.mkdir()
-    states = reference(layers, root)
+    states = apply(layers, root)
     with open_source(str(archive)) as src:
-        img = load_image(src, src.select())
-        _assert_states(src, img, states)
+        _assert_states(src, load_image(src, src.select()), states)
 
 
 def _assert_states(src, img, states: list[dict[str, tuple]]) -> None:
@@ -289,12 +292,4 @@ def _apply_in_root(ops) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(linked_stacks)
 def test_entries_through_symlinked_folders_land_where_the_kernel_puts_them(tmp_path_factory, layers):
-    work = tmp_path_factory.mktemp("chroot")
-    archive = work / "img.tar"
-    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
-    root = work / "root"
-    root.mkdir()
-    states = _in_chroot(root, layers)
-    with open_source(str(archive)) as src:
-        img = load_image(src, src.select())
-        _assert_states(src, img, states)
+    _check_against(tmp_path_factory.mktemp("chroot"), layers, lambda stack, root: _in_chroot(root, stack))
