@@ -258,17 +258,20 @@ def test_long_walks_run_between_events_and_the_newest_of_a_kind_wins(qtbot, caps
         raise ValueError("a bug")
 
     results = []
-    slices.done.connect(lambda kind, value: results.append((kind, value)))
-    slices.run("sizes", walk(300, "old"))
-    slices.run("sizes", walk(300, "new"))  # replaces the first
-    slices.run("ahead", walk(10, "idle"), idle=True)
-    slices.run("bug", broken())
+
+    def then(kind):
+        return lambda value: results.append((kind, value))
+
+    slices.run("sizes", walk(300, "old"), then=then("sizes"))
+    slices.run("sizes", walk(300, "new"), then=then("sizes"))  # replaces the first
+    slices.run("ahead", walk(10, "idle"), idle=True, then=then("ahead"))
+    slices.run("bug", broken(), then=then("bug"))
     qtbot.waitUntil(lambda: len(results) == 2, timeout=10_000)
     assert results == [("sizes", "new"), ("ahead", "idle")]  # idle work last; the broken one said nothing
     assert "a bug" in capsys.readouterr().err
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     assert len(ticks) > 10 and max(gaps) < 0.1  # the events went on between slices
-    slices.run("save", walk(5, "saved"))
+    slices.run("save", walk(5, "saved"), then=then("save"))
     slices.finish("save")  # run to the end now, as when the window closes
     assert results[-1] == ("save", "saved") and slices.pending() == []
     slices.run("sizes", walk(1000, "never"))

@@ -20,7 +20,7 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def small_pool(monkeypatch):
     monkeypatch.setattr(scan_pool, "POOL_MIN_BYTES", 0)  # the fixtures are small; the rule is the same
-    monkeypatch.setattr(scan_pool, "_cores", lambda: 2)
+    monkeypatch.setattr(scan_pool, "cores", lambda: 2)
 
 
 @pytest.mark.parametrize("name", ["buildah-overlay.oci.tar", "buildah-overlay.oci-zstd.tar", "test-oci-estargz-image.tar"])

@@ -43,22 +43,22 @@ def docker_size(image: Image) -> int:
     # target and a hard-linked file counts once; whiteouts (empty device files) count 0.
     tree = image.tree
     drain(tree.decode_steps())  # a reopened index holds its folders encoded until asked
-    per_layer = [0] * tree.layer_count
-    seen: set[tuple[int, int]] = set()
+    size = 0
+    seen: set[tuple[int, int, int]] = set()  # (layer, file): a file's names in one layer count once
     for path, versions in tree.versions.items():
         for v in versions if type(versions) is list else [(versions[8], None, versions)]:
             e = v[2]
             if e is None or e[8] != v[0] or e[9] == -1:
                 continue  # not stored by that layer (removed, or a folder it only implied)
             if e[1] == SYMLINK:
-                per_layer[e[8]] += len((e[7] or "").encode("utf-8", "surrogateescape"))
+                size += len((e[7] or "").encode("utf-8", "surrogateescape"))
             elif e[1] in (FILE, HARDLINK) and e[5]:
                 key = tree.inode(e, path)
                 if key is None or (e[8], *key) not in seen:
-                    per_layer[e[8]] += e[5]
+                    size += e[5]
                     if key is not None:
                         seen.add((e[8], *key))
-    return sum(per_layer)
+    return size
 
 
 def inspect_object(source: Source, image: Image) -> dict[str, Any]:

@@ -81,12 +81,17 @@ class DiveInChild:
             self.pid = 0
 
 
+def cores() -> int:
+    """How many cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def spare_core() -> bool:
     """Whether this process may run on more than one core (else a child only takes turns)."""
-    try:
-        return len(os.sched_getaffinity(0)) > 1
-    except (AttributeError, OSError):
-        return (os.cpu_count() or 1) > 1
+    return cores() > 1
 
 
 # Below this many bytes of layers, starting an interpreter costs more than it saves.

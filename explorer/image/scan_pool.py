@@ -21,6 +21,7 @@ from explorer.formats.container import Container, LayerScan
 from explorer.model.errors import Cancelled
 from explorer.model.progress import Monitor
 from explorer.formats.source import Source, open_source
+from explorer.image.parallel import cores
 
 # Below this many stored bytes of compressed layers, starting interpreters costs more than the
 # second core saves (about 0.3 s for two, measured here).
@@ -37,10 +38,9 @@ def _scan(path: str, blob: str) -> LayerScan | None:
         source = _opened.get(path)
         if source is None:
             source = _opened[path] = open_source(path)
-        scan = source.container.scan_layer(blob, Monitor(path))
+        return source.container.scan_layer(blob, Monitor(path))
     except Exception:  # noqa: BLE001 (any failure: the loader's own scan says what it is)
         return None
-    return scan
 
 
 def _worker_start() -> None:
@@ -72,7 +72,7 @@ def worth_it(source: Source, blobs: list[str]) -> bool:
     """Whether a pool pays: a local source whose layers are compressed and big enough, and a
     second core to run on."""
     path = source.info.path
-    if "://" in path or not os.path.exists(path) or _cores() < 2:
+    if "://" in path or not os.path.exists(path) or cores() < 2:
         return False
     if source.info.compression != compression.NONE:
         return False  # each worker would decompress the whole outer archive again
@@ -92,13 +92,6 @@ def _compressed(container: Container, blob: str) -> bool:
         return False
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def scans(source: Source, blobs: list[str], monitor: Monitor) -> Iterator[LayerScan]:
     """Each layer's scan, in layer order, scanned ahead in worker processes.
 
@@ -107,7 +100,7 @@ def scans(source: Source, blobs: list[str], monitor: Monitor) -> Iterator[LayerS
     killed, none can start), the layers not yet scanned are scanned here instead.
     """
     path = source.info.path
-    workers = min(_cores(), len(blobs), 4)
+    workers = min(cores(), len(blobs), 4)
     try:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
     except (OSError, ImportError, RuntimeError):  # no processes or semaphores to be had here

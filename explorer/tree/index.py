@@ -84,6 +84,13 @@ class LayerTree:
             return (entry[8], entry[9]) if kind == FILE else None
         return (data, entry[9])
 
+    def shared_file(self, entry: Entry, path: str) -> Inode | None:
+        """``inode`` of an entry as stored, only when its file has (or had) several names; the
+        common case, a file stored as itself, without a lookup (this runs for every path)."""
+        kind = entry[1]
+        key = (entry[8], entry[9]) if kind == FILE else self.inode(entry, path) if kind == HARDLINK else None
+        return key if key in self.links else None
+
     def linked_names(self, entry: Entry, layer: int | None = None) -> list[str]:
         """Every path that is this entry's file after layers 0..layer (itself included), in
         path order; empty when the file has no other name and never had."""

@@ -178,7 +178,7 @@ class TreeView:
                 yield from self.tree.decode_steps()  # the walk below reads every path
             direct: dict[str, int] = {}  # bytes of the files directly inside each folder
             linked: dict[tuple[int, int], tuple[int, list[str]]] = {}  # file -> (size, its names)
-            inode, links = self.tree.inode, self.tree.links
+            shared, links = self.tree.shared_file, self.tree.links
             for item in self._sized_paths():
                 if item is None:
                     yield
@@ -186,12 +186,10 @@ class TreeView:
                         return self._totals  # another walk of this view (a warm-up) finished first
                     continue
                 path, e = item
-                if links:
-                    # a file as stored is its own place; only a hardlink needs looking up
-                    key = (e[8], e[9]) if e[1] == FILE else inode(e, path) if e[1] == HARDLINK else None
-                    if key in links:
-                        linked.setdefault(key, (e[5], []))[1].append(path)  # type: ignore[index]
-                        continue
+                key = shared(e, path) if links else None
+                if key is not None:
+                    linked.setdefault(key, (e[5], []))[1].append(path)
+                    continue
                 parent = path[: path.rfind("/")] or "/"
                 direct[parent] = direct.get(parent, 0) + e[5]
             totals = roll_up(direct)
@@ -202,8 +200,8 @@ class TreeView:
         return self._totals
 
     def _sized_paths(self) -> Iterable[tuple[str, Entry] | None]:
-        """(path, entry) of every non-directory with bytes the view shows, and None after every
-        few thousand paths looked at (shown or not), for the walk to pause at."""
+        """(path, entry as stored) of every non-directory with bytes the view shows, and None
+        after every few thousand paths looked at (shown or not), for the walk to pause at."""
         if self._relevant is not None and self.layer is not None:
             # what the layer stores: its added and modified entries (removed ones take no room)
             entry_at, layer = self.tree.entry_at, self.layer
@@ -221,13 +219,13 @@ class TreeView:
                     yield None
                 r = self.row(p)
                 if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:
-                    yield p, r.entry
+                    yield p, self.tree.entry_at(p, self.layer)  # as stored: ``shared_file`` reads that
             return
         # The merged view reads the stored versions directly: a million entries go through here
         # on every layer switch, and the plain tuples of a cached index need no conversion.
         layer = self.layer
         entries = file_bytes = 0
-        inode, links = self.tree.inode, self.tree.links
+        shared, links = self.tree.shared_file, self.tree.links
         counted: set[tuple[int, int]] = set()  # hard-linked files already in file_bytes
         for i, (path, v) in enumerate(self.tree.versions.items()):
             if not i & EVERY:
@@ -249,8 +247,8 @@ class TreeView:
             entries += 1
             kind = e[1]
             if kind == FILE or kind == HARDLINK:
-                key = None if not links else (e[8], e[9]) if kind == FILE else inode(e, path)
-                if key in links:
+                key = shared(e, path) if links else None
+                if key is not None:
                     if key not in counted:
                         counted.add(key)
                         file_bytes += e[5]

@@ -129,15 +129,8 @@ _PATH, _LAYER = itemgetter(0), itemgetter(1)  # WastedFile.path, WastedFile.laye
 def _duplicates(tree: LayerTree, digest: Callable[[Entry], "str | None"], waste: Waste) -> None:
     """Files of the final image whose content another final file already holds."""
     by_size: dict[int, list[Entry]] = {}
-    seen: set[tuple[int, int]] = set()  # hard-linked files, counted under their first name only
-    for e in tree.merged():
+    for e in tree.merged():  # (of the names of one file, ``merged`` calls one a file, the others links)
         if e.type == FILE and e.size:
-            if tree.links:
-                key = tree.inode(e)
-                if key is not None and key in tree.links:
-                    if key in seen:
-                        continue
-                    seen.add(key)
             by_size.setdefault(e.size, []).append(e)
     for size, same in by_size.items():
         if len(same) < 2:

@@ -71,7 +71,6 @@ class Slices(QObject):
     events, so the window never waits longer than one slice.
     """
 
-    done = Signal(str, object)  # kind, what the walk returned (for whoever watches them all)
     SLICE = 0.010  # seconds of work per turn of the event loop
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -98,7 +97,9 @@ class Slices(QObject):
         """Run one walk to its end now (a save, when the window closes)."""
         job = self._jobs.pop(kind, None)
         if job is not None:
-            self._deliver(kind, drain(job[0]), job[2])
+            value = drain(job[0])
+            if job[2] is not None:
+                job[2](value)
 
     def cancel(self, kind: str) -> None:
         """Stop one walk, if it is still going."""
@@ -135,13 +136,8 @@ class Slices(QObject):
             del self._jobs[kind]
         if not self._jobs:
             self._timer.stop()
-        if not failed:
-            self._deliver(kind, value, then)
-
-    def _deliver(self, kind: str, value: Any, then: Callable[[Any], None] | None) -> None:
-        if then is not None:
+        if not failed and then is not None:
             then(value)
-        self.done.emit(kind, value)
 
     def _tick(self) -> None:
         try:
