@@ -191,11 +191,9 @@ class LayerTree:
         """Every entry of the merged filesystem after layers 0..layer (root excluded), unsorted;
         hard links as that filesystem has them (``effective``)."""
         if not self.links:
-            yield from self._merged(layer)
-            return
+            return self._merged(layer)  # no wrapper to pass a million entries through
         effective = self.effective
-        for e in self._merged(layer):
-            yield effective(e, layer) if e[1] == HARDLINK else e
+        return (effective(e, layer) if e[1] == HARDLINK else e for e in self._merged(layer))
 
     def _merged(self, layer: int | None) -> Iterator[Entry]:
         """``merged`` with hard links as their layers stored them."""
