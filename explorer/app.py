@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Sequence
 
@@ -21,11 +20,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from explorer.ui import resources
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
-            and not os.environ.get("QT_QPA_PLATFORM") and QApplication.instance() is None):
-        print("layer-explorer: no display found (DISPLAY and WAYLAND_DISPLAY are unset); run it in a desktop "
-              "session, or use 'layer-explorer report --text SOURCE' in a terminal", file=sys.stderr)
-        return 2
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "layer-explorer"])
     app.setApplicationName("Layer Explorer")
     app.setOrganizationName("layer-explorer")

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from explorer import __version__
 from explorer.model.errors import ExplorerError, SelectionError, SourceError
 
-EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2
+EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2  # 2 also: the window cannot start here
 
 
 class _Parser(argparse.ArgumentParser):
@@ -418,8 +418,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "inspect":
             return run_inspect(argv[1:])
         args = _main_parser().parse_args(argv)
-        from explorer.app import main as run_window
+        from explorer.ui.display_check import problem
 
+        message = problem()
+        if message:  # Qt would abort (SIGABRT) where Python cannot catch it: say what to do
+            print(message, file=sys.stderr)
+            return EXIT_SOURCE
+        try:
+            from explorer.app import main as run_window
+        except ImportError as exc:  # a library Qt itself links (libGL, libEGL, fontconfig) is missing
+            print(f"layer-explorer: the window cannot load Qt ({exc}); install that library with your package "
+                  "manager, or use 'layer-explorer report --text SOURCE'", file=sys.stderr)
+            return EXIT_SOURCE
         return run_window((["--demo"] if args.demo else []) + list(args.sources))
     except SourceError as exc:
         print(f"layer-explorer: {exc}", file=sys.stderr)
