@@ -304,7 +304,8 @@ def test_start_page_then_drop_loads_the_archive(qtbot, window):
     assert window.findChild(QTableView, "historyPanel").model().rowCount() == 10
     assert window.findChild(QTreeView, "fileTree") is view.file_tree
     assert "fixture-layers:docker-legacy" in window.status_label.text()
-    assert "68 entries, 2.0 MB in files" in window.status_label.text()  # as report --text counts them
+    assert "68 entries, 2.0 MB final files" in window.status_label.text()  # as report --text counts them
+    assert "2.6 MB stored" in window.status_label.text()  # the layer blobs, labelled apart
     assert window.recent_files()[0] == str(LEGACY.resolve())
 
 
@@ -524,7 +525,7 @@ def test_the_window_saves_the_index_after_showing_and_reopens_from_it(qtbot, win
     window.close_tab(0)
     view = _open(qtbot, window)
     assert view.image.from_cache
-    assert "68 entries, 2.0 MB in files" in window.status_label.text()
+    assert "68 entries, 2.0 MB final files" in window.status_label.text()
     assert [view.tree_model.index(r, 1).data() for r in range(view.tree_model.rowCount())] == sizes
     # the rest of the folders are decoded in the background, and a search sees every path
     qtbot.waitUntil(lambda: view.image.tree.versions.chunks.complete, timeout=20_000)

@@ -44,6 +44,7 @@ class ComparePanel(QWidget):
         modes.addStretch(1)
         layout.addLayout(modes)
         self.output = QTextBrowser(objectName="compareOutput")
+        self.output.setAccessibleName("Comparison of the selected path")
         self.output.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.output.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
         layout.addWidget(self.output, 1)

@@ -46,6 +46,7 @@ class ImagePicker(QDialog):
         which = f"Which one is {side}?" if side else "Which one?"
         layout.addWidget(QLabel(f"{source.info.path} holds {len(source.images)} images. {which}"))
         self.list = QListWidget(objectName="imageList")
+        self.list.setAccessibleName("Images in the source")
         preferred = 0
         for ref in source.images:
             tags = ", ".join(ref.tags) or "untagged"

@@ -100,6 +100,7 @@ class EngineDialog(QDialog):
         self.proxy.setFilterKeyColumn(0)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView(objectName="engineImages")
+        self.table.setAccessibleName("Images in the engine")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

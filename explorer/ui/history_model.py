@@ -41,7 +41,7 @@ class HistoryTableModel(ImageTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (
                 relative_time(h.created),
-                short_command(h.created_by, 100) or "(no command recorded)",
+                short_command(h.created_by, 2000) or "(no command recorded)",
                 ("…" if self.image.pending else human_size(size)) if h.layer is not None
                 else ("0 B" if h.empty_layer else "?"),
                 h.comment,

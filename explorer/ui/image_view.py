@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTabWidget,
     QTableView,
+    QToolButton,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -38,7 +38,8 @@ from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, Fi
 from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
-from explorer.ui.layer_model import LayerTableModel
+from explorer.ui.layer_model import DIGEST, LayerTableModel
+from explorer.ui.layer_strip import LayerStrip
 from explorer.ui.widgets import titled
 from explorer.ui.workers import BackgroundCall, Slices
 
@@ -80,12 +81,14 @@ class ImageView(QWidget):
     def _build(self) -> None:
         self.layer_model = LayerTableModel(self.image)
         self.layer_list = QTableView(objectName="layerList")
+        self.layer_list.setAccessibleName("Layers")
         self.layer_list.setModel(self.layer_model)
         self._table_look(self.layer_list)
         header = self.layer_list.horizontalHeader()
-        for column, width in ((0, 34), (1, 64), (2, 64), (3, 96), (4, 92)):
+        for column, sample in ((0, "all"), (1, "999.9 MB"), (2, "999.9 MB"), (3, "+9999 ~99 −99")):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(column, width)
+            header.resizeSection(column, self._text_width(sample))
+        self.layer_list.setColumnHidden(DIGEST, True)  # the strip below shows both digests in full
         header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)  # the command takes what is left
         self.layer_list.selectionModel().currentRowChanged.connect(self._layer_row_changed)
         self.layer_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -94,14 +97,21 @@ class ImageView(QWidget):
 
         self.history_model = HistoryTableModel(self.image)
         self.history_panel = QTableView(objectName="historyPanel")
+        self.history_panel.setAccessibleName("Build history")
         self.history_panel.setModel(self.history_model)
         self._table_look(self.history_panel)
-        self.history_panel.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header = self.history_panel.horizontalHeader()
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.resizeSection(0, self._text_width("12 months ago"))
+        header.resizeSection(2, self._text_width("999.9 MB"))
+        # most images record no comments: the column would only take room from the step
+        self.history_panel.setColumnHidden(3, not any(h.comment for h in self.image.history))
         self.history_panel.selectionModel().currentRowChanged.connect(self._history_row_changed)
 
         self.tree_model = FileTreeModel()
         self.tree_model.use_slices(self.background)
         self.file_tree = QTreeView(objectName="fileTree")
+        self.file_tree.setAccessibleName("Files")
         self.file_tree.setModel(self.tree_model)
         self.file_tree.setUniformRowHeights(True)
         self.file_tree.setSortingEnabled(True)
@@ -110,9 +120,9 @@ class ImageView(QWidget):
         header = self.file_tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((SIZE, 78), (2, 92), (3, 96), (4, 48), (5, 78)):
+        for column, sample in ((SIZE, "999.9 MB"), (2, "drwxr-xr-x"), (3, "1000:1000"), (4, "Layer"), (5, "modified")):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(column, width)
+            header.resizeSection(column, self._text_width(sample))
         self.file_tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.file_tree.customContextMenuRequested.connect(self._tree_menu)
         self._widget_shortcut(self.file_tree, self.copy_path)
@@ -130,14 +140,19 @@ class ImageView(QWidget):
         self.file_tree.setDragEnabled(True)
         self.file_tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
 
+        self.layer_strip = LayerStrip()
         left = QSplitter(Qt.Orientation.Vertical, objectName="leftSplitter")
-        left.addWidget(titled("Layers", self.layer_list))
-        left.addWidget(titled("History", self.history_panel))
+        left.addWidget(titled("&Layers", self.layer_list))
+        left.addWidget(self.layer_strip)
+        left.addWidget(titled("&History", self.history_panel))
+        left.setCollapsible(1, False)
         middle = QWidget()
         mid_layout = QVBoxLayout(middle)
         mid_layout.setContentsMargins(0, 0, 0, 0)
         mid_layout.addLayout(self._tree_controls())
-        middle.setMinimumWidth(300)
+        # names keep room for about 20 characters beside the other columns
+        columns = sum(self.file_tree.header().sectionSize(c) for c in range(1, 6))
+        middle.setMinimumWidth(columns + self._text_width("x" * 20))
         mid_layout.addWidget(self.file_tree, 1)
         self.pending = QLabel("", objectName="pendingFiles", alignment=Qt.AlignmentFlag.AlignCenter)
         self.pending.setWordWrap(True)
@@ -145,30 +160,44 @@ class ImageView(QWidget):
         mid_layout.addWidget(self.pending, 1)
         self._pending: str | None = None
         mid_layout.addWidget(self._legend())
+        # The three panes of the Files page; Insights and Inspect are pages of their own at full
+        # width, so switching pages never moves these splitters.
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(middle)
+        self.splitter.addWidget(self.side_tabs)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 4)
+        self.splitter.setStretchFactor(2, 2)
         self.center_tabs = QTabWidget(objectName="centerTabs")
-        self.center_tabs.addTab(middle, "&Files")
+        self.center_tabs.setDocumentMode(True)
+        self.center_tabs.addTab(self.splitter, "&Files")
         self.insights: InsightsPanel | None = None
         self.center_tabs.addTab(QWidget(), "&Insights")  # built when first shown
         self.inspect: InspectPanel | None = None
         self.center_tabs.addTab(QWidget(), "Ins&pect")
         self.center_tabs.currentChanged.connect(self._center_tab_changed)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(self.center_tabs)
-        self.splitter.addWidget(self.side_tabs)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 4)
-        self.splitter.setStretchFactor(2, 2)
 
         self.left_splitter = left
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.splitter)
+        layout.addWidget(self.center_tabs)
         self.layer_list.selectRow(0)
         self._selected_path: str | None = None
         self.file_tree.selectionModel().currentChanged.connect(self._tree_current_changed)
         self.tree_model.modelReset.connect(self._after_reset)
+        self._pane_order()
         BatchFollower(self.file_tree, self.tree_model)
+
+    def _pane_order(self) -> None:
+        """Tab and Shift+Tab go from pane to pane (tables would move between their cells)."""
+        for table in (self.layer_list, self.history_panel):
+            table.setTabKeyNavigation(False)
+        self.layer_strip.command.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        chain = [self.layer_list, self.history_panel, self.merged_button, self.hide_button, self.search_box,
+                 self.search_kind, self.file_tree, self.side_tabs]
+        for first, second in zip(chain, chain[1:]):
+            QWidget.setTabOrder(first, second)
 
     def show_pending(self, message: str) -> None:
         """Layers and history are shown, the files not yet: say so where the tree will be."""
@@ -187,11 +216,18 @@ class ImageView(QWidget):
         shortcut.activated.connect(slot)
         return shortcut
 
+    def _text_width(self, sample: str) -> int:
+        """A column width that shows ``sample`` whole, with the cell's margins."""
+        return self.fontMetrics().horizontalAdvance(sample) + 18
+
     @staticmethod
     def _table_look(table: QTableView) -> None:
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a step's start and end say the most
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.verticalHeader().hide()
+        # one line of text a row: Qt's default row height leaves the tables half empty space
+        table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
         table.setWordWrap(False)
         table.horizontalHeader().setHighlightSections(False)
 
@@ -210,15 +246,23 @@ class ImageView(QWidget):
         self.diff_button.toggled.connect(lambda on: self.set_mode(DIFF if on else MERGED))
         row.addWidget(self.merged_button)
         row.addWidget(self.diff_button)
-        row.addSpacing(12)
-        self.hide_boxes: dict[str, QCheckBox] = {}
-        row.addWidget(QLabel("Hide:"))
-        for change in (ADDED, MODIFIED, REMOVED, UNCHANGED):
-            box = QCheckBox(resources.LABELS[change], objectName=f"hide_{change}")
-            box.toggled.connect(self._filters_changed)
-            self.hide_boxes[change] = box
-            row.addWidget(box)
         row.addStretch(1)
+        # A menu rather than four check boxes: beside the two modes they clipped both at 1366 px.
+        self.hide_button = QToolButton(objectName="hideButton")
+        self.hide_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.hide_button.setAccessibleName("Hide rows by change")
+        menu = QMenu(self.hide_button)
+        self.hide_boxes: dict[str, QAction] = {}
+        for change in (ADDED, MODIFIED, REMOVED, UNCHANGED):
+            action = menu.addAction(resources.change_icon(change) or resources.blank_icon(), resources.LABELS[change])
+            action.setObjectName(f"hide_{change}")
+            action.setCheckable(True)
+            action.toggled.connect(self._filters_changed)
+            action.toggled.connect(self._hide_label)
+            self.hide_boxes[change] = action
+        self.hide_button.setMenu(menu)
+        self._hide_label()
+        row.addWidget(self.hide_button)
         rows.addLayout(row)
         row = QHBoxLayout()
         self.search_kind = QComboBox(objectName="searchKind")
@@ -240,6 +284,11 @@ class ImageView(QWidget):
         row.addWidget(self.search_status)
         rows.addLayout(row)
         return rows
+
+    def _hide_label(self) -> None:
+        """The Hide button names what it hides."""
+        hidden = [resources.LABELS[c] for c, a in self.hide_boxes.items() if a.isChecked()]
+        self.hide_button.setText(f"Hide: {', '.join(hidden)}" if hidden else "Hide…")
 
     def _legend(self) -> QWidget:
         legend = QWidget(objectName="legend")
@@ -438,6 +487,7 @@ class ImageView(QWidget):
         if not current.isValid():
             return
         layer = self.layer_model.layer_of_row(current.row())
+        self.layer_strip.show_layer(self.image, layer)
         history_row = self.history_model.row_of_layer(layer)
         selection = self.history_panel.selectionModel()
         current_step = self.history_panel.currentIndex().row()
@@ -732,8 +782,10 @@ class ImageView(QWidget):
         files = self.image.file_count
         total = self.image.file_bytes
         where = "all layers" if self.layer is None else f"layer {self.layer}"
+        stored = sum(l.blob_size for l in self.image.layers)
         return (f"{', '.join(self.image.tags) or 'untagged'}  |  {self.image.platform or 'unknown platform'}  |  "
-                f"{len(self.image.layers)} layers  |  {files:,} entries, {human_size(total)} in files  |  showing {where}, "
+                f"{len(self.image.layers)} layers, {human_size(stored)} stored  |  {files:,} entries, "
+                f"{human_size(total)} final files  |  showing {where}, "
                 f"{'merged' if self.mode == MERGED else 'changes only'}")
 
     def close_source(self) -> None:

@@ -56,7 +56,7 @@ class LayerTableModel(ImageTableModel):
                 human_size(layer.blob_size),
                 f"+{layer.added} ~{layer.modified} −{layer.removed}",
                 layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12],
-                short_command(layer.created_by, 60) if layer.created_by else "(no history)",
+                short_command(layer.created_by, 2000) if layer.created_by else "(no history)",
             )[col]
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == COMMAND:
@@ -79,8 +79,8 @@ class LayerTableModel(ImageTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 return "all"
-            if col == 1:
-                return "…" if image.pending else human_size(sum(l.size for l in image.layers))
+            if col == 1:  # the final files, as the status bar and the strip label them
+                return "…" if image.pending or image.file_bytes < 0 else human_size(image.file_bytes)
             if col == 2:
                 if image.pending and not all(l.blob_size for l in image.layers):
                     return "…"
@@ -89,7 +89,12 @@ class LayerTableModel(ImageTableModel):
                 return "All layers: the final image"
             return ""
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "The merged filesystem with every layer applied: what a container started from the image sees."
+            text = "The merged filesystem with every layer applied: what a container started from the image sees."
+            if not image.pending and image.file_bytes >= 0:
+                text += (f"\nFinal files: {image.file_bytes:,} bytes. The layers' files add up to "
+                         f"{sum(l.size for l in image.layers):,} bytes, counting what later layers replaced or removed; "
+                         f"stored in layers: {sum(l.blob_size for l in image.layers):,} bytes.")
+            return text
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 1, 2):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.UserRole:

@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSettings, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -29,7 +29,7 @@ from explorer.image.loader import Image
 from explorer.model.progress import Progress
 from explorer.model.values import ImageRef
 from explorer.formats.source import Source
-from explorer.ui import resources
+from explorer.ui import resources, theme
 from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, ask_image, error_dialog
 from explorer.ui.image_view import ImageView
 from explorer.ui.start_page import StartPage
@@ -121,6 +121,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self._make_menus()
+        self._apply_theme(str(self.settings.value("appearance/theme", theme.SYSTEM)))
+        QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: self._follow_system())
         self._refresh_recent()
         self._restore_geometry()
 
@@ -183,8 +185,32 @@ class MainWindow(QMainWindow):
         self._action(view, "Show &preview", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.preview)), "Ctrl+1", "actionPreview")
         self._action(view, "Show co&mparison", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.compare)), "Ctrl+2", "actionCompare")
         self._action(view, "Show &details", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.details)), "Ctrl+3", "actionDetails")
+        view.addSeparator()
+        looks = view.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for choice, text in ((theme.SYSTEM, "Follow the &system"), (theme.LIGHT, "&Light"), (theme.DARK, "&Dark")):
+            action = self._action(looks, text, lambda _on, c=choice: self._apply_theme(c), None, f"theme_{choice}")
+            action.setCheckable(True)
+            group.addAction(action)
+            self.theme_actions[choice] = action
         help_menu = bar.addMenu("&Help")
+        shortcuts = self._action(help_menu, "&Keyboard shortcuts…", self.show_shortcuts, "F1", "actionShortcuts")
+        shortcuts.setShortcuts([QKeySequence("F1"), QKeySequence("Ctrl+/")])
         self._action(help_menu, "&About Layer Explorer", self._about)
+
+    def _apply_theme(self, choice: str) -> None:
+        """Use a theme (system, light, dark) and remember it."""
+        choice = choice if choice in theme.THEMES else theme.SYSTEM
+        self.theme = choice
+        self.settings.setValue("appearance/theme", choice)
+        self.theme_actions[choice].setChecked(True)
+        theme.apply(choice)
+
+    def _follow_system(self) -> None:
+        """The desktop switched between light and dark: follow it, unless the user chose."""
+        if self.theme == theme.SYSTEM:
+            theme.apply(theme.SYSTEM)
 
     def _toggle_cache(self, on: bool) -> None:
         """The setting that turns the index cache on or off (as --no-cache does)."""
@@ -198,6 +224,16 @@ class MainWindow(QMainWindow):
         view = self.current_view()
         if view is not None:
             fn(view)
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard shortcuts: every key the window answers to."""
+        from explorer.ui.shortcuts_dialog import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self.menuBar(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.dialogs.append(dialog)
+        dialog.finished.connect(lambda _r: self.dialogs.remove(dialog) if dialog in self.dialogs else None)
+        dialog.show()
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Layer Explorer",
@@ -530,8 +566,13 @@ class MainWindow(QMainWindow):
             return
         screen = QApplication.primaryScreen()
         room = screen.availableGeometry().size() if screen is not None else None
-        # The default, fitted to a small screen.
-        self.resize(min(1400, int(room.width() * 0.9)) if room else 1400, min(860, int(room.height() * 0.9)) if room else 860)
+        # The default: roomy, and the whole of a small screen (1366x768 is still common).
+        if room is None:
+            self.resize(1400, 860)
+        elif room.width() <= 1440 or room.height() <= 900:
+            self.resize(room)
+        else:
+            self.resize(min(1600, int(room.width() * 0.85)), min(1000, int(room.height() * 0.85)))
 
     def _cramped(self) -> bool:
         """Whether a restored size is far smaller than the screen allows: Qt shrinks one saved
@@ -543,14 +584,16 @@ class MainWindow(QMainWindow):
         return self.width() < min(640, room.width() * 0.5) or self.height() < min(420, room.height() * 0.5)
 
     def _save_panels(self, view: ImageView) -> None:
-        self.settings.setValue("mainSplitter", view.splitter.saveState())
-        self.settings.setValue("leftSplitter", view.left_splitter.saveState())
+        self.settings.setValue("panes/files", view.splitter.saveState())
+        self.settings.setValue("panes/left", view.left_splitter.saveState())
 
     def _restore_panels(self, view: ImageView) -> None:
         width = max(self.width(), 900)
-        view.splitter.setSizes([int(width * 0.33), int(width * 0.45), int(width * 0.22)])
-        view.left_splitter.setSizes([300, 400])
-        for key, splitter in (("mainSplitter", view.splitter), ("leftSplitter", view.left_splitter)):
+        view.splitter.setSizes([int(width * 0.39), int(width * 0.38), int(width * 0.23)])
+        strip = view.layer_strip.sizeHint().height()
+        rest = max(self.height() - strip - 160, 300)
+        view.left_splitter.setSizes([int(rest * 0.45), strip, int(rest * 0.55)])
+        for key, splitter in (("panes/files", view.splitter), ("panes/left", view.left_splitter)):
             state = self.settings.value(key)
             if state is not None:
                 splitter.restoreState(state)

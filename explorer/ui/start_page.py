@@ -47,6 +47,7 @@ class StartPage(QWidget):
         inner.addLayout(buttons)
         inner.addWidget(QLabel("Recent:"))
         self.recent = QListWidget(objectName="recentList")
+        self.recent.setAccessibleName("Recent files")
         self.recent.setMaximumHeight(140)
         self.recent.itemActivated.connect(lambda item: self.open_recent.emit(item.text()))
         self.recent.itemDoubleClicked.connect(lambda item: self.open_recent.emit(item.text()))
