@@ -12,7 +12,7 @@ pytest.importorskip("PySide6.QtWidgets")
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QFontMetrics  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QAbstractItemView, QAbstractScrollArea, QApplication, QHeaderView, QTabBar  # noqa: E402
+from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QAbstractScrollArea, QApplication, QHeaderView, QTabBar  # noqa: E402
 
 from explorer.ui.format import short_command  # noqa: E402
 from explorer.ui.layer_model import COMMAND  # noqa: E402
@@ -220,3 +220,20 @@ def test_the_sample_is_named_like_an_image(qtbot, small):
     view = _sample(qtbot, small)
     assert small.tabs.tabText(small.tabs.indexOf(view)) == "layer-explorer/sample:latest"
     assert small.windowTitle().startswith("layer-explorer/sample:latest")
+
+
+def test_the_start_page_offers_the_sample_and_recent_sources_by_name(qtbot, small, tmp_path):
+    page = small.start_page
+    assert not page.recent.isVisible()  # nothing opened yet: no empty list
+    gone = str(tmp_path / "gone" / "old.tar")
+    small.settings.setValue("recentFiles", [str(DATA / "docker-legacy.tar"), gone, "docker://alpine:3"])
+    small._refresh_recent()
+    texts = [page.recent.item(i).text() for i in range(page.recent.count())]
+    assert texts[0].startswith("docker-legacy.tar") and str(DATA) in texts[0]
+    assert texts[2] == "docker://alpine:3"
+    assert "no longer there" in page.recent.item(1).toolTip()
+    with qtbot.waitSignal(page.open_recent) as blocker:
+        page.recent.itemActivated.emit(page.recent.item(0))
+    assert blocker.args == [str(DATA / "docker-legacy.tar")]
+    with qtbot.waitSignal(small.image_loaded, timeout=30_000):
+        qtbot.mouseClick(page.findChild(type(page.findChildren(QAbstractButton)[0]), "sampleButton"), Qt.MouseButton.LeftButton)

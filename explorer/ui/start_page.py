@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from explorer.ui import resources
 
@@ -32,7 +35,8 @@ class StartPage(QWidget):
         title = QLabel("<h2>Drop an image archive here</h2>")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         inner.addWidget(title)
-        hint = QLabel("docker save, podman save, OCI archives and folders — plain, .gz, .zst, .xz or .bz2")
+        hint = QLabel("docker save, podman save, OCI archives and folders — plain, .gz, .zst, .xz or .bz2<br>"
+                      "or File &gt; Open from engine (Docker, Podman) / registry")
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         inner.addWidget(hint)
         buttons = QHBoxLayout()
@@ -45,12 +49,13 @@ class StartPage(QWidget):
             buttons.addWidget(b)
         buttons.addStretch(1)
         inner.addLayout(buttons)
-        inner.addWidget(QLabel("Recent:"))
+        self.recent_title = QLabel("<b>Recent</b>")
+        inner.addWidget(self.recent_title)
         self.recent = QListWidget(objectName="recentList")
         self.recent.setAccessibleName("Recent files")
         self.recent.setMaximumHeight(140)
-        self.recent.itemActivated.connect(lambda item: self.open_recent.emit(item.text()))
-        self.recent.itemDoubleClicked.connect(lambda item: self.open_recent.emit(item.text()))
+        self.recent.itemActivated.connect(self._chosen)
+        self.recent.itemDoubleClicked.connect(self._chosen)
         inner.addWidget(self.recent)
         row = QHBoxLayout()
         row.addStretch(1)
@@ -60,6 +65,27 @@ class StartPage(QWidget):
         outer.addStretch(2)
 
     def set_recent(self, paths: list[str]) -> None:
-        """Show the recent files."""
+        """Show the recent sources: the name first, then where it is; gone files dimmed."""
         self.recent.clear()
-        self.recent.addItems(paths)
+        dim = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        for path in paths:
+            item = QListWidgetItem(_recent_text(path))
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            item.setToolTip(path)
+            if "://" not in path and not os.path.exists(path):
+                item.setForeground(dim)
+                item.setToolTip(f"{path}\n(no longer there)")
+            self.recent.addItem(item)
+        self.recent.setVisible(bool(paths))
+        self.recent_title.setVisible(bool(paths))
+
+    def _chosen(self, item: QListWidgetItem) -> None:
+        self.open_recent.emit(item.data(Qt.ItemDataRole.UserRole))
+
+
+def _recent_text(path: str) -> str:
+    """``name — folder`` for a file, the reference itself for an engine or registry image."""
+    if "://" in path:
+        return path
+    folder, _, name = path.rstrip("/").rpartition("/")
+    return f"{name}   —   {folder or '/'}"
