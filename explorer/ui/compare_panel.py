@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QRadioButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QRadioButton, QTextBrowser, QVBoxLayout, QWidget
 
 from explorer.image.content import BINARY, TEXT, ContentError, VersionContent, kind_of, load_version, side_by_side, unified_diff
 from explorer.model.errors import ExplorerError
@@ -27,14 +27,17 @@ class ComparePanel(QWidget):
         self.background.result.connect(self._on_result)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        row = QHBoxLayout()
+        # one version a row: side by side, a narrow side panel clipped the second
+        versions = QFormLayout()
         self.old = QComboBox(objectName="compareOld")
         self.new = QComboBox(objectName="compareNew")
-        row.addWidget(QLabel("From"))
-        row.addWidget(self.old, 1)
-        row.addWidget(QLabel("to"))
-        row.addWidget(self.new, 1)
-        layout.addLayout(row)
+        for box, name in ((self.old, "Older version"), (self.new, "Newer version")):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(12)
+            box.setAccessibleName(name)
+        versions.addRow("&From:", self.old)
+        versions.addRow("&To:", self.new)
+        layout.addLayout(versions)
         modes = QHBoxLayout()
         self.unified = QRadioButton("Unified", objectName="compareUnified")
         self.split = QRadioButton("Side by side", objectName="compareSideBySide")
