@@ -338,7 +338,8 @@ def run_report(argv: Sequence[str]) -> int:
             else:
                 prepare_first_view(image)  # the counts (a cached index has them)
                 report = build_report(image, source.images, args.source, contents=False)
-                sys.stdout.write(text_report(report, image.file_count, image.file_bytes))
+                owned = [l.owned_bytes for l in image.packages.layers] if image.packages else None
+                sys.stdout.write(text_report(report, image.file_count, image.file_bytes, owned))
             sys.stdout.flush()
             _keep_index(source, image)
     finally:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
+from explorer.model.packages import PackageChange
 from explorer.model.values import Entry, ImageRef
 from explorer.tree.index import LayerTree
 
@@ -159,6 +160,32 @@ def advice_record(image: Image) -> list[dict[str, Any]]:
              "paths": a.paths} for a in image.advice]
 
 
+def packages_record(image: Image) -> list[dict[str, Any]]:
+    """``image.packages``: each package of the final image (REPORT.md, "Packages")."""
+    if image.packages is None:
+        return []
+    return [{"manager": i.package.manager, "name": i.package.name, "version": i.package.version,
+             "arch": i.package.arch, "layer": i.layer, "files": i.files, "size": i.size}
+            for i in image.packages.installed]
+
+
+def layer_packages_record(image: Image, layer: int) -> dict[str, list[dict[str, Any]]]:
+    """``image.layers[k].packages``: what layer k added, removed and changed."""
+    empty: dict[str, list[dict[str, Any]]] = {"added": [], "removed": [], "changed": []}
+    if image.packages is None or layer >= len(image.packages.layers):
+        return empty
+    did = image.packages.layers[layer]
+
+    def item(c: PackageChange, old: bool = False) -> dict[str, Any]:
+        out = {"manager": c.package.manager, "name": c.package.name, "version": c.package.version}
+        if old:
+            out["from"] = c.old
+        return out
+
+    return {"added": [item(c) for c in did.added], "removed": [item(c) for c in did.removed],
+            "changed": [item(c, True) for c in did.changed]}
+
+
 def build_report(image: Image, images: list[ImageRef], source_path: str, contents: bool = True) -> dict[str, Any]:
     """The whole report object (without ``files`` and ``changes`` when ``contents`` is False)."""
     return {
@@ -186,6 +213,7 @@ def build_report(image: Image, images: list[ImageRef], source_path: str, content
                     "added": l.added,
                     "modified": l.modified,
                     "removed": l.removed,
+                    "packages": layer_packages_record(image, l.index),
                 }
                 for l in image.layers
             ],
@@ -204,6 +232,7 @@ def build_report(image: Image, images: list[ImageRef], source_path: str, content
             "efficiency": efficiency_record(image),
             "waste": waste_record(image),
             "advice": advice_record(image),
+            "packages": packages_record(image),
             "secrets": [{"path": x.path, "layer": x.layer, "removed_in": x.removed_in, "why": x.why} for x in image.secrets],
             "verification": image.verification,
             "files": _files(image.tree) if contents else [],
@@ -379,9 +408,10 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def text_report(report: dict[str, Any], file_count: int, file_bytes: int) -> str:
+def text_report(report: dict[str, Any], file_count: int, file_bytes: int, owned: list[int] | None = None) -> str:
     """A readable summary of a report object (its file list need not be in it: the counts are
-    given, as ``Image.file_count`` and ``file_bytes``)."""
+    given, as ``Image.file_count`` and ``file_bytes``; ``owned``: each layer's bytes that a
+    package lists)."""
     img = report["image"]
     src = report["source"]
     lines = [
@@ -405,10 +435,36 @@ def text_report(report: dict[str, Any], file_count: int, file_bytes: int) -> str
     for h in img["history"]:
         layer = f"layer {h['layer']}" if h["layer"] is not None else ("empty" if h["empty_layer"] else "?")
         lines.append(f"  {h['index']:>2}  {layer:<8}  {_short(h['created_by'], 80)}")
+    lines += _packages_text(img, owned)
     lines += ["", f"Files: {file_count} entries, {human_size(file_bytes)} in regular files"]
     if img["warnings"]:
         lines += ["", "Warnings:"] + [f"  - {w}" for w in img["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def _packages_text(img: dict[str, Any], owned: list[int] | None) -> list[str]:
+    """Per layer: packages added, changed and removed, and the bytes no package lists."""
+    packages = img.get("packages") or []
+    if not packages and not any(any(l["packages"].values()) for l in img["layers"]):
+        return []
+    managers: dict[str, int] = {}
+    for p in packages:
+        managers[p["manager"]] = managers.get(p["manager"], 0) + 1
+    lines = ["", f"Packages ({len(packages)}: {', '.join(f'{m} {n}' for m, n in sorted(managers.items()))}):",
+             f"  {'#':>2}  {'+':>5} {'~':>5} {'-':>5}  {'not from a package':>18}  what changed"]
+    for l in img["layers"]:
+        did = l["packages"]
+        rest = "" if owned is None else human_size(max(0, l["size"] - owned[l["index"]]))
+        names = ([f"+{x['name']} {x['version']}" for x in did["added"]]
+                 + [f"~{x['name']} {x['from']} -> {x['version']}" for x in did["changed"]]
+                 + [f"-{x['name']}" for x in did["removed"]])
+        shown = ", ".join(names[:4]) + (f", … ({len(names) - 4} more)" if len(names) > 4 else "")
+        lines.append(f"  {l['index']:>2}  {len(did['added']):>5} {len(did['changed']):>5} {len(did['removed']):>5}  "
+                     f"{rest:>18}  {shown}")
+    biggest = sorted(packages, key=lambda p: -p["size"])[:5]
+    if biggest:
+        lines.append("  biggest: " + ", ".join(f"{p['name']} {human_size(p['size'])} (layer {p['layer']})" for p in biggest))
+    return lines
 
 
 def _side(image: Image, path: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
 from explorer.model.values import HistoryEntry, ImageRef, LayerInfo
 from explorer.formats.source import REGISTRY_SCHEMES, Source
+from explorer.model.packages import InstalledPackage, LayerPackages, Package, PackageChange, PackageReport
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
@@ -35,7 +36,7 @@ from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyV
 from explorer.tree.views import MERGED, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 8
+VERSION = 9
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
 _new = tuple.__new__
@@ -244,9 +245,38 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
         "waste": (waste.bytes, wasted, waste.per_layer, waste.merge_savings) if waste else None,
         "advice": [_fields(a) for a in image.advice],
         "secrets": [_fields(s) for s in image.secrets],
+        "packages": _plain_packages(image.packages),
         "totals": totals,
     }
     return head, body
+
+
+def _plain_packages(report: PackageReport | None) -> Any:
+    """The package report as marshal-able tuples."""
+    if report is None:
+        return None
+    pkg = _fields
+
+    def changes(items: tuple[PackageChange, ...]) -> list[tuple]:
+        return [(pkg(c.package), c.old) for c in items]
+
+    return ([(pkg(i.package), i.layer, i.files, i.size) for i in report.installed],
+            [(changes(l.added), changes(l.removed), changes(l.changed), l.owned_bytes) for l in report.layers],
+            list(report.warnings), report.owner)
+
+
+def _packages(plain: Any) -> PackageReport | None:
+    """``_plain_packages`` undone."""
+    if plain is None:
+        return None
+    installed, layers, warnings, owner = plain
+
+    def changes(items: list[tuple]) -> tuple[PackageChange, ...]:
+        return tuple(PackageChange(Package(*p), old) for p, old in items)
+
+    return PackageReport(tuple(InstalledPackage(Package(*p), *rest) for p, *rest in installed),
+                         tuple(LayerPackages(changes(a), changes(r), changes(c), o) for a, r, c, o in layers),
+                         tuple(warnings), owner)
 
 
 def _fields(obj: Any) -> tuple:
@@ -281,6 +311,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
         if waste else None,
         advice=[Advice(*a) for a in data["advice"]],
         secrets=[Secret(*s) for s in data["secrets"]],
+        packages=_packages(data["packages"]),
     )
     view = TreeView(tree, None, MERGED)
     view._totals = data["totals"]

@@ -11,8 +11,10 @@ from typing import Any, Callable, Iterator
 
 from explorer.formats import compression
 from explorer.image import scan_pool
+from explorer.image.packages import find_packages, reader_for
 from explorer.formats.container import LayerScan
 from explorer.model.errors import SourceError
+from explorer.model.packages import PackageReport
 from explorer.model.values import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
 from explorer.image.parallel import DiveInChild, DiveInProcess, spare_core
 from explorer.formats.docker_archive import name_digest
@@ -59,6 +61,7 @@ class Image:
     from_cache: bool = False  # read from the index cache rather than the layers
     verification: list[dict[str, Any]] | None = None  # per layer, when --verify read every blob
     pending: bool = False  # layers and history only: the files are still being read
+    packages: PackageReport | None = None  # what the package managers' databases say, layer by layer
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool | str = False,
@@ -146,6 +149,7 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         waste = compute_waste(tree, digest)
         advice = advise(tree, layers, history, waste)
         secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.data_layer(e)))
+        packages = find_packages(tree, reader_for(container, blobs, scans, tree.data_layer))
         warnings.extend(tree.warnings)
         efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except BaseException:
@@ -173,6 +177,7 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         waste=waste,
         advice=advice,
         secrets=secrets,
+        packages=packages,
     )
 
 

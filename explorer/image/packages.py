@@ -1,0 +1,346 @@
+"""What each layer installed, removed and upgraded, read from the package managers' own
+databases inside the image, and what each package of the final image weighs.
+
+A manager's database is read again only at the layers that change its files; each database
+file is read once however many layers show it (by the identity of its stored bytes), and the
+files of one layer are read in one pass over that layer's tar, in order.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable
+
+from explorer.formats import compression
+from explorer.formats import packages as db
+from explorer.formats.container import Container, LayerScan
+from explorer.model.packages import (APK, DPKG, NPM, PIP, RPM, InstalledPackage, LayerPackages, Package,
+                                     PackageChange, PackageReport)
+from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, Entry
+from explorer.tree.index import Inode, LayerTree
+from explorer.tree.resolve import resolve
+
+# Reads the bytes of several entries at once: {inode: bytes}.
+ReadMany = Callable[[list[Entry]], dict[Inode, bytes]]
+
+DPKG_DIR = "/var/lib/dpkg"
+APK_DBS = ("/lib/apk/db/installed", "/usr/lib/apk/db/installed")
+RPM_DBS = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/usr/share/rpm/rpmdb.sqlite")
+RPM_OLD = {"Packages": "Berkeley DB", "Packages.db": "ndb"}
+# a distribution's metadata, by the file that names it (pip, and eggs installed by setup.py)
+_PY_META = re.compile(r"/[^/]+\.(dist-info/METADATA|egg-info/PKG-INFO)$")
+_NPM_MANIFEST = re.compile(r"/node_modules/(@[^/]+/)?[^/@][^/]*/package\.json$")
+MAX_FILE = 256 << 20  # a database file bigger than this is not read (see formats.packages)
+
+
+def _relevant(path: str) -> set[str]:
+    """The managers whose databases a changed path belongs to."""
+    found = set()
+    if path.startswith(DPKG_DIR + "/") or path == DPKG_DIR:
+        found.add(DPKG)
+    if "/apk/db" in path:
+        found.add(APK)
+    if "/rpm" in path and ("/var/lib/rpm" in path or "/sysimage/rpm" in path or path.startswith("/usr/share/rpm")):
+        found.add(RPM)
+    if ".dist-info" in path or ".egg-info" in path:
+        found.add(PIP)
+    if "/node_modules/" in path and path.endswith("/package.json"):
+        found.add(NPM)
+    return found
+
+
+class _Reader:
+    """Database files of the tree at any layer, read once each (by stored identity)."""
+
+    def __init__(self, tree: LayerTree, read_many: ReadMany, warnings: list[str]) -> None:
+        self.tree = tree
+        self.read_many = read_many
+        self.cache: dict[Inode, bytes] = {}
+        self.warnings = warnings
+
+    def entry(self, path: str, layer: int) -> Entry | None:
+        """The file a path leads to at ``layer`` (through symlinks), or None."""
+        found = resolve(self.tree, path, layer)
+        e = found.entry
+        if e is None or e.type not in (FILE, HARDLINK):
+            return None
+        return self.tree.effective(e, layer)
+
+    def read(self, entries: Iterable[Entry]) -> dict[str, bytes]:
+        """The bytes of each entry, by its path (entries too big or unreadable are left out)."""
+        tree, want, out = self.tree, [], {}
+        for e in entries:
+            key = tree.inode(e)
+            if key is None or e.size > MAX_FILE:
+                continue
+            if key not in self.cache:
+                want.append(e)
+        if want:
+            self.cache.update(self.read_many(want))
+        for e in entries:
+            key = tree.inode(e)
+            if key is not None and key in self.cache:
+                out[e.path] = self.cache[key]
+        return out
+
+
+def _dpkg(r: _Reader, layer: int, meta: list[str]) -> dict[tuple, Package]:
+    tree = r.tree
+    status = r.entry(DPKG_DIR + "/status", layer)
+    found: list[Package] = []
+    if status is not None:
+        installed = db.dpkg_installed(r.read([status]).get(status.path, b""))
+        lists: dict[str, Entry] = {}
+        for p in installed:
+            for name in (f"{p.name}:{p.arch}.list", f"{p.name}.list"):
+                e = r.entry(f"{DPKG_DIR}/info/{name}", layer)
+                if e is not None:
+                    lists[p.name + ":" + (p.arch or "")] = e
+                    break
+        data = r.read(lists.values())
+        for p in installed:
+            e = lists.get(p.name + ":" + (p.arch or ""))
+            paths = db.dpkg_list(data.get(e.path, b"")) if e is not None else ()
+            found.append(Package(DPKG, p.name, p.version, p.arch, paths))
+    # distroless images: one status paragraph a package in status.d, files in NAME.md5sums
+    folder = DPKG_DIR + "/status.d"
+    if tree.entry_at(folder, layer) is not None:
+        kids = [r.entry(f"{folder}/{n}", layer) for n in tree.children(folder, layer)]
+        data = r.read([e for e in kids if e is not None])
+        for path, raw in sorted(data.items()):
+            if path.endswith(".md5sums"):
+                continue
+            for p in db.dpkg_installed(raw):
+                sums = data.get(path + ".md5sums")
+                found.append(Package(DPKG, p.name, p.version, p.arch, db.dpkg_md5sums(sums) if sums else ()))
+    return {p.key: p for p in found}
+
+
+def _apk(r: _Reader, layer: int, meta: list[str]) -> dict[tuple, Package]:
+    for path in APK_DBS:
+        e = r.entry(path, layer)
+        if e is not None:
+            return {p.key: p for p in db.apk_installed(r.read([e]).get(e.path, b""))}
+    return {}
+
+
+def _rpm(r: _Reader, layer: int, meta: list[str]) -> dict[tuple, Package]:
+    for path in RPM_DBS:
+        e = r.entry(path, layer)
+        if e is not None:
+            found, problems = db.rpm_sqlite(r.read([e]).get(e.path, b""))
+            r.warnings.extend(f"{path}: {p}" for p in problems)
+            return {p.key: p for p in found}
+    for folder in ("/var/lib/rpm", "/usr/lib/sysimage/rpm"):
+        for name, kind in RPM_OLD.items():
+            if r.entry(f"{folder}/{name}", layer) is not None:
+                note = (f"{folder}/{name}: an rpm database in {kind} format, which is not read yet "
+                        "(rpmdb.sqlite is); its packages are not listed")
+                if note not in r.warnings:
+                    r.warnings.append(note)
+                return {}
+    return {}
+
+
+def _pip(r: _Reader, layer: int, meta: list[str]) -> dict[tuple, Package]:
+    tree = r.tree
+    here = [e for e in (tree.entry_at(p, layer) for p in meta) if e is not None and e.type in (FILE, HARDLINK)]
+    heads = r.read([tree.effective(e, layer) for e in here])
+    found: dict[tuple, Package] = {}
+    listing: dict[str, Entry] = {}
+    for path in heads:
+        folder = path[: path.rfind("/")]
+        name = "RECORD" if folder.endswith(".dist-info") else "installed-files.txt"
+        e = r.entry(f"{folder}/{name}", layer)
+        if e is not None:
+            listing[folder] = e
+    files = r.read(listing.values())
+    for path, raw in sorted(heads.items()):
+        named = db.python_metadata(raw)
+        if named is None:
+            continue
+        folder = path[: path.rfind("/")]
+        site = folder[: folder.rfind("/")]
+        e = listing.get(folder)
+        text = files.get(e.path, b"") if e is not None else b""
+        paths = db.pip_record(text, site) if folder.endswith(".dist-info") else db.egg_files(text, folder)
+        p = db.pip_package(named[0], named[1], paths, site)
+        found[p.key] = p
+    return found
+
+
+def _npm(r: _Reader, layer: int, meta: list[str]) -> dict[tuple, Package]:
+    tree = r.tree
+    here = [e for e in (tree.entry_at(p, layer) for p in meta) if e is not None and e.type in (FILE, HARDLINK)]
+    found: dict[tuple, Package] = {}
+    for path, raw in sorted(r.read([tree.effective(e, layer) for e in here]).items()):
+        p = db.npm_manifest(raw, path[: path.rfind("/")])
+        if p is not None:
+            found[p.key] = p
+    return found
+
+
+READERS = {DPKG: _dpkg, APK: _apk, RPM: _rpm, PIP: _pip, NPM: _npm}
+
+
+def find_packages(tree: LayerTree, read_many: ReadMany) -> PackageReport:
+    """Every layer's package set, the changes between them, and the final image's packages."""
+    warnings: list[str] = []
+    r = _Reader(tree, read_many, warnings)
+    py_meta = sorted(p for p in tree.versions if "-info/" in p and _PY_META.search(p))
+    npm_meta = sorted(p for p in tree.versions if "/node_modules/" in p and _NPM_MANIFEST.search(p))
+    meta = {PIP: py_meta, NPM: npm_meta}
+    states: dict[str, dict[tuple, Package]] = {m: {} for m in READERS}
+    since: dict[tuple, int] = {}  # package key -> the layer that installed it or changed its version
+    layers: list[LayerPackages] = []
+    for k in range(tree.layer_count):
+        touched: set[str] = set()
+        for path, _change in tree.changes[k]:
+            touched |= _relevant(path)
+        before = {key: p for state in states.values() for key, p in state.items()}
+        for manager in touched:
+            try:
+                states[manager] = READERS[manager](r, k, meta.get(manager, []))
+            except (OSError, ValueError, KeyError) as exc:  # a source that cannot be read again
+                warnings.append(f"layer {k}: the {manager} database could not be read ({exc})")
+        after = {key: p for state in states.values() for key, p in state.items()}
+        added = tuple(PackageChange(p) for key, p in after.items() if key not in before)
+        removed = tuple(PackageChange(p) for key, p in before.items() if key not in after)
+        changed = tuple(PackageChange(p, before[key].version) for key, p in after.items()
+                        if key in before and before[key].version != p.version)
+        for change in added + changed:
+            since[change.package.key] = k
+        owned = _owned_bytes(tree, k, after.values()) if after else 0
+        layers.append(LayerPackages(_sorted(added), _sorted(removed), _sorted(changed), owned))
+    final = {key: p for state in states.values() for key, p in state.items()}
+    installed, owner = _weigh(tree, final, since)
+    return PackageReport(tuple(installed), tuple(layers), tuple(warnings), owner)
+
+
+def _sorted(changes: tuple[PackageChange, ...]) -> tuple[PackageChange, ...]:
+    return tuple(sorted(changes, key=lambda c: (c.package.manager, c.package.name, c.package.where)))
+
+
+class _Paths:
+    """Listed paths looked up at one layer: folders above the last component followed as the
+    kernel would (``/bin/ls`` is ``/usr/bin/ls`` when ``/bin`` links to ``usr/bin``)."""
+
+    def __init__(self, tree: LayerTree, layer: int | None) -> None:
+        self.tree, self.layer = tree, layer
+        self.folders: dict[str, str] = {}
+
+    def real(self, path: str) -> str:
+        """The path a listed path names, its folder resolved."""
+        cut = path.rfind("/")
+        folder, name = path[:cut] or "/", path[cut + 1:]
+        real = self.folders.get(folder)
+        if real is None:
+            real = self.folders[folder] = resolve(self.tree, folder, self.layer).path if folder != "/" else "/"
+        return f"{real}/{name}" if real != "/" else f"/{name}"
+
+
+def _package_paths(tree: LayerTree, p: Package, layer: int | None, paths: _Paths,
+                   npm_files: dict[str, list[str]]) -> set[str]:
+    """The real paths of a package's files (an npm package: every file in its folder)."""
+    if p.manager == NPM:
+        return set(npm_files.get(p.where, ()))
+    return {paths.real(x) for x in p.paths}
+
+
+def _npm_files(tree: LayerTree, folders: set[str], layer: int | None, only_layer: bool = False) -> dict[str, list[str]]:
+    """The files of each npm package folder (nested node_modules belong to their own packages)."""
+    out: dict[str, list[str]] = {f: [] for f in folders}
+    if not folders:
+        return out
+    source = ((p for p, _c in tree.changes[layer]) if only_layer and layer is not None
+              else (e.path for e in tree.merged(layer)))
+    for path in source:
+        at = path.rfind("/node_modules/")
+        if at < 0:
+            continue
+        rest = path[at + 14:].split("/")
+        depth = 2 if rest[0].startswith("@") else 1
+        if len(rest) <= depth:
+            continue
+        folder = path[: at + 14] + "/".join(rest[:depth])
+        if folder in out:
+            out[folder].append(path)
+    return out
+
+
+def _owned_bytes(tree: LayerTree, layer: int, packages: Iterable[Package]) -> int:
+    """Bytes of the regular files layer ``layer`` wrote that a package of its set lists."""
+    written = [(path, tree.entry_at(path, layer)) for path, _c in tree.changes[layer]]
+    files = {path: e for path, e in written if e is not None and e.type == FILE and e.layer == layer}
+    if not files:
+        return 0
+    paths = _Paths(tree, layer)
+    pkgs = list(packages)
+    npm = _npm_files(tree, {p.where for p in pkgs if p.manager == NPM}, layer, only_layer=True)
+    owned: set[str] = set()
+    for p in pkgs:
+        owned |= _package_paths(tree, p, layer, paths, npm)
+    return sum(e.size for path, e in files.items() if path in owned)
+
+
+def _weigh(tree: LayerTree, final: dict[tuple, Package], since: dict[tuple, int]) -> tuple[list[InstalledPackage], dict[str, int]]:
+    """Each final package with its layer, and how many of its files exist and their bytes."""
+    paths = _Paths(tree, None)
+    npm = _npm_files(tree, {p.where for p in final.values() if p.manager == NPM}, None)
+    out: list[InstalledPackage] = []
+    owner: dict[str, int] = {}
+    ordered = sorted(final.items(), key=lambda kv: (kv[1].manager, kv[1].name, kv[1].where))
+    for key, p in ordered:
+        files = size = 0
+        seen: set[Inode] = set()
+        for real in sorted(_package_paths(tree, p, None, paths, npm)):
+            e = tree.entry_at(real)
+            if e is None or e.type == DIR:
+                continue
+            e = tree.effective(e)
+            owner.setdefault(real, len(out))
+            ident = tree.inode(e)
+            if ident is not None:
+                if ident in seen:
+                    continue  # one file under several names counts once
+                seen.add(ident)
+            files += 1
+            if e.type == FILE:
+                size += e.size
+        out.append(InstalledPackage(p, since.get(key, 0), files, size))
+    return out, owner
+
+
+def reader_for(container: Container, blobs: list[str], scans: list[LayerScan], data_layer: Callable[[Entry], int]) -> ReadMany:
+    """Reads entries' bytes from their layers: in place for plain layers, in one ordered pass
+    over each compressed layer (so no layer is decompressed more than once per call)."""
+
+    def read_many(entries: list[Entry]) -> dict[Inode, bytes]:
+        by_layer: dict[int, list[Entry]] = {}
+        for e in entries:
+            if e.offset >= 0:
+                by_layer.setdefault(data_layer(e), []).append(e)
+        out: dict[Inode, bytes] = {}
+        for layer, group in by_layer.items():
+            scan, blob = scans[layer], blobs[layer]
+            group.sort(key=lambda e: e.offset)
+            if scan.compression == compression.NONE:
+                for e in group:
+                    out[(layer, e.offset)] = container.read_layer(blob, scan, e.offset, e.size)
+                continue
+            first = group[0].offset
+            if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
+                # resume points as far as this pass goes: the next pass starts near its files
+                scan.checkpoints = compression.extend_checkpoints(
+                    lambda s: container.raw_reader(blob, s), scan.checkpoints, first)
+            read = container.layer_reader(blob, scan, first)
+            pos = first
+            for e in group:
+                if e.offset < pos:  # the same bytes under another name
+                    continue
+                compression.skip(read, e.offset - pos)
+                out[(layer, e.offset)] = compression.read_exactly(read, e.size)
+                pos = e.offset + e.size
+        return out
+
+    return read_many
