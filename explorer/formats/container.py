@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 from explorer.formats import compression
 from explorer.formats.compression import DecompressError, HashingReader
+from explorer.formats.packages import PACKAGE_FILES
 from explorer.model.errors import SourceError
 from explorer.model.progress import Monitor
 from explorer.model.secrets import SECRET_CONTENT
@@ -46,6 +47,7 @@ class LayerScan:
     warnings: list[str] = field(default_factory=list)
     checkpoints: list[compression.Checkpoint] = field(default_factory=list)  # gzip resume points
     flagged: dict[int, bytes] | None = None  # small files that look like secrets (data offset -> match)
+    kept: dict[int, bytes] | None = None  # package databases kept as they streamed by (data offset -> bytes)
 
 
 def clean_name(name: str) -> str:
@@ -191,7 +193,9 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
                         guard=compression.bomb_guard(blob, f"layer {where}"))
     members = []
     flagged: dict[int, bytes] = {}
-    for member in scan_stream(tar.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged):
+    kept: dict[int, bytes] = {}
+    for member in scan_stream(tar.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged,
+                              keep=PACKAGE_FILES, kept=kept):
         members.append(member)
         if len(members) & 0x3FF == 0:
             monitor.tick(blob.count)
@@ -200,7 +204,7 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
     if blob.count != size:
         raise DecompressError(f"layer blob {where} has {size} bytes but its stream ended at {blob.count}")
     return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=tar.count, checkpoints=checkpoints,
-                     flagged=flagged)
+                     flagged=flagged, kept=kept)
 
 
 def scan_file(source: str, path: str, name: str, monitor: Monitor) -> LayerScan:
@@ -440,9 +444,11 @@ class StreamContainer(Container):
         blob = HashingReader(reader.read)
         if kind == compression.NONE:
             flagged: dict[int, bytes] = {}
-            members = list(scan_stream(blob.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged))
+            kept: dict[int, bytes] = {}
+            members = list(scan_stream(blob.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged,
+                                       keep=PACKAGE_FILES, kept=kept))
             blob.drain()
-            return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=size, flagged=flagged)
+            return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=size, flagged=flagged, kept=kept)
         return _scan_compressed(kind, blob, size, name, monitor)
 
     def names(self) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 import struct
 from email.parser import BytesHeaderParser
@@ -17,7 +18,14 @@ from typing import Iterator
 
 from explorer.model.packages import APK, DPKG, NPM, PIP, RPM, Package
 
-MAX_DB_BYTES = 512 << 20  # a package database larger than this is not read (a hostile image)
+# The files package databases are made of, by their name in a layer tar (no leading "/"):
+# kept as a compressed layer streams by, so they need not be decompressed again.
+PACKAGE_FILES = re.compile(
+    r"(^|/)(var/lib/dpkg/(status|info/[^/]+\.list|status\.d/[^/]+)"
+    r"|(usr/)?lib/apk/db/installed"
+    r"|(var/lib/rpm|usr/lib/sysimage/rpm|usr/share/rpm)/rpmdb\.sqlite"
+    r"|[^/]+\.dist-info/(METADATA|RECORD)|[^/]+\.egg-info/(PKG-INFO|installed-files\.txt)"
+    r"|node_modules/(@[^/]+/)?[^/]+/package\.json)$")
 
 
 # -- dpkg -------------------------------------------------------------------------------------

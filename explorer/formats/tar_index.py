@@ -25,6 +25,7 @@ CHUNK = 1 << 20
 MAX_META = 16 << 20
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 SPARSE = -2  # the offset given to sparse files, whose stored bytes are a map plus runs
+KEEP_BUDGET = 256 << 20  # bytes of kept files per tar (see ``_scan``): beyond, they are read again
 
 # name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
 _HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")
@@ -294,14 +295,16 @@ def scan_buffer(buf: bytes | memoryview, start: int = 0, end: int | None = None)
 
 
 def scan_stream(stream: BinaryIO | Callable[[int], bytes], hash_files: bool = True,
-                sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None) -> Iterator[TarMember]:
+                sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None,
+                keep: "re.Pattern[str] | None" = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
     """List the members of a tar read from a stream; optionally hash each regular file's data.
 
     With ``sniff``, small files whose bytes match it are noted in ``flagged`` (data offset ->
-    match): their bytes pass by only once, and reading them again later would cost more.
+    match); with ``keep``, the files whose name it matches are kept whole in ``kept``: their
+    bytes pass by only once, and reading them again later would mean decompressing again.
     """
     read = stream if callable(stream) else stream.read
-    return _scan(_StreamSource(read), hash_files=hash_files, sniff=sniff, flagged=flagged)
+    return _scan(_StreamSource(read), hash_files=hash_files, sniff=sniff, flagged=flagged, keep=keep, kept=kept)
 
 
 def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMember, Callable[[int], bytes]]]:
@@ -323,8 +326,13 @@ def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at:
 
 
 def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
-          sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None) -> Iterator[TarMember]:
-    """Walk tar headers, folding PAX and GNU long-name records into the member they describe."""
+          sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None,
+          keep: "re.Pattern[str] | None" = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
+    """Walk tar headers, folding PAX and GNU long-name records into the member they describe.
+
+    With ``keep``, the bytes of files whose name it matches are kept in ``kept`` (data offset
+    -> bytes), up to ``KEEP_BUDGET`` in all: read once as they pass, not again later."""
+    budget = KEEP_BUDGET
     unpack = _HEADER_FIELDS.unpack_from
     new = tuple.__new__  # building the named tuple directly is twice as fast as calling it
     pax: dict[str, bytes] | None = None
@@ -435,7 +443,12 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
                 src.skip(data_size, None)
             offset = SPARSE  # the content is not one run of bytes: never read it by offset
         elif hash_files and regular:
-            if sniff is not None and 0 < data_size <= SNIFF_MAX:
+            if keep is not None and 0 < data_size <= budget and kept is not None and keep.search(text_name):
+                data = src.data(data_size)
+                digest = hashlib.sha256(data).hexdigest()
+                kept[offset] = data
+                budget -= data_size
+            elif sniff is not None and 0 < data_size <= SNIFF_MAX:
                 data = src.data(data_size)
                 digest = hashlib.sha256(data).hexdigest()
                 found = sniff.search(data)

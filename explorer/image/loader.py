@@ -150,6 +150,8 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         advice = advise(tree, layers, history, waste)
         secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.data_layer(e)))
         packages = find_packages(tree, reader_for(container, blobs, scans, tree.data_layer))
+        for scan in scans:
+            scan.kept = None  # read: no need to hold them while the image is shown
         warnings.extend(tree.warnings)
         efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except BaseException:
