@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QDialog, QProgressBar, QTableView, QTreeView  # noqa: E402
 
@@ -20,33 +20,10 @@ from explorer.ui.history_model import HistoryTableModel  # noqa: E402
 from explorer.ui.layer_model import LayerTableModel  # noqa: E402
 from tests.builders import docker_archive, f, layer_tar  # noqa: E402
 from tests.expected import parse  # noqa: E402
+from tests.gui_fixtures import private_settings, window  # noqa: E402,F401 (fixtures)
 
 DATA = Path(__file__).parent / "data"
 LEGACY = DATA / "docker-legacy.tar"
-
-
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path):
-    """Keep recent files and geometry out of the user's real settings."""
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    yield
-
-
-@pytest.fixture
-def window(qtbot):
-    from explorer.app import create_main_window
-
-    w = create_main_window()
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    for d in w.dialogs:
-        d.close()
-    from explorer.ui.workers import wait_for_background
-
-    wait_for_background(60_000)  # nothing of this test runs into the next
 
 
 def _loaded_image(path=LEGACY):

@@ -9,23 +9,16 @@ import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QFontMetrics  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QAbstractScrollArea, QApplication, QHeaderView, QTabBar  # noqa: E402
 
 from explorer.ui.format import short_command  # noqa: E402
 from explorer.ui.layer_model import COMMAND  # noqa: E402
+from tests.gui_fixtures import private_settings  # noqa: E402,F401 (fixtures)
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path):
-    """Keep recent files, geometry and the theme out of the user's real settings."""
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    yield
 
 
 def _window(qtbot, width=1366, height=768):
@@ -214,6 +207,18 @@ def test_next_layer_keys_work_from_the_file_tree(qtbot, small):
     qtbot.waitUntil(lambda: view.layer == 0)
     QTest.keyClick(view.file_tree, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: view.layer == 1)
+
+
+def test_every_view_has_an_accessible_name(qtbot, small):
+    view = _sample(qtbot, small)
+    view.show_insights()
+    view.show_inspect()
+    view.center_tabs.setCurrentIndex(0)
+    # item views of the window itself (a combo box's list is a popup; headers belong to their view)
+    unnamed = [w.objectName() or type(w).__name__ for w in small.findChildren(QAbstractScrollArea)
+               if isinstance(w, QAbstractItemView) and not isinstance(w, QHeaderView) and w.window() is small
+               and not w.accessibleName()]
+    assert unnamed == []
 
 
 def test_the_sample_is_named_like_an_image(qtbot, small):

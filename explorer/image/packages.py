@@ -16,7 +16,7 @@ from explorer.formats import packages as db
 from explorer.formats.container import Container, LayerScan
 from explorer.model.packages import (APK, DPKG, NPM, PIP, RPM, InstalledPackage, LayerPackages, Package,
                                      PackageChange, PackageReport)
-from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, Entry
+from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree.index import Inode, LayerTree
 from explorer.tree.resolve import resolve
 

@@ -1,168 +1,397 @@
-"""Two pictures of where the bytes are: layer sizes (with their waste) and a treemap of the
-final filesystem coloured by the layer each file comes from. Drawn with QPainter."""
+"""Two pictures of where the bytes are: a row per layer with the part later wasted hatched, and a
+treemap of the final filesystem, folders holding their entries, coloured by layer. Drawn with QPainter."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+import math
+from typing import NamedTuple, Sequence
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPalette, QPen
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFontMetricsF,
+    QHelpEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from explorer.image.loader import Image
-from explorer.model.values import DIR, HARDLINK
+from explorer.model.values import DIR, HARDLINK, LayerInfo
 from explorer.tree import names
-from explorer.ui.format import human_size
+from explorer.ui.format import human_size, short_command
 
-# Distinct hues for layers, repeating for images with many layers.
-LAYER_HUES = [210, 30, 120, 280, 0, 180, 60, 330, 240, 90, 150, 300]
-MIN_AREA = 36.0  # rectangles smaller than this (px²) are not split further
-MAX_DEPTH = 6
-MAX_CHILDREN = 400
-MIN_LEAF = 6.0  # px²: smaller entries are lumped together
+# Paul Tol's colour-blind safe hues without red, orange and pink: those stay for waste alone.
+LAYER_COLOURS = ["#4477aa", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#7766bb"]
+WASTE_COLOURS = {False: "#cc3311", True: "#ff7a5c"}
+WASTE_PATTERN = Qt.BrushStyle.BDiagPattern
+LUMP_COLOUR = "#9e9e9e"
+_new = tuple.__new__
 
 
 def layer_colour(layer: int, dark: bool = False) -> QColor:
-    """The colour that stands for a layer in both charts."""
-    hue = LAYER_HUES[layer % len(LAYER_HUES)]
-    lightness = 150 if not dark else 110
-    return QColor.fromHsl(hue, 140, lightness - 12 * ((layer // len(LAYER_HUES)) % 3))
+    """The colour that stands for a layer in both charts (never the waste colour)."""
+    base = QColor(LAYER_COLOURS[layer % len(LAYER_COLOURS)])
+    cycle = (layer // len(LAYER_COLOURS)) % 3  # many layers: lighter, then darker, variants
+    colour = base.lighter(135) if cycle == 1 else base.darker(135) if cycle == 2 else base
+    return colour.lighter(125) if dark and colour.lightness() < 80 else colour
+
+
+def waste_colour(dark: bool = False) -> QColor:
+    """The colour of the hatching that marks bytes a later layer wastes."""
+    return QColor(WASTE_COLOURS[dark])
+
+
+def _is_dark(widget: QWidget) -> bool:
+    return widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def _ink_on(colour: QColor) -> QColor:
+    """Black or white, whichever reads better on ``colour``."""
+    luma = 0.299 * colour.red() + 0.587 * colour.green() + 0.114 * colour.blue()
+    return QColor("#000000" if luma > 140 else "#ffffff")
+
+
+def _faint(colour: QColor, alpha: int) -> QColor:
+    out = QColor(colour)
+    out.setAlpha(alpha)
+    return out
+
+
+def nice_ticks(top: float, count: int) -> list[float]:
+    """Round values from 0 past ``top`` in about ``count`` steps (1, 2, 2.5 or 5 times 10^n)."""
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / max(count, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
+    return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
+
+
+def tick_text(value: float) -> str:
+    """An axis value: ``50 MB`` rather than ``50.0 MB``."""
+    return human_size(value).replace(".0 ", " ")
+
+
+class ChartLabel(NamedTuple):
+    """A piece of text the layer chart draws, where it draws it."""
+
+    layer: int
+    rect: QRectF
+    text: str
+
+
+class _Row(NamedTuple):
+    bar: QRectF
+    waste: QRectF | None
+    step: ChartLabel
+    size: ChartLabel
 
 
 class LayerChart(QWidget):
-    """A bar per layer: its size, with the part later wasted hatched."""
+    """A row per layer: its number, build step and size, a bar with the part later wasted hatched."""
 
     layer_clicked = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("layerChart")
-        self.setMinimumHeight(140)
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
         self.image: Image | None = None
-        self._bars: list[tuple[QRectF, int]] = []
+        self._hover: int | None = None
 
     def set_image(self, image: Image) -> None:
         """Chart another image."""
         self.image = image
+        self.updateGeometry()
         self.update()
 
+    # -- geometry: one place, used by painting, hovering and the tests ------------------------
+
+    def _metrics(self) -> tuple[QFontMetricsF, float, float]:
+        """Font metrics, row height and the height of the legend and axis above the rows."""
+        fm = QFontMetricsF(self.font())
+        return fm, math.ceil(fm.height()) + 8, 2 * (math.ceil(fm.height()) + 6)
+
+    def _layers(self) -> list[LayerInfo]:
+        return self.image.layers if self.image is not None else []
+
+    def _wasted(self, k: int) -> int:
+        waste = self.image.waste if self.image is not None else None
+        return min(waste.per_layer[k], self._layers()[k].size) if waste and k < len(waste.per_layer) else 0
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        _, row, head = self._metrics()
+        return QSize(260, int(head + row * len(self._layers()) + 6))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        return QSize(520, self.minimumSizeHint().height())
+
+    def _scale(self, fm: QFontMetricsF, width: float) -> tuple[float, float, float, list[float]]:
+        """(left of the bars, their full width, bytes at that width, axis ticks)."""
+        layers = self._layers()
+        size_w = max(fm.horizontalAdvance(self._size_text(k)) for k in range(len(layers))) + 12
+        label_w = min(max(width * 0.38, 90.0), 380.0)
+        bar_w = width - 6 - label_w - size_w - 6
+        if bar_w < 60:  # narrow: the step text gives way first
+            label_w = max(40.0, label_w - (60 - bar_w))
+            bar_w = max(20.0, width - 12 - label_w - size_w)
+        top = max((l.size for l in layers), default=0)
+        fits = int(bar_w // (fm.horizontalAdvance(tick_text(top * 10 or 1)) + 24))
+        # of the tick counts whose labels fit, the one whose last tick wastes least width
+        counts = range(min(2, max(fits, 1)), max(1, min(6, fits)) + 1)
+        ticks = min((nice_ticks(top, count) for count in counts), key=lambda t: (t[-1], len(t)))
+        return 6 + label_w, bar_w, ticks[-1], ticks
+
+    def _size_text(self, k: int) -> str:
+        wasted = self._wasted(k)
+        text = human_size(self._layers()[k].size)
+        return f"{text}  ({human_size(wasted)} wasted)" if wasted else text
+
+    def _rows(self) -> list[_Row]:
+        layers = self._layers()
+        if not layers:
+            return []
+        fm, row_h, head = self._metrics()
+        left, bar_w, full, _ = self._scale(fm, self.width())
+        text_h = math.ceil(fm.height())
+        num_w = fm.horizontalAdvance(str(len(layers) - 1)) + 10
+        rows = []
+        for k, layer in enumerate(layers):
+            y = head + k * row_h
+            text_y = y + (row_h - text_h) / 2
+            step = short_command(layer.created_by, 10_000) or "(no build step recorded)"
+            step = fm.elidedText(step, Qt.TextElideMode.ElideMiddle, left - 6 - num_w - 8)
+            length = bar_w * layer.size / full if full else 0.0
+            bar = QRectF(left, y + 3, max(length, 1.0 if layer.size else 0.0), row_h - 6)
+            wasted = self._wasted(k)
+            waste = None
+            if wasted:  # the end of the bar: what a later layer throws away
+                wl = max(bar_w * wasted / full, 2.0)
+                waste = QRectF(bar.right() - wl, bar.top(), wl, bar.height())
+            size_text = self._size_text(k)
+            rows.append(_Row(
+                bar, waste,
+                ChartLabel(k, QRectF(6, text_y, left - 12, text_h), f"{k}  {step}"),
+                ChartLabel(k, QRectF(bar.right() + 6, text_y, fm.horizontalAdvance(size_text) + 2, text_h), size_text),
+            ))
+        return rows
+
+    def label_rects(self) -> list[ChartLabel]:
+        """Every label of the rows (number and step, then size), with the rect it is drawn in."""
+        return [label for row in self._rows() for label in (row.step, row.size)]
+
+    def bar_rects(self) -> list[QRectF]:
+        """The bar of each layer."""
+        return [row.bar for row in self._rows()]
+
+    def row_at(self, pos: QPointF) -> int | None:
+        """The layer whose row is at ``pos`` (label or bar)."""
+        _, row_h, head = self._metrics()
+        k = math.floor((pos.y() - head) / row_h)
+        return k if 0 <= k < len(self._layers()) and 0 <= pos.x() < self.width() else None
+
+    def tooltip_at(self, pos: QPointF) -> str:
+        """What hovering at ``pos`` tells (rich text), or ''."""
+        k = self.row_at(pos)
+        if k is None:
+            return ""
+        layer = self._layers()[k]
+        wasted = self._wasted(k)
+        step = " ".join(layer.created_by.split()) or "(no build step recorded)"
+        if len(step) > 4000:
+            step = step[:4000] + "…"
+        later = f"<br>{human_size(wasted)} of it wasted by later layers (hatched)" if wasted else "<br>nothing of it wasted later"
+        return (f"<b>Layer {k}</b>: {human_size(layer.size)}{later}"
+                f"<p style='white-space:pre-wrap'><tt>{html.escape(step)}</tt></p>")
+
+    # -- drawing -------------------------------------------------------------------------------
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
-        if self.image is None or not self.image.layers:
+        layers = self._layers()
+        if not layers:
             return
         p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        text = self.palette().color(QPalette.ColorRole.Text)
-        layers = self.image.layers
-        waste = self.image.waste.per_layer if self.image.waste else [0] * len(layers)
-        top = max(max(l.size for l in layers), 1)
-        w, h = self.width(), self.height()
-        margin, label_h = 8, 18
-        slot = (w - 2 * margin) / len(layers)
-        bar_w = max(2.0, min(60.0, slot * 0.7))
-        self._bars = []
-        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
-        for i, layer in enumerate(layers):
-            x = margin + i * slot + (slot - bar_w) / 2
-            full = (h - 2 * label_h - margin) * layer.size / top
-            rect = QRectF(x, h - label_h - full, bar_w, max(full, 1.0))
-            p.fillRect(rect, layer_colour(i, dark))
-            wasted = (h - 2 * label_h - margin) * min(waste[i], layer.size) / top
-            if wasted >= 1:
-                p.fillRect(QRectF(x, h - label_h - full, bar_w, wasted), QColor(200, 40, 90, 170))
-            self._bars.append((rect.adjusted(0, -h, 0, 0), i))
-            p.setPen(text)
-            if slot > 24:
-                p.drawText(QRectF(x - 10, h - label_h, bar_w + 20, label_h), Qt.AlignmentFlag.AlignCenter, str(i))
-                p.drawText(QRectF(x - 20, h - label_h - full - label_h, bar_w + 40, label_h),
-                           Qt.AlignmentFlag.AlignCenter, human_size(layer.size))
+        dark = _is_dark(self)
+        pal = self.palette()
+        ink = pal.color(QPalette.ColorRole.WindowText)
+        fm, row_h, head = self._metrics()
+        left, bar_w, full, ticks = self._scale(fm, self.width())
+        rows = self._rows()
+        bottom = head + row_h * len(layers)
+        line_h = math.ceil(fm.height()) + 6
+        self._legend(p, fm, dark, ink, line_h)
+        # the axis along the top, so it stays in view over a long list of layers
+        p.setPen(QPen(_faint(ink, 60), 1))
+        for value in ticks:
+            x = left + bar_w * value / full if full else left
+            p.drawLine(QPointF(x, head - 3), QPointF(x, bottom))
+        p.setPen(ink)
+        for value in ticks:
+            x = left + bar_w * value / full if full else left
+            text = tick_text(value)
+            w = fm.horizontalAdvance(text)
+            x0 = min(max(x - w / 2, left - 4), self.width() - w - 2)
+            p.drawText(QRectF(x0, line_h, w + 2, line_h - 4), Qt.AlignmentFlag.AlignCenter, text)
+        if self._hover is not None:
+            hover = QRectF(0, head + self._hover * row_h, self.width(), row_h)
+            p.fillRect(hover, _faint(pal.color(QPalette.ColorRole.Highlight), 50))
+        hatch = QBrush(waste_colour(dark), WASTE_PATTERN)
+        base = pal.color(QPalette.ColorRole.Base)
+        num_w = fm.horizontalAdvance(str(len(layers) - 1)) + 10
+        for k, row in enumerate(rows):
+            p.fillRect(row.bar, layer_colour(k, dark))
+            if row.waste is not None:
+                p.fillRect(row.waste, base)
+                p.fillRect(row.waste, hatch)
+                p.setPen(QPen(waste_colour(dark), 1))
+                p.drawRect(row.waste.adjusted(0.5, 0.5, -0.5, -0.5))
+            p.setPen(ink)
+            number, _, step = row.step.text.partition("  ")  # the number right-aligned in a column
+            p.drawText(QRectF(row.step.rect.x(), row.step.rect.y(), num_w - 8, row.step.rect.height()),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, number)
+            p.drawText(row.step.rect.adjusted(num_w, 0, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, step)
+            p.drawText(row.size.rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, row.size.text)
         p.end()
 
-    def _bar_at(self, pos: QPointF) -> int | None:
-        for rect, i in self._bars:
-            if rect.contains(pos):
-                return i
-        return None
+    def _legend(self, p: QPainter, fm: QFontMetricsF, dark: bool, ink: QColor, line_h: float) -> None:
+        """Two swatches: what the bar and what its hatched end mean."""
+        x, y = 6.0, (line_h - 10) / 2
+        for text, hatched in (("layer size", False), ("later wasted (hatched)", True)):
+            swatch = QRectF(x, y, 18, 10)
+            if hatched:
+                p.fillRect(swatch, self.palette().color(QPalette.ColorRole.Base))
+                p.fillRect(swatch, QBrush(waste_colour(dark), WASTE_PATTERN))
+                p.setPen(waste_colour(dark))
+                p.drawRect(swatch.adjusted(0.5, 0.5, -0.5, -0.5))
+            else:
+                p.fillRect(swatch, layer_colour(0, dark))
+            p.setPen(ink)
+            w = fm.horizontalAdvance(text) + 2
+            p.drawText(QRectF(x + 24, 0, w, line_h), Qt.AlignmentFlag.AlignVCenter, text)
+            x += 24 + w + 18
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        i = self._bar_at(event.position())
-        if i is not None and self.image is not None:
-            layer = self.image.layers[i]
-            waste = self.image.waste.per_layer[i] if self.image.waste else 0
-            QToolTip.showText(event.globalPosition().toPoint(),
-                              f"layer {i}: {human_size(layer.size)}, of which {human_size(waste)} wasted later\n{layer.created_by[:200]}", self)
+    # -- the mouse -----------------------------------------------------------------------------
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        i = self._bar_at(event.position())
-        if i is not None:
-            self.layer_clicked.emit(i)
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            k = self.row_at(QPointF(event.pos()))
+            if k is not None:
+                _, row_h, head = self._metrics()
+                area = QRectF(0, head + k * row_h, self.width(), row_h).toAlignedRect()
+                QToolTip.showText(event.globalPos(), self.tooltip_at(QPointF(event.pos())), self, area)
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        k = self.row_at(event.position())
+        if k != self._hover:
+            self._hover = k
+            self.setCursor(Qt.CursorShape.PointingHandCursor if k is not None else Qt.CursorShape.ArrowCursor)
+            self.update()
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
+        self._hover = None
+        self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        k = self.row_at(event.position())
+        if k is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.layer_clicked.emit(k)
 
 
-@dataclass
-class _Box:
-    rect: QRectF
-    path: str
+# -- the treemap --------------------------------------------------------------------------------
+
+FILE_BOX, FOLDER_BOX, MORE_BOX = 0, 1, 2
+MIN_LEAF = 3.0  # px²: entries smaller than this are drawn as one box per folder
+MIN_BOX = 7000.0  # px²: the least a small entry gets, so that small folders stay visible ...
+FLOOR_SHARE = 3  # ... but all such minimums together take at most 1/(1+3) of a folder
+CELL = 24  # px: side of a cell of the hover grid
+DEFER_BOXES = 5000  # above this many boxes, drawing anew waits until resizing stops
+LEGEND_LINES = 3  # a longer legend of layers keeps those with the most bytes on the map
+
+
+class TreemapBox(NamedTuple):
+    """One rectangle of the treemap: a file, a folder, or the smaller entries of a folder lumped."""
+
+    x: float
+    y: float
+    w: float
+    h: float
     size: int
-    layer: int
-    is_dir: bool
+    path: str  # for lumped entries: their folder
+    layer: int  # the layer that wrote the file; -1 for folders and lumps
+    kind: int  # FILE_BOX, FOLDER_BOX or MORE_BOX
+    count: int  # entries lumped together
+    depth: int
+
+    @property
+    def rect(self) -> QRectF:
+        """The box as a QRectF."""
+        return QRectF(self.x, self.y, self.w, self.h)
+
+    @property
+    def is_dir(self) -> bool:
+        """Whether the box is a folder."""
+        return self.kind == FOLDER_BOX
 
 
-def squarify(sizes: list[tuple[object, float]], rect: QRectF) -> list[tuple[object, QRectF]]:
-    """Lay out (item, size) pairs in ``rect`` as near-square rectangles (Bruls et al.).
-
-    Items are taken biggest first; the row's sum, largest and smallest are kept as it grows,
-    so a folder of many entries is laid out in linear time.
-    """
-    items = sorted(((k, s) for k, s in sizes if s > 0), key=lambda item: -item[1])
-    total = sum(s for _, s in items)
-    if not items or total <= 0 or rect.width() <= 0 or rect.height() <= 0:
-        return []
-    scale = rect.width() * rect.height() / total
-    out: list[tuple[object, QRectF]] = []
-    x, y, w, h = rect.x(), rect.y(), rect.width(), rect.height()
-    row: list[tuple[object, float]] = []
-    row_sum = row_max = row_min = 0.0
-
-    def worst(total_: float, biggest: float, smallest: float, side: float) -> float:
-        if total_ <= 0 or side <= 0 or smallest <= 0:
-            return float("inf")
-        return max(side * side * biggest / (total_ * total_), (total_ * total_) / (side * side * smallest))
-
-    for k, size in items:
-        area = size * scale
-        side = min(w, h)
-        if row and worst(row_sum + area, max(row_max, area), min(row_min, area), side) > worst(row_sum, row_max, row_min, side):
-            x, y, w, h = _place(row, x, y, w, h, out)
-            row, row_sum, row_max, row_min = [], 0.0, 0.0, 0.0
-        row.append((k, area))
-        row_sum += area
-        row_max = max(row_max, area)
-        row_min = area if row_min == 0 else min(row_min, area)
-    if row:
-        _place(row, x, y, w, h, out)
+def squarify(weights: Sequence[float], x: float, y: float, w: float, h: float) -> list[tuple[float, float, float, float]]:
+    """Rectangles for ``weights`` (biggest first) tiling (x, y, w, h), as near square as possible."""
+    # A row along the shorter side grows while its worst aspect ratio improves (Bruls, Huizing
+    # and van Wijk); each weight is looked at once or twice, so a folder of many entries is linear.
+    total = sum(weights)
+    out: list[tuple[float, float, float, float]] = []
+    if total <= 0 or w <= 0 or h <= 0:
+        return out
+    scale = w * h / total
+    areas = [weight * scale for weight in weights]
+    i, n = 0, len(areas)
+    while i < n:
+        side2 = min(w, h) ** 2
+        first = areas[i] * side2
+        row, worst_before, j = 0.0, math.inf, i
+        while j < n:
+            area = areas[j]
+            s2 = (row + area) ** 2
+            if area <= 0:
+                break
+            wide, thin = first / s2, s2 / (side2 * area)
+            worst = wide if wide > thin else thin
+            if worst > worst_before:
+                break
+            row, worst_before, j = row + area, worst, j + 1
+        j = max(j, i + 1)  # a weight of zero still takes its (empty) place
+        if w >= h:  # a column at the left
+            thick, yy = row / h if h > 0 else 0.0, y
+            for area in areas[i:j]:
+                hh = area / thick if thick else 0.0
+                out.append((x, yy, thick, hh))
+                yy += hh
+            x, w = x + thick, w - thick
+        else:  # a row at the top
+            thick, xx = row / w if w > 0 else 0.0, x
+            for area in areas[i:j]:
+                ww = area / thick if thick else 0.0
+                out.append((xx, y, ww, thick))
+                xx += ww
+            y, h = y + thick, h - thick
+        i = j
     return out
 
 
-def _place(row, x, y, w, h, out):
-    s = sum(a for _, a in row)
-    if w >= h:  # a column on the left
-        col_w = s / h if h else 0
-        yy = y
-        for k, a in row:
-            hh = a / col_w if col_w else 0
-            out.append((k, QRectF(x, yy, col_w, hh)))
-            yy += hh
-        return x + col_w, y, w - col_w, h
-    row_h = s / w if w else 0
-    xx = x
-    for k, a in row:
-        ww = a / row_h if row_h else 0
-        out.append((k, QRectF(xx, y, ww, row_h)))
-        xx += ww
-    return x, y + row_h, w, h - row_h
-
-
 class Treemap(QWidget):
-    """The final filesystem as nested rectangles sized by bytes, coloured by layer."""
+    """The final filesystem as nested boxes sized by bytes, files coloured by the layer that wrote them."""
 
     path_clicked = Signal(str)
 
@@ -170,94 +399,319 @@ class Treemap(QWidget):
         super().__init__(parent)
         self.setObjectName("treemap")
         self.setMinimumSize(200, 160)
-        self.setMouseTracking(True)
         self.image: Image | None = None
         self.totals: dict[str, int] = {}
-        self.boxes: list[_Box] = []
-        self._laid_out_for = (0, 0)
+        self._kids: dict[str, tuple[int, list[tuple[int, str, int, int, int]]]] = {}
+        self._boxes: list[TreemapBox] = []
+        self._laid_out_for: tuple[int, int] | None = None
+        self._grid: list[list[int]] | None = None
+        self._cols = 0
+        self._shown: list[int] = []
+        self._pixmap: QPixmap | None = None
+        self._settle = QTimer(self, singleShot=True, interval=150)
+        self._settle.timeout.connect(self._draw_anew)
 
     def set_image(self, image: Image, totals: dict[str, int]) -> None:
         """Map another image (``totals``: bytes below each folder of the final image)."""
         self.image, self.totals = image, totals
-        self._laid_out_for = (0, 0)
+        self._kids = {}
+        self._forget()
+
+    def _forget(self) -> None:
+        """Lay out and draw again at the next paint."""
+        self._laid_out_for, self._grid, self._pixmap = None, None, None
         self.update()
 
-    def _layout(self) -> None:
-        """Compute the rectangles for the current size (only when it changed)."""
-        if self._laid_out_for == (self.width(), self.height()) or self.image is None:
-            return
-        self._laid_out_for = (self.width(), self.height())
-        self.boxes = []
-        tree = self.image.tree
-        stack = [("/", QRectF(0, 0, self.width(), self.height()), 0)]
-        while stack:
-            folder, rect, depth = stack.pop()
+    @property
+    def boxes(self) -> list[TreemapBox]:
+        """Every box for the current size, parents before what they hold."""
+        self._ensure_layout()
+        return self._boxes
+
+    def shown_layers(self) -> list[int]:
+        """The layers whose files have a box, in order (the legend's entries)."""
+        self._ensure_layout()
+        return self._shown
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _children(self, folder: str) -> tuple[int, list[tuple[int, str, int, int, int]]]:
+        """(bytes, entries biggest first as (size, path, layer, kind, entries inside)) of a folder."""
+        # kept for the image: each resize lays the same folders out again
+        found = self._kids.get(folder)
+        if found is None:
+            assert self.image is not None
+            tree, totals = self.image.tree, self.totals
             kids = []
             for name in tree.kids.get(folder, ()):
                 path = names.join(folder, name)
                 e = tree.entry_at(path)
                 if e is None:
                     continue
-                e = tree.effective(e)  # a file's bytes take room under one of its names only
-                size = self.totals.get(path, 0) if e.type == DIR else 0 if e.type == HARDLINK else e.size
-                if size > 0:
-                    kids.append(((path, e), float(size)))
-            # too many, or too small to see: the biggest entries, and the rest as one grey box
-            kids.sort(key=lambda k: -k[1])
-            total = sum(size for _, size in kids) or 1.0
-            area = rect.width() * rect.height()
-            keep = 0
-            while keep < len(kids) and keep < MAX_CHILDREN and kids[keep][1] / total * area >= MIN_LEAF:
-                keep += 1
-            if keep < len(kids):
-                rest = sum(size for _, size in kids[keep:])
-                kids = kids[:keep] + [((f"{folder} ({len(kids) - keep:,} smaller entries)", None), rest)]
-            for (path, e), r in squarify(kids, rect.adjusted(1, 1, -1, -1)):  # type: ignore[misc]
-                if e is None:
-                    self.boxes.append(_Box(r, path, 0, -1, False))
+                if e.type == DIR:
+                    size = totals.get(path, 0)
+                    if size > 0:
+                        kids.append((size, path, -1, FOLDER_BOX, 0))
                     continue
-                is_dir = e.type == DIR
-                size = self.totals.get(path, 0) if is_dir else e.size
-                self.boxes.append(_Box(r, path, size, e.layer, is_dir))
-                if is_dir and depth < MAX_DEPTH and r.width() * r.height() >= MIN_AREA * 4:
-                    stack.append((path, r, depth + 1))
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
-        self._layout()
-        p = QPainter(self)
-        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
-        edge = QPen(self.palette().color(QPalette.ColorRole.Window))
-        colours: dict[int, QColor] = {-1: QColor(128, 128, 128)}
-        for box in self.boxes:
-            if box.is_dir:
-                continue  # folders are drawn by what they hold
-            colour = colours.get(box.layer)
-            if colour is None:
-                colour = colours[box.layer] = layer_colour(box.layer, dark)
-            p.fillRect(box.rect, colour)
-            p.setPen(edge)
-            p.drawRect(box.rect)
-        p.setPen(self.palette().color(QPalette.ColorRole.Text))
-        for box in self.boxes:
-            if box.rect.width() > 60 and box.rect.height() > 14 and not box.is_dir:
-                p.drawText(box.rect.adjusted(2, 1, -2, -1), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                           box.path.rsplit("/", 1)[-1])
-        p.end()
-
-    def box_at(self, pos: QPointF) -> _Box | None:
-        """The smallest rectangle under a point."""
-        found = None
-        for box in self.boxes:
-            if box.rect.contains(pos) and (found is None or box.rect.width() * box.rect.height() <= found.rect.width() * found.rect.height()):
-                found = box
+                e = tree.effective(e)  # a file's bytes take room under one of its names only
+                if e.type != HARDLINK and e.size > 0:
+                    kids.append((e.size, path, e.layer, FILE_BOX, 0))
+            kids.sort(key=lambda kid: -kid[0])
+            found = self._kids[folder] = (sum(k[0] for k in kids), kids)
         return found
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        box = self.box_at(event.position())
-        if box is not None:
-            QToolTip.showText(event.globalPosition().toPoint(), f"{box.path}\n{human_size(box.size)}, from layer {box.layer}", self)
+    def _legend_lines(self, layers: Sequence[int], width: float, lumps: bool = True,
+                      more: int = 0) -> list[list[tuple[float, str, QColor | None]]]:
+        """The legend wrapped to ``width``: per line, (x, text, swatch colour) of each entry."""
+        fm = QFontMetricsF(self.font())
+        dark = _is_dark(self)
+        entries: list[tuple[str, QColor | None]] = [(str(k), layer_colour(k, dark)) for k in layers]
+        if more:
+            entries.append((f"+{more} more (hover a box for its layer)", None))
+        if lumps:
+            entries.append(("smaller entries", QColor(LUMP_COLOUR)))
+        lines: list[list[tuple[float, str, QColor | None]]] = [[]]
+        x = 4 + fm.horizontalAdvance("Layers:") + 8
+        for text, colour in entries:
+            w = (16 if colour is not None else 0) + fm.horizontalAdvance(text) + 10
+            if x + w > width and lines[-1]:
+                lines.append([])
+                x = 4.0
+            lines[-1].append((x, text, colour))
+            x += w
+        return lines
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def _legend(self) -> list[list[tuple[float, str, QColor | None]]]:
+        """The legend of the layers shown; when many, those with the most bytes on the map."""
+        width, lumps = self.width(), any(box.kind == MORE_BOX for box in self._boxes)
+        lines = self._legend_lines(self._shown, width, lumps)
+        if len(lines) <= LEGEND_LINES:
+            return lines
+        area: dict[int, float] = {}
+        for b in self._boxes:
+            if b.kind == FILE_BOX:
+                area[b.layer] = area.get(b.layer, 0.0) + b.w * b.h
+        ranked = sorted(self._shown, key=lambda k: -area.get(k, 0.0))
+        keep = len(ranked)
+        while keep and len(lines) > LEGEND_LINES:
+            keep -= 1
+            lines = self._legend_lines(sorted(ranked[:keep]), width, lumps, len(ranked) - keep)
+        return lines
+
+    def _legend_height(self) -> float:
+        if self.image is None:
+            return 0.0
+        # room for every layer that stored bytes: the ones shown are among them
+        layers = [k for k, layer in enumerate(self.image.layers) if layer.size > 0]
+        line_h = math.ceil(QFontMetricsF(self.font()).height()) + 4
+        return min(len(self._legend_lines(layers, self.width())), LEGEND_LINES) * line_h + 4
+
+    def _header(self) -> float:
+        return math.ceil(QFontMetricsF(self.font()).height()) + 2
+
+    def _ensure_layout(self) -> None:
+        """Lay the boxes out for the current size (only when it changed)."""
+        size = (self.width(), self.height())
+        if self._laid_out_for == size:
+            return
+        self._laid_out_for, self._grid, self._boxes, self._shown = size, None, [], []
+        if self.image is None:
+            return
+        band = self._header()
+        boxes = self._boxes
+        layers: set[int] = set()
+        stack = [("/", 0.0, 0.0, float(self.width()), self.height() - self._legend_height(), 0)]
+        while stack:
+            folder, x, y, w, h, depth = stack.pop()
+            total, kids = self._children(folder)
+            area = w * h
+            if total <= 0 or area < MIN_LEAF:
+                continue
+            n = len(kids)
+            floor = total * min(1 / (n * FLOOR_SHARE), MIN_BOX / area)
+            scale = area / (total + floor * n)
+            keep = n
+            while keep and (kids[keep - 1][0] + floor) * scale < MIN_LEAF:
+                keep -= 1
+            weights = [kid[0] + floor for kid in kids[:keep]]
+            if keep < n:
+                weights.append(sum(kid[0] for kid in kids[keep:]) + floor * (n - keep))
+            rects = squarify(weights, x, y, w, h)
+            tail = (depth,)
+            for rect, kid in zip(rects, kids[:keep]):
+                boxes.append(_new(TreemapBox, rect + kid + tail))  # a box is its rect and its entry
+                layers.add(kid[2])
+                if kid[3] == FOLDER_BOX:
+                    bx, by, bw, bh = rect
+                    if bw > 4 and bh > 4:  # its entries inside, under a band with its name when it fits
+                        top = band if bw >= 40 and bh >= 2.2 * band else 1.0
+                        stack.append((kid[1], bx + 1, by + top, bw - 2, bh - top - 1, depth + 1))
+            if keep < n and len(rects) > keep:
+                rest = sum(kid[0] for kid in kids[keep:])
+                boxes.append(_new(TreemapBox, rects[keep] + (rest, folder, -1, MORE_BOX, n - keep, depth)))
+        layers.discard(-1)
+        self._shown = sorted(layers)
+
+    def _lookup(self) -> list[list[int]]:
+        """A grid of cells, each with the boxes over it in layout order (built at the first hover)."""
+        if self._grid is None:
+            # a spare column and row: a box's far edge may reach one cell past the widget
+            self._cols = cols = self.width() // CELL + 2
+            grid: list[list[int]] = [[] for _ in range(cols * (self.height() // CELL + 2))]
+            for i, (x, y, w, h, *_) in enumerate(self._boxes):
+                c0, r0 = int(x / CELL), int(y / CELL)
+                c1, r1 = int((x + w) / CELL), int((y + h) / CELL)
+                if c0 == c1 and r0 == r1:  # most boxes are small: one cell
+                    grid[r0 * cols + c0].append(i)
+                    continue
+                for r in range(r0 * cols, r1 * cols + 1, cols):
+                    for cell in range(r + c0, r + c1 + 1):
+                        grid[cell].append(i)
+            self._grid = grid
+        return self._grid
+
+    def box_at(self, pos: QPointF) -> TreemapBox | None:
+        """The innermost box under a point."""
+        self._ensure_layout()
+        px, py = pos.x(), pos.y()
+        if not (0 <= px < self.width() and 0 <= py < self.height()):
+            return None
+        boxes = self._boxes
+        for i in reversed(self._lookup()[int(py // CELL) * self._cols + int(px // CELL)]):
+            b = boxes[i]  # a box comes after the folders holding it: the first hit is the innermost
+            if b.x <= px < b.x + b.w and b.y <= py < b.y + b.h:
+                return b
+        return None
+
+    def tooltip_at(self, pos: QPointF) -> str:
+        """What hovering at ``pos`` tells: path, size and layer, or ''."""
+        box = self.box_at(pos)
+        if box is None or self.image is None:
+            return ""
+        if box.kind == MORE_BOX:
+            return f"{box.count:,} smaller entries in {box.path}\n{human_size(box.size)} together"
+        if box.kind == FOLDER_BOX:
+            return f"{box.path}/\n{human_size(box.size)} in {len(self._children(box.path)[1]):,} entries"
+        step = self.image.layers[box.layer].created_by if 0 <= box.layer < len(self.image.layers) else ""
+        return f"{box.path}\n{human_size(box.size)}, from layer {box.layer}: {short_command(step, 80)}"
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        if self._pixmap is not None and self._pixmap.deviceIndependentSize().toSize() != self.size():
+            if len(self._boxes) > DEFER_BOXES:  # stretch the old picture while the size keeps changing
+                p.drawPixmap(self.rect(), self._pixmap)
+                self._settle.start()
+                p.end()
+                return
+            self._pixmap = None
+        if self._pixmap is None:
+            self._pixmap = self._render()
+        p.drawPixmap(0, 0, self._pixmap)
+        p.end()
+
+    def _draw_anew(self) -> None:
+        self._pixmap = None
+        self.update()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._forget()
+        super().changeEvent(event)
+
+    def _render(self) -> QPixmap:
+        """The whole picture, drawn once per size, image and palette."""
+        self._ensure_layout()
+        dpr = self.devicePixelRatioF()
+        pix = QPixmap(self.size() * dpr)
+        if pix.isNull():
+            return pix
+        pix.setDevicePixelRatio(dpr)
+        pal = self.palette()
+        dark = _is_dark(self)
+        window, ink = pal.color(QPalette.ColorRole.Window), pal.color(QPalette.ColorRole.WindowText)
+        pix.fill(window)
+        p = QPainter(pix)
+        fm = QFontMetricsF(self.font())
+        band, line = self._header(), fm.height()
+        # deeper folders a shade further from the window colour, so nesting shows
+        shades = [window.lighter(130 + 25 * d) if dark else window.darker(106 + 7 * d) for d in range(12)]
+        colours = {k: layer_colour(k, dark) for k in self._shown}
+        inks = {k: _ink_on(c) for k, c in colours.items()}
+        lump = QColor(LUMP_COLOUR)
+        fill, Rect = p.fillRect, QRectF
+        labels = []
+        for b in self._boxes:
+            x, y, w, h = b.x, b.y, b.w, b.h
+            if w >= 4 and h >= 4:  # a gap, in the colour of what holds it, parts neighbours
+                w, h = w - 1, h - 1
+            if b.kind == FILE_BOX:
+                fill(Rect(x, y, w, h), colours[b.layer])
+            elif b.kind == FOLDER_BOX:
+                fill(Rect(x, y, w, h), shades[min(b.depth, 11)])
+            else:
+                fill(Rect(x, y, w, h), lump)
+            if w >= 40 and h >= line:
+                labels.append(b)
+        for b in labels:
+            name = b.path.rsplit("/", 1)[-1] or "/"
+            if b.kind == FOLDER_BOX:
+                if b.h < 2.2 * band:
+                    continue
+                p.setPen(ink)
+                text = f"{name}/  {human_size(b.size)}"
+                p.drawText(Rect(b.x + 3, b.y, b.w - 6, band), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                           fm.elidedText(text, Qt.TextElideMode.ElideRight, b.w - 6))
+                continue
+            p.setPen(inks.get(b.layer, QColor("#000000")))
+            text = name if b.kind == FILE_BOX else f"{b.count:,} more"
+            if b.h >= 2 * line + 4:
+                text += f"\n{human_size(b.size)}"
+            p.drawText(Rect(b.x + 3, b.y + 1, b.w - 6, b.h - 2), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                       "\n".join(fm.elidedText(t, Qt.TextElideMode.ElideRight, b.w - 6) for t in text.split("\n")))
+        if not self._boxes and self.image is not None:
+            p.setPen(ink)
+            p.drawText(QRectF(0, 0, self.width(), self.height() - self._legend_height()), Qt.AlignmentFlag.AlignCenter,
+                       "The final image holds no file bytes to map.")
+        self._paint_legend(p, fm, ink)
+        p.end()
+        return pix
+
+    def _paint_legend(self, p: QPainter, fm: QFontMetricsF, ink: QColor) -> None:
+        """Layer numbers with their swatches, wrapped under the map."""
+        if self.image is None:
+            return
+        line_h = math.ceil(fm.height()) + 4
+        y = self.height() - self._legend_height() + 4
+        p.setPen(ink)
+        p.drawText(QRectF(4, y, fm.horizontalAdvance("Layers:") + 4, line_h), Qt.AlignmentFlag.AlignVCenter, "Layers:")
+        for line in self._legend():
+            for x, text, colour in line:
+                if colour is not None:
+                    p.fillRect(QRectF(x, y + (line_h - 12) / 2, 12, 12), colour)
+                    x += 16
+                p.drawText(QRectF(x, y, fm.horizontalAdvance(text) + 4, line_h), Qt.AlignmentFlag.AlignVCenter, text)
+            y += line_h
+
+    # -- the mouse -----------------------------------------------------------------------------
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            box = self.box_at(QPointF(event.pos()))
+            text = self.tooltip_at(QPointF(event.pos()))
+            if box is not None and text:
+                # the tip stays while the mouse is over this box (a folder: its name band, as
+                # what it holds has tips of its own); elsewhere the widget asks again
+                area = box.rect if box.kind != FOLDER_BOX else QRectF(box.x, box.y, box.w, self._header())
+                QToolTip.showText(event.globalPos(), text, self, area.toAlignedRect())
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         box = self.box_at(event.position())
-        if box is not None:
+        if box is not None and event.button() == Qt.MouseButton.LeftButton:
             self.path_clicked.emit(box.path)

@@ -15,13 +15,16 @@ from PySide6.QtWidgets import (
 
 from explorer.image.loader import Image
 from explorer.model.values import DIR, HARDLINK, SYMLINK, Entry
-from explorer.tree.diff import REMOVED
+from explorer.tree.diff import ADDED, MODIFIED, REMOVED
+from explorer.tree.explain import (CONTENT_CHANGED, CONTENT_SAME, CONTENT_UNKNOWN, MODE, MTIME, OWNER, TARGET, TYPE,
+                                   XATTRS, Difference, Step, last_step, removal, step_differences)
+from explorer.tree.index import LayerTree, Version
 from explorer.tree.resolve import link_target
 from explorer.tree.views import Row
 from explorer.ui import resources
 from explorer.ui.format import human_size, mode_string, mtime_string, short_command
 
-FIELDS = ("Path", "Type", "Size", "Mode", "Owner", "Modified", "Link target", "Layer", "Extended attributes")
+FIELDS = ("Path", "Change", "Type", "Size", "Mode", "Owner", "Modified", "Link target", "Layer", "Extended attributes")
 
 
 class DetailsPanel(QWidget):
@@ -58,6 +61,7 @@ class DetailsPanel(QWidget):
         layout.addWidget(QLabel("History of this path (click to go to the layer):"))
         self.history = QListWidget()
         self.history.setObjectName("pathHistory")
+        self.history.setAccessibleName("History of this path")
         self.history.itemActivated.connect(self._activated)
         self.history.itemClicked.connect(self._activated)
         layout.addWidget(self.history, 1)
@@ -75,32 +79,106 @@ class DetailsPanel(QWidget):
         """Show one row of the tree after ``layer``."""
         e: Entry = row.entry
         self._path = row.path
-        state = " (removed in this layer; shown as it was)" if row.change == REMOVED else ""
+        gone = removal(image.tree, row.path, layer) if row.change == REMOVED else None
+        state = f" (removed in layer {gone.layer}; shown as it was)" if gone is not None else ""
         self.title.setText(row.path + state)
         v = self.values
+        v["Change"].setText(change_text(image.tree, row, layer))
         v["Type"].setText(e.type)
         v["Size"].setText(f"{human_size(e.size)} ({e.size:,} bytes)" if e.type != DIR else "directory")
         v["Mode"].setText(f"{mode_string(e)}  ({e.mode:04o})")
         v["Owner"].setText(f"{e.uid}:{e.gid}")
         v["Modified"].setText(mtime_string(e.mtime))
         v["Link target"].setText(_link_text(image, e, layer))
-        layer = image.layers[e.layer] if 0 <= e.layer < len(image.layers) else None
-        v["Layer"].setText(f"{e.layer}: {short_command(layer.created_by, 70)}" if layer else str(e.layer))
+        shown = gone.layer if gone is not None else e.layer  # the layer the tree's Layer column names
+        info = image.layers[shown] if 0 <= shown < len(image.layers) else None
+        v["Layer"].setText(f"{shown}: {short_command(info.created_by, 70)}" if info else str(shown))
         xattrs = ", ".join(f"{k} ({len(val)} bytes)" for k, val in sorted((e.xattrs or {}).items()))
         v["Extended attributes"].setText(xattrs or "none")
         self.history.clear()
+        before: Entry | None = None
         for version in image.tree.history(row.path):
             layer_info = image.layers[version.layer]
             label = {"unchanged": "written again, unchanged"}.get(version.change, resources.LABELS.get(version.change, version.change))
             item = QListWidgetItem(f"layer {version.layer}: {label} — {short_command(layer_info.created_by, 60) or 'no history'}")
             item.setData(Qt.ItemDataRole.UserRole, version.layer)
-            item.setToolTip(layer_info.created_by)
+            item.setToolTip("\n".join(t for t in (_version_text(image.tree, before, version), layer_info.created_by) if t))
+            before = version.entry
             icon = resources.change_icon(version.change) or resources.blank_icon()  # keep rows aligned
             item.setIcon(icon)
             self.history.addItem(item)
 
     def _activated(self, item: QListWidgetItem) -> None:
         self.jump_to_layer.emit(int(item.data(Qt.ItemDataRole.UserRole)), self._path)
+
+
+def change_text(tree: LayerTree, row: Row, layer: int | None) -> str:
+    """What the last layer to touch a row's path did to it: "Removed in layer 3 (it was added in layer 1)"."""
+    gone = removal(tree, row.path, layer) if row.change == REMOVED else None
+    if gone is not None:
+        origin = [f"it was added in layer {gone.added}"] if gone.added is not None else []
+        if gone.written is not None and gone.written != gone.added:
+            origin.append(f"last written in layer {gone.written}")
+        return f"Removed in layer {gone.layer}" + (f" ({', '.join(origin)})" if origin else "")
+    step = last_step(tree, row.path, layer)
+    return _step_text(step, step_differences(tree, step)) if step is not None else ""
+
+
+def _version_text(tree: LayerTree, before: Entry | None, version: Version) -> str:
+    """``change_text`` of one version of the history, given the entry before it."""
+    step = Step(version.layer, version.change, before, version.entry)
+    if version.change == REMOVED:
+        return f"Removed in layer {version.layer}"
+    return _step_text(step, step_differences(tree, step))
+
+
+def _step_text(step: Step, found: list[Difference]) -> str:
+    """A sentence for one step and what it changed."""
+    if step.change == ADDED:
+        return f"Added in layer {step.layer}"
+    parts = [difference_text(d) for d in found]
+    if step.change == MODIFIED:
+        return f"Changed in layer {step.layer}" + (f": {', '.join(parts)}" if parts else "")
+    # written again as it was: its bytes are the same, so only what the rules ignore can differ
+    parts = [difference_text(d) for d in found if d.what not in (CONTENT_SAME, CONTENT_UNKNOWN)]
+    return f"Written again in layer {step.layer}, unchanged" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def difference_text(d: Difference) -> str:
+    """One difference in a few words: ``mode 0644 -> 0640``, ``content changed (size 6 B -> 10 B)``."""
+    if d.what == MODE:
+        return f"mode {d.before & 0o7777:04o} -> {d.after & 0o7777:04o}"
+    if d.what in (OWNER, TYPE, TARGET):
+        return f"{d.what} {d.before} -> {d.after}"
+    if d.what == CONTENT_CHANGED:
+        sizes = f"same size, {human_size(d.after)}" if d.before == d.after else f"size {_sizes(d.before, d.after)}"
+        return f"content changed ({sizes})"
+    if d.what == CONTENT_SAME:
+        return "content unchanged"
+    if d.what == CONTENT_UNKNOWN:
+        return f"content not compared (same size, {human_size(d.after)})"
+    if d.what == XATTRS:
+        return _xattrs_text(d.before, d.after)
+    if d.what == MTIME:
+        return f"modified time {mtime_string(d.before)} -> {mtime_string(d.after)}"
+    return d.what
+
+
+def _sizes(a: int, b: int) -> str:
+    """Two sizes, in bytes when rounding would make them look the same."""
+    if human_size(a) == human_size(b):
+        return f"{a:,} -> {b:,} bytes"
+    return f"{human_size(a)} -> {human_size(b)}"
+
+
+def _xattrs_text(before: dict[str, bytes], after: dict[str, bytes]) -> str:
+    """Which extended attributes came, went or changed."""
+    parts = []
+    for label, keys in (("added", after.keys() - before.keys()), ("removed", before.keys() - after.keys()),
+                        ("changed", {k for k in before.keys() & after.keys() if before[k] != after[k]})):
+        if keys:
+            parts.append(f"{label} {', '.join(sorted(keys))}")
+    return f"extended attributes {'; '.join(parts)}"
 
 
 def _link_text(image: Image, e: Entry, layer: int | None) -> str:

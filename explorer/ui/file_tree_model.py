@@ -10,16 +10,17 @@ handed in.
 from __future__ import annotations
 
 import weakref
-from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Iterator
 
-from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, QUrl
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QApplication, QStyle, QTreeView
+from PySide6.QtCore import QAbstractItemModel, QEvent, QMimeData, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, QUrl
+from PySide6.QtGui import QFont, QIcon
+from PySide6.QtWidgets import QStyle, QTreeView
 
-from explorer.model.values import DIR, HARDLINK, SYMLINK
+from explorer.model.values import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK
 from explorer.tree.diff import REMOVED, UNCHANGED
+from explorer.tree.explain import Removal, dangling, dangling_text, removal
+from explorer.tree.resolve import Resolved
 from explorer.tree.steps import drain
 from explorer.tree.views import MERGED, Row, TreeView
 from explorer.ui import resources
@@ -37,15 +38,25 @@ _DRAGGABLE = _SELECTABLE | Qt.ItemFlag.ItemIsDragEnabled
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
-@lru_cache(maxsize=8)
-def _kind_icon(kind: str) -> Any:
-    """The style's icon for a folder, a link or a file (asked for every row painted)."""
-    style = QApplication.style()
-    if style is None:
-        return None
-    pixmap = QStyle.StandardPixmap.SP_DirIcon if kind == DIR else (
-        QStyle.StandardPixmap.SP_FileLinkIcon if kind == SYMLINK else QStyle.StandardPixmap.SP_FileIcon)
-    return style.standardIcon(pixmap)
+_SPECIAL_TYPES = frozenset((CHAR, BLOCK, FIFO))
+_RUNNABLE = 0o111
+
+
+def _kind_icon(kind: str, change: str = UNCHANGED) -> QIcon:
+    """The icon of an entry kind (``resources.entry_icon``), with the change marker at its corner."""
+    return resources.entry_icon(kind, change)
+
+
+def icon_kind(row: Row, broken: bool) -> str:
+    """Which icon a row gets: its type, or executable, dangling link, or device/fifo/socket."""
+    kind = row.entry.type
+    if kind == SYMLINK:
+        return resources.DANGLING if broken else SYMLINK
+    if kind == FILE:
+        return resources.EXECUTABLE if row.entry.mode & _RUNNABLE else FILE
+    if kind in _SPECIAL_TYPES:
+        return resources.SPECIAL
+    return kind if kind in (DIR, HARDLINK) else FILE
 
 
 class _Node:
@@ -91,6 +102,7 @@ class FileTreeModel(QAbstractItemModel):
         self._generation = 0  # which reset a folder being ordered belongs to
         self.slices = None  # with one (its tab's), huge folders are ordered between events
         self.drag_provider = None  # row -> a local file to drag out, or None
+        self._broken: dict[str, Resolved | None] = {}  # symlink path -> where it fails to lead
 
     def use_slices(self, slices: Any) -> None:
         """Order huge folders a slice at a time on ``slices`` (a ``workers.Slices``): opening
@@ -104,6 +116,7 @@ class FileTreeModel(QAbstractItemModel):
         self.beginResetModel()
         self.view, self.visible, self.totals = view, visible, totals
         self._root = _Node(None, None, 0)
+        self._broken = {}  # another layer may hold what a link leads to
         self._partial = {}
         self._generation += 1
         if self.slices is not None:
@@ -237,7 +250,7 @@ class FileTreeModel(QAbstractItemModel):
         if self.sort_column == SIZE:
             return self._size(r)
         if self.sort_column == LAYER:
-            return r.entry.layer
+            return self.layer_of(r)
         if self.sort_column == CHANGE:
             return r.change
         if self.sort_column == MODE:
@@ -250,6 +263,50 @@ class FileTreeModel(QAbstractItemModel):
         if r.entry.type == DIR:
             return (self.totals or {}).get(r.path, 0)
         return r.entry.size
+
+    # -- what a row says -----------------------------------------------------------------
+
+    def removal(self, r: Row) -> Removal | None:
+        """For a removed row of an image's tree: the layer that removed it and the one that added it."""
+        if r.change != REMOVED or not isinstance(self.view, TreeView):
+            return None  # (another kind of view, two images compared, has no layers to name)
+        return removal(self.view.tree, r.path, self.view.layer)
+
+    def layer_of(self, r: Row) -> int:
+        """The layer a row names: the one that removed it, else the one that wrote what is shown."""
+        gone = self.removal(r)
+        return gone.layer if gone is not None else r.entry.layer
+
+    def broken_link(self, r: Row) -> Resolved | None:
+        """Where a symlink row fails to lead (None: it leads somewhere, or is no symlink)."""
+        if r.entry.type != SYMLINK or r.change == REMOVED or self.view is None:
+            return None
+        if r.path not in self._broken:  # asked for each paint of the row: look it up once
+            self._broken[r.path] = dangling(self.view.tree, r.entry, self.view.layer)
+        return self._broken[r.path]
+
+    def change_text(self, r: Row) -> str:
+        """What the view's layer (or the image's history) did to a row, as its tooltip says it."""
+        if r.change == UNCHANGED:
+            return ""
+        gone = self.removal(r)
+        if gone is not None:
+            added = f" (it was added in layer {gone.added})" if gone.added is not None else ""
+            return f"removed in layer {gone.layer}{added}"
+        label = resources.LABELS.get(r.change, r.change)
+        layer = self.view.layer if self.view is not None else None
+        return f"{label} in layer {layer}" if layer is not None else label
+
+    def widest_owner(self, parent: Index, first: int = 0, last: int = -1) -> str:
+        """The longest owner text among rows ``first``..``last`` (-1: all) of ``parent`` handed out so far."""
+        children = self._node(parent).children or []
+        widest = ""
+        for child in children[first:] if last < 0 else children[first:last + 1]:
+            e = child.row.entry
+            text = f"{e.uid}:{e.gid}"
+            if len(text) > len(widest):
+                widest = text
+        return widest
 
     def index_for_path(self, path: str) -> QModelIndex:
         """The index of a path's row, fetching its ancestors' children on the way."""
@@ -358,14 +415,11 @@ class FileTreeModel(QAbstractItemModel):
             if col == OWNER:
                 return f"{e.uid}:{e.gid}"
             if col == LAYER:
-                return str(e.layer)
+                return str(self.layer_of(r))
             if col == CHANGE:
                 return resources.LABELS.get(r.change, r.change) if r.change != UNCHANGED else ""
         elif role == Qt.ItemDataRole.DecorationRole and col == NAME:
-            icon = resources.change_icon(r.change)
-            if icon is not None:
-                return icon
-            return _kind_icon(e.type)
+            return _kind_icon(icon_kind(r, self.broken_link(r) is not None), r.change)
         elif role == Qt.ItemDataRole.ForegroundRole:
             return resources.change_colour(r.change)
         elif role == Qt.ItemDataRole.FontRole and r.change == REMOVED:
@@ -373,19 +427,31 @@ class FileTreeModel(QAbstractItemModel):
             font.setStrikeOut(True)
             return font
         elif role == Qt.ItemDataRole.ToolTipRole:
-            tip = r.path
-            if e.target is not None:
-                tip += f"\n→ {e.target}"
-            if r.change != UNCHANGED:
-                tip += f"\n{resources.LABELS[r.change]} in this layer" if self.view and self.view.layer is not None else f"\n{resources.LABELS[r.change]}"
-            return tip
+            return self._tooltip(r, col)
         elif role == Qt.ItemDataRole.TextAlignmentRole and col in (SIZE, LAYER):
             return _RIGHT
         elif role == PATH_ROLE:
             return r.path
         elif role == Qt.ItemDataRole.AccessibleDescriptionRole and col == NAME:
-            return resources.LABELS.get(r.change, "")
+            broken = self.broken_link(r)
+            return ", ".join(t for t in (self.change_text(r), dangling_text(broken) if broken else "") if t)
         return None
+
+    def _tooltip(self, r: Row, col: int) -> str:
+        """The path, where a link leads (or fails to), what the layer did, and the full owner."""
+        e = r.entry
+        lines = [r.path]
+        if e.target is not None:
+            lines.append(f"→ {e.target}")
+        broken = self.broken_link(r)
+        if broken is not None:
+            lines.append(dangling_text(broken))
+        change = self.change_text(r)
+        if change:
+            lines.append(change)
+        if col == OWNER:
+            lines.append(f"owner (uid:gid) {e.uid}:{e.gid}")
+        return "\n".join(lines)
 
 
 def _order_kind(node: _Node) -> str:
@@ -436,3 +502,52 @@ class BatchFollower(QObject):
             rect = tree.visualRect(last)
             if rect.isValid() and rect.bottom() >= 0 and rect.top() < height:
                 model.fetchMore(folder)
+
+
+class OwnerColumn(QObject):
+    """Widens a tree's Owner column to show the widest owner shown (``2000000000:0``) whole."""
+
+    # It never narrows the column (a width the user chose stays, and columns do not jump as rows
+    # come and go), nor widens it past what leaves the Name column ``NAME_SHARE`` of the tree:
+    # an owner that does not fit then is cut short, and its tooltip has it whole.
+    NAME_SHARE = 0.4
+
+    def __init__(self, tree: QTreeView, model: FileTreeModel) -> None:
+        super().__init__(tree)
+        self.tree, self.model = tree, model
+        self.needed = 0  # pixels the widest owner seen asks for
+        self._timer = QTimer(self, singleShot=True, interval=0)  # after a reset, once the view asked for rows
+        self._timer.timeout.connect(lambda: self.fit(QModelIndex()))
+        model.modelReset.connect(self._timer.start)
+        model.layoutChanged.connect(self._timer.start)
+        model.rowsInserted.connect(self.fit)  # only the rows inserted: a huge folder comes in many batches
+        tree.expanded.connect(self.fit)
+        tree.viewport().installEventFilter(self)  # a wider tree makes room for a cut-short owner
+
+    def fit(self, parent: QModelIndex, first: int = 0, last: int = -1) -> None:
+        """Widen the column, as far as there is room, for rows ``first``..``last`` of ``parent``."""
+        widest = self.model.widest_owner(parent, first, last)
+        if widest:
+            # the item delegate keeps this margin (and one pixel) on each side of a cell's text
+            margin = self.tree.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self.tree) + 1
+            self.needed = max(self.needed, self.tree.fontMetrics().horizontalAdvance(widest) + 2 * margin + 2)
+        self.widen()
+
+    def widen(self) -> None:
+        """Give the column what it needs, or what the Name column can spare."""
+        header = self.tree.header()
+        current = header.sectionSize(OWNER)
+        if self.needed <= current:
+            return
+        width = self.tree.viewport().width()
+        others = sum(header.sectionSize(c) for c in range(header.count())
+                     if c not in (NAME, OWNER) and not header.isSectionHidden(c))
+        room = width - others - int(width * self.NAME_SHARE)
+        if room > current:
+            header.resizeSection(OWNER, min(self.needed, room))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        """Widen again when the tree grows."""
+        if event.type() == QEvent.Type.Resize and self.needed > self.tree.header().sectionSize(OWNER):
+            self.widen()
+        return super().eventFilter(watched, event)

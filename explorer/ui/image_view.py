@@ -34,7 +34,7 @@ from explorer.ui import resources
 from explorer.ui.compare_panel import ComparePanel
 from explorer.ui.details_panel import DetailsPanel
 from explorer.ui.preview_panel import PreviewPanel
-from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel
+from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
@@ -188,6 +188,7 @@ class ImageView(QWidget):
         self.tree_model.modelReset.connect(self._after_reset)
         self._pane_order()
         BatchFollower(self.file_tree, self.tree_model)
+        OwnerColumn(self.file_tree, self.tree_model)
 
     def _pane_order(self) -> None:
         """Tab and Shift+Tab go from pane to pane (tables would move between their cells)."""

@@ -8,9 +8,11 @@ import html
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHeaderView,
     QListWidget,
     QListWidgetItem,
+    QScrollArea,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -43,12 +45,14 @@ class InsightsPanel(QWidget):
         layout.addWidget(self.secrets)
         left = QSplitter(Qt.Orientation.Vertical)
         self.advice = QListWidget(objectName="adviceList")
+        self.advice.setAccessibleName("Advice")
         self.advice.setWordWrap(True)
         self.advice.itemActivated.connect(self._advice_clicked)
         self.advice.itemClicked.connect(self._advice_clicked)
         left.addWidget(titled("Advice (biggest saving first)", self.advice))
         self.waste_model = WasteTableModel(image)
         self.waste_table = QTableView(objectName="wasteTable")
+        self.waste_table.setAccessibleName("Wasted files")
         self.waste_table.setModel(self.waste_model)
         self.waste_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.waste_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -67,12 +71,19 @@ class InsightsPanel(QWidget):
         self.chart = LayerChart()
         self.chart.set_image(image)
         self.chart.layer_clicked.connect(self.show_layer)
-        right.addWidget(titled("Layer sizes (the wasted part in magenta)", self.chart))
+        # a row per layer: many layers scroll rather than squeeze
+        self.chart_scroll = QScrollArea(objectName="layerChartScroll")
+        self.chart_scroll.setWidget(self.chart)
+        self.chart_scroll.setWidgetResizable(True)
+        self.chart_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.chart_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.addWidget(titled("Layer sizes (click a row to see its layer)", self.chart_scroll))
         self.treemap = Treemap()
         self.treemap.set_image(image, totals)
         self.treemap.path_clicked.connect(lambda p: self.show_file.emit(p, -1))
-        right.addWidget(titled("The final filesystem, by size, coloured by layer", self.treemap))
-        right.setSizes([180, 400])
+        right.addWidget(titled("The final filesystem by size: folders hold their files, coloured by layer", self.treemap))
+        right.setStretchFactor(1, 1)
+        right.setSizes([min(self.chart.minimumSizeHint().height() + 30, 320), 400])
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(left)
         body.addWidget(right)
