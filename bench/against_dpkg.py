@@ -8,7 +8,8 @@ k``) and ``dpkg-query --admindir=DIR/var/lib/dpkg`` lists its installed packages
 the ones ``report --json`` gives for that layer (the layers' added, removed and changed
 summed from the bottom). For the final image each package's files and bytes are counted
 again by the kernel: a child process chroots into the extracted folder and ``lstat``s every
-path ``dpkg-query -L`` lists (symlinked folders resolved by the kernel, one count per inode).
+path ``dpkg-query -L`` lists (symlinked folders above it resolved by the kernel; each real
+path counted once, each file's bytes once).
 Prints the differences; exits 1 when there are any.
 """
 
@@ -43,7 +44,7 @@ def kernel_weights(root: str, names: list[str]) -> dict[str, tuple[int, int]]:
     for name in names:
         out = subprocess.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-L", name],
                              capture_output=True, text=True, check=False).stdout
-        lists[name] = [p for p in out.splitlines() if p.startswith("/") and p != "/."]
+        lists[name] = [p for p in out.splitlines() if p.startswith("/")]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -52,19 +53,21 @@ def kernel_weights(root: str, names: list[str]) -> dict[str, tuple[int, int]]:
         os.chdir("/")
         result = {}
         for name, paths in lists.items():
-            seen, files, size = set(), 0, 0
+            seen, places, files, size = set(), set(), 0, 0
             for p in paths:
                 folder, _, leaf = p.rpartition("/")
                 try:
-                    real = os.path.join(os.path.realpath(folder or "/"), leaf)
+                    real = os.path.normpath(os.path.join(os.path.realpath(folder or "/"), leaf))
                     st = os.lstat(real)
                 except OSError:
                     continue
-                if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                if real in places:
                     continue
-                seen.add((st.st_dev, st.st_ino))
-                files += 1
-                size += st.st_size if stat.S_ISREG(st.st_mode) else 0
+                places.add(real)
+                files += 1  # every listed path that exists, folders too, each real path once
+                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))  # bytes once per file, whatever its names
+                    size += st.st_size
             result[name] = (files, size)
         os.write(write, json.dumps(result).encode())
         os._exit(0)

@@ -62,9 +62,8 @@ def dpkg_installed(data: bytes) -> list[Package]:
 
 
 def dpkg_list(data: bytes) -> tuple[str, ...]:
-    """The paths of a ``info/NAME.list`` file (``/.`` is the root, not a file of the package)."""
-    return tuple(line for line in data.decode("utf-8", "surrogateescape").splitlines()
-                 if line.startswith("/") and line != "/.")
+    """The paths of a ``info/NAME.list`` file, as ``dpkg-query -L`` lists them (``/.`` too)."""
+    return tuple(line for line in data.decode("utf-8", "surrogateescape").splitlines() if line.startswith("/"))
 
 
 def dpkg_md5sums(data: bytes) -> tuple[str, ...]:
@@ -100,8 +99,7 @@ def apk_installed(data: bytes) -> list[Package]:
         if not sep or len(key) != 1:
             continue
         if key == "F":
-            folder = value.strip("/")
-            paths.append("/" + folder)
+            folder = value.strip("/")  # its files follow (apk info -L lists the files only)
         elif key == "R":
             paths.append(f"/{folder}/{value}" if folder else f"/{value}")
         elif key not in fields:
@@ -174,6 +172,10 @@ def rpm_header(blob: bytes) -> Package | None:
 def rpm_sqlite(data: bytes) -> tuple[list[Package], list[str]]:
     """The packages of an ``rpmdb.sqlite`` (Fedora 33+, RHEL 9, current SUSE), read in memory."""
     problems: list[str] = []
+    if len(data) >= 20 and data[:16] == b"SQLite format 3\0" and data[18:20] == b"\2\2":
+        # rpm keeps it in WAL mode, which an in-memory copy cannot open; what the WAL file
+        # held is not here anyway (rpm checkpoints it on exit), so read it as a plain database
+        data = data[:18] + b"\1\1" + data[20:]
     con = sqlite3.connect(":memory:")
     try:
         con.deserialize(data)

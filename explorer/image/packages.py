@@ -239,6 +239,8 @@ class _Paths:
         """The path a listed path names, its folder resolved."""
         cut = path.rfind("/")
         folder, name = path[:cut] or "/", path[cut + 1:]
+        if name in ("", ".", ".."):  # dpkg lists the root as "/.": a folder, looked up whole
+            return resolve(self.tree, path, self.layer, follow_last=False).path
         real = self.folders.get(folder)
         if real is None:
             real = self.folders[folder] = resolve(self.tree, folder, self.layer).path if folder != "/" else "/"
@@ -258,9 +260,11 @@ def _npm_files(tree: LayerTree, folders: set[str], layer: int | None, only_layer
     out: dict[str, list[str]] = {f: [] for f in folders}
     if not folders:
         return out
-    source = ((p for p, _c in tree.changes[layer]) if only_layer and layer is not None
-              else (e.path for e in tree.merged(layer)))
-    for path in source:
+    if only_layer and layer is not None:
+        source = (p for p, _c in tree.changes[layer] if (e := tree.entry_at(p, layer)) is not None and e.type != DIR)
+    else:
+        source = (e.path for e in tree.merged(layer) if e.type != DIR)
+    for path in source:  # npm keeps no file list: a package's files are those in its folder
         at = path.rfind("/node_modules/")
         if at < 0:
             continue
@@ -301,16 +305,20 @@ def _weigh(tree: LayerTree, final: dict[tuple, Package], since: dict[tuple, int]
         seen: set[Inode] = set()
         for real in sorted(_package_paths(tree, p, None, paths, npm)):
             e = tree.entry_at(real)
-            if e is None or e.type == DIR:
+            if e is None:
+                if real == "/":  # the root exists whether or not a layer wrote it
+                    files += 1
+                continue
+            files += 1  # every listed path that exists, folders too, each real path once
+            if e.type == DIR:
                 continue
             e = tree.effective(e)
             owner.setdefault(real, len(out))
             ident = tree.inode(e)
             if ident is not None:
                 if ident in seen:
-                    continue  # one file under several names counts once
+                    continue  # one file under several names: its bytes count once
                 seen.add(ident)
-            files += 1
             if e.type == FILE:
                 size += e.size
         out.append(InstalledPackage(p, since.get(key, 0), files, size))
