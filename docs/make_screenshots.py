@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Render the README's screenshots of the real window (offscreen, no display needed).
 
-    python docs/make_screenshots.py [ARCHIVE]     # default: the bundled sample image
+    python docs/make_screenshots.py [ARCHIVE [OTHER]]
+
+ARCHIVE is shown (default: the bundled sample image) and compared with OTHER (default:
+tests/data/buildah-overlay.oci.tar). Each view is saved at 1366x768 and 1920x1080, light and
+dark, as docs/screenshots/VIEW-WxH-THEME.png: the start page, the merged view, one layer's
+changes, Insights, Inspect, a comparison of two images, and the Packages page.
 """
 
 from __future__ import annotations
@@ -9,14 +14,30 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "screenshots"
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "screenshots"
+SIZES = ((1366, 768), (1920, 1080))
+THEMES = ("light", "dark")
+
+
+def wait(app: QApplication, done, timeout: float = 60.0) -> None:
+    """Let the window work until ``done()`` holds."""
+    end = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > end:
+            raise SystemExit("timed out waiting for the window")
+        app.processEvents()
+        time.sleep(0.01)
+    for _ in range(20):  # let the last layout and paint settle
+        app.processEvents()
 
 
 def main() -> int:
@@ -24,63 +45,67 @@ def main() -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication(sys.argv[:1])
     from explorer.app import create_main_window
-    from explorer.tree.views import DIFF
+    from explorer.tree.views import DIFF, MERGED
     from explorer.ui import resources
 
     archive = sys.argv[1] if len(sys.argv) > 1 else str(resources.sample_image())
-    window = create_main_window()
-    window.resize(1400, 860)
-    window.show()
+    other = sys.argv[2] if len(sys.argv) > 2 else str(HERE.parent / "tests" / "data" / "buildah-overlay.oci.tar")
     OUT.mkdir(parents=True, exist_ok=True)
-    window.grab().save(str(OUT / "start-page.png"))
+    for width, height in SIZES:
+        for look in THEMES:
+            window = create_main_window()
+            window.theme_actions[look].trigger()
+            window.resize(width, height)
+            window.show()
 
-    def shoot(view) -> None:
-        if view.tree_model.totals is None:  # folder sizes are computed in the background
-            QTimer.singleShot(100, lambda: shoot(view))
-            return
-        view.set_layer(None)
-        for path in ("/data", "/usr", "/usr/local", "/usr/local/bin"):
-            view.file_tree.expand(view.tree_model.index_for_path(path))
-        view.select_path("/data/modify-me.txt")
-        window.grab().save(str(OUT / "merged-view.png"))
-        view.set_layer(2)
-        view.set_mode(DIFF)
-        QTimer.singleShot(300, lambda: changes(view))
+            def save(name: str) -> None:
+                window.grab().save(str(OUT / f"{name}-{width}x{height}-{look}.png"))
 
-    def changes(view) -> None:
-        view.expand_all()
-        view.select_path("/srv/type-change")
-        window.grab().save(str(OUT / "layer-changes.png"))
-        view.set_mode("merged")
-        view.side_tabs.setCurrentWidget(view.compare)
-        view.select_path("/data/modify-me.txt")
-        QTimer.singleShot(500, lambda: compare(view))
-
-    def compare(view) -> None:
-        window.grab().save(str(OUT / "compare.png"))
-        view.show_insights()
-        QTimer.singleShot(500, lambda: insights(view))
-
-    def insights(view) -> None:
-        window.grab().save(str(OUT / "insights.png"))
-        view.show_inspect()
-        QTimer.singleShot(300, lambda: inspect(view))
-
-    def inspect(view) -> None:
-        window.grab().save(str(OUT / "inspect.png"))
-        view.center_tabs.setCurrentIndex(0)
-        view.set_layer(None)
-        view.side_tabs.setCurrentWidget(view.details)
-        view.search_finished.connect(lambda _n: (window.grab().save(str(OUT / "search.png")), app.quit()))
-        view.search_box.setText("hard")
-
-    window.image_loaded.connect(lambda view: QTimer.singleShot(300, lambda: shoot(view)))
-    window.load_failed.connect(lambda msg: (print(msg, file=sys.stderr), app.exit(2)))
-    window.open_paths([archive])
-    QTimer.singleShot(60_000, lambda: app.exit(3))
-    code = app.exec()
-    print(f"screenshots in {OUT}" if code == 0 else "failed", file=sys.stderr)
-    return code
+            window.settings.setValue("recentFiles", [archive, other])
+            window._refresh_recent()
+            wait(app, lambda: True)
+            save("start-page")
+            shown: list = []
+            window.image_loaded.connect(shown.append)
+            window.open_paths([archive])
+            wait(app, lambda: shown and shown[0].tree_model.totals is not None)
+            view = shown[0]
+            for path in ("/data", "/usr", "/usr/local", "/usr/local/bin"):
+                view.file_tree.expand(view.tree_model.index_for_path(path))
+            view.select_path("/data/modify-me.txt")
+            wait(app, lambda: True)
+            save("merged-view")
+            view.set_layer(min(2, len(view.image.layers) - 1))
+            view.set_mode(DIFF)
+            wait(app, lambda: view.tree_model.totals is not None)
+            view.expand_all()
+            view.select_path("/srv/type-change")
+            wait(app, lambda: True)
+            save("layer-changes")
+            view.set_mode(MERGED)
+            view.show_insights()
+            wait(app, lambda: view.insights is not None)
+            save("insights")
+            view.show_inspect()
+            wait(app, lambda: view.inspect is not None)
+            save("inspect")
+            if hasattr(view, "show_packages"):
+                view.show_packages()
+                wait(app, lambda: True)
+                save("packages")
+            compared: list = []
+            window.comparison_ready.connect(compared.append)
+            window.compare_paths(archive, other)
+            wait(app, lambda: bool(compared))
+            cmp = compared[0]
+            cmp.file_tree.setCurrentIndex(cmp.tree_model.index_for_path("/etc/hosts"))
+            wait(app, lambda: bool(cmp.details.toPlainText().strip()))
+            save("comparison")
+            window.close()
+            window.deleteLater()
+            wait(app, lambda: True)
+    print(f"screenshots in {OUT}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
