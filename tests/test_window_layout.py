@@ -242,3 +242,10 @@ def test_the_start_page_offers_the_sample_and_recent_sources_by_name(qtbot, smal
     assert blocker.args == [str(DATA / "docker-legacy.tar")]
     with qtbot.waitSignal(small.image_loaded, timeout=30_000):
         qtbot.mouseClick(page.findChild(type(page.findChildren(QAbstractButton)[0]), "sampleButton"), Qt.MouseButton.LeftButton)
+
+
+def test_wasted_file_paths_keep_their_file_names(qtbot, small):
+    view = _sample(qtbot, small)
+    view.show_insights()
+    qtbot.waitUntil(lambda: view.insights is not None)
+    assert view.insights.waste_table.textElideMode() == Qt.TextElideMode.ElideMiddle

@@ -58,6 +58,8 @@ class InsightsPanel(QWidget):
         self.waste_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.waste_table.verticalHeader().hide()
         self.waste_table.setWordWrap(False)
+        self.waste_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a path's file name is at its end
+        self.waste_table.verticalHeader().setDefaultSectionSize(self.waste_table.fontMetrics().height() + 8)
         header = self.waste_table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
