@@ -176,14 +176,16 @@ def layer_packages_record(image: Image, layer: int) -> dict[str, list[dict[str, 
         return empty
     did = image.packages.layers[layer]
 
-    def item(c: PackageChange, old: bool = False) -> dict[str, Any]:
-        out = {"manager": c.package.manager, "name": c.package.name, "version": c.package.version}
-        if old:
-            out["from"] = c.old
-        return out
+    return {"added": [_change(c) for c in did.added], "removed": [_change(c) for c in did.removed],
+            "changed": [_change(c, True) for c in did.changed]}
 
-    return {"added": [item(c) for c in did.added], "removed": [item(c) for c in did.removed],
-            "changed": [item(c, True) for c in did.changed]}
+
+def _change(c: PackageChange, old: bool = False) -> dict[str, Any]:
+    """A package added, removed or changed (``from``: the version before)."""
+    out = {"manager": c.package.manager, "name": c.package.name, "version": c.package.version}
+    if old:
+        out["from"] = c.old
+    return out
 
 
 def build_report(image: Image, images: list[ImageRef], source_path: str, contents: bool = True) -> dict[str, Any]:
@@ -482,6 +484,9 @@ def diff_report(cmp: "Comparison", a_path: str, b_path: str) -> dict[str, Any]:
         "shared_layers": [{"diff_id": d, "index_a": i, "index_b": j} for d, i, j in cmp.shared],
         "diverge_at": cmp.diverge_at,
         "pull_skip_bytes": cmp.pull_skip_bytes,
+        "packages": {"added": [_change(c) for c in cmp.packages.added],
+                     "removed": [_change(c) for c in cmp.packages.removed],
+                     "changed": [_change(c, True) for c in cmp.packages.changed]},
         "files": [{"path": f.path, "change": f.change,
                    "a": file_record(f.a, fmt) if f.a is not None else None,
                    "b": file_record(f.b, fmt) if f.b is not None else None} for f in cmp.files],
@@ -499,5 +504,12 @@ def diff_text(report: dict[str, Any]) -> str:
              f"a pull of B having A skips {human_size(report['pull_skip_bytes'])}",
              f"Files: {counts['added']} added in B, {counts['modified']} modified, {counts['removed']} removed"]
     mark = {"added": "+", "modified": "~", "removed": "-"}
+    pk = report.get("packages") or {}
+    if any(pk.get(k) for k in ("added", "removed", "changed")):
+        lines.append(f"Packages: {len(pk['added'])} only in B, {len(pk['changed'])} at another version, "
+                     f"{len(pk['removed'])} only in A")
+        lines += [f"  + {p['name']} {p['version']} ({p['manager']})" for p in pk["added"]]
+        lines += [f"  ~ {p['name']} {p['from']} -> {p['version']} ({p['manager']})" for p in pk["changed"]]
+        lines += [f"  - {p['name']} {p['version']} ({p['manager']})" for p in pk["removed"]]
     lines += [f"  {mark[f['change']]} {f['path']}" for f in report["files"]]
     return "\n".join(lines) + "\n"

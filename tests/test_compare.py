@@ -88,7 +88,7 @@ def test_diff_errors(capsys, tmp_path):
 
 # -- how two chains relate, and several images in a source ------------------------------
 
-DIFF_KEYS = {"schema", "a", "b", "shared_layers", "diverge_at", "pull_skip_bytes", "files"}
+DIFF_KEYS = {"schema", "a", "b", "shared_layers", "diverge_at", "pull_skip_bytes", "packages", "files"}
 
 
 def _based(tmp_path, extra_layers: int) -> tuple[Path, Path]:

@@ -127,3 +127,32 @@ def test_pip_record_paths_leave_site_packages_as_written():
     record = b"six.py,sha256=x,1\n../../../bin/tool,,\n"
     assert db.pip_record(record, "/usr/local/lib/python3.11/site-packages") == (
         "/usr/local/lib/python3.11/site-packages/six.py", "/usr/local/bin/tool")
+
+
+def test_diff_lists_packages_added_removed_and_upgraded(tmp_path, capsys):
+    # two versions of one image: the dpkg fixture after its upgrade and purge, and before them
+    archive = DATA / "dpkg.docker.tar"
+    assert main(["diff", "--json", str(archive), str(archive)]) == 0
+    same = json.loads(capsys.readouterr().out)["packages"]
+    assert same == {"added": [], "removed": [], "changed": []}
+    assert main(["diff", "--json", str(DATA / "pip.docker.tar"), str(DATA / "npm.docker.tar")]) == 0
+    rep = json.loads(capsys.readouterr().out)["packages"]
+    assert {(p["manager"], p["name"], p["version"]) for p in rep["added"]} == {
+        ("npm", "debug", "4.3.4"), ("npm", "ms", "2.1.2"), ("npm", "ms", "2.1.3")}
+    assert {p["name"] for p in rep["removed"]} == {"python-dotenv", "six", "termcolor"}
+
+
+def test_upgrades_between_two_images_show_both_versions():
+    from dataclasses import replace
+
+    from explorer.image.packages import difference
+
+    src = open_source(str(DATA / "dpkg.docker.tar"))
+    report = load_image(src, src.select(), cache=False).packages
+    # the same image with fixture-tool at 1.0, as it stood before its upgrade layer
+    older = replace(report, installed=tuple(
+        replace(i, package=replace(i.package, version="1.0")) if i.package.name == "fixture-tool" else i
+        for i in report.installed))
+    changed = difference(older, report).changed
+    assert [(c.package.name, c.old, c.package.version) for c in changed] == [("fixture-tool", "1.0", "2.0")]
+    assert not difference(older, report).added and not difference(older, report).removed

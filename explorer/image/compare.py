@@ -10,6 +10,8 @@ from typing import Callable, Iterator
 from explorer.image.content import content_digest
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
+from explorer.image.packages import difference
+from explorer.model.packages import LayerPackages
 from explorer.model.values import FILE, HARDLINK, Entry
 from explorer.formats.source import Source
 from explorer.tree import names
@@ -48,6 +50,7 @@ class Comparison:
     diverge_at: int
     pull_skip_bytes: int  # bytes of B's layer blobs a pull would not fetch, having A
     files: list[FileDiff] = field(default_factory=list)
+    packages: LayerPackages = field(default_factory=LayerPackages)  # added: only in B; changed: B's version
 
     def by_path(self) -> dict[str, FileDiff]:
         """The differing paths, for lookups."""
@@ -64,7 +67,7 @@ def compare(a_source: Source, a: Image, b_source: Source, b: Image) -> Compariso
         shared.append((b.layers[i].diff_id, i, i))
     have = {l.digest for l in a.layers} | {l.diff_id for l in a.layers}
     skip = sum(l.blob_size for l in b.layers if l.digest in have or l.diff_id in have)
-    result = Comparison(a, b, shared, len(shared), skip)
+    result = Comparison(a, b, shared, len(shared), skip, packages=difference(a.packages, b.packages))
     result.files = list(_file_diffs(a_source, a, b_source, b))
     return result
 

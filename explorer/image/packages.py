@@ -365,3 +365,42 @@ def reader_for(container: Container, blobs: list[str], scans: list[LayerScan], d
         return out
 
     return read_many
+
+
+def difference(before: PackageReport | None, after: PackageReport | None) -> LayerPackages:
+    """Packages of the final image ``after`` has and ``before`` has not, the other way round,
+    and those in both at another version (added: only in ``after``)."""
+    a = {i.package.key: i.package for i in before.installed} if before is not None else {}
+    b = {i.package.key: i.package for i in after.installed} if after is not None else {}
+    return LayerPackages(
+        _sorted(tuple(PackageChange(p) for k, p in b.items() if k not in a)),
+        _sorted(tuple(PackageChange(p) for k, p in a.items() if k not in b)),
+        _sorted(tuple(PackageChange(p, a[k].version) for k, p in b.items() if k in a and a[k].version != p.version)),
+    )
+
+
+def biggest_in_layer(report: PackageReport, layer: int, count: int = 3) -> list[InstalledPackage]:
+    """The biggest packages of the final image that layer ``layer`` installed or upgraded."""
+    return sorted((i for i in report.installed if i.layer == layer), key=lambda i: -i.size)[:count]
+
+
+def removed_but_stored(tree: LayerTree, report: PackageReport, wasted: Iterable[tuple[str, int, int]]) -> list[tuple[Package, int, int, int]]:
+    """Packages a layer removed whose files still take bytes in the layers below: (package,
+    the layer that removed it, the lowest layer still holding its bytes, those bytes).
+
+    ``wasted`` are the image's wasted files as (path, layer that stores it, size).
+    """
+    by_path: dict[str, list[tuple[int, int]]] = {}
+    for path, layer, size in wasted:
+        by_path.setdefault(path, []).append((layer, size))
+    out = []
+    for k, did in enumerate(report.layers):
+        if not did.removed:
+            continue
+        paths = _Paths(tree, k - 1 if k else None)
+        for change in did.removed:
+            stored = [(layer, size) for real in {paths.real(x) for x in change.package.paths}
+                      for layer, size in by_path.get(real, ()) if layer < k]
+            if stored:
+                out.append((change.package, k, min(l for l, _ in stored), sum(s for _, s in stored)))
+    return sorted(out, key=lambda x: -x[3])
