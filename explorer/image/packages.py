@@ -404,3 +404,42 @@ def removed_but_stored(tree: LayerTree, report: PackageReport, wasted: Iterable[
             if stored:
                 out.append((change.package, k, min(l for l, _ in stored), sum(s for _, s in stored)))
     return sorted(out, key=lambda x: -x[3])
+
+
+def package_files(tree: LayerTree, package: Package) -> list[str]:
+    """The real paths of a package's files (folders left out) that the final image holds."""
+    npm = _npm_files(tree, {package.where}, None) if package.manager == NPM else {}
+    found = _package_paths(tree, package, None, _Paths(tree, None), npm)
+    return sorted(p for p in found if (e := tree.entry_at(p)) is not None and e.type != DIR)
+
+
+def insights(tree: LayerTree, report: PackageReport, layer_sizes: list[int],
+             wasted: Iterable[tuple[str, int, int]]) -> list[tuple[str, int]]:
+    """Sentences that name the packages behind the biggest layers and behind wasted bytes,
+    each with the layer it is about, biggest first."""
+    out: list[tuple[int, str, int]] = []
+    for k in sorted(range(len(layer_sizes)), key=lambda k: -layer_sizes[k])[:3]:
+        if k >= len(report.layers) or not layer_sizes[k]:
+            continue
+        top = biggest_in_layer(report, k)
+        owned = report.layers[k].owned_bytes
+        if top:
+            names = ", ".join(f"{i.package.name} {_size(i.size)}" for i in top)
+            rest = layer_sizes[k] - owned
+            out.append((layer_sizes[k], f"Layer {k} ({_size(layer_sizes[k])}): biggest packages {names}; "
+                                        f"{_size(max(rest, 0))} not from a package", k))
+        elif owned == 0 and report.installed:
+            out.append((layer_sizes[k], f"Layer {k} ({_size(layer_sizes[k])}): no package's files; the "
+                                        "application's own files, caches or downloads", k))
+    for package, removed_in, stored_in, size in removed_but_stored(tree, report, wasted)[:5]:
+        out.append((size, f"{package.name} removed in layer {removed_in}, but {_size(size)} of it still "
+                          f"stored in layer {stored_in}", stored_in))
+    return [(text, layer) for _size_, text, layer in sorted(out, key=lambda x: -x[0])]
+
+
+def _size(n: int) -> str:
+    """Bytes for a sentence (the report's units)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

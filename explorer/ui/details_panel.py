@@ -24,7 +24,8 @@ from explorer.tree.views import Row
 from explorer.ui import resources
 from explorer.ui.format import human_size, mode_string, mtime_string, short_command
 
-FIELDS = ("Path", "Change", "Type", "Size", "Mode", "Owner", "Modified", "Link target", "Layer", "Extended attributes")
+FIELDS = ("Path", "Change", "Type", "Size", "Mode", "Owner", "Modified", "Link target", "Layer", "Package",
+          "Extended attributes")
 
 
 class DetailsPanel(QWidget):
@@ -93,6 +94,7 @@ class DetailsPanel(QWidget):
         shown = gone.layer if gone is not None else e.layer  # the layer the tree's Layer column names
         info = image.layers[shown] if 0 <= shown < len(image.layers) else None
         v["Layer"].setText(f"{shown}: {short_command(info.created_by, 70)}" if info else str(shown))
+        v["Package"].setText(_package_text(image, row.path))
         xattrs = ", ".join(f"{k} ({len(val)} bytes)" for k, val in sorted((e.xattrs or {}).items()))
         v["Extended attributes"].setText(xattrs or "none")
         self.history.clear()
@@ -189,3 +191,13 @@ def _link_text(image: Image, e: Entry, layer: int | None) -> str:
         more = [p for p in image.tree.linked_names(e, layer) if p not in (e.path, e.target)]
         return f"{e.target} (the same file{'; also ' + ', '.join(more[:5]) if more else ''})"
     return ""
+
+
+def _package_text(image: Image, path: str) -> str:
+    """The package of the final image that lists a file, as its manager says."""
+    report = image.packages
+    at = report.owner.get(path) if report is not None else None
+    if at is None:
+        return "none (no package database lists it)" if report is not None and report.installed else "—"
+    p = report.installed[at]
+    return f"{p.package.name} {p.package.version} ({p.package.manager}), installed in layer {p.layer}"

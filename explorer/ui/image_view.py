@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.image.loader import Image, prepare_first_view
+from explorer.image.packages import package_files
 from explorer.formats.source import Source
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.steps import EVERY
@@ -38,6 +41,7 @@ from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, Fi
 from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
+from explorer.ui.packages_panel import PackageRow, PackagesPanel
 from explorer.ui.layer_model import DIGEST, LayerTableModel
 from explorer.ui.layer_strip import LayerStrip
 from explorer.ui.widgets import titled
@@ -51,6 +55,7 @@ AUTO_EXPAND_CHANGES = 2000
 GATHER_AT_ONCE = 20_000
 # Changes views kept for a quick return (each holds the paths its layer changed).
 KEPT_CHANGE_VIEWS = 4
+PACKAGES_PAGE = 3  # Files, Insights, Inspect, Packages
 # Folder sizes of every layer are computed ahead when layers x folders stays under this.
 WARM_UP_LIMIT = 1_000_000  # about 150 MB of sizes
 
@@ -153,6 +158,10 @@ class ImageView(QWidget):
         # names keep room for about 20 characters beside the other columns
         columns = sum(self.file_tree.header().sectionSize(c) for c in range(1, 6))
         middle.setMinimumWidth(columns + self._text_width("x" * 20))
+        self.package_filter = QLabel(objectName="packageFilter", textFormat=Qt.TextFormat.RichText)
+        self.package_filter.linkActivated.connect(lambda _link: self._clear_package_filter())
+        self.package_filter.hide()
+        mid_layout.addWidget(self.package_filter)
         mid_layout.addWidget(self.file_tree, 1)
         self.pending = QLabel("", objectName="pendingFiles", alignment=Qt.AlignmentFlag.AlignCenter)
         self.pending.setWordWrap(True)
@@ -176,6 +185,8 @@ class ImageView(QWidget):
         self.center_tabs.addTab(QWidget(), "&Insights")  # built when first shown
         self.inspect: InspectPanel | None = None
         self.center_tabs.addTab(QWidget(), "Ins&pect")
+        self.packages: PackagesPanel | None = None
+        self.center_tabs.addTab(QWidget(), "Pac&kages")
         self.center_tabs.currentChanged.connect(self._center_tab_changed)
 
         self.left_splitter = left
@@ -406,6 +417,7 @@ class ImageView(QWidget):
         return bool(self.search_box.text().strip()) or any(b.isChecked() for b in self.hide_boxes.values())
 
     def _filters_changed(self) -> None:
+        self.package_filter.hide()  # a search or filter replaces a package's files
         text = self.search_box.text().strip()
         hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
         if not text and not hide:
@@ -656,6 +668,8 @@ class ImageView(QWidget):
             self.show_insights()
         elif index == 2 and self.inspect is None:
             self.show_inspect()
+        elif index == PACKAGES_PAGE and self.packages is None:
+            self.show_packages()
 
     def show_inspect(self) -> None:
         """Open the Inspect tab (building it the first time)."""
@@ -666,6 +680,50 @@ class ImageView(QWidget):
             self.center_tabs.insertTab(2, self.inspect, "Ins&pect")
             self.center_tabs.blockSignals(False)
         self.center_tabs.setCurrentIndex(2)
+
+    def show_packages(self, scope: int | None = None) -> None:
+        """Open the Packages page (building it the first time); ``scope``: a layer to list."""
+        if self.packages is None:
+            self.packages = PackagesPanel(self.image)
+            self.packages.show_files.connect(self.show_package_files)
+            self.center_tabs.blockSignals(True)
+            self.center_tabs.removeTab(PACKAGES_PAGE)
+            self.center_tabs.insertTab(PACKAGES_PAGE, self.packages, "Pac&kages")
+            self.center_tabs.blockSignals(False)
+        if scope is not None:
+            self.packages.show_scope(scope)
+        self.center_tabs.setCurrentIndex(PACKAGES_PAGE)
+
+    def show_package_files(self, row: PackageRow) -> None:
+        """Show only a package's files in the final image's tree, their folders opened."""
+        files = package_files(self.image.tree, row.package)
+        self.center_tabs.setCurrentIndex(0)
+        self.set_mode(MERGED)
+        self.set_layer(None)
+        self.search_box.blockSignals(True)
+        self.search_box.clear()  # a search would hide some of them
+        self.search_box.blockSignals(False)
+        for box in self.hide_boxes.values():
+            box.setChecked(False)
+        visible = set(files)
+        for path in files:
+            cut = path.rfind("/")
+            while cut > 0 and path[:cut] not in visible:
+                visible.add(path[:cut])
+                cut = path.rfind("/", 0, cut)
+        self.tree_model.set_visible(visible)
+        self._expand_matches(sorted((p for p in visible if p not in files), key=lambda p: (p.count("/"), p)))
+        self.package_filter.setText(f"Showing the {len(files):,} files of {row.package.manager} package "
+                                    f"<b>{html.escape(row.package.name)} {html.escape(row.package.version)}</b>"
+                                    " &nbsp; <a href='all'>show all files</a>")
+        self.package_filter.show()
+        if files:
+            self.select_path(files[0])
+
+    def _clear_package_filter(self) -> None:
+        """Back to every file."""
+        self.package_filter.hide()
+        self._filters_changed()
 
     def show_insights(self) -> None:
         """Open the Insights tab (building it the first time)."""

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from explorer.image.loader import Image
 from explorer.ui.charts import LayerChart, Treemap
 from explorer.ui.format import human_size
+from explorer.image.packages import insights
 from explorer.ui.widgets import rich_label, titled
 from explorer.ui.waste_model import WasteTableModel
 
@@ -116,6 +117,12 @@ class InsightsPanel(QWidget):
             self.secrets.show()
         else:
             self.secrets.hide()
+        if img.packages is not None and img.packages.installed:
+            wasted = ((f.path, f.layer, f.size) for f in img.waste.files) if img.waste is not None else ()
+            for text, layer in insights(img.tree, img.packages, [l.size for l in img.layers], wasted):
+                item = QListWidgetItem(f"Packages: {text}")
+                item.setData(Qt.ItemDataRole.UserRole, ("", layer))
+                self.advice.addItem(item)
         for a in img.advice:
             item = QListWidgetItem(f"{a.title} — saves {human_size(a.bytes)}\n{a.detail}")
             item.setData(Qt.ItemDataRole.UserRole, (a.paths[0] if a.paths else "", a.layer))

@@ -95,7 +95,11 @@ class LayerStrip(QFrame):
             self.fields["sizes"].set_full_text(f"… in files · {_stored(info.blob_size, info.compression)}")
             self.fields["changes"].set_full_text("… (the layer is still being read)")
         else:
-            self.fields["sizes"].set_full_text(f"{human_size(info.size)} in files · {_stored(info.blob_size, info.compression)}")
+            sizes = f"{human_size(info.size)} in files · {_stored(info.blob_size, info.compression)}"
+            if image.packages is not None and layer < len(image.packages.layers) and image.packages.installed:
+                owned = image.packages.layers[layer].owned_bytes
+                sizes += f" · {human_size(max(0, info.size - owned))} not from a package"
+            self.fields["sizes"].set_full_text(sizes)
             self.fields["changes"].set_full_text(f"+{info.added:,} added · ~{info.modified:,} modified · −{info.removed:,} removed")
         self.fields["digest"].set_full_text(info.digest or "not recorded")
         self.fields["diff_id"].set_full_text(info.diff_id or "not recorded")

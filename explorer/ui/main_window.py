@@ -181,6 +181,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Insights", lambda: self._with_view(ImageView.show_insights), "Ctrl+I", "actionInsights")
         self._action(view, "Fi&les", lambda: self._with_view(lambda v: v.center_tabs.setCurrentIndex(0)), "Ctrl+L", "actionFiles")
         self._action(view, "Ins&pect", lambda: self._with_view(ImageView.show_inspect), "Ctrl+Shift+I", "actionInspect")
+        self._action(view, "Pac&kages", lambda: self._with_view(ImageView.show_packages), "Ctrl+K", "actionPackages")
         self._action(view, "&Verify digests", lambda: self._with_view(ImageView.verify), None, "actionVerify")
         self._action(view, "Show &preview", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.preview)), "Ctrl+1", "actionPreview")
         self._action(view, "Show co&mparison", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.compare)), "Ctrl+2", "actionCompare")
