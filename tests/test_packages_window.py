@@ -102,3 +102,13 @@ def test_an_image_without_package_databases_says_so(qtbot, window):
     assert "No package manager" in view.packages.summary.text()
     assert view.packages.proxy.rowCount() == 0
     assert view.packages.model.data(view.packages.model.index(0, 0), PACKAGE_ROLE) is None
+
+
+def test_the_comparison_tab_names_package_differences(qtbot, window):
+    data = Path(__file__).parent / "data" / "packages"
+    with qtbot.waitSignal(window.comparison_ready, timeout=30_000) as blocker:
+        window.compare_paths(str(data / "pip.docker.tar"), str(data / "npm.docker.tar"))
+    view = blocker.args[0]
+    text = view.summary.text()
+    assert "Packages: 3 only in B, 0 at another version, 3 only in A" in text
+    assert "+ debug 4.3.4 (npm)" in view.summary.toolTip() and "- six 1.17.0 (pip)" in view.summary.toolTip()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.model.packages import LayerPackages
 from explorer.image.compare import Comparison, ancestors_of, chain_summary
 from explorer.image.content import BINARY, ContentError, kind_of, load_version, unified_diff
 from explorer.model.errors import ExplorerError
@@ -228,7 +229,9 @@ class ComparisonView(QWidget):
             f"<b>A</b>: {who(c.a, self.a_source)}<br><b>B</b>: {who(c.b, self.b_source)}<br>"
             f"{len(c.shared)} shared layer(s); {chain_summary(len(c.shared), len(c.a.layers), len(c.b.layers))}. "
             f"A pull of B having A skips {human_size(c.pull_skip_bytes)}. "
-            f"Files: {counts[ADDED]} only in B, {counts[MODIFIED]} modified, {counts[REMOVED]} only in A.")
+            f"Files: {counts[ADDED]} only in B, {counts[MODIFIED]} modified, {counts[REMOVED]} only in A."
+            + _packages_line(c.packages))
+        self.summary.setToolTip(_packages_list(c.packages))
 
     def _filter(self) -> None:
         hide = {c for c, b in self.hide_boxes.items() if b.isChecked()}
@@ -316,3 +319,20 @@ class ComparisonView(QWidget):
         self.a_source.close()
         if self.b_source is not self.a_source:
             self.b_source.close()
+
+
+def _packages_line(p: LayerPackages) -> str:
+    """The package differences in a sentence, upgrades named with both versions."""
+    if not p:
+        return ""
+    upgrades = ", ".join(html.escape(f"{c.package.name} {c.old} → {c.package.version}") for c in p.changed[:5])
+    more = f" and {len(p.changed) - 5} more" if len(p.changed) > 5 else ""
+    return (f"<br>Packages: {len(p.added)} only in B, {len(p.changed)} at another version"
+            + (f" ({upgrades}{more})" if upgrades else "") + f", {len(p.removed)} only in A (hover for the list).")
+
+
+def _packages_list(p: LayerPackages) -> str:
+    """Every package difference, a line each."""
+    return "\n".join([f"+ {c.package.name} {c.package.version} ({c.package.manager})" for c in p.added]
+                     + [f"~ {c.package.name} {c.old} -> {c.package.version} ({c.package.manager})" for c in p.changed]
+                     + [f"- {c.package.name} {c.package.version} ({c.package.manager})" for c in p.removed])
