@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase, QResizeEvent, QTextOption
+from PySide6.QtGui import QFontDatabase, QPalette, QResizeEvent, QTextOption
 from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QPlainTextEdit, QSizePolicy, QVBoxLayout, QWidget
 
 from explorer.image.loader import Image
@@ -46,6 +46,8 @@ class LayerStrip(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, objectName="layerStrip")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)  # set apart from the tables around it
+        self.setBackgroundRole(QPalette.ColorRole.AlternateBase)
         self.setAccessibleName("Selected layer")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 4, 6, 4)
