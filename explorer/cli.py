@@ -235,6 +235,63 @@ def _diff_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _many_parser(command: str) -> argparse.ArgumentParser:
+    if command == "updates":
+        p = _Parser(prog="layer-explorer updates", description="What each update of an image downloads: several "
+                    "versions of one image, oldest first, and the layers to split, merge or move.")
+        p.add_argument("sources", metavar="VERSION", nargs="+", help="an archive, a layout folder, docker://IMAGE or "
+                       "registry://HOST/REPO:TAG per version, oldest first; registry://HOST/REPO with --tags N")
+        p.add_argument("--tags", type=int, metavar="N", help="for a registry://HOST/REPO: its N newest tags")
+    else:
+        p = _Parser(prog="layer-explorer fleet", description="The layers many images share, the bytes they take "
+                    "together and alone, and the base images they are built on.")
+        p.add_argument("sources", metavar="SOURCE", nargs="+", help="archives (every image of each), layout folders, "
+                       "docker://IMAGE, or docker:// alone for every local image")
+    p.add_argument("--insecure", action="store_true", help="talk plain HTTP to registry:// sources")
+    p.add_argument("--no-cache", action="store_true", help="neither use nor write the index cache (images are then "
+                   "read one after the other)")
+    _output_format(p)
+    return p
+
+
+def run_many(command: str, argv: Sequence[str]) -> int:
+    """``layer-explorer updates`` and ``layer-explorer fleet``."""
+    from explorer.formats.registry import insecure_url
+    from explorer.image.many import expand, load_many
+    from explorer.image.updates import fleet, updates
+    from explorer.report import fleet_text, updates_text
+
+    args = _source_args(_many_parser(command).parse_args(argv), ())
+    if args.insecure:
+        args.sources = [insecure_url(s) for s in args.sources]
+    fmt = args.fmt or ("text" if sys.stdout.isatty() else "json")
+    wanted = expand(args.sources, every_image=command == "fleet", newest_tags=getattr(args, "tags", None))
+    if command == "updates" and len(wanted) < 2:
+        raise SelectionError("updates needs at least two versions, oldest first")
+    if not wanted:
+        raise SelectionError("no image to look at")
+
+    def progress(done: int, total: int, name: str) -> None:
+        if sys.stderr.isatty():
+            print(f"\rlayer-explorer: indexed {done} of {total} ({name})\033[K", end="", file=sys.stderr, flush=True)
+
+    opened = load_many(wanted, progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    try:
+        for o in opened:
+            _left_for_exit(o.image)
+        report = updates(opened) if command == "updates" else fleet(opened)
+    finally:
+        for o in {id(o.source): o.source for o in opened}.values():
+            o.close()
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report) + "\n")
+    else:
+        sys.stdout.write(updates_text(report) if command == "updates" else fleet_text(report))
+    return EXIT_OK
+
+
 def run_diff(argv: Sequence[str]) -> int:
     """``layer-explorer diff A B``."""
     from explorer.image.compare import compare
@@ -418,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_diff(argv[1:])
         if argv and argv[0] == "inspect":
             return run_inspect(argv[1:])
+        if argv and argv[0] in ("updates", "fleet"):
+            return run_many(argv[0], argv[1:])
         args = _main_parser().parse_args(argv)
         from explorer.ui.display_check import problem
 

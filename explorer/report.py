@@ -513,3 +513,47 @@ def diff_text(report: dict[str, Any]) -> str:
         lines += [f"  - {p['name']} {p['version']} ({p['manager']})" for p in pk["removed"]]
     lines += [f"  {mark[f['change']]} {f['path']}" for f in report["files"]]
     return "\n".join(lines) + "\n"
+
+
+def updates_text(report: dict[str, Any]) -> str:
+    """A readable summary of an updates object."""
+    versions = report["versions"]
+    lines = [f"Versions ({len(versions)}, oldest first):"]
+    for i, v in enumerate(versions):
+        size = sum(l["blob_size"] for l in v["layers"])
+        lines.append(f"  {i:>2}  {', '.join(v['tags']) or v['config_digest'][:19]}  {len(v['layers'])} layers, "
+                     f"{human_size(size)}  ({v['source']})")
+    lines += ["", "Updates:"]
+    for s in report["steps"]:
+        fresh = [l for l in s["layers"] if l["new"]]
+        changed = sum(l["changed_bytes"] for l in fresh)
+        lines.append(f"  {s['from']} -> {s['to']}: downloads {human_size(s['download_bytes'])} "
+                     f"(layers {', '.join(str(l['index']) for l in fresh) or 'none'}), reuses {human_size(s['reused_bytes'])}; "
+                     f"{human_size(changed)} of files really changed")
+        for l in fresh:
+            paths = ", ".join(l["changed_paths"][:3]) + (f", … ({len(l['changed_paths']) - 3} more)"
+                                                         if len(l["changed_paths"]) > 3 else "")
+            lines.append(f"       layer {l['index']}: {human_size(l['blob_size'])} downloaded, "
+                         f"{human_size(l['changed_bytes'])} changed" + (f": {paths}" if paths else " (rebuilt unchanged)"))
+    if report["advice"]:
+        lines += ["", "Advice:"] + [f"  - {a['kind']}: {a['detail']}" for a in report["advice"]]
+    return "\n".join(lines) + "\n"
+
+
+def fleet_text(report: dict[str, Any]) -> str:
+    """A readable summary of a fleet object."""
+    images = report["images"]
+    lines = [f"Images ({len(images)}):"]
+    for i, img in enumerate(images):
+        lines.append(f"  {i:>2}  {', '.join(img['tags']) or img['config_digest'][:19]}  {len(img['layers'])} layers  "
+                     f"({img['source']})")
+    shared = [l for l in report["layers"] if len(l["used_by"]) > 1]
+    lines += ["", f"Layers: {len(report['layers'])} distinct, {len(shared)} shared by several images",
+              f"Bytes: {human_size(report['total_bytes'])} if each image is stored alone, "
+              f"{human_size(report['unique_bytes'])} stored once, {human_size(report['shared_bytes'])} shared"]
+    if report["bases"]:
+        lines += ["", "Bases (layers several images start with):"]
+        for b in report["bases"]:
+            lines.append(f"  - {b['name'] or 'unnamed'}: {len(b['layers'])} layers, {human_size(b['bytes'])}, "
+                         f"used by images {', '.join(str(n) for n in b['used_by'])}")
+    return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ pytest.importorskip("PySide6.QtWidgets")
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QGuiApplication  # noqa: E402
-from PySide6.QtWidgets import QDialog, QProgressBar, QTableView, QTreeView  # noqa: E402
+from PySide6.QtWidgets import QDialog, QMessageBox, QProgressBar, QTableView, QTreeView  # noqa: E402
 
 from explorer.image.loader import load_image  # noqa: E402
 from explorer.formats.source import open_source  # noqa: E402
@@ -567,8 +567,12 @@ def test_multi_platform_index_asks_which_image(qtbot, window, monkeypatch):
 
 
 def test_several_archives_dropped_at_once_open_tabs(qtbot, window):
+    _drop(window, [LEGACY, DATA / "umoci.oci-layout", DATA / "buildah-overlay.oci.tar"])
+    box = window.findChild(QMessageBox, "askMany")  # each, as versions, or as a fleet?
+    assert box is not None and box.isVisible()
+    each = next(b for b in box.buttons() if b.text() == "Open &each")
     with qtbot.waitSignal(window.image_loaded, timeout=30_000):
-        _drop(window, [LEGACY, DATA / "umoci.oci-layout", DATA / "buildah-overlay.oci.tar"])
+        each.click()
     qtbot.waitUntil(lambda: window.tabs.count() == 3, timeout=30_000)
     window.findChild(type(window.actions()[0]), "actionClose").trigger()
     assert window.tabs.count() == 2

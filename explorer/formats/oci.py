@@ -135,4 +135,6 @@ def _plan(container: Container, manifest: dict[str, Any], digest: str, tags: lis
         tags=list(tags),
         platform=platform,
         manifest_digest=digest,
+        annotations={k: v for k, v in ann.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(ann := manifest.get("annotations"), dict) else {},
     )

@@ -37,6 +37,7 @@ class ImagePlan:
     manifest_digest: str = ""
     warnings: list[str] = field(default_factory=list)
     config: dict[str, Any] | None = None  # the parsed config, once read
+    annotations: dict[str, str] = field(default_factory=dict)  # the image manifest's (OCI)
 
 
 def parse_digest(source: str, digest: Any) -> tuple[str, str]:

@@ -34,6 +34,7 @@ ACCEPT = ", ".join([
 DEFAULT_CACHE_MAX = 10 << 30
 TIMEOUT = 60.0
 _REF = re.compile(r"^(?P<host>[^/]+)/(?P<repo>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-f0-9]+))?$")
+MAX_TAG_LIST = 8 << 20  # bytes of a tag list: enough for hundreds of thousands of tags
 
 
 def parse_reference(source: str) -> tuple[str, str, str, str, bool]:
@@ -320,3 +321,23 @@ def _drop_orphan(path: str) -> None:
 def insecure_url(source: str) -> str:
     """The plain-HTTP spelling of a registry reference (``--insecure``)."""
     return "registry+http://" + source.split("://", 1)[1] if source.startswith("registry://") else source
+
+
+def list_tags(source: str) -> list[str]:
+    """The tags of the repository a ``registry://HOST/REPO`` reference names (any tag given is
+    ignored), as the registry lists them."""
+    host, repo, _tag, _digest, plain = parse_reference(source)
+    client = RegistryClient(host, plain, source)
+    resp = client.get(f"/v2/{repo}/tags/list?n=10000", "application/json")
+    body = resp.read(MAX_TAG_LIST + 1)
+    if resp.status == 404:
+        raise SourceError(source, f"no repository {repo!r} on {host}", "check the name (it is case-sensitive)")
+    if resp.status != 200:
+        raise SourceError(source, f"the registry answered {resp.status} when asked for the tags of {repo}")
+    if len(body) > MAX_TAG_LIST:
+        raise SourceError(source, f"the tag list of {repo} is larger than {MAX_TAG_LIST >> 20} MB")
+    try:
+        tags = json.loads(body).get("tags") or []
+    except (ValueError, AttributeError):
+        raise SourceError(source, f"the registry's tag list of {repo} is not JSON") from None
+    return [t for t in tags if isinstance(t, str)]

@@ -33,7 +33,7 @@ from explorer.ui import resources, theme
 from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, ask_image, error_dialog
 from explorer.ui.image_view import ImageView
 from explorer.ui.start_page import StartPage
-from explorer.ui.workers import LoadController, empty_python_state
+from explorer.ui.workers import BackgroundCall, LoadController, empty_python_state
 
 MAX_RECENT = 10
 
@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
     image_loaded = Signal(object)  # ImageView
     layers_shown = Signal(object)  # ImageView: layers and history, before the files are read
     comparison_ready = Signal(object)  # ComparisonView
+    many_ready = Signal(object)  # UpdatesView or FleetView
     load_failed = Signal(str)  # message
 
     def __init__(self, settings: QSettings | None = None) -> None:
@@ -91,6 +92,9 @@ class MainWindow(QMainWindow):
         self.loader.busy_changed.connect(self._on_busy)
         self.loader.cancelled.connect(lambda _p: self._drop_preview())
         self._queue: list[str] = []
+        self.many_call = BackgroundCall(self)  # updates and fleets, measured off the GUI thread
+        self.many_call.result.connect(self._on_many)
+        self.many_call.failed.connect(self._on_many_failed)
         self._preview: ImageView | None = None  # layers and history shown while blobs download
         self.dialogs: list[QWidget] = []  # open error dialogs (tests close them)
 
@@ -150,6 +154,9 @@ class MainWindow(QMainWindow):
         self._action(file, "Open &container…", self.open_container_dialog, "Ctrl+Alt+C", "actionOpenContainer")
         self._action(file, "Co&mpare two images…", self.compare_dialog, "Ctrl+Shift+D", "actionCompare2")
         self._action(file, "Compare &with…", self.compare_with_dialog, None, "actionCompareWith")
+        self._action(file, "Open &versions (what each update downloads)…", self.open_versions_dialog, "Ctrl+Shift+U",
+                     "actionOpenVersions")
+        self._action(file, "Open a fl&eet (layers many images share)…", self.open_fleet_dialog, None, "actionOpenFleet")
         self.recent_menu = file.addMenu("Open &recent")
         file.addSeparator()
         self._action(file, "&Extract selected…", lambda: self._with_view(ImageView.extract_selected), "Ctrl+Shift+X", "actionExtract")
@@ -378,6 +385,55 @@ class MainWindow(QMainWindow):
         self._update_status()
         self.comparison_ready.emit(view)
         self._next()  # sources dropped meanwhile waited in the queue
+
+    def open_versions_dialog(self) -> None:
+        """File > Open versions: archives of one image, oldest first (sorted by name)."""
+        paths, _ = QFileDialog.getOpenFileNames(self, "Versions of one image (oldest first by name)", self._last_dir(),
+                                                ARCHIVE_FILTER)
+        if len(paths) >= 2:
+            self.open_many("updates", sorted(paths))
+
+    def open_fleet_dialog(self) -> None:
+        """File > Open a fleet: many archives."""
+        paths, _ = QFileDialog.getOpenFileNames(self, "Images of a fleet", self._last_dir(), ARCHIVE_FILTER)
+        if paths:
+            self.open_many("fleet", paths)
+
+    def open_many(self, kind: str, paths: list[str]) -> None:
+        """Measure updates across versions (``updates``) or what a fleet shares (``fleet``), in
+        the background (each image indexed once, on every core), then show it in a tab."""
+        from explorer.image.many import expand, load_many
+        from explorer.image.updates import fleet, updates
+
+        def work(monitor):
+            opened = load_many(expand(paths, every_image=kind == "fleet"),
+                               lambda done, total, name: monitor.begin(f"indexed {done} of {total}: {name}"))
+            try:
+                return kind, (updates(opened) if kind == "updates" else fleet(opened)), paths
+            finally:
+                for source in {id(o.source): o.source for o in opened}.values():
+                    source.close()
+
+        self.many_call.run("many", work)
+        self.status_label.setText(f"reading {len(paths)} images for {'the updates' if kind == 'updates' else 'the fleet'}…")
+
+    def _on_many(self, value) -> None:
+        from explorer.ui.updates_view import FleetView, UpdatesView
+
+        kind, report, paths = value
+        view = UpdatesView(report) if kind == "updates" else FleetView(report)
+        if kind == "updates":
+            view.compare_step.connect(lambda a, b: self.compare_paths(paths[a], paths[b]))
+        index = self.tabs.addTab(view, view.title())
+        self.tabs.setCurrentIndex(index)
+        self.stack.setCurrentWidget(self.tabs)
+        self._update_status()
+        self.many_ready.emit(view)
+
+    def _on_many_failed(self, message: str) -> None:
+        self.status_label.setText("")
+        self.load_failed.emit(message)
+        self.dialogs.append(error_dialog(self, "Cannot measure these images", message))
 
     def open_paths(self, paths: list[str]) -> None:
         """Open sources one after another (each in its own tab)."""
@@ -625,9 +681,36 @@ class MainWindow(QMainWindow):
         if len(paths) == 2:
             event.acceptProposedAction()
             self.compare_paths(*paths)  # two at once: the user wants them side by side
+        elif len(paths) > 2:
+            event.acceptProposedAction()
+            self._ask_many(paths)
         elif paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+
+    def _ask_many(self, paths: list[str]) -> None:
+        """Several archives dropped at once: each in a tab, as versions of one image, or as a fleet."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Open several images",
+                          f"{len(paths)} archives were dropped. Open each in its own tab, measure them as versions "
+                          "of one image (oldest first by name), or as a fleet?", QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("askMany")
+        each = box.addButton("Open &each", QMessageBox.ButtonRole.AcceptRole)
+        versions = box.addButton("As &versions", QMessageBox.ButtonRole.AcceptRole)
+        fleet = box.addButton("As a &fleet", QMessageBox.ButtonRole.AcceptRole)
+
+        def chosen(button) -> None:
+            if button is each:
+                self.open_paths(paths)
+            elif button is versions:
+                self.open_many("updates", sorted(paths))
+            elif button is fleet:
+                self.open_many("fleet", paths)
+
+        box.buttonClicked.connect(chosen)
+        self.dialogs.append(box)
+        box.finished.connect(lambda _r: self.dialogs.remove(box) if box in self.dialogs else None)
+        box.open()
 
 
 def _discard(widget: QWidget) -> None:

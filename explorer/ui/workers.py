@@ -336,6 +336,7 @@ class BackgroundCall(QObject):
     newest of each kind counts."""
 
     result = Signal(object)  # what the newest call of its kind returned
+    failed = Signal(str)  # why the newest call of its kind failed (not when it was cancelled)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -369,9 +370,12 @@ class BackgroundCall(QObject):
         self._monitors.clear()
         self._tokens.clear()
 
-    def _dropped(self, token: int, _message: str, _cancelled: bool) -> None:
+    def _dropped(self, token: int, message: str, cancelled: bool) -> None:
         self._signals.pop(token, None)
-        self._kinds.pop(token, None)
+        kind = self._kinds.pop(token, None)
+        if not cancelled and kind is not None and self._tokens.get(kind) == token:
+            self._monitors.pop(kind, None)
+            self.failed.emit(message)
 
     def _deliver(self, token: int, value: Any) -> None:
         self._signals.pop(token, None)

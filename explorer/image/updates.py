@@ -1,0 +1,227 @@
+"""What each update of an image makes people download, and which layers a fleet of images shares.
+
+Layers are stored and pulled by digest: a layer whose diff_id a client already has is not
+downloaded again. ``updates`` measures that over versions of one image and says which layer
+to split, merge or move; ``fleet`` measures it over many images and finds their bases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from explorer.formats.source import Source
+from explorer.image.compare import chain_ids
+from explorer.image.content import ContentError, content_digest
+from explorer.image.loader import Image
+from explorer.model.values import FILE, HARDLINK, Entry
+
+UPDATES_SCHEMA = "layer-explorer.updates/1"
+FLEET_SCHEMA = "layer-explorer.fleet/1"
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+# A layer re-downloaded while at most this share of its bytes changed is worth splitting.
+SPLIT_BELOW = 0.5
+MAX_PATHS = 20  # paths named in one step's layer or one piece of advice
+
+
+@dataclass
+class Opened:
+    """One image of the series or fleet, loaded, with the source it came from."""
+
+    name: str  # the source as the user named it
+    source: Source
+    image: Image
+
+
+def _layers(image: Image) -> list[dict[str, Any]]:
+    return [{"diff_id": l.diff_id, "digest": l.digest, "blob_size": l.blob_size} for l in image.layers]
+
+
+def _version(o: Opened) -> dict[str, Any]:
+    return {"source": o.name, "tags": list(o.image.tags), "config_digest": o.image.config_digest, "layers": _layers(o.image)}
+
+
+def _same_file(a: Entry, b: Entry, a_digest: Callable[[Entry], str | None],
+               b_digest: Callable[[Entry], str | None]) -> bool:
+    """Whether two stored files have the same content and metadata (mtime aside: a rebuild
+    stamps new times on unchanged files)."""
+    if (a.type, a.mode, a.uid, a.gid, a.size, a.target) != (b.type, b.mode, b.uid, b.gid, b.size, b.target):
+        return False
+    if a.type not in (FILE, HARDLINK) or a.size == 0:
+        return True
+    return a_digest(a) == b_digest(b)
+
+
+def _digest_of(o: Opened) -> Callable[[Entry], str | None]:
+    def digest(e: Entry) -> str | None:
+        if e.digest:
+            return e.digest
+        try:
+            return content_digest(o.source, o.image, e)
+        except (ContentError, OSError, ValueError):
+            return None
+    return digest
+
+
+def changed_files(old: Opened | None, old_layer: int, new: Opened, new_layer: int) -> list[Entry]:
+    """Regular files layer ``new_layer`` of ``new`` stores that the same layer of ``old`` does
+    not (added, or another content or metadata at the same path)."""
+    before: dict[str, Entry] = {}
+    if old is not None and old_layer < len(old.image.layers):
+        before = {e.path: e for e in old.image.tree.layer_entries(old_layer)}
+    old_digest = _digest_of(old) if old is not None else (lambda e: None)
+    new_digest = _digest_of(new)
+    out = []
+    for e in new.image.tree.layer_entries(new_layer):
+        if e.type != FILE:
+            continue
+        was = before.get(e.path)
+        if was is None or was.type != FILE or not _same_file(was, e, old_digest, new_digest):
+            out.append(e)
+    return out
+
+
+def updates(versions: list[Opened]) -> dict[str, Any]:
+    """The ``layer-explorer updates`` object (schema layer-explorer.updates/1)."""
+    steps = []
+    for i in range(1, len(versions)):
+        old, new = versions[i - 1], versions[i]
+        have = {l.diff_id for l in old.image.layers}
+        layers, download = [], 0
+        for k, l in enumerate(new.image.layers):
+            fresh = l.diff_id not in have
+            changed = changed_files(old, k, new, k) if fresh else []
+            if fresh:
+                download += l.blob_size
+            layers.append({"index": k, "diff_id": l.diff_id, "new": fresh, "blob_size": l.blob_size,
+                           "changed_bytes": sum(e.size for e in changed),
+                           "changed_paths": sorted(e.path for e in changed)})
+        total = sum(l.blob_size for l in new.image.layers)
+        steps.append({"from": i - 1, "to": i, "download_bytes": download, "reused_bytes": total - download,
+                      "layers": layers})
+    return {"schema": UPDATES_SCHEMA, "versions": [_version(v) for v in versions], "steps": steps,
+            "advice": update_advice(versions, steps)}
+
+
+def update_advice(versions: list[Opened], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Split a layer that is re-downloaded for a few changed files; merge layers that always
+    change together; move a layer that changes rarely below one that changes often."""
+    if not steps:
+        return []
+    advice: list[dict[str, Any]] = []
+    depth = max(len(s["layers"]) for s in steps)
+    new_in = [[s for s in steps if k < len(s["layers"]) and s["layers"][k]["new"]] for k in range(depth)]
+    sizes = [[versions[s["to"]].image.layers[k].size for s in new_in[k]] for k in range(depth)]
+    for k in range(depth):
+        hits = new_in[k]
+        if not hits:
+            continue
+        blob = sum(s["layers"][k]["blob_size"] for s in hits) / len(hits)
+        changed = sum(s["layers"][k]["changed_bytes"] for s in hits) / len(hits)
+        size = max(sum(sizes[k]) / len(hits), 1)
+        share = changed / size
+        if 0 < share <= SPLIT_BELOW:
+            counts: dict[str, int] = {}
+            for s in hits:
+                for p in s["layers"][k]["changed_paths"]:
+                    counts[p] = counts.get(p, 0) + 1
+            often = sorted(counts, key=lambda p: (-counts[p], p))[:MAX_PATHS]
+            saving = round(blob * (1 - share))
+            advice.append({"kind": "split-layer", "layer": k, "bytes_per_update": round(blob),
+                           "changed_bytes_per_update": round(changed), "saving_per_update": saving, "paths": often,
+                           "detail": f"each update re-downloads layer {k} ({_size(blob)}) though only "
+                                     f"{_size(changed)} of it changed; put {', '.join(often[:3])} in a layer "
+                                     f"of its own above the rest and each update shrinks by about {_size(saving)}"})
+    changes = [[bool(k < len(s["layers"]) and s["layers"][k]["new"]) for s in steps] for k in range(depth)]
+    for k in range(depth - 1):
+        if any(changes[k]) and changes[k] == changes[k + 1]:
+            advice.append({"kind": "merge", "layers": [k, k + 1], "updates": sum(changes[k]),
+                           "detail": f"layers {k} and {k + 1} changed together in every update that changed "
+                                     "either: one layer would mean one download and one less layer to manage"})
+    for j in range(depth):
+        rebuilt = [s for s in new_in[j] if s["layers"][j]["changed_bytes"] == 0
+                   and any(s["layers"][i]["new"] and s["layers"][i]["changed_bytes"] for i in range(j))]
+        if not rebuilt:
+            continue
+        below = min(i for s in rebuilt for i in range(j) if s["layers"][i]["new"] and s["layers"][i]["changed_bytes"])
+        wasted = sum(s["layers"][j]["blob_size"] for s in rebuilt) / len(rebuilt)
+        advice.append({"kind": "reorder", "layer": j, "below": below, "updates": len(rebuilt),
+                       "bytes_per_update": round(wasted),
+                       "detail": f"layer {j} was rebuilt without changes in {len(rebuilt)} update(s) because layer "
+                                 f"{below} below it changed; move its step above layer {below}'s, or layer {below}'s "
+                                 f"step higher, and it stays cached ({_size(wasted)} per update)"})
+    order = {"split-layer": 0, "reorder": 1, "merge": 2}
+    return sorted(advice, key=lambda a: (order[a["kind"]], -a.get("saving_per_update", a.get("bytes_per_update", 0))))
+
+
+def fleet(images: list[Opened]) -> dict[str, Any]:
+    """The ``layer-explorer fleet`` object (schema layer-explorer.fleet/1)."""
+    layers: dict[str, dict[str, Any]] = {}
+    total = 0
+    for n, o in enumerate(images):
+        for l in o.image.layers:
+            total += l.blob_size
+            found = layers.setdefault(l.diff_id, {"diff_id": l.diff_id, "blob_size": l.blob_size, "size": l.size,
+                                                  "used_by": []})
+            if n not in found["used_by"]:
+                found["used_by"].append(n)
+    unique = sum(l["blob_size"] for l in layers.values())
+    return {
+        "schema": FLEET_SCHEMA,
+        "images": [{"source": o.name, "tags": list(o.image.tags), "config_digest": o.image.config_digest,
+                    "layers": [l.diff_id for l in o.image.layers]} for o in images],
+        "layers": sorted(layers.values(), key=lambda l: (-len(l["used_by"]), -l["blob_size"])),
+        "total_bytes": total,
+        "unique_bytes": unique,
+        "shared_bytes": total - unique,
+        "bases": bases(images),
+    }
+
+
+def bases(images: list[Opened]) -> list[dict[str, Any]]:
+    """Longest chains of layers that several images start with, each named where the images
+    say (an OCI base-image annotation, an image of the fleet that is that chain, or the step
+    that made its top layer)."""
+    chains = [chain_ids([l.diff_id for l in o.image.layers]) for o in images]
+    users: dict[str, set[int]] = {}
+    depth_of: dict[str, int] = {}
+    for n, chain in enumerate(chains):
+        for d, c in enumerate(chain):
+            users.setdefault(c, set()).add(n)
+            depth_of[c] = d
+    out = []
+    for c, who in users.items():
+        if len(who) < 2:
+            continue
+        d = depth_of[c]
+        # the longest: no chain one layer deeper is shared by the same images
+        if all(len(chains[n]) > d + 1 and users[chains[n][d + 1]] == who for n in who):
+            continue
+        first = images[min(who)].image
+        layers = [l.diff_id for l in first.layers[: d + 1]]
+        out.append({"layers": layers, "used_by": sorted(who), "bytes": sum(l.blob_size for l in first.layers[: d + 1]),
+                    "name": _base_name(images, sorted(who), d)})
+    return sorted(out, key=lambda b: (-len(b["used_by"]), -len(b["layers"])))
+
+
+def _base_name(images: list[Opened], who: list[int], depth: int) -> str | None:
+    """What the images call the base made of their first ``depth + 1`` layers."""
+    for n in who:
+        plan = images[n].image.ref.locator
+        annotations = getattr(plan, "annotations", None) or {}
+        if annotations.get(BASE_NAME):
+            return annotations[BASE_NAME]
+    chain = [l.diff_id for l in images[who[0]].image.layers[: depth + 1]]
+    for o in images:  # an image of the fleet that is exactly this chain
+        if [l.diff_id for l in o.image.layers] == chain and o.image.tags:
+            return o.image.tags[0]
+    top = images[who[0]].image.layers[depth]
+    return f"the layers up to: {top.created_by}" if top.created_by else None
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{round(n)} B"
