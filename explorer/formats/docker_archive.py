@@ -36,6 +36,8 @@ def read_plans(container: Container) -> list[ImagePlan]:
         config = expect(container, item.get("Config"), str, f"manifest.json entry {i} Config")
         layers = expect(container, item.get("Layers") or [], list, f"manifest.json entry {i} Layers")
         tags = item.get("RepoTags") or []
+        if not isinstance(tags, list):  # a stranger's manifest: a wrong type is no tags, not a crash
+            tags = []
         refs = []
         for name in layers:
             expect(container, name, str, f"manifest.json entry {i} layer name")

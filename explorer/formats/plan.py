@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from explorer.formats.container import Container
+from explorer.formats.config_types import clean_config
 from explorer.model.errors import SourceError
 
 _DIGEST = re.compile(r"^(sha256|sha384|sha512):([a-f0-9]{32,128})$")
@@ -61,9 +64,22 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
+def max_json() -> int:
+    """Bytes a JSON document (manifest, index, config) may have: ``LAYER_EXPLORER_MAX_JSON_MB``,
+    else 16 MiB (real configs stay under one; a bigger one is an attack or a mistake)."""
+    try:
+        return max(1, int(os.environ.get("LAYER_EXPLORER_MAX_JSON_MB", "16"))) << 20
+    except ValueError:
+        return 16 << 20
+
+
 def read_json(container: Container, name: str, expected_digest: str = "") -> Any:
-    """Read a JSON document, checking its digest when one is expected."""
-    data = container.read_document(name)
+    """Read a JSON document, checking its size, its nesting and its digest when one is expected."""
+    limit = max_json()
+    data = container.read_document(name)  # (each container refuses documents past MAX_DOCUMENT)
+    if len(data) > limit:
+        raise SourceError(container.path, f"{name} is a JSON document of {len(data):,} bytes, more than the "
+                          f"{limit >> 20} MiB allowed", "raise the limit with LAYER_EXPLORER_MAX_JSON_MB if it is genuine")
     if expected_digest:
         alg, _ = parse_digest(container.path, expected_digest)
         actual = digest_of(data, alg)
@@ -77,6 +93,21 @@ def read_json(container: Container, name: str, expected_digest: str = "") -> Any
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SourceError(container.path, f"{name} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SourceError(container.path, f"{name} nests JSON more deeply than Python can read "
+                          f"({sys.getrecursionlimit()} levels)", "no real image document does; the archive "
+                          "is corrupt or hostile") from None
+
+
+def read_config(container: Container, plan: "ImagePlan") -> dict[str, Any]:
+    """An image's config, read once, checked against its digest and its fields' types (fields
+    of a wrong type are dropped, each said in the plan's warnings)."""
+    if plan.config is None:
+        config = read_json(container, plan.config_name, plan.config_digest)
+        if not isinstance(config, dict):
+            raise SourceError(container.path, f"config {plan.config_name} is not a JSON object")
+        plan.config = clean_config(config, plan.warnings)
+    return plan.config
 
 
 def expect(container: Container, value: Any, kind: type, what: str) -> Any:

@@ -12,7 +12,7 @@ from explorer.formats.container import Container, FolderContainer, StreamContain
 from explorer.formats.engine import Engine, split_container_url, split_url
 from explorer.model.errors import SelectionError, SourceError
 from explorer.model.values import ImageRef, Platform, SourceInfo
-from explorer.formats.plan import ImagePlan, LayerRef, digest_of, read_json
+from explorer.formats.plan import ImagePlan, LayerRef, digest_of, read_config
 from explorer.model.progress import Monitor
 from explorer.formats.tar_index import BLOCK, looks_like_tar
 
@@ -166,14 +166,10 @@ def _read_plans(container: Container) -> tuple[str, list[ImagePlan], list[str]]:
 def _read_config(container: Container, plan: ImagePlan, notes: list[str]) -> None:
     """Read (and verify) an image's config early: the platform and created time list it."""
     try:
-        config = read_json(container, plan.config_name, plan.config_digest)
+        config = read_config(container, plan)
     except SourceError as exc:
         notes.append(exc.reason)
         return
-    if not isinstance(config, dict):
-        notes.append(f"config {plan.config_name} is not a JSON object")
-        return
-    plan.config = config
     if not plan.platform and config.get("os") and config.get("architecture"):
         plan.platform = f"{config['os']}/{config['architecture']}"
         if config.get("variant"):

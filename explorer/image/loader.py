@@ -18,7 +18,7 @@ from explorer.model.packages import PackageReport
 from explorer.model.values import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
 from explorer.image.parallel import DiveInChild, DiveInProcess, spare_core
 from explorer.formats.docker_archive import name_digest
-from explorer.formats.plan import ImagePlan, LayerRef, read_json
+from explorer.formats.plan import ImagePlan, LayerRef, read_config
 from explorer.model.progress import Monitor
 from explorer.formats.source import REGISTRY, Source
 from explorer.tree.advice import Advice, Secret, advise, find_secrets
@@ -119,9 +119,7 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     plan: ImagePlan = ref.locator
     container = source.container
     path = source.info.path
-    config = plan.config if plan.config is not None else read_json(container, plan.config_name, plan.config_digest)
-    if not isinstance(config, dict):
-        raise SourceError(path, f"config {plan.config_name} is not a JSON object")
+    config = read_config(container, plan)
     warnings = list(plan.warnings)
     diff_ids = _diff_ids(config)
     if len(diff_ids) != len(plan.layers):
@@ -384,9 +382,7 @@ def preview_image(source: Source, ref: ImageRef) -> Image:
     """What is known before any layer is read: layers from the manifest, history from the
     config, and an empty tree (shown while a registry's blobs download)."""
     plan: ImagePlan = ref.locator
-    config = plan.config if plan.config is not None else read_json(source.container, plan.config_name, plan.config_digest)
-    if not isinstance(config, dict):
-        raise SourceError(source.info.path, f"config {plan.config_name} is not a JSON object")
+    config = read_config(source.container, plan)
     warnings: list[str] = []
     diff_ids = _diff_ids(config)
     history = _history(config, len(plan.layers), warnings)

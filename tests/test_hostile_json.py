@@ -1,0 +1,89 @@
+"""Documents from strangers: wrong types, deep nesting, huge sizes give a warning or one sentence
+and exit 2, never an internal error; every case runs in a child under time and memory limits."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import config_for, d, docker_archive, f, layer_tar, members_of, tar_of
+
+LAYERS = [layer_tar([d("etc"), f("etc/a", "x")])]
+LIMIT_SECONDS, LIMIT_BYTES = 60, 2 << 30
+
+
+def _config(**fields) -> dict:
+    cfg = json.loads(json.dumps(config_for(LAYERS, None)))
+    for key, value in fields.items():
+        if key in ("Env", "Labels", "Cmd", "Entrypoint", "ExposedPorts", "Volumes", "User", "WorkingDir"):
+            cfg.setdefault("config", {})[key] = value
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def _with_member(name_of, data: bytes) -> bytes:
+    members = members_of(docker_archive(LAYERS))
+    members[name_of(members)] = data
+    return tar_of(members)
+
+
+def _config_name(members) -> str:
+    return next(k for k in members if k.endswith(".json") and k != "manifest.json")
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+WRONG_TYPES = {  # case -> the field a warning must name
+    "rootfs-a-string": (_config(rootfs="layers"), "rootfs"),
+    "env-a-number": (_config(Env=5), "config.Env"),
+    "labels-a-list": (_config(Labels=[1, 2]), "config.Labels"),
+    "os-an-object": (_config(os={"a": 1}), "os"),
+    "history-a-string": (_config(history="abc"), "history"),
+    "cmd-a-number": (_config(Cmd=5, Entrypoint={"a": 1}, User=7, WorkingDir=[]), "config.Cmd"),
+    "history-step-a-number": (_config(history=[5]), "history[0]"),
+}
+
+
+def _run(path: Path, *command: str) -> subprocess.CompletedProcess:
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (LIMIT_BYTES * 2, LIMIT_BYTES * 2))
+        resource.setrlimit(resource.RLIMIT_CPU, (LIMIT_SECONDS, LIMIT_SECONDS))
+
+    return subprocess.run([sys.executable, "-m", "explorer", *command, "--no-cache", str(path)], capture_output=True,
+                          text=True, timeout=LIMIT_SECONDS * 2, preexec_fn=limits)
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_TYPES))
+def test_a_field_of_the_wrong_type_is_a_warning_and_left_out(tmp_path, case):
+    config, field = WRONG_TYPES[case]
+    path = tmp_path / f"{case}.tar"
+    path.write_bytes(docker_archive(LAYERS, config=config))
+    for command in (("report", "--json"), ("report", "--text"), ("inspect",)):
+        proc = _run(path, *command)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert "internal error" not in proc.stderr
+    report = json.loads(_run(path, "report", "--json").stdout)
+    assert any(f"config field {field} " in w for w in report["image"]["warnings"]), report["image"]["warnings"]
+
+
+@pytest.mark.parametrize("case, archive, words", [
+    ("repo-tags-a-number", lambda: docker_archive([(LAYERS, 5)]), None),
+    ("manifest-nested-100000-deep", lambda: _with_member(lambda m: "manifest.json", DEEP), "nests JSON more deeply"),
+    ("manifest-of-20-MB", lambda: _with_member(lambda m: "manifest.json", b"[" + b" " * (20 << 20) + b"]"),
+     "LAYER_EXPLORER_MAX_JSON_MB"),
+])
+def test_bad_documents_are_one_sentence_and_exit_2(tmp_path, case, archive, words):
+    path = tmp_path / f"{case}.tar"
+    path.write_bytes(archive())
+    proc = _run(path, "report", "--json")
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    if words is None:
+        assert proc.returncode == 0 and json.loads(proc.stdout)["image"]["tags"] == []
+    else:
+        assert proc.returncode == 2 and words in proc.stderr and str(path) in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
