@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from explorer.model.text import printable_lines
 from explorer.model.errors import SelectionError
 from explorer.image.loader import Image
 
@@ -113,4 +114,4 @@ def format_results(image: Image, results: list[RuleResult]) -> str:
         figure = f"{r.value:,}" if r.rule == "highestWastedBytes" else f"{r.value:.6f}"
         lines.append(f"  {'PASS' if r.passed else 'FAIL'}: {r.rule} (threshold {r.threshold}): {figure}")
     lines.append("Result: PASS" if all(r.passed for r in results) else "Result: FAIL")
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)

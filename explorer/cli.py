@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from explorer import __version__
 from explorer.model.errors import ExplorerError, SelectionError, SourceError
+from explorer.model.text import printable, printable_lines
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2  # 2 also: the window cannot start here
 
@@ -321,7 +322,7 @@ def _default_image_note(side: str, source, chosen) -> str:
     for ref in source.images:
         mark = "*" if ref.index == chosen.index else " "
         lines.append(f"  {mark} {ref.index}: {', '.join(ref.tags) or '<untagged>'}  {ref.platform or 'unknown'}  {ref.config_digest[:19]}")
-    return "\n".join(lines)
+    return printable_lines(lines).rstrip("\n")
 
 
 def _inspect_parser() -> argparse.ArgumentParser:
@@ -492,10 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_SOURCE
         return run_window((["--demo"] if args.demo else []) + list(args.sources))
     except SourceError as exc:
-        print(f"layer-explorer: {exc}", file=sys.stderr)
+        print(printable(f"layer-explorer: {exc}"), file=sys.stderr)
         return EXIT_SOURCE
     except ExplorerError as exc:  # a selection that matches nothing, among others
-        print(f"layer-explorer: {exc}", file=sys.stderr)
+        print(printable(f"layer-explorer: {exc}"), file=sys.stderr)
         return EXIT_OTHER
     except BrokenPipeError:  # before OSError, which it is one of
         # The reader went away (report | head); say nothing more.

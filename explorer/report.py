@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
 from explorer.model.packages import PackageChange
+from explorer.model.text import printable_lines
 from explorer.model.values import Entry, ImageRef
 from explorer.tree.index import LayerTree
 
@@ -441,7 +442,7 @@ def text_report(report: dict[str, Any], file_count: int, file_bytes: int, owned:
     lines += ["", f"Files: {file_count} entries, {human_size(file_bytes)} in regular files"]
     if img["warnings"]:
         lines += ["", "Warnings:"] + [f"  - {w}" for w in img["warnings"]]
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)
 
 
 def _packages_text(img: dict[str, Any], owned: list[int] | None) -> list[str]:
@@ -512,7 +513,7 @@ def diff_text(report: dict[str, Any]) -> str:
         lines += [f"  ~ {p['name']} {p['from']} -> {p['version']} ({p['manager']})" for p in pk["changed"]]
         lines += [f"  - {p['name']} {p['version']} ({p['manager']})" for p in pk["removed"]]
     lines += [f"  {mark[f['change']]} {f['path']}" for f in report["files"]]
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)
 
 
 def updates_text(report: dict[str, Any]) -> str:
@@ -537,7 +538,7 @@ def updates_text(report: dict[str, Any]) -> str:
                          f"{human_size(l['changed_bytes'])} changed" + (f": {paths}" if paths else " (rebuilt unchanged)"))
     if report["advice"]:
         lines += ["", "Advice:"] + [f"  - {a['kind']}: {a['detail']}" for a in report["advice"]]
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)
 
 
 def fleet_text(report: dict[str, Any]) -> str:
@@ -556,4 +557,4 @@ def fleet_text(report: dict[str, Any]) -> str:
         for b in report["bases"]:
             lines.append(f"  - {b['name'] or 'unnamed'}: {len(b['layers'])} layers, {human_size(b['bytes'])}, "
                          f"used by images {', '.join(str(n) for n in b['used_by'])}")
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)

@@ -87,3 +87,22 @@ def test_bad_documents_are_one_sentence_and_exit_2(tmp_path, case, archive, word
     else:
         assert proc.returncode == 2 and words in proc.stderr and str(path) in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_names_and_steps_reach_the_terminal_escaped(tmp_path):
+    evil = "etc/evil\n\x1b[31mFAKE LINE\x07"
+    layers = [layer_tar([d("etc"), f(evil, "x")]), layer_tar([f("etc/b", "y")])]
+    history = [{"created_by": "RUN echo \x1b]0;title\x07 && \u202eevil", "created": "2024-01-01T00:00:00Z"},
+               {"created_by": "COPY b /etc/b\nSECOND LINE", "created": "2024-01-01T00:00:00Z"}]
+    a, b = tmp_path / "a.tar", tmp_path / "b.tar"
+    a.write_bytes(docker_archive(layers, history=history))
+    b.write_bytes(docker_archive(layers[:1], history=history[:1]))
+    for command, path in ((("report", "--text"), a), (("inspect",), a), (("check",), a)):
+        out = _run(path, *command).stdout
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, command
+        assert not any(line.startswith(("SECOND LINE", "\x1b[31mFAKE", "FAKE LINE")) for line in out.splitlines())
+    diff = subprocess.run([sys.executable, "-m", "explorer", "diff", "--text", str(b), str(a)], capture_output=True,
+                          text=True, timeout=120).stdout
+    assert "\x1b" not in diff and "+ /etc/b" in diff
+    report = _run(a, "report", "--text").stdout
+    assert "\\e]0;title\\x07" in report  # shown, escaped: the user still sees what is there

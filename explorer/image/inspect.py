@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from explorer.model.text import printable_lines
 from explorer.image.compare import chain_ids
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
@@ -117,4 +118,4 @@ def inspect_text(obj: dict[str, Any]) -> str:
     ]
     for i, (d, chain, blob) in enumerate(zip(obj["RootFS"]["Layers"], obj["ChainIDs"], obj["LayerBlobs"])):
         lines += [f"  {i}: diff_id {d}", f"     chain   {chain}", f"     blob    {blob['Digest']} ({blob['MediaType'] or blob['Compression']}, {blob['Size']:,} bytes)"]
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines)

@@ -1,0 +1,25 @@
+"""Text from an image made safe to print: control characters shown as escapes, never sent raw."""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that can reorder what a terminal
+# shows: a name holding them could fake lines, colours or whole reports.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\e``, ``\\x07``);
+    lone surrogates from undecodable names as ``\\xNN`` of their byte."""
+    text = _UNSAFE.sub(lambda m: _NAMED.get(m.group(0)) or f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100
+                       else f"\\u{ord(m.group(0)):04x}", text)
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        text = "".join(f"\\x{ord(c) - 0xdc00:02x}" if "\udc80" <= c <= "\udcff" else c for c in text)
+    return text
+
+
+def printable_lines(lines: list[str]) -> str:
+    """Lines joined for a terminal, each made printable (a newline inside one is data)."""
+    return "\n".join(printable(line) for line in lines) + "\n"
