@@ -555,6 +555,6 @@ def fleet_text(report: dict[str, Any]) -> str:
     if report["bases"]:
         lines += ["", "Bases (layers several images start with):"]
         for b in report["bases"]:
-            lines.append(f"  - {b['name'] or 'unnamed'}: {len(b['layers'])} layers, {human_size(b['bytes'])}, "
+            lines.append(f"  - {b['name'] or 'unnamed'}: {len(b['layers'])} layer(s), {human_size(b['bytes'])}, "
                          f"used by images {', '.join(str(n) for n in b['used_by'])}")
     return printable_lines(lines)

@@ -115,8 +115,8 @@ def update_advice(versions: list[Opened], steps: list[dict[str, Any]]) -> list[d
     sizes = [[versions[s["to"]].image.layers[k].size for s in new_in[k]] for k in range(depth)]
     for k in range(depth):
         hits = new_in[k]
-        if not hits:
-            continue
+        if not hits or len(hits) * 2 < len(steps):
+            continue  # not a layer that updates keep downloading
         blob = sum(s["layers"][k]["blob_size"] for s in hits) / len(hits)
         changed = sum(s["layers"][k]["changed_bytes"] for s in hits) / len(hits)
         size = max(sum(sizes[k]) / len(hits), 1)
@@ -205,19 +205,47 @@ def bases(images: list[Opened]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda b: (-len(b["used_by"]), -len(b["layers"])))
 
 
+def _annotation(o: Opened, key: str) -> str:
+    """An annotation of an image's OCI manifest ("" when absent or empty)."""
+    annotations = getattr(o.image.ref.locator, "annotations", None) or {}
+    value = annotations.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
 def _base_name(images: list[Opened], who: list[int], depth: int) -> str | None:
-    """What the images call the base made of their first ``depth + 1`` layers."""
-    for n in who:
-        plan = images[n].image.ref.locator
-        annotations = getattr(plan, "annotations", None) or {}
-        if annotations.get(BASE_NAME):
-            return annotations[BASE_NAME]
+    """What the images call the base made of their first ``depth + 1`` layers: the base-image
+    annotation when the images that carry one agree on it and share exactly this chain (or the
+    fleet holds the image it names, and that is this chain); else an image of the fleet that is
+    this chain; else the step that made its top layer."""
     chain = [l.diff_id for l in images[who[0]].image.layers[: depth + 1]]
+    for n in who:  # the named base is in the fleet: trust its digest
+        digest = _annotation(images[n], BASE_DIGEST)
+        for o in images:
+            if digest and o.image.ref.manifest_digest == digest and [l.diff_id for l in o.image.layers] == chain:
+                return _annotation(images[n], BASE_NAME) or (o.image.tags[0] if o.image.tags else None)
+    named = {n: _annotation(images[n], BASE_NAME) for n in who}
+    named = {n: v for n, v in named.items() if v}
+    if len(named) >= 2 and len(set(named.values())) == 1:
+        ids = [[l.diff_id for l in images[n].image.layers] for n in named]
+        common = 0
+        while all(len(c) > common for c in ids) and len({c[common] for c in ids}) == 1:
+            common += 1
+        if common == depth + 1:  # the chain the annotated images share is this one
+            return next(iter(named.values()))
     for o in images:  # an image of the fleet that is exactly this chain
         if [l.diff_id for l in o.image.layers] == chain and o.image.tags:
             return o.image.tags[0]
     top = images[who[0]].image.layers[depth]
-    return f"the layers up to: {top.created_by}" if top.created_by else None
+    return f"the layers up to: {short_step(top.created_by)}" if top.created_by else None
+
+
+def short_step(created_by: str) -> str:
+    """A build step as a Dockerfile line: without the shell prefix builders record."""
+    text = " ".join(created_by.split())
+    for noise in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
+        if text.startswith(noise):
+            return ("RUN " if noise == "/bin/sh -c " else "") + text[len(noise):]
+    return text
 
 
 def _size(n: float) -> str:

@@ -1,0 +1,86 @@
+"""updates and fleet, on series and fleets built by buildah, podman and skopeo with fixed
+timestamps, against figures computed from their manifests (tests/data/updates/expected.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+
+DATA = Path(__file__).parent / "data" / "updates"
+EXPECTED = json.loads((DATA / "expected.json").read_text())
+
+
+def _run(capsys, *argv: str) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("series", ["app", "app-mixed"])
+def test_each_update_downloads_the_layers_the_old_version_lacks(capsys, series):
+    want = EXPECTED["series"][series]
+    rep = _run(capsys, "updates", "--json", *(str(DATA / v) for v in want["versions"]))
+    assert rep["schema"] == "layer-explorer.updates/1"
+    assert [v["source"] for v in rep["versions"]] == [str(DATA / v) for v in want["versions"]]
+    for got, step in zip(rep["steps"], want["steps"], strict=True):
+        assert (got["download_bytes"], got["reused_bytes"]) == (step["download_bytes"], step["reused_bytes"])
+        for layer, expected in zip(got["layers"], step["layers"], strict=True):
+            assert (layer["diff_id"], layer["blob_size"], layer["new"]) == (
+                expected["diff_id"], expected["blob_size"], expected["downloaded"])
+            changed = expected.get("changed_files", [])
+            assert layer["changed_paths"] == sorted(f["path"] for f in changed)
+            assert layer["changed_bytes"] == sum(f["size"] for f in changed)
+            if not layer["new"]:
+                assert layer["changed_bytes"] == 0 and layer["changed_paths"] == []
+
+
+def test_the_layer_every_update_downloads_for_one_small_file_is_to_be_split(capsys):
+    versions = [str(DATA / v) for v in EXPECTED["series"]["app"]["versions"]]
+    rep = _run(capsys, "updates", "--json", *versions)
+    split = [a for a in rep["advice"] if a["kind"] == "split-layer"]
+    assert [a["layer"] for a in split] == [2]
+    advice = split[0]
+    assert advice["paths"] == ["/app/config.yaml"]
+    assert advice["bytes_per_update"] == 85504 and advice["changed_bytes_per_update"] < 200
+    assert advice["saving_per_update"] > 80_000
+    assert {a["kind"] for a in rep["advice"]} <= {"split-layer", "merge", "reorder"}
+    assert main(["updates", "--text", *versions]) == 0
+    text = capsys.readouterr().out
+    assert "split-layer: each update re-downloads layer 2" in text and "/app/config.yaml" in text
+
+
+def test_a_fleet_counts_each_layer_once_and_finds_its_bases(capsys):
+    want = EXPECTED["fleet"]
+    sources = ["svc-a.oci.tar", "svc-b.oci.tar", "svc-c.oci.tar", "multi.docker.tar"]
+    rep = _run(capsys, "fleet", "--json", *(str(DATA / s) for s in sources))
+    assert rep["schema"] == "layer-explorer.fleet/1"
+    assert len(rep["images"]) == len(want["images"]) == 5  # the archive with two images counts each
+    assert (rep["total_bytes"], rep["unique_bytes"], rep["shared_bytes"]) == (
+        want["total_bytes"], want["unique_bytes"], want["shared_bytes"])
+    assert {l["diff_id"]: len(l["used_by"]) for l in rep["layers"]} == {
+        l["diff_id"]: len(l["used_by"]) for l in want["layers"]}
+    got = {tuple(b["layers"]): len(b["used_by"]) for b in rep["bases"]}
+    assert got == {tuple(b["diff_ids"]): len(b["images"]) for b in want["bases"]}
+    by_depth = {len(b["layers"]): b["name"] for b in rep["bases"]}
+    # the base svc-a and svc-b name in their OCI manifests' annotations, and share exactly
+    assert by_depth[2] == "localhost/fleet-base:2"
+    assert by_depth[3] == "localhost/svc-a:latest"  # one image, twice: its own name
+    assert "/os" in by_depth[1]  # the images disagree on a name: the step that made it
+
+
+def test_updates_needs_two_versions_and_says_so(capsys):
+    assert main(["updates", str(DATA / "app-v1.docker.tar")]) == 1
+    assert "at least two versions" in capsys.readouterr().err
+
+
+def test_versions_are_indexed_once_in_workers_and_opened_from_their_index(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    versions = [str(DATA / v) for v in EXPECTED["series"]["app"]["versions"]]
+    first = _run(capsys, "updates", "--json", *versions)
+    assert len(list((tmp_path / "index").glob("*"))) >= 4  # one index per version, written by the workers
+    again = _run(capsys, "updates", "--json", *versions)
+    assert again == first
