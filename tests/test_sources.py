@@ -364,3 +364,14 @@ def test_podman_container_layer(capsys, monkeypatch):
             assert touched == engine_says  # what podman set up for the container (/etc), nothing else
     finally:
         podman.stop()
+
+
+def test_updates_takes_a_repositorys_newest_tags_from_a_registry(registry, capsys):
+    # made 2026-11-30, 2024-01-01 and 2026-11-27: tag names sort otherwise than their times
+    for archive, tag in ((DATA / "hardlinks.docker.tar", "a-newest"), (DATA / "buildah-overlay.oci.tar", "b-oldest"),
+                         (LEGACY, "c-middle")):
+        registry.push(archive, f"fixture/app:{tag}", fmt="oci-archive" if archive.name.endswith(".oci.tar") else "docker-archive")
+    assert main(["updates", "--json", "--insecure", "--tags", "2", f"registry://{registry.host}/fixture/app"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [v["source"].rsplit(":", 1)[1] for v in rep["versions"]] == ["c-middle", "a-newest"]  # oldest first
+    assert len(rep["steps"]) == 1 and rep["steps"][0]["download_bytes"] > 0
