@@ -3,6 +3,7 @@ and exit 2, never an internal error; every case runs in a child under time and m
 
 from __future__ import annotations
 
+import io
 import json
 import resource
 import subprocess
@@ -106,3 +107,28 @@ def test_names_and_steps_reach_the_terminal_escaped(tmp_path):
     assert "\x1b" not in diff and "+ /etc/b" in diff
     report = _run(a, "report", "--text").stdout
     assert "\\e]0;title\\x07" in report  # shown, escaped: the user still sees what is there
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2", "zstd", "gzip"])
+def test_corrupt_compressed_data_is_a_decompress_error(kind):
+    """(zstd frames carry a checksum only when the writer asks: such data is caught by the
+    layer's digest instead, so the frame here has one.)"""
+    import bz2
+    import gzip as gz
+    import lzma
+
+    import zstandard
+
+    from explorer.formats import compression
+
+    raw = layer_tar([d("etc"), f("etc/a", bytes(range(256)) * 400)])
+    packed = {"xz": lzma.compress, "bzip2": bz2.compress, "gzip": gz.compress,
+              "zstd": zstandard.ZstdCompressor(write_checksum=True).compress}[kind](raw)
+    broken = bytearray(packed)
+    for i in range(len(broken) // 3, len(broken) // 3 + 64):
+        broken[i] ^= 0xA5
+    stream = io.BytesIO(bytes(broken))
+    with pytest.raises(compression.DecompressError):
+        read = compression.open_reader(kind, stream.read)
+        while read(1 << 16):
+            pass

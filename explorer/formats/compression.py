@@ -198,7 +198,7 @@ class _StdlibReader:
                 data = b""
             try:
                 out = self._d.decompress(data, size)  # type: ignore[attr-defined]
-            except (OSError, EOFError, ValueError) as exc:
+            except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:  # LZMAError is none of the others
                 raise DecompressError(f"corrupt {self._name} data ({exc})") from None
         return out
 
