@@ -132,3 +132,19 @@ def test_corrupt_compressed_data_is_a_decompress_error(kind):
         read = compression.open_reader(kind, stream.read)
         while read(1 << 16):
             pass
+
+
+def test_extraction_skips_what_the_filesystem_cannot_hold_and_says_why(tmp_path):
+    deep = "/".join(["x" * 200] * 25) + "/file"  # 5,000 bytes: past PATH_MAX, yet few folders deep
+    layers = [layer_tar([d("etc"), f("etc/big-uid", "x", uid=2 ** 40, gid=5), f("etc/fine", "y"), f(deep, "z"),
+                         f("etc/" + "n" * 300, "long name")])]
+    path = tmp_path / "odd.tar"
+    path.write_bytes(docker_archive(layers))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "explorer", "extract", "--no-cache", "--same-owner", "-o", str(out),
+                           str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "etc" / "fine").read_text() == "y" and (out / "etc" / "big-uid").read_text() == "x"
+    said = proc.stderr  # the list of what was left out, and why
+    assert "its name is longer than this filesystem allows" in said
+    assert "owner 1099511627776:5 not set" in said and "Traceback" not in said

@@ -110,6 +110,10 @@ def extract(source: Source, image: Image, entries: Iterator[Entry], target: str,
     return writer.result
 
 
+# What Linux filesystems hold: a name of 255 bytes, a path of 4096 (with its final NUL).
+NAME_MAX, PATH_MAX = 255, 4096
+
+
 class _Writer:
     """Writes one entry at a time, checking every step."""
 
@@ -132,10 +136,15 @@ class _Writer:
         if not parts:
             return
         out = os.path.join(self.root, *parts)
-        if not self._parent_ok(os.path.dirname(out)):
-            self.skip(entry.path, "a folder on its way is not a real folder on disk (a symlink?)")
+        longest = max(len(p.encode("utf-8", "surrogateescape")) for p in parts)
+        if longest > NAME_MAX or len(out.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+            self.skip(entry.path, f"its name is longer than this filesystem allows ({NAME_MAX} bytes a name, "
+                                  f"{PATH_MAX} a path)")
             return
         try:
+            if not self._parent_ok(os.path.dirname(out)):
+                self.skip(entry.path, "a folder on its way is not a real folder on disk (a symlink?)")
+                return
             self._write(entry, out)
         except FileExistsError:
             self.skip(entry.path, "already exists in the target folder; not overwritten")
@@ -222,7 +231,10 @@ class _Writer:
             if done != e.size:
                 raise ContentError(f"{e.path}: the archive holds fewer bytes than the header says")
             if self.options.owners:
-                os.fchown(fd, e.uid, e.gid)  # before the mode: chown clears setuid bits
+                try:
+                    os.fchown(fd, e.uid, e.gid)  # before the mode: chown clears setuid bits
+                except (OSError, OverflowError) as exc:
+                    self.skip(e.path, _owner_problem(e, exc))
             os.fchmod(fd, mode & 0o7777)
         except BaseException:
             os.close(fd)
@@ -234,8 +246,8 @@ class _Writer:
         if self.options.owners:
             try:
                 os.chown(out, e.uid, e.gid, follow_symlinks=False)
-            except OSError as exc:
-                self.skip(e.path, f"owner {e.uid}:{e.gid} not set: {exc.strerror}")
+            except (OSError, OverflowError) as exc:
+                self.skip(e.path, _owner_problem(e, exc))
 
     def _times(self, out: str, e: Entry) -> None:
         try:
@@ -252,6 +264,12 @@ class _Writer:
                 self._times(out, e)
             except (OSError, NotImplementedError):
                 pass
+
+
+def _owner_problem(e: Entry, exc: BaseException) -> str:
+    """Why an entry's owner could not be given (the file is written all the same)."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "this system has no such user or group id"
+    return f"owner {e.uid}:{e.gid} not set: {why}"
 
 
 def write_layer_tar(source: Source, image: Image, layer: int, out_path: str, monitor: Monitor | None = None) -> int:
