@@ -8,6 +8,7 @@ folder, one step a layer; the expected files hold each tool's own listing after 
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -115,8 +116,12 @@ def test_broken_databases_are_skipped_with_a_word_not_an_error():
     assert db.dpkg_installed(b"\xff\xfe garbage\n\nPackage: x\nStatus: install ok installed\nVersion: 1\n") == [
         db.Package("dpkg", "x", "1", None)]
     assert db.apk_installed(b"P:a\nV:1\n\nnot a record\n") == [db.Package("apk", "a", "1", None)]
-    found, problems = db.rpm_sqlite(b"not sqlite at all")
-    assert found == [] and problems and "cannot be read" in problems[0]
+    for junk in (b"not sqlite at all", b"", b"SQLite format 3\0" + bytes(200)):
+        found, problems = db.rpm_sqlite(junk)
+        assert found == [] and problems, junk[:20]
+    assert db.pip_record(b"a.py,,\n" + b"x" * 200_000 + b",,\n", "/site") == ("/site/a.py",)  # csv's field limit
+    negative = struct.pack(">ii", 2, 16) + struct.pack(">iiii", 1000, 6, 0, 1) + struct.pack(">iiii", 1003, 4, 4, -1)
+    assert db.rpm_header(negative + b"name\0" + bytes(11)).name == "name"  # a negative count is no epoch
     assert db.rpm_header(b"\0\0\0\x05\0\0\0\x10") is None  # counts that run past the blob
     assert db.npm_manifest(b"[1, 2]", "/app/node_modules/x") is None
     assert db.npm_manifest(b"{" * 100_000, "/app/node_modules/x") is None
@@ -156,3 +161,17 @@ def test_upgrades_between_two_images_show_both_versions():
     changed = difference(older, report).changed
     assert [(c.package.name, c.old, c.package.version) for c in changed] == [("fixture-tool", "1.0", "2.0")]
     assert not difference(older, report).added and not difference(older, report).removed
+
+
+def test_a_database_that_cannot_be_read_keeps_the_packages_it_had(tmp_path, capsys):
+    from tests.builders import d, docker_archive, f, layer_tar
+
+    status = (b"Package: one\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n")
+    layers = [layer_tar([d("var"), d("var/lib"), d("var/lib/dpkg"), f("var/lib/dpkg/status", status)]),
+              layer_tar([d("var/lib/rpm"), f("var/lib/rpm/rpmdb.sqlite", b"")]),  # an empty rpm database
+              layer_tar([f("var/lib/dpkg/status", b"\xff" * 10)])]
+    path = tmp_path / "odd.tar"
+    path.write_bytes(docker_archive(layers))
+    img = _report(capsys, path)
+    assert [p["name"] for p in img["packages"]] == []  # layer 2's status lists no installed package
+    assert any("rpm database" in w for w in img["warnings"])

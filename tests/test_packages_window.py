@@ -37,13 +37,14 @@ def test_the_packages_page_lists_the_final_image_and_each_layer(qtbot, window, q
     assert {name for name, _ in rows} == {"fixture-tool", "hostname", "sensible-utils"}
     sizes = [panel.proxy.index(r, SIZE).data(Qt.ItemDataRole.UserRole + 1) for r in range(panel.proxy.rowCount())]
     assert sizes == sorted(sizes, reverse=True)  # biggest first
-    assert dict(rows)["fixture-tool"] == "installed in layer 3"
+    assert dict(rows)["fixture-tool"] == "changed in layer 3 (from 1.0)"  # installed in 2, upgraded in 3
+    assert dict(rows)["hostname"] == "installed in layer 1"
     assert "3 packages hold" in panel.summary.text()
     panel.search.setText("TOOL")  # by name, any case
     assert [name for name, _ in _rows(panel)] == ["fixture-tool"]
     panel.search.clear()
     panel.show_scope(3)
-    assert _rows(panel) == [("fixture-tool", "upgraded from 1.0")]
+    assert _rows(panel) == [("fixture-tool", "changed from 1.0")]
     panel.show_scope(5)
     assert _rows(panel) == [("tree", "removed")]
     panel.show_scope(7)
@@ -76,10 +77,10 @@ def test_details_name_a_files_package_and_the_strip_the_bytes_no_package_holds(q
     view.file_tree.expand(view.tree_model.index_for_path("/usr"))
     view.file_tree.expand(view.tree_model.index_for_path("/usr/bin"))
     view.select_path("/usr/bin/hostname")
-    assert view.details.values["Package"].text().startswith("hostname 3.23+nmu1 (dpkg), installed in layer 1")
+    assert view.details.values["Package"].text().startswith("hostname 3.23+nmu1 (dpkg), last installed or changed in layer 1")
     view.select_path("/usr")
     view.set_layer(7)
-    assert "102.4 kB not from a package" in view.layer_strip.fields["sizes"].full_text()
+    assert "102.4 kB not from a package" in view.layer_strip.fields["packages"].full_text()
 
 
 def test_insights_name_the_packages_behind_layers_and_waste(qtbot, window):

@@ -84,3 +84,20 @@ def test_versions_are_indexed_once_in_workers_and_opened_from_their_index(tmp_pa
     assert len(list((tmp_path / "index").glob("*"))) >= 4  # one index per version, written by the workers
     again = _run(capsys, "updates", "--json", *versions)
     assert again == first
+
+
+def test_a_version_that_cannot_be_read_is_one_sentence_from_the_worker_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)  # the worker pool reads them
+    bad = tmp_path / "notes.tar"
+    bad.write_text("not an image")
+    assert main(["updates", "--json", str(DATA / "app-v1.docker.tar"), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "internal error" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_versions_are_sorted_naturally_in_the_window():
+    pytest.importorskip("PySide6.QtWidgets")
+    from explorer.ui.main_window import natural
+
+    assert sorted(["app-v10.tar", "app-v2.tar", "app-v1.tar"], key=natural) == ["app-v1.tar", "app-v2.tar", "app-v10.tar"]

@@ -61,3 +61,11 @@ def test_a_failing_version_says_why(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.load_failed, timeout=60_000) as blocker:
         window.open_many("updates", [SERIES[0], str(broken)])
     assert "broken.tar" in blocker.args[0]
+
+
+def test_updates_and_fleet_tabs_close(qtbot, window):
+    with qtbot.waitSignal(window.many_ready, timeout=60_000):
+        window.open_many("fleet", [str(DATA / "svc-a.oci.tar"), str(DATA / "svc-b.oci.tar")])
+    assert window.tabs.count() == 1
+    window.close_tab(0)
+    assert window.tabs.count() == 0

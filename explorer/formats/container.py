@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from explorer.formats import compression
 from explorer.formats.compression import DecompressError, HashingReader
-from explorer.formats.packages import PACKAGE_FILES
+from explorer.formats.packages import is_package_file
 from explorer.model.errors import SourceError
 from explorer.model.progress import Monitor
 from explorer.model.secrets import SECRET_CONTENT
@@ -195,7 +195,7 @@ def _scan_compressed(kind: str, blob: HashingReader, size: int, where: str, moni
     flagged: dict[int, bytes] = {}
     kept: dict[int, bytes] = {}
     for member in scan_stream(tar.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged,
-                              keep=PACKAGE_FILES, kept=kept):
+                              keep=is_package_file, kept=kept):
         members.append(member)
         if len(members) & 0x3FF == 0:
             monitor.tick(blob.count)
@@ -446,7 +446,7 @@ class StreamContainer(Container):
             flagged: dict[int, bytes] = {}
             kept: dict[int, bytes] = {}
             members = list(scan_stream(blob.read, hash_files=True, sniff=SECRET_CONTENT, flagged=flagged,
-                                       keep=PACKAGE_FILES, kept=kept))
+                                       keep=is_package_file, kept=kept))
             blob.drain()
             return LayerScan(members, kind, size, blob_digest=blob.digest(), tar_size=size, flagged=flagged, kept=kept)
         return _scan_compressed(kind, blob, size, name, monitor)

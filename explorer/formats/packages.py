@@ -26,6 +26,14 @@ PACKAGE_FILES = re.compile(
     r"|(var/lib/rpm|usr/lib/sysimage/rpm|usr/share/rpm)/rpmdb\.sqlite"
     r"|[^/]+\.dist-info/(METADATA|RECORD)|[^/]+\.egg-info/(PKG-INFO|installed-files\.txt)"
     r"|node_modules/(@[^/]+/)?[^/]+/package\.json)$")
+_ENDS = ("status", ".list", "installed", "rpmdb.sqlite", "METADATA", "RECORD", "PKG-INFO", "installed-files.txt",
+         "package.json")
+
+
+def is_package_file(name: str) -> bool:
+    """Whether a layer tar member is a package database file (``PACKAGE_FILES``), tested first
+    by its ending: it runs for every file of every compressed layer."""
+    return (name.endswith(_ENDS) or "status.d/" in name) and PACKAGE_FILES.search(name) is not None
 
 
 # -- dpkg -------------------------------------------------------------------------------------
@@ -149,7 +157,7 @@ def rpm_header(blob: bytes) -> Package | None:
 
     def ints(tag: int) -> list[int]:
         found = tags.get(tag)
-        if found is None or found[0] != _INT32 or found[1] + 4 * found[2] > length:
+        if found is None or found[0] != _INT32 or found[2] < 0 or found[1] + 4 * found[2] > length:
             return []
         return list(struct.unpack_from(f">{found[2]}i", data, found[1]))
 
@@ -172,7 +180,9 @@ def rpm_header(blob: bytes) -> Package | None:
 def rpm_sqlite(data: bytes) -> tuple[list[Package], list[str]]:
     """The packages of an ``rpmdb.sqlite`` (Fedora 33+, RHEL 9, current SUSE), read in memory."""
     problems: list[str] = []
-    if len(data) >= 20 and data[:16] == b"SQLite format 3\0" and data[18:20] == b"\2\2":
+    if len(data) < 100 or data[:16] != b"SQLite format 3\0":  # shorter than its own header
+        return [], ["the rpm database is not an SQLite file"]
+    if data[18:20] == b"\2\2":
         # rpm keeps it in WAL mode, which an in-memory copy cannot open; what the WAL file
         # held is not here anyway (rpm checkpoints it on exit), so read it as a plain database
         data = data[:18] + b"\1\1" + data[20:]
@@ -180,8 +190,8 @@ def rpm_sqlite(data: bytes) -> tuple[list[Package], list[str]]:
     try:
         con.deserialize(data)
         rows = con.execute("SELECT blob FROM Packages").fetchall()
-    except sqlite3.Error as exc:
-        return [], [f"the rpm database cannot be read ({exc})"]
+    except (sqlite3.Error, MemoryError, OverflowError, ValueError) as exc:
+        return [], [f"the rpm database cannot be read ({exc or type(exc).__name__})"]
     finally:
         con.close()
     out = []
@@ -206,9 +216,12 @@ def python_metadata(data: bytes) -> tuple[str, str] | None:
 def pip_record(data: bytes, site: str) -> tuple[str, ...]:
     """The paths of a ``RECORD`` file, made absolute from the site-packages folder ``site``."""
     out = []
-    for row in csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape"))):
-        if row and row[0]:
-            out.append(_join(site, row[0]))
+    try:
+        for row in csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape"))):
+            if row and row[0]:
+                out.append(_join(site, row[0]))
+    except csv.Error:  # a field past csv's limit: the rows before it stand
+        pass
     return tuple(out)
 
 

@@ -296,11 +296,11 @@ def scan_buffer(buf: bytes | memoryview, start: int = 0, end: int | None = None)
 
 def scan_stream(stream: BinaryIO | Callable[[int], bytes], hash_files: bool = True,
                 sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None,
-                keep: "re.Pattern[str] | None" = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
+                keep: Callable[[str], bool] | None = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
     """List the members of a tar read from a stream; optionally hash each regular file's data.
 
     With ``sniff``, small files whose bytes match it are noted in ``flagged`` (data offset ->
-    match); with ``keep``, the files whose name it matches are kept whole in ``kept``: their
+    match); with ``keep``, the files whose name it accepts are kept whole in ``kept``: their
     bytes pass by only once, and reading them again later would mean decompressing again.
     """
     read = stream if callable(stream) else stream.read
@@ -327,10 +327,10 @@ def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at:
 
 def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
           sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None,
-          keep: "re.Pattern[str] | None" = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
+          keep: Callable[[str], bool] | None = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
     """Walk tar headers, folding PAX and GNU long-name records into the member they describe.
 
-    With ``keep``, the bytes of files whose name it matches are kept in ``kept`` (data offset
+    With ``keep``, the bytes of files whose name it accepts are kept in ``kept`` (data offset
     -> bytes), up to ``KEEP_BUDGET`` in all: read once as they pass, not again later."""
     budget = KEEP_BUDGET
     unpack = _HEADER_FIELDS.unpack_from
@@ -443,7 +443,7 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
                 src.skip(data_size, None)
             offset = SPARSE  # the content is not one run of bytes: never read it by offset
         elif hash_files and regular:
-            if keep is not None and 0 < data_size <= budget and kept is not None and keep.search(text_name):
+            if keep is not None and 0 < data_size <= budget and kept is not None and keep(text_name):
                 data = src.data(data_size)
                 digest = hashlib.sha256(data).hexdigest()
                 kept[offset] = data

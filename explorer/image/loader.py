@@ -147,10 +147,15 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         waste = compute_waste(tree, digest)
         advice = advise(tree, layers, history, waste)
         secrets = find_secrets(tree, waste, lambda e: reader.head(e, tree.data_layer(e)))
-        packages = find_packages(tree, reader_for(container, blobs, scans, tree.data_layer))
+        try:
+            packages = find_packages(tree, reader_for(container, blobs, scans, tree.data_layer))
+        except Exception as exc:  # noqa: BLE001 - the packages are extra: the image still opens
+            packages = None
+            warnings.append(f"the package databases could not be read ({type(exc).__name__}: {exc})")
         for scan in scans:
             scan.kept = None  # read: no need to hold them while the image is shown
         warnings.extend(tree.warnings)
+        warnings.extend(packages.warnings if packages is not None else ())
         efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except BaseException:
         if child is not None:

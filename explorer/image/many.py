@@ -19,7 +19,6 @@ from explorer.image import index_cache
 from explorer.image.loader import load_image, preview_image
 from explorer.image.parallel import cores
 from explorer.image.updates import Opened
-from explorer.model.errors import SourceError
 
 _ENGINE_ONLY = re.compile(r"^(docker|podman)://$")
 
@@ -96,8 +95,8 @@ def load_many(wanted: list[Wanted], progress: Callable[[int, int, str], None] | 
                 done += 1
                 try:
                     job.result()
-                except SourceError:
-                    pass  # said again, with its reason, when opened below
+                except Exception:  # noqa: BLE001 - said again, with its reason, when opened below
+                    pass  # (a worker killed for memory breaks the pool: the rest are read below)
                 if progress is not None:
                     progress(done, len(todo), jobs[job].name)
     out: list[Opened] = []

@@ -49,7 +49,7 @@ def _lines_ending(pattern: re.Pattern[str], text: str) -> Iterator[str]:
         yield text[text.rfind("\n", 0, m.start()) + 1: m.end()]
 
 
-MAX_FILE = 256 << 20  # a database file bigger than this is not read (see formats.packages)
+MAX_FILE = 256 << 20  # a database file bigger than this is not read: a hostile image
 
 
 class _Reader:
@@ -70,21 +70,28 @@ class _Reader:
         return self.tree.effective(e, layer)
 
     def read(self, entries: Iterable[Entry]) -> dict[str, bytes]:
-        """The bytes of each entry, by its path (entries too big or unreadable are left out)."""
+        """The bytes of each entry, by its path; ``Unreadable`` when one cannot be read (a
+        database read in part would make its packages look removed)."""
         tree, want, out = self.tree, [], {}
+        entries = list(entries)
         for e in entries:
             key = tree.inode(e)
-            if key is None or e.size > MAX_FILE:
-                continue
+            if key is None or e.size > MAX_FILE or e.offset < 0:
+                raise Unreadable(f"{e.path} cannot be read ({'too big' if e.size > MAX_FILE else 'not stored as a plain file'})")
             if key not in self.cache:
                 want.append(e)
         if want:
             self.cache.update(self.read_many(want))
         for e in entries:
             key = tree.inode(e)
-            if key is not None and key in self.cache:
-                out[e.path] = self.cache[key]
+            if key is None or key not in self.cache:
+                raise Unreadable(f"{e.path} cannot be read")
+            out[e.path] = self.cache[key]
         return out
+
+
+class Unreadable(Exception):
+    """A database file that is there but cannot be read."""
 
 
 def _dpkg(r: _Reader, layer: int, meta: list[str]) -> dict[tuple, Package]:
@@ -198,6 +205,8 @@ def find_packages(tree: LayerTree, read_many: ReadMany) -> PackageReport:
     states: dict[str, dict[tuple, Package]] = {m: {} for m in READERS}
     since: dict[tuple, int] = {}  # package key -> the layer that installed it or changed its version
     layers: list[LayerPackages] = []
+    # the real paths the packages list, worked out again only when the package set changes
+    owned_for: tuple[list[Package], set[str]] | None = None
     for k in range(tree.layer_count):
         changed = "\n" + "\n".join(path for path, _change in tree.changes[k]) + "\n"
         touched = {manager for manager, marks in _TOUCHES.items() if any(m in changed for m in marks)}
@@ -207,8 +216,10 @@ def find_packages(tree: LayerTree, read_many: ReadMany) -> PackageReport:
         for manager in touched:
             try:
                 states[manager] = READERS[manager](r, k, meta.get(manager, []))
-            except (OSError, ValueError, KeyError) as exc:  # a source that cannot be read again
-                warnings.append(f"layer {k}: the {manager} database could not be read ({exc})")
+            except Exception as exc:  # noqa: BLE001 - a stranger's database must not stop the image
+                # what it said before stands: a database read in part would remove every package
+                warnings.append(f"layer {k}: the {manager} database could not be read ({exc}); "
+                                "its packages are shown as they were before this layer")
         after = {key: p for state in states.values() for key, p in state.items()}
         added = tuple(PackageChange(p) for key, p in after.items() if key not in before)
         removed = tuple(PackageChange(p) for key, p in before.items() if key not in after)
@@ -216,7 +227,9 @@ def find_packages(tree: LayerTree, read_many: ReadMany) -> PackageReport:
                         if key in before and before[key].version != p.version)
         for change in added + changed:
             since[change.package.key] = k
-        owned = _owned_bytes(tree, k, after.values()) if after else 0
+        if after and (owned_for is None or owned_for[0] != list(after.values())):
+            owned_for = (list(after.values()), _owned_paths(tree, k, after.values()))
+        owned = _owned_bytes(tree, k, owned_for[1]) if after and owned_for is not None else 0
         layers.append(LayerPackages(_sorted(added), _sorted(removed), _sorted(changed), owned))
     final = {key: p for state in states.values() for key, p in state.items()}
     installed, owner = _weigh(tree, final, since)
@@ -247,8 +260,7 @@ class _Paths:
         return f"{real}/{name}" if real != "/" else f"/{name}"
 
 
-def _package_paths(tree: LayerTree, p: Package, layer: int | None, paths: _Paths,
-                   npm_files: dict[str, list[str]]) -> set[str]:
+def _package_paths(p: Package, paths: _Paths, npm_files: dict[str, list[str]]) -> set[str]:
     """The real paths of a package's files (an npm package: every file in its folder)."""
     if p.manager == NPM:
         return set(npm_files.get(p.where, ()))
@@ -278,19 +290,26 @@ def _npm_files(tree: LayerTree, folders: set[str], layer: int | None, only_layer
     return out
 
 
-def _owned_bytes(tree: LayerTree, layer: int, packages: Iterable[Package]) -> int:
-    """Bytes of the regular files layer ``layer`` wrote that a package of its set lists."""
-    written = [(path, tree.entry_at(path, layer)) for path, _c in tree.changes[layer]]
-    files = {path: e for path, e in written if e is not None and e.type == FILE and e.layer == layer}
-    if not files:
-        return 0
+def _owned_paths(tree: LayerTree, layer: int, packages: Iterable[Package]) -> set[str]:
+    """The real paths the packages of a layer's set list (an npm package: the files in its folder)."""
     paths = _Paths(tree, layer)
     pkgs = list(packages)
-    npm = _npm_files(tree, {p.where for p in pkgs if p.manager == NPM}, layer, only_layer=True)
+    npm = _npm_files(tree, {p.where for p in pkgs if p.manager == NPM}, layer)
     owned: set[str] = set()
     for p in pkgs:
-        owned |= _package_paths(tree, p, layer, paths, npm)
-    return sum(e.size for path, e in files.items() if path in owned)
+        owned |= _package_paths(p, paths, npm)
+    return owned
+
+
+def _owned_bytes(tree: LayerTree, layer: int, owned: set[str]) -> int:
+    """Bytes of the regular files layer ``layer`` wrote that a package of its set lists."""
+    total = 0
+    for path, _change in tree.changes[layer]:
+        if path in owned:
+            e = tree.entry_at(path, layer)
+            if e is not None and e.type == FILE and e.layer == layer:
+                total += e.size
+    return total
 
 
 def _weigh(tree: LayerTree, final: dict[tuple, Package], since: dict[tuple, int]) -> tuple[list[InstalledPackage], dict[str, int]]:
@@ -303,7 +322,7 @@ def _weigh(tree: LayerTree, final: dict[tuple, Package], since: dict[tuple, int]
     for key, p in ordered:
         files = size = 0
         seen: set[Inode] = set()
-        for real in sorted(_package_paths(tree, p, None, paths, npm)):
+        for real in sorted(_package_paths(p, paths, npm)):
             e = tree.entry_at(real)
             if e is None:
                 if real == "/":  # the root exists whether or not a layer wrote it
@@ -360,7 +379,10 @@ def reader_for(container: Container, blobs: list[str], scans: list[LayerScan], d
                 if e.offset < pos:  # the same bytes under another name
                     continue
                 compression.skip(read, e.offset - pos)
-                out[(layer, e.offset)] = compression.read_exactly(read, e.size)
+                data = compression.read_exactly(read, e.size)
+                if len(data) != e.size:
+                    break  # the layer ends early: these files stay unread (said by the caller)
+                out[(layer, e.offset)] = data
                 pos = e.offset + e.size
         return out
 
@@ -409,7 +431,7 @@ def removed_but_stored(tree: LayerTree, report: PackageReport, wasted: Iterable[
 def package_files(tree: LayerTree, package: Package) -> list[str]:
     """The real paths of a package's files (folders left out) that the final image holds."""
     npm = _npm_files(tree, {package.where}, None) if package.manager == NPM else {}
-    found = _package_paths(tree, package, None, _Paths(tree, None), npm)
+    found = _package_paths(package, _Paths(tree, None), npm)
     return sorted(p for p in found if (e := tree.entry_at(p)) is not None and e.type != DIR)
 
 

@@ -22,7 +22,7 @@ BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 # A layer re-downloaded while at most this share of its bytes changed is worth splitting.
 SPLIT_BELOW = 0.5
-MAX_PATHS = 20  # paths named in one step's layer or one piece of advice
+MAX_PATHS = 20  # often-changing paths named in one piece of advice
 
 
 @dataclass
@@ -32,6 +32,16 @@ class Opened:
     name: str  # the source as the user named it
     source: Source
     image: Image
+    _by_layer: list[dict[str, Entry]] | None = None
+
+    def stored(self, layer: int) -> dict[str, Entry]:
+        """What one layer stored, by path (every layer sorted out in one pass over the tree)."""
+        if self._by_layer is None:
+            self._by_layer = [{} for _ in self.image.layers]
+            for e in self.image.tree.stored_entries():
+                if 0 <= e.layer < len(self._by_layer):
+                    self._by_layer[e.layer][e.path] = e
+        return self._by_layer[layer] if layer < len(self._by_layer) else {}
 
 
 def _layers(image: Image) -> list[dict[str, Any]]:
@@ -42,15 +52,16 @@ def _version(o: Opened) -> dict[str, Any]:
     return {"source": o.name, "tags": list(o.image.tags), "config_digest": o.image.config_digest, "layers": _layers(o.image)}
 
 
-def _same_file(a: Entry, b: Entry, a_digest: Callable[[Entry], str | None],
-               b_digest: Callable[[Entry], str | None]) -> bool:
-    """Whether two stored files have the same content and metadata (mtime aside: a rebuild
-    stamps new times on unchanged files)."""
+def _same_entry(a: Entry, b: Entry, a_digest: Callable[[Entry], str | None],
+                b_digest: Callable[[Entry], str | None]) -> bool:
+    """Whether two stored entries have the same content and metadata (mtime aside: a rebuild
+    stamps new times on unchanged files); content that cannot be read counts as changed."""
     if (a.type, a.mode, a.uid, a.gid, a.size, a.target) != (b.type, b.mode, b.uid, b.gid, b.size, b.target):
         return False
     if a.type not in (FILE, HARDLINK) or a.size == 0:
         return True
-    return a_digest(a) == b_digest(b)
+    da, db = a_digest(a), b_digest(b)
+    return da is not None and da == db
 
 
 def _digest_of(o: Opened) -> Callable[[Entry], str | None]:
@@ -64,36 +75,40 @@ def _digest_of(o: Opened) -> Callable[[Entry], str | None]:
     return digest
 
 
-def changed_files(old: Opened | None, old_layer: int, new: Opened, new_layer: int) -> list[Entry]:
+def layer_changes(old: Opened | None, old_layer: int, new: Opened, new_layer: int) -> tuple[list[Entry], bool]:
     """Regular files layer ``new_layer`` of ``new`` stores that the same layer of ``old`` does
-    not (added, or another content or metadata at the same path)."""
-    before: dict[str, Entry] = {}
-    if old is not None and old_layer < len(old.image.layers):
-        before = {e.path: e for e in old.image.tree.layer_entries(old_layer)}
+    not (added, or another content or metadata at the same path), and whether the layers differ
+    at all (any entry of any kind, or one only the old layer had)."""
+    before = old.stored(old_layer) if old is not None else {}
+    after = new.stored(new_layer)
     old_digest = _digest_of(old) if old is not None else (lambda e: None)
     new_digest = _digest_of(new)
-    out = []
-    for e in new.image.tree.layer_entries(new_layer):
-        if e.type != FILE:
+    files: list[Entry] = []
+    differs = any(path not in after for path in before)
+    for path, e in after.items():
+        was = before.get(path)
+        if was is not None and _same_entry(was, e, old_digest, new_digest):
             continue
-        was = before.get(e.path)
-        if was is None or was.type != FILE or not _same_file(was, e, old_digest, new_digest):
-            out.append(e)
-    return out
+        differs = True
+        if e.type == FILE:
+            files.append(e)
+    return files, differs
 
 
 def updates(versions: list[Opened]) -> dict[str, Any]:
     """The ``layer-explorer updates`` object (schema layer-explorer.updates/1)."""
     steps = []
+    rebuilt: dict[tuple[int, int], bool] = {}  # (step's new version, layer) -> new yet the same inside
     for i in range(1, len(versions)):
         old, new = versions[i - 1], versions[i]
         have = {l.diff_id for l in old.image.layers}
         layers, download = [], 0
         for k, l in enumerate(new.image.layers):
             fresh = l.diff_id not in have
-            changed = changed_files(old, k, new, k) if fresh else []
+            changed, differs = layer_changes(old, k, new, k) if fresh else ([], False)
             if fresh:
                 download += l.blob_size
+                rebuilt[(i, k)] = not differs
             layers.append({"index": k, "diff_id": l.diff_id, "new": fresh, "blob_size": l.blob_size,
                            "changed_bytes": sum(e.size for e in changed),
                            "changed_paths": sorted(e.path for e in changed)})
@@ -101,10 +116,11 @@ def updates(versions: list[Opened]) -> dict[str, Any]:
         steps.append({"from": i - 1, "to": i, "download_bytes": download, "reused_bytes": total - download,
                       "layers": layers})
     return {"schema": UPDATES_SCHEMA, "versions": [_version(v) for v in versions], "steps": steps,
-            "advice": update_advice(versions, steps)}
+            "advice": update_advice(versions, steps, rebuilt)}
 
 
-def update_advice(versions: list[Opened], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def update_advice(versions: list[Opened], steps: list[dict[str, Any]],
+                  rebuilt: dict[tuple[int, int], bool]) -> list[dict[str, Any]]:
     """Split a layer that is re-downloaded for a few changed files; merge layers that always
     change together; move a layer that changes rarely below one that changes often."""
     if not steps:
@@ -140,15 +156,15 @@ def update_advice(versions: list[Opened], steps: list[dict[str, Any]]) -> list[d
                            "detail": f"layers {k} and {k + 1} changed together in every update that changed "
                                      "either: one layer would mean one download and one less layer to manage"})
     for j in range(depth):
-        rebuilt = [s for s in new_in[j] if s["layers"][j]["changed_bytes"] == 0
-                   and any(s["layers"][i]["new"] and s["layers"][i]["changed_bytes"] for i in range(j))]
-        if not rebuilt:
+        same = [s for s in new_in[j] if rebuilt.get((s["to"], j))
+                and any(s["layers"][i]["new"] and not rebuilt.get((s["to"], i)) for i in range(j))]
+        if not same:
             continue
-        below = min(i for s in rebuilt for i in range(j) if s["layers"][i]["new"] and s["layers"][i]["changed_bytes"])
-        wasted = sum(s["layers"][j]["blob_size"] for s in rebuilt) / len(rebuilt)
-        advice.append({"kind": "reorder", "layer": j, "below": below, "updates": len(rebuilt),
+        below = min(i for s in same for i in range(j) if s["layers"][i]["new"] and not rebuilt.get((s["to"], i)))
+        wasted = sum(s["layers"][j]["blob_size"] for s in same) / len(same)
+        advice.append({"kind": "reorder", "layer": j, "below": below, "updates": len(same),
                        "bytes_per_update": round(wasted),
-                       "detail": f"layer {j} was rebuilt without changes in {len(rebuilt)} update(s) because layer "
+                       "detail": f"layer {j} was rebuilt without changes in {len(same)} update(s) because layer "
                                  f"{below} below it changed; move its step above layer {below}'s, or layer {below}'s "
                                  f"step higher, and it stays cached ({_size(wasted)} per update)"})
     order = {"split-layer": 0, "reorder": 1, "merge": 2}

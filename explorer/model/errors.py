@@ -19,6 +19,10 @@ class SourceError(ExplorerError):
             text += f" ({hint})"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its three parts when it crosses from a worker process
+        return (SourceError, (self.source, self.reason, self.hint))
+
 
 class SelectionError(ExplorerError):
     """The requested image or platform is not in the source."""

@@ -15,8 +15,9 @@ def printable(text: str) -> str:
     lone surrogates from undecodable names as ``\\xNN`` of their byte."""
     text = _UNSAFE.sub(lambda m: _NAMED.get(m.group(0)) or f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100
                        else f"\\u{ord(m.group(0)):04x}", text)
-    if any("\udc80" <= c <= "\udcff" for c in text):
-        text = "".join(f"\\x{ord(c) - 0xdc00:02x}" if "\udc80" <= c <= "\udcff" else c for c in text)
+    if any("\ud800" <= c <= "\udfff" for c in text):  # no terminal can print these
+        text = "".join(c if not "\ud800" <= c <= "\udfff" else f"\\x{ord(c) - 0xdc00:02x}" if c >= "\udc80"
+                       else f"\\u{ord(c):04x}" for c in text)
     return text
 
 

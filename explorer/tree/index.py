@@ -183,17 +183,16 @@ class LayerTree:
             if type(v) is list:
                 yield path, self._normal(path, v) if plain else v
 
-    def layer_entries(self, layer: int) -> Iterator[Entry]:
-        """What layer ``layer`` itself stored (its removals left out), as the layers applied it."""
+    def stored_entries(self) -> Iterator[Entry]:
+        """Every entry any layer stored (removals left out), each with the layer that wrote it."""
         for path, v in list(self.versions.items()) if self._plain else self.versions.items():
             if self._plain:
                 v = self._normal(path, v)
             if type(v) is not list:
-                if v.layer == layer:  # type: ignore[union-attr]
-                    yield v  # type: ignore[misc]
+                yield v  # type: ignore[misc]
                 continue
             for version in v:
-                if version.layer == layer and version.entry is not None:
+                if version.entry is not None:
                     yield version.entry
 
     def children(self, path: str, layer: int | None = None) -> list[str]:

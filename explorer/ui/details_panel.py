@@ -200,4 +200,4 @@ def _package_text(image: Image, path: str) -> str:
     if at is None:
         return "none (no package database lists it)" if report is not None and report.installed else "—"
     p = report.installed[at]
-    return f"{p.package.name} {p.package.version} ({p.package.manager}), installed in layer {p.layer}"
+    return f"{p.package.name} {p.package.version} ({p.package.manager}), last installed or changed in layer {p.layer}"

@@ -712,7 +712,8 @@ class ImageView(QWidget):
                 visible.add(path[:cut])
                 cut = path.rfind("/", 0, cut)
         self.tree_model.set_visible(visible)
-        self._expand_matches(sorted((p for p in visible if p not in files), key=lambda p: (p.count("/"), p)))
+        leaves = set(files)
+        self._expand_matches(sorted((p for p in visible if p not in leaves), key=lambda p: (p.count("/"), p)))
         self.package_filter.setText(f"Showing the {len(files):,} files of {row.package.manager} package "
                                     f"<b>{html.escape(row.package.name)} {html.escape(row.package.version)}</b>"
                                     " &nbsp; <a href='all'>show all files</a>")

@@ -74,7 +74,7 @@ class LayerStrip(QFrame):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.fields: dict[str, ElidedLabel] = {}
         self.titles: dict[str, QLabel] = {}
-        for key in ("created", "sizes", "changes", "digest", "diff_id"):
+        for key in ("created", "sizes", "changes", "packages", "digest", "diff_id"):
             self.fields[key] = ElidedLabel(f"layer_{key}")
             self.titles[key] = QLabel()
             form.addRow(self.titles[key], self.fields[key])
@@ -87,7 +87,7 @@ class LayerStrip(QFrame):
             return
         info = image.layers[layer]
         step = image.history[info.history] if info.history is not None and info.history < len(image.history) else None
-        self._titles("Created", "Size", "Changes", "Digest", "diff_id")
+        self._titles("Created", "Size", "Changes", "Packages", "Digest", "diff_id")
         self.heading.setText(f"<b>Layer {layer}</b> of {len(image.layers)}")
         self.command.setPlainText(short_command(info.created_by, 1 << 20) if info.created_by
                                   else "The image's history does not say which step made this layer.")
@@ -97,12 +97,9 @@ class LayerStrip(QFrame):
             self.fields["sizes"].set_full_text(f"… in files · {_stored(info.blob_size, info.compression)}")
             self.fields["changes"].set_full_text("… (the layer is still being read)")
         else:
-            sizes = f"{human_size(info.size)} in files · {_stored(info.blob_size, info.compression)}"
-            if image.packages is not None and layer < len(image.packages.layers) and image.packages.installed:
-                owned = image.packages.layers[layer].owned_bytes
-                sizes += f" · {human_size(max(0, info.size - owned))} not from a package"
-            self.fields["sizes"].set_full_text(sizes)
+            self.fields["sizes"].set_full_text(f"{human_size(info.size)} in files · {_stored(info.blob_size, info.compression)}")
             self.fields["changes"].set_full_text(f"+{info.added:,} added · ~{info.modified:,} modified · −{info.removed:,} removed")
+        self.fields["packages"].set_full_text(_layer_packages(image, layer))
         self.fields["digest"].set_full_text(info.digest or "not recorded")
         self.fields["diff_id"].set_full_text(info.diff_id or "not recorded")
 
@@ -111,7 +108,7 @@ class LayerStrip(QFrame):
             label.setText(f"{title}:")
 
     def _show_image(self, image: Image) -> None:
-        self._titles("Created", "Size", "Files", "Config", "Platform")
+        self._titles("Created", "Size", "Files", "Packages", "Config", "Platform")
         self.heading.setText(f"<b>All layers</b>: the final image ({len(image.layers)} layers)")
         self.command.setPlainText(", ".join(image.tags) or "untagged")
         self.fields["created"].set_full_text(f"{exact_time(image.created)} ({relative_time(image.created)})"
@@ -124,8 +121,24 @@ class LayerStrip(QFrame):
             self.fields["sizes"].set_full_text(f"final files {human_size(image.file_bytes)} · "
                                                f"stored in layers {human_size(stored)}")
             self.fields["changes"].set_full_text(f"{image.file_count:,} entries in the final filesystem")
+        report = image.packages
+        self.fields["packages"].set_full_text(
+            f"{len(report.installed)} installed, {human_size(sum(i.size for i in report.installed))} of files"
+            if report is not None and report.installed else "none found" if not image.pending else "…")
         self.fields["digest"].set_full_text(image.config_digest or "not recorded")
         self.fields["diff_id"].set_full_text(image.platform or "unknown platform")
+
+
+def _layer_packages(image: Image, layer: int) -> str:
+    """What a layer did to the packages, and the bytes it wrote that no package lists."""
+    report = image.packages
+    if image.pending:
+        return "…"
+    if report is None or layer >= len(report.layers) or not (report.installed or any(report.layers)):
+        return "no package database in this image"
+    did, size = report.layers[layer], image.layers[layer].size
+    return (f"+{len(did.added)} ~{len(did.changed)} −{len(did.removed)} · "
+            f"{human_size(max(0, size - did.owned_bytes))} not from a package")
 
 
 def _stored(blob_size: int, compression: str) -> str:

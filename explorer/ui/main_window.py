@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -391,7 +393,7 @@ class MainWindow(QMainWindow):
         paths, _ = QFileDialog.getOpenFileNames(self, "Versions of one image (oldest first by name)", self._last_dir(),
                                                 ARCHIVE_FILTER)
         if len(paths) >= 2:
-            self.open_many("updates", sorted(paths))
+            self.open_many("updates", sorted(paths, key=natural))
 
     def open_fleet_dialog(self) -> None:
         """File > Open a fleet: many archives."""
@@ -657,6 +659,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.loader.cancel(quiet=True)
+        self.many_call.cancel_all()
         self.loader.finish_saving()  # an index half saved would be lost
         self.settings.setValue("geometry", self.saveGeometry())
         view = self.current_view()
@@ -703,7 +706,7 @@ class MainWindow(QMainWindow):
             if button is each:
                 self.open_paths(paths)
             elif button is versions:
-                self.open_many("updates", sorted(paths))
+                self.open_many("updates", sorted(paths, key=natural))
             elif button is fleet:
                 self.open_many("fleet", paths)
 
@@ -711,6 +714,11 @@ class MainWindow(QMainWindow):
         self.dialogs.append(box)
         box.finished.connect(lambda _r: self.dialogs.remove(box) if box in self.dialogs else None)
         box.open()
+
+
+def natural(path: str) -> list[Any]:
+    """A sort key that puts ``v2`` before ``v10``: digits compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
 
 
 def _discard(widget: QWidget) -> None:

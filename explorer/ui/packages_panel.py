@@ -33,16 +33,30 @@ def rows_for(report: PackageReport, scope: int) -> list[PackageRow]:
     """The rows of the final image (``FINAL``) or of what layer ``scope`` did."""
     final = {i.package.key: i for i in report.installed}
     if scope == FINAL:
-        return [PackageRow(i.package, i, f"installed in layer {i.layer}", i.layer) for i in report.installed]
+        return [PackageRow(i.package, i, _last_change(report, i), i.layer) for i in report.installed]
     did = report.layers[scope]
 
     def weight(p: Package) -> InstalledPackage | None:
         found = final.get(p.key)
         return found if found is not None and found.package.version == p.version else None
 
-    return ([PackageRow(c.package, weight(c.package), "added", scope) for c in did.added]
-            + [PackageRow(c.package, weight(c.package), f"upgraded from {c.old}", scope) for c in did.changed]
-            + [PackageRow(c.package, None, "removed", scope) for c in did.removed])
+    return ([PackageRow(c.package, weight(c.package), _where("added", c.package), scope) for c in did.added]
+            + [PackageRow(c.package, weight(c.package), _where(f"changed from {c.old}", c.package), scope)
+               for c in did.changed]
+            + [PackageRow(c.package, None, _where("removed", c.package), scope) for c in did.removed])
+
+
+def _last_change(report: PackageReport, i: InstalledPackage) -> str:
+    """``installed in layer K``, or ``changed in layer K (from V)`` when that layer changed it."""
+    did = report.layers[i.layer] if 0 <= i.layer < len(report.layers) else None
+    old = next((c.old for c in did.changed if c.package.key == i.package.key), None) if did else None
+    return _where(f"installed in layer {i.layer}" if old is None else f"changed in layer {i.layer} (from {old})",
+                  i.package)
+
+
+def _where(text: str, p: Package) -> str:
+    """What happened, and where, for managers that keep copies in several places (pip, npm)."""
+    return f"{text} · {p.where}" if p.where else text
 
 
 class PackagesModel(QAbstractTableModel):

@@ -48,7 +48,9 @@ class ShortcutsDialog(QDialog):
         self.model = QStandardItemModel(0, 3, self)
         self.model.setHorizontalHeaderLabels(["Keys", "Action", "Where"])
         for where, action in menu_actions(bar):
-            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if where.endswith("Open recent"):
+                continue  # files, not actions
+            keys = " or ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
             self._add(keys or "—", _plain(action.text()), where)
         for keys, what, where in PANE_KEYS:
             self._add(keys, what, where)
@@ -59,6 +61,7 @@ class ShortcutsDialog(QDialog):
         self.table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)  # by menu: File's keys, then View's...
         self.table.setTabKeyNavigation(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)

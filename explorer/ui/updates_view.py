@@ -223,6 +223,9 @@ class UpdatesView(QWidget):
         """What the status bar says."""
         return f"{len(self.report['versions'])} versions, {len(self.report['steps'])} updates"
 
+    def close_source(self) -> None:
+        """Nothing stays open: the images were closed once measured."""
+
 
 class FleetView(QWidget):
     """Many images: what they store together and alone, their bases, who shares which layer."""
@@ -235,7 +238,7 @@ class FleetView(QWidget):
         images = report["images"]
         self.summary = rich_label("fleetSummary")
         bases = "".join(f"<li><b>{html.escape(b['name'] or 'unnamed base')}</b>: {len(b['layers'])} layers, "
-                        f"{human_size(b['bytes'])}, used by {', '.join(_image_name(images, n) for n in b['used_by'])}</li>"
+                        f"{human_size(b['bytes'])}, used by {html.escape(', '.join(_image_name(images, n) for n in b['used_by']))}</li>"
                         for b in report["bases"])
         self.summary.setText(
             f"<b>{len(images)} images</b> take {human_size(report['total_bytes'])} stored one by one, "
@@ -257,6 +260,9 @@ class FleetView(QWidget):
         """The tab's title."""
         return f"fleet of {len(self.report['images'])} images"
 
+    def close_source(self) -> None:
+        """Nothing stays open: the images were closed once measured."""
+
     def status_text(self) -> str:
         """What the status bar says."""
         return (f"{len(self.report['images'])} images, {human_size(self.report['unique_bytes'])} stored once, "
@@ -264,5 +270,6 @@ class FleetView(QWidget):
 
 
 def _image_name(images: list[dict[str, Any]], n: int) -> str:
+    """How an image is named in the tab (plain text: escape it for rich text)."""
     img = images[n]
     return f"{n}: {img['tags'][0] if img['tags'] else img['config_digest'][7:19]}"
