@@ -6,7 +6,8 @@
 ARCHIVE is shown (default: the bundled sample image) and compared with OTHER (default:
 tests/data/buildah-overlay.oci.tar). Each view is saved at 1366x768 and 1920x1080, light and
 dark, as docs/screenshots/VIEW-WxH-THEME.png: the start page, the merged view, one layer's
-changes, Insights, Inspect, a comparison of two images, and the Packages page.
+changes, Insights, Inspect, a comparison of two images, and the Packages page (of
+tests/data/packages/dpkg.docker.tar: the sample has no package database).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "screenshots"
 SIZES = ((1366, 768), (1920, 1080))
+PACKAGES = str(HERE.parent / "tests" / "data" / "packages" / "dpkg.docker.tar")
 THEMES = ("light", "dark")
 
 
@@ -89,10 +91,6 @@ def main() -> int:
             view.show_inspect()
             wait(app, lambda: view.inspect is not None)
             save("inspect")
-            if hasattr(view, "show_packages"):
-                view.show_packages()
-                wait(app, lambda: True)
-                save("packages")
             compared: list = []
             window.comparison_ready.connect(compared.append)
             window.compare_paths(archive, other)
@@ -101,6 +99,12 @@ def main() -> int:
             cmp.file_tree.setCurrentIndex(cmp.tree_model.index_for_path("/etc/hosts"))
             wait(app, lambda: bool(cmp.details.toPlainText().strip()))
             save("comparison")
+            shown.clear()
+            window.open_paths([PACKAGES])  # the sample has no package database: one that has
+            wait(app, lambda: bool(shown))
+            shown[0].show_packages()
+            wait(app, lambda: True)
+            save("packages")
             window.close()
             window.deleteLater()
             wait(app, lambda: True)
