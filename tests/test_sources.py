@@ -375,3 +375,14 @@ def test_updates_takes_a_repositorys_newest_tags_from_a_registry(registry, capsy
     rep = json.loads(capsys.readouterr().out)
     assert [v["source"].rsplit(":", 1)[1] for v in rep["versions"]] == ["c-middle", "a-newest"]  # oldest first
     assert len(rep["steps"]) == 1 and rep["steps"][0]["download_bytes"] > 0
+
+
+def test_a_fleet_of_every_image_of_the_local_engine(dockerd, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    dockerd.load(Path(__file__).parent / "data" / "updates" / "multi.docker.tar")  # two more images
+    assert main(["fleet", "--json", "docker://"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    tags = sorted(t for img in rep["images"] for t in img["tags"])
+    assert "fixture-layers:docker-legacy" in tags and "localhost/svc-a:latest" in tags and "localhost/svc-d:latest" in tags
+    assert all(img["source"].startswith("docker://") for img in rep["images"])
+    assert rep["shared_bytes"] > 0  # svc-a and svc-d share their base
