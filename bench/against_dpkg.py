@@ -48,35 +48,42 @@ def kernel_weights(root: str, names: list[str]) -> dict[str, tuple[int, int]]:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(read)
-        os.chroot(root)
-        os.chdir("/")
-        result = {}
-        for name, paths in lists.items():
-            seen, places, files, size = set(), set(), 0, 0
-            for p in paths:
-                folder, _, leaf = p.rpartition("/")
-                try:
-                    real = os.path.normpath(os.path.join(os.path.realpath(folder or "/"), leaf))
-                    st = os.lstat(real)
-                except OSError:
-                    continue
-                if real in places:
-                    continue
-                places.add(real)
-                files += 1  # every listed path that exists, folders too, each real path once
-                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                    seen.add((st.st_dev, st.st_ino))  # bytes once per file, whatever its names
-                    size += st.st_size
-            result[name] = (files, size)
-        os.write(write, json.dumps(result).encode())
-        os._exit(0)
+        try:
+            _weigh_in_chroot(root, lists, read, write)
+        finally:
+            os._exit(0)  # never run the parent's code in the child
     os.close(write)
     chunks = []
     while chunk := os.read(read, 1 << 20):
         chunks.append(chunk)
     os.waitpid(pid, 0)
     return {k: tuple(v) for k, v in json.loads(b"".join(chunks)).items()}
+
+
+def _weigh_in_chroot(root: str, lists: dict[str, list[str]], read: int, write: int) -> None:
+    """In the forked child: count each package's files inside ``root``, write the JSON to ``write``."""
+    os.close(read)
+    os.chroot(root)
+    os.chdir("/")
+    result = {}
+    for name, paths in lists.items():
+        seen, places, files, size = set(), set(), 0, 0
+        for p in paths:
+            folder, _, leaf = p.rpartition("/")
+            try:
+                real = os.path.normpath(os.path.join(os.path.realpath(folder or "/"), leaf))
+                st = os.lstat(real)
+            except OSError:
+                continue
+            if real in places:
+                continue
+            places.add(real)
+            files += 1  # every listed path that exists, folders too, each real path once
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))  # bytes once per file, whatever its names
+                size += st.st_size
+        result[name] = (files, size)
+    os.write(write, json.dumps(result).encode())
 
 
 def main() -> int:

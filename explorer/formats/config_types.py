@@ -15,10 +15,6 @@ def _str(v: Any) -> bool:
     return isinstance(v, str)
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _bool(v: Any) -> bool:
     return isinstance(v, bool)
 
@@ -82,7 +78,7 @@ def clean_config(config: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         if not isinstance(rootfs, dict):
             warnings.append(f"config field rootfs is {_typename(rootfs)}, not an object; ignored")
             del out["rootfs"]
-        elif not _strings(rootfs.get("diff_ids", [])):
+        elif not _strings(rootfs.get("diff_ids") or []):
             warnings.append("config field rootfs.diff_ids is not a list of strings; ignored")
             out["rootfs"] = {k: v for k, v in rootfs.items() if k != "diff_ids"}
     history = out.get("history")

@@ -412,6 +412,8 @@ def removed_but_stored(tree: LayerTree, report: PackageReport, wasted: Iterable[
 
     ``wasted`` are the image's wasted files as (path, layer that stores it, size).
     """
+    if not any(did.removed for did in report.layers):
+        return []
     by_path: dict[str, list[tuple[int, int]]] = {}
     for path, layer, size in wasted:
         by_path.setdefault(path, []).append((layer, size))

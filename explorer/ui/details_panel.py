@@ -51,6 +51,7 @@ class DetailsPanel(QWidget):
         self.values: dict[str, QLabel] = {}
         for name in FIELDS[1:]:
             value = QLabel("")
+            value.setTextFormat(Qt.TextFormat.PlainText)  # names from the image are never markup
             value.setWordWrap(True)
             # long unbroken text (ADD file:<64 hex>) must wrap or clip, never widen the panel
             value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)

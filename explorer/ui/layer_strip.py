@@ -19,6 +19,7 @@ class ElidedLabel(QLabel):
         super().__init__(parent, objectName=name)
         self._full = ""
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setTextFormat(Qt.TextFormat.PlainText)  # names from the image are never markup
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
 
