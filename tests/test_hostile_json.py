@@ -148,3 +148,40 @@ def test_extraction_skips_what_the_filesystem_cannot_hold_and_says_why(tmp_path)
     said = proc.stderr  # the list of what was left out, and why
     assert "its name is longer than this filesystem allows" in said
     assert "owner 1099511627776:5 not set" in said and "Traceback" not in said
+
+
+def _layer_of(members: list[tuple[str, bytes, str | None]]) -> bytes:
+    """A layer tar of (name, data, symlink target) written with PAX records for long names."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, target in members:
+            info = tarfile.TarInfo(name)
+            if target is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case, members, words", [
+    ("a name 60,000 folders deep", [("/".join(["a"] * 60_000) + "/f", b"x", None)], "LAYER_EXPLORER_MAX_NAME_DEPTH"),
+    ("a link target of a million bytes", [("lnk", b"", "./" * 500_000 + "t")] + [(f"lnk/e{i}", b"x", None) for i in range(40)],
+     "LAYER_EXPLORER_MAX_LINK_BYTES"),
+])
+def test_names_past_the_budget_are_refused_at_once(tmp_path, case, members, words):
+    path = tmp_path / "odd.tar"
+    path.write_bytes(docker_archive([_layer_of(members)]))
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, case
+
+
+def test_a_link_target_just_under_the_budget_is_followed_quickly(tmp_path):
+    members = [("lnk", b"", "./" * 2_000 + "t")] + [(f"lnk/e{i}", b"x", None) for i in range(40)]
+    path = tmp_path / "near.tar"
+    path.write_bytes(docker_archive([_layer_of(members)]))
+    proc = _run(path, "report", "--json")  # under _run's CPU limit of 60 s
+    assert proc.returncode in (0, 2) and "internal error" not in proc.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import os
 import re
 import struct
 import zlib
@@ -26,6 +27,22 @@ MAX_META = 16 << 20
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 SPARSE = -2  # the offset given to sparse files, whose stored bytes are a map plus runs
 KEEP_BUDGET = 256 << 20  # bytes of kept files per tar (see ``_scan``): beyond, they are read again
+
+
+def _budget(name: str, default: int) -> int:
+    """A limit on names, from the environment (``LAYER_EXPLORER_<NAME>``) or its default."""
+    try:
+        return max(1, int(os.environ.get(f"LAYER_EXPLORER_{name}", default)))
+    except ValueError:
+        return default
+
+
+# Entry names and link targets past these are not paths but attacks: a 60,000-level name took
+# gigabytes to place, a link target of a million "./" minutes to follow. Real images stay far
+# below (Linux itself refuses paths over 4,096 bytes).
+MAX_NAME = _budget("MAX_NAME_BYTES", 64 << 10)
+MAX_DEPTH = _budget("MAX_NAME_DEPTH", 4096)
+MAX_LINK = _budget("MAX_LINK_BYTES", 4096)  # symlink(2) itself refuses longer targets
 
 # name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
 _HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")
@@ -315,6 +332,18 @@ def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMem
     return _scan(_StreamSource(read), hash_files=False, hand_out=True)  # type: ignore[return-value]
 
 
+def _too_long(name: bytes, link: bytes, link_max: int, at: int) -> None:
+    """Refuse an entry whose name or link target is past the budget, saying how to raise it."""
+    if name.count(b"/") > MAX_DEPTH:
+        what = f"an entry name {name.count(b'/'):,} folders deep, more than {MAX_DEPTH:,} (LAYER_EXPLORER_MAX_NAME_DEPTH)"
+    elif len(link) > link_max:
+        setting = "MAX_LINK_BYTES" if link_max == MAX_LINK else "MAX_NAME_BYTES"
+        what = f"a link target of {len(link):,} bytes, more than {link_max:,} (LAYER_EXPLORER_{setting})"
+    else:
+        what = f"an entry name of {len(name):,} bytes, more than {MAX_NAME:,} (LAYER_EXPLORER_MAX_NAME_BYTES)"
+    raise TarFormatError(f"{what} at byte {at}; raise that limit if the image is genuine")
+
+
 def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at: int, hdr: bytes) -> tuple[int, int, int, int, int]:
     """The slow, careful decoding of a header's numbers (base-256, odd padding, errors)."""
     try:
@@ -405,6 +434,9 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
             except ValueError:
                 raise TarFormatError(f"malformed PAX number for the entry at byte {header_at}") from None
             xattrs = _xattrs_from_pax(merged)
+        link_max = MAX_LINK if kind == "2" else MAX_NAME
+        if len(raw_name) > MAX_NAME or len(raw_link) > link_max or raw_name.count(b"/") > MAX_DEPTH:
+            _too_long(raw_name, raw_link, link_max, header_at)  # (after PAX: it names them most often)
         if kind == "S":  # old GNU sparse: the map may go on in extension blocks
             kind = "0"
             try:
