@@ -185,3 +185,42 @@ def test_a_link_target_just_under_the_budget_is_followed_quickly(tmp_path):
     path.write_bytes(docker_archive([_layer_of(members)]))
     proc = _run(path, "report", "--json")  # under _run's CPU limit of 60 s
     assert proc.returncode in (0, 2) and "internal error" not in proc.stderr
+
+
+def _oci_with_index(make_index) -> bytes:
+    """The builders' OCI archive with its index.json replaced by ``make_index(manifest descriptor, add_blob)``."""
+    import hashlib
+
+    from tests.builders import oci_archive
+
+    members = members_of(oci_archive(LAYERS))
+    index = json.loads(members["index.json"])
+    manifest = index["manifests"][0]
+
+    def add_blob(doc: dict) -> dict:
+        data = json.dumps(doc).encode()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        members[f"blobs/sha256/{digest[7:]}"] = data
+        return {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": len(data)}
+
+    members["index.json"] = json.dumps(make_index(manifest, add_blob)).encode()
+    return tar_of(members)
+
+
+def test_an_index_that_repeats_itself_is_read_once(tmp_path):
+    def repeated(manifest, _add):
+        return {"schemaVersion": 2, "manifests": [manifest] * 2000}
+
+    def nested(manifest, add):
+        level = {"schemaVersion": 2, "manifests": [manifest] * 6}
+        for _ in range(7):  # 6^8 images by reference
+            level = {"schemaVersion": 2, "manifests": [add(level)] * 6}
+        return level
+
+    for name, make in (("repeated", repeated), ("nested", nested)):
+        path = tmp_path / f"{name}.tar"
+        path.write_bytes(_oci_with_index(make))
+        proc = _run(path, "report", "--json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert len(report["images"]) == 1 and any("read once" in w for w in report["image"]["warnings"])

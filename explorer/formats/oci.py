@@ -7,6 +7,8 @@ are missing (a layout may omit platforms never pulled) are skipped with a note.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,16 @@ CONTAINERD_NAME = "io.containerd.image.name"
 MAX_DEPTH = 8
 
 
+def _max_images() -> int:
+    try:
+        return max(1, int(os.environ.get("LAYER_EXPLORER_MAX_IMAGES", "10000")))
+    except ValueError:
+        return 10000
+
+
+# Manifests one source may list: multi-platform indexes hold dozens; more is an attack.
+MAX_IMAGES = _max_images()
+
 @dataclass
 class IndexWalk:
     """What walking the index found."""
@@ -34,6 +46,8 @@ class IndexWalk:
     plans: list[ImagePlan] = field(default_factory=list)
     attestations: int = 0
     notes: list[str] = field(default_factory=list)
+    walked: set[str] = field(default_factory=set)  # index and manifest digests seen anywhere
+    repeats: int = 0  # references to a manifest or index already seen, skipped
 
 
 def _platform(desc: dict[str, Any]) -> str:
@@ -71,6 +85,8 @@ def read_plans(container: Container) -> IndexWalk:
     expect(container, index, dict, "index.json")
     walk = IndexWalk()
     _walk_index(container, index, "index.json", [], walk, depth=0, seen=set())
+    if walk.repeats:
+        walk.notes.append(f"the index lists {walk.repeats:,} manifest(s) or index(es) again; each was read once")
     if walk.attestations:
         walk.notes.append(
             f"{walk.attestations} attestation manifest(s) (build provenance or SBOM) found; "
@@ -90,6 +106,13 @@ def _walk_index(container: Container, index: dict[str, Any], where: str, tags: l
         name = blob_name(container.path, digest)
         if digest in seen:
             raise SourceError(container.path, f"{where} refers back to {digest} (a loop of indexes)")
+        if digest in walk.walked:  # listed again (or reached twice): one image, read once
+            walk.repeats += 1
+            continue
+        if len(walk.walked) >= MAX_IMAGES:
+            raise SourceError(container.path, f"the index lists more than {MAX_IMAGES:,} manifests",
+                              "raise LAYER_EXPLORER_MAX_IMAGES if the archive is genuine")
+        walk.walked.add(digest)
         if _is_attestation(desc):
             walk.attestations += 1
             continue

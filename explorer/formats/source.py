@@ -57,8 +57,9 @@ def open_source(path: str, monitor: Monitor | None = None) -> Source:
         fmt, plans, notes = _read_plans(container)
         if path.startswith(REGISTRY_SCHEMES):
             fmt = REGISTRY
+        parsed: dict[str, Any] = {}
         for plan in plans:
-            _read_config(container, plan, notes)
+            _read_config(container, plan, notes, parsed)
         images = [
             ImageRef(i, tuple(p.tags), p.config_digest, p.platform, p.manifest_digest, locator=p)
             for i, p in enumerate(plans)
@@ -163,13 +164,18 @@ def _read_plans(container: Container) -> tuple[str, list[ImagePlan], list[str]]:
     )
 
 
-def _read_config(container: Container, plan: ImagePlan, notes: list[str]) -> None:
-    """Read (and verify) an image's config early: the platform and created time list it."""
+def _read_config(container: Container, plan: ImagePlan, notes: list[str], parsed: dict[str, Any] | None = None) -> None:
+    """Read (and verify) an image's config early: the platform and created time list it. Plans
+    that name one config share one parsed copy (``parsed``, by digest)."""
+    if parsed is not None and plan.config_digest and plan.config_digest in parsed:
+        plan.config = parsed[plan.config_digest]
     try:
         config = read_config(container, plan)
     except SourceError as exc:
         notes.append(exc.reason)
         return
+    if parsed is not None and plan.config_digest:
+        parsed[plan.config_digest] = config
     if not plan.platform and config.get("os") and config.get("architecture"):
         plan.platform = f"{config['os']}/{config['architecture']}"
         if config.get("variant"):
