@@ -106,6 +106,9 @@ def _walk_index(container: Container, index: dict[str, Any], where: str, tags: l
         name = blob_name(container.path, digest)
         if digest in seen:
             raise SourceError(container.path, f"{where} refers back to {digest} (a loop of indexes)")
+        if _is_attestation(desc):
+            walk.attestations += 1
+            continue
         if digest in walk.walked:  # listed again (or reached twice): one image, read once
             walk.repeats += 1
             continue
@@ -113,9 +116,6 @@ def _walk_index(container: Container, index: dict[str, Any], where: str, tags: l
             raise SourceError(container.path, f"the index lists more than {MAX_IMAGES:,} manifests",
                               "raise LAYER_EXPLORER_MAX_IMAGES if the archive is genuine")
         walk.walked.add(digest)
-        if _is_attestation(desc):
-            walk.attestations += 1
-            continue
         media = desc.get("mediaType") or ""
         if media and media not in INDEX_TYPES and media not in MANIFEST_TYPES:
             walk.notes.append(f"descriptor {digest} has media type {media!r}, which is not an image; skipped")
