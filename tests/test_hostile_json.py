@@ -224,3 +224,43 @@ def test_an_index_that_repeats_itself_is_read_once(tmp_path):
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert len(report["images"]) == 1 and any("read once" in w for w in report["image"]["warnings"])
+
+
+def _sha512_oci(blob: bytes, claimed: bytes) -> bytes:
+    """An OCI archive whose one layer is addressed by sha512 (of ``claimed``) and holds ``blob``."""
+    import gzip
+    import hashlib
+
+    from tests.builders import oci_archive
+
+    members = members_of(oci_archive(LAYERS))
+    index = json.loads(members["index.json"])
+    manifest_name = "blobs/sha256/" + index["manifests"][0]["digest"][7:]
+    manifest = json.loads(members[manifest_name])
+    old = manifest["layers"][0]["digest"]
+    del members["blobs/sha256/" + old[7:]]
+    packed = gzip.compress(claimed, mtime=0)
+    digest = "sha512:" + hashlib.sha512(packed).hexdigest()
+    members["blobs/sha512/" + digest[7:]] = gzip.compress(blob, mtime=0)
+    manifest["layers"][0].update(digest=digest, size=len(members["blobs/sha512/" + digest[7:]]))
+    data = json.dumps(manifest).encode()
+    del members[manifest_name]
+    new_name = hashlib.sha256(data).hexdigest()
+    members["blobs/sha256/" + new_name] = data
+    index["manifests"][0].update(digest="sha256:" + new_name, size=len(data))
+    members["index.json"] = json.dumps(index).encode()
+    return tar_of(members)
+
+
+def test_a_sha512_layer_is_verified_with_sha512(tmp_path):
+    good, swapped = tmp_path / "good.tar", tmp_path / "swapped.tar"
+    good.write_bytes(_sha512_oci(LAYERS[0], LAYERS[0]))
+    other = layer_tar([d("etc"), f("etc/a", "y")])  # another blob under the sha512 name
+    swapped.write_bytes(_sha512_oci(other, LAYERS[0]))
+    ok = _run(good, "report", "--json", "--verify")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["image"]["verification"][0]["actual_digest"].startswith("sha512:")
+    bad = _run(swapped, "report", "--json", "--verify")
+    assert bad.returncode == 1 and "verification failed for layer(s) 0" in bad.stderr
+    check = json.loads(bad.stdout)["image"]["verification"][0]
+    assert check["expected_digest"].startswith("sha512:") and check["actual_digest"] != check["expected_digest"]

@@ -222,9 +222,10 @@ class HashingReader:
     """Wraps ``read(n)``, hashing and counting every byte that passes through."""
 
     def __init__(self, read: Callable[[int], bytes], hash: bool = True,
-                 guard: Callable[[int], None] | None = None) -> None:
+                 guard: Callable[[int], None] | None = None, algorithm: str = "sha256") -> None:
         self._read = read
-        self.hasher = hashlib.sha256() if hash else None
+        self.algorithm = algorithm
+        self.hasher = hashlib.new(algorithm) if hash else None
         self.count = 0
         self._guard = guard
 
@@ -244,9 +245,9 @@ class HashingReader:
             pass
 
     def digest(self) -> str:
-        """The ``sha256:<hex>`` digest of what has been read."""
+        """The ``<algorithm>:<hex>`` digest of what has been read."""
         assert self.hasher is not None
-        return "sha256:" + self.hasher.hexdigest()
+        return f"{self.algorithm}:{self.hasher.hexdigest()}"
 
 
 BOMB_RATIO = 1000  # no real layer expands a thousand times...

@@ -48,25 +48,42 @@ def verify(source: Source, image: Image, monitor: Monitor | None = None) -> list
         blob, scan = image.blobs[i], image.scans[i]
         monitor.begin(f"verifying layer {i + 1} of {len(image.layers)}", i, len(image.layers), layer.blob_size)
         try:
-            raw = HashingReader(source.container.raw_reader(blob, 0))
+            expected = _blob_expectation(layer.digest, scan.compression, layer.diff_id)
+            algorithm = expected.partition(":")[0] if expected else "sha256"
+            if algorithm not in DIGEST_ALGORITHMS:
+                raise ExplorerError(f"its digest uses {algorithm}, which the OCI spec does not register "
+                                    f"(sha256 and sha512 are): it cannot be checked")
+            raw = HashingReader(source.container.raw_reader(blob, 0), algorithm=algorithm)
             # a plain layer is its own tar: one hash of its bytes is both digests
             tar = raw if scan.compression == compression.NONE else HashingReader(
                 compression.open_reader(scan.compression, raw.read), guard=compression.bomb_guard(raw, f"layer {i}"))
             while tar.read(compression.CHUNK):
                 monitor.tick(raw.count)
             raw.drain()
-            out.append(LayerCheck(i, _blob_expectation(layer.digest, scan.compression, layer.diff_id), raw.digest(),
-                                  layer.diff_id, tar.digest()))
+            out.append(LayerCheck(i, expected, raw.digest(), layer.diff_id, tar.digest() if tar is not raw
+                                  else _sha256_of_plain(raw, layer.diff_id, source, blob)))
         except (ExplorerError, DecompressError, OSError) as exc:
             out.append(LayerCheck(i, layer.digest, "", layer.diff_id, "", error=str(exc)))
     return out
 
 
+DIGEST_ALGORITHMS = ("sha256", "sha512")  # what the OCI image spec registers
+
+
 def _blob_expectation(digest: str, kind: str, diff_id: str) -> str:
     """What the stored blob must hash to (a plain classic layer has only its diff_id)."""
-    if digest.startswith("sha256:"):
+    if digest:
         return digest
     return diff_id if kind == compression.NONE else ""
+
+
+def _sha256_of_plain(raw: HashingReader, diff_id: str, source: Source, blob: str) -> str:
+    """A plain layer's diff_id: its blob's own hash when that is sha256, else hashed again."""
+    if raw.algorithm == "sha256":
+        return raw.digest()
+    again = HashingReader(source.container.raw_reader(blob, 0))
+    again.drain()
+    return again.digest()
 
 
 def describe(check: LayerCheck) -> str:
