@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -119,7 +120,11 @@ class RegistryClient:
                 continue
             if resp.status == 401 and not headers.get("Authorization"):
                 challenge = resp.getheader("WWW-Authenticate") or ""
-                resp.read()
+                _read_small(resp, self.label)
+                if urlsplit(url).netloc != self.host:
+                    # a redirect's host asks for a login: this registry's credentials are not for it
+                    raise SourceError(self.label, f"{urlsplit(url).netloc}, where the registry redirected, asks for "
+                                      "credentials; they are only ever sent to the registry itself")
                 self._authenticate(challenge)
                 continue
             if resp.status == 401:
@@ -142,10 +147,13 @@ class RegistryClient:
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urlencode(query)
         headers = {}
-        if creds is not None:
+        realm = urlsplit(url)
+        # credentials travel encrypted, or to the plain-HTTP registry the user named itself
+        safe = realm.scheme == "https" or (self.plain and realm.netloc == self.host)
+        if creds is not None and safe:
             headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
         resp = self._send(url, headers)
-        body = resp.read()
+        body = _read_small(resp, self.label)
         if resp.status != 200:
             raise SourceError(self.label, f"the registry's token service refused access ({resp.status})",
                               "log in with docker login, or check ~/.docker/config.json")
@@ -168,6 +176,7 @@ class RegistryContainer(Container):
         self.client = RegistryClient(host, plain or plain_url, path)
         self._docs: dict[str, bytes] = {}
         self._manifests: set[str] = set()
+        self._expected: dict[str, int] = {}  # blob digest -> the size its descriptor gives
         self.cache = os.path.join(cache_dir(), "blobs")
         monitor.begin(f"asking {host} for {self.repo}:{self.tag or digest}")
         ref = digest or self.tag
@@ -182,7 +191,7 @@ class RegistryContainer(Container):
 
     def _fetch_manifest(self, ref: str) -> tuple[bytes, str, str]:
         resp = self.client.get(f"/v2/{self.repo}/manifests/{ref}", ACCEPT)
-        body = resp.read()
+        body = _read_small(resp, self.path)
         if resp.status == 404:
             raise SourceError(self.path, f"no {'tag' if ':' not in ref else 'manifest'} {ref!r} in {self.repo}",
                               "check the name and tag (they are case-sensitive)")
@@ -203,6 +212,9 @@ class RegistryContainer(Container):
             for d in doc.get("manifests") or []:
                 if isinstance(d, dict) and isinstance(d.get("digest"), str):
                     self._manifests.add(d["digest"])
+            for d in [doc.get("config"), *(doc.get("layers") or [])]:
+                if isinstance(d, dict) and isinstance(d.get("digest"), str) and isinstance(d.get("size"), int):
+                    self._expected[d["digest"]] = d["size"]  # a blob is its descriptor's size, never more
 
     def names(self) -> set[str]:
         return set(self._docs)
@@ -231,7 +243,7 @@ class RegistryContainer(Container):
 
     def _fetch_small_blob(self, digest: str) -> bytes:
         resp = self.client.get(f"/v2/{self.repo}/blobs/{digest}")
-        body = resp.read()
+        body = _read_small(resp, self.path)
         if resp.status != 200:
             raise SourceError(self.path, f"blob {digest} is missing from the registry ({resp.status})")
         return body
@@ -254,8 +266,15 @@ class RegistryContainer(Container):
             resp.read()
             raise SourceError(self.path, f"blob {digest} is missing from the registry ({resp.status})")
         total = int(resp.getheader("Content-Length") or 0)
+        limit = self._expected.get(digest)
+        if limit is not None and total > limit:
+            resp.close()
+            raise SourceError(self.path, f"the registry offers {total:,} bytes for blob {digest}, whose descriptor "
+                              f"says {limit:,}", "the registry is misbehaving")
         h = hashlib.new(alg)
         done = 0
+        started = time.monotonic()
+        _drop_stale_partials(os.path.dirname(final))
         monitor.begin(f"downloading {digest[:19]}", monitor.layer, monitor.layers, total)
         try:
             with open(partial, "wb") as out:
@@ -267,6 +286,10 @@ class RegistryContainer(Container):
                     h.update(chunk)
                     done += len(chunk)
                     monitor.tick(done)
+                    if limit is not None and done > limit:
+                        raise SourceError(self.path, f"blob {digest} goes on past the {limit:,} bytes its descriptor "
+                                          "says", "the registry is misbehaving")
+                    _check_rate(done, started, self.path, digest)
             if total and done != total:
                 raise SourceError(self.path, f"the connection dropped while downloading blob {digest} ({done:,} of {total:,} bytes)",
                                   "open it again to retry")
@@ -292,6 +315,46 @@ class RegistryContainer(Container):
         f.seek(start)
         return f.read
 
+
+
+MAX_SMALL = 16 << 20  # a manifest, a config or a token answer: a few kB, 16 MiB at most
+MIN_RATE, GRACE = 1024, 60.0  # a download slower than 1 KiB/s after a minute has stalled
+
+
+def _read_small(resp: http.client.HTTPResponse, label: str) -> bytes:
+    """The body of a response that should be small, refusing an endless one."""
+    body = resp.read(MAX_SMALL + 1)
+    if len(body) > MAX_SMALL:
+        resp.close()
+        raise SourceError(label, f"the registry sent more than {MAX_SMALL >> 20} MiB where a document was expected",
+                          "the registry is misbehaving")
+    return body
+
+
+def _check_rate(done: int, started: float, label: str, digest: str) -> None:
+    """Stop a download that trickles (one byte every few seconds never times out)."""
+    elapsed = time.monotonic() - started
+    if elapsed > GRACE and done < MIN_RATE * elapsed:
+        raise SourceError(label, f"blob {digest} arrives at {done / elapsed:,.0f} bytes a second; stopped",
+                          "the registry or the network is stalling; try again later")
+
+
+def _drop_stale_partials(folder: str) -> None:
+    """Remove partial downloads left by processes that are gone (killed mid-download)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        _, sep, pid = name.rpartition(".partial-")
+        if not sep or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            remove(os.path.join(folder, name))
+        except OSError:
+            pass  # alive, another user's: leave it
 
 
 def evict(root: str, limit: int | None = None) -> None:
