@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -195,3 +196,28 @@ def test_a_path_its_folder_does_not_list_is_kept_all_the_same(tmp_path):
         entry = cached.tree.entry_at("/data/modify-me.txt")
         assert entry is not None and read_entry(src, cached, entry) == b"original\nmodified in layer 3\n"
         assert cached.tree.entry_at("/") is not None
+
+
+def test_a_layout_blob_rewritten_in_place_is_not_served_from_the_cache(tmp_path, monkeypatch):
+    import tarfile as tarfile_module
+
+    from tests.builders import d, f, layer_tar, oci_archive
+
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    layout = tmp_path / "layout"
+    with tarfile_module.open(fileobj=io.BytesIO(oci_archive([layer_tar([d("etc"), f("etc/a", "first")])],
+                                                            compress="none"))) as t:
+        t.extractall(layout)
+    src = open_source(str(layout))
+    first = load_image(src, src.select())
+    index_cache.save(src, first)
+    src.close()
+    blob = next(p for p in (layout / "blobs" / "sha256").iterdir() if p.stat().st_size > 1000)
+    st = blob.stat()
+    data = blob.read_bytes().replace(b"first", b"other")  # same size, another content
+    blob.write_bytes(data)
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))  # and its mtime put back
+    src = open_source(str(layout))
+    assert index_cache.load(src, src.select()) is None  # the index no longer stands for this folder
+    src.close()

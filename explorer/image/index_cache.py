@@ -61,11 +61,17 @@ def key_for(source: Source, ref: ImageRef) -> str | None:
         ident: list[Any] = [path.split("://", 1)[1].split("/", 1)[0], ref.manifest_digest]  # content-addressed
     else:
         try:
-            target = os.path.join(path, "index.json") if os.path.isdir(path) else path
+            folder = os.path.isdir(path)
+            target = os.path.join(path, "index.json") if folder else path
             st = os.stat(target)
+            # ctime too: any write changes it, and no one can set it back as mtime can be
+            ident = [os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            if folder:  # a layout folder's blobs can be rewritten one by one, index.json untouched
+                for layer in getattr(ref.locator, "layers", ()):
+                    blob = os.stat(os.path.join(path, layer.blob))
+                    ident.append([layer.blob, blob.st_size, blob.st_mtime_ns, blob.st_ctime_ns, blob.st_ino])
         except OSError:
             return None
-        ident = [os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino]
     raw = json.dumps([VERSION, ident, ref.index, ref.config_digest, ref.platform])
     return hashlib.sha256(raw.encode()).hexdigest()
 
