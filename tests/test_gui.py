@@ -952,3 +952,19 @@ def test_searching_a_path_finds_it_through_symlinked_folders(qtbot, window):
         view.search_box.setText("/sbin/hello")  # /sbin -> usr/bin: stored as /usr/bin/hello
     paths = [p for p, _ in _all_rows(view.tree_model)]
     assert paths == ["/usr", "/usr/bin", "/usr/bin/hello"]
+
+
+def test_an_svg_that_declares_a_huge_size_is_drawn_small(qtbot, window, tmp_path):
+    import resource
+
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="50000"><rect width="9" height="9"/></svg>'
+    path = tmp_path / "svg.tar"
+    path.write_bytes(docker_archive([layer_tar([f("srv/huge.svg", svg)])]))
+    view = _open(qtbot, window, path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with qtbot.waitSignal(view.preview.background.result, timeout=10_000):
+        view.select_path("/srv/huge.svg")
+    assert view.preview.current_kind() == "image"
+    picture = view.preview.picture.pixmap()
+    assert picture.width() <= 1024 and picture.height() <= 1024 and picture.width() == 2 * picture.height()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 << 10  # KiB: no 20 GB canvas

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import NamedTuple
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QSize, QByteArray, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QFontMetrics, QFontMetricsF, QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import (
@@ -101,6 +101,8 @@ def highlight(path: str, text: str, style: str = "default") -> str | None:
             return None
     return render(text, lexer, HtmlFormatter(noclasses=True, nobackground=True, style=style))
 
+
+PICTURE_MAX = 1024  # pixels a side for a drawn SVG
 
 class PreviewPanel(QWidget):
     """Shows one entry's content; big files are read a MiB at a time, on request."""
@@ -295,7 +297,13 @@ class PreviewPanel(QWidget):
         if entry.path.lower().endswith(".svg") or data.lstrip().startswith((b"<svg", b"<?xml")):
             renderer = QSvgRenderer(QByteArray(data))
             if renderer.isValid():
-                size = renderer.defaultSize().expandedTo(renderer.defaultSize().scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio))
+                # the declared size is the file's word: a 120-byte SVG may declare 100000x100000
+                # (40 GB of pixels); draw it at most PICTURE_MAX a side, at least 256
+                size = renderer.defaultSize()
+                if size.isEmpty() or size.width() > PICTURE_MAX or size.height() > PICTURE_MAX:
+                    size = QSize(PICTURE_MAX, PICTURE_MAX) if size.isEmpty() else \
+                        size.scaled(PICTURE_MAX, PICTURE_MAX, Qt.AspectRatioMode.KeepAspectRatio)
+                size = size.expandedTo(size.scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio))
                 image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
                 image.fill(Qt.GlobalColor.transparent)
                 painter = QPainter(image)
