@@ -264,3 +264,15 @@ def test_a_sha512_layer_is_verified_with_sha512(tmp_path):
     assert bad.returncode == 1 and "verification failed for layer(s) 0" in bad.stderr
     check = json.loads(bad.stdout)["image"]["verification"][0]
     assert check["expected_digest"].startswith("sha512:") and check["actual_digest"] != check["expected_digest"]
+
+
+def test_a_manifest_listing_one_layer_20000_times_is_refused(tmp_path):
+    opaque = layer_tar([d("etc"), f("etc/.wh..wh..opq", b"")])
+    members = members_of(docker_archive([opaque]))
+    manifest = json.loads(members["manifest.json"])
+    manifest[0]["Layers"] = manifest[0]["Layers"] * 20_000
+    members["manifest.json"] = json.dumps(manifest).encode()
+    path = tmp_path / "many.tar"
+    path.write_bytes(tar_of(members))
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 2 and "20,000 layers" in proc.stderr and "LAYER_EXPLORER_MAX_LAYERS" in proc.stderr

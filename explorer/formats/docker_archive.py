@@ -11,7 +11,7 @@ import posixpath
 import re
 
 from explorer.formats.container import Container
-from explorer.formats.plan import ImagePlan, LayerRef, expect, read_json
+from explorer.formats.plan import ImagePlan, LayerRef, check_layer_count, expect, read_json
 
 _HEX_NAME = re.compile(r"^(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
 _BLOB_PATH = re.compile(r"^blobs/(sha256|sha512)/([a-f0-9]+)$")
@@ -35,6 +35,7 @@ def read_plans(container: Container) -> list[ImagePlan]:
         expect(container, item, dict, f"manifest.json entry {i}")
         config = expect(container, item.get("Config"), str, f"manifest.json entry {i} Config")
         layers = expect(container, item.get("Layers") or [], list, f"manifest.json entry {i} Layers")
+        check_layer_count(container, len(layers), f"manifest.json entry {i}")
         tags = item.get("RepoTags") or []
         if not isinstance(tags, list):  # a stranger's manifest: a wrong type is no tags, not a crash
             tags = []

@@ -14,7 +14,7 @@ from typing import Any
 
 from explorer.formats.container import Container
 from explorer.model.errors import SourceError
-from explorer.formats.plan import ImagePlan, LayerRef, blob_name, expect, read_json
+from explorer.formats.plan import ImagePlan, LayerRef, blob_name, check_layer_count, expect, read_json
 
 INDEX_TYPES = {
     "application/vnd.oci.image.index.v1+json",
@@ -140,7 +140,9 @@ def _plan(container: Container, manifest: dict[str, Any], digest: str, tags: lis
     config = expect(container, manifest.get("config"), dict, f"config descriptor of manifest {digest}")
     config_digest = config.get("digest")
     layers = []
-    for i, desc in enumerate(expect(container, manifest.get("layers") or [], list, f"layers of manifest {digest}")):
+    descriptors = expect(container, manifest.get("layers") or [], list, f"layers of manifest {digest}")
+    check_layer_count(container, len(descriptors), f"manifest {digest}")
+    for i, desc in enumerate(descriptors):
         expect(container, desc, dict, f"layer {i} of manifest {digest}")
         size = desc.get("size")
         layers.append(

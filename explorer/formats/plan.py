@@ -73,6 +73,23 @@ def max_json() -> int:
         return 16 << 20
 
 
+def max_layers() -> int:
+    """Layers one image may have: ``LAYER_EXPLORER_MAX_LAYERS``, else 1,000 (overlayfs, and so
+    Docker and Podman, stop at about 128; a manifest listing thousands is an attack)."""
+    try:
+        return max(1, int(os.environ.get("LAYER_EXPLORER_MAX_LAYERS", "1000")))
+    except ValueError:
+        return 1000
+
+
+def check_layer_count(container: Container, count: int, where: str) -> None:
+    """Refuse an image of more layers than the budget, naming the setting that raises it."""
+    limit = max_layers()
+    if count > limit:
+        raise SourceError(container.path, f"{where} lists {count:,} layers, more than the {limit:,} allowed",
+                          "raise LAYER_EXPLORER_MAX_LAYERS if the image is genuine")
+
+
 def read_json(container: Container, name: str, expected_digest: str = "") -> Any:
     """Read a JSON document, checking its size, its nesting and its digest when one is expected."""
     limit = max_json()
