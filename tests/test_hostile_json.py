@@ -276,3 +276,17 @@ def test_a_manifest_listing_one_layer_20000_times_is_refused(tmp_path):
     path.write_bytes(tar_of(members))
     proc = _run(path, "report", "--json")
     assert proc.returncode == 2 and "20,000 layers" in proc.stderr and "LAYER_EXPLORER_MAX_LAYERS" in proc.stderr
+
+
+def test_a_slow_bomb_is_refused_past_two_gigabytes(monkeypatch):
+    from explorer.formats import compression
+
+    class Stored:  # a stream that has read this many compressed bytes
+        count = 20 << 20
+
+    guard = compression.bomb_guard(Stored(), "layer 0")
+    guard(1 << 30)  # 50 times its size at 1 GiB: real layers do that (zero-filled files)
+    with pytest.raises(compression.DecompressError, match="LAYER_EXPLORER_MAX_RATIO"):
+        guard(3 << 30)  # 150 times past 2 GiB: 870:1 bombs stay under the 1000x rule for minutes
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_RATIO", "1000")
+    compression.bomb_guard(Stored(), "layer 0")(3 << 30)  # raised for a genuine image

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import hashlib
 import lzma
+import os
 import zlib
 from typing import Callable
 
@@ -252,14 +253,32 @@ class HashingReader:
 
 BOMB_RATIO = 1000  # no real layer expands a thousand times...
 BOMB_MIN = 256 << 20  # ...beyond this size (zero-filled files do compress very well, but not that well)
+# A slower bomb stays under that ratio and takes minutes to inflate: past a few gigabytes, a
+# layer may expand at most this much (LAYER_EXPLORER_MAX_RATIO raises it for a genuine one).
+SLOW_BOMB_MIN = 2 << 30
+
+
+def _slow_ratio() -> int:
+    try:
+        return max(1, int(os.environ.get("LAYER_EXPLORER_MAX_RATIO", "100")))
+    except ValueError:
+        return 100
 
 
 def bomb_guard(compressed: "HashingReader", what: str) -> Callable[[int], None]:
-    """A check that stops a stream expanding absurdly (1 KB that would become 10 GB)."""
+    """A check that stops a stream expanding absurdly (1 KB that would become 10 GB), or
+    expanding far over gigabytes (870:1 to 20 GB: minutes of work for a few MB)."""
+    slow = _slow_ratio()
+
     def guard(expanded: int) -> None:
-        if expanded > BOMB_MIN and expanded > BOMB_RATIO * max(compressed.count, 1):
+        stored = max(compressed.count, 1)
+        if expanded > BOMB_MIN and expanded > BOMB_RATIO * stored:
             raise DecompressError(f"{what} expands more than {BOMB_RATIO} times its stored size "
                                   f"({compressed.count:,} bytes to over {expanded:,}); refusing a decompression bomb")
+        if expanded > SLOW_BOMB_MIN and expanded > slow * stored:
+            raise DecompressError(f"{what} expands more than {slow} times its stored size past "
+                                  f"{SLOW_BOMB_MIN >> 30} GiB ({compressed.count:,} bytes to over {expanded:,}); "
+                                  "refusing a decompression bomb (LAYER_EXPLORER_MAX_RATIO raises the limit)")
     return guard
 
 
