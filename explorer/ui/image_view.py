@@ -155,9 +155,9 @@ class ImageView(QWidget):
         mid_layout = QVBoxLayout(middle)
         mid_layout.setContentsMargins(0, 0, 0, 0)
         mid_layout.addLayout(self._tree_controls())
-        # names keep room for about 20 characters beside the other columns
+        # names keep room for about 12 characters beside the other columns
         columns = sum(self.file_tree.header().sectionSize(c) for c in range(1, 6))
-        middle.setMinimumWidth(columns + self._text_width("x" * 20))
+        middle.setMinimumWidth(columns + self._text_width("x" * 12))
         self.package_filter = QLabel(objectName="packageFilter", textFormat=Qt.TextFormat.RichText)
         self.package_filter.linkActivated.connect(lambda _link: self._clear_package_filter())
         self.package_filter.hide()
