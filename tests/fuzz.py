@@ -3,7 +3,8 @@
     python -m tests.fuzz [--minutes 5] [--seed 1] [--out tests/data/fuzz-findings]
 
 Seeds are the corpus' healthy archives; each round mutates one (bit flips, cut, bytes
-inserted or repeated, a tar block duplicated) and reads it. Anything but a clean result or
+inserted or repeated, a tar block duplicated; or, three rounds in ten, a value of the manifest
+or config swapped for one of another type) and reads it, building its report and inspect text. Anything but a clean result or
 one of the core's own errors is a finding: the input is saved under --out, to be fixed and
 kept as a regression case.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import random
 import signal
 import sys
@@ -23,7 +25,9 @@ from typing import Callable
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import load_image
 from explorer.formats.source import open_source
-from tests.builders import d, docker_archive, f, hard, layer_tar, oci_archive, opq, sym, wh
+from explorer.image.inspect import inspect_object, inspect_text
+from explorer.report import build_report, text_report
+from tests.builders import d, docker_archive, f, hard, layer_tar, members_of, oci_archive, opq, sym, tar_of, wh
 
 
 def seeds() -> list[bytes]:
@@ -59,6 +63,58 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(b)
 
 
+ODD_VALUES = [None, True, 0, -1, 2 ** 63, 1.5, "", "x" * 1000, [], [1, "a"], {}, {"a": [1]}, "\u202e\x1b[31m",
+              [[[[[]]]]], {"": None}]
+
+
+def _paths(doc, at=()):
+    """Every place in a JSON document, as key paths."""
+    yield at
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, at + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, at + (i,))
+
+
+def _replace(doc, at, value):
+    if not at:
+        return value
+    node = doc
+    for k in at[:-1]:
+        node = node[k]
+    node[at[-1]] = value
+    return doc
+
+
+def mutate_json(data: bytes, rng: random.Random) -> bytes | None:
+    """A docker archive whose manifest or config has one value swapped for one of another
+    type, the config renamed to its new digest so that only the types are wrong."""
+    try:
+        members = members_of(data)
+    except Exception:  # noqa: BLE001 (not a tar the builders read: no JSON to change)
+        return None
+    if "manifest.json" not in members:
+        return None
+    manifest = json.loads(members["manifest.json"])
+    config_name = manifest[0]["Config"] if isinstance(manifest, list) and manifest else None
+    target = rng.choice(["manifest.json", config_name] if config_name in members else ["manifest.json"])
+    doc = json.loads(members[target])
+    at = rng.choice(list(_paths(doc)))
+    doc = _replace(doc, at, rng.choice(ODD_VALUES))
+    raw = json.dumps(doc).encode()
+    if target == config_name:
+        del members[config_name]
+        new_name = hashlib.sha256(raw).hexdigest() + ".json"
+        members[new_name] = raw
+        manifest[0]["Config"] = new_name
+        members["manifest.json"] = json.dumps(manifest).encode()
+    else:
+        members["manifest.json"] = raw
+    return tar_of(members)
+
+
 class _Timeout(Exception):
     pass
 
@@ -74,7 +130,11 @@ def run_one(data: bytes, path: Path, limit: int = 30) -> str | None:
     signal.alarm(limit)
     try:
         with open_source(str(path)) as src:
-            load_image(src, src.select())
+            image = load_image(src, src.select())
+            # what is made of the documents downstream must hold too
+            report = build_report(image, src.images, str(path), contents=False)
+            text_report(report, 0, 0)
+            inspect_text(inspect_object(src, image))
         return None
     except ExplorerError:
         return None  # a clear error: what bad input should get
@@ -98,9 +158,13 @@ def fuzz(seconds: float, seed: int, out: Path, on_finding: Callable[[str, bytes]
     found = n = 0
     while time.monotonic() < end and (rounds is None or n < rounds):
         n += 1
-        data = mutate(rng.choice(base), rng)
-        if rng.random() < 0.3:
-            data = mutate(data, rng)
+        data = None
+        if rng.random() < 0.3:  # the documents' values, of every type, where a type is expected
+            data = mutate_json(rng.choice(base), rng)
+        if data is None:
+            data = mutate(rng.choice(base), rng)
+            if rng.random() < 0.3:
+                data = mutate(data, rng)
         problem = run_one(data, work / "input.tar")
         if problem:
             found += 1
