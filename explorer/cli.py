@@ -10,6 +10,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import sys
 from typing import Any, Sequence
 
@@ -349,6 +350,9 @@ def run_inspect(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+COMMANDS = ("report", "cat", "extract", "check", "diff", "inspect", "updates", "fleet")
+
+
 def _main_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="layer-explorer",
@@ -356,8 +360,9 @@ def _main_parser() -> argparse.ArgumentParser:
         "With no command, opens the window (loading SOURCE if given).",
         epilog="Commands: 'report SOURCE' prints an image's layers, history and files; 'cat SOURCE PATH' "
         "writes one file to stdout; 'extract SOURCE [PATH] -o DIR' extracts safely; 'check SOURCE' gates CI on "
-        "efficiency rules; 'diff A B' compares two images; 'inspect SOURCE' prints the config and identifiers. "
-        "Each has --help.",
+        "efficiency rules; 'diff A B' compares two images; 'inspect SOURCE' prints the config and identifiers; "
+        "'updates V1 V2 ...' measures what each update of an image downloads; 'fleet SOURCE ...' what many "
+        "images share. Each has --help.",
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="image archives or OCI layout folders to open")
     p.add_argument("--demo", action="store_true", help="open the bundled sample image")
@@ -478,6 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_inspect(argv[1:])
         if argv and argv[0] in ("updates", "fleet"):
             return run_many(argv[0], argv[1:])
+        if argv and re.fullmatch(r"[a-z][a-z-]*", argv[0]) and not os.path.exists(argv[0]):
+            # a word that is neither a command nor a file: a mistyped command, not an image to open
+            raise SelectionError(f"no command or file named {argv[0]!r}; the commands are "
+                                 f"{', '.join(COMMANDS)} (each has --help), or give an image to open")
         args = _main_parser().parse_args(argv)
         from explorer.ui.display_check import problem
 

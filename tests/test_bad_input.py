@@ -143,3 +143,9 @@ def test_text_output_is_readable(capsys):
     assert "fixture-layers:docker-legacy" in text
     assert "Layers (4)" in text and "History (10 steps)" in text
     assert "Files: 68 entries" in text
+
+
+def test_a_mistyped_command_is_not_opened_as_an_image(capsys):
+    assert main(["raport", "--json", "x.tar"]) == 1
+    err = capsys.readouterr().err
+    assert "no command or file named 'raport'" in err and "report" in err and "updates" in err
