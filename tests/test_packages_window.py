@@ -113,3 +113,12 @@ def test_the_comparison_tab_names_package_differences(qtbot, window):
     text = view.summary.text()
     assert "Packages: 3 only in B, 0 at another version, 3 only in A" in text
     assert "+ debug 4.3.4 (npm)" in view.summary.toolTip() and "- six 1.17.0 (pip)" in view.summary.toolTip()
+
+
+def test_the_packages_page_follows_the_selected_layer(qtbot, window):
+    view = _open(qtbot, window)
+    view.show_packages()
+    view.set_layer(3)
+    assert _rows(view.packages) == [("fixture-tool", "changed from 1.0")]
+    view.set_layer(None)
+    assert len(_rows(view.packages)) == 3

@@ -41,7 +41,7 @@ from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, Fi
 from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
-from explorer.ui.packages_panel import PackageRow, PackagesPanel
+from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layer_model import DIGEST, LayerTableModel
 from explorer.ui.layer_strip import LayerStrip
 from explorer.ui.widgets import titled
@@ -501,6 +501,8 @@ class ImageView(QWidget):
             return
         layer = self.layer_model.layer_of_row(current.row())
         self.layer_strip.show_layer(self.image, layer)
+        if self.packages is not None:  # the Packages page follows the selected layer
+            self.packages.show_scope(FINAL if layer is None else layer)
         history_row = self.history_model.row_of_layer(layer)
         selection = self.history_panel.selectionModel()
         current_step = self.history_panel.currentIndex().row()
@@ -690,8 +692,7 @@ class ImageView(QWidget):
             self.center_tabs.removeTab(PACKAGES_PAGE)
             self.center_tabs.insertTab(PACKAGES_PAGE, self.packages, "Pac&kages")
             self.center_tabs.blockSignals(False)
-        if scope is not None:
-            self.packages.show_scope(scope)
+        self.packages.show_scope(scope if scope is not None else FINAL if self.layer is None else self.layer)
         self.center_tabs.setCurrentIndex(PACKAGES_PAGE)
 
     def show_package_files(self, row: PackageRow) -> None:
