@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make_series.sh - N versions of the big benchmark image, for `layer-explorer updates`.
 #
-# Input: the docker-archive written by /work/shared/bench/make-big-image.sh (a Debian bookworm
-# image, 6 filesystem layers, ~640 MB uncompressed; default /work/bigimg/big.docker.tar).
+# Input: the docker-archive of the realistic benchmark image, make-big-image.sh's (a Debian bookworm
+# image, 6 filesystem layers, ~640 MB uncompressed; default bench/out/big.docker.tar).
 # Output: $OUT/big-vNN.docker.tar, NN = 01..N (docker-archive, uncompressed layers, written by
 # `buildah push docker-archive:`), plus $OUT/series.json (layers and download figures read
 # back from the archives' manifests and configs).
@@ -25,9 +25,9 @@
 set -euo pipefail
 
 N=${1:-${N:-10}}
-SRC=$(realpath "${SRC:-/work/bigimg/big.docker.tar}")
-OUT=$(realpath -m "${OUT:-/work/series}")
-SCRATCH=$(realpath -m "${SCRATCH:-/work/series-scratch/bench}")
+SRC=$(realpath "${SRC:-bench/out/big.docker.tar}")
+OUT=$(realpath -m "${OUT:-bench/out/series}")
+SCRATCH=$(realpath -m "${SCRATCH:-bench/out/series-scratch}")
 ASSETS_MB=${ASSETS_MB:-32}
 EPOCH=${SOURCE_DATE_EPOCH:-1704067200}          # 2024-01-01T00:00:00Z, as make-big-image.sh
 B=(buildah --root "$SCRATCH/storage" --runroot "$SCRATCH/runroot" --storage-driver overlay)
