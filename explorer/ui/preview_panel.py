@@ -104,6 +104,30 @@ def highlight(path: str, text: str, style: str = "default") -> str | None:
 
 PICTURE_MAX = 1024  # pixels a side for a drawn SVG
 
+def decode_picture(path: str, data: bytes) -> QImage | None:
+    """A picture's pixels: SVG drawn at most ``PICTURE_MAX`` a side whatever size it declares
+    (a 120-byte SVG may declare 100000x100000: 40 GB), other formats by Qt's readers (which
+    refuse images over their own allocation limit)."""
+    image = QImage()
+    if path.lower().endswith(".svg") or data.lstrip().startswith((b"<svg", b"<?xml")):
+        renderer = QSvgRenderer(QByteArray(data))
+        if not renderer.isValid():
+            return None
+        size = renderer.defaultSize()
+        if size.isEmpty() or size.width() > PICTURE_MAX or size.height() > PICTURE_MAX:
+            size = QSize(PICTURE_MAX, PICTURE_MAX) if size.isEmpty() else \
+                size.scaled(PICTURE_MAX, PICTURE_MAX, Qt.AspectRatioMode.KeepAspectRatio)
+        size = size.expandedTo(size.scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio))
+        image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+        image.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(image)
+        renderer.render(painter)
+        painter.end()
+    else:
+        image.loadFromData(data)
+    return None if image.isNull() else image
+
+
 class PreviewPanel(QWidget):
     """Shows one entry's content; big files are read a MiB at a time, on request."""
 
@@ -238,6 +262,8 @@ class PreviewPanel(QWidget):
         coloured = None
         if kind == TEXT and offset == 0 and len(data) <= HIGHLIGHT_LIMIT:
             coloured = highlight(entry.path, decode_text(data), self._style)
+        if kind == PICTURE and offset == 0:
+            coloured = decode_picture(entry.path, data)  # painting a QImage is safe off the GUI thread
         return data, kind, coloured  # type: ignore[return-value]
 
     def load_more(self) -> None:
@@ -262,7 +288,7 @@ class PreviewPanel(QWidget):
         self._loaded += len(data)
         self._kind = kind
         if kind == PICTURE:
-            self._show_picture(entry, data)
+            self._show_picture(coloured)
         elif kind == EMPTY:
             self._say("An empty file.")
         elif kind == TEXT:
@@ -292,26 +318,9 @@ class PreviewPanel(QWidget):
         if not self.more.isHidden():
             self.more.setText(f"Load more ({human_size(self._loaded)} of {human_size(entry.size)} shown)")
 
-    def _show_picture(self, entry: Entry, data: bytes) -> None:
-        image = QImage()
-        if entry.path.lower().endswith(".svg") or data.lstrip().startswith((b"<svg", b"<?xml")):
-            renderer = QSvgRenderer(QByteArray(data))
-            if renderer.isValid():
-                # the declared size is the file's word: a 120-byte SVG may declare 100000x100000
-                # (40 GB of pixels); draw it at most PICTURE_MAX a side, at least 256
-                size = renderer.defaultSize()
-                if size.isEmpty() or size.width() > PICTURE_MAX or size.height() > PICTURE_MAX:
-                    size = QSize(PICTURE_MAX, PICTURE_MAX) if size.isEmpty() else \
-                        size.scaled(PICTURE_MAX, PICTURE_MAX, Qt.AspectRatioMode.KeepAspectRatio)
-                size = size.expandedTo(size.scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio))
-                image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
-                image.fill(Qt.GlobalColor.transparent)
-                painter = QPainter(image)
-                renderer.render(painter)
-                painter.end()
-        else:
-            image.loadFromData(data)
-        if image.isNull():
+    def _show_picture(self, image: QImage | None) -> None:
+        """Show a picture decoded off the GUI thread (None: it could not be)."""
+        if image is None or image.isNull():
             self._say("This picture cannot be shown (it may be damaged, or only partly read).")
             return
         self.picture.setPixmap(QPixmap.fromImage(image))
