@@ -290,3 +290,37 @@ def test_a_slow_bomb_is_refused_past_two_gigabytes(monkeypatch):
         guard(3 << 30)  # 150 times past 2 GiB: 870:1 bombs stay under the 1000x rule for minutes
     monkeypatch.setenv("LAYER_EXPLORER_MAX_RATIO", "1000")
     compression.bomb_guard(Stored(), "layer 0")(3 << 30)  # raised for a genuine image
+
+
+def test_big_members_of_a_compressed_archive_are_not_held_in_memory(tmp_path):
+    import gzip
+    import tarfile
+
+    inner = tmp_path / "inner.tar"
+    inner.write_bytes(docker_archive(LAYERS))
+    path = tmp_path / "padded.tar.gz"
+    with gzip.open(path, "wb", compresslevel=1) as out, tarfile.open(fileobj=out, mode="w|") as tar:
+        with tarfile.open(inner) as original:
+            for member in original:
+                tar.addfile(member, original.extractfile(member) if member.isfile() else None)
+        block = bytes(1 << 20)
+        for i in range(24):  # 24 members of 24 MiB that are not layers: 576 MiB if each were kept
+            info = tarfile.TarInfo(f"extra/pad-{i}.bin")
+            info.size = 24 << 20
+
+            class Zeros(io.RawIOBase):
+                left = info.size
+
+                def read(self, n=-1):
+                    n = min(self.left, len(block) if n is None or n < 0 else n)
+                    self.left -= n
+                    return block[:n]
+
+            tar.addfile(info, Zeros())
+
+    proc = subprocess.run([sys.executable, "-c", (
+        "import resource, sys; from explorer.cli import main; code = main(['report', '--json', '--no-cache', "
+        f"{str(path)!r}]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stderr.strip().splitlines()[-1]) < 400 << 10  # KiB: well under the 576 MiB of padding

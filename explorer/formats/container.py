@@ -33,6 +33,8 @@ from explorer.formats.tar_index import (
 
 # JSON documents (manifests, configs, indexes) larger than this are not what they claim to be.
 MAX_DOCUMENT = 64 << 20
+STREAM_DOCUMENT = 16 << 20  # a JSON member of a compressed stream kept in memory, at most...
+STREAM_DOCUMENTS = 256 << 20  # ...and all of them together
 
 
 @dataclass
@@ -402,6 +404,7 @@ class StreamContainer(Container):
         # request to an engine when the stream comes from one.
         self._opener = opener or (lambda: open(path, "rb").read)
         self._docs: dict[str, bytes] = {}
+        self._kept = 0  # bytes of documents held
         self._layers: dict[str, LayerScan] = {}
         self._sizes: dict[str, int] = {}
         self._links: dict[str, tuple[str, str]] = {}
@@ -435,8 +438,12 @@ class StreamContainer(Container):
                 except (TarFormatError, DecompressError) as exc:
                     # Maybe not a layer at all (a compressed SBOM): fail only if it is asked for.
                     self._broken[name] = str(exc)
-            elif member.size <= MAX_DOCUMENT:
+            elif member.size == 0 or (member.size <= STREAM_DOCUMENT and head.lstrip()[:1] in (b"{", b"[")
+                                      and self._kept + member.size <= STREAM_DOCUMENTS):
+                # only what can be a JSON document is kept in memory: a stream is read once,
+                # and 80 other members of 60 MiB each took 4.9 GB
                 self._docs[name] = head + _read_all(data)
+                self._kept += member.size
 
     def _scan_member(self, kind: str, head: bytes, data: Callable[[int], bytes], size: int, name: str, monitor: Monitor) -> LayerScan:
         """Index one layer as it streams past."""
