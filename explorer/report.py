@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
 from explorer.model.packages import PackageChange
-from explorer.model.text import printable_lines
+from explorer.model.text import human_size, printable_lines
 from explorer.model.values import Entry, ImageRef
 from explorer.tree.index import LayerTree
 
@@ -395,15 +395,6 @@ def _child_write(tree: LayerTree, fd: int, go: int) -> int:
     except BaseException:  # noqa: BLE001
         return _ERRNO_BASE + errno.EIO
     return 0
-
-
-def human_size(n: float) -> str:
-    """Bytes as people read them (1.9 MB)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def _short(text: str, width: int) -> str:

@@ -21,8 +21,10 @@ from explorer.image.loader import load_image, preview_image
 from explorer.image.parallel import cores
 from explorer.image.updates import Opened
 from explorer.model.errors import SourceError
+from explorer.model.text import parse_time
 
 _ENGINE_ONLY = re.compile(r"^(docker|podman)://$")
+_OLDEST = datetime.min.replace(tzinfo=timezone.utc)  # a config without a time sorts first
 
 
 @dataclass(frozen=True)
@@ -72,24 +74,10 @@ def newest(repository: str, count: int) -> list[str]:
         ref = f"{base[0]}://{host_repo}:{tag}"
         try:
             with open_source(ref) as source:
-                made.append((_when(preview_image(source, source.select()).created), tag, ref))
+                made.append((parse_time(preview_image(source, source.select()).created) or _OLDEST, tag, ref))
         except SourceError:
             continue  # a signature or another artifact under a tag: not a version of the image
     return [ref for _created, _tag, ref in sorted(made)[-count:]]
-
-
-def _when(created: str) -> datetime:
-    """A config's time, comparable whatever its zone or precision (unknown: the oldest)."""
-    text = created.strip().replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # Python reads six digits of a second at most
-        digits = "".join(c for c in rest if c.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _index_one(name: str, index: int | None) -> None:

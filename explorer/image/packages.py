@@ -16,6 +16,7 @@ from explorer.formats import packages as db
 from explorer.formats.container import Container, LayerScan
 from explorer.model.packages import (APK, DPKG, NPM, PIP, RPM, InstalledPackage, LayerPackages, Package,
                                      PackageChange, PackageReport)
+from explorer.model.text import human_size
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree.index import Inode, LayerTree
 from explorer.tree.resolve import resolve
@@ -448,22 +449,14 @@ def insights(tree: LayerTree, report: PackageReport, layer_sizes: list[int],
         top = biggest_in_layer(report, k)
         owned = report.layers[k].owned_bytes
         if top:
-            names = ", ".join(f"{i.package.name} {_size(i.size)}" for i in top)
+            names = ", ".join(f"{i.package.name} {human_size(i.size)}" for i in top)
             rest = layer_sizes[k] - owned
-            out.append((layer_sizes[k], f"Layer {k} ({_size(layer_sizes[k])}): biggest packages {names}; "
-                                        f"{_size(max(rest, 0))} not from a package", k))
+            out.append((layer_sizes[k], f"Layer {k} ({human_size(layer_sizes[k])}): biggest packages {names}; "
+                                        f"{human_size(max(rest, 0))} not from a package", k))
         elif owned == 0 and report.installed:
-            out.append((layer_sizes[k], f"Layer {k} ({_size(layer_sizes[k])}): no package's files; the "
+            out.append((layer_sizes[k], f"Layer {k} ({human_size(layer_sizes[k])}): no package's files; the "
                                         "application's own files, caches or downloads", k))
     for package, removed_in, stored_in, size in removed_but_stored(tree, report, wasted)[:5]:
-        out.append((size, f"{package.name} removed in layer {removed_in}, but {_size(size)} of it still "
+        out.append((size, f"{package.name} removed in layer {removed_in}, but {human_size(size)} of it still "
                           f"stored in layer {stored_in}", stored_in))
     return [(text, layer) for _size_, text, layer in sorted(out, key=lambda x: -x[0])]
-
-
-def _size(n: int) -> str:
-    """Bytes for a sentence (the report's units)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"

@@ -14,6 +14,7 @@ from explorer.formats.source import Source
 from explorer.image.compare import chain_ids
 from explorer.image.content import ContentError, content_digest
 from explorer.image.loader import Image
+from explorer.model.text import human_size, short_command
 from explorer.model.values import FILE, HARDLINK, Entry
 
 UPDATES_SCHEMA = "layer-explorer.updates/1"
@@ -146,9 +147,9 @@ def update_advice(versions: list[Opened], steps: list[dict[str, Any]],
             saving = round(blob * (1 - share))
             advice.append({"kind": "split-layer", "layer": k, "bytes_per_update": round(blob),
                            "changed_bytes_per_update": round(changed), "saving_per_update": saving, "paths": often,
-                           "detail": f"each update re-downloads layer {k} ({_size(blob)}) though only "
-                                     f"{_size(changed)} of it changed; put {', '.join(often[:3])} in a layer "
-                                     f"of its own above the rest and each update shrinks by about {_size(saving)}"})
+                           "detail": f"each update re-downloads layer {k} ({human_size(blob)}) though only "
+                                     f"{human_size(changed)} of it changed; put {', '.join(often[:3])} in a layer "
+                                     f"of its own above the rest and each update shrinks by about {human_size(saving)}"})
     changes = [[bool(k < len(s["layers"]) and s["layers"][k]["new"]) for s in steps] for k in range(depth)]
     for k in range(depth - 1):
         if any(changes[k]) and changes[k] == changes[k + 1]:
@@ -166,7 +167,7 @@ def update_advice(versions: list[Opened], steps: list[dict[str, Any]],
                        "bytes_per_update": round(wasted),
                        "detail": f"layer {j} was rebuilt without changes in {len(same)} update(s) because layer "
                                  f"{below} below it changed; move its step above layer {below}'s, or layer {below}'s "
-                                 f"step higher, and it stays cached ({_size(wasted)} per update)"})
+                                 f"step higher, and it stays cached ({human_size(wasted)} per update)"})
     order = {"split-layer": 0, "reorder": 1, "merge": 2}
     return sorted(advice, key=lambda a: (order[a["kind"]], -a.get("saving_per_update", a.get("bytes_per_update", 0))))
 
@@ -252,20 +253,4 @@ def _base_name(images: list[Opened], who: list[int], depth: int) -> str | None:
         if [l.diff_id for l in o.image.layers] == chain and o.image.tags:
             return o.image.tags[0]
     top = images[who[0]].image.layers[depth]
-    return f"the layers up to: {short_step(top.created_by)}" if top.created_by else None
-
-
-def short_step(created_by: str) -> str:
-    """A build step as a Dockerfile line: without the shell prefix builders record."""
-    text = " ".join(created_by.split())
-    for noise in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
-        if text.startswith(noise):
-            return ("RUN " if noise == "/bin/sh -c " else "") + text[len(noise):]
-    return text
-
-
-def _size(n: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{round(n)} B"
+    return f"the layers up to: {short_command(top.created_by, 1 << 20)}" if top.created_by else None

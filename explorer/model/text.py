@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 # C0 and C1 controls, DEL, and the bidirectional overrides that can reorder what a terminal
 # shows: a name holding them could fake lines, colours or whole reports.
@@ -24,3 +25,39 @@ def printable(text: str) -> str:
 def printable_lines(lines: list[str]) -> str:
     """Lines joined for a terminal, each made printable (a newline inside one is data)."""
     return "\n".join(printable(line) for line in lines) + "\n"
+
+
+def human_size(n: float) -> str:
+    """Bytes as people read them (1.9 MB)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def short_command(text: str, width: int = 80) -> str:
+    """A build step on one line: ``/bin/sh -c #(nop)`` noise removed, long text elided."""
+    t = " ".join(text.split())
+    for noise in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
+        if t.startswith(noise):
+            t = ("RUN " if noise == "/bin/sh -c " else "") + t[len(noise):]
+            break
+    return t if len(t) <= width else t[: width - 1] + "…"
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 time from a config (nanoseconds tolerated), or None."""
+    if not text:
+        return None
+    t = text.strip().replace("Z", "+00:00")
+    if "." in t:  # Python reads at most microseconds
+        head, _, rest = t.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        tz = rest[len(digits):]
+        t = f"{head}.{digits[:6]}{tz}"
+    try:
+        value = datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -6,9 +6,9 @@ import stat
 from datetime import datetime, timezone
 
 from explorer.model.values import BLOCK, CHAR, DIR, FIFO, HARDLINK, SYMLINK, Entry
-from explorer.report import human_size
+from explorer.model.text import human_size, parse_time, short_command
 
-__all__ = ["human_size", "mode_string", "relative_time", "exact_time", "short_command"]
+__all__ = ["human_size", "mode_string", "parse_time", "relative_time", "exact_time", "short_command"]
 
 _TYPE_CHAR = {DIR: "d", SYMLINK: "l", HARDLINK: "h", CHAR: "c", BLOCK: "b", FIFO: "p"}
 
@@ -17,23 +17,6 @@ def mode_string(entry: Entry) -> str:
     """``drwxr-xr-x``-style permissions (``h`` marks a hardlink, as GNU tar lists it)."""
     text = stat.filemode(entry.mode)[1:]
     return _TYPE_CHAR.get(entry.type, "-") + text
-
-
-def parse_time(text: str) -> datetime | None:
-    """An RFC 3339 time from a config (nanoseconds tolerated), or None."""
-    if not text:
-        return None
-    t = text.strip().replace("Z", "+00:00")
-    if "." in t:  # Python reads at most microseconds
-        head, _, rest = t.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        tz = rest[len(digits):]
-        t = f"{head}.{digits[:6]}{tz}"
-    try:
-        value = datetime.fromisoformat(t)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def relative_time(text: str, now: datetime | None = None) -> str:
@@ -55,16 +38,6 @@ def exact_time(text: str) -> str:
     """The full time, in UTC, for tooltips."""
     when = parse_time(text)
     return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else (text or "unknown")
-
-
-def short_command(text: str, width: int = 80) -> str:
-    """A build step on one line: ``/bin/sh -c #(nop)`` noise removed, long text elided."""
-    t = " ".join(text.split())
-    for noise in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
-        if t.startswith(noise):
-            t = ("RUN " if noise == "/bin/sh -c " else "") + t[len(noise):]
-            break
-    return t if len(t) <= width else t[: width - 1] + "…"
 
 
 def mtime_string(t: float) -> str:
