@@ -433,9 +433,27 @@ def removed_but_stored(tree: LayerTree, report: PackageReport, wasted: Iterable[
 
 def package_files(tree: LayerTree, package: Package) -> list[str]:
     """The real paths of a package's files (folders left out) that the final image holds."""
-    npm = _npm_files(tree, {package.where}, None) if package.manager == NPM else {}
+    # an npm package's files are the ones under its folder: walked from there, not the whole tree
+    npm = {package.where: _files_below(tree, package.where)} if package.manager == NPM else {}
     found = _package_paths(package, _Paths(tree, None), npm)
     return sorted(p for p in found if (e := tree.entry_at(p)) is not None and e.type != DIR)
+
+
+def _files_below(tree: LayerTree, folder: str) -> list[str]:
+    """The final image's non-folder paths under ``folder``, nested ``node_modules`` left out."""
+    out, stack = [], [folder]
+    while stack:
+        here = stack.pop()
+        for name in tree.children(here):
+            path = f"{here}/{name}"
+            e = tree.entry_at(path)
+            if e is None:
+                continue
+            if e.type != DIR:
+                out.append(path)
+            elif name != "node_modules":
+                stack.append(path)
+    return out
 
 
 def insights(tree: LayerTree, report: PackageReport, layer_sizes: list[int],
