@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPalette, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QApplication
 
 from explorer.model.values import DIR, HARDLINK, SYMLINK
@@ -55,6 +55,11 @@ _COLOURS = {
 LABELS = {ADDED: "added", MODIFIED: "modified", REMOVED: "removed", UNCHANGED: "unchanged"}
 
 
+def _points(*xy: tuple[float, float]) -> QPolygonF:
+    """A closed shape of an icon, corner by corner."""
+    return QPolygonF([QPointF(x, y) for x, y in xy])
+
+
 def change_colour(change: str) -> QColor | None:
     """Foreground colour for a change kind (None: the palette's own)."""
     code = _COLOURS[is_dark()].get(change)
@@ -75,13 +80,7 @@ def _paint_marker(p: QPainter, change: str, dark: bool, halo: QColor | None = No
     if change == MODIFIED:
         p.drawRoundedRect(QRectF(1.5, 1.5, 13, 13), 3, 3)  # a square for modified
     elif change == REMOVED:
-        path = QPainterPath()  # a diamond for removed
-        path.moveTo(8, 0.5)
-        path.lineTo(15.5, 8)
-        path.lineTo(8, 15.5)
-        path.lineTo(0.5, 8)
-        path.closeSubpath()
-        p.drawPath(path)
+        p.drawPolygon(_points((8, 0.5), (15.5, 8), (8, 15.5), (0.5, 8)))  # a diamond for removed
     else:
         p.drawEllipse(QRectF(1.5, 1.5, 13, 13))  # a circle for added
     p.setPen(QPen(QColor("#000000" if dark else "#ffffff"), 2))
@@ -151,14 +150,7 @@ def _page(p: QPainter, dark: bool, x: float = 3.5, y: float = 1.5, dashed: bool 
         pen.setDashPattern([2, 1.5])
     p.setPen(pen)
     p.setBrush(QColor(_PAPER[dark]))
-    sheet = QPainterPath()
-    sheet.moveTo(x, y)
-    sheet.lineTo(x + 6, y)
-    sheet.lineTo(x + 9, y + 3)
-    sheet.lineTo(x + 9, y + 13)
-    sheet.lineTo(x, y + 13)
-    sheet.closeSubpath()
-    p.drawPath(sheet)
+    p.drawPolygon(_points((x, y), (x + 6, y), (x + 9, y + 3), (x + 9, y + 13), (x, y + 13)))  # a sheet, corner folded
     p.drawPolyline([QPointF(x + 6, y), QPointF(x + 6, y + 3), QPointF(x + 9, y + 3)])
 
 
@@ -176,15 +168,7 @@ def _folder(p: QPainter, dark: bool) -> None:
     fill, outline = _FOLDER[dark]
     p.setPen(QPen(QColor(outline), 1))
     p.setBrush(QColor(fill))
-    back = QPainterPath()
-    back.moveTo(1.5, 2.5)
-    back.lineTo(6, 2.5)
-    back.lineTo(7.5, 4.5)
-    back.lineTo(14.5, 4.5)
-    back.lineTo(14.5, 13.5)
-    back.lineTo(1.5, 13.5)
-    back.closeSubpath()
-    p.drawPath(back)
+    p.drawPolygon(_points((1.5, 2.5), (6, 2.5), (7.5, 4.5), (14.5, 4.5), (14.5, 13.5), (1.5, 13.5)))  # the tab
     p.setBrush(QColor(fill).lighter(112))
     p.drawRect(QRectF(1.5, 6.5, 13, 7))
 
