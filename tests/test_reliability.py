@@ -107,6 +107,13 @@ def test_the_window_survives_faults(qtbot, tmp_path, monkeypatch):
     with qtbot.waitSignal(view.verification.finished, timeout=30_000):
         pass
     assert any(not c.ok for c in view.verify_result)
+    broken = tmp_path / "broken.tar"  # opens (manifest and config), then fails in its loading process
+    broken.write_bytes(docker_archive([layer_tar([f("etc/hostname", "box\n")]), b"\x1f\x8b\x08\x00" + b"junk" * 100]))
+    with qtbot.waitSignal(window.load_failed, timeout=30_000) as failed:
+        window.open_paths([str(broken)])
+    assert str(broken) in failed.args[0] and "unexpected" not in failed.args[0]
+    # the memory check, where the tree is built in this process (an engine's stream)
+    monkeypatch.setattr("explorer.image.load_worker.suitable", lambda source, ref: False)
     monkeypatch.setattr("explorer.image.loader.available_memory", lambda: 10_000)
     with qtbot.waitSignal(window.load_failed, timeout=30_000) as failed:
         window.open_paths([str(DATA / "docker-legacy.tar")])

@@ -12,6 +12,7 @@ reopening decodes the head only, and each folder when it is first looked at.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import marshal
@@ -86,47 +87,53 @@ def load(source: Source, ref: ImageRef) -> Image | None:
     if key is None:
         return None
     path = os.path.join(folder(), key)
+    image = open_index(path, key, source, ref)
+    if image is None:
+        remove(path)  # damaged or stale: rebuild rather than trust
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: evicted last
+    return image
+
+
+def open_index(path: str, key: str, source: Source, ref: ImageRef) -> Image | None:
+    """Map the index file at ``path`` and decode its head: None when it is missing, damaged,
+    of another version, or made for another ``key`` (the source changed since)."""
     try:
         with open(path, "rb") as f:
             data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-    except OSError:
-        return None
-    except ValueError:  # empty: cannot be mapped
-        remove(path)
+    except (OSError, ValueError):  # ValueError: empty, cannot be mapped
         return None
     start = len(MAGIC) + 32
     if len(data) < start + 8 or data[: len(MAGIC)] != MAGIC or hashlib.sha256(data[start:]).digest() != data[len(MAGIC):start]:
-        remove(path)  # damaged: rebuild rather than trust
         return None
     try:
         (head_size,) = struct.unpack_from("<Q", data, start)
         head = marshal.loads(data[start + 8:start + 8 + head_size])
         if head["version"] != VERSION or head["key"] != key:
-            raise ValueError("stale")
-        image = _image(head, data[start + 8 + head_size:], source, ref)
+            return None
+        return _image(head, data[start + 8 + head_size:], source, ref)
     except (ValueError, KeyError, TypeError, IndexError, EOFError, struct.error):
-        remove(path)
         return None
-    os.utime(path)  # recently used: evicted last
-    return image
 
 
-def save(source: Source, image: Image, where: str | None = None) -> None:
+def save(source: Source, image: Image, where: str | None = None) -> str | None:
     """Store a loaded image (quietly skipped when the cache cannot be written).
 
     ``where``: the folder, decided when the save was scheduled (a later change of the
     setting must not redirect a save already on its way); by default the current one.
     """
-    drain(save_steps(source, image, where))
+    return drain(save_steps(source, image, where))
 
 
-def save_steps(source: Source, image: Image, where: str | None = None) -> Steps[None]:
-    """``save`` as a walk that yields every few folders (the window saves between events)."""
+def save_steps(source: Source, image: Image, where: str | None = None) -> Steps[str | None]:
+    """``save`` as a walk that yields every few folders; returns the file's path, or None
+    when nothing was written."""
     if where is None:
         where = folder() if enabled() else None
     key = key_for(source, image.ref) if where is not None else None
     if key is None or where is None:
-        return
+        return None
     tmp = ""
     try:
         head, body = yield from _encode(image, key)
@@ -143,21 +150,26 @@ def save_steps(source: Source, image: Image, where: str | None = None) -> Steps[
                     yield
             f.seek(len(MAGIC))
             f.write(digest.digest())
-        os.replace(tmp, os.path.join(where, key))  # complete or absent, never half-written
+        written = os.path.join(where, key)
+        os.replace(tmp, written)  # complete or absent, never half-written
         tmp = ""
-        evict(where=where)
+        evict(where=where, spare=written)
+        return written
     except (OSError, ValueError):
-        pass
+        return None
     finally:  # failed, or stopped half way (the window closing): no partial file left
         if tmp:
             remove(tmp)
 
 
-def evict(limit: int | None = None, where: str | None = None) -> None:
-    """Keep the index cache under its size limit, least recently used dropped first."""
+def evict(limit: int | None = None, where: str | None = None, spare: str | None = None) -> None:
+    """Keep the index cache under its size limit, least recently used dropped first (never
+    ``spare``, the file just written: whoever wrote it is about to open it)."""
     limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_INDEX_CACHE_MAX", DEFAULT_MAX))
     try:
-        files = [e for e in os.scandir(where or folder()) if e.is_file()]
+        if spare is not None:
+            limit -= os.stat(spare).st_size
+        files = [e for e in os.scandir(where or folder()) if e.is_file() and e.path != spare]
         stale = time.time() - 3600
         for e in files:  # a save cut off (the program killed mid-write) leaves its partial file
             if e.name.startswith(".partial-") and e.stat().st_mtime < stale:

@@ -58,7 +58,7 @@ class Image:
     file_count: int = -1  # entries of the final filesystem, once counted
     file_bytes: int = -1  # bytes of its regular files, once counted
     first_view: Any = None  # a prepared view for the first screen (by the window's loader, or the index cache)
-    from_cache: bool = False  # read from the index cache rather than the layers
+    from_cache: bool = False  # mapped from an index file (the cache's, or a loading process's) rather than built here
     verification: list[dict[str, Any]] | None = None  # per layer, when --verify read every blob
     pending: bool = False  # layers and history only: the files are still being read
     packages: PackageReport | None = None  # what the package managers' databases say, layer by layer

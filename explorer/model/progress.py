@@ -49,3 +49,11 @@ class Monitor:
             raise Cancelled("cancelled")
         if self._progress is not None:
             self._progress(Progress(self.stage, self.layer, self.layers, done, self.total))
+
+    def relay(self, progress: Progress) -> None:
+        """Pass on progress reported elsewhere (by a worker process); raise ``Cancelled`` if asked to stop."""
+        if self.cancelled:
+            raise Cancelled("cancelled")
+        self.stage, self.layer, self.layers, self.total = progress.stage, progress.layer, progress.layers, progress.total
+        if self._progress is not None:
+            self._progress(progress)

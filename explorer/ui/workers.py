@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
 
-from explorer.image import index_cache, scan_pool
+from explorer.image import index_cache, load_worker, scan_pool
 from explorer.model.errors import Cancelled, ExplorerError
 from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.model.values import ImageRef
@@ -258,7 +258,13 @@ class LoadController(QObject):
                 raise
 
         def prepare(monitor: Monitor) -> Image:
-            image = load_image(source, ref, monitor, parallel="process")
+            cached = index_cache.load(source, ref)
+            if cached is not None:
+                cached.from_cache = True
+                return cached
+            if load_worker.suitable(source, ref):  # the index is built in a process of its own
+                return load_worker.load(source, ref, monitor)
+            image = load_image(source, ref, monitor, parallel="process", cache=False)
             if image.first_view is None:  # (an index from the cache comes with it)
                 # What the first screen needs, computed here rather than on the GUI thread.
                 monitor.begin("preparing the view")

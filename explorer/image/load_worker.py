@@ -1,0 +1,193 @@
+"""Loading an image in a process of its own, which writes the image's index for the caller to map.
+
+The window's process never builds the tree itself: a fresh interpreter (``spawn``, safe beside
+the window's threads) opens the same source, loads the image, writes its index (into the index
+cache, or a private temporary folder when the cache is off) and says where. The caller maps
+that file exactly as it would reopen a cached image, so a first open and a reopen differ only in
+who wrote the index. Loading then never competes with painting for the interpreter lock, and a
+cancel ends the process and everything it started at once, its memory with it.
+
+Messages come back on one queue, each a typed value: ``Progress`` while loading, then one
+``Written`` or ``Failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue as queues
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+
+from explorer.formats.cache import cache_dir
+from explorer.formats.source import REGISTRY_SCHEMES, Source, open_source
+from explorer.image import index_cache
+from explorer.image.loader import Image, building, load_image, prepare_first_view
+from explorer.model.errors import Cancelled, ExplorerError, SourceError
+from explorer.model.progress import Monitor, Progress
+from explorer.model.values import ImageRef
+
+WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
+EVERY = 0.05  # the worker sends progress at most this often (and at each new stage)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What the worker loads: image ``index`` of the source at ``path``, its index written to ``folder``."""
+
+    path: str
+    index: int
+    config_digest: str
+    folder: str
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The worker wrote the image's index at ``path``."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The worker could not load the image; ``message`` says why, for the user."""
+
+    message: str
+
+
+def suitable(source: Source, ref: ImageRef) -> bool:
+    """Whether the worker can open this source again by its path: a local archive or folder
+    (an engine's stream can be read once only, and a registry would be asked twice)."""
+    path = source.info.path
+    return not path.startswith(REGISTRY_SCHEMES) and "://" not in path and os.path.exists(path) \
+        and index_cache.key_for(source, ref) is not None
+
+
+def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+    """Load ``ref`` in a worker process and map the index it writes.
+
+    Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
+    workers are killed), and ``SourceError`` with the worker's reason when it fails.
+    """
+    key = index_cache.key_for(source, ref)
+    if key is None:
+        raise SourceError(source.info.path, "this source cannot be loaded in a worker process")
+    private = None if index_cache.enabled() else tempfile.mkdtemp(prefix="index-", dir=_private_root())
+    job = Job(source.info.path, ref.index, ref.config_digest, private or index_cache.folder())
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    worker = context.Process(target=_work, args=(job, messages), name="layer-explorer load", daemon=False)
+    try:
+        worker.start()
+        written = _wait(worker, messages, monitor, source.info.path)
+        image = index_cache.open_index(written, key, source, ref)
+        if image is None:
+            raise SourceError(source.info.path, "the index written while loading could not be read back",
+                              "the image changed while it was read, or the disk is full; open it again")
+        image.from_cache = True
+        return image
+    finally:
+        _end(worker)
+        messages.close()
+        messages.cancel_join_thread()
+        if private is not None:  # the map keeps the data; the name can go now
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def _private_root() -> str:
+    """Where indexes are written when the cache is off (removed as soon as they are mapped)."""
+    root = os.path.join(cache_dir(), "tmp")
+    os.makedirs(root, exist_ok=True)
+    stale = time.time() - 3600
+    with contextlib.suppress(OSError):  # left by a window that was killed while loading
+        for entry in os.scandir(root):
+            if entry.name.startswith("index-") and entry.stat().st_mtime < stale:
+                shutil.rmtree(entry.path, ignore_errors=True)
+    return root
+
+
+def _wait(worker, messages, monitor: Monitor, path: str) -> str:
+    """Relay the worker's progress until it says it is done; the index's path."""
+    while True:
+        if monitor.cancelled:
+            raise Cancelled("cancelled")
+        try:
+            message = messages.get(timeout=WAIT)
+        except queues.Empty:
+            if worker.is_alive():
+                continue
+            try:  # it may have put its last word just before ending
+                message = messages.get(timeout=WAIT)
+            except queues.Empty:
+                raise SourceError(path, f"the loading process ended unexpectedly (exit code {worker.exitcode})",
+                                  "the system may have run out of memory; close other images and try again") from None
+        if isinstance(message, Progress):
+            monitor.relay(message)
+        elif isinstance(message, Written):
+            return message.path
+        elif isinstance(message, Failed):
+            raise ExplorerError(message.message)
+
+
+def _end(worker) -> None:
+    """Stop the worker, and every process it started, now (nothing if it has finished)."""
+    if worker.pid is None:
+        return
+    if worker.exitcode is None:
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)  # its layer scanners and dive child too
+        except (AttributeError, OSError):  # not POSIX, or its group not made yet
+            worker.kill()
+    worker.join()
+    with contextlib.suppress(ValueError):
+        worker.close()
+
+
+def _work(job: Job, messages) -> None:
+    """In the worker: load the image and write its index, telling ``messages`` how it goes."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpgid(0, 0)  # a group of its own, so a cancel ends its helpers with it
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(2)  # the window's thread must never wait for a core behind a load
+    parent = os.getppid()
+    last = [0.0, ""]
+
+    def report(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= EVERY or progress.stage != last[1]:
+            if os.getppid() != parent:  # the window is gone: nobody wants this load
+                raise Cancelled("cancelled")
+            last[0], last[1] = now, progress.stage
+            messages.put(progress)
+
+    monitor = Monitor(job.path, report)
+    try:
+        with open_source(job.path, monitor) as source:
+            if job.index >= len(source.images) or source.images[job.index].config_digest != job.config_digest:
+                raise SourceError(job.path, "the image changed while it was being opened", "open it again")
+            ref = source.images[job.index]
+            with building():
+                image = load_image(source, ref, monitor, parallel="process", cache=False)
+                monitor.begin("preparing the view")
+                prepare_first_view(image)
+                monitor.begin("writing the index")
+                written = index_cache.save(source, image, job.folder)
+        if written is None:
+            raise SourceError(job.path, f"could not write the image's index in {job.folder}",
+                              "check that the cache folder is writable and the disk not full")
+        messages.put(Written(written))
+    except Cancelled:
+        pass
+    except ExplorerError as exc:
+        messages.put(Failed(str(exc)))
+    except MemoryError:
+        messages.put(Failed(f"{job.path}: not enough memory to read this image"))
+    except Exception as exc:  # noqa: BLE001 (said to the window, which must not go down)
+        messages.put(Failed(f"{job.path}: unexpected error: {type(exc).__name__}: {exc}"))
+    finally:
+        messages.close()
+        messages.join_thread()  # every message delivered before the process ends

@@ -1,0 +1,90 @@
+"""Loading in a process of its own: the same image as loading here, typed failures, a cancel that ends it."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from explorer.formats.source import open_source
+from explorer.image import load_worker
+from explorer.image.loader import load_image
+from explorer.model.errors import Cancelled, ExplorerError
+from explorer.model.progress import Monitor
+from explorer.report import build_report
+from tests.builders import docker_archive, f, layer_tar
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("name", ["docker-legacy.tar", "buildah-overlay.oci.tar"])
+def test_the_worker_gives_the_image_loading_here_gives(cache, name):
+    path = str(DATA / name)
+    with open_source(path) as src:
+        here = build_report(load_image(src, src.select(), cache=False), src.images, path)
+    stages = []
+    with open_source(path) as src:
+        image = load_worker.load(src, src.select(), Monitor(path, lambda p: stages.append(p.stage)))
+        assert image.from_cache  # mapped from the file the worker wrote
+        assert build_report(image, src.images, path) == here
+    assert "writing the index" in stages and any(s.startswith("reading layer") for s in stages)
+    assert len(list((cache / "index").iterdir())) == 1  # the cache is that file: a reopen maps it
+    assert multiprocessing.active_children() == []
+
+
+def test_with_the_cache_off_nothing_is_left_behind(cache, monkeypatch):
+    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+    path = str(DATA / "docker-legacy.tar")
+    with open_source(path) as src:
+        image = load_worker.load(src, src.select(), Monitor(path))
+        assert image.file_count == 68
+        assert "etc" in image.tree.children("/")  # readable after its file is gone
+        assert image.tree.entry_at("/data/modify-me.txt").size > 0
+    assert not (cache / "index").exists()
+    assert list((cache / "tmp").iterdir()) == []
+
+
+def test_a_failure_in_the_worker_comes_back_as_a_sentence(cache, tmp_path):
+    archive = tmp_path / "broken.tar"
+    good = layer_tar([f("etc/hostname", "box\n")])
+    archive.write_bytes(docker_archive([good, b"\x1f\x8b\x08\x00" + b"not gzip at all" * 40]))
+    with open_source(str(archive)) as src:  # the manifest and config are fine: it opens
+        with pytest.raises(ExplorerError) as caught:
+            load_worker.load(src, src.select(), Monitor(str(archive)))
+    message = str(caught.value)
+    assert str(archive) in message and "Traceback" not in message
+    assert multiprocessing.active_children() == []
+
+
+def test_a_cancel_ends_the_worker_and_its_helpers_at_once(cache):
+    path = str(DATA / "buildah-overlay.oci.tar")
+    seen = []
+
+    def progress(p):
+        seen.append(p)
+        monitor.cancelled = True  # as the window's Cancel does, from another thread
+
+    monitor = Monitor(path, progress)
+    with open_source(path) as src:
+        with pytest.raises(Cancelled):
+            load_worker.load(src, src.select(), monitor)
+    assert seen  # it was under way
+    assert multiprocessing.active_children() == []
+    assert not (cache / "index").exists() or not [p for p in (cache / "index").iterdir() if not p.name.startswith(".")]
+
+
+def test_only_sources_that_can_be_opened_again_go_to_a_worker():
+    with open_source(str(DATA / "docker-legacy.tar")) as src:
+        assert load_worker.suitable(src, src.select())
+    # an engine's stream can be read once only, and a registry would be asked twice
+    for path in ("registry://localhost:5000/a:b", "docker-daemon:alpine", "podman://x"):
+        fake = type("S", (), {"info": type("I", (), {"path": path})()})()
+        assert not load_worker.suitable(fake, None)  # type: ignore[arg-type]
