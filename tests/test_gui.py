@@ -267,6 +267,33 @@ def test_a_local_archive_is_indexed_by_its_worker_before_it_shows(qtbot, window,
     assert len(saved) == 1
 
 
+def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, window, monkeypatch):
+    import threading
+
+    from explorer.image import load_worker
+    from explorer.ui.insights_panel import InsightsPanel
+
+    go = threading.Event()
+    real = load_worker.load
+    monkeypatch.setattr(load_worker, "load", lambda *a: go.wait(30) and real(*a))  # held until the test says
+    with qtbot.waitSignal(window.layers_shown, timeout=30_000) as shown:
+        _drop(window, [LEGACY])
+    preview = shown.args[0]
+    assert preview.image.pending and not preview.file_tree.isVisible() and not preview.search_box.isEnabled()
+    preview.show_insights()  # looked at while the files are still being read
+    early = preview.insights
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000) as loaded:
+        go.set()
+    view = loaded.args[0]
+    assert view is preview and window.tabs.count() == 1  # the same widgets, now with the files
+    assert not view.image.pending and view.search_box.isEnabled()
+    assert view.tree_model.rowCount() > 0
+    assert isinstance(view.insights, InsightsPanel) and view.insights is not early  # made anew from the loaded image
+    assert view.center_tabs.currentWidget() is view.insights
+    view.center_tabs.setCurrentIndex(0)
+    assert view.file_tree.isVisible()
+
+
 def test_closing_the_window_completes_an_index_being_saved(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))

@@ -201,6 +201,50 @@ class ImageView(QWidget):
         BatchFollower(self.file_tree, self.tree_model)
         OwnerColumn(self.file_tree, self.tree_model)
 
+    def adopt(self, image: Image) -> None:
+        """Show the loaded image in place of its preview: the same widgets, the files now too
+        (building a second view and discarding the first took the window 60 ms)."""
+        layer = self.layer
+        self.background.cancel_all()
+        self.image = image
+        prepare_first_view(image)  # (done already by the loader and the index cache)
+        self.view = image.first_view
+        self._views = {(None, MERGED): self.view}
+        self.layer = None
+        self.layer_model.set_image(image)
+        self.history_model.set_image(image)
+        self.history_panel.setColumnHidden(3, not any(h.comment for h in image.history))
+        page_shown = self.center_tabs.currentIndex()
+        for page, title in ((1, "&Insights"), (2, "Ins&pect"), (PACKAGES_PAGE, "Pac&kages")):
+            self._unbuild_page(page, title)  # built from the preview: made anew when next shown
+        self._pending = None
+        self.pending.hide()
+        self.file_tree.show()
+        for widget in (self.search_box, self.search_kind, self.merged_button, self.diff_button, *self.hide_boxes.values()):
+            widget.setEnabled(True)
+        self.layer_list.selectRow(self.layer_model.row_of_layer(layer))
+        if self.layer is None:  # still all layers: selecting the row changed nothing
+            self.layer_strip.show_layer(image, None)
+            self._apply_view()
+        if self.center_tabs.currentIndex() != page_shown:
+            self.center_tabs.setCurrentIndex(page_shown)  # the page looked at, rebuilt
+        else:
+            self._center_tab_changed(page_shown)
+        self._warm_up()
+
+    def _unbuild_page(self, page: int, title: str) -> None:
+        """Put a placeholder back in place of a built page."""
+        attribute = {1: "insights", 2: "inspect", PACKAGES_PAGE: "packages"}[page]
+        built = getattr(self, attribute)
+        if built is None:
+            return
+        setattr(self, attribute, None)
+        self.center_tabs.blockSignals(True)
+        self.center_tabs.removeTab(page)
+        self.center_tabs.insertTab(page, QWidget(), title)
+        self.center_tabs.blockSignals(False)
+        built.deleteLater()
+
     def _pane_order(self) -> None:
         """Tab and Shift+Tab go from pane to pane (tables would move between their cells)."""
         for table in (self.layer_list, self.history_panel):

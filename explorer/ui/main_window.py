@@ -9,7 +9,7 @@ from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from explorer import __version__
 from explorer.model.errors import ExplorerError
+from explorer.image import load_worker
 from explorer.image.loader import Image
 from explorer.model.progress import Progress
 from explorer.model.values import ImageRef
@@ -468,17 +469,23 @@ class MainWindow(QMainWindow):
                 source.close()
                 self._next()
                 return
-        self._show_preview(source, ref)
-        if self._preview is not None:
-            # Lay out and paint the preview before the load's thread starts: a first paint sizes
+        in_process = not load_worker.suitable(source, ref)
+        self._show_preview(source, ref, at_once=in_process)
+        if self._preview is not None and in_process:
+            # Lay out and paint the preview before a loading thread starts: a first paint sizes
             # every cell of its tables, hundreds of calls into Python that would each wait for
-            # that thread's turn.
+            # that thread's turn. (A loading process takes nothing from this one: its paint comes
+            # as a paint event of its own.)
             QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
             self.repaint()
         self.loader.load(source, ref)
 
-    def _show_preview(self, source: Source, ref) -> None:
-        """Layers and history at once (from the manifest and config), while the layers are read."""
+    def _show_preview(self, source: Source, ref, at_once: bool) -> None:
+        """Layers and history at once (from the manifest and config), while the layers are read.
+
+        Unless ``at_once``, the view is put on screen at the next turn of the event loop:
+        building it, and laying it out and painting it, are then two short waits, not one long.
+        """
         from explorer.image.loader import preview_image
 
         try:
@@ -486,28 +493,43 @@ class MainWindow(QMainWindow):
         except ExplorerError:
             return  # the load itself will say what is wrong
         view = ImageView(source, image)
-        doing = "downloading…" if source.info.format == "registry" else "reading…"
-        view.show_pending(f"Reading the files of {len(image.layers)} layer(s)…" if doing == "reading…"
+        view.show_pending(f"Reading the files of {len(image.layers)} layer(s)…" if source.info.format != "registry"
                           else f"Downloading {len(image.layers)} layer(s)…")
+        self._preview = view
+        if at_once:
+            self._place_preview(view)
+        else:
+            QTimer.singleShot(0, self, lambda: self._place_preview(view))
+
+    def _place_preview(self, view: ImageView) -> None:
+        """Put a preview in its tab (unless the load ended meanwhile)."""
+        if self._preview is not view or self.tabs.indexOf(view) >= 0:
+            return
+        doing = "downloading…" if view.source.info.format == "registry" else "reading…"
         index = self.tabs.addTab(view, f"{view.title()} ({doing})")
-        self.tabs.setTabToolTip(index, source.info.path)
+        self.tabs.setTabToolTip(index, view.source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
-        self._preview = view
         self._restore_panels(view)
         self._update_status()
         self.layers_shown.emit(view)
 
     def _on_loaded(self, source: Source, image: Image) -> None:
-        view = ImageView(source, image)
-        view.status_changed.connect(self._update_status)
         preview, self._preview = self._preview, None
-        if preview is not None and self.tabs.indexOf(preview) >= 0:
-            at = self.tabs.indexOf(preview)
-            self.tabs.removeTab(at)  # the full view takes the preview's place
-            _discard(preview)
-            index = self.tabs.insertTab(at, view, view.title())
+        if preview is not None and preview.source is source:
+            view = preview  # the preview becomes the full view
+            view.adopt(image)
+            view.status_changed.connect(self._update_status)
+            index = self.tabs.indexOf(view)
+            if index < 0:  # loaded before its preview was placed
+                index = self.tabs.addTab(view, view.title())
+                self.layers_shown.emit(view)
+            self.tabs.setTabText(index, view.title())
         else:
+            if preview is not None:
+                self._discard_preview(preview)
+            view = ImageView(source, image)
+            view.status_changed.connect(self._update_status)
             index = self.tabs.addTab(view, view.title())
             self.layers_shown.emit(view)
         self.tabs.setTabToolTip(index, source.info.path)
@@ -523,11 +545,16 @@ class MainWindow(QMainWindow):
 
     def _drop_preview(self) -> None:
         preview, self._preview = self._preview, None
-        if preview is not None and self.tabs.indexOf(preview) >= 0:
-            self.tabs.removeTab(self.tabs.indexOf(preview))
-            _discard(preview)
+        if preview is not None:
+            self._discard_preview(preview)
             if self.tabs.count() == 0:
                 self.stack.setCurrentWidget(self.start_page)
+
+    def _discard_preview(self, preview: ImageView) -> None:
+        """Remove a preview, placed in its tab or not yet."""
+        if self.tabs.indexOf(preview) >= 0:
+            self.tabs.removeTab(self.tabs.indexOf(preview))
+        _discard(preview)
 
     def _on_failed(self, path: str, message: str) -> None:
         self._drop_preview()

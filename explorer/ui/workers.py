@@ -71,7 +71,7 @@ class Slices(QObject):
     events, so the window never waits longer than one slice.
     """
 
-    SLICE = 0.010  # seconds of work per turn of the event loop
+    SLICE = 0.005  # seconds of work per turn of the event loop (two walks and a paint can share a turn)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
