@@ -179,6 +179,19 @@ def test_names_past_the_budget_are_refused_at_once(tmp_path, case, members, word
     assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, case
 
 
+def test_a_layer_with_more_entries_than_the_budget_is_refused(tmp_path, monkeypatch):
+    # the default budget is 2,000,000 entries a layer; the rule is the same at 1,000
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_ENTRIES", "1000")
+    many = tmp_path / "many.tar"
+    many.write_bytes(docker_archive([layer_tar([f(f"e{i}") for i in range(1001)])], gzip_layers=True))
+    proc = _run(many, "report", "--json")
+    assert proc.returncode == 2 and "LAYER_EXPLORER_MAX_ENTRIES" in proc.stderr and str(many) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    enough = tmp_path / "enough.tar"
+    enough.write_bytes(docker_archive([layer_tar([f(f"e{i}") for i in range(1000)])], gzip_layers=True))
+    assert _run(enough, "report", "--json").returncode == 0
+
+
 def test_a_link_target_just_under_the_budget_is_followed_quickly(tmp_path):
     members = [("lnk", b"", "./" * 2_000 + "t")] + [(f"lnk/e{i}", b"x", None) for i in range(40)]
     path = tmp_path / "near.tar"

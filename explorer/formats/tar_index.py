@@ -43,6 +43,9 @@ def _budget(name: str, default: int) -> int:
 MAX_NAME = _budget("MAX_NAME_BYTES", 64 << 10)
 MAX_DEPTH = _budget("MAX_NAME_DEPTH", 4096)
 MAX_LINK = _budget("MAX_LINK_BYTES", 4096)  # symlink(2) itself refuses longer targets
+# Entries one layer may have: a few MB of gzip can hold millions of empty headers, each a few
+# hundred bytes of index. The largest real layers seen hold a few hundred thousand.
+MAX_ENTRIES = _budget("MAX_ENTRIES", 2_000_000)
 
 # name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
 _HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")
@@ -369,6 +372,7 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     long_name: bytes | None = None
     long_link: bytes | None = None
     first = True
+    entries = 0
     while True:
         header_at = src.pos
         hdr = src.block()
@@ -494,5 +498,9 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
                 digest = EMPTY_SHA256
         elif data_size:
             src.skip(data_size, None)
+        entries += 1
+        if entries > MAX_ENTRIES:
+            raise TarFormatError(f"more than {MAX_ENTRIES:,} entries in one layer (LAYER_EXPLORER_MAX_ENTRIES) at byte "
+                                 f"{header_at}; raise that limit if the image is genuine")
         yield new(TarMember, (text_name, kind, mode_n & 0o7777, uid_n, gid_n, shown_size,
                               mtime_n, text_link, offset, xattrs, digest, header_at))
