@@ -11,15 +11,18 @@ import http.client
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
+from explorer.formats.plan import max_json
 from explorer.model.errors import SourceError
 
 DOCKER, PODMAN = "docker", "podman"
 SCHEMES = {f"{DOCKER}://": DOCKER, f"{PODMAN}://": PODMAN}
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # seconds for a whole answer that should be small (a list, an inspect)
+MIN_RATE, GRACE = 1024, 60.0  # an export slower than 1 KiB/s after a minute has stalled
 
 
 def socket_path(engine: str) -> str:
@@ -96,17 +99,52 @@ class Engine:
             raise SourceError(self.label, f"the {self.engine} engine does not answer ({exc})",
                               f"is {self.engine} running?") from None
 
+    def _small(self, resp: http.client.HTTPResponse, url: str) -> bytes:
+        """The body of an answer that should be small: at most ``max_json()`` bytes, all of it
+        within ``TIMEOUT`` (an endless or trickling answer is refused, not waited for)."""
+        limit, deadline, parts, size = max_json(), time.monotonic() + TIMEOUT, [], 0
+        try:
+            while True:
+                part = resp.read1(1 << 16)
+                if not part:
+                    return b"".join(parts)
+                parts.append(part)
+                size += len(part)
+                if size > limit:
+                    raise SourceError(self.label, f"{url} answered more than {limit >> 20} MiB where a short document was "
+                                      "expected", "the engine is misbehaving; raise LAYER_EXPLORER_MAX_JSON_MB if it is genuine")
+                if time.monotonic() > deadline:
+                    raise SourceError(self.label, f"{url} took more than {TIMEOUT:.0f} s to answer", "the engine is stalling")
+        except (OSError, http.client.HTTPException) as exc:
+            raise SourceError(self.label, f"the {self.engine} engine stopped answering {url} ({exc})",
+                              f"is {self.engine} running?") from None
+        finally:
+            resp.close()
+
+    def _parse(self, body: bytes, url: str, kind: type) -> Any:
+        """A JSON answer of the expected ``kind`` (list or dict)."""
+        try:
+            value = json.loads(body)
+        except (ValueError, RecursionError):
+            raise SourceError(self.label, f"{url} answered something that is not JSON", "the engine is misbehaving") from None
+        if value is None and kind is list:
+            return []  # what Docker says for "no changes"
+        if not isinstance(value, kind):
+            raise SourceError(self.label, f"{url} answered a JSON {type(value).__name__}, not a {kind.__name__}",
+                              "the engine is misbehaving")
+        return value
+
     def _json(self, url: str) -> Any:
         resp = self._get(url)
-        body = resp.read()
+        body = self._small(resp, url)
         if resp.status != 200:
             raise SourceError(self.label, f"{url} answered {resp.status}: {_message(body)}")
-        return json.loads(body)
+        return self._parse(body, url, list)
 
     def ping(self) -> None:
         """Raise a clear error when the engine does not answer."""
         resp = self._get("/_ping", timeout=5)
-        resp.read()
+        self._small(resp, "/_ping")
         if resp.status != 200:
             raise SourceError(self.label, f"the engine answered {resp.status} to a ping")
 
@@ -114,20 +152,22 @@ class Engine:
         """The engine's images, newest first."""
         out = []
         for item in self._json("/images/json"):
-            tags = tuple(t for t in (item.get("RepoTags") or []) if t and t != "<none>:<none>")
-            out.append(LocalImage(str(item.get("Id", "")), tags, int(item.get("Size") or 0), int(item.get("Created") or 0)))
+            if not isinstance(item, dict):
+                continue  # not an image: nothing to list
+            tags = tuple(t for t in _list(item.get("RepoTags")) if isinstance(t, str) and t and t != "<none>:<none>")
+            out.append(LocalImage(str(item.get("Id", "")), tags, _int(item.get("Size")), _int(item.get("Created"))))
         out.sort(key=lambda i: -i.created)
         return out
 
     def _inspect(self, url: str, label: str, missing: str, hint: str) -> dict[str, Any]:
         """An object the engine describes; ``missing`` and ``hint`` when it has no such thing."""
         resp = self._get(url)
-        body = resp.read()
+        body = self._small(resp, url)
         if resp.status == 404:
             raise SourceError(label, missing, hint)
         if resp.status != 200:
             raise SourceError(label, f"the engine answered {resp.status}: {_message(body)}")
-        return json.loads(body)
+        return self._parse(body, url, dict)
 
     def inspect(self, ref: str) -> dict[str, Any]:
         """``docker image inspect``; a clear error when the image is not there."""
@@ -141,8 +181,8 @@ class Engine:
         def opener() -> Callable[[int], bytes]:
             resp = self._get(url, timeout=300)
             if resp.status != 200:
-                raise SourceError(label, f"the engine refused to export {what} ({resp.status}: {_message(resp.read())})")
-            return resp.read
+                raise SourceError(label, f"the engine refused to export {what} ({resp.status}: {_message(self._small(resp, url))})")
+            return _paced(resp, label, what)
 
         return opener
 
@@ -150,9 +190,11 @@ class Engine:
         """The engine's containers, running or not, newest first."""
         out = []
         for c in self._json("/containers/json?all=1"):
-            names = [n.lstrip("/") for n in c.get("Names") or []]
+            if not isinstance(c, dict):
+                continue
+            names = [n.lstrip("/") for n in _list(c.get("Names")) if isinstance(n, str)]
             out.append(LocalContainer(str(c.get("Id", "")), names[0] if names else str(c.get("Id", ""))[:12],
-                                      str(c.get("Image", "")), str(c.get("State", "")), int(c.get("Created") or 0)))
+                                      str(c.get("Image", "")), str(c.get("State", "")), _int(c.get("Created"))))
         out.sort(key=lambda c: -c.created)
         return out
 
@@ -163,7 +205,8 @@ class Engine:
 
     def changes(self, name: str) -> list[tuple[str, int]]:
         """What ``docker diff`` lists: (path, kind) with kind 0 changed, 1 added, 2 deleted."""
-        return [(c["Path"], int(c["Kind"])) for c in self._json(f"/containers/{quote(name, safe='')}/changes") or []]
+        return [(c["Path"], _int(c.get("Kind"))) for c in self._json(f"/containers/{quote(name, safe='')}/changes")
+                if isinstance(c, dict) and isinstance(c.get("Path"), str)]
 
     def export_stream(self, name: str) -> Callable[[], Callable[[int], bytes]]:
         """An opener of the container's whole filesystem as a tar (each call asks again)."""
@@ -174,10 +217,44 @@ class Engine:
         return self.stream(f"/images/{quote(ref, safe='')}/get", f"{self.engine}://{ref}", "the image")
 
 
+def _paced(resp: http.client.HTTPResponse, label: str, what: str) -> Callable[[int], bytes]:
+    """``resp.read``, stopping an export that trickles (a byte every few seconds never times out)."""
+    started, done = time.monotonic(), 0
+
+    def read(n: int = -1) -> bytes:
+        nonlocal done
+        parts, wanted = [], n if n is not None and n >= 0 else 1 << 62
+        while wanted > 0:
+            part = resp.read1(min(wanted, 1 << 20))  # what has arrived: a whole read(n) would wait for all n
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+            done += len(part)
+            elapsed = time.monotonic() - started
+            if elapsed > GRACE and done < MIN_RATE * elapsed:
+                resp.close()
+                raise SourceError(label, f"the engine sends {what} at {done / elapsed:,.0f} bytes a second; stopped",
+                                  "the engine is stalling; try again later")
+        return b"".join(parts)
+
+    return read
+
+
+def _list(value: Any) -> list:
+    """A JSON field that should be a list (anything else: empty)."""
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int:
+    """A JSON field that should be a number (anything else: 0)."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1 << 63 else 0
+
+
 def _message(body: bytes) -> str:
     try:
         return str(json.loads(body).get("message", "")) or body[:200].decode("utf-8", "replace")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return body[:200].decode("utf-8", "replace")
 
 
