@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -163,6 +164,7 @@ def main() -> int:
             time.sleep(0.001)
         results["all background work done (s)"] = time.perf_counter() - start
         results["largest stall from the drop until then (ms)"] = probe.largest()
+        results["the window's process, peak RSS so far (MB)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if args.expand:
             expand(args.expand)
         measure("switch to layer 0", lambda: view.set_layer(0))
