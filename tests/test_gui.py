@@ -294,6 +294,20 @@ def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, 
     assert view.file_tree.isVisible()
 
 
+def test_a_big_index_stays_mapped_until_a_walk_reads_it(qtbot, window, monkeypatch):
+    from explorer.ui import workers
+
+    monkeypatch.setattr(workers, "DECODE_AHEAD", 10)  # the sample's 68 entries stand for a million
+    view = _open(qtbot, window)
+    assert view.image.from_cache and window.loader.follow_up.pending("decode ") == []
+    chunks = view.image.tree.versions.chunks
+    assert not chunks.complete  # only the folders shown so far are decoded
+    with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
+        view.search_box.setText("modify-me")
+    assert blocker.args[0] == 2  # /data and /data/modify-me.txt: the search decoded what it read
+    assert chunks.complete
+
+
 def test_closing_the_window_completes_an_index_being_saved(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))

@@ -25,6 +25,12 @@ from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
 
 
+# Entries of a mapped index decoded ahead, in idle time, so the first search or layer switch
+# need not: beyond, they stay encoded until a walk wants them (a million entries decoded are
+# about 500 MB of the window's memory, against 150 MB mapped).
+DECODE_AHEAD = 400_000
+
+
 class TaskSignals(QObject):
     """Signals of one background task (lives on the GUI thread)."""
 
@@ -275,8 +281,10 @@ class LoadController(QObject):
         def done(image: Image) -> None:
             self.loaded.emit(source, image)
             # after the tree is shown, not before: the user should not wait for either
-            if image.from_cache:  # the rest of the folders, for walks over every path
-                self.follow_up.run(f"decode {id(image)}", image.tree.decode_steps(), idle=True)
+            if image.from_cache:
+                if len(image.tree.versions) <= DECODE_AHEAD:  # the rest of the folders, for walks over every path
+                    self.follow_up.run(f"decode {id(image)}", image.tree.decode_steps(), idle=True)
+                # (a bigger index stays mapped: a walk decodes what it reads, in slices, when it is asked for)
             elif index_cache.enabled():
                 where = index_cache.folder()  # as set now, whatever changes before it runs
                 self.follow_up.run(f"save {id(image)}", index_cache.save_steps(source, image, where), idle=True)
