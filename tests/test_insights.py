@@ -31,8 +31,14 @@ def spawn_always(monkeypatch):
 
     monkeypatch.setattr(parallel, "SPAWN_MIN_BYTES", 0)
     started = []
-    real = parallel.subprocess.Popen
-    monkeypatch.setattr(parallel.subprocess, "Popen", lambda *a, **k: started.append(a) or real(*a, **k))
+    real = parallel.DiveElsewhere.__init__
+
+    def init(self, container, blobs, path=None, image=0):
+        if path is not None:  # a fresh interpreter, the window's way
+            started.append(path)
+        real(self, container, blobs, path, image)
+
+    monkeypatch.setattr(parallel.DiveElsewhere, "__init__", init)
     return started
 
 
@@ -52,9 +58,9 @@ def test_efficiency_equals_dive(name, parallel, spawn_always):
 
 
 def test_numbers_are_computed_here_when_the_child_fails(tmp_path, spawn_always, monkeypatch):
-    from explorer.image import parallel
+    import multiprocessing.spawn
 
-    monkeypatch.setattr(parallel.sys, "executable", "/bin/false")  # the child exits 1 at once
+    monkeypatch.setattr(multiprocessing.spawn, "get_executable", lambda: b"/bin/false")  # the child exits 1 at once
     img, rep = _load(DATA / "docker-legacy.tar", "process")
     expected = _load(DATA / "docker-legacy.tar", False)[1]["image"]["efficiency"]
     assert len(spawn_always) == 1 and rep["image"]["efficiency"] == expected
@@ -175,19 +181,22 @@ def test_waiting_for_the_child_ends_when_the_load_is_cancelled(tmp_path, monkeyp
     from explorer.model.errors import Cancelled
     from explorer.model.progress import Monitor
 
+    import multiprocessing
+
     slow = tmp_path / "slow-python"
     slow.write_text("#!/bin/sh\nexec sleep 60\n")
     os.chmod(slow, 0o755)
-    monkeypatch.setattr(parallel.sys, "executable", str(slow))
+    monkeypatch.setattr(multiprocessing.spawn, "get_executable", lambda: os.fsencode(slow))  # an interpreter that never answers
     with open_source(str(DATA / "docker-legacy.tar")) as src:
         blobs = [l.blob for l in src.images[0].locator.layers]
-        child = parallel.DiveInProcess(src.container, blobs, str(DATA / "docker-legacy.tar"), 0)
+        child = parallel.DiveElsewhere(src.container, blobs, str(DATA / "docker-legacy.tar"), 0)
         proc = child.proc
+        assert proc is not None
         monitor = Monitor()
         monitor.cancelled = True
         start = time.monotonic()
         with pytest.raises(Cancelled):
             child.result(monitor)
         child.cancel()
-        assert time.monotonic() - start < 5 and proc.returncode is not None  # killed and reaped
+        assert time.monotonic() - start < 5 and proc.exitcode is not None  # killed and reaped
 

@@ -16,7 +16,7 @@ from explorer.formats.container import LayerScan
 from explorer.model.errors import SourceError
 from explorer.model.packages import PackageReport
 from explorer.model.values import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
-from explorer.image.parallel import DiveInChild, DiveInProcess, spare_core
+from explorer.image.parallel import DiveElsewhere, spare_core
 from explorer.formats.docker_archive import name_digest
 from explorer.formats.plan import ImagePlan, LayerRef, read_config
 from explorer.model.progress import Monitor
@@ -186,16 +186,16 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     )
 
 
-def _dive_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list[str]) -> DiveInChild | DiveInProcess | None:
+def _dive_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list[str]) -> DiveElsewhere | None:
     """A process computing dive's numbers on the other core, when that pays (see ``parallel``)."""
     if not parallel or not spare_core():
         return None  # one core: a second process would only take turns with this one
     if parallel == "process":
-        worth = DiveInProcess.worth_it(source.container, blobs, source.info.path)
-        return DiveInProcess(source.container, blobs, source.info.path, ref.index) if worth else None
+        worth = DiveElsewhere.worth_it(source.container, blobs, source.info.path)
+        return DiveElsewhere(source.container, blobs, source.info.path, ref.index) if worth else None
     if source.info.format == REGISTRY:
         return None  # its blobs are downloaded as they are read: a child would fetch them again
-    return DiveInChild(source.container, blobs)
+    return DiveElsewhere(source.container, blobs)
 
 
 BYTES_PER_ENTRY = 700  # what one indexed entry costs, measured on the benchmarks (with headroom)

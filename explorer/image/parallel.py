@@ -2,24 +2,25 @@
 
 dive's accounting needs every layer's raw entries a second time, in a different model; on
 a 2-core machine that costs as much as half the load. A child process re-reads the layer
-headers (cheap: the pages are cached) and sends back only the small result. The command
-line forks; the window has threads, which a fork must not copy, so it starts a fresh
-interpreter that reopens the source (worth its start-up time on big images only).
+headers (cheap: the pages are cached) and sends back only the small result, over a
+``multiprocessing`` pipe. The command line forks (the child has the opened source already);
+a process with threads must not fork, so the window's loading process starts a fresh
+interpreter that reopens the source by its path (worth its start-up time on big images only).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import pickle
-import signal
-import subprocess
-import sys
+from typing import Any
 
 from explorer.formats.container import Container
 from explorer.model.errors import Cancelled
 from explorer.model.progress import Monitor
 from explorer.formats.source import open_source
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
+
+WAIT = 0.2  # seconds between looks at the cancel flag while waiting for the child
 
 
 def _compute(container: Container, blobs: list[str]) -> Efficiency:
@@ -29,56 +30,82 @@ def _compute(container: Container, blobs: list[str]) -> Efficiency:
     return dive.result()
 
 
-class DiveInChild:
-    """Starts the computation in a forked process; ``result()`` waits for it."""
+def _forked(container: Container, blobs: list[str], out: Any) -> None:
+    """In a forked child: the numbers from the source it inherited."""
+    out.send(_compute(container, blobs))
 
-    def __init__(self, container: Container, blobs: list[str]) -> None:
+
+def _fresh(path: str, image: int, out: Any) -> None:
+    """In a fresh interpreter: the numbers from the source opened again by its path."""
+    try:
+        # Below the window and its loader: with both cores busy, a window thread that waits
+        # for a core also keeps the loader waiting for the interpreter lock, and both stall.
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass
+    with open_source(path) as source:
+        out.send(_compute(source.container, [l.blob for l in source.images[image].locator.layers]))
+
+
+class DiveElsewhere:
+    """Starts the computation in another process; ``result()`` waits for it.
+
+    ``path`` and ``image`` given: a fresh interpreter reopens the source; else the process is
+    forked. Whatever goes wrong with the child, ``result`` computes the numbers here instead.
+    """
+
+    def __init__(self, container: Container, blobs: list[str], path: str | None = None, image: int = 0) -> None:
         self.container, self.blobs = container, blobs
-        self.pid = 0
-        self.read_fd = -1
-        if not hasattr(os, "fork"):
-            return
-        read_fd, write_fd = os.pipe()
+        self.proc: Any = None
+        fresh = path is not None
         try:
-            pid = os.fork()
-        except OSError:  # no process to be had: ``result`` computes the numbers here
-            os.close(read_fd)
-            os.close(write_fd)
-            return
-        if pid == 0:  # the child: compute, send, leave without running the parent's cleanup
-            code = 0
-            try:
-                os.close(read_fd)
-                data = pickle.dumps(_compute(container, blobs))
-                with os.fdopen(write_fd, "wb") as out:
-                    out.write(data)
-            except BaseException:
-                code = 1
-            os._exit(code)
-        os.close(write_fd)
-        self.pid, self.read_fd = pid, read_fd
+            context = multiprocessing.get_context("spawn" if fresh else "fork")
+            self._results, out = context.Pipe(duplex=False)
+            target, args = (_fresh, (path, image, out)) if fresh else (_forked, (container, blobs, out))
+            self.proc = context.Process(target=target, args=args, name="layer-explorer dive numbers", daemon=True)
+            self.proc.start()
+            out.close()  # the child holds its end: when it ends, reading ends
+        except (OSError, ValueError, RuntimeError):  # no process to be had here
+            self.proc = None
+
+    @staticmethod
+    def worth_it(container: Container, blobs: list[str], path: str) -> bool:
+        """Whether a local source's layers are big enough to pay for a new interpreter."""
+        if "://" in path or not os.path.exists(path):
+            return False
+        try:
+            return sum(container.size(b) for b in blobs) >= SPAWN_MIN_BYTES
+        except Exception:  # noqa: BLE001 (a size the container cannot tell: do it here)
+            return False
 
     def result(self, monitor: Monitor | None = None) -> Efficiency:
-        """The child's numbers; computed here if the child could not give them."""
-        if self.pid:
-            with os.fdopen(self.read_fd, "rb") as pipe:
-                data = pipe.read()
-            _, status = os.waitpid(self.pid, 0)
-            self.pid = 0
-            if os.waitstatus_to_exitcode(status) == 0 and data:
-                return pickle.loads(data)
+        """The child's numbers (computed here if the child could not give them); waiting for
+        them ends with ``Cancelled`` as soon as ``monitor`` is cancelled."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                while not self._results.poll(WAIT):
+                    if monitor is not None and monitor.cancelled:
+                        self.proc = proc  # the loader then stops this child
+                        raise Cancelled("cancelled")
+                found = self._results.recv()
+                if isinstance(found, Efficiency):
+                    return found
+            except (EOFError, OSError):
+                pass  # the child ended without a result
+            finally:
+                if self.proc is None:
+                    proc.join()
+                    self._results.close()
         return _compute(self.container, self.blobs)
 
     def cancel(self) -> None:
         """Stop the child (the load was cancelled or failed)."""
-        if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except OSError:
-                pass
-            os.close(self.read_fd)
-            self.pid = 0
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.join()
+            self._results.close()
 
 
 def cores() -> int:
@@ -96,68 +123,3 @@ def spare_core() -> bool:
 
 # Below this many bytes of layers, starting an interpreter costs more than it saves.
 SPAWN_MIN_BYTES = 64 << 20
-
-
-class DiveInProcess:
-    """Like ``DiveInChild``, in a new interpreter that reopens the source file by its path."""
-
-    def __init__(self, container: Container, blobs: list[str], path: str, image: int) -> None:
-        self.container, self.blobs = container, blobs
-        self.proc: subprocess.Popen | None = None
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "explorer.image.parallel", path, str(image)],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        except OSError:
-            pass  # no process to be had (out of descriptors, say): ``result`` computes them here
-
-    @staticmethod
-    def worth_it(container: Container, blobs: list[str], path: str) -> bool:
-        """Whether a local source's layers are big enough to pay for a new interpreter."""
-        if "://" in path or not os.path.exists(path):
-            return False
-        try:
-            return sum(container.size(b) for b in blobs) >= SPAWN_MIN_BYTES
-        except Exception:  # noqa: BLE001 (a size the container cannot tell: do it here)
-            return False
-
-    def result(self, monitor: Monitor | None = None) -> Efficiency:
-        """The child's numbers (computed here if the child could not give them); waiting for
-        them ends with ``Cancelled`` as soon as ``monitor`` is cancelled."""
-        proc = self.proc
-        if proc is not None:
-            while True:
-                try:
-                    data, _ = proc.communicate(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired:
-                    if monitor is not None and monitor.cancelled:
-                        raise Cancelled("cancelled")  # the loader then stops this child
-            self.proc = None
-            if proc.returncode == 0 and data:
-                return pickle.loads(data)
-        return _compute(self.container, self.blobs)
-
-    def cancel(self) -> None:
-        """Stop the child (the load was cancelled or failed)."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            proc.kill()
-            proc.communicate()  # reaps it and closes the pipe
-
-
-def _main(path: str, image: int) -> int:
-    """The child's side of ``DiveInProcess``: the numbers, pickled to stdout."""
-    try:
-        # Below the window and its loader: with both cores busy, a window thread that waits
-        # for a core also keeps the loader waiting for the interpreter lock, and both stall.
-        os.nice(10)
-    except (AttributeError, OSError):
-        pass
-    with open_source(path) as source:
-        plan = source.images[image].locator
-        sys.stdout.buffer.write(pickle.dumps(_compute(source.container, [l.blob for l in plan.layers])))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1], int(sys.argv[2])))
