@@ -120,3 +120,49 @@ def test_the_window_survives_faults(qtbot, tmp_path, monkeypatch):
     assert "needs about" in failed.args[0]
     for d in window.dialogs:
         d.close()
+
+
+def _zeros_layer(gib: float) -> bytes:
+    """A gzip layer holding one file of ``gib`` GiB of zeros (a few MB: slow to read, quick to make)."""
+    import tarfile
+    import zlib
+
+    size = int(gib * (1 << 30))
+    info = tarfile.TarInfo("zeros.bin")
+    info.size = size
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    parts = [packer.compress(info.tobuf(tarfile.PAX_FORMAT))]
+    chunk = bytes(1 << 20)
+    for _ in range(size >> 20):
+        parts.append(packer.compress(chunk))
+    parts.append(packer.compress(bytes(1024)))  # the end marker
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+@pytest.mark.gui
+def test_cancel_ends_a_long_load_at_once(qtbot, tmp_path):
+    pytest.importorskip("PySide6.QtWidgets")
+    import multiprocessing
+
+    from PySide6.QtCore import QSettings
+
+    from tests.builders import oci_archive
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    archive = tmp_path / "slow.tar"
+    archive.write_bytes(oci_archive([_zeros_layer(1.9)], compress="none"))  # gzip already; 3 s to read
+    from explorer.app import create_main_window
+
+    window = create_main_window()
+    qtbot.addWidget(window)
+    stages: list[str] = []
+    window.loader.progress.connect(lambda p: stages.append(p.stage))
+    window.open_paths([str(archive)])
+    qtbot.waitUntil(lambda: any(s.startswith("reading layer") for s in stages), timeout=30_000)
+    assert multiprocessing.active_children()  # its loading process is at work
+    with qtbot.waitSignal(window.loader.cancelled, timeout=5_000):
+        window.loader.cancel()
+    qtbot.waitUntil(lambda: not multiprocessing.active_children(), timeout=1_000)  # ended, not left to finish
+    qtbot.waitUntil(lambda: window.tabs.count() == 0, timeout=3_000)
