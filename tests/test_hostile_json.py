@@ -337,3 +337,21 @@ def test_big_members_of_a_compressed_archive_are_not_held_in_memory(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stderr.strip().splitlines()[-1]) < 400 << 10  # KiB: well under the 576 MiB of padding
+
+
+def test_a_layout_blob_followed_by_a_sparse_hole_is_refused_before_it_is_read(tmp_path):
+    import os
+    import tarfile
+
+    from tests.builders import oci_archive
+
+    folder = tmp_path / "layout"
+    with tarfile.open(fileobj=io.BytesIO(oci_archive([layer_tar([f("etc/hostname", "box\n")])]))) as tar:
+        tar.extractall(folder, filter="data")
+    index = json.loads((folder / "index.json").read_text())
+    manifest = json.loads((folder / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
+    blob = folder / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]
+    os.truncate(blob, 64 << 30)  # 64 GB, nearly all of it a hole: no disk used
+    proc = _run(folder, "report", "--json")
+    assert proc.returncode == 2 and "size mismatch for layer 0" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

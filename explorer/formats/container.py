@@ -360,7 +360,7 @@ class FolderContainer(Container):
 
     def size(self, name: str) -> int:
         try:
-            return os.path.getsize(self._file(name))
+            return os.path.getsize(self._regular(name))
         except OSError:
             raise SourceError(self.path, f"{name} is missing from the folder") from None
 

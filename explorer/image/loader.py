@@ -128,6 +128,8 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         )
     tree = LayerTree(len(plan.layers))
     blobs = [l.blob for l in plan.layers]
+    if source.info.format != REGISTRY:  # (a registry's blobs are bound to their size as they download)
+        _check_blob_sizes(container, plan, path)
     # Big compressed layers: inflated on every core (each once) and dive's numbers computed
     # here from the same scans; else a child computes those on the second core.
     pooled = bool(parallel) and scan_pool.worth_it(source, blobs)
@@ -184,6 +186,18 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
         secrets=secrets,
         packages=packages,
     )
+
+
+def _check_blob_sizes(container, plan: ImagePlan, path: str) -> None:
+    """Refuse a layer blob whose size is not the one its descriptor gives, before reading any:
+    a blob followed by a 64 GB sparse hole was otherwise read to its end."""
+    for i, layer in enumerate(plan.layers):
+        if layer.size is None:
+            continue  # a docker archive's layers come without a size
+        actual = container.size(layer.blob)
+        if actual != layer.size:
+            raise SourceError(path, f"size mismatch for layer {i}: blob {layer.blob} has {actual:,} bytes but its "
+                              f"descriptor says {layer.size:,}", "the archive is corrupt or was modified")
 
 
 def _dive_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list[str]) -> DiveElsewhere | None:

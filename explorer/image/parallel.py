@@ -32,7 +32,10 @@ def _compute(container: Container, blobs: list[str]) -> Efficiency:
 
 def _forked(container: Container, blobs: list[str], out: Any) -> None:
     """In a forked child: the numbers from the source it inherited."""
-    out.send(_compute(container, blobs))
+    try:
+        out.send(_compute(container, blobs))
+    except BaseException:  # noqa: BLE001 (the loader meets the same error and says it: no traceback here)
+        pass
 
 
 def _fresh(path: str, image: int, out: Any) -> None:
@@ -43,8 +46,11 @@ def _fresh(path: str, image: int, out: Any) -> None:
         os.nice(10)
     except (AttributeError, OSError):
         pass
-    with open_source(path) as source:
-        out.send(_compute(source.container, [l.blob for l in source.images[image].locator.layers]))
+    try:
+        with open_source(path) as source:
+            out.send(_compute(source.container, [l.blob for l in source.images[image].locator.layers]))
+    except BaseException:  # noqa: BLE001 (as in ``_forked``)
+        pass
 
 
 class DiveElsewhere:
