@@ -180,7 +180,7 @@ def test_names_past_the_budget_are_refused_at_once(tmp_path, case, members, word
 
 
 def test_a_layer_with_more_entries_than_the_budget_is_refused(tmp_path, monkeypatch):
-    # the default budget is 2,000,000 entries a layer; the rule is the same at 1,000
+    # the default budget is 1,000,000 entries a layer; the rule is the same at 1,000
     monkeypatch.setenv("LAYER_EXPLORER_MAX_ENTRIES", "1000")
     many = tmp_path / "many.tar"
     many.write_bytes(docker_archive([layer_tar([f(f"e{i}") for i in range(1001)])], gzip_layers=True))
@@ -355,3 +355,17 @@ def test_a_layout_blob_followed_by_a_sparse_hole_is_refused_before_it_is_read(tm
     proc = _run(folder, "report", "--json")
     assert proc.returncode == 2 and "size mismatch for layer 0" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_image_with_more_entries_than_the_budget_is_refused(tmp_path, monkeypatch):
+    # 1,500,000 entries in all by default: each layer may be under its own budget
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_IMAGE_ENTRIES", "1500")
+    layers = [layer_tar([f(f"l{k}/e{i}") for i in range(600)]) for k in range(3)]
+    path = tmp_path / "three.tar"
+    path.write_bytes(docker_archive(layers, gzip_layers=True))
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 2 and "LAYER_EXPLORER_MAX_IMAGE_ENTRIES" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_IMAGE_ENTRIES", "1803")  # 1,800 files and their 3 folders
+    assert _run(path, "report", "--json").returncode == 0
+

@@ -43,9 +43,9 @@ def _budget(name: str, default: int) -> int:
 MAX_NAME = _budget("MAX_NAME_BYTES", 64 << 10)
 MAX_DEPTH = _budget("MAX_NAME_DEPTH", 4096)
 MAX_LINK = _budget("MAX_LINK_BYTES", 4096)  # symlink(2) itself refuses longer targets
-# Entries one layer may have: a few MB of gzip can hold millions of empty headers, each a few
-# hundred bytes of index. The largest real layers seen hold a few hundred thousand.
-MAX_ENTRIES = _budget("MAX_ENTRIES", 2_000_000)
+# Entries one layer may have: a few MB of gzip can hold millions of empty headers, each about
+# a kilobyte of index once loaded. The largest real layers seen hold a few hundred thousand.
+MAX_ENTRIES = _budget("MAX_ENTRIES", 1_000_000)
 
 # name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
 _HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")

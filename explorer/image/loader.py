@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import dataclasses
 import gc
 import sys
@@ -227,6 +228,23 @@ def available_memory() -> int | None:
     return None
 
 
+def max_image_entries() -> int:
+    """Entries one image may have in all its layers: ``LAYER_EXPLORER_MAX_IMAGE_ENTRIES``, else
+    1,500,000 (about 1.5 GB of index; the biggest real images hold a few hundred thousand)."""
+    try:
+        return max(1, int(os.environ.get("LAYER_EXPLORER_MAX_IMAGE_ENTRIES", "1500000")))
+    except ValueError:
+        return 1_500_000
+
+
+def _check_entries(path: str, entries: int) -> None:
+    """Refuse an image whose layers hold more entries than the budget, naming the setting."""
+    limit = max_image_entries()
+    if entries > limit:
+        raise SourceError(path, f"its layers hold {entries:,}+ entries, more than the {limit:,} allowed",
+                          "raise LAYER_EXPLORER_MAX_IMAGE_ENTRIES if the image is genuine")
+
+
 def _check_memory(path: str, entries: int, start: int | None) -> None:
     """Refuse, with a message, an index that would not fit, rather than be killed for it."""
     if start is None:
@@ -248,6 +266,7 @@ def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTre
         monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
         scan = next(ahead) if ahead is not None else container.scan_layer(layer.blob, monitor)
         entries += len(scan.members)
+        _check_entries(path, entries)
         _check_memory(path, entries, free)
         _verify(path, i, layer, diff_ids[i] if i < len(diff_ids) else "", scan, warnings)
         warnings.extend(scan.warnings)
