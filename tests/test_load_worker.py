@@ -88,3 +88,14 @@ def test_only_sources_that_can_be_opened_again_go_to_a_worker():
     for path in ("registry://localhost:5000/a:b", "docker-daemon:alpine", "podman://x"):
         fake = type("S", (), {"info": type("I", (), {"path": path})()})()
         assert not load_worker.suitable(fake, None)  # type: ignore[arg-type]
+
+
+def test_nowhere_to_write_the_index_means_no_worker_not_a_failure(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(blocker / "cache"))  # a folder under a file
+    path = str(DATA / "docker-legacy.tar")
+    with open_source(path) as src:
+        with pytest.raises(load_worker.Unavailable):  # the window then loads in its own process
+            load_worker.load(src, src.select(), Monitor(path))
+    assert multiprocessing.active_children() == []

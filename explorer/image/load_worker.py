@@ -52,6 +52,10 @@ class Written:
     path: str
 
 
+class Unavailable(ExplorerError):
+    """No worker can load here (no process to be had, nowhere to write the index): load in-process."""
+
+
 @dataclass(frozen=True, slots=True)
 class Failed:
     """The worker could not load the image; ``message`` says why, for the user."""
@@ -76,13 +80,23 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     key = index_cache.key_for(source, ref)
     if key is None:
         raise SourceError(source.info.path, "this source cannot be loaded in a worker process")
-    private = None if index_cache.enabled() else tempfile.mkdtemp(prefix="index-", dir=_private_root())
-    job = Job(source.info.path, ref.index, ref.config_digest, private or index_cache.folder())
-    context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
+    try:
+        private = tempfile.mkdtemp(prefix="index-", dir=_private_root())
+        folder = index_cache.folder() if index_cache.enabled() else private
+        os.makedirs(folder, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise OSError(f"{folder} is not writable")
+        context = multiprocessing.get_context("spawn")
+        messages = context.Queue()
+    except OSError as exc:
+        raise Unavailable(str(exc)) from None
+    job = Job(source.info.path, ref.index, ref.config_digest, folder)
     worker = context.Process(target=_work, args=(job, messages), name="layer-explorer load", daemon=False)
     try:
-        worker.start()
+        try:
+            worker.start()
+        except OSError as exc:
+            raise Unavailable(str(exc)) from None
         written = _wait(worker, messages, monitor, source.info.path)
         image = index_cache.open_index(written, key, source, ref)
         if image is None:
@@ -94,15 +108,14 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         _end(worker)
         messages.close()
         messages.cancel_join_thread()
-        if private is not None:  # the map keeps the data; the name can go now
-            shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)  # the map keeps the data; the name can go now
 
 
 def _private_root() -> str:
     """Where indexes are written when the cache is off (removed as soon as they are mapped)."""
     root = os.path.join(cache_dir(), "tmp")
     os.makedirs(root, exist_ok=True)
-    stale = time.time() - 3600
+    stale = time.time() - 86400
     with contextlib.suppress(OSError):  # left by a window that was killed while loading
         for entry in os.scandir(root):
             if entry.name.startswith("index-") and entry.stat().st_mtime < stale:

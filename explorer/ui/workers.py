@@ -269,7 +269,10 @@ class LoadController(QObject):
                 cached.from_cache = True
                 return cached
             if load_worker.suitable(source, ref):  # the index is built in a process of its own
-                return load_worker.load(source, ref, monitor)
+                try:
+                    return load_worker.load(source, ref, monitor)
+                except load_worker.Unavailable:
+                    pass  # no process or nowhere to write its index: built here instead
             image = load_image(source, ref, monitor, parallel="process", cache=False)
             if image.first_view is None:  # (an index from the cache comes with it)
                 # What the first screen needs, computed here rather than on the GUI thread.
