@@ -301,10 +301,15 @@ def test_a_big_index_stays_mapped_until_a_walk_reads_it(qtbot, window, monkeypat
     view = _open(qtbot, window)
     assert view.image.from_cache and window.loader.follow_up.pending("decode ") == []
     chunks = view.image.tree.versions.chunks
-    assert not chunks.complete  # only the folders shown so far are decoded
+    qtbot.waitUntil(lambda: not view.background.pending() and not window.loader.follow_up.pending(), timeout=10_000)
+    assert not chunks.complete  # only the folders shown so far are decoded, idle time or not
+    view.show_inspect()  # its Size reads every path: decoded between events, then built
+    qtbot.waitUntil(lambda: view.inspect is not None, timeout=10_000)
+    assert chunks.complete and view.center_tabs.currentWidget() is view.inspect
+    view.center_tabs.setCurrentIndex(0)
     with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
         view.search_box.setText("modify-me")
-    assert blocker.args[0] == 2  # /data and /data/modify-me.txt: the search decoded what it read
+    assert blocker.args[0] == 2  # /data and /data/modify-me.txt
     assert chunks.complete
 
 

@@ -81,6 +81,11 @@ class HostileEngine:
                 time.sleep(0.2)
         elif path.startswith("/images/trickle") and path.endswith("/json"):
             self._send(conn, "200 OK", json.dumps({"Id": "sha256:ab", "RepoTags": ["trickle:latest"]}).encode())
+        elif path.startswith("/images/cut") and path.endswith("/json"):
+            self._send(conn, "200 OK", json.dumps({"Id": "sha256:cd", "RepoTags": ["cut:latest"]}).encode())
+        elif path.startswith("/images/cut") and path.endswith("/get"):  # chunked, as Docker sends it, cut short
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"1000\r\n" + bytes(512))
         elif path.endswith("/get"):  # an export that trickles
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n")
             while not self.stop.is_set():
@@ -139,3 +144,10 @@ def test_a_trickling_export_is_stopped_with_exit_2(hostile, capsys):
     err = capsys.readouterr().err
     assert "bytes a second; stopped" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert time.monotonic() - started < 30
+
+
+def test_a_chunked_export_cut_short_is_one_sentence(hostile, capsys):
+    assert main(["report", "docker://cut:latest"]) == 2
+    err = capsys.readouterr().err
+    assert "docker://cut:latest" in err and "internal error" not in err and len(err.strip().splitlines()) == 1
+

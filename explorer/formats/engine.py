@@ -225,7 +225,11 @@ def _paced(resp: http.client.HTTPResponse, label: str, what: str) -> Callable[[i
         nonlocal done
         parts, wanted = [], n if n is not None and n >= 0 else 1 << 62
         while wanted > 0:
-            part = resp.read1(min(wanted, 1 << 20))  # what has arrived: a whole read(n) would wait for all n
+            try:
+                part = resp.read1(min(wanted, 1 << 20))  # what has arrived: a whole read(n) would wait for all n
+            except (OSError, http.client.HTTPException) as exc:
+                raise SourceError(label, f"the engine stopped sending {what} ({type(exc).__name__}: {exc})",
+                                  "is the engine running? try again") from None
             if not part:
                 break
             parts.append(part)

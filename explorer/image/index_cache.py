@@ -168,7 +168,7 @@ def evict(limit: int | None = None, where: str | None = None, spare: str | None 
     limit = limit if limit is not None else int(os.environ.get("LAYER_EXPLORER_INDEX_CACHE_MAX", DEFAULT_MAX))
     try:
         if spare is not None:
-            limit -= os.stat(spare).st_size
+            limit = max(0, limit - os.stat(spare).st_size)
         files = [e for e in os.scandir(where or folder()) if e.is_file() and e.path != spare]
         stale = time.time() - 3600
         for e in files:  # a save cut off (the program killed mid-write) leaves its partial file

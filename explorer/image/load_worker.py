@@ -28,7 +28,7 @@ from explorer.formats.source import REGISTRY_SCHEMES, Source, open_source
 from explorer.image import index_cache
 from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
-from explorer.model.progress import Monitor, Progress
+from explorer.model.progress import Monitor, Progress, throttled
 from explorer.model.values import ImageRef
 
 WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
@@ -67,8 +67,7 @@ def suitable(source: Source, ref: ImageRef) -> bool:
     """Whether the worker can open this source again by its path: a local archive or folder
     (an engine's stream can be read once only, and a registry would be asked twice)."""
     path = source.info.path
-    return not path.startswith(REGISTRY_SCHEMES) and "://" not in path and os.path.exists(path) \
-        and index_cache.key_for(source, ref) is not None
+    return not path.startswith(REGISTRY_SCHEMES) and "://" not in path and os.path.exists(path)
 
 
 def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
@@ -79,16 +78,21 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     """
     key = index_cache.key_for(source, ref)
     if key is None:
-        raise SourceError(source.info.path, "this source cannot be loaded in a worker process")
+        raise Unavailable(f"{source.info.path} cannot be keyed")
+    private = None
     try:
-        private = tempfile.mkdtemp(prefix="index-", dir=_private_root())
-        folder = index_cache.folder() if index_cache.enabled() else private
+        if index_cache.enabled():
+            folder = index_cache.folder()
+        else:
+            folder = private = tempfile.mkdtemp(prefix="index-", dir=_private_root())
         os.makedirs(folder, exist_ok=True)
         if not os.access(folder, os.W_OK):
             raise OSError(f"{folder} is not writable")
         context = multiprocessing.get_context("spawn")
         messages = context.Queue()
     except OSError as exc:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
         raise Unavailable(str(exc)) from None
     job = Job(source.info.path, ref.index, ref.config_digest, folder)
     worker = context.Process(target=_work, args=(job, messages), name="layer-explorer load", daemon=False)
@@ -108,7 +112,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         _end(worker)
         messages.close()
         messages.cancel_join_thread()
-        shutil.rmtree(private, ignore_errors=True)  # the map keeps the data; the name can go now
+        if private is not None:  # the map keeps the data; the name can go now
+            shutil.rmtree(private, ignore_errors=True)
 
 
 def _private_root() -> str:
@@ -167,17 +172,13 @@ def _work(job: Job, messages) -> None:
     with contextlib.suppress(AttributeError, OSError):
         os.nice(2)  # the window's thread must never wait for a core behind a load
     parent = os.getppid()
-    last = [0.0, ""]
 
     def report(progress: Progress) -> None:
-        now = time.monotonic()
-        if now - last[0] >= EVERY or progress.stage != last[1]:
-            if os.getppid() != parent:  # the window is gone: nobody wants this load
-                raise Cancelled("cancelled")
-            last[0], last[1] = now, progress.stage
-            messages.put(progress)
+        if os.getppid() != parent:  # the window is gone: nobody wants this load
+            raise Cancelled("cancelled")
+        messages.put(progress)
 
-    monitor = Monitor(job.path, report)
+    monitor = Monitor(job.path, throttled(report, EVERY))
     try:
         with open_source(job.path, monitor) as source:
             if job.index >= len(source.images) or source.images[job.index].config_digest != job.config_digest:

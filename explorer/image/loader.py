@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import dataclasses
 import gc
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator

@@ -67,12 +67,17 @@ class DiveElsewhere:
         try:
             context = multiprocessing.get_context("spawn" if fresh else "fork")
             self._results, out = context.Pipe(duplex=False)
-            target, args = (_fresh, (path, image, out)) if fresh else (_forked, (container, blobs, out))
+        except OSError:  # no descriptors to be had: ``result`` computes the numbers here
+            return
+        target, args = (_fresh, (path, image, out)) if fresh else (_forked, (container, blobs, out))
+        try:
             self.proc = context.Process(target=target, args=args, name="layer-explorer dive numbers", daemon=True)
             self.proc.start()
-            out.close()  # the child holds its end: when it ends, reading ends
         except (OSError, ValueError, RuntimeError):  # no process to be had here
             self.proc = None
+            self._results.close()
+        finally:
+            out.close()  # the child holds its end: when it ends, reading ends
 
     @staticmethod
     def worth_it(container: Container, blobs: list[str], path: str) -> bool:

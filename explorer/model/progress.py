@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +21,19 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+
+
+def throttled(report: ProgressFn, every: float = 0.05) -> ProgressFn:
+    """``report`` called at most every ``every`` seconds, and at each new stage."""
+    last = [0.0, ""]
+
+    def throttle(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every or progress.stage != last[1]:
+            last[0], last[1] = now, progress.stage
+            report(progress)
+
+    return throttle
 
 
 class Monitor:

@@ -136,6 +136,11 @@ class LayerTree:
         chunks = getattr(self.versions, "chunks", None)
         return chunks.versions.get if chunks is not None else self.versions.get
 
+    def encoded(self) -> bool:
+        """Whether some folders of a tree read from an index file are still encoded."""
+        chunks = getattr(self.versions, "chunks", None)
+        return chunks is not None and not chunks.complete
+
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = getattr(self.versions, "chunks", None)

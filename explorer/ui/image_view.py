@@ -45,7 +45,7 @@ from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layer_model import DIGEST, LayerTableModel
 from explorer.ui.layer_strip import LayerStrip
 from explorer.ui.widgets import titled
-from explorer.ui.workers import BackgroundCall, Slices
+from explorer.ui.workers import BackgroundCall, Slices, decode_ahead
 
 # Expanding more than this many search matches would build most of a huge tree.
 MAX_EXPANDED_MATCHES = 2000
@@ -222,6 +222,7 @@ class ImageView(QWidget):
         self.file_tree.show()
         for widget in (self.search_box, self.search_kind, self.merged_button, self.diff_button, *self.hide_boxes.values()):
             widget.setEnabled(True)
+        self.hide_boxes[UNCHANGED].setEnabled(self.mode == MERGED)  # as ``set_mode`` leaves it
         self.layer_list.selectRow(self.layer_model.row_of_layer(layer))
         if self.layer is None:  # still all layers: selecting the row changed nothing
             self.layer_strip.show_layer(image, None)
@@ -413,6 +414,8 @@ class ImageView(QWidget):
         layers, tree = len(self.image.layers), self.image.tree
         if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
             return  # sizes for every layer would take more memory than they save time
+        if tree.encoded() and not decode_ahead(tree):
+            return  # a big mapped index: its walks would decode it whole into this process
         views = [self._view_for(layer, MERGED) for layer in range(layers)]
 
         def work():
@@ -719,7 +722,10 @@ class ImageView(QWidget):
 
     def show_inspect(self) -> None:
         """Open the Inspect tab (building it the first time)."""
-        if self.inspect is None:
+        if self.inspect is None and self.image.tree.encoded() and not decode_ahead(self.image.tree):
+            # its Size walks every path: decode a big mapped index between events first
+            self.background.run("inspect", self.image.tree.decode_steps(), then=lambda _done: self.show_inspect())
+        elif self.inspect is None:
             self.inspect = InspectPanel(self.source, self.image)
             self.center_tabs.blockSignals(True)
             self.center_tabs.removeTab(2)

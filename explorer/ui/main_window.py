@@ -517,13 +517,15 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, source: Source, image: Image) -> None:
         preview, self._preview = self._preview, None
-        if preview is not None and preview.source is source:
-            view = preview  # the preview becomes the full view
+        adopted = preview is not None and preview.source is source
+        if adopted:
+            view = preview  # the preview becomes the full view (its panes as the user left them)
             view.adopt(image)
             view.status_changed.connect(self._update_status)
             index = self.tabs.indexOf(view)
             if index < 0:  # loaded before its preview was placed
                 index = self.tabs.addTab(view, view.title())
+                self._restore_panels(view)
                 self.layers_shown.emit(view)
             self.tabs.setTabText(index, view.title())
         else:
@@ -536,7 +538,8 @@ class MainWindow(QMainWindow):
         self.tabs.setTabToolTip(index, source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
-        self._restore_panels(view)
+        if not adopted:
+            self._restore_panels(view)
         if "://" in source.info.path or os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
             self._add_recent(source.info.path)
         self._update_status()

@@ -20,7 +20,7 @@ from explorer.image import index_cache, load_worker, scan_pool
 from explorer.model.errors import Cancelled, ExplorerError
 from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.model.values import ImageRef
-from explorer.model.progress import Monitor, Progress, ProgressFn
+from explorer.model.progress import Monitor, Progress, ProgressFn, throttled
 from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
 
@@ -29,6 +29,12 @@ from explorer.tree.steps import drain
 # need not: beyond, they stay encoded until a walk wants them (a million entries decoded are
 # about 500 MB of the window's memory, against 150 MB mapped).
 DECODE_AHEAD = 400_000
+
+
+def decode_ahead(tree) -> bool:
+    """Whether a mapped index is small enough to decode in idle time (a bigger one stays
+    mapped: a walk decodes what it reads, in slices, when it is asked for)."""
+    return len(tree.versions) <= DECODE_AHEAD
 
 
 class TaskSignals(QObject):
@@ -186,15 +192,7 @@ def wait_for_background(timeout_ms: int) -> None:
 
 def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) -> ProgressFn:
     """A progress callback that emits at most every ``every`` seconds (and on a new stage)."""
-    last = [0.0, ""]
-
-    def report(progress: Progress) -> None:
-        now = time.monotonic()
-        if now - last[0] >= every or progress.stage != last[1]:
-            last[0], last[1] = now, progress.stage
-            signals.progress.emit(token, progress)
-
-    return report
+    return throttled(lambda progress: signals.progress.emit(token, progress), every)
 
 
 class LoadController(QObject):
@@ -285,9 +283,8 @@ class LoadController(QObject):
             self.loaded.emit(source, image)
             # after the tree is shown, not before: the user should not wait for either
             if image.from_cache:
-                if len(image.tree.versions) <= DECODE_AHEAD:  # the rest of the folders, for walks over every path
+                if decode_ahead(image.tree):  # the rest of the folders, for walks over every path
                     self.follow_up.run(f"decode {id(image)}", image.tree.decode_steps(), idle=True)
-                # (a bigger index stays mapped: a walk decodes what it reads, in slices, when it is asked for)
             elif index_cache.enabled():
                 where = index_cache.folder()  # as set now, whatever changes before it runs
                 self.follow_up.run(f"save {id(image)}", index_cache.save_steps(source, image, where), idle=True)
