@@ -79,6 +79,12 @@ class HostileEngine:
             while not self.stop.is_set():
                 conn.sendall(b" ")
                 time.sleep(0.2)
+        elif path.startswith("/images/dawdle"):  # headers a byte at a time: no single read is slow
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: " + b"a" * 10_000:
+                if self.stop.is_set():
+                    return
+                conn.sendall(bytes([byte]))
+                time.sleep(0.1)
         elif path.startswith("/images/trickle") and path.endswith("/json"):
             self._send(conn, "200 OK", json.dumps({"Id": "sha256:ab", "RepoTags": ["trickle:latest"]}).encode())
         elif path.startswith("/images/cut") and path.endswith("/json"):
@@ -128,6 +134,7 @@ def test_mistyped_items_are_left_out_not_crashed_on(hostile):
     ("alist", "not a dict"),
     ("deep", "answered 500"),
     ("slow", "more than 2 s to answer"),
+    ("dawdle", "more than 2 s to answer"),
     ("missing", "no image 'missing'"),
 ])
 def test_bad_answers_are_one_sentence(hostile, ref, words):
@@ -144,6 +151,15 @@ def test_a_trickling_export_is_stopped_with_exit_2(hostile, capsys):
     err = capsys.readouterr().err
     assert "bytes a second; stopped" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert time.monotonic() - started < 30
+
+
+def test_an_export_whose_headers_dawdle_is_stopped(hostile, capsys):
+    started = time.monotonic()
+    opener = Engine(DOCKER).stream("/images/dawdle/get", "docker://dawdle", "the image")
+    with pytest.raises(SourceError) as caught:
+        opener()
+    assert "more than 2 s to answer" in str(caught.value)
+    assert time.monotonic() - started < 10
 
 
 def test_a_chunked_export_cut_short_is_one_sentence(hostile, capsys):

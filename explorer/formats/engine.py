@@ -41,18 +41,37 @@ def socket_path(engine: str) -> str:
     return "/run/podman/podman.sock"
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP over a Unix socket."""
+class _DeadlineSocket(socket.socket):
+    """A socket whose reads stop at an overall deadline, not only after a quiet pause: an engine
+    sending its headers a byte every few seconds never trips a per-read timeout."""
 
-    def __init__(self, path: str, timeout: float) -> None:
+    deadline: float | None = None
+    pause: float | None = None
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the answer took too long")
+            self.settimeout(left if self.pause is None else min(left, self.pause))
+        return super().recv_into(buffer, nbytes, flags)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket; the whole answer (or, for a stream, its headers) due by ``deadline``."""
+
+    def __init__(self, path: str, timeout: float, deadline: float | None = None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
+        self.deadline = deadline
+        self.opened: _DeadlineSocket | None = None  # kept: a closing answer drops ``sock`` but still reads it
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _DeadlineSocket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
+        sock.pause, sock.deadline = self.timeout, self.deadline
         sock.connect(self.unix_path)
-        self.sock = sock
+        self.sock = self.opened = sock
 
 
 @dataclass(frozen=True)
@@ -84,17 +103,25 @@ class Engine:
         self.path = path or socket_path(engine)
         self.label = f"{engine} engine at {self.path}"
 
-    def _get(self, url: str, timeout: float = TIMEOUT) -> http.client.HTTPResponse:
-        conn = _UnixConnection(self.path, timeout)
+    def _get(self, url: str, timeout: float = TIMEOUT, stream: bool = False) -> http.client.HTTPResponse:
+        """The engine's answer to ``url``: due whole within ``TIMEOUT``, or for a ``stream`` its
+        headers within ``TIMEOUT`` and then no pause longer than ``timeout``."""
+        conn = _UnixConnection(self.path, timeout, time.monotonic() + TIMEOUT)
         try:
             conn.request("GET", url, headers={"Host": "localhost"})
-            return conn.getresponse()
+            resp = conn.getresponse()
+            if stream and conn.opened is not None:
+                conn.opened.deadline = None  # its pace is watched by _paced from here
+                conn.opened.settimeout(timeout)
+            return resp
         except FileNotFoundError:
             raise SourceError(self.label, f"no {self.engine} engine answers (no socket)",
                               f"start {self.engine}, or set {'DOCKER_HOST' if self.engine == DOCKER else 'CONTAINER_HOST'}") from None
         except PermissionError:
             raise SourceError(self.label, "permission denied on the engine's socket",
                               f"add your user to the {self.engine} group, or run as root") from None
+        except TimeoutError:
+            raise SourceError(self.label, f"{url} took more than {TIMEOUT:.0f} s to answer", "the engine is stalling") from None
         except (OSError, http.client.HTTPException) as exc:
             raise SourceError(self.label, f"the {self.engine} engine does not answer ({exc})",
                               f"is {self.engine} running?") from None
@@ -114,7 +141,9 @@ class Engine:
                     raise SourceError(self.label, f"{url} answered more than {limit >> 20} MiB where a short document was "
                                       "expected", "the engine is misbehaving; raise LAYER_EXPLORER_MAX_JSON_MB if it is genuine")
                 if time.monotonic() > deadline:
-                    raise SourceError(self.label, f"{url} took more than {TIMEOUT:.0f} s to answer", "the engine is stalling")
+                    raise TimeoutError
+        except TimeoutError:
+            raise SourceError(self.label, f"{url} took more than {TIMEOUT:.0f} s to answer", "the engine is stalling") from None
         except (OSError, http.client.HTTPException) as exc:
             raise SourceError(self.label, f"the {self.engine} engine stopped answering {url} ({exc})",
                               f"is {self.engine} running?") from None
@@ -179,7 +208,7 @@ class Engine:
         """An opener of a long download from the engine (each call asks the engine again)."""
 
         def opener() -> Callable[[int], bytes]:
-            resp = self._get(url, timeout=300)
+            resp = self._get(url, timeout=300, stream=True)
             if resp.status != 200:
                 raise SourceError(label, f"the engine refused to export {what} ({resp.status}: {_message(self._small(resp, url))})")
             return _paced(resp, label, what)
