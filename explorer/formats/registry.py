@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 from explorer.formats.cache import cache_dir, keep_under, remove
 from explorer.formats.container import Container, LayerScan, scan_file
+from explorer.formats.deadline import HeaderDeadline
 from explorer.model.errors import SourceError
 from explorer.formats.oci import REF_NAME
 from explorer.formats.plan import parse_digest
@@ -97,10 +98,20 @@ class RegistryClient:
         parts = urlsplit(url)
         conn = self._connection(parts.netloc, parts.scheme)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
+        deadline = HeaderDeadline(conn, TIMEOUT)
+        late = SourceError(self.label, f"{parts.netloc} took more than {TIMEOUT:.0f} s to answer",
+                           "the registry or the network is stalling; try again later")
         try:
-            conn.request("GET", path, headers=headers)
-            return conn.getresponse()
+            with deadline:
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+            if deadline.expired:  # headers cut short by the deadline can look complete
+                resp.close()
+                raise late
+            return resp
         except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise late from None
             hint = "is it running? for a plain-HTTP registry use registry+http:// or --insecure" if not self.plain else "is it running?"
             raise SourceError(self.label, f"cannot reach the registry {parts.netloc} ({exc})", hint) from None
 
@@ -113,7 +124,7 @@ class RegistryClient:
                 headers["Authorization"] = self.auth_header
             resp = self._send(url, headers)
             if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
-                resp.read()
+                resp.close()  # its body is not wanted, however long it is
                 url = resp.getheader("Location") or url
                 if url.startswith("/"):
                     url = f"{'http' if self.plain else 'https'}://{self.host}{url}"
@@ -128,7 +139,7 @@ class RegistryClient:
                 self._authenticate(challenge)
                 continue
             if resp.status == 401:
-                resp.read()
+                resp.close()
                 raise SourceError(self.label, "the registry refused the credentials",
                                   "log in with docker login, or check ~/.docker/config.json")
             return resp
@@ -263,7 +274,7 @@ class RegistryContainer(Container):
         partial = f"{final}.partial-{os.getpid()}"
         resp = self.client.get(f"/v2/{self.repo}/blobs/{digest}")
         if resp.status != 200:
-            resp.read()
+            resp.close()
             raise SourceError(self.path, f"blob {digest} is missing from the registry ({resp.status})")
         total = int(resp.getheader("Content-Length") or 0)
         limit = self._expected.get(digest)
@@ -279,7 +290,7 @@ class RegistryContainer(Container):
         try:
             with open(partial, "wb") as out:
                 while True:
-                    chunk = resp.read(1 << 20)
+                    chunk = resp.read1(1 << 20)  # what has arrived, so a trickle is seen by _check_rate
                     if not chunk:
                         break
                     out.write(chunk)
@@ -321,14 +332,27 @@ MAX_SMALL = 16 << 20  # a manifest, a config or a token answer: a few kB, 16 MiB
 MIN_RATE, GRACE = 1024, 60.0  # a download slower than 1 KiB/s after a minute has stalled
 
 
-def _read_small(resp: http.client.HTTPResponse, label: str) -> bytes:
-    """The body of a response that should be small, refusing an endless one."""
-    body = resp.read(MAX_SMALL + 1)
-    if len(body) > MAX_SMALL:
+def _read_small(resp: http.client.HTTPResponse, label: str, limit: int = 0) -> bytes:
+    """The body of a response that should be small (``MAX_SMALL``, or ``limit``), refusing an
+    endless or a trickling one."""
+    limit = limit or MAX_SMALL
+    parts, size, deadline = [], 0, time.monotonic() + TIMEOUT
+    try:
+        while part := resp.read1(1 << 16):  # what has arrived: read(n) would wait for all n, a byte at a time
+            parts.append(part)
+            size += len(part)
+            if size > limit:
+                raise SourceError(label, f"the registry sent more than {limit >> 20} MiB where a document was expected",
+                                  "the registry is misbehaving")
+            if time.monotonic() > deadline:
+                raise SourceError(label, f"the registry took more than {TIMEOUT:.0f} s to send a document",
+                                  "the registry or the network is stalling; try again later")
+    except (OSError, http.client.HTTPException) as exc:
+        raise SourceError(label, f"the connection dropped while the registry sent a document ({exc})",
+                          "open it again to retry") from None
+    finally:
         resp.close()
-        raise SourceError(label, f"the registry sent more than {MAX_SMALL >> 20} MiB where a document was expected",
-                          "the registry is misbehaving")
-    return body
+    return b"".join(parts)
 
 
 def _check_rate(done: int, started: float, label: str, digest: str) -> None:
@@ -392,13 +416,11 @@ def list_tags(source: str) -> list[str]:
     host, repo, _tag, _digest, plain = parse_reference(source)
     client = RegistryClient(host, plain, source)
     resp = client.get(f"/v2/{repo}/tags/list?n=10000", "application/json")
-    body = resp.read(MAX_TAG_LIST + 1)
+    body = _read_small(resp, source, MAX_TAG_LIST)
     if resp.status == 404:
         raise SourceError(source, f"no repository {repo!r} on {host}", "check the name (it is case-sensitive)")
     if resp.status != 200:
         raise SourceError(source, f"the registry answered {resp.status} when asked for the tags of {repo}")
-    if len(body) > MAX_TAG_LIST:
-        raise SourceError(source, f"the tag list of {repo} is larger than {MAX_TAG_LIST >> 20} MB")
     try:
         tags = json.loads(body).get("tags") or []
     except (ValueError, AttributeError):
