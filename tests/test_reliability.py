@@ -4,6 +4,7 @@ loads cancelled again and again, an archive changed under the window, an index t
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -140,7 +141,39 @@ def _zeros_layer(gib: float) -> bytes:
     return b"".join(parts)
 
 
+def _noise_layer(mib: int) -> bytes:
+    """A gzip layer (stored, not squeezed: quick to make) of one file of ``mib`` MiB of noise:
+    big enough that a load starts its helpers, layer scanners and the dive child."""
+    import random
+    import tarfile
+    import zlib
+
+    data = random.Random(5).randbytes(mib << 20)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("noise.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    packer = zlib.compressobj(0, zlib.DEFLATED, 31)
+    return packer.compress(out.getvalue()) + packer.flush()
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes alive in a process group (Linux's /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # not a process, or gone while looking
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
 @pytest.mark.gui
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process groups from /proc")
 def test_cancel_ends_a_long_load_at_once(qtbot, tmp_path):
     pytest.importorskip("PySide6.QtWidgets")
     import multiprocessing
@@ -152,7 +185,7 @@ def test_cancel_ends_a_long_load_at_once(qtbot, tmp_path):
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     archive = tmp_path / "slow.tar"
-    archive.write_bytes(oci_archive([_zeros_layer(1.9)], compress="none"))  # gzip already; 3 s to read
+    archive.write_bytes(oci_archive([_zeros_layer(1.9), _noise_layer(72)], compress="none"))  # gzip already; 3 s to read
     from explorer.app import create_main_window
 
     window = create_main_window()
@@ -161,8 +194,11 @@ def test_cancel_ends_a_long_load_at_once(qtbot, tmp_path):
     window.loader.progress.connect(lambda p: stages.append(p.stage))
     window.open_paths([str(archive)])
     qtbot.waitUntil(lambda: any(s.startswith("reading layer") for s in stages), timeout=30_000)
-    assert multiprocessing.active_children()  # its loading process is at work
+    (worker,) = multiprocessing.active_children()  # its loading process is at work
+    pid = worker.pid
+    qtbot.waitUntil(lambda: len(_group(pid)) >= 3, timeout=30_000)  # and its helpers
     with qtbot.waitSignal(window.loader.cancelled, timeout=5_000):
         window.loader.cancel()
     qtbot.waitUntil(lambda: not multiprocessing.active_children(), timeout=1_000)  # ended, not left to finish
+    qtbot.waitUntil(lambda: not _group(pid), timeout=1_000)  # helpers and all
     qtbot.waitUntil(lambda: window.tabs.count() == 0, timeout=3_000)
