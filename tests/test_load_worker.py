@@ -84,10 +84,14 @@ def test_a_cancel_ends_the_worker_and_its_helpers_at_once(cache):
 def test_only_sources_that_can_be_opened_again_go_to_a_worker():
     with open_source(str(DATA / "docker-legacy.tar")) as src:
         assert load_worker.suitable(src, src.select())
-    # an engine's stream can be read once only, and a registry would be asked twice
-    for path in ("registry://localhost:5000/a:b", "docker-daemon:alpine", "podman://x"):
-        fake = type("S", (), {"info": type("I", (), {"path": path})()})()
-        assert not load_worker.suitable(fake, None)  # type: ignore[arg-type]
+
+    def source(path: str):
+        return type("S", (), {"info": type("I", (), {"path": path})()})()
+
+    for path in ("registry://localhost:5000/a:b", "registry+http://localhost:5000/a@sha256:" + "0" * 64):
+        assert load_worker.suitable(source(path), None)  # type: ignore[arg-type]
+    for path in ("docker-daemon:alpine", "docker://alpine", "podman://x", "/no/such/file.tar"):
+        assert not load_worker.suitable(source(path), None)  # type: ignore[arg-type]  (read once, or not there)
 
 
 def test_nowhere_to_write_the_index_means_no_worker_not_a_failure(tmp_path, monkeypatch):

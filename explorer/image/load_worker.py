@@ -64,10 +64,11 @@ class Failed:
 
 
 def suitable(source: Source, ref: ImageRef) -> bool:
-    """Whether the worker can open this source again by its path: a local archive or folder
-    (an engine's stream can be read once only, and a registry would be asked twice)."""
+    """Whether the worker can open this source again by its path: a local archive or folder, or
+    a registry image (asked again for its manifest, a few kB; its blobs are cached on disk and
+    downloaded once). Not an engine's stream: it can be read once only."""
     path = source.info.path
-    return not path.startswith(REGISTRY_SCHEMES) and "://" not in path and os.path.exists(path)
+    return path.startswith(REGISTRY_SCHEMES) or ("://" not in path and os.path.exists(path))
 
 
 def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:

@@ -71,8 +71,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
-        # A load that runs in a thread (an engine stream, a registry: a local archive loads in
-        # a process of its own) computes in Python, and each call Qt makes into Python (a cell's
+        # A load that runs in a thread (an engine stream: a local archive or a registry image
+        # loads in a process of its own) computes in Python, and each call Qt makes into Python (a cell's
         # data while painting) waits for the interpreter lock up to this interval. At 5 ms
         # (the default) or 1 ms, the 400 calls of a first paint during a load took 250 ms;
         # at 0.1 ms about 90. Threads only switch this often while one of them waits.
