@@ -607,6 +607,45 @@ def test_bad_file_shows_the_error_dialog_and_window_stays_usable(qtbot, window, 
     assert window.tabs.count() == 1
 
 
+def test_hostile_archives_in_the_window_end_in_a_sentence_or_a_view(qtbot, window, tmp_path, monkeypatch):
+    """A sample of the bad-input corpus, one kind after another, dropped on one window: each ends
+    in an error naming the file or in a view, in bounded time, and the window still works."""
+    import multiprocessing
+    import time
+
+    from explorer.ui import main_window
+    from tests.corpus import cases
+
+    monkeypatch.setattr(main_window.ImagePicker, "exec", lambda self: QDialog.DialogCode.Accepted)  # the first image
+    every = dict(cases())
+    by_kind: dict[str, list[str]] = {}
+    for name in sorted(every):
+        by_kind.setdefault(name.split("-")[0], []).append(name)
+    sample = [names[len(names) // 2] for names in by_kind.values()]
+    sample += ["bomb-gzip-layer", "name-deep", "pax-huge-record", "one-folder-50k", "oci-truncated-at-100"]
+    failed: list[str] = []
+    loaded: list[object] = []
+    window.load_failed.connect(failed.append)
+    window.image_loaded.connect(loaded.append)
+    for name in sample:
+        path = tmp_path / f"{name}.tar"
+        path.write_bytes(every[name])
+        failed.clear()
+        loaded.clear()
+        started = time.monotonic()
+        _drop(window, [path])
+        qtbot.waitUntil(lambda: bool(failed or loaded), timeout=60_000)
+        assert time.monotonic() - started < 60, name
+        if failed:
+            assert str(path) in failed[0] and "internal error" not in failed[0] and "Traceback" not in failed[0], failed[0]
+        for dialog in list(window.dialogs):
+            dialog.close()
+        while window.tabs.count():
+            window.close_tab(0)
+    qtbot.waitUntil(lambda: not multiprocessing.active_children(), timeout=5_000)  # no loading process left behind
+    assert _open(qtbot, window).tree_model.rowCount() > 0
+
+
 def test_multi_platform_index_asks_which_image(qtbot, window, monkeypatch):
     from explorer.ui import dialogs, main_window
 
