@@ -86,6 +86,15 @@ def test_credentials_never_go_to_the_host_a_registry_redirects_to(monkeypatch):
     assert seen[0] == "Basic dXNlcjpzZWNyZXQ=" and all(h is None for h in seen[1:])
 
 
+def test_credentials_stay_with_the_registrys_own_host_and_scheme():
+    secure = registry.RegistryClient("reg.example:5000", False, "test")
+    assert secure._own("https://reg.example:5000/v2/app/blobs/x")
+    assert not secure._own("http://reg.example:5000/v2/app/blobs/x")  # a redirect down to plain HTTP
+    assert not secure._own("https://reg.example:5001/v2/") and not secure._own("https://cdn.example/v2/")
+    plain = registry.RegistryClient("localhost:5000", True, "test")
+    assert plain._own("http://localhost:5000/v2/") and not plain._own("http://127.0.0.1:5000/v2/")
+
+
 def test_a_token_service_over_plain_http_elsewhere_gets_no_password(monkeypatch):
     sent: list[str | None] = []
 
@@ -172,6 +181,11 @@ class Hostile(_Quiet):
             self.send_header("Location", self.path)
             self.end_headers()
             self._dribble(b" " * 10_000)
+        elif how == "elsewhere":  # a redirect to a file on the client's own machine
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/passwd")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif how == "login" or self.path.startswith("/token"):  # a token nobody accepts
             if self.path.startswith("/token"):
                 self._reply(200, b'{"token": "never-good"}')
@@ -213,6 +227,7 @@ def hostile(tmp_path, monkeypatch):
     ("dawdle", "took more than 2 s to answer"),
     ("trickle", "took more than 2 s to send a document"),
     ("loop", "too many redirects"),
+    ("elsewhere", "not a web address"),
     ("login", "refused the credentials"),
     ("swapped", "arrived with another digest"),
     ("claims", "whose descriptor says"),

@@ -17,7 +17,7 @@ import re
 import subprocess
 import time
 from typing import Callable
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from explorer.formats.cache import cache_dir, keep_under, remove
 from explorer.formats.container import Container, LayerScan, scan_file
@@ -115,24 +115,31 @@ class RegistryClient:
             hint = "is it running? for a plain-HTTP registry use registry+http:// or --insecure" if not self.plain else "is it running?"
             raise SourceError(self.label, f"cannot reach the registry {parts.netloc} ({exc})", hint) from None
 
+    def _own(self, url: str) -> bool:
+        """Whether ``url`` is the registry itself, over its own scheme: credentials go nowhere
+        else (not to a host it redirects to, not over plain HTTP after a redirect from HTTPS)."""
+        parts = urlsplit(url)
+        return parts.netloc == self.host and parts.scheme == ("http" if self.plain else "https")
+
     def get(self, path: str, accept: str = "") -> http.client.HTTPResponse:
         """GET a registry path, authenticating and following redirects."""
         url = f"{'http' if self.plain else 'https'}://{self.host}{path}"
         for _ in range(6):
             headers = {"Accept": accept} if accept else {}
-            if self.auth_header and urlsplit(url).netloc == self.host:
+            if self.auth_header and self._own(url):
                 headers["Authorization"] = self.auth_header
             resp = self._send(url, headers)
             if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
                 resp.close()  # its body is not wanted, however long it is
-                url = resp.getheader("Location") or url
-                if url.startswith("/"):
-                    url = f"{'http' if self.plain else 'https'}://{self.host}{url}"
+                url = urljoin(url, resp.getheader("Location") or "")
+                if urlsplit(url).scheme not in ("http", "https"):
+                    raise SourceError(self.label, f"the registry redirected to {url[:200]!r}, which is not a web address",
+                                      "the registry is misbehaving")
                 continue
             if resp.status == 401 and not headers.get("Authorization"):
                 challenge = resp.getheader("WWW-Authenticate") or ""
                 _read_small(resp, self.label)
-                if urlsplit(url).netloc != self.host:
+                if not self._own(url):
                     # a redirect's host asks for a login: this registry's credentials are not for it
                     raise SourceError(self.label, f"{urlsplit(url).netloc}, where the registry redirected, asks for "
                                       "credentials; they are only ever sent to the registry itself")
