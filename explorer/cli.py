@@ -29,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_OTHER, f"{self.prog}: error: {message}\n")
 
 
+SKIPPED_SHOWN = 200  # lines of what extraction left out, before a count of the rest
+
 def _report_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="layer-explorer report", description="Print what is inside one image of SOURCE.")
     p.add_argument("source", metavar="SOURCE", help="an image archive (tar, optionally gzip/zstd/xz/bzip2), an OCI layout "
@@ -178,16 +180,18 @@ def run_extract(argv: Sequence[str]) -> int:
             if found.entry is None and not args.only_layer:
                 raise SelectionError(f"{args.path}: no such file at {_where(args.layer)}{_through(found)}")
             if found.entry is not None and found.entry.type == "symlink":
-                print(f"layer-explorer: {args.path} is a symlink to {found.entry.target}: it is extracted as a link; "
-                      f"ask for {args.path.rstrip('/')}/ to extract what it leads to", file=sys.stderr)
+                print(printable(f"layer-explorer: {args.path} is a symlink to {found.entry.target}: it is extracted as a "
+                                f"link; ask for {args.path.rstrip('/')}/ to extract what it leads to"), file=sys.stderr)
             path = found.path
         entries = select_entries(image, path, args.layer, args.only_layer)
         result = extract(source, image, entries, args.output, base=path,
                          options=ExtractOptions(devices=args.devices, special_bits=args.keep_special_bits,
                                                 owners=args.same_owner))
     print(f"extracted {result.written:,} entries ({result.bytes:,} bytes) into {result.target}", file=sys.stderr)
-    for p, reason in result.skipped:
-        print(f"skipped {p}: {reason}", file=sys.stderr)
+    for p, reason in result.skipped[:SKIPPED_SHOWN]:
+        print(printable(f"skipped {p[:1000]}: {reason}"), file=sys.stderr)
+    if len(result.skipped) > SKIPPED_SHOWN:  # a hostile image can make millions: the first say enough
+        print(f"... and {len(result.skipped) - SKIPPED_SHOWN:,} more skipped", file=sys.stderr)
     return EXIT_OK
 
 

@@ -103,6 +103,13 @@ def test_bad_archive_gives_one_clear_line(tmp_path, name, capsys):
     assert sorted(os.listdir(tmp_path)) == before  # nothing left behind
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs a character device")
+def test_a_device_is_refused_not_read(capsys):
+    assert main(["report", "--no-cache", "/dev/zero"]) == 2
+    err = capsys.readouterr().err
+    assert "/dev/zero: is a device, not a file" in err and len(err.strip().splitlines()) == 1
+
+
 def test_missing_source_and_folder_without_layout(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope.tar")]) == 2
     assert "no such file" in capsys.readouterr().err

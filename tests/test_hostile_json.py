@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -148,6 +149,30 @@ def test_extraction_skips_what_the_filesystem_cannot_hold_and_says_why(tmp_path)
     said = proc.stderr  # the list of what was left out, and why
     assert "its name is longer than this filesystem allows" in said
     assert "owner 1099511627776:5 not set" in said and "Traceback" not in said
+
+
+def test_extraction_skips_a_nul_link_target_and_says_so_escaped(tmp_path):
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        link = tarfile.TarInfo("ln")
+        link.type, link.pax_headers = tarfile.SYMTYPE, {"linkpath": "/etc/pa\0sswd"}
+        tar.addfile(link)
+        odd = tarfile.TarInfo("hl\x1b]0;PWNED\x07\x1b[31mRED\n")  # a hard link to nothing, with a hostile name
+        odd.type, odd.linkname = tarfile.LNKTYPE, "nope"
+        tar.addfile(odd)
+        fine = tarfile.TarInfo("fine")
+        fine.size = 1
+        tar.addfile(fine, io.BytesIO(b"y"))
+    path = tmp_path / "nul.tar"
+    path.write_bytes(docker_archive([buf.getvalue()]))
+    out = tmp_path / "out"
+    proc = _run(path, "extract", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "fine").read_text() == "y" and not os.path.lexists(out / "ln")
+    assert "skipped /ln: a symlink whose target this filesystem cannot hold" in proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr and "\\e[31mRED\\n" in proc.stderr, proc.stderr
 
 
 def _layer_of(members: list[tuple[str, bytes, str | None]]) -> bytes:

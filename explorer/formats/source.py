@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import platform as host_platform
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,8 @@ def _open_container(path: str, monitor: Monitor) -> Container:
     if os.path.isdir(path):
         return FolderContainer(path)
     try:
+        if stat.S_ISCHR(os.stat(path).st_mode) or stat.S_ISBLK(os.stat(path).st_mode):
+            raise SourceError(path, "is a device, not a file", "give an image archive, an OCI layout folder, or a reference")
         with open(path, "rb") as f:
             head = f.read(BLOCK)
     except FileNotFoundError:
