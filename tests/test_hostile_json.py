@@ -316,6 +316,29 @@ def test_a_manifest_listing_one_layer_20000_times_is_refused(tmp_path):
     assert proc.returncode == 2 and "20,000 layers" in proc.stderr and "LAYER_EXPLORER_MAX_LAYERS" in proc.stderr
 
 
+def test_a_layer_listed_many_times_is_read_once(tmp_path):
+    import tarfile
+    import time
+    import zlib
+
+    info = tarfile.TarInfo("zeros.bin")
+    info.size = 256 << 20
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    zeros = [packer.compress(info.tobuf(tarfile.PAX_FORMAT))]
+    zeros += [packer.compress(bytes(1 << 20)) for _ in range(256)] + [packer.compress(bytes(1024)), packer.flush()]
+    members = members_of(docker_archive([b"".join(zeros)]))  # 256 MiB of zeros in a few hundred kB
+    manifest = json.loads(members["manifest.json"])
+    manifest[0]["Layers"] = manifest[0]["Layers"] * 300
+    members["manifest.json"] = json.dumps(manifest).encode()
+    path = tmp_path / "again.tar"
+    path.write_bytes(tar_of(members))
+    started = time.monotonic()
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["image"]["layers"]) == 300
+    assert time.monotonic() - started < 20  # read 300 times, it took minutes
+
+
 def test_a_slow_bomb_is_refused_past_two_gigabytes(monkeypatch):
     from explorer.formats import compression
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections import Counter
 import gc
 import os
 import sys
@@ -138,7 +139,7 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     dive = None if child is not None else DiveEfficiency()
     scans: list[LayerScan] = []
     reader = _ContentReader(source, plan, scans)
-    ahead = scan_pool.scans(source, blobs, monitor) if pooled else None
+    ahead = scan_pool.scans(source, list(dict.fromkeys(blobs)), monitor) if pooled else None  # each blob once
     try:
         _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path, ahead)
         tree.live.clear()
@@ -262,9 +263,15 @@ def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTre
     apply it to the tree."""
     free = available_memory()
     entries = 0
+    repeated = {b for b, n in Counter(l.blob for l in plan.layers).items() if n > 1}
+    again: dict[str, LayerScan] = {}  # scans of blobs the manifest lists more than once: read once
     for i, layer in enumerate(plan.layers):
         monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
-        scan = next(ahead) if ahead is not None else container.scan_layer(layer.blob, monitor)
+        scan = again.get(layer.blob)
+        if scan is None:
+            scan = next(ahead) if ahead is not None else container.scan_layer(layer.blob, monitor)
+            if layer.blob in repeated:
+                again[layer.blob] = scan
         entries += len(scan.members)
         _check_entries(path, entries)
         _check_memory(path, entries, free)

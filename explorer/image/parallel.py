@@ -25,8 +25,11 @@ WAIT = 0.2  # seconds between looks at the cancel flag while waiting for the chi
 
 def _compute(container: Container, blobs: list[str]) -> Efficiency:
     dive = DiveEfficiency()
+    members: dict[str, list] = {}  # a blob listed again is scanned once (a hostile manifest lists one a thousand times)
     for blob in blobs:
-        dive.add_layer(container.scan_layer(blob, Monitor()).members)
+        if blob not in members:
+            members[blob] = container.scan_layer(blob, Monitor()).members
+        dive.add_layer(members[blob])
     return dive.result()
 
 
