@@ -217,6 +217,31 @@ def test_a_layer_with_more_entries_than_the_budget_is_refused(tmp_path, monkeypa
     assert _run(enough, "report", "--json").returncode == 0
 
 
+def test_names_that_add_up_past_the_budget_are_refused(tmp_path, monkeypatch):
+    # the default budget is 256 MiB of names a layer; the rule is the same at 1 MiB
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_PATHS_MB", "1")
+    long = tmp_path / "long.tar"
+    long.write_bytes(docker_archive([layer_tar([f(f"{i:04}" + "n" * 4000) for i in range(300)])], gzip_layers=True))
+    proc = _run(long, "report", "--json")
+    assert proc.returncode == 2 and "add up to more than 1 MiB (LAYER_EXPLORER_MAX_PATHS_MB)" in proc.stderr
+    assert str(long) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    fewer = tmp_path / "fewer.tar"
+    fewer.write_bytes(docker_archive([layer_tar([f(f"{i:04}" + "n" * 4000) for i in range(200)])], gzip_layers=True))
+    assert _run(fewer, "report", "--json").returncode == 0
+
+
+def test_folders_a_deep_name_implies_count_against_the_budget(tmp_path, monkeypatch):
+    # one 51 KB name 1,000 folders deep implies folders whose paths add up to 25 MB
+    deep = tmp_path / "deep.tar"
+    deep.write_bytes(docker_archive([layer_tar([f("/".join(["d" * 50] * 1000) + "/f", "x")])]))
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_PATHS_MB", "8")
+    proc = _run(deep, "report", "--json")
+    assert proc.returncode == 2 and "with the folders they imply, add up to more than 8 MiB" in proc.stderr
+    assert "LAYER_EXPLORER_MAX_PATHS_MB" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    monkeypatch.delenv("LAYER_EXPLORER_MAX_PATHS_MB")
+    assert _run(deep, "report", "--json").returncode == 0  # under the default, it is shown
+
+
 def test_a_link_target_just_under_the_budget_is_followed_quickly(tmp_path):
     members = [("lnk", b"", "./" * 2_000 + "t")] + [(f"lnk/e{i}", b"x", None) for i in range(40)]
     path = tmp_path / "near.tar"
@@ -384,7 +409,7 @@ def test_big_members_of_a_compressed_archive_are_not_held_in_memory(tmp_path):
         f"{str(path)!r}]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stderr.strip().splitlines()[-1]) < 400 << 10  # KiB: well under the 576 MiB of padding
+    assert int(proc.stderr.strip().splitlines()[-1]) < 480 << 10  # KiB: under the 576 MiB of padding (about 350 alone, 426 seen beside other tests)
 
 
 def test_a_layout_blob_followed_by_a_sparse_hole_is_refused_before_it_is_read(tmp_path):

@@ -261,7 +261,8 @@ def test_registry_shows_layers_and_history_while_blobs_download(fake, qtbot, tmp
     assert preview.layer_model.rowCount() == 4 and preview.history_model.rowCount() == 5  # all + 3 layers
     assert "downloading" in window.tabs.tabText(window.tabs.indexOf(preview))
     # the blobs are downloaded and indexed by a loading process, not by the window's
-    assert [p.name for p in __import__("multiprocessing").active_children()] == ["layer-explorer load"]
+    qtbot.waitUntil(lambda: [p.name for p in __import__("multiprocessing").active_children()] == ["layer-explorer load"],
+                    timeout=10_000)
     gate.set()
     with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
         pass

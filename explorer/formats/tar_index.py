@@ -46,6 +46,9 @@ MAX_LINK = _budget("MAX_LINK_BYTES", 4096)  # symlink(2) itself refuses longer t
 # Entries one layer may have: a few MB of gzip can hold millions of empty headers, each about
 # a kilobyte of index once loaded. The largest real layers seen hold a few hundred thousand.
 MAX_ENTRIES = _budget("MAX_ENTRIES", 1_000_000)
+# Bytes of all the names (and link targets) one layer holds: 30,000 distinct 60 KB names fit in
+# 2 MB of zstd and took 7 GB to list. A million real paths come to about 100 MB.
+MAX_PATHS = _budget("MAX_PATHS_MB", 256) << 20
 
 # name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
 _HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")
@@ -372,7 +375,7 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     long_name: bytes | None = None
     long_link: bytes | None = None
     first = True
-    entries = 0
+    entries = named = 0
     while True:
         header_at = src.pos
         hdr = src.block()
@@ -441,6 +444,10 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
         link_max = MAX_LINK if kind == "2" else MAX_NAME
         if len(raw_name) > MAX_NAME or len(raw_link) > link_max or raw_name.count(b"/") > MAX_DEPTH:
             _too_long(raw_name, raw_link, link_max, header_at)  # (after PAX: it names them most often)
+        named += len(raw_name) + len(raw_link)
+        if named > MAX_PATHS:
+            raise TarFormatError(f"the names of one layer add up to more than {MAX_PATHS >> 20:,} MiB "
+                                 f"(LAYER_EXPLORER_MAX_PATHS_MB) at byte {header_at}; raise that limit if the image is genuine")
         if kind == "S":  # old GNU sparse: the map may go on in extension blocks
             kind = "0"
             try:

@@ -26,7 +26,7 @@ from explorer.formats.source import REGISTRY, Source
 from explorer.tree.advice import Advice, Secret, advise, find_secrets
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
 from explorer.tree.waste import Waste, compute_waste
-from explorer.tree.index import LayerTree, apply_layer
+from explorer.tree.index import LayerTree, TooManyPaths, apply_layer
 from explorer.tree.views import MERGED, TreeView
 
 DOCKER_LAYER_TYPES = {
@@ -282,7 +282,10 @@ def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTre
         summary = dataclasses.replace(scan, members=[])
         scans.append(summary)
         monitor.begin(f"applying layer {i + 1} of {len(plan.layers)}", i, len(plan.layers))
-        apply_layer(tree, i, scan.members, reader.digest)
+        try:
+            apply_layer(tree, i, scan.members, reader.digest)
+        except TooManyPaths as exc:
+            raise SourceError(path, f"layer {i}: {exc}", "raise LAYER_EXPLORER_MAX_PATHS_MB if the image is genuine") from None
         if dive is not None:
             dive.add_layer(scan.members)
         members = scan.members

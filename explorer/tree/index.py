@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
-from explorer.formats.tar_index import TarMember
+from explorer.formats.tar_index import MAX_PATHS, TarMember
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
 
@@ -19,6 +19,10 @@ ContentDigest = Callable[[Entry, int], "str | None"]
 Inode = tuple[int, int]  # (layer whose tar holds the bytes, offset of the bytes in that tar)
 IMPLICIT_MODE = 0o755
 _new = tuple.__new__
+
+
+class TooManyPaths(Exception):
+    """The image's paths, implied folders included, add up to more than ``MAX_PATHS`` bytes."""
 
 
 class Version(NamedTuple):
@@ -60,6 +64,9 @@ class LayerTree:
         self._groups: dict[tuple[Inode, int | None], tuple[str, tuple[str, ...]]] = {}
         self.live: dict[str, Entry] = {}  # the state while layers are applied; emptied after
         self._plain = False  # True when read from the index cache (plain tuples until used)
+        # Bytes of every path placed, implied folders too: six 61 KB names 4,000 folders deep
+        # imply folders whose paths add up to gigabytes.
+        self.path_bytes = 0
 
     def data_layer(self, entry: Entry) -> int:
         """The layer whose blob holds an entry's bytes (a hardlink's are its target's)."""
@@ -255,6 +262,10 @@ class _LayerApplier:
             old = self.live.get(path)
             self.before[path] = old
             if old is None and path not in self.tree.versions and path != "/":
+                tree = self.tree
+                tree.path_bytes += len(path)
+                if tree.path_bytes > MAX_PATHS:
+                    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {MAX_PATHS >> 20:,} MiB")
                 cut = path.rfind("/")
                 self.tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
                 self.new_paths.add(path)
