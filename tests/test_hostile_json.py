@@ -110,6 +110,41 @@ def test_names_and_steps_reach_the_terminal_escaped(tmp_path):
     assert "\\e]0;title\\x07" in report  # shown, escaped: the user still sees what is there
 
 
+@pytest.mark.parametrize("cut", [1, 4, 50, "last block"])
+@pytest.mark.parametrize("checksum", [True, False])
+def test_a_cut_zstd_stream_is_a_decompress_error_not_a_shorter_layer(cut, checksum):
+    """zstandard's stream reader ends a cut stream as if it were whole; the frames are followed
+    to tell. A cut on a tar boundary would otherwise show a layer with files missing."""
+    import zstandard
+
+    from explorer.formats import compression
+
+    raw = layer_tar([f(f"etc/f{i:02}", bytes(range(256)) * 600) for i in range(12)])
+    packer = zstandard.ZstdCompressor(write_checksum=checksum)
+    skippable = b"\x50\x2a\x4d\x18" + (3).to_bytes(4, "little") + b"toc"  # as zstd:chunked writes its table
+    whole = skippable + packer.compress(raw)
+    if cut == "last block":  # the stream ends where the frame's last block would begin
+        frames = compression._ZstdFrames()
+        ends = []
+        for i in range(len(whole)):
+            frames.feed(whole[i:i + 1])
+            if frames.state == "block" and not frames.skip and not frames.head:
+                ends.append(i + 1)
+        data = whole[:ends[-1]]
+    else:
+        data = whole[:-cut]
+
+    def read_all(blob: bytes) -> int:
+        read, total = compression.open_reader(compression.ZSTD, io.BytesIO(blob).read), 0
+        while chunk := read(1 << 16):
+            total += len(chunk)
+        return total
+
+    assert read_all(whole) == len(raw)
+    with pytest.raises(compression.DecompressError, match="cut short"):
+        read_all(data)
+
+
 @pytest.mark.parametrize("kind", ["xz", "bzip2", "zstd", "gzip"])
 def test_corrupt_compressed_data_is_a_decompress_error(kind):
     """(zstd frames carry a checksum only when the writer asks: such data is caught by the

@@ -156,17 +156,73 @@ def extend_checkpoints(read_from: Callable[[int], Callable[[int], bytes]], check
     return points
 
 
+class _ZstdFrames:
+    """Follows the frame and block headers of zstd data as it passes, to tell at its end whether
+    the last frame was whole: zstandard's stream reader ends a cut stream without a word."""
+
+    def __init__(self) -> None:
+        self.state, self.need, self.head, self.skip, self.checksum = "magic", 4, b"", 0, False
+
+    def feed(self, data: bytes) -> None:
+        at, end = 0, len(data)
+        while at < end:
+            if self.skip:  # block contents and header fields: only their length matters
+                take = min(self.skip, end - at)
+                self.skip -= take
+                at += take
+                continue
+            take = min(self.need - len(self.head), end - at)
+            self.head += data[at:at + take]
+            at += take
+            if len(self.head) == self.need:
+                self._step(self.head)
+                self.head = b""
+
+    def _step(self, head: bytes) -> None:
+        value = int.from_bytes(head, "little")
+        if self.state == "magic":
+            if value & 0xFFFFFFF0 == 0x184D2A50:  # a skippable frame: its size follows
+                self.state, self.need = "skippable", 4
+            else:  # (a wrong magic is the decompressor's to report)
+                self.state, self.need = "frame", 1
+        elif self.state == "skippable":
+            self.skip, self.state, self.need = value, "magic", 4
+        elif self.state == "frame":  # the frame header descriptor says how long the header is
+            single, self.checksum = value >> 5 & 1, bool(value >> 2 & 1)
+            self.skip = (0 if single else 1) + (0, 1, 2, 4)[value & 3] + (single, 2, 4, 8)[value >> 6]
+            self.state, self.need = "block", 3
+        else:  # a block header: last-block flag, type, size (an RLE block stores one byte)
+            self.skip = 1 if value >> 1 & 3 == 1 else value >> 3
+            if value & 1:
+                self.skip += 4 if self.checksum else 0
+                self.state, self.need = "magic", 4
+
+    def whole(self) -> bool:
+        """Whether the data so far ends where a frame ends."""
+        return self.state == "magic" and not self.head and not self.skip
+
+
 class _ZstdReader:
-    """Streams zstd frames (several frames in a row are allowed)."""
+    """Streams zstd frames (several frames in a row are allowed), refusing a cut one."""
 
     def __init__(self, read: Callable[[int], bytes]) -> None:
-        self._r = zstandard.ZstdDecompressor().stream_reader(_RawReader(read), read_across_frames=True)
+        self._frames = _ZstdFrames()
+
+        def watched(n: int) -> bytes:
+            data = read(n)
+            self._frames.feed(data)
+            return data
+
+        self._r = zstandard.ZstdDecompressor().stream_reader(_RawReader(watched), read_across_frames=True)
 
     def read(self, size: int = CHUNK) -> bytes:
         try:
-            return self._r.read(size)
+            out = self._r.read(size)
         except zstandard.ZstdError as exc:
             raise DecompressError(f"corrupt zstd data ({exc})") from None
+        if not out and size and not self._frames.whole():
+            raise DecompressError("zstd stream cut short")
+        return out
 
 
 class _StdlibReader:
