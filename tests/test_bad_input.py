@@ -156,3 +156,19 @@ def test_a_mistyped_command_is_not_opened_as_an_image(capsys):
     assert main(["raport", "--json", "x.tar"]) == 1
     err = capsys.readouterr().err
     assert "no command or file named 'raport'" in err and "report" in err and "updates" in err
+
+
+def test_running_out_of_memory_names_the_image(tmp_path, capsys, monkeypatch):
+    from explorer.image import loader
+    from tests.builders import docker_archive, f, layer_tar
+
+    path = tmp_path / "big.tar"
+    path.write_bytes(docker_archive([layer_tar([f("etc/a", "x")])]))
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError  # as a process under a memory limit meets it, partway through the layers
+
+    monkeypatch.setattr(loader, "_load", exhausted)
+    assert main(["report", "--json", "--no-cache", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not enough memory to read this image" in err and len(err.strip().splitlines()) == 1

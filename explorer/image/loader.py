@@ -84,8 +84,12 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
         if cached is not None:
             cached.from_cache = True
             return cached
-    with building():
-        return _load(source, ref, monitor, parallel, on_tree)
+    try:
+        with building():
+            return _load(source, ref, monitor, parallel, on_tree)
+    except MemoryError:  # what was built is gone by now: there is room to say so
+        raise SourceError(source.info.path, "not enough memory to read this image",
+                          "close other programs, or use a machine with more memory") from None
 
 
 @contextlib.contextmanager
