@@ -73,6 +73,14 @@ def test_a_field_of_the_wrong_type_is_a_warning_and_left_out(tmp_path, case):
     assert any(f"config field {field} " in w for w in report["image"]["warnings"]), report["image"]["warnings"]
 
 
+def test_repo_tags_of_the_wrong_type_are_a_warning(tmp_path):
+    path = tmp_path / "tags.tar"
+    path.write_bytes(docker_archive([(LAYERS, 5)]))
+    report = json.loads(_run(path, "report", "--json").stdout)
+    assert report["image"]["tags"] == []
+    assert any("RepoTags is not a list of names" in w for w in report["image"]["warnings"]), report["image"]["warnings"]
+
+
 @pytest.mark.parametrize("case, archive, words", [
     ("repo-tags-a-number", lambda: docker_archive([(LAYERS, 5)]), None),
     ("manifest-nested-100000-deep", lambda: _with_member(lambda m: "manifest.json", DEEP), "nests JSON more deeply"),

@@ -37,8 +37,11 @@ def read_plans(container: Container) -> list[ImagePlan]:
         layers = expect(container, item.get("Layers") or [], list, f"manifest.json entry {i} Layers")
         check_layer_count(container, len(layers), f"manifest.json entry {i}")
         tags = item.get("RepoTags") or []
-        if not isinstance(tags, list):  # a stranger's manifest: a wrong type is no tags, not a crash
-            tags = []
+        warnings = []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            # a stranger's manifest: a wrong type is no tag, said once, not a crash
+            warnings.append(f"manifest.json entry {i}: RepoTags is not a list of names; tags of the wrong type left out")
+            tags = tags if isinstance(tags, list) else []
         refs = []
         for name in layers:
             expect(container, name, str, f"manifest.json entry {i} layer name")
@@ -50,6 +53,7 @@ def read_plans(container: Container) -> list[ImagePlan]:
                 config_digest=name_digest(config),
                 layers=refs,
                 tags=[t for t in tags if isinstance(t, str)],
+                warnings=warnings,
             )
         )
     return plans
