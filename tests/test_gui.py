@@ -602,6 +602,7 @@ def test_bad_file_shows_the_error_dialog_and_window_stays_usable(qtbot, window, 
     dialog = window.dialogs[-1]
     assert dialog.objectName() == "errorDialog" and dialog.isVisible()
     assert "broken.tar" in dialog.text()
+    assert "open a file written by docker save" in dialog.text() and not dialog.informativeText()  # its own advice, once
     dialog.close()
     _open(qtbot, window)
     assert window.tabs.count() == 1

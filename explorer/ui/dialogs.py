@@ -27,8 +27,9 @@ def error_dialog(parent: QWidget | None, title: str, message: str) -> QMessageBo
     """A non-blocking error dialog carrying the core's message (the window stays usable)."""
     box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("errorDialog")
-    box.setInformativeText("Check that the file is a complete image archive written by docker save, "
-                           "podman save or an OCI tool, then open it again.")
+    if not message.rstrip().endswith(")"):  # a message with its own advice (in brackets) needs no other
+        box.setInformativeText("Check that the file is a complete image archive written by docker save, "
+                               "podman save or an OCI tool, then open it again.")
     box.setModal(False)
     box.show()
     return box
