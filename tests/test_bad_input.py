@@ -107,7 +107,7 @@ def test_bad_archive_gives_one_clear_line(tmp_path, name, capsys):
 def test_a_device_is_refused_not_read(capsys):
     assert main(["report", "--no-cache", "/dev/zero"]) == 2
     err = capsys.readouterr().err
-    assert "/dev/zero: is a device, not a file" in err and len(err.strip().splitlines()) == 1
+    assert "/dev/zero: is a device or a pipe, not a file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_missing_source_and_folder_without_layout(tmp_path, capsys):

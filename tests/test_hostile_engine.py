@@ -87,6 +87,11 @@ class HostileEngine:
                 time.sleep(0.1)
         elif path.startswith("/images/trickle") and path.endswith("/json"):
             self._send(conn, "200 OK", json.dumps({"Id": "sha256:ab", "RepoTags": ["trickle:latest"]}).encode())
+        elif path.startswith("/images/late") and path.endswith("/json"):
+            self._send(conn, "200 OK", json.dumps({"Id": "sha256:ef", "RepoTags": ["late:latest"]}).encode())
+        elif path.startswith("/images/late") and path.endswith("/get"):  # a big save: written out before its first byte
+            time.sleep(2.5)
+            self._send(conn, "200 OK", (DATA / "docker-legacy.tar").read_bytes())
         elif path.startswith("/images/cut") and path.endswith("/json"):
             self._send(conn, "200 OK", json.dumps({"Id": "sha256:cd", "RepoTags": ["cut:latest"]}).encode())
         elif path.startswith("/images/cut") and path.endswith("/get"):  # chunked, as Docker sends it, cut short
@@ -111,6 +116,7 @@ def hostile(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{server.path}")
     monkeypatch.setattr(engine, "TIMEOUT", 2.0)  # the rules at a test's pace: 30 s and a minute by default
     monkeypatch.setattr(engine, "GRACE", 1.0)
+    monkeypatch.setattr(engine, "EXPORT_WAIT", 3.0)  # 300 s by default: a big save starts late
     yield server
     server.close()
 
@@ -158,8 +164,13 @@ def test_an_export_whose_headers_dawdle_is_stopped(hostile, capsys):
     opener = Engine(DOCKER).stream("/images/dawdle/get", "docker://dawdle", "the image")
     with pytest.raises(SourceError) as caught:
         opener()
-    assert "more than 2 s to answer" in str(caught.value)
+    assert "more than 3 s to answer" in str(caught.value)  # an export's own wait, not a listing's
     assert time.monotonic() - started < 10
+
+
+def test_an_export_that_starts_late_is_waited_for(hostile, capsys):
+    assert main(["report", "--json", "--no-cache", "docker://late:latest"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["image"]["layers"]
 
 
 def test_a_chunked_export_cut_short_is_one_sentence(hostile, capsys):

@@ -181,6 +181,11 @@ class Hostile(_Quiet):
             self.send_header("Location", self.path)
             self.end_headers()
             self._dribble(b" " * 10_000)
+        elif how == "badport":  # a redirect to an address with no valid port
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:abc/x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif how == "elsewhere":  # a redirect to a file on the client's own machine
             self.send_response(302)
             self.send_header("Location", "file:///etc/passwd")
@@ -228,6 +233,7 @@ def hostile(tmp_path, monkeypatch):
     ("trickle", "took more than 2 s to send a document"),
     ("loop", "too many redirects"),
     ("elsewhere", "not a web address"),
+    ("badport", "which is not valid"),
     ("login", "refused the credentials"),
     ("swapped", "arrived with another digest"),
     ("claims", "whose descriptor says"),

@@ -31,3 +31,4 @@ class HeaderDeadline:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+        self._timer.join()  # one that fired just now has set ``expired`` before anyone reads it

@@ -23,6 +23,9 @@ DOCKER, PODMAN = "docker", "podman"
 SCHEMES = {f"{DOCKER}://": DOCKER, f"{PODMAN}://": PODMAN}
 TIMEOUT = 30.0  # seconds for a whole answer that should be small (a list, an inspect)
 MIN_RATE, GRACE = 1024, 60.0  # an export slower than 1 KiB/s after a minute has stalled
+# Seconds an export may be silent, its headers included: Docker and Podman write a whole save
+# to a temporary folder before its first byte, which takes minutes for a big image.
+EXPORT_WAIT = 300.0
 
 
 def socket_path(engine: str) -> str:
@@ -105,8 +108,9 @@ class Engine:
 
     def _get(self, url: str, timeout: float = TIMEOUT, stream: bool = False) -> http.client.HTTPResponse:
         """The engine's answer to ``url``: due whole within ``TIMEOUT``, or for a ``stream`` its
-        headers within ``TIMEOUT`` and then no pause longer than ``timeout``."""
-        conn = _UnixConnection(self.path, timeout, time.monotonic() + TIMEOUT)
+        headers within ``timeout`` and then no pause longer than that."""
+        due = timeout if stream else TIMEOUT
+        conn = _UnixConnection(self.path, timeout, time.monotonic() + due)
         try:
             conn.request("GET", url, headers={"Host": "localhost"})
             resp = conn.getresponse()
@@ -121,7 +125,7 @@ class Engine:
             raise SourceError(self.label, "permission denied on the engine's socket",
                               f"add your user to the {self.engine} group, or run as root") from None
         except TimeoutError:
-            raise SourceError(self.label, f"{url} took more than {TIMEOUT:.0f} s to answer", "the engine is stalling") from None
+            raise SourceError(self.label, f"{url} took more than {due:.0f} s to answer", "the engine is stalling") from None
         except (OSError, http.client.HTTPException) as exc:
             raise SourceError(self.label, f"the {self.engine} engine does not answer ({exc})",
                               f"is {self.engine} running?") from None
@@ -208,7 +212,7 @@ class Engine:
         """An opener of a long download from the engine (each call asks the engine again)."""
 
         def opener() -> Callable[[int], bytes]:
-            resp = self._get(url, timeout=300, stream=True)
+            resp = self._get(url, timeout=EXPORT_WAIT, stream=True)
             if resp.status != 200:
                 raise SourceError(label, f"the engine refused to export {what} ({resp.status}: {_message(self._small(resp, url))})")
             return _paced(resp, label, what)

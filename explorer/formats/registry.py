@@ -95,8 +95,14 @@ class RegistryClient:
         return http.client.HTTPSConnection(netloc, timeout=TIMEOUT)
 
     def _send(self, url: str, headers: dict[str, str]) -> http.client.HTTPResponse:
-        parts = urlsplit(url)
-        conn = self._connection(parts.netloc, parts.scheme)
+        try:
+            parts = urlsplit(url)
+            if not parts.hostname:
+                raise ValueError("no host")
+            conn = self._connection(parts.netloc, parts.scheme)
+        except (ValueError, http.client.InvalidURL):  # a hostile redirect or token realm
+            raise SourceError(self.label, f"the registry sent the address {url[:200]!r}, which is not valid",
+                              "the registry is misbehaving") from None
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         deadline = HeaderDeadline(conn, TIMEOUT)
         late = SourceError(self.label, f"{parts.netloc} took more than {TIMEOUT:.0f} s to answer",
@@ -131,8 +137,12 @@ class RegistryClient:
             resp = self._send(url, headers)
             if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
                 resp.close()  # its body is not wanted, however long it is
-                url = urljoin(url, resp.getheader("Location") or "")
-                if urlsplit(url).scheme not in ("http", "https"):
+                try:
+                    url = urljoin(url, resp.getheader("Location") or "")
+                    scheme = urlsplit(url).scheme
+                except ValueError:
+                    scheme = ""
+                if scheme not in ("http", "https"):
                     raise SourceError(self.label, f"the registry redirected to {url[:200]!r}, which is not a web address",
                                       "the registry is misbehaving")
                 continue

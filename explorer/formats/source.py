@@ -85,8 +85,8 @@ def _open_container(path: str, monitor: Monitor) -> Container:
     if os.path.isdir(path):
         return FolderContainer(path)
     try:
-        if stat.S_ISCHR(os.stat(path).st_mode) or stat.S_ISBLK(os.stat(path).st_mode):
-            raise SourceError(path, "is a device, not a file", "give an image archive, an OCI layout folder, or a reference")
+        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):  # a device never ends, a pipe may never start
+            raise SourceError(path, "is a device or a pipe, not a file", "give an image archive, an OCI layout folder, or a reference")
         with open(path, "rb") as f:
             head = f.read(BLOCK)
     except FileNotFoundError:

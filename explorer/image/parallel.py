@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import Counter
 from typing import Any
 
 from explorer.formats.container import Container
@@ -25,11 +26,16 @@ WAIT = 0.2  # seconds between looks at the cancel flag while waiting for the chi
 
 def _compute(container: Container, blobs: list[str]) -> Efficiency:
     dive = DiveEfficiency()
-    members: dict[str, list] = {}  # a blob listed again is scanned once (a hostile manifest lists one a thousand times)
+    uses = Counter(blobs)  # a blob listed again is scanned once (a hostile manifest lists one a thousand times)
+    kept: dict[str, list] = {}
     for blob in blobs:
-        if blob not in members:
-            members[blob] = container.scan_layer(blob, Monitor()).members
-        dive.add_layer(members[blob])
+        members = kept.pop(blob, None)
+        if members is None:
+            members = container.scan_layer(blob, Monitor()).members
+        uses[blob] -= 1
+        if uses[blob]:
+            kept[blob] = members  # only until its last listing: one layer's entries at a time otherwise
+        dive.add_layer(members)
     return dive.result()
 
 

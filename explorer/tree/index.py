@@ -417,6 +417,7 @@ class _LayerApplier:
             if old is None:
                 if after is None:
                     if path in self.new_paths:  # came and went within the layer
+                        tree.path_bytes -= len(path)
                         cut = path.rfind("/")
                         tree.kids[path[:cut] or "/"].remove(path[cut + 1 :])
                     continue
