@@ -19,6 +19,7 @@ from explorer.model.errors import ExplorerError, SelectionError, SourceError
 from explorer.model.text import printable, printable_lines
 
 EXIT_OK, EXIT_OTHER, EXIT_SOURCE = 0, 1, 2  # 2 also: the window cannot start here
+SKIPPED_SHOWN = 200  # lines of what extraction left out, before a count of the rest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,8 +29,6 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(EXIT_OTHER, f"{self.prog}: error: {message}\n")
 
-
-SKIPPED_SHOWN = 200  # lines of what extraction left out, before a count of the rest
 
 def _report_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="layer-explorer report", description="Print what is inside one image of SOURCE.")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.formats import engine
+from explorer.formats import deadline, engine
 from explorer.formats.engine import DOCKER, Engine
 from explorer.model.errors import SourceError
 
@@ -115,7 +115,7 @@ def hostile(tmp_path, monkeypatch):
     server = HostileEngine(tmp_path)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{server.path}")
     monkeypatch.setattr(engine, "TIMEOUT", 2.0)  # the rules at a test's pace: 30 s and a minute by default
-    monkeypatch.setattr(engine, "GRACE", 1.0)
+    monkeypatch.setattr(deadline, "GRACE", 1.0)
     monkeypatch.setattr(engine, "EXPORT_WAIT", 3.0)  # 300 s by default: a big save starts late
     yield server
     server.close()

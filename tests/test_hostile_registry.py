@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import pytest
 
 from explorer.cli import main
-from explorer.formats import registry
+from explorer.formats import deadline, registry
 from explorer.model.errors import SourceError
 
 
@@ -223,7 +223,7 @@ class Hostile(_Quiet):
 def hostile(tmp_path, monkeypatch):
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(registry, "TIMEOUT", 2.0)  # the rules at a test's pace: a minute by default
-    monkeypatch.setattr(registry, "GRACE", 1.0)
+    monkeypatch.setattr(deadline, "GRACE", 1.0)
     with _server(Hostile) as host:
         yield host
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
+from explorer.formats.deadline import TooBig, answer, read_small, stalled
 from explorer.formats.plan import max_json
 from explorer.model.errors import SourceError
 
 DOCKER, PODMAN = "docker", "podman"
 SCHEMES = {f"{DOCKER}://": DOCKER, f"{PODMAN}://": PODMAN}
 TIMEOUT = 30.0  # seconds for a whole answer that should be small (a list, an inspect)
-MIN_RATE, GRACE = 1024, 60.0  # an export slower than 1 KiB/s after a minute has stalled
 # Seconds an export may be silent, its headers included: Docker and Podman write a whole save
 # to a temporary folder before its first byte, which takes minutes for a big image.
 EXPORT_WAIT = 300.0
@@ -44,37 +44,18 @@ def socket_path(engine: str) -> str:
     return "/run/podman/podman.sock"
 
 
-class _DeadlineSocket(socket.socket):
-    """A socket whose reads stop at an overall deadline, not only after a quiet pause: an engine
-    sending its headers a byte every few seconds never trips a per-read timeout."""
-
-    deadline: float | None = None
-    pause: float | None = None
-
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the answer took too long")
-            self.settimeout(left if self.pause is None else min(left, self.pause))
-        return super().recv_into(buffer, nbytes, flags)
-
-
 class _UnixConnection(http.client.HTTPConnection):
-    """HTTP over a Unix socket; the whole answer (or, for a stream, its headers) due by ``deadline``."""
+    """HTTP over a Unix socket."""
 
-    def __init__(self, path: str, timeout: float, deadline: float | None = None) -> None:
+    def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
-        self.deadline = deadline
-        self.opened: _DeadlineSocket | None = None  # kept: a closing answer drops ``sock`` but still reads it
 
     def connect(self) -> None:
-        sock = _DeadlineSocket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
-        sock.pause, sock.deadline = self.timeout, self.deadline
         sock.connect(self.unix_path)
-        self.sock = self.opened = sock
+        self.sock = sock
 
 
 @dataclass(frozen=True)
@@ -106,18 +87,13 @@ class Engine:
         self.path = path or socket_path(engine)
         self.label = f"{engine} engine at {self.path}"
 
-    def _get(self, url: str, timeout: float = TIMEOUT, stream: bool = False) -> http.client.HTTPResponse:
-        """The engine's answer to ``url``: due whole within ``TIMEOUT``, or for a ``stream`` its
-        headers within ``timeout`` and then no pause longer than that."""
-        due = timeout if stream else TIMEOUT
-        conn = _UnixConnection(self.path, timeout, time.monotonic() + due)
+    def _get(self, url: str, timeout: float | None = None) -> http.client.HTTPResponse:
+        """The engine's answer to ``url``, its headers due within ``timeout`` (``TIMEOUT`` unless
+        given) and no pause longer."""
+        timeout = TIMEOUT if timeout is None else timeout
+        conn = _UnixConnection(self.path, timeout)
         try:
-            conn.request("GET", url, headers={"Host": "localhost"})
-            resp = conn.getresponse()
-            if stream and conn.opened is not None:
-                conn.opened.deadline = None  # its pace is watched by _paced from here
-                conn.opened.settimeout(timeout)
-            return resp
+            return answer(conn, url, {"Host": "localhost"}, timeout)
         except FileNotFoundError:
             raise SourceError(self.label, f"no {self.engine} engine answers (no socket)",
                               f"start {self.engine}, or set {'DOCKER_HOST' if self.engine == DOCKER else 'CONTAINER_HOST'}") from None
@@ -125,7 +101,7 @@ class Engine:
             raise SourceError(self.label, "permission denied on the engine's socket",
                               f"add your user to the {self.engine} group, or run as root") from None
         except TimeoutError:
-            raise SourceError(self.label, f"{url} took more than {due:.0f} s to answer", "the engine is stalling") from None
+            raise SourceError(self.label, f"{url} took more than {timeout:.0f} s to answer", "the engine is stalling") from None
         except (OSError, http.client.HTTPException) as exc:
             raise SourceError(self.label, f"the {self.engine} engine does not answer ({exc})",
                               f"is {self.engine} running?") from None
@@ -133,26 +109,17 @@ class Engine:
     def _small(self, resp: http.client.HTTPResponse, url: str) -> bytes:
         """The body of an answer that should be small: at most ``max_json()`` bytes, all of it
         within ``TIMEOUT`` (an endless or trickling answer is refused, not waited for)."""
-        limit, deadline, parts, size = max_json(), time.monotonic() + TIMEOUT, [], 0
+        limit = max_json()
         try:
-            while True:
-                part = resp.read1(1 << 16)
-                if not part:
-                    return b"".join(parts)
-                parts.append(part)
-                size += len(part)
-                if size > limit:
-                    raise SourceError(self.label, f"{url} answered more than {limit >> 20} MiB where a short document was "
-                                      "expected", "the engine is misbehaving; raise LAYER_EXPLORER_MAX_JSON_MB if it is genuine")
-                if time.monotonic() > deadline:
-                    raise TimeoutError
+            return read_small(resp, limit, TIMEOUT)
+        except TooBig:
+            raise SourceError(self.label, f"{url} answered more than {limit >> 20} MiB where a short document was "
+                              "expected", "the engine is misbehaving; raise LAYER_EXPLORER_MAX_JSON_MB if it is genuine") from None
         except TimeoutError:
             raise SourceError(self.label, f"{url} took more than {TIMEOUT:.0f} s to answer", "the engine is stalling") from None
         except (OSError, http.client.HTTPException) as exc:
             raise SourceError(self.label, f"the {self.engine} engine stopped answering {url} ({exc})",
                               f"is {self.engine} running?") from None
-        finally:
-            resp.close()
 
     def _parse(self, body: bytes, url: str, kind: type) -> Any:
         """A JSON answer of the expected ``kind`` (list or dict)."""
@@ -212,7 +179,7 @@ class Engine:
         """An opener of a long download from the engine (each call asks the engine again)."""
 
         def opener() -> Callable[[int], bytes]:
-            resp = self._get(url, timeout=EXPORT_WAIT, stream=True)
+            resp = self._get(url, timeout=EXPORT_WAIT)
             if resp.status != 200:
                 raise SourceError(label, f"the engine refused to export {what} ({resp.status}: {_message(self._small(resp, url))})")
             return _paced(resp, label, what)
@@ -268,10 +235,10 @@ def _paced(resp: http.client.HTTPResponse, label: str, what: str) -> Callable[[i
             parts.append(part)
             wanted -= len(part)
             done += len(part)
-            elapsed = time.monotonic() - started
-            if elapsed > GRACE and done < MIN_RATE * elapsed:
+            rate = stalled(done, started)
+            if rate is not None:
                 resp.close()
-                raise SourceError(label, f"the engine sends {what} at {done / elapsed:,.0f} bytes a second; stopped",
+                raise SourceError(label, f"the engine sends {what} at {rate:,.0f} bytes a second; stopped",
                                   "the engine is stalling; try again later")
         return b"".join(parts)
 

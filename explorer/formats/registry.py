@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from explorer.formats.cache import cache_dir, keep_under, remove
 from explorer.formats.container import Container, LayerScan, scan_file
-from explorer.formats.deadline import HeaderDeadline
+from explorer.formats.deadline import TooBig, answer, read_small, stalled
 from explorer.model.errors import SourceError
 from explorer.formats.oci import REF_NAME
 from explorer.formats.plan import parse_digest
@@ -104,20 +104,12 @@ class RegistryClient:
             raise SourceError(self.label, f"the registry sent the address {url[:200]!r}, which is not valid",
                               "the registry is misbehaving") from None
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        deadline = HeaderDeadline(conn, TIMEOUT)
-        late = SourceError(self.label, f"{parts.netloc} took more than {TIMEOUT:.0f} s to answer",
-                           "the registry or the network is stalling; try again later")
         try:
-            with deadline:
-                conn.request("GET", path, headers=headers)
-                resp = conn.getresponse()
-            if deadline.expired:  # headers cut short by the deadline can look complete
-                resp.close()
-                raise late
-            return resp
+            return answer(conn, path, headers, TIMEOUT)
+        except TimeoutError:
+            raise SourceError(self.label, f"{parts.netloc} took more than {TIMEOUT:.0f} s to answer",
+                              "the registry or the network is stalling; try again later") from None
         except (OSError, http.client.HTTPException) as exc:
-            if deadline.expired:
-                raise late from None
             hint = "is it running? for a plain-HTTP registry use registry+http:// or --insecure" if not self.plain else "is it running?"
             raise SourceError(self.label, f"cannot reach the registry {parts.netloc} ({exc})", hint) from None
 
@@ -346,37 +338,30 @@ class RegistryContainer(Container):
 
 
 MAX_SMALL = 16 << 20  # a manifest, a config or a token answer: a few kB, 16 MiB at most
-MIN_RATE, GRACE = 1024, 60.0  # a download slower than 1 KiB/s after a minute has stalled
 
 
 def _read_small(resp: http.client.HTTPResponse, label: str, limit: int = 0) -> bytes:
     """The body of a response that should be small (``MAX_SMALL``, or ``limit``), refusing an
     endless or a trickling one."""
     limit = limit or MAX_SMALL
-    parts, size, deadline = [], 0, time.monotonic() + TIMEOUT
     try:
-        while part := resp.read1(1 << 16):  # what has arrived: read(n) would wait for all n, a byte at a time
-            parts.append(part)
-            size += len(part)
-            if size > limit:
-                raise SourceError(label, f"the registry sent more than {limit >> 20} MiB where a document was expected",
-                                  "the registry is misbehaving")
-            if time.monotonic() > deadline:
-                raise SourceError(label, f"the registry took more than {TIMEOUT:.0f} s to send a document",
-                                  "the registry or the network is stalling; try again later")
+        return read_small(resp, limit, TIMEOUT)
+    except TooBig:
+        raise SourceError(label, f"the registry sent more than {limit >> 20} MiB where a document was expected",
+                          "the registry is misbehaving") from None
+    except TimeoutError:
+        raise SourceError(label, f"the registry took more than {TIMEOUT:.0f} s to send a document",
+                          "the registry or the network is stalling; try again later") from None
     except (OSError, http.client.HTTPException) as exc:
         raise SourceError(label, f"the connection dropped while the registry sent a document ({exc})",
                           "open it again to retry") from None
-    finally:
-        resp.close()
-    return b"".join(parts)
 
 
 def _check_rate(done: int, started: float, label: str, digest: str) -> None:
     """Stop a download that trickles (one byte every few seconds never times out)."""
-    elapsed = time.monotonic() - started
-    if elapsed > GRACE and done < MIN_RATE * elapsed:
-        raise SourceError(label, f"blob {digest} arrives at {done / elapsed:,.0f} bytes a second; stopped",
+    rate = stalled(done, started)
+    if rate is not None:
+        raise SourceError(label, f"blob {digest} arrives at {rate:,.0f} bytes a second; stopped",
                           "the registry or the network is stalling; try again later")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import stat
 import platform as host_platform
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ def _open_container(path: str, monitor: Monitor) -> Container:
     if os.path.isdir(path):
         return FolderContainer(path)
     try:
-        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):  # a device never ends, a pipe may never start
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a device never ends, a pipe may never start
             raise SourceError(path, "is a device or a pipe, not a file", "give an image archive, an OCI layout folder, or a reference")
         with open(path, "rb") as f:
             head = f.read(BLOCK)

@@ -190,11 +190,11 @@ class _Writer:
             self.safe_dirs.add(out)
             self.dir_modes.append((out, e))  # modes last: a read-only folder would refuse its children
         elif e.type == SYMLINK:
-            if "\0" in (e.target or "") or len((e.target or "").encode("utf-8", "surrogateescape")) >= PATH_MAX:
-                self.skip(e.path, "a symlink whose target this filesystem cannot hold (a NUL byte, or past "
-                                  f"{PATH_MAX} bytes)")
+            target = e.target or ""
+            if "\0" in target or len(target.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+                self.skip(e.path, f"a symlink whose target this filesystem cannot hold (a NUL byte, or past {PATH_MAX} bytes)")
                 return
-            os.symlink(e.target or "", out)  # written, never followed
+            os.symlink(target, out)  # written, never followed
         elif e.type == HARDLINK and self.image.tree.inode(e) is None and e.offset >= 0:
             self.skip(e.path, f"a hard link to {e.target}, which was not a file when it was made")
             return

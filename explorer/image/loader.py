@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections import Counter
 import gc
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -267,15 +267,16 @@ def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTre
     apply it to the tree."""
     free = available_memory()
     entries = 0
-    repeated = {b for b, n in Counter(l.blob for l in plan.layers).items() if n > 1}
-    again: dict[str, LayerScan] = {}  # scans of blobs the manifest lists more than once: read once
+    uses = Counter(l.blob for l in plan.layers)
+    again: dict[str, LayerScan] = {}  # a blob the manifest lists again is read once, kept until its last listing
     for i, layer in enumerate(plan.layers):
         monitor.begin(f"reading layer {i + 1} of {len(plan.layers)}", i, len(plan.layers), layer.size or 0)
-        scan = again.get(layer.blob)
+        scan = again.pop(layer.blob, None)
         if scan is None:
             scan = next(ahead) if ahead is not None else container.scan_layer(layer.blob, monitor)
-            if layer.blob in repeated:
-                again[layer.blob] = scan
+        uses[layer.blob] -= 1
+        if uses[layer.blob]:
+            again[layer.blob] = scan
         entries += len(scan.members)
         _check_entries(path, entries)
         _check_memory(path, entries, free)
