@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
+from explorer.formats.source import open_source
+from explorer.image.loader import load_image
+from explorer.report import build_report
 from tests.services import Dockerd, FakeRegistry, PodmanService, Registry
 
 DATA = Path(__file__).parent / "data"
@@ -223,6 +226,50 @@ def test_open_from_engine_dialog_lists_and_opens(dockerd, qtbot, monkeypatch, tm
     assert window.recent_files()[0] == "docker://fixture-layers:docker-legacy"
 
 
+@pytest.fixture
+def engine_window(dockerd, qtbot, monkeypatch, tmp_path):
+    """A window on the test engine, whose own process must not build any tree."""
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    from explorer.app import create_main_window
+    from explorer.ui import workers
+
+    def not_here(*_a, **_k):
+        raise AssertionError("the window's process built the tree")
+
+    monkeypatch.setattr(workers, "load_image", not_here)
+    window = create_main_window()
+    qtbot.addWidget(window)
+    return window
+
+
+def test_an_engine_image_loads_in_the_loading_process_from_a_kept_copy(engine_window, qtbot, tmp_path):
+    from explorer.image.content import read_entry
+
+    window = engine_window
+    scratch = tmp_path / "cache" / "tmp"
+    for round in (1, 2):  # the second from the index cache: the image's ID names its index
+        with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
+            window.open_paths(["docker://fixture-layers:docker-legacy"])
+        view = blocker.args[0]
+        assert view.image.from_cache and view.image.tags == ["fixture-layers:docker-legacy"]
+        assert view.source.info.path == "docker://fixture-layers:docker-legacy"
+        kept = list(scratch.glob("engine-*.tar"))
+        assert len(kept) == 1 and view.source.container.spool == str(kept[0])
+        path = "/data/modify-me.txt"
+        with open_source(str(LEGACY)) as archive:
+            image = load_image(archive, archive.select(), cache=False)
+            want = read_entry(archive, image, image.tree.entry_at(path))
+        assert want and read_entry(view.source, view.image, view.image.tree.entry_at(path)) == want  # from the copy
+        window.close_tab(window.tabs.indexOf(view))
+        qtbot.waitUntil(lambda: not list(scratch.glob("engine-*")), timeout=10_000)  # the copy goes with its tab
+    assert len([p for p in (tmp_path / "cache" / "index").iterdir() if not p.name.startswith(".")]) == 1
+
+
 def test_engine_dialog_says_when_no_engine_answers(qtbot, monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     from explorer.ui.engine_dialog import EngineDialog
@@ -313,6 +360,26 @@ def test_container_layer_equals_what_the_engine_reports(dockerd, container, caps
     assert capsys.readouterr().out == "new\n"
     assert main(["cat", f"container://{container}", "/data/copied.txt"]) == 0
     assert capsys.readouterr().out.endswith("more\n")
+
+
+def test_a_container_loads_in_the_loading_process_from_kept_copies(engine_window, container, qtbot, tmp_path):
+    from explorer.image.content import read_entry
+
+    with open_source(f"container://{container}", keep=True) as src:  # the same copies, read in this process
+        want = build_report(load_image(src, src.select(), cache=False), src.images, "x")
+    window = engine_window
+    with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
+        window.open_paths([f"container://{container}"])
+    view = blocker.args[0]
+    got = build_report(view.image, view.source.images, "x")
+    assert view.image.from_cache and got == want
+    scratch = tmp_path / "cache" / "tmp"
+    assert len(list(scratch.glob("engine-*.tar"))) == 2  # the image's save and the container's export
+    assert read_entry(view.source, view.image, view.image.tree.entry_at("/data/new.txt")) == b"new\n"
+    window.close_tab(window.tabs.indexOf(view))
+    qtbot.waitUntil(lambda: not list(scratch.glob("engine-*")), timeout=10_000)
+    index = tmp_path / "cache" / "index"  # a running container changes: its index is not kept
+    assert not index.exists() or not [p for p in index.iterdir() if not p.name.startswith(".")]
 
 
 def test_missing_container(dockerd, capsys, monkeypatch):

@@ -36,3 +36,28 @@ def keep_under(paths: Iterable[str], limit: int) -> None:
             break
         remove(p)
         total -= size
+
+
+SCRATCH_PREFIXES = ("index-", "engine-")  # what a window writes in ``scratch_dir`` for itself
+STALE = 86400  # seconds: older scratch was left by a window that was killed
+
+
+def scratch_dir() -> str:
+    """The cache's folder for a window's own working files (an index written while the cache
+    is off, a copy of an engine's stream), made if missing and swept of stale ones."""
+    import shutil
+    import time
+
+    root = os.path.join(cache_dir(), "tmp")
+    os.makedirs(root, exist_ok=True)
+    stale = time.time() - STALE
+    try:
+        for entry in os.scandir(root):
+            if entry.name.startswith(SCRATCH_PREFIXES) and entry.stat(follow_symlinks=False).st_mtime < stale:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    remove(entry.path)
+    except OSError:
+        pass
+    return root

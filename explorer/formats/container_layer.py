@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import posixpath
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 from explorer.formats import compression
+from explorer.formats.cache import remove
 from explorer.formats.container import Container, LayerScan, clean_name
 from explorer.formats.engine import Engine
 from explorer.model.errors import SourceError
@@ -24,12 +26,38 @@ BLOB = "container-layer"
 ADDED, CHANGED, DELETED = 1, 0, 2
 
 
-def writable_layer(engine: Engine, name: str, monitor: Monitor) -> tuple[LayerScan, Callable[[], Callable[[int], bytes]]]:
+Opener = Callable[[], Callable[[int], bytes]]
+
+
+@dataclass(frozen=True)
+class KeptContainer:
+    """A container's two streams kept in local files, with what the engine said of it: all
+    another process needs to open it again without asking the engine."""
+
+    save: str  # the image's ``save`` stream
+    export: str  # the container's exported filesystem
+    changes: tuple[tuple[str, int], ...]  # what ``docker diff`` lists
+    name: str
+    state: str
+    image_id: str
+
+
+def writable_layer(engine: Engine, name: str, monitor: Monitor) -> tuple[LayerScan, Opener]:
+    """The container's layer, read from the engine, and an opener of its exported filesystem."""
+    opener = engine.export_stream(name)
+    return layer_of(engine.changes(name), opener, name, monitor), opener
+
+
+def file_opener(path: str) -> Opener:
+    """An opener of a kept file, read from its start each time."""
+    return lambda: open(path, "rb").read  # noqa: SIM115 (closed with the reader, as a stream is)
+
+
+def layer_of(changes: Iterable[tuple[str, int]], opener: Opener, name: str, monitor: Monitor) -> LayerScan:
     """The container's layer: entries for what it added or changed, whiteouts for what it deleted."""
-    changes = engine.changes(name)
+    changes = list(changes)
     wanted = {p for p, kind in changes if kind in (ADDED, CHANGED)}
     deleted = sorted(p for p, kind in changes if kind == DELETED)
-    opener = engine.export_stream(name)
     members: list[TarMember] = []
     monitor.begin(f"reading the writable layer of {name}")
     for member, data in scan_stream_with_data(opener()):
@@ -48,16 +76,28 @@ def writable_layer(engine: Engine, name: str, monitor: Monitor) -> tuple[LayerSc
         members.append(TarMember(posixpath.join(parent, ".wh." + base).lstrip("/"), "0", 0o600, 0, 0, 0, 0, "", 0,
                                  None, None, 0))
     size = sum(m.size for m in members if m.type in "07")
-    return LayerScan(members, compression.NONE, size, tar_size=size), opener
+    return LayerScan(members, compression.NONE, size, tar_size=size)
 
 
 class ContainerLayerContainer(Container):
-    """The image's container, plus the container's writable layer under the name ``BLOB``."""
+    """The image's container, plus the container's writable layer under the name ``BLOB``.
 
-    def __init__(self, inner: Container, scan: LayerScan, opener: Callable[[], Callable[[int], bytes]], label: str) -> None:
-        self.inner, self.scan, self.opener = inner, scan, opener
+    ``scan`` is the layer, or a function that reads it when a load first needs it (a window
+    that only shows what a loading process read never does). ``kept``: the container was kept
+    in local files, which are deleted on close when ``owner``.
+    """
+
+    def __init__(self, inner: Container, scan: LayerScan | Callable[[Monitor], LayerScan], opener: Opener, label: str,
+                 kept: KeptContainer | None = None, owner: bool = False) -> None:
+        self.inner, self._scan, self.opener = inner, scan, opener
         self.path = label
         self.compression = inner.compression
+        self.kept, self.owner = kept, owner
+
+    def _layer(self, monitor: Monitor | None = None) -> LayerScan:
+        if not isinstance(self._scan, LayerScan):
+            self._scan = self._scan(monitor or Monitor(self.path))
+        return self._scan
 
     def names(self) -> set[str]:
         return self.inner.names() | {BLOB}
@@ -72,10 +112,10 @@ class ContainerLayerContainer(Container):
         return self.inner.read_document(name)
 
     def size(self, name: str) -> int:
-        return self.scan.blob_size if name == BLOB else self.inner.size(name)
+        return self._layer().blob_size if name == BLOB else self.inner.size(name)
 
     def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
-        return self.scan if name == BLOB else self.inner.scan_layer(name, monitor)
+        return self._layer(monitor) if name == BLOB else self.inner.scan_layer(name, monitor)
 
     def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         if name != BLOB:
@@ -86,6 +126,8 @@ class ContainerLayerContainer(Container):
 
     def close(self) -> None:
         self.inner.close()
+        if self.kept is not None and self.owner:
+            remove(self.kept.export)
 
 
 def add_layer_to_plan(plan: ImagePlan, name: str, state: str) -> None:

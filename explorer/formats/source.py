@@ -6,16 +6,21 @@ import os
 import platform as host_platform
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explorer.formats import compression, docker_archive, oci
+from explorer.formats.cache import remove
 from explorer.formats.container import Container, FolderContainer, StreamContainer, TarFileContainer
 from explorer.formats.engine import Engine, split_container_url, split_url
+from explorer.formats.spool import SpooledContainer, keep_stream
 from explorer.model.errors import SelectionError, SourceError
 from explorer.model.values import ImageRef, Platform, SourceInfo
 from explorer.formats.plan import ImagePlan, LayerRef, digest_of, read_config
 from explorer.model.progress import Monitor
 from explorer.formats.tar_index import BLOCK, looks_like_tar
+
+if TYPE_CHECKING:
+    from explorer.formats.container_layer import KeptContainer
 
 DOCKER_ARCHIVE, DOCKER_OCI, OCI_ARCHIVE, OCI_LAYOUT = "docker-archive", "docker-oci", "oci-archive", "oci-layout"
 REGISTRY = "registry"
@@ -46,14 +51,22 @@ class Source:
         self.close()
 
 
-def open_source(path: str, monitor: Monitor | None = None) -> Source:
-    """Open an archive file or an OCI layout folder, detecting the format from its content."""
+def open_source(path: str, monitor: Monitor | None = None, keep: bool = False) -> Source:
+    """Open an archive file or an OCI layout folder, detecting the format from its content.
+
+    ``keep``: an engine's stream is copied to a local file first (see ``spool``), which the
+    window then reads as an archive on disk; else it is indexed in one pass as it arrives.
+    """
     monitor = monitor or Monitor(path)
     monitor.source = path
     container_ref = split_container_url(path)
     if container_ref is not None:
-        return _open_container_source(path, *container_ref, monitor)
-    container = _open_container(path, monitor)
+        return _open_container_source(path, *container_ref, monitor, keep)
+    return open_container(path, _open_container(path, monitor, keep))
+
+
+def open_container(path: str, container: Container) -> Source:
+    """The source an opened container holds, ``path`` naming it (the container is closed on failure)."""
     try:
         fmt, plans, notes = _read_plans(container)
         if path.startswith(REGISTRY_SCHEMES):
@@ -73,11 +86,11 @@ def open_source(path: str, monitor: Monitor | None = None) -> Source:
         raise
 
 
-def _open_container(path: str, monitor: Monitor) -> Container:
+def _open_container(path: str, monitor: Monitor, keep: bool = False) -> Container:
     """The right container for what the path holds."""
     engine = split_url(path)
     if engine is not None:
-        return _engine_container(path, *engine, monitor)
+        return _engine_container(path, *engine, monitor, keep)
     if path.startswith(REGISTRY_SCHEMES):
         from explorer.formats.registry import RegistryContainer
 
@@ -111,18 +124,54 @@ def _open_container(path: str, monitor: Monitor) -> Container:
     return TarFileContainer(path, monitor)
 
 
-def _open_container_source(path: str, engine: str, name: str, monitor: Monitor) -> Source:
+def _open_container_source(path: str, engine: str, name: str, monitor: Monitor, keep: bool = False) -> Source:
     """A container: its image's layers and, on top, its writable layer."""
-    from explorer.formats.container_layer import ContainerLayerContainer, add_layer_to_plan, check_running_engine, writable_layer
+    from explorer.formats.container_layer import ContainerLayerContainer, KeptContainer, check_running_engine, writable_layer
 
     client = Engine(engine)
     info = check_running_engine(client, name)
     image_id = info["Image"]
     state = (info.get("State") or {}).get("Status", "")
-    inner = StreamContainer(path, compression.NONE, monitor, opener=client.save_stream(image_id), what=f"{engine} save stream")
+    if keep:
+        changes = tuple(client.changes(name))
+        save = keep_stream(client.save_stream(image_id), path, f"the {engine} save stream", monitor)
+        try:
+            export = keep_stream(client.export_stream(name), path, "the container's filesystem", monitor)
+        except BaseException:
+            remove(save)
+            raise
+        return open_kept_container(path, KeptContainer(save, export, changes, name, state, image_id), monitor, owner=True)
+    inner = _save_stream(client, path, image_id, engine, monitor, keep)
     try:
         scan, opener = writable_layer(client, name, monitor)
-        container = ContainerLayerContainer(inner, scan, opener, path)
+    except BaseException:
+        inner.close()
+        raise
+    return _container_source(path, ContainerLayerContainer(inner, scan, opener, path), name, state, image_id)
+
+
+def open_kept_container(path: str, kept: "KeptContainer", monitor: Monitor, owner: bool) -> Source:
+    """A container kept in local files (``open_source`` with ``keep``), opened again; its
+    writable layer is read from the copy when a load first asks for it."""
+    from explorer.formats.container_layer import ContainerLayerContainer, file_opener, layer_of
+
+    try:
+        inner = SpooledContainer(kept.save, path, monitor, owner)
+    except BaseException:
+        if owner:
+            remove(kept.export)
+        raise
+    opener = file_opener(kept.export)
+    container = ContainerLayerContainer(inner, lambda m: layer_of(kept.changes, opener, kept.name, m), opener, path,
+                                        kept, owner)
+    return _container_source(path, container, kept.name, kept.state, kept.image_id)
+
+
+def _container_source(path: str, container: Container, name: str, state: str, image_id: str) -> Source:
+    """The source of a container's image with its writable layer on top (closed on failure)."""
+    from explorer.formats.container_layer import add_layer_to_plan
+
+    try:
         fmt, plans, notes = _read_plans(container)
         plans = [p for p in plans if p.config_digest == image_id] or plans[:1]
         for plan in plans:
@@ -131,17 +180,27 @@ def _open_container_source(path: str, engine: str, name: str, monitor: Monitor) 
         images = [ImageRef(i, tuple(p.tags), p.config_digest, p.platform, p.manifest_digest, locator=p) for i, p in enumerate(plans)]
         return Source(SourceInfo(path, "container", compression.NONE), images, container, notes)
     except BaseException:
-        inner.close()
+        container.close()
         raise
 
 
-def _engine_container(path: str, engine: str, ref: str, monitor: Monitor) -> Container:
+def _engine_container(path: str, engine: str, ref: str, monitor: Monitor, keep: bool = False) -> Container:
     """A ``docker save`` stream from a local engine, indexed as it arrives."""
     client = Engine(engine)
     client.ping()
-    client.inspect(ref)  # a clear message when the image is not there
+    info = client.inspect(ref)  # a clear message when the image is not there
     monitor.begin(f"reading {ref} from {engine}")
-    return StreamContainer(path, compression.NONE, monitor, opener=client.save_stream(ref), what=f"{engine} save stream")
+    return _save_stream(client, path, ref, engine, monitor, keep, info.get("Size"))
+
+
+def _save_stream(client: Engine, path: str, ref: str, engine: str, monitor: Monitor, keep: bool, size: Any = 0) -> Container:
+    """The engine's ``save`` of ``ref``: kept in a local file, or indexed as it streams past."""
+    opener = client.save_stream(ref)
+    if keep:
+        expected = size if isinstance(size, int) and size > 0 else 0
+        kept = keep_stream(opener, path, f"the {engine} save stream", monitor, expected)
+        return SpooledContainer(kept, path, monitor)
+    return StreamContainer(path, compression.NONE, monitor, opener=opener, what=f"{engine} save stream")
 
 
 def _read_plans(container: Container) -> tuple[str, list[ImagePlan], list[str]]:

@@ -54,12 +54,16 @@ def folder() -> str:
 
 
 def key_for(source: Source, ref: ImageRef) -> str | None:
-    """The cache key of an image, or None when its source cannot be keyed (an engine stream)."""
+    """The cache key of an image, or None when its source cannot be keyed (a stream read once)."""
     path = source.info.path
-    if "://" in path:
+    if getattr(getattr(source, "container", None), "spool", None) and ref.config_digest:
+        # An engine's image, kept in a file: its ID is the digest of its config, which names
+        # every layer's content; the blobs' names say where the copy keeps them.
+        ident: list[Any] = ["engine", ref.config_digest, [layer.blob for layer in getattr(ref.locator, "layers", ())]]
+    elif "://" in path:
         if not path.startswith(REGISTRY_SCHEMES) or not ref.manifest_digest:
             return None
-        ident: list[Any] = [path.split("://", 1)[1].split("/", 1)[0], ref.manifest_digest]  # content-addressed
+        ident = [path.split("://", 1)[1].split("/", 1)[0], ref.manifest_digest]  # content-addressed
     else:
         try:
             folder = os.path.isdir(path)
@@ -117,21 +121,23 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef) -> Image | No
         return None
 
 
-def save(source: Source, image: Image, where: str | None = None) -> str | None:
+def save(source: Source, image: Image, where: str | None = None, key: str | None = None) -> str | None:
     """Store a loaded image (quietly skipped when the cache cannot be written).
 
     ``where``: the folder, decided when the save was scheduled (a later change of the
     setting must not redirect a save already on its way); by default the current one.
+    ``key``: the one the reader computed, when it opened the source in its own way.
     """
-    return drain(save_steps(source, image, where))
+    return drain(save_steps(source, image, where, key))
 
 
-def save_steps(source: Source, image: Image, where: str | None = None) -> Steps[str | None]:
+def save_steps(source: Source, image: Image, where: str | None = None, key: str | None = None) -> Steps[str | None]:
     """``save`` as a walk that yields every few folders; returns the file's path, or None
     when nothing was written."""
     if where is None:
         where = folder() if enabled() else None
-    key = key_for(source, image.ref) if where is not None else None
+    if key is None and where is not None:
+        key = key_for(source, image.ref)
     if key is None or where is None:
         return None
     tmp = ""

@@ -20,11 +20,13 @@ import queue as queues
 import shutil
 import signal
 import tempfile
-import time
+import uuid
 from dataclasses import dataclass
 
-from explorer.formats.cache import cache_dir
-from explorer.formats.source import REGISTRY_SCHEMES, Source, open_source
+from explorer.formats.cache import scratch_dir
+from explorer.formats.container_layer import KeptContainer
+from explorer.formats.source import REGISTRY_SCHEMES, Source, open_container, open_kept_container, open_source
+from explorer.formats.spool import SpooledContainer
 from explorer.image import index_cache
 from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
@@ -37,12 +39,17 @@ EVERY = 0.05  # the worker sends progress at most this often (and at each new st
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """What the worker loads: image ``index`` of the source at ``path``, its index written to ``folder``."""
+    """What the worker loads: image ``index`` of the source at ``path``, its index written to
+    ``folder`` under ``key``; ``label`` is what the user opened (an engine's image is read from
+    the copy at ``path``)."""
 
     path: str
     index: int
     config_digest: str
     folder: str
+    key: str
+    label: str
+    container: KeptContainer | None = None  # a container kept in files, opened again from them
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +71,20 @@ class Failed:
 
 
 def suitable(source: Source, ref: ImageRef) -> bool:
-    """Whether the worker can open this source again by its path: a local archive or folder, or
-    a registry image (asked again for its manifest, a few kB; its blobs are cached on disk and
-    downloaded once). Not an engine's stream: it can be read once only."""
+    """Whether the worker can open this source again by its path: a local archive or folder, an
+    engine's image kept in a file, or a registry image (asked again for its manifest, a few kB;
+    its blobs are cached on disk and downloaded once). Not a stream indexed as it passed: it
+    can be read once only."""
     path = source.info.path
-    return path.startswith(REGISTRY_SCHEMES) or ("://" not in path and os.path.exists(path))
+    return (path.startswith(REGISTRY_SCHEMES) or ("://" not in path and os.path.exists(path))
+            or _kept(source) is not None)
+
+
+def _kept(source: Source) -> str | None:
+    """The local copy an engine's image (or a container's) is read from, if it was kept in one."""
+    container = getattr(source, "container", None)
+    kept = getattr(container, "kept", None)
+    return kept.save if isinstance(kept, KeptContainer) else getattr(container, "spool", None)
 
 
 def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
@@ -78,14 +94,17 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
     key = index_cache.key_for(source, ref)
+    container = getattr(source.container, "kept", None)
     if key is None:
-        raise Unavailable(f"{source.info.path} cannot be keyed")
+        if not isinstance(container, KeptContainer):
+            raise Unavailable(f"{source.info.path} cannot be keyed")
+        key = "container-" + uuid.uuid4().hex  # never cached: a container changes as it runs
     private = None
     try:
-        if index_cache.enabled():
+        if index_cache.enabled() and container is None:
             folder = index_cache.folder()
         else:
-            folder = private = tempfile.mkdtemp(prefix="index-", dir=_private_root())
+            folder = private = tempfile.mkdtemp(prefix="index-", dir=scratch_dir())
         os.makedirs(folder, exist_ok=True)
         if not os.access(folder, os.W_OK):
             raise OSError(f"{folder} is not writable")
@@ -95,7 +114,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
         raise Unavailable(str(exc)) from None
-    job = Job(source.info.path, ref.index, ref.config_digest, folder)
+    job = Job(_kept(source) or source.info.path, ref.index, ref.config_digest, folder, key, source.info.path,
+              container if isinstance(container, KeptContainer) else None)
     worker = context.Process(target=_work, args=(job, messages), name="layer-explorer load", daemon=False)
     try:
         try:
@@ -115,18 +135,6 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         messages.cancel_join_thread()
         if private is not None:  # the map keeps the data; the name can go now
             shutil.rmtree(private, ignore_errors=True)
-
-
-def _private_root() -> str:
-    """Where indexes are written when the cache is off (removed as soon as they are mapped)."""
-    root = os.path.join(cache_dir(), "tmp")
-    os.makedirs(root, exist_ok=True)
-    stale = time.time() - 86400
-    with contextlib.suppress(OSError):  # left by a window that was killed while loading
-        for entry in os.scandir(root):
-            if entry.name.startswith("index-") and entry.stat().st_mtime < stale:
-                shutil.rmtree(entry.path, ignore_errors=True)
-    return root
 
 
 def _wait(worker, messages, monitor: Monitor, path: str) -> str:
@@ -179,9 +187,9 @@ def _work(job: Job, messages) -> None:
             raise Cancelled("cancelled")
         messages.put(progress)
 
-    monitor = Monitor(job.path, throttled(report, EVERY))
+    monitor = Monitor(job.label, throttled(report, EVERY))
     try:
-        with open_source(job.path, monitor) as source:
+        with _reopen(job, monitor) as source:
             if job.index >= len(source.images) or source.images[job.index].config_digest != job.config_digest:
                 raise SourceError(job.path, "the image changed while it was being opened", "open it again")
             ref = source.images[job.index]
@@ -190,7 +198,7 @@ def _work(job: Job, messages) -> None:
                 monitor.begin("preparing the view")
                 prepare_first_view(image)
                 monitor.begin("writing the index")
-                written = index_cache.save(source, image, job.folder)
+                written = index_cache.save(source, image, job.folder, job.key)
         if written is None:
             raise SourceError(job.path, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
@@ -206,3 +214,13 @@ def _work(job: Job, messages) -> None:
     finally:
         messages.close()
         messages.join_thread()  # every message delivered before the process ends
+
+
+def _reopen(job: Job, monitor: Monitor) -> Source:
+    """The source again, in the worker: an engine's kept copy is opened as the archive it is,
+    under the name the user gave (the window owns the copies and deletes them)."""
+    if job.container is not None:
+        return open_kept_container(job.label, job.container, monitor, owner=False)
+    if job.path == job.label:
+        return open_source(job.path, monitor)
+    return open_container(job.label, SpooledContainer(job.path, job.label, monitor, owner=False))

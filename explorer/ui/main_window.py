@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,7 +26,6 @@ from PySide6.QtWidgets import (
 
 from explorer import __version__
 from explorer.model.errors import ExplorerError
-from explorer.image import load_worker
 from explorer.image.loader import Image
 from explorer.model.progress import Progress
 from explorer.model.values import ImageRef
@@ -71,12 +69,6 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
-        # A load that runs in a thread (an engine stream: a local archive or a registry image
-        # loads in a process of its own) computes in Python, and each call Qt makes into Python (a cell's
-        # data while painting) waits for the interpreter lock up to this interval. At 5 ms
-        # (the default) or 1 ms, the 400 calls of a first paint during a load took 250 ms;
-        # at 0.1 ms about 90. Threads only switch this often while one of them waits.
-        sys.setswitchinterval(0.0001)
         self.setObjectName("mainWindow")
         self.setWindowTitle("Layer Explorer")
         self.setWindowIcon(resources.app_icon())
@@ -470,22 +462,14 @@ class MainWindow(QMainWindow):
                 source.close()
                 self._next()
                 return
-        in_process = not load_worker.suitable(source, ref)
-        self._show_preview(source, ref, at_once=in_process)
-        if self._preview is not None and in_process:
-            # Lay out and paint the preview before a loading thread starts: a first paint sizes
-            # every cell of its tables, hundreds of calls into Python that would each wait for
-            # that thread's turn. (A loading process takes nothing from this one: its paint comes
-            # as a paint event of its own.)
-            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
-            self.repaint()
+        self._show_preview(source, ref)
         self.loader.load(source, ref)
 
-    def _show_preview(self, source: Source, ref, at_once: bool) -> None:
+    def _show_preview(self, source: Source, ref) -> None:
         """Layers and history at once (from the manifest and config), while the layers are read.
 
-        Unless ``at_once``, the view is put on screen at the next turn of the event loop:
-        building it, and laying it out and painting it, are then two short waits, not one long.
+        The view is put on screen at the next turn of the event loop: building it, and laying
+        it out and painting it, are then two short waits, not one long.
         """
         from explorer.image.loader import preview_image
 
@@ -497,10 +481,7 @@ class MainWindow(QMainWindow):
         view.show_pending(f"Reading the files of {len(image.layers)} layer(s)…" if source.info.format != "registry"
                           else f"Downloading {len(image.layers)} layer(s)…")
         self._preview = view
-        if at_once:
-            self._place_preview(view)
-        else:
-            QTimer.singleShot(0, self, lambda: self._place_preview(view))
+        QTimer.singleShot(0, self, lambda: self._place_preview(view))
 
     def _place_preview(self, view: ImageView) -> None:
         """Put a preview in its tab (unless the load ended meanwhile)."""

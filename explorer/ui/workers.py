@@ -248,7 +248,7 @@ class LoadController(QObject):
 
     def open(self, path: str) -> None:
         """List the images of ``path`` (then ``opened`` fires)."""
-        self._start(path, lambda m: open_source(path, m), self.opened.emit)
+        self._start(path, lambda m: open_source(path, m, keep=True), self.opened.emit)
 
     def load(self, source: Source, ref: ImageRef) -> None:
         """Load one image of an opened source (then ``loaded`` fires)."""

@@ -1,0 +1,74 @@
+"""An engine's ``save`` stream kept in a local file, read from then on like an archive on disk.
+
+A stream from an engine can be read once; reading a file's bytes again meant asking the engine
+to save the whole image again. Kept in a file (as dive does), the image is a local archive: a
+loading process can open it again by its path, and previews read it in place. The copy is pure
+input and output, so it never competes with the window for the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable
+
+from explorer.formats.cache import remove, scratch_dir
+from explorer.formats.container import TarFileContainer
+from explorer.model.errors import SourceError
+from explorer.model.progress import Monitor
+
+CHUNK = 1 << 20
+
+
+def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: str, monitor: Monitor,
+                expected: int = 0) -> str:
+    """Copy the stream ``opener`` gives into a new file of the cache's scratch folder; its path.
+
+    ``expected`` is the engine's idea of the size, for the progress bar only. Nothing is left
+    behind when the copy fails or is cancelled.
+    """
+    try:
+        folder = scratch_dir()
+        fd, path = tempfile.mkstemp(prefix="engine-", suffix=".tar", dir=folder)
+    except OSError as exc:
+        raise SourceError(label, f"cannot keep a copy of {what} in the cache folder ({exc.strerror or exc})",
+                          "check that the cache folder is writable, or set LAYER_EXPLORER_CACHE") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            read = opener()
+            done = 0
+            monitor.begin(f"copying {what}", total=expected)
+            while chunk := read(CHUNK):
+                out.write(chunk)
+                done += len(chunk)
+                monitor.tick(done)
+    except OSError as exc:
+        remove(path)
+        raise SourceError(label, f"could not keep a copy of {what} in {folder} ({exc.strerror or exc})",
+                          "free some disk space there, or set LAYER_EXPLORER_CACHE to a folder with room") from None
+    except BaseException:  # a cancel, the engine's own error: no half copy left
+        remove(path)
+        raise
+    return path
+
+
+class SpooledContainer(TarFileContainer):
+    """A kept stream: a tar on disk named after where it came from (``label``); with ``owner``,
+    the file is deleted when the container is closed."""
+
+    def __init__(self, spool: str, label: str, monitor: Monitor, owner: bool = True) -> None:
+        self.spool = spool
+        self.owner = owner
+        try:
+            super().__init__(spool, monitor)
+        except SourceError as exc:
+            if owner:
+                remove(spool)
+            raise SourceError(label, exc.reason, exc.hint) from None
+        self.path = label  # what messages name: the user never saw the copy's name
+
+    def close(self) -> None:
+        super().close()
+        if self.owner:
+            remove(self.spool)
+
