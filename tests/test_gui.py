@@ -676,7 +676,13 @@ def test_several_archives_dropped_at_once_open_tabs(qtbot, window):
     assert window.tabs.count() == 2
 
 
-def test_two_archives_dropped_at_once_are_compared(qtbot, window, qtmodeltester):
+def test_two_archives_dropped_at_once_are_compared(qtbot, window, qtmodeltester, monkeypatch):
+    from explorer.ui import workers
+
+    def not_here(*_a, **_k):
+        raise AssertionError("the window's process built a tree")
+
+    monkeypatch.setattr(workers, "load_image", not_here)  # both sides are loaded by loading processes
     with qtbot.waitSignal(window.comparison_ready, timeout=30_000) as blocker:
         _drop(window, [LEGACY, DATA / "buildah-overlay.oci.tar"])
     view = blocker.args[0]

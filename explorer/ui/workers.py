@@ -195,6 +195,27 @@ def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) ->
     return throttled(lambda progress: signals.progress.emit(token, progress), every)
 
 
+def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+    """An image for the window: from the index cache, else built and written by a loading
+    process and mapped; built in this process only when no such process can run."""
+    cached = index_cache.load(source, ref)
+    if cached is not None:
+        cached.from_cache = True
+        return cached
+    if load_worker.suitable(source, ref):
+        try:
+            return load_worker.load(source, ref, monitor)
+        except load_worker.Unavailable:
+            pass  # no process or nowhere to write its index: built here instead
+    image = load_image(source, ref, monitor, parallel="process", cache=False)
+    if image.first_view is None:
+        # What the first screen needs, computed here rather than on the GUI thread.
+        monitor.begin("preparing the view")
+        with building():
+            prepare_first_view(image)
+    return image
+
+
 class LoadController(QObject):
     """Opens sources and loads images one at a time; a newer request replaces an older one."""
 
@@ -262,22 +283,7 @@ class LoadController(QObject):
                 raise
 
         def prepare(monitor: Monitor) -> Image:
-            cached = index_cache.load(source, ref)
-            if cached is not None:
-                cached.from_cache = True
-                return cached
-            if load_worker.suitable(source, ref):  # the index is built in a process of its own
-                try:
-                    return load_worker.load(source, ref, monitor)
-                except load_worker.Unavailable:
-                    pass  # no process or nowhere to write its index: built here instead
-            image = load_image(source, ref, monitor, parallel="process", cache=False)
-            if image.first_view is None:  # (an index from the cache comes with it)
-                # What the first screen needs, computed here rather than on the GUI thread.
-                monitor.begin("preparing the view")
-                with building():
-                    prepare_first_view(image)
-            return image
+            return load_elsewhere(source, ref, monitor)
 
         def done(image: Image) -> None:
             self.loaded.emit(source, image)
@@ -297,14 +303,14 @@ class LoadController(QObject):
         from explorer.image.compare import compare
 
         def work(monitor: Monitor):
-            a = open_source(a_path, monitor)
+            a = open_source(a_path, monitor, keep=True)
             try:
-                b = open_source(b_path, monitor) if b_path != a_path else a
+                b = open_source(b_path, monitor, keep=True) if b_path != a_path else a
                 try:
                     ref_a = a.images[a_index] if a_index is not None else a.select(platform=a_platform)
                     ref_b = b.images[b_index] if b_index is not None else b.select(platform=b_platform)
-                    image_a = load_image(a, ref_a, monitor)
-                    image_b = load_image(b, ref_b, monitor) if ref_b is not ref_a or b is not a else image_a
+                    image_a = load_elsewhere(a, ref_a, monitor)
+                    image_b = load_elsewhere(b, ref_b, monitor) if ref_b is not ref_a or b is not a else image_a
                     monitor.begin("comparing the files")
                     return a, b, compare(a, image_a, b, image_b)
                 except BaseException:
