@@ -313,6 +313,31 @@ def test_a_big_index_stays_mapped_until_a_walk_reads_it(qtbot, window, monkeypat
     assert chunks.complete
 
 
+def test_the_window_keeps_access_points_of_big_gzip_layers(qtbot, window, tmp_path, monkeypatch):
+    from explorer.formats import gzip_access
+    from explorer.formats.source import open_source
+    from explorer.image.content import read_entry
+    from explorer.image.loader import load_image
+
+    if not gzip_access.available():
+        pytest.skip("rapidgzip is not installed")
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(gzip_access, "MIN_TAR", 0)  # the fixture's small layers stand for big ones
+    archive = DATA / "buildah-overlay.oci.tar"
+    view = _open(qtbot, window, archive)
+    gzipped = [s for s in view.image.scans if s.compression == "gzip"]
+    assert gzipped
+    qtbot.waitUntil(lambda: all(s.access for s in gzipped), timeout=20_000)  # made in the background
+    assert len(list((tmp_path / "cache" / "access").iterdir())) == len({s.blob_digest for s in gzipped})
+    files = [e for e in view.image.tree.merged() if e.type == "file" and e.size]
+    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")  # the view's points are in memory; the plain read has none
+    with open_source(str(archive)) as plain:
+        image = load_image(plain, plain.select(), cache=False)
+        for e in files:
+            assert read_entry(view.source, view.image, e) == read_entry(plain, image, image.tree.entry_at(e.path)), e.path
+
+
 def test_closing_the_window_completes_an_index_being_saved(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))

@@ -50,6 +50,7 @@ class LayerScan:
     checkpoints: list[compression.Checkpoint] = field(default_factory=list)  # gzip resume points
     flagged: dict[int, bytes] | None = None  # small files that look like secrets (data offset -> match)
     kept: dict[int, bytes] | None = None  # package databases kept as they streamed by (data offset -> bytes)
+    access: bytes | None = None  # gzip access points, once made (see ``gzip_access``)
 
 
 def clean_name(name: str) -> str:
@@ -63,6 +64,7 @@ class Container:
 
     path: str
     compression: str = compression.NONE
+    random_access = False  # whether ``raw_reader`` starts at any byte of a blob without reading up to it
 
     def names(self) -> set[str]:
         """Every file name in the archive (normalised)."""
@@ -231,6 +233,8 @@ def scan_layer_errors(source: str, where: str, exc: Exception) -> SourceError:
 class TarFileContainer(Container):
     """An uncompressed tar on disk, mapped into memory so headers are read in place."""
 
+    random_access = True
+
     def __init__(self, path: str, monitor: Monitor) -> None:
         self.path = path
         self._file = open(path, "rb")
@@ -319,6 +323,8 @@ class TarFileContainer(Container):
 
 class FolderContainer(Container):
     """A folder on disk (an OCI image layout): each name is a file below the root."""
+
+    random_access = True
 
     def __init__(self, path: str) -> None:
         self.path = path

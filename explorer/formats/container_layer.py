@@ -94,6 +94,10 @@ class ContainerLayerContainer(Container):
         self.compression = inner.compression
         self.kept, self.owner = kept, owner
 
+    @property
+    def random_access(self) -> bool:  # type: ignore[override]
+        return self.inner.random_access  # (the writable layer is a plain tar: never read through access points)
+
     def _layer(self, monitor: Monitor | None = None) -> LayerScan:
         if not isinstance(self._scan, LayerScan):
             self._scan = self._scan(monitor or Monitor(self.path))

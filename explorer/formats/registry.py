@@ -190,6 +190,8 @@ class RegistryClient:
 class RegistryContainer(Container):
     """A registry image seen as an OCI layout: documents fetched, blobs cached on disk."""
 
+    random_access = True
+
     def __init__(self, path: str, monitor: Monitor, plain: bool = False) -> None:
         self.path = path
         host, self.repo, self.tag, digest, plain_url = parse_reference(path)

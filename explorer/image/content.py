@@ -7,7 +7,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from explorer.formats import compression
+from explorer.formats import compression, gzip_access
+from explorer.image import index_cache
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, Entry
@@ -35,11 +36,19 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
     container = source.container
     blob, scan = image.blobs[layer], image.scans[layer]
     left = [max(0, entry.size - offset)]
-    if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
-        # an index read from the cache, or a layer scanned by a worker process, has none yet:
-        # record them as far as this read needs, so later reads start near their file
-        scan.checkpoints = compression.extend_checkpoints(lambda s: container.raw_reader(blob, s), scan.checkpoints, start)
-    raw = container.layer_reader(blob, scan, start)
+    points = gzip_access.saved(scan, index_cache.enabled()) if gzip_access.worth_it(container, scan) else None
+    raw = None
+    if points is not None:
+        try:
+            raw = gzip_access.reader(container, blob, points, start)
+        except Exception:  # noqa: BLE001 (points that do not fit the blob: dropped, and read the slow way)
+            gzip_access.forget(scan)
+    if raw is None:
+        if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
+            # an index read from the cache, or a layer scanned by a worker process, has none yet:
+            # record them as far as this read needs, so later reads start near their file
+            scan.checkpoints = compression.extend_checkpoints(lambda s: container.raw_reader(blob, s), scan.checkpoints, start)
+        raw = container.layer_reader(blob, scan, start)
 
     def read(size: int = compression.CHUNK) -> bytes:
         want = min(size, left[0])

@@ -26,7 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.formats import gzip_access
+from explorer.image import index_cache
 from explorer.image.loader import Image, prepare_first_view
+from explorer.model.progress import Monitor
 from explorer.image.packages import package_files
 from explorer.formats.source import Source
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
@@ -76,6 +79,7 @@ class ImageView(QWidget):
         self.view = image.first_view
         self._views: dict[tuple[int | None, str], TreeView] = {(None, MERGED): self.view}
         self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
+        self.access_points = BackgroundCall(self)  # of big gzip layers, for quick previews
         self._build()
         self._apply_view()
         if not image.pending:
@@ -410,7 +414,9 @@ class ImageView(QWidget):
         return view
 
     def _warm_up(self) -> None:
-        """Compute every layer's folder sizes in the background, so switching layers shows them at once."""
+        """Compute every layer's folder sizes in the background, so switching layers shows them
+        at once; and the access points of big gzip layers, so previews deep in them are quick."""
+        self._make_access_points()
         layers, tree = len(self.image.layers), self.image.tree
         if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
             return  # sizes for every layer would take more memory than they save time
@@ -423,6 +429,27 @@ class ImageView(QWidget):
                 yield from view.totals_steps()
 
         self.background.run("warm up", work(), idle=True)
+
+    def _make_access_points(self) -> None:
+        """Inflate each big gzip layer once more, in a thread (rapidgzip leaves the interpreter
+        lock free), and keep its access points; the layers that have some already are skipped."""
+        container, disk = self.source.container, index_cache.enabled()
+        todo: dict[str, list] = {}  # blob -> the scans of the layers that list it
+        for blob, scan in zip(self.image.blobs, self.image.scans):
+            if gzip_access.worth_it(container, scan) and gzip_access.saved(scan, disk) is None:
+                todo.setdefault(blob, []).append(scan)
+        if not todo:
+            return
+
+        def work(monitor: Monitor) -> None:
+            for blob, scans in todo.items():
+                points = gzip_access.build(container, blob, lambda: monitor.cancelled)
+                if monitor.cancelled:  # the tab closed meanwhile: its archive may be gone
+                    return
+                for scan in scans:
+                    gzip_access.keep(scan, points, disk)
+
+        self.access_points.run("access points", work)
 
     def _changed_count(self, layer: int | None) -> int:
         """How many paths the changes view of ``layer`` holds, about (from the layer list)."""

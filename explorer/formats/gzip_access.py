@@ -1,0 +1,177 @@
+"""Random access into gzip layers from saved access points, so a preview deep in a big layer
+never inflates the layer from its start, not even after a reopen.
+
+rapidgzip inflates a layer once and exports its access points (every few MiB of output, the
+compressed bit offset and the 32 KiB window before it: about 2 MB for a 100 MB layer);
+imported again, it starts inflating at the point just before any offset. The points are kept
+in memory with the layer's scan and, while the index cache is on, in the cache folder by the
+blob's digest, so every image and every reopen that has the same blob finds them. rapidgzip
+was measured for this against indexed_gzip: on a 98 MB layer it built the points in 0.42 s
+against 0.86 s and released the interpreter lock meanwhile (indexed_gzip held it for the
+whole 0.86 s, which would have frozen the window). The load itself keeps ISA-L, faster still
+(0.37 s) and building the points after it costs the user nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from typing import Callable
+
+from explorer.formats import compression
+from explorer.formats.cache import cache_dir, keep_under, remove
+from explorer.formats.container import Container, LayerScan
+from explorer.model.errors import Cancelled
+
+try:
+    import rapidgzip
+except ImportError:  # not built for this platform: previews inflate from the nearest in-memory checkpoint
+    rapidgzip = None
+
+MIN_TAR = 2 * compression.CHECKPOINT_EVERY  # smaller layers inflate to any offset about as fast
+MAX_BYTES = 512 << 20  # the access points kept on disk, least recently used dropped first
+_DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+
+
+def available() -> bool:
+    """Whether access points can be made and used here."""
+    return rapidgzip is not None
+
+
+def worth_it(container: Container, scan: LayerScan) -> bool:
+    """Whether a layer gains from access points: gzip, big, and stored where any byte can be
+    read directly (a file, a folder, the blob cache; not a compressed archive's stream)."""
+    return (rapidgzip is not None and scan.compression == compression.GZIP and (scan.tar_size or 0) > MIN_TAR
+            and getattr(container, "random_access", False))
+
+
+def folder() -> str:
+    """Where access points are kept, by blob digest."""
+    return os.path.join(cache_dir(), "access")
+
+
+def _file(scan: LayerScan) -> str | None:
+    match = _DIGEST.match(scan.blob_digest or "")
+    return os.path.join(folder(), match.group(1)) if match else None
+
+
+def saved(scan: LayerScan, disk: bool) -> bytes | None:
+    """The layer's access points: those in memory, else (``disk``) those saved for its blob."""
+    if scan.access is not None or not disk:
+        return scan.access
+    path = _file(scan)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            points = f.read()
+        os.utime(path)  # recently used: kept longest
+    except OSError:
+        return None
+    scan.access = points
+    return points
+
+
+def forget(scan: LayerScan) -> None:
+    """Drop a layer's access points, from memory and disk (they did not fit its blob)."""
+    scan.access = None
+    path = _file(scan)
+    if path is not None:
+        remove(path)
+
+
+def build(container: Container, blob: str, stop: Callable[[], bool] = lambda: False) -> bytes:
+    """Inflate a gzip layer once and return its access points; ``stop`` is asked before each
+    read of the blob (its container may be about to close) and ends the build with ``Cancelled``."""
+    with rapidgzip.RapidgzipFile(_BlobFile(container, blob, stop), parallelization=1) as gz:
+        gz.seek(0, io.SEEK_END)
+        out = io.BytesIO()
+        gz.export_index(out)
+    return out.getvalue()
+
+
+def keep(scan: LayerScan, points: bytes, disk: bool) -> None:
+    """Keep a layer's access points in memory, and (``disk``) in the cache folder for its blob."""
+    scan.access = points
+    path = _file(scan) if disk else None
+    if path is not None:
+        _write(path, points)
+
+
+def _write(path: str, data: bytes) -> None:
+    """Write a file whole or not at all; a full disk only costs the saving."""
+    tmp = ""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".partial-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        tmp = ""
+        keep_under((e.path for e in os.scandir(os.path.dirname(path)) if not e.name.startswith(".")), MAX_BYTES)
+    except OSError:
+        pass
+    finally:
+        if tmp:
+            remove(tmp)
+
+
+def reader(container: Container, blob: str, points: bytes, offset: int) -> Callable[[int], bytes]:
+    """A reader of the layer's tar from ``offset``, started at the access point before it."""
+    gz = rapidgzip.RapidgzipFile(_BlobFile(container, blob), parallelization=1)
+    try:
+        gz.import_index(io.BytesIO(points))
+        gz.seek(offset)
+    except BaseException:
+        gz.close()
+        raise
+
+    def read(size: int = compression.CHUNK) -> bytes:
+        try:
+            return gz.read(size)
+        except (ValueError, RuntimeError) as exc:  # rapidgzip's words for corrupt data
+            raise compression.DecompressError(f"corrupt gzip data ({exc})") from None
+
+    return read
+
+
+class _BlobFile(io.RawIOBase):
+    """A blob as a seekable file, for rapidgzip: each seek starts a new raw reader there (the
+    containers that offer random access read at any offset directly)."""
+
+    def __init__(self, container: Container, blob: str, stop: Callable[[], bool] = lambda: False) -> None:
+        super().__init__()
+        self._open_at = lambda at: container.raw_reader(blob, at)
+        self._stop = stop
+        self._size = container.size(blob)
+        self._pos = 0
+        self._read: Callable[[int], bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        at = max(0, base + offset)
+        if at != self._pos:
+            self._pos, self._read = at, None
+        return at
+
+    def readinto(self, buffer) -> int:
+        if self._stop():
+            raise Cancelled("cancelled")
+        if self._read is None:
+            self._read = self._open_at(self._pos)
+        data = self._read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        return n

@@ -1,0 +1,110 @@
+"""Access points of big gzip layers: previews deep in a layer read the same bytes, quickly,
+after a reopen too; points that do not fit are dropped, never trusted."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from explorer.formats import gzip_access
+from explorer.formats.source import open_source
+from explorer.image.content import read_entry
+from explorer.image.loader import load_image
+from explorer.model.errors import ExplorerError
+from tests.builders import f, layer_tar, oci_archive
+
+DATA = Path(__file__).parent / "data"
+
+pytestmark = pytest.mark.skipif(not gzip_access.available(), reason="rapidgzip is not installed")
+
+
+@pytest.fixture(scope="module", params=["gzip", "gzip-chunks"])
+def archive(tmp_path_factory, request) -> Path:
+    """An OCI archive whose one gzip layer is 12 MiB of files, half of each incompressible (so
+    the blob spans several access points) and half repeats (read back through a point's window)."""
+    rng = random.Random(7)
+    files = [f(f"data/part-{i:02d}.bin", rng.randbytes(128 << 10) + rng.randbytes(8 << 10) * 16) for i in range(48)]
+    path = tmp_path_factory.mktemp("gz") / "big-gzip.oci.tar"
+    path.write_bytes(oci_archive([layer_tar(files)], compress=request.param))  # (chunks: a gzip member per 4 MiB, as eStargz)
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    return tmp_path / "cache"
+
+
+def _files(image):
+    return sorted((e for e in image.tree.merged() if e.type == "file"), key=lambda e: e.offset)
+
+
+def test_files_read_through_access_points_are_the_same_bytes(archive, cache):
+    with open_source(str(archive)) as source:
+        image = load_image(source, source.select(), cache=False)
+        scan, blob = image.scans[0], image.blobs[0]
+        assert gzip_access.worth_it(source.container, scan) and scan.access is None
+        slow = {e.path: read_entry(source, image, e, offset=1000, limit=5000) for e in _files(image)}
+        gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=True)
+        assert scan.access
+        fast = {e.path: read_entry(source, image, e, offset=1000, limit=5000) for e in _files(image)}
+        assert fast == slow and len(fast) == 48
+    saved = list((cache / "access").iterdir())
+    assert [p.name for p in saved] == [scan.blob_digest.split(":")[-1]]  # by blob digest
+
+
+def test_a_reopen_uses_the_saved_points(archive, cache):
+    with open_source(str(archive)) as source:
+        image = load_image(source, source.select(), cache=False)
+        gzip_access.keep(image.scans[0], gzip_access.build(source.container, image.blobs[0]), disk=True)
+        deepest = _files(image)[-1]
+        want = read_entry(source, image, deepest)
+    with open_source(str(archive)) as source:  # as after a restart: nothing in memory
+        image = load_image(source, source.select(), cache=False)
+        assert image.scans[0].access is None
+        assert read_entry(source, image, image.tree.entry_at(deepest.path)) == want
+        assert image.scans[0].access is not None  # read from the cache folder
+
+
+def test_points_that_do_not_fit_the_blob_are_dropped(archive, cache):
+    with open_source(str(archive)) as source:
+        image = load_image(source, source.select(), cache=False)
+        scan = image.scans[0]
+        want = read_entry(source, image, _files(image)[-1])
+        gzip_access.keep(scan, b"\x00" * 100_000, disk=True)  # a damaged file in the cache
+        assert read_entry(source, image, _files(image)[-1]) == want
+        assert scan.access is None and not list((cache / "access").iterdir())
+
+
+def test_a_stopped_build_keeps_nothing(archive, cache):
+    with open_source(str(archive)) as source:
+        image = load_image(source, source.select(), cache=False)
+        with pytest.raises((ExplorerError, RuntimeError, OSError, ValueError)):
+            gzip_access.build(source.container, image.blobs[0], stop=lambda: True)
+        assert image.scans[0].access is None and not (cache / "access").exists()
+
+
+def test_small_layers_and_streams_go_without(tmp_path, cache):
+    small = tmp_path / "small.oci.tar"
+    small.write_bytes(oci_archive([layer_tar([f("a.txt", "hello")])]))
+    with open_source(str(small)) as source:
+        image = load_image(source, source.select(), cache=False)
+        assert not gzip_access.worth_it(source.container, image.scans[0])  # inflating it all is as quick
+
+
+@pytest.mark.parametrize("name", ["umoci.oci-layout", "test-oci-estargz-image.tar", "test-oci-gzip-image.tar"])
+def test_real_layers_read_the_same_through_access_points(name, cache, monkeypatch):
+    monkeypatch.setattr(gzip_access, "MIN_TAR", 0)  # small real layers stand for big ones
+    with open_source(str(DATA / name)) as source:
+        image = load_image(source, source.select(), cache=False)
+        files = _files(image)
+        slow = {e.path: read_entry(source, image, e) for e in files}
+        made = 0
+        for blob, scan in zip(image.blobs, image.scans):
+            if gzip_access.worth_it(source.container, scan):
+                gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=False)
+                made += 1
+        assert made and {e.path: read_entry(source, image, e) for e in files} == slow
