@@ -390,19 +390,19 @@ def run_report(argv: Sequence[str]) -> int:
     try:
         source, image = _open_image(args, format_contents if fmt == "json" else None)
         with source:
-            image.warnings.extend(source.notes)
+            image = image.replace(warnings=image.warnings + tuple(source.notes))
             checks = None
             if args.verify:
                 from explorer.image.verify import describe, verify
 
                 checks = verify(source, image)
-                image.warnings.extend(describe(c) for c in checks if not c.ok)
-                image.verification = [c.as_dict() for c in checks]
+                image = image.replace(warnings=image.warnings + tuple(describe(c) for c in checks if not c.ok),
+                                      verification=[c.as_dict() for c in checks])
             gc.disable()  # the report is made of acyclic objects only
             if fmt == "json":
                 write_json(image, source.images, args.source, sys.stdout, contents[0] if contents else None)
             else:
-                prepare_first_view(image)  # the counts (a cached index has them)
+                image = prepare_first_view(image)  # the counts (a cached index has them)
                 report = build_report(image, source.images, args.source, contents=False)
                 owned = [l.owned_bytes for l in image.packages.layers] if image.packages else None
                 sys.stdout.write(text_report(report, image.file_count, image.file_bytes, owned))

@@ -196,7 +196,7 @@ def build_report(image: Image, images: list[ImageRef], source_path: str, content
         "source": {"path": source_path, "format": image.source.format, "compression": image.source.compression},
         "images": image_list(images, image.ref),
         "image": {
-            "tags": image.tags,
+            "tags": list(image.tags),
             "config_digest": image.config_digest,
             "platform": image.platform,
             "created": image.created,
@@ -237,7 +237,7 @@ def build_report(image: Image, images: list[ImageRef], source_path: str, content
             "advice": advice_record(image),
             "packages": packages_record(image),
             "secrets": [{"path": x.path, "layer": x.layer, "removed_in": x.removed_in, "why": x.why} for x in image.secrets],
-            "verification": image.verification,
+            "verification": list(image.verification) if image.verification is not None else None,
             "files": _files(image.tree) if contents else [],
             "changes": _changes(image.tree) if contents else [],
             "warnings": list(image.warnings),
@@ -462,7 +462,7 @@ def _packages_text(img: dict[str, Any], owned: list[int] | None) -> list[str]:
 
 
 def _side(image: Image, path: str) -> dict[str, Any]:
-    return {"source": path, "format": image.source.format, "tags": image.tags, "config_digest": image.config_digest,
+    return {"source": path, "format": image.source.format, "tags": list(image.tags), "config_digest": image.config_digest,
             "platform": image.platform, "layers": [l.diff_id for l in image.layers]}
 
 

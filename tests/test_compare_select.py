@@ -56,7 +56,7 @@ def test_dropping_two_multi_image_archives_asks_for_each_side(qtbot, window, mon
     view = blocker.args[0]
     assert [p["title"] for p in pickers.shown] == ["Compare: choose image A", "Compare: choose image B"]
     assert all(len(p["items"]) == 2 and p["start"] == 0 for p in pickers.shown)  # Open's default: the first
-    assert view.cmp.a.tags == ["fixture-layers:buildah"] and view.cmp.b.tags == ["localhost/fixture-layers:buildah"]
+    assert view.cmp.a.tags == ("fixture-layers:buildah",) and view.cmp.b.tags == ("localhost/fixture-layers:buildah",)
     assert "the images share all 4 layers" in view.summary.text()
 
 
@@ -75,7 +75,7 @@ def test_a_cancelled_picker_compares_nothing_and_open_still_works(qtbot, window,
     assert window.tabs.count() == 0
     with qtbot.waitSignal(window.image_loaded, timeout=30_000) as blocker:
         window.open_paths([str(LEGACY)])  # an open after it is an open, not a side of a comparison
-    assert blocker.args[0].image.tags == ["fixture-layers:docker-legacy"]
+    assert blocker.args[0].image.tags == ("fixture-layers:docker-legacy",)
 
 
 def test_compare_two_images_dialog_takes_a_folder_and_an_archive(qtbot, window, monkeypatch):
@@ -118,7 +118,7 @@ def test_compare_with_asks_for_b_and_starts_on_another_image_of_the_same_archive
     view = blocker.args[0]
     assert [p["title"] for p in pickers.shown] == ["Choose an image", "Compare: choose image B"]
     assert pickers.shown[1]["start"] == 0  # A is image 1: B starts on the other
-    assert view.cmp.a.tags == ["fixture-layers:buildah"] and view.cmp.b.tags == ["fixture-layers:docker-legacy"]
+    assert view.cmp.a.tags == ("fixture-layers:buildah",) and view.cmp.b.tags == ("fixture-layers:docker-legacy",)
 
 
 def test_the_comparison_tab_says_b_adds_layers_and_marks_them(qtbot, window, tmp_path):

@@ -63,7 +63,7 @@ def test_a_changed_archive_is_never_served_stale(tmp_path):
     src, img = _load(target)
     with src:
         assert not img.from_cache
-        assert img.tags == ["docker.io/library/fixture-layers:skopeo"]
+        assert img.tags == ("docker.io/library/fixture-layers:skopeo",)
 
 
 def test_a_damaged_or_old_cache_file_is_rebuilt(tmp_path):
@@ -221,3 +221,22 @@ def test_a_layout_blob_rewritten_in_place_is_not_served_from_the_cache(tmp_path,
     src = open_source(str(layout))
     assert index_cache.load(src, src.select()) is None  # the index no longer stands for this folder
     src.close()
+
+
+def test_an_image_is_a_value_built_or_mapped(tmp_path, cache_on):
+    import dataclasses
+
+    from explorer.image.loader import prepare_first_view
+
+    with open_source(str(DATA / "docker-legacy.tar")) as src:
+        built = load_image(src, src.select(), cache=False)
+        index_cache.save(src, built)
+        mapped = load_image(src, src.select())
+    assert mapped.from_cache and not built.from_cache
+    for image in (built, mapped):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            image.tags = ("changed",)  # type: ignore[misc]
+        assert all(isinstance(getattr(image, f), tuple) for f in ("tags", "layers", "history", "warnings", "scans", "blobs"))
+    counted = prepare_first_view(built)
+    assert counted is not built and counted.file_count == 68 and built.file_count == -1  # a new value; the old one kept
+    assert prepare_first_view(counted) is counted and prepare_first_view(mapped) is mapped  # (they have it)

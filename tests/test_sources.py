@@ -222,7 +222,7 @@ def test_open_from_engine_dialog_lists_and_opens(dockerd, qtbot, monkeypatch, tm
     qtbot.addWidget(window)
     with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
         window.open_paths([dialog.source()])
-    assert blocker.args[0].image.tags == ["fixture-layers:docker-legacy"]
+    assert blocker.args[0].image.tags == ("fixture-layers:docker-legacy",)
     assert window.recent_files()[0] == "docker://fixture-layers:docker-legacy"
 
 
@@ -256,7 +256,7 @@ def test_an_engine_image_loads_in_the_loading_process_from_a_kept_copy(engine_wi
         with qtbot.waitSignal(window.image_loaded, timeout=60_000) as blocker:
             window.open_paths(["docker://fixture-layers:docker-legacy"])
         view = blocker.args[0]
-        assert view.image.from_cache and view.image.tags == ["fixture-layers:docker-legacy"]
+        assert view.image.from_cache and view.image.tags == ("fixture-layers:docker-legacy",)
         assert view.source.info.path == "docker://fixture-layers:docker-legacy"
         kept = list(scratch.glob("engine-*.tar"))
         assert len(kept) == 1 and view.source.container.spool == str(kept[0])

@@ -204,8 +204,9 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
     if view is None or view.layer is not None or view.mode != MERGED:
         view = TreeView(tree, None, MERGED)
     totals = yield from view.totals_steps()  # the first screen's folder sizes: reopening needs no walk
-    if image.file_count < 0 or image.file_bytes < 0:
-        image.file_count, image.file_bytes = view.entries, view.file_bytes
+    file_count, file_bytes = image.file_count, image.file_bytes
+    if file_count < 0 or file_bytes < 0:
+        file_count, file_bytes = view.entries, view.file_bytes
     versions = tree.versions
     body: list[bytes] = []
     offset = 0
@@ -264,7 +265,7 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
         "image": (image.tags, image.config_digest, image.platform, image.created, image.config,
                   [_fields(l) for l in image.layers], [_fields(h) for h in image.history], image.warnings,
                   [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
-                  image.blobs, image.file_count, image.file_bytes),
+                  image.blobs, file_count, file_bytes),
         "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, eff.files) if eff else None,
         "waste": (waste.bytes, wasted, waste.per_layer, waste.merge_savings) if waste else None,
         "advice": [_fields(a) for a in image.advice],
@@ -325,7 +326,9 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
     tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files, file_bytes = data["image"]
     eff = data["efficiency"]
     waste = data["waste"]
-    image = Image(
+    view = TreeView(tree, None, MERGED)
+    view._totals = data["totals"]
+    return Image(
         source=source.info, ref=ref, tags=tags, config_digest=digest, platform=platform, created=created, config=config,
         layers=[LayerInfo(*l) for l in layers], history=[HistoryEntry(*h) for h in history], tree=tree, warnings=warns,
         scans=[LayerScan([], c, size, blob_digest=bd, tar_size=ts, warnings=w, flagged=fl) for c, size, bd, ts, w, fl in scans],
@@ -336,8 +339,6 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
         advice=[Advice(*a) for a in data["advice"]],
         secrets=[Secret(*s) for s in data["secrets"]],
         packages=_packages(data["packages"]),
+        first_view=view,
+        from_cache=True,
     )
-    view = TreeView(tree, None, MERGED)
-    view._totals = data["totals"]
-    image.first_view = view
-    return image

@@ -127,7 +127,6 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         if image is None:
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
-        image.from_cache = True
         return image
     finally:
         _end(worker)
@@ -196,7 +195,7 @@ def _work(job: Job, messages) -> None:
             with building():
                 image = load_image(source, ref, monitor, parallel="process", cache=False)
                 monitor.begin("preparing the view")
-                prepare_first_view(image)
+                image = prepare_first_view(image)
                 monitor.begin("writing the index")
                 written = index_cache.save(source, image, job.folder, job.key)
         if written is None:

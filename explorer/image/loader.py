@@ -36,34 +36,53 @@ DOCKER_LAYER_TYPES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Image:
-    """One loaded image: what it is, its layers and history, and its layered filesystem."""
+    """One loaded image, a value: what it is, its layers and history, its layered filesystem
+    and what was worked out from them. Changing anything makes a new one (``replace``).
+
+    Its sequences are tuples (lists given are turned into tuples). The tree and the scans stay
+    objects of their own: a mapped tree decodes its folders as they are looked at, and a scan
+    keeps the resume points that reading a compressed layer records.
+    """
 
     source: SourceInfo
     ref: ImageRef
-    tags: list[str]
+    tags: tuple[str, ...]
     config_digest: str
     platform: str
     created: str
     config: dict[str, Any]
-    layers: list[LayerInfo]
-    history: list[HistoryEntry]
+    layers: tuple[LayerInfo, ...]
+    history: tuple[HistoryEntry, ...]
     tree: LayerTree
-    warnings: list[str] = field(default_factory=list)
-    scans: list[LayerScan] = field(default_factory=list)  # per layer: compression, resume points
-    blobs: list[str] = field(default_factory=list)  # per layer: the blob's name in the source
+    warnings: tuple[str, ...] = ()
+    scans: tuple[LayerScan, ...] = ()  # per layer: compression, resume points
+    blobs: tuple[str, ...] = ()  # per layer: the blob's name in the source
     efficiency: Efficiency | None = None  # dive-compatible numbers
     waste: Waste | None = None  # this project's accounting: every wasted byte with its reason
-    advice: list[Advice] = field(default_factory=list)
-    secrets: list[Secret] = field(default_factory=list)
+    advice: tuple[Advice, ...] = ()
+    secrets: tuple[Secret, ...] = ()
     file_count: int = -1  # entries of the final filesystem, once counted
     file_bytes: int = -1  # bytes of its regular files, once counted
     first_view: Any = None  # a prepared view for the first screen (by the window's loader, or the index cache)
     from_cache: bool = False  # mapped from an index file (the cache's, or a loading process's) rather than built here
-    verification: list[dict[str, Any]] | None = None  # per layer, when --verify read every blob
+    verification: tuple[dict[str, Any], ...] | None = None  # per layer, when --verify read every blob
     pending: bool = False  # layers and history only: the files are still being read
     packages: PackageReport | None = None  # what the package managers' databases say, layer by layer
+
+    def __post_init__(self) -> None:
+        for name in _SEQUENCES:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+    def replace(self, **changes: Any) -> "Image":
+        """A copy with these fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+_SEQUENCES = ("tags", "layers", "history", "warnings", "scans", "blobs", "advice", "secrets", "verification")
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool | str = False,
@@ -82,7 +101,6 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
 
         cached = index_cache.load(source, ref)
         if cached is not None:
-            cached.from_cache = True
             return cached
     try:
         with building():
@@ -107,15 +125,14 @@ def building() -> Iterator[None]:
             gc.enable()
 
 
-def prepare_first_view(image: Image) -> None:
-    """The merged view of the final image with its folder sizes, and the file counts that
-    come with them (``file_count``, ``file_bytes``): each computed once."""
+def prepare_first_view(image: Image) -> Image:
+    """The image with the merged view of its final filesystem, folder sizes computed, and the
+    file counts that come with them (``file_count``, ``file_bytes``); itself when it has them."""
     if image.first_view is not None and image.file_count >= 0 and image.file_bytes >= 0:
-        return
+        return image
     view = TreeView(image.tree, None, MERGED)
     view.totals()  # counts the entries on the way
-    image.first_view = view
-    image.file_count, image.file_bytes = view.entries, view.file_bytes
+    return image.replace(first_view=view, file_count=view.entries, file_bytes=view.file_bytes)
 
 
 def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str,

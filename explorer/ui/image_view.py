@@ -72,10 +72,9 @@ class ImageView(QWidget):
     def __init__(self, source: Source, image: Image, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.source = source
-        self.image = image
+        self.image = image = prepare_first_view(image)  # (done already by the loader and the index cache)
         self.layer: int | None = None
         self.mode = MERGED
-        prepare_first_view(image)  # (done already by the loader and the index cache)
         self.view = image.first_view
         self._views: dict[tuple[int | None, str], TreeView] = {(None, MERGED): self.view}
         self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
@@ -210,8 +209,7 @@ class ImageView(QWidget):
         (building a second view and discarding the first took the window 60 ms)."""
         layer = self.layer
         self.background.cancel_all()
-        self.image = image
-        prepare_first_view(image)  # (done already by the loader and the index cache)
+        self.image = image = prepare_first_view(image)  # (done already by the loader and the index cache)
         self.view = image.first_view
         self._views = {(None, MERGED): self.view}
         self.layer = None

@@ -200,7 +200,6 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     process and mapped; built in this process only when no such process can run."""
     cached = index_cache.load(source, ref)
     if cached is not None:
-        cached.from_cache = True
         return cached
     if load_worker.suitable(source, ref):
         try:
@@ -212,7 +211,7 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         # What the first screen needs, computed here rather than on the GUI thread.
         monitor.begin("preparing the view")
         with building():
-            prepare_first_view(image)
+            image = prepare_first_view(image)
     return image
 
 
