@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QSplitter,
     QTabWidget,
-    QTableView,
     QToolButton,
     QTreeView,
     QVBoxLayout,
@@ -41,13 +40,11 @@ from explorer.ui.compare_panel import ComparePanel
 from explorer.ui.details_panel import DetailsPanel
 from explorer.ui.preview_panel import PreviewPanel
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
-from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
-from explorer.ui.layer_model import DIGEST, LayerTableModel
-from explorer.ui.layer_strip import LayerStrip
-from explorer.ui.widgets import titled
+from explorer.ui.layers_panel import LayersPanel
+from explorer.ui.widgets import text_width, widget_shortcut
 from explorer.ui.workers import BackgroundCall, Slices, decode_ahead
 
 # Expanding more than this many search matches would build most of a huge tree.
@@ -87,34 +84,14 @@ class ImageView(QWidget):
     # -- construction --------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.layer_model = LayerTableModel(self.image)
-        self.layer_list = QTableView(objectName="layerList")
-        self.layer_list.setAccessibleName("Layers")
-        self.layer_list.setModel(self.layer_model)
-        self._table_look(self.layer_list)
-        header = self.layer_list.horizontalHeader()
-        for column, sample in ((0, "all"), (1, "999.9 MB"), (2, "999.9 MB"), (3, "+9999 ~99 −99")):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(column, self._text_width(sample))
-        self.layer_list.setColumnHidden(DIGEST, True)  # the strip below shows both digests in full
-        header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)  # the command takes what is left
-        self.layer_list.selectionModel().currentRowChanged.connect(self._layer_row_changed)
-        self.layer_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.layer_list.customContextMenuRequested.connect(self._layer_menu)
-        self._widget_shortcut(self.layer_list, self.copy_layer_digest)
-
-        self.history_model = HistoryTableModel(self.image)
-        self.history_panel = QTableView(objectName="historyPanel")
-        self.history_panel.setAccessibleName("Build history")
-        self.history_panel.setModel(self.history_model)
-        self._table_look(self.history_panel)
-        header = self.history_panel.horizontalHeader()
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.resizeSection(0, self._text_width("12 months ago"))
-        header.resizeSection(2, self._text_width("999.9 MB"))
-        # most images record no comments: the column would only take room from the step
-        self.history_panel.setColumnHidden(3, not any(h.comment for h in self.image.history))
-        self.history_panel.selectionModel().currentRowChanged.connect(self._history_row_changed)
+        self.layers_panel = LayersPanel(self.image)
+        self.layers_panel.layer_chosen.connect(self._on_layer_chosen)
+        self.layers_panel.save_layer.connect(self.save_layer_tar)
+        # its parts, by the names the window and the tests use
+        self.left_splitter = self.layers_panel
+        self.layer_model, self.layer_list = self.layers_panel.layer_model, self.layers_panel.layer_list
+        self.history_model, self.history_panel = self.layers_panel.history_model, self.layers_panel.history_panel
+        self.layer_strip = self.layers_panel.layer_strip
 
         self.tree_model = FileTreeModel()
         self.tree_model.use_slices(self.background)
@@ -130,10 +107,10 @@ class ImageView(QWidget):
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         for column, sample in ((SIZE, "999.9 MB"), (2, "drwxr-xr-x"), (3, "1000:1000"), (4, "Layer"), (5, "modified")):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(column, self._text_width(sample))
+            header.resizeSection(column, text_width(self, sample))
         self.file_tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.file_tree.customContextMenuRequested.connect(self._tree_menu)
-        self._widget_shortcut(self.file_tree, self.copy_path)
+        widget_shortcut(self.file_tree, self.copy_path)
 
         self.details = DetailsPanel()
         self.details.jump_to_layer.connect(self.show_path_at_layer)
@@ -148,19 +125,13 @@ class ImageView(QWidget):
         self.file_tree.setDragEnabled(True)
         self.file_tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
 
-        self.layer_strip = LayerStrip()
-        left = QSplitter(Qt.Orientation.Vertical, objectName="leftSplitter")
-        left.addWidget(titled("&Layers", self.layer_list))
-        left.addWidget(self.layer_strip)
-        left.addWidget(titled("&History", self.history_panel))
-        left.setCollapsible(1, False)
         middle = QWidget()
         mid_layout = QVBoxLayout(middle)
         mid_layout.setContentsMargins(0, 0, 0, 0)
         mid_layout.addLayout(self._tree_controls())
         # names keep room for about 12 characters beside the other columns
         columns = sum(self.file_tree.header().sectionSize(c) for c in range(1, 6))
-        middle.setMinimumWidth(columns + self._text_width("x" * 12))
+        middle.setMinimumWidth(columns + text_width(self, "x" * 12))
         self.package_filter = QLabel(objectName="packageFilter", textFormat=Qt.TextFormat.RichText)
         self.package_filter.linkActivated.connect(lambda _link: self._clear_package_filter())
         self.package_filter.hide()
@@ -175,7 +146,7 @@ class ImageView(QWidget):
         # The three panes of the Files page; Insights and Inspect are pages of their own at full
         # width, so switching pages never moves these splitters.
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
-        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.layers_panel)
         self.splitter.addWidget(middle)
         self.splitter.addWidget(self.side_tabs)
         self.splitter.setStretchFactor(0, 4)
@@ -192,7 +163,6 @@ class ImageView(QWidget):
         self.center_tabs.addTab(QWidget(), "Pac&kages")
         self.center_tabs.currentChanged.connect(self._center_tab_changed)
 
-        self.left_splitter = left
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.center_tabs)
@@ -213,9 +183,7 @@ class ImageView(QWidget):
         self.view = image.first_view
         self._views = {(None, MERGED): self.view}
         self.layer = None
-        self.layer_model.set_image(image)
-        self.history_model.set_image(image)
-        self.history_panel.setColumnHidden(3, not any(h.comment for h in image.history))
+        self.layers_panel.set_image(image)
         page_shown = self.center_tabs.currentIndex()
         for page, title in ((1, "&Insights"), (2, "Ins&pect"), (PACKAGES_PAGE, "Pac&kages")):
             self._unbuild_page(page, title)  # built from the preview: made anew when next shown
@@ -266,30 +234,6 @@ class ImageView(QWidget):
         self.pending.show()
         for widget in (self.search_box, self.search_kind, self.merged_button, self.diff_button, *self.hide_boxes.values()):
             widget.setEnabled(False)
-
-    @staticmethod
-    def _widget_shortcut(widget: QWidget, slot) -> QShortcut:
-        """Ctrl+C for one widget only (two window-wide Ctrl+C would cancel each other out)."""
-        shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), widget)
-        shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-        shortcut.activated.connect(slot)
-        return shortcut
-
-    def _text_width(self, sample: str) -> int:
-        """A column width that shows ``sample`` whole, with the cell's margins."""
-        return self.fontMetrics().horizontalAdvance(sample) + 18
-
-    @staticmethod
-    def _table_look(table: QTableView) -> None:
-        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a step's start and end say the most
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.verticalHeader().hide()
-        # one line of text a row: Qt's default row height leaves the tables half empty space
-        table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-        table.setWordWrap(False)
-        table.horizontalHeader().setHighlightSections(False)
-
 
     def _tree_controls(self) -> QVBoxLayout:
         rows = QVBoxLayout()
@@ -372,19 +316,15 @@ class ImageView(QWidget):
         """Show the tree at a layer (None: all layers, the final image)."""
         if layer is not None and not 0 <= layer < len(self.image.layers):
             return
-        row = self.layer_model.row_of_layer(layer)
-        if self.layer_list.currentIndex().row() != row:
-            self.layer_list.selectRow(row)  # comes back through _layer_row_changed
-            return
+        if self.layers_panel.select_layer(layer):
+            return  # comes back through _on_layer_chosen
         if layer != self.layer:
             self.layer = layer
             self._apply_view()
 
     def step_layer(self, delta: int) -> None:
         """Go to the next (+1) or previous (-1) layer; before layer 0 comes "all layers"."""
-        rows = self.layer_model.rowCount()
-        current = self.layer_list.currentIndex().row()
-        self.layer_list.selectRow(max(0, min(rows - 1, current + delta)))
+        self.layers_panel.step(delta)
 
     def set_mode(self, mode: str) -> None:
         """MERGED or DIFF."""
@@ -568,46 +508,12 @@ class ImageView(QWidget):
 
     # -- selection ------------------------------------------------------------------------
 
-    def _layer_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid():
-            return
-        layer = self.layer_model.layer_of_row(current.row())
-        self.layer_strip.show_layer(self.image, layer)
+    def _on_layer_chosen(self, layer: int | None) -> None:
         if self.packages is not None:  # the Packages page follows the selected layer
             self.packages.show_scope(FINAL if layer is None else layer)
-        history_row = self.history_model.row_of_layer(layer)
-        selection = self.history_panel.selectionModel()
-        current_step = self.history_panel.currentIndex().row()
-        stays = (current_step >= 0 and self.image.history[current_step].layer is None
-                 and self._layer_before_step(current_step) == layer)
-        if stays:
-            pass  # an empty step was chosen: it shows this layer's filesystem, keep it selected
-        elif history_row is not None and current_step != history_row:
-            selection.setCurrentIndex(
-                self.history_model.index(history_row, 0),
-                QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
-            )
-        elif history_row is None:
-            selection.clearSelection()  # "all layers", or a layer no step is known to have made
-            selection.setCurrentIndex(QModelIndex(), QItemSelectionModel.SelectionFlag.NoUpdate)
         if layer != self.layer:
             self.layer = layer
             self._apply_view()
-
-    def _history_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid():
-            return
-        step = self.image.history[current.row()]
-        layer = step.layer if step.layer is not None else self._layer_before_step(current.row())
-        if layer is not None and layer != self.layer:
-            self.set_layer(layer)  # an empty step shows the filesystem as it stood then
-
-    def _layer_before_step(self, row: int) -> int | None:
-        """The last layer made at or before a history step (None when none was)."""
-        for h in reversed(self.image.history[: row + 1]):
-            if h.layer is not None:
-                return h.layer
-        return None
 
     def _tree_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
@@ -708,12 +614,6 @@ class ImageView(QWidget):
         if path:
             QGuiApplication.clipboard().setText(path)
 
-    def copy_layer_digest(self) -> None:
-        """Copy the selected layer's digest to the clipboard."""
-        layer = self.layer
-        if layer is not None:
-            QGuiApplication.clipboard().setText(self.image.layers[layer].digest)
-
     def _tree_menu(self, pos) -> None:
         menu = QMenu(self)
         menu.addAction("Copy path", self.copy_path)
@@ -724,16 +624,6 @@ class ImageView(QWidget):
         menu.addAction("Expand all", self.expand_all)
         menu.addAction("Collapse all", self.collapse_all)
         menu.exec(self.file_tree.viewport().mapToGlobal(pos))
-
-    def _layer_menu(self, pos) -> None:
-        menu = QMenu(self)
-        copy = menu.addAction("Copy digest", self.copy_layer_digest)
-        copy.setEnabled(self.layer is not None)
-        diff_id = menu.addAction("Copy diff_id", lambda: QGuiApplication.clipboard().setText(self.image.layers[self.layer].diff_id))
-        diff_id.setEnabled(self.layer is not None)
-        save = menu.addAction("Save layer tar…", self.save_layer_tar)
-        save.setEnabled(self.layer is not None)
-        menu.exec(self.layer_list.viewport().mapToGlobal(pos))
 
     # -- insights ---------------------------------------------------------------------------
 

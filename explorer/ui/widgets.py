@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
 
 def titled(title: str, widget: QWidget) -> QWidget:
@@ -26,3 +27,28 @@ def rich_label(name: str) -> QLabel:
     label.setWordWrap(True)
     label.setTextFormat(Qt.TextFormat.RichText)
     return label
+
+
+def widget_shortcut(widget: QWidget, slot) -> QShortcut:
+    """Ctrl+C for one widget only (two window-wide Ctrl+C would cancel each other out)."""
+    shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), widget)
+    shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+    shortcut.activated.connect(slot)
+    return shortcut
+
+
+def text_width(widget: QWidget, sample: str) -> int:
+    """A column width that shows ``sample`` whole in ``widget``'s font, with the cell's margins."""
+    return widget.fontMetrics().horizontalAdvance(sample) + 18
+
+
+def table_look(table: QTableView) -> None:
+    """The look of the side tables: whole rows, one line each, no row numbers."""
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a step's start and end say the most
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.verticalHeader().hide()
+    # one line of text a row: Qt's default row height leaves the tables half empty space
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
+    table.setWordWrap(False)
+    table.horizontalHeader().setHighlightSections(False)
