@@ -338,6 +338,34 @@ def test_the_window_keeps_access_points_of_big_gzip_layers(qtbot, window, tmp_pa
             assert read_entry(view.source, view.image, e) == read_entry(plain, image, image.tree.entry_at(e.path)), e.path
 
 
+def test_a_source_opened_for_a_request_made_stale_is_closed(qtbot, window, monkeypatch):
+    from explorer.ui import workers
+
+    import threading
+
+    first: list = []
+    opened, gate = threading.Event(), threading.Event()
+    real = workers.open_source
+
+    def slow_first(path, monitor=None, keep=False):
+        source = real(path, monitor, keep=keep)
+        if path == str(LEGACY):
+            first.append(source)
+            opened.set()
+            gate.wait(10)  # opened, and handed back only once a newer request has replaced it
+        return source
+
+    monkeypatch.setattr(workers, "open_source", slow_first)
+    window.loader.open(str(LEGACY))
+    qtbot.waitUntil(opened.is_set, timeout=10_000)
+    with qtbot.waitSignal(window.loader.opened, timeout=20_000) as blocker:
+        window.loader.open(str(DATA / "buildah-overlay.oci.tar"))  # the first is stale now
+        gate.set()
+    assert blocker.args[0].info.path.endswith("buildah-overlay.oci.tar")
+    qtbot.waitUntil(lambda: first[0].container._map is None, timeout=10_000)  # nobody will show it: closed
+    blocker.args[0].close()
+
+
 def test_closing_the_window_completes_an_index_being_saved(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))

@@ -107,3 +107,25 @@ def test_a_borrowed_copy_is_left_for_its_owner(tmp_path):
     with open_container("docker://app", SpooledContainer(kept, "docker://app", Monitor(), owner=False)):
         pass
     assert _scratch(tmp_path) == [Path(kept)]  # the loading process opens the window's copy this way
+
+
+def test_the_sweep_takes_what_a_gone_window_left_and_nothing_in_use(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from explorer.formats.cache import scratch_dir, scratch_prefix
+
+    root = Path(scratch_dir())
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    left = root / f"engine-{gone.stdout.strip()}-abc.tar"  # its window was killed
+    mine = root / f"{scratch_prefix('engine-')}def.tar"  # a tab open for days
+    nameless = root / "engine-old.tar"  # no process id in the name: a day is the rule
+    for path in (left, mine, nameless):
+        path.write_bytes(b"x")
+    week = time.time() - 7 * 86400
+    os.utime(mine, (week, week))
+    os.utime(nameless, (week, week))
+    scratch_dir()
+    assert not left.exists() and mine.exists() and not nameless.exists()

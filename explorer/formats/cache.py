@@ -39,21 +39,43 @@ def keep_under(paths: Iterable[str], limit: int) -> None:
 
 
 SCRATCH_PREFIXES = ("index-", "engine-")  # what a window writes in ``scratch_dir`` for itself
-STALE = 86400  # seconds: older scratch was left by a window that was killed
+STALE = 86400  # seconds: scratch without its writer's process id is swept after this
+
+
+def scratch_prefix(kind: str) -> str:
+    """The start of a scratch file's name: its kind and this process's id, so a sweep can tell
+    a copy still in use (a tab open for days) from one a killed window left."""
+    return f"{kind}{os.getpid()}-"
+
+
+def _left_behind(name: str, mtime: float, now: float) -> bool:
+    """Whether a scratch entry's writer is gone (or, for a name without a process id, it is old)."""
+    pid = name.split("-", 2)[1] if name.count("-") >= 2 else ""
+    if not pid.isdigit():
+        return mtime < now - STALE
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError, OverflowError):
+        return False  # (another user's process of that id: not ours to judge)
+    return False
 
 
 def scratch_dir() -> str:
     """The cache's folder for a window's own working files (an index written while the cache
-    is off, a copy of an engine's stream), made if missing and swept of stale ones."""
+    is off, a copy of an engine's stream), made if missing and swept of what killed windows left."""
     import shutil
     import time
 
     root = os.path.join(cache_dir(), "tmp")
     os.makedirs(root, exist_ok=True)
-    stale = time.time() - STALE
+    now = time.time()
     try:
         for entry in os.scandir(root):
-            if entry.name.startswith(SCRATCH_PREFIXES) and entry.stat(follow_symlinks=False).st_mtime < stale:
+            if entry.name.startswith(SCRATCH_PREFIXES) and _left_behind(entry.name, entry.stat(follow_symlinks=False).st_mtime, now):
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:

@@ -14,10 +14,12 @@ whole 0.86 s, which would have frozen the window). The load itself keeps ISA-L, 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
 import tempfile
+import time
 from typing import Callable
 
 from explorer.formats import compression
@@ -33,6 +35,7 @@ except ImportError:  # not built for this platform: previews inflate from the ne
 MIN_TAR = 2 * compression.CHECKPOINT_EVERY  # smaller layers inflate to any offset about as fast
 MAX_BYTES = 512 << 20  # the access points kept on disk, least recently used dropped first
 _DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+MAGIC = b"layer-explorer access points\n"  # then the sha256 of the points, then the points
 
 
 def available() -> bool:
@@ -47,6 +50,13 @@ def worth_it(container: Container, scan: LayerScan) -> bool:
             and getattr(container, "random_access", False))
 
 
+def buildable(container: Container, blob: str) -> bool:
+    """Whether the blob is at hand to be read whole (a registry's may have left the blob cache:
+    building would download it unasked)."""
+    is_local = getattr(container, "is_local", None)
+    return is_local is None or is_local(blob)
+
+
 def folder() -> str:
     """Where access points are kept, by blob digest."""
     return os.path.join(cache_dir(), "access")
@@ -57,8 +67,15 @@ def _file(scan: LayerScan) -> str | None:
     return os.path.join(folder(), match.group(1)) if match else None
 
 
+def on_disk(scan: LayerScan) -> bool:
+    """Whether access points are saved for the layer's blob (without reading them)."""
+    path = _file(scan)
+    return path is not None and os.path.exists(path)
+
+
 def saved(scan: LayerScan, disk: bool) -> bytes | None:
-    """The layer's access points: those in memory, else (``disk``) those saved for its blob."""
+    """The layer's access points: those in memory, else (``disk``) those saved for its blob,
+    when their checksum holds (a damaged file is removed)."""
     if scan.access is not None or not disk:
         return scan.access
     path = _file(scan)
@@ -66,12 +83,19 @@ def saved(scan: LayerScan, disk: bool) -> bytes | None:
         return None
     try:
         with open(path, "rb") as f:
-            points = f.read()
-        os.utime(path)  # recently used: kept longest
+            data = f.read()
     except OSError:
         return None
-    scan.access = points
-    return points
+    head = len(MAGIC) + 32
+    if len(data) < head or data[:len(MAGIC)] != MAGIC or hashlib.sha256(data[head:]).digest() != data[len(MAGIC):head]:
+        remove(path)  # a bit flipped in a window would give wrong bytes, not an error
+        return None
+    try:
+        os.utime(path)  # recently used: kept longest
+    except OSError:
+        pass  # (a read-only cache: the points still serve)
+    scan.access = data[head:]
+    return scan.access
 
 
 def forget(scan: LayerScan) -> None:
@@ -93,24 +117,31 @@ def build(container: Container, blob: str, stop: Callable[[], bool] = lambda: Fa
 
 
 def keep(scan: LayerScan, points: bytes, disk: bool) -> None:
-    """Keep a layer's access points in memory, and (``disk``) in the cache folder for its blob."""
+    """Keep a layer's access points in memory, and (``disk``) in the cache folder for its blob,
+    behind a checksum."""
     scan.access = points
     path = _file(scan) if disk else None
     if path is not None:
-        _write(path, points)
+        _write(path, MAGIC + hashlib.sha256(points).digest() + points)
 
 
 def _write(path: str, data: bytes) -> None:
     """Write a file whole or not at all; a full disk only costs the saving."""
     tmp = ""
+    where = os.path.dirname(path)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".partial-")
+        os.makedirs(where, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
         tmp = ""
-        keep_under((e.path for e in os.scandir(os.path.dirname(path)) if not e.name.startswith(".")), MAX_BYTES)
+        entries = list(os.scandir(where))
+        stale = time.time() - 3600  # half-written by a window that was killed meanwhile
+        for e in entries:
+            if e.name.startswith(".partial-") and e.stat().st_mtime < stale:
+                remove(e.path)
+        keep_under((e.path for e in entries if not e.name.startswith(".")), MAX_BYTES)
     except OSError:
         pass
     finally:

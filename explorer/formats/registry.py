@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from typing import Callable
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -282,7 +283,8 @@ class RegistryContainer(Container):
             os.utime(final)  # recently used: the last to be evicted
             return final
         os.makedirs(os.path.dirname(final), exist_ok=True)
-        partial = f"{final}.partial-{os.getpid()}"
+        # the process (for the sweeps below) and the thread: a preview and a build may fetch one blob at once
+        partial = f"{final}.partial-{os.getpid()}-{threading.get_ident()}"
         resp = self.client.get(f"/v2/{self.repo}/blobs/{digest}")
         if resp.status != 200:
             resp.close()
@@ -332,6 +334,11 @@ class RegistryContainer(Container):
     def scan_layer(self, name: str, monitor: Monitor) -> LayerScan:
         return scan_file(self.path, self._blob_file(name, monitor), name, monitor)
 
+    def is_local(self, name: str) -> bool:
+        """Whether a blob is in the blob cache (reading it downloads it otherwise)."""
+        digest = self._digest_of(name)
+        return os.path.isfile(os.path.join(self.cache, *digest.split(":")))
+
     def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         f = open(self._blob_file(name, Monitor(self.path)), "rb")
         f.seek(start)
@@ -374,7 +381,8 @@ def _drop_stale_partials(folder: str) -> None:
     except OSError:
         return
     for name in names:
-        _, sep, pid = name.rpartition(".partial-")
+        _, sep, rest = name.rpartition(".partial-")
+        pid = rest.split("-")[0]
         if not sep or not pid.isdigit():
             continue
         try:
@@ -401,7 +409,7 @@ def evict(root: str, limit: int | None = None) -> None:
 def _drop_orphan(path: str) -> None:
     """Remove a partial download whose process is gone (killed mid-download)."""
     try:
-        pid = int(path.rsplit(".partial-", 1)[1])
+        pid = int(path.rsplit(".partial-", 1)[1].split("-")[0])
         os.kill(pid, 0)
     except ProcessLookupError:
         remove(path)

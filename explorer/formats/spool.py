@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Callable
 
-from explorer.formats.cache import remove, scratch_dir
+from explorer.formats.cache import remove, scratch_dir, scratch_prefix
 from explorer.formats.container import TarFileContainer
 from explorer.model.errors import SourceError
 from explorer.model.progress import Monitor
@@ -29,7 +29,7 @@ def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: 
     """
     try:
         folder = scratch_dir()
-        fd, path = tempfile.mkstemp(prefix="engine-", suffix=".tar", dir=folder)
+        fd, path = tempfile.mkstemp(prefix=scratch_prefix("engine-"), suffix=".tar", dir=folder)
     except OSError as exc:
         raise SourceError(label, f"cannot keep a copy of {what} in the cache folder ({exc.strerror or exc})",
                           "check that the cache folder is writable, or set LAYER_EXPLORER_CACHE") from None
@@ -61,10 +61,12 @@ class SpooledContainer(TarFileContainer):
         self.owner = owner
         try:
             super().__init__(spool, monitor)
-        except SourceError as exc:
+        except BaseException as exc:  # (no file descriptors, no memory to map it: the copy goes too)
             if owner:
                 remove(spool)
-            raise SourceError(label, exc.reason, exc.hint) from None
+            if isinstance(exc, SourceError):
+                raise SourceError(label, exc.reason, exc.hint) from None
+            raise
         self.path = label  # what messages name: the user never saw the copy's name
 
     def close(self) -> None:

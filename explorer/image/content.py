@@ -41,8 +41,8 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
     if points is not None:
         try:
             raw = gzip_access.reader(container, blob, points, start)
-        except Exception:  # noqa: BLE001 (points that do not fit the blob: dropped, and read the slow way)
-            gzip_access.forget(scan)
+        except (ValueError, RuntimeError, compression.DecompressError):  # points that do not fit the blob
+            gzip_access.forget(scan)  # dropped, and read the slow way
     if raw is None:
         if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
             # an index read from the cache, or a layer scanned by a worker process, has none yet:

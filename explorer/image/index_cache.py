@@ -323,13 +323,13 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]
     tree.warnings, tree.unsafe, tree.hardlink_data, tree.links = warnings, unsafe, hardlink_data, links
-    tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files, file_bytes = data["image"]
+    _tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files, file_bytes = data["image"]
     eff = data["efficiency"]
     waste = data["waste"]
     view = TreeView(tree, None, MERGED)
     view._totals = data["totals"]
-    return Image(
-        source=source.info, ref=ref, tags=tags, config_digest=digest, platform=platform, created=created, config=config,
+    return Image(  # the tags the source gives now: one image saved under another name is still the same index
+        source=source.info, ref=ref, tags=ref.tags, config_digest=digest, platform=platform, created=created, config=config,
         layers=[LayerInfo(*l) for l in layers], history=[HistoryEntry(*h) for h in history], tree=tree, warnings=warns,
         scans=[LayerScan([], c, size, blob_digest=bd, tar_size=ts, warnings=w, flagged=fl) for c, size, bd, ts, w, fl in scans],
         blobs=blobs, file_count=count_files, file_bytes=file_bytes,

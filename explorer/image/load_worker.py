@@ -23,7 +23,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 
-from explorer.formats.cache import scratch_dir
+from explorer.formats.cache import scratch_dir, scratch_prefix
 from explorer.formats.container_layer import KeptContainer
 from explorer.formats.source import REGISTRY_SCHEMES, Source, open_container, open_kept_container, open_source
 from explorer.formats.spool import SpooledContainer
@@ -104,7 +104,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         if index_cache.enabled() and container is None:
             folder = index_cache.folder()
         else:
-            folder = private = tempfile.mkdtemp(prefix="index-", dir=scratch_dir())
+            folder = private = tempfile.mkdtemp(prefix=scratch_prefix("index-"), dir=scratch_dir())
         os.makedirs(folder, exist_ok=True)
         if not os.access(folder, os.W_OK):
             raise OSError(f"{folder} is not writable")
@@ -190,7 +190,7 @@ def _work(job: Job, messages) -> None:
     try:
         with _reopen(job, monitor) as source:
             if job.index >= len(source.images) or source.images[job.index].config_digest != job.config_digest:
-                raise SourceError(job.path, "the image changed while it was being opened", "open it again")
+                raise SourceError(job.label, "the image changed while it was being opened", "open it again")
             ref = source.images[job.index]
             with building():
                 image = load_image(source, ref, monitor, parallel="process", cache=False)
@@ -199,20 +199,25 @@ def _work(job: Job, messages) -> None:
                 monitor.begin("writing the index")
                 written = index_cache.save(source, image, job.folder, job.key)
         if written is None:
-            raise SourceError(job.path, f"could not write the image's index in {job.folder}",
+            raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
         messages.put(Written(written))
     except Cancelled:
         pass
     except ExplorerError as exc:
-        messages.put(Failed(str(exc)))
+        messages.put(Failed(_named(job, str(exc))))
     except MemoryError:
-        messages.put(Failed(f"{job.path}: not enough memory to read this image"))
+        messages.put(Failed(f"{job.label}: not enough memory to read this image"))
     except Exception as exc:  # noqa: BLE001 (said to the window, which must not go down)
-        messages.put(Failed(f"{job.path}: unexpected error: {type(exc).__name__}: {exc}"))
+        messages.put(Failed(_named(job, f"{job.label}: unexpected error: {type(exc).__name__}: {exc}")))
     finally:
         messages.close()
         messages.join_thread()  # every message delivered before the process ends
+
+
+def _named(job: Job, text: str) -> str:
+    """A message with the user's name for the source wherever it named the local copy read."""
+    return text.replace(job.path, job.label) if job.path != job.label else text
 
 
 def _reopen(job: Job, monitor: Monitor) -> Source:

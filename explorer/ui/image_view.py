@@ -45,7 +45,7 @@ from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layers_panel import LayersPanel
 from explorer.ui.widgets import text_width, widget_shortcut
-from explorer.ui.workers import BackgroundCall, Slices, decode_ahead
+from explorer.ui.workers import BackgroundCall, Slices, decode_ahead, side_pool
 
 # Expanding more than this many search matches would build most of a huge tree.
 MAX_EXPANDED_MATCHES = 2000
@@ -75,7 +75,9 @@ class ImageView(QWidget):
         self.view = image.first_view
         self._views: dict[tuple[int | None, str], TreeView] = {(None, MERGED): self.view}
         self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
-        self.access_points = BackgroundCall(self)  # of big gzip layers, for quick previews
+        # of big gzip layers, for quick previews: one at a time, in a pool of their own (seconds a
+        # layer on a big image: in the shared pool they would keep loads and previews waiting)
+        self.access_points = BackgroundCall(self, side_pool())
         self._build()
         self._apply_view()
         if not image.pending:
@@ -374,7 +376,8 @@ class ImageView(QWidget):
         container, disk = self.source.container, index_cache.enabled()
         todo: dict[str, list] = {}  # blob -> the scans of the layers that list it
         for blob, scan in zip(self.image.blobs, self.image.scans):
-            if gzip_access.worth_it(container, scan) and gzip_access.saved(scan, disk) is None:
+            if (gzip_access.worth_it(container, scan) and scan.access is None
+                    and not (disk and gzip_access.on_disk(scan)) and gzip_access.buildable(container, blob)):
                 todo.setdefault(blob, []).append(scan)
         if not todo:
             return

@@ -183,11 +183,24 @@ def empty_python_state(objects: list[Any]) -> None:
     objects.clear()
 
 
+_SIDE: list[QThreadPool] = []
+
+
+def side_pool() -> QThreadPool:
+    """A pool of one thread for long work ahead of need (access points), apart from the
+    shared pool that loads and previews use."""
+    if not _SIDE:
+        pool = QThreadPool()
+        pool.setMaxThreadCount(1)
+        _SIDE.append(pool)
+    return _SIDE[0]
+
+
 def wait_for_background(timeout_ms: int) -> None:
     """Drop queued work and wait for what runs (before the interpreter ends)."""
-    pool = QThreadPool.globalInstance()
-    pool.clear()
-    pool.waitForDone(timeout_ms)
+    for pool in (QThreadPool.globalInstance(), *_SIDE):
+        pool.clear()
+        pool.waitForDone(timeout_ms)
 
 
 def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) -> ProgressFn:
@@ -251,7 +264,11 @@ class LoadController(QObject):
         """Whether a load is running."""
         return self._monitor is not None
 
-    def _start(self, path: str, fn: Callable[[Monitor], Any], on_done: Callable[[Any], None]) -> None:
+    def _start(self, path: str, fn: Callable[[Monitor], Any], on_done: Callable[[Any], None],
+               discard: Callable[[Any], None] = lambda _result: None) -> None:
+        """Run ``fn`` as the current task; ``on_done`` gets its result, or ``discard`` when a
+        newer task or a cancel made it stale (it closes what the result holds open: a kept
+        copy of an engine's stream is the size of the image)."""
         self.cancel(quiet=True)
         self._token += 1
         token = self._token
@@ -261,14 +278,14 @@ class LoadController(QObject):
         monitor = Monitor(path, throttled_progress(signals, token))
         self._monitor = monitor
         signals.progress.connect(self._on_progress)
-        signals.done.connect(lambda t, result: self._finish(t) and on_done(result))
+        signals.done.connect(lambda t, result: on_done(result) if self._finish(t) else discard(result))
         signals.failed.connect(self._on_failed)
         self.busy_changed.emit(True)
         self.pool.start(Task(token, fn, monitor, signals))
 
     def open(self, path: str) -> None:
         """List the images of ``path`` (then ``opened`` fires)."""
-        self._start(path, lambda m: open_source(path, m, keep=True), self.opened.emit)
+        self._start(path, lambda m: open_source(path, m, keep=True), self.opened.emit, lambda source: source.close())
 
     def load(self, source: Source, ref: ImageRef) -> None:
         """Load one image of an opened source (then ``loaded`` fires)."""
@@ -294,7 +311,7 @@ class LoadController(QObject):
                 where = index_cache.folder()  # as set now, whatever changes before it runs
                 self.follow_up.run(f"save {id(image)}", index_cache.save_steps(source, image, where), idle=True)
 
-        self._start(path, work, done)
+        self._start(path, work, done, lambda _image: source.close())
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
@@ -320,7 +337,13 @@ class LoadController(QObject):
                 a.close()
                 raise
 
-        self._start(f"{a_path} and {b_path}", work, lambda r: self.compared.emit(*r))
+        def discard(result) -> None:
+            a, b, _comparison = result
+            a.close()
+            if b is not a:
+                b.close()
+
+        self._start(f"{a_path} and {b_path}", work, lambda r: self.compared.emit(*r), discard)
 
     def cancel(self, quiet: bool = False) -> None:
         """Stop the running load; its results, if any arrive, are dropped."""
@@ -357,8 +380,9 @@ class BackgroundCall(QObject):
     result = Signal(object)  # what the newest call of its kind returned
     failed = Signal(str)  # why the newest call of its kind failed (not when it was cancelled)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None) -> None:
         super().__init__(parent)
+        self._pool = pool or QThreadPool.globalInstance()
         self._tokens: dict[str, int] = {}
         self._kinds: dict[int, str] = {}
         self._monitors: dict[str, Monitor] = {}
@@ -380,7 +404,7 @@ class BackgroundCall(QObject):
         # bound methods, not lambdas: Qt drops the connection when this object is deleted
         signals.done.connect(self._deliver)
         signals.failed.connect(self._dropped)
-        QThreadPool.globalInstance().start(Task(token, fn, monitor, signals))
+        self._pool.start(Task(token, fn, monitor, signals))
 
     def cancel_all(self) -> None:
         """Stop whatever runs for this owner (its tab is closing)."""
