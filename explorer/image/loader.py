@@ -8,7 +8,7 @@ import gc
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from explorer.formats import compression
