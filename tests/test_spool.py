@@ -129,3 +129,23 @@ def test_the_sweep_takes_what_a_gone_window_left_and_nothing_in_use(tmp_path):
     os.utime(nameless, (week, week))
     scratch_dir()
     assert not left.exists() and mine.exists() and not nameless.exists()
+
+
+def test_an_engine_images_gzip_layers_are_inflated_by_the_pool_from_the_copy(tmp_path, monkeypatch):
+    from explorer.image import scan_pool
+
+    archive = DATA / "buildah-overlay.oci.tar"  # gzip layers, as Docker 25's save may hold
+    monkeypatch.setattr(scan_pool, "POOL_MIN_BYTES", 0)  # its small layers stand for big ones
+    monkeypatch.setattr(scan_pool, "cores", lambda: 2)
+    kept = keep_stream(_opener(archive.read_bytes()), "docker://app", "the save stream", Monitor())
+    with open_container("docker://app", SpooledContainer(kept, "docker://app", Monitor())) as source, \
+            open_source(str(archive)) as plain:
+        blobs = [layer.blob for layer in source.select().locator.layers]
+        assert scan_pool.worth_it(source, blobs)
+
+        def not_here(*_a):
+            raise AssertionError("scanned in this process, not by the pool from the copy")
+
+        monkeypatch.setattr(source.container, "scan_layer", not_here)  # (the workers are fresh interpreters)
+        pooled = list(scan_pool.scans(source, blobs, Monitor()))
+        assert [s.members for s in pooled] == [plain.container.scan_layer(b, Monitor()).members for b in blobs]

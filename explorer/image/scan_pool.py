@@ -71,7 +71,7 @@ def import_ahead() -> None:
 def worth_it(source: Source, blobs: list[str]) -> bool:
     """Whether a pool pays: a local source whose layers are compressed and big enough, and a
     second core to run on."""
-    path = source.info.path
+    path = _local(source)
     if "://" in path or not os.path.exists(path) or cores() < 2:
         return False
     if source.info.compression != compression.NONE:
@@ -83,6 +83,11 @@ def worth_it(source: Source, blobs: list[str]) -> bool:
         return False
     compressed = sum(s for b, s in zip(blobs, sizes) if _compressed(store, b))
     return compressed >= POOL_MIN_BYTES
+
+
+def _local(source: Source) -> str:
+    """The file the workers open: the source's own, or the local copy an engine's image is read from."""
+    return getattr(source.container, "spool", None) or source.info.path
 
 
 def _compressed(container: Container, blob: str) -> bool:
@@ -99,7 +104,7 @@ def scans(source: Source, blobs: list[str], monitor: Monitor) -> Iterator[LayerS
     those; a cancel stops the workers at once. Whatever goes wrong with the workers (one is
     killed, none can start), the layers not yet scanned are scanned here instead.
     """
-    path = source.info.path
+    path = _local(source)
     workers = min(cores(), len(blobs), 4)
     try:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
