@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setWindowIcon(resources.app_icon())
     window = create_main_window()
     window.show()
+    _close_on_signals(app)
     if "--demo" in args:
         window.open_sample()
     window.open_paths([a for a in args if a != "--demo"])
@@ -37,3 +38,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cut off, it would leave only a partial file); what has not started is dropped.
     wait_for_background(10_000)
     return code
+
+
+def _close_on_signals(app) -> None:
+    """End on SIGTERM (a logout, ``kill``) or Ctrl+C as on File > Quit: the windows close, so
+    an index being saved is completed and the copies kept of engine streams (an image's size
+    each) are deleted, where the default would end the process on the spot."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(_signum, _frame) -> None:
+        app.closeAllWindows()
+        app.quit()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, close)
+    # Python runs a signal handler only when it next gets control; Qt's loop is C++, so wake it
+    # a few times a second (a no-op call, nothing measurable).
+    waker = QTimer(app, interval=250)
+    waker.timeout.connect(lambda: None)
+    waker.start()

@@ -202,3 +202,32 @@ def test_cancel_ends_a_long_load_at_once(qtbot, tmp_path):
     qtbot.waitUntil(lambda: not multiprocessing.active_children(), timeout=1_000)  # ended, not left to finish
     qtbot.waitUntil(lambda: not _group(pid), timeout=1_000)  # helpers and all
     qtbot.waitUntil(lambda: window.tabs.count() == 0, timeout=3_000)
+
+
+def test_sigterm_ends_the_window_as_quit_does(tmp_path):
+    """A logout or ``kill`` closes the window properly: its settings are written (the size it
+    had included) and it exits 0, where the signal's default ends it on the spot."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.services import wait_until
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LAYER_EXPLORER_CACHE": str(tmp_path / "cache"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
+    legacy = Path(__file__).parent / "data" / "docker-legacy.tar"
+    proc = subprocess.Popen([sys.executable, "-m", "explorer", str(legacy)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        index = tmp_path / "cache" / "index"
+        wait_until(lambda: index.exists() and any(not p.name.startswith(".") for p in index.iterdir()), 60,
+                   "the window to load the sample")  # the image is read: the window runs
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    conf = (tmp_path / "config" / "layer-explorer" / "layer-explorer.conf").read_text()
+    assert "geometry=" in conf and "recentFiles=" in conf

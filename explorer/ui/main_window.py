@@ -681,6 +681,9 @@ class MainWindow(QMainWindow):
             w = self.tabs.widget(i)
             if hasattr(w, "close_source") and w is not self._preview:  # a loading one's source is the loader's
                 w.close_source()
+        # written now: the console script ends the process without tearing Qt down, so a
+        # write left for the event loop or the settings' destructor would be lost
+        self.settings.sync()
         super().closeEvent(event)
 
     # -- drag and drop --------------------------------------------------------------------
