@@ -17,6 +17,7 @@ import statistics
 import time
 
 from explorer.formats import gzip_access
+from explorer.image import index_cache
 from explorer.image.content import PREVIEW_LIMIT, kind_of, read_entry
 from explorer.image.loader import load_image
 from explorer.formats.source import open_source
@@ -38,7 +39,7 @@ def main() -> None:
         made = 0
         for blob, scan in zip(image.blobs, image.scans):
             if gzip_access.worth_it(source.container, scan):
-                gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=False)
+                gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=index_cache.enabled())
                 made += 1
         print(f"access points of {made} layer(s) made in {time.perf_counter() - t0:.2f} s")
     files = [e for e in image.tree.merged() if e.type in ("file", "hardlink") and e.size and e.offset >= 0]

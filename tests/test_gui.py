@@ -324,18 +324,24 @@ def test_the_window_keeps_access_points_of_big_gzip_layers(qtbot, window, tmp_pa
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(gzip_access, "MIN_TAR", 0)  # the fixture's small layers stand for big ones
+    real_reader = gzip_access.reader
     archive = DATA / "buildah-overlay.oci.tar"
     view = _open(qtbot, window, archive)
     gzipped = [s for s in view.image.scans if s.compression == "gzip"]
     assert gzipped
-    qtbot.waitUntil(lambda: all(s.access for s in gzipped), timeout=20_000)  # made in the background
-    assert len(list((tmp_path / "cache" / "access").iterdir())) == len({s.blob_digest for s in gzipped})
+    saved = tmp_path / "cache" / "access"
+    blobs = {s.blob_digest.split(":")[-1] for s in gzipped}
+    qtbot.waitUntil(lambda: saved.exists() and {p.name for p in saved.iterdir()} == blobs, timeout=20_000)  # made in the background
     files = [e for e in view.image.tree.merged() if e.type == "file" and e.size]
-    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")  # the view's points are in memory; the plain read has none
+    reads = []
+    monkeypatch.setattr(gzip_access, "reader", lambda *a: reads.append(1) or real_reader(*a))
+    shown = {e.path: read_entry(view.source, view.image, e) for e in files}
+    assert len(reads) == len(files)  # every read started from the saved points
+    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")  # the plain read below must not find them
     with open_source(str(archive)) as plain:
         image = load_image(plain, plain.select(), cache=False)
-        for e in files:
-            assert read_entry(view.source, view.image, e) == read_entry(plain, image, image.tree.entry_at(e.path)), e.path
+        assert shown == {e.path: read_entry(plain, image, image.tree.entry_at(e.path)) for e in files}
+    assert len(reads) == len(files)
 
 
 def test_a_source_opened_for_a_request_made_stale_is_closed(qtbot, window, monkeypatch):

@@ -19,7 +19,9 @@ import io
 import os
 import re
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from typing import Callable
 
 from explorer.formats import compression
@@ -36,6 +38,9 @@ MIN_TAR = 2 * compression.CHECKPOINT_EVERY  # smaller layers inflate to any offs
 MAX_BYTES = 512 << 20  # the access points kept on disk, least recently used dropped first
 _DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 MAGIC = b"layer-explorer access points\n"  # then the sha256 of the points, then the points
+RECENT_BYTES = 32 << 20  # saved points held after use, the most recent first
+_recent: "OrderedDict[str, bytes]" = OrderedDict()
+_recent_lock = threading.Lock()  # previews run in threads
 
 
 def available() -> bool:
@@ -75,12 +80,18 @@ def on_disk(scan: LayerScan) -> bool:
 
 def saved(scan: LayerScan, disk: bool) -> bytes | None:
     """The layer's access points: those in memory, else (``disk``) those saved for its blob,
-    when their checksum holds (a damaged file is removed)."""
+    when their checksum holds (a damaged file is removed). Saved ones are read for each use,
+    not held: a few MB a layer, they would add up in the window's memory on a big image."""
     if scan.access is not None or not disk:
         return scan.access
     path = _file(scan)
     if path is None:
         return None
+    with _recent_lock:
+        points = _recent.get(path)
+        if points is not None:
+            _recent.move_to_end(path)
+            return points
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -94,8 +105,12 @@ def saved(scan: LayerScan, disk: bool) -> bytes | None:
         os.utime(path)  # recently used: kept longest
     except OSError:
         pass  # (a read-only cache: the points still serve)
-    scan.access = data[head:]
-    return scan.access
+    points = data[head:]
+    with _recent_lock:  # the last few used, so previews one after another in a layer read none
+        _recent[path] = points
+        while sum(len(p) for p in _recent.values()) > RECENT_BYTES and len(_recent) > 1:
+            _recent.popitem(last=False)
+    return points
 
 
 def forget(scan: LayerScan) -> None:
@@ -103,6 +118,8 @@ def forget(scan: LayerScan) -> None:
     scan.access = None
     path = _file(scan)
     if path is not None:
+        with _recent_lock:
+            _recent.pop(path, None)
         remove(path)
 
 
@@ -117,16 +134,15 @@ def build(container: Container, blob: str, stop: Callable[[], bool] = lambda: Fa
 
 
 def keep(scan: LayerScan, points: bytes, disk: bool) -> None:
-    """Keep a layer's access points in memory, and (``disk``) in the cache folder for its blob,
-    behind a checksum."""
-    scan.access = points
+    """Keep a layer's access points: with ``disk``, in the cache folder for its blob behind a
+    checksum; in memory when they cannot be saved (the cache is off, or cannot be written)."""
     path = _file(scan) if disk else None
-    if path is not None:
-        _write(path, MAGIC + hashlib.sha256(points).digest() + points)
+    if path is None or not _write(path, MAGIC + hashlib.sha256(points).digest() + points):
+        scan.access = points
 
 
-def _write(path: str, data: bytes) -> None:
-    """Write a file whole or not at all; a full disk only costs the saving."""
+def _write(path: str, data: bytes) -> bool:
+    """Write a file whole or not at all (whether it was); a full disk only costs the saving."""
     tmp = ""
     where = os.path.dirname(path)
     try:
@@ -136,6 +152,12 @@ def _write(path: str, data: bytes) -> None:
             f.write(data)
         os.replace(tmp, path)
         tmp = ""
+    except OSError:
+        return False
+    finally:
+        if tmp:
+            remove(tmp)
+    try:
         entries = list(os.scandir(where))
         stale = time.time() - 3600  # half-written by a window that was killed meanwhile
         for e in entries:
@@ -144,9 +166,7 @@ def _write(path: str, data: bytes) -> None:
         keep_under((e.path for e in entries if not e.name.startswith(".")), MAX_BYTES)
     except OSError:
         pass
-    finally:
-        if tmp:
-            remove(tmp)
+    return os.path.exists(path)  # (unless the limit took it at once)
 
 
 def reader(container: Container, blob: str, points: bytes, offset: int) -> Callable[[int], bytes]:
