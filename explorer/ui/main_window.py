@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
@@ -28,34 +27,15 @@ from explorer import __version__
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.model.progress import Progress
-from explorer.model.values import ImageRef
 from explorer.formats.source import Source
 from explorer.ui import resources, theme
-from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, ask_image, error_dialog
+from explorer.ui.compare_flow import CompareFlow
+from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, error_dialog
 from explorer.ui.image_view import ImageView
 from explorer.ui.start_page import StartPage
 from explorer.ui.workers import BackgroundCall, LoadController, empty_python_state
 
 MAX_RECENT = 10
-
-
-@dataclass
-class CompareRequest:
-    """A comparison whose sources are listed first, so that a side with several images is asked
-    about as Open asks (the loader then opens and loads the chosen ones)."""
-
-    paths: tuple[str, str]
-    indexes: list[int | None]  # the image of each side, by position; None: the loader's default
-    platforms: tuple[str | None, str | None]
-    ask: list[bool]  # the sides still to ask about
-    listed: dict[str, Source] = field(default_factory=dict)  # opened to list their images
-    opening: str | None = None  # the path the loader is listing for this request
-
-    def close(self) -> None:
-        """Release the sources opened to list images."""
-        for source in self.listed.values():
-            source.close()
-        self.listed.clear()
 
 
 class MainWindow(QMainWindow):
@@ -79,10 +59,8 @@ class MainWindow(QMainWindow):
         self.loader.opened.connect(self._on_opened)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.compared.connect(self._on_compared)
-        self._compare: CompareRequest | None = None  # a comparison asking which images to compare
-        # before _on_failed, which may start the next queued open
-        self.loader.failed.connect(lambda _p, _m: self._abandon_compare())
-        self.loader.cancelled.connect(lambda _p: self._abandon_compare())
+        # (connected before _on_failed, which may start the next queued open)
+        self.compare_flow = CompareFlow(self, self.loader, self._compare_dropped)
         self.loader.failed.connect(self._on_failed)
         self.loader.progress.connect(self._on_progress)
         self.loader.busy_changed.connect(self._on_busy)
@@ -322,53 +300,14 @@ class MainWindow(QMainWindow):
                       a_platform: str | None = None, b_platform: str | None = None) -> None:
         """Compare two images in a new tab (loaded in the background); a side with several
         images and no index or platform given is asked about first."""
-        self._abandon_compare()
+        self.compare_flow.abandon()
         self._drop_preview()  # a load still running is replaced: its tab goes with it
-        self._compare = CompareRequest((a, b), [a_index, b_index], (a_platform, b_platform),
-                                       [a_index is None and a_platform is None, b_index is None and b_platform is None])
-        self._continue_compare()
+        self.compare_flow.start(a, b, a_index, b_index, a_platform, b_platform)
 
-    def _continue_compare(self) -> None:
-        """Ask about the next side that needs it (listing its source first), then compare."""
-        req = self._compare
-        assert req is not None
-        for side in (0, 1):
-            if not req.ask[side]:
-                continue
-            path = req.paths[side]
-            source = req.listed.get(path)
-            if source is None:
-                req.opening = path
-                self.loader.open(path)  # _on_opened hands the source back here
-                return
-            ref = ask_image(source, self, "AB"[side], self._default_image(req, side, source))
-            if ref is None:  # cancelled: no comparison
-                self._abandon_compare()
-                self._update_status()
-                self._next()
-                return
-            req.indexes[side], req.ask[side] = ref.index, False
-            if not (side == 0 and req.ask[1] and req.paths[1] == path):  # B may be in the same archive
-                req.listed.pop(path).close()
-        self._compare = None
-        req.close()
-        # The loader opens the sources again (a compressed archive is read twice): it takes paths,
-        # and loads and compares in one background job.
-        self.loader.compare(*req.paths, *req.indexes, *req.platforms)
-
-    @staticmethod
-    def _default_image(req: CompareRequest, side: int, source: Source) -> ImageRef:
-        """The row a side's picker starts on: as Open's picker does, except that B in A's archive
-        starts on another image than A's."""
-        if side == 1 and req.paths[0] == req.paths[1] and req.indexes[0] is not None:
-            return next((i for i in source.images if i.index != req.indexes[0]), source.images[0])
-        return source.select()
-
-    def _abandon_compare(self) -> None:
-        """Drop a comparison still asking or listing (cancelled, failed or replaced)."""
-        req, self._compare = self._compare, None
-        if req is not None:
-            req.close()
+    def _compare_dropped(self) -> None:
+        """A comparison's picker was cancelled: nothing to show; go on with the queue."""
+        self._update_status()
+        self._next()
 
     def _on_compared(self, a, b, cmp) -> None:
         from explorer.ui.comparison_view import ComparisonView
@@ -444,10 +383,7 @@ class MainWindow(QMainWindow):
             self.loader.open(path)
 
     def _on_opened(self, source: Source) -> None:
-        if self._compare is not None and self._compare.opening == source.info.path:
-            self._compare.listed[source.info.path] = source
-            self._compare.opening = None
-            self._continue_compare()
+        if self.compare_flow.take(source):
             return
         ref = source.images[0] if len(source.images) == 1 else None
         if ref is None:
