@@ -149,3 +149,34 @@ def test_an_engine_images_gzip_layers_are_inflated_by_the_pool_from_the_copy(tmp
         monkeypatch.setattr(source.container, "scan_layer", not_here)  # (the workers are fresh interpreters)
         pooled = list(scan_pool.scans(source, blobs, Monitor()))
         assert [s.members for s in pooled] == [plain.container.scan_layer(b, Monitor()).members for b in blobs]
+
+
+def test_a_copy_leaves_the_disk_room_to_breathe(tmp_path, monkeypatch):
+    import collections
+
+    import explorer.formats.spool as spool
+
+    Usage = collections.namedtuple("Usage", "total used free")
+    free = [10 << 30]
+    monkeypatch.setattr(spool.shutil, "disk_usage", lambda _p: Usage(0, 0, free[0]))
+    monkeypatch.setattr(spool, "LOOK_EVERY", 64 << 10)
+    data = LEGACY.read_bytes()
+    free[0] = spool.RESERVE + len(data) // 2  # too little for what the engine says the image is
+    with pytest.raises(SourceError) as caught:
+        keep_stream(_opener(data), "docker://app", "the save stream", Monitor(), expected=len(data))
+    assert str(caught.value).startswith("docker://app: a copy of the save stream needs about") and "free" in str(caught.value)
+    assert _scratch(tmp_path) == []
+    free[0] = spool.RESERVE + (1 << 20)  # room at the start (no size given), then another program fills the disk
+
+    def filling(n):
+        free[0] -= n
+        return 0
+
+    def opener():
+        read = _opener(data)()
+        return lambda n: (filling(len(part := read(n))), part)[1]
+
+    with pytest.raises(SourceError) as caught:
+        keep_stream(opener, "docker://app", "the save stream", Monitor())
+    assert "stopped copying the save stream" in str(caught.value) and "LAYER_EXPLORER_CACHE" in str(caught.value)
+    assert _scratch(tmp_path) == []

@@ -9,6 +9,7 @@ input and output, so it never competes with the window for the interpreter.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Callable
 
@@ -18,30 +19,50 @@ from explorer.model.errors import SourceError
 from explorer.model.progress import Monitor
 
 CHUNK = 1 << 20
+# Disk space a copy leaves free, checked before and every ``LOOK_EVERY`` bytes while copying:
+# the disk is the user's, and filling it to the last byte would hurt every other program.
+RESERVE = 512 << 20
+LOOK_EVERY = 64 << 20
+
+
+class _NoRoom(Exception):
+    """The copy would eat into ``RESERVE``."""
 
 
 def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: str, monitor: Monitor,
                 expected: int = 0) -> str:
     """Copy the stream ``opener`` gives into a new file of the cache's scratch folder; its path.
 
-    ``expected`` is the engine's idea of the size, for the progress bar only. Nothing is left
-    behind when the copy fails or is cancelled.
+    ``expected`` is the engine's idea of the size: for the progress bar, and refused at once
+    when the folder has not that much room and ``RESERVE`` to spare. Nothing is left behind
+    when the copy fails or is cancelled.
     """
     try:
         folder = scratch_dir()
+        _room(folder, expected)
         fd, path = tempfile.mkstemp(prefix=scratch_prefix("engine-"), suffix=".tar", dir=folder)
+    except _NoRoom as exc:
+        raise SourceError(label, f"a copy of {what} needs about {_size(expected)} in {folder}, which has {exc}",
+                          "free some disk space there, or set LAYER_EXPLORER_CACHE to a folder with room") from None
     except OSError as exc:
         raise SourceError(label, f"cannot keep a copy of {what} in the cache folder ({exc.strerror or exc})",
                           "check that the cache folder is writable, or set LAYER_EXPLORER_CACHE") from None
     try:
         with os.fdopen(fd, "wb") as out:
             read = opener()
-            done = 0
+            done = look = 0
             monitor.begin(f"copying {what}", total=expected)
             while chunk := read(CHUNK):
                 out.write(chunk)
                 done += len(chunk)
                 monitor.tick(done)
+                if done - look >= LOOK_EVERY:
+                    look = done
+                    _room(folder, 0)
+    except _NoRoom as exc:
+        remove(path)
+        raise SourceError(label, f"stopped copying {what} after {_size(done)}: {folder} has {exc}",
+                          "free some disk space there, or set LAYER_EXPLORER_CACHE to a folder with room") from None
     except OSError as exc:
         remove(path)
         raise SourceError(label, f"could not keep a copy of {what} in {folder} ({exc.strerror or exc})",
@@ -50,6 +71,20 @@ def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: 
         remove(path)
         raise
     return path
+
+
+def _room(folder: str, needed: int) -> None:
+    """Raise ``_NoRoom`` (saying what is free) unless ``folder`` has ``needed`` bytes and ``RESERVE`` to spare."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell: the copy's own errors will say
+    if free < needed + RESERVE:
+        raise _NoRoom(f"{_size(free)} free (and {_size(RESERVE)} are kept free)")
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB"
 
 
 class SpooledContainer(TarFileContainer):
