@@ -43,19 +43,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _close_on_signals(app) -> None:
     """End on SIGTERM (a logout, ``kill``) or Ctrl+C as on File > Quit: the windows close, so
     an index being saved is completed and the copies kept of engine streams (an image's size
-    each) are deleted, where the default would end the process on the spot."""
+    each) are deleted, where the default would end the process on the spot. A second signal
+    ends it at once (a close that hangs)."""
     import signal
+    import socket
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QSocketNotifier, QTimer
 
-    def close(_signum, _frame) -> None:
+    def finish() -> None:
         app.closeAllWindows()
         app.quit()
 
+    def close(_signum, _frame) -> None:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, signal.SIG_DFL)
+        # Not here: the handler runs between any two lines of this thread's Python (a walk
+        # saving the index among them); the event loop runs the close at its next turn.
+        QTimer.singleShot(0, finish)
+
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, close)
-    # Python runs a signal handler only when it next gets control; Qt's loop is C++, so wake it
-    # a few times a second (a no-op call, nothing measurable).
-    waker = QTimer(app, interval=250)
-    waker.timeout.connect(lambda: None)
-    waker.start()
+    # Python runs a handler only when it next runs bytecode, and Qt's loop is C++: the signal's
+    # number, written to this socket, wakes the loop, whose slot then lets Python run it.
+    try:
+        wake, woken = socket.socketpair()
+        for end in (wake, woken):
+            end.setblocking(False)
+        signal.set_wakeup_fd(woken.fileno(), warn_on_full_buffer=False)
+    except (OSError, ValueError):
+        return
+    notifier = QSocketNotifier(wake.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(lambda *_a: _drain(wake))
+    app._signal_wake = (wake, woken, notifier)  # kept as long as the application
+
+
+def _drain(sock) -> None:
+    try:
+        while sock.recv(64):
+            pass
+    except OSError:  # (nothing more to read)
+        pass

@@ -337,7 +337,7 @@ def test_the_window_keeps_access_points_of_big_gzip_layers(qtbot, window, tmp_pa
     monkeypatch.setattr(gzip_access, "reader", lambda *a: reads.append(1) or real_reader(*a))
     shown = {e.path: read_entry(view.source, view.image, e) for e in files}
     assert len(reads) == len(files)  # every read started from the saved points
-    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")  # the plain read below must not find them
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "elsewhere"))  # the plain read below must not find them
     with open_source(str(archive)) as plain:
         image = load_image(plain, plain.select(), cache=False)
         assert shown == {e.path: read_entry(plain, image, image.tree.entry_at(e.path)) for e in files}

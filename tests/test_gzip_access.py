@@ -64,14 +64,14 @@ def test_files_read_through_access_points_are_the_same_bytes(archive, cache, use
         slow = {e.path: read_entry(source, image, e, offset=1000, limit=5000) for e in _files(image)}
         assert not used
         gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=True)
-        assert scan.access is None and gzip_access.saved(scan, disk=True)  # on disk, not held in memory
+        assert scan.access is None and gzip_access.saved(scan)  # on disk, not held in memory
         fast = {e.path: read_entry(source, image, e, offset=1000, limit=5000) for e in _files(image)}
         assert fast == slow and len(fast) == 48 and len(used) == 48
     saved = list((cache / "access").iterdir())
     assert [p.name for p in saved] == [scan.blob_digest.split(":")[-1]]  # by blob digest
 
 
-def test_a_reopen_uses_the_saved_points(archive, cache, used):
+def test_a_reopen_uses_the_saved_points(archive, cache, used, monkeypatch):
     with open_source(str(archive)) as source:
         image = load_image(source, source.select(), cache=False)
         gzip_access.keep(image.scans[0], gzip_access.build(source.container, image.blobs[0]), disk=True)
@@ -83,6 +83,9 @@ def test_a_reopen_uses_the_saved_points(archive, cache, used):
         assert image.scans[0].access is None
         assert read_entry(source, image, image.tree.entry_at(deepest.path)) == want
         assert used  # through the points in the cache folder
+        used.clear()
+        monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")  # the index cache turned off meanwhile
+        assert read_entry(source, image, image.tree.entry_at(deepest.path)) == want and used  # the points still serve
 
 
 def test_points_that_do_not_fit_the_blob_are_dropped(archive, cache):
@@ -105,7 +108,7 @@ def test_a_saved_file_with_a_flipped_bit_is_not_used(archive, cache):
     saved.write_bytes(bytes(data))
     with open_source(str(archive)) as source:
         image = load_image(source, source.select(), cache=False)
-        assert gzip_access.saved(image.scans[0], disk=True) is None and not saved.exists()
+        assert gzip_access.saved(image.scans[0]) is None and not saved.exists()
 
 
 def test_a_stopped_build_keeps_nothing(archive, cache):

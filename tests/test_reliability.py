@@ -217,17 +217,18 @@ def test_sigterm_ends_the_window_as_quit_does(tmp_path):
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
     env.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
     legacy = Path(__file__).parent / "data" / "docker-legacy.tar"
-    proc = subprocess.Popen([sys.executable, "-m", "explorer", str(legacy)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "explorer", str(legacy)], env=env, stdout=out, stderr=out)
     try:
         index = tmp_path / "cache" / "index"
         wait_until(lambda: index.exists() and any(not p.name.startswith(".") for p in index.iterdir()), 60,
-                   "the window to load the sample")  # the image is read: the window runs
+                   "the window to load the sample")  # its loading process wrote the index: the window runs
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert proc.wait(30) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     conf = (tmp_path / "config" / "layer-explorer" / "layer-explorer.conf").read_text()
-    assert "geometry=" in conf and "recentFiles=" in conf
+    assert "geometry=" in conf, (conf, log.read_text())  # (written as the window closes)

@@ -78,11 +78,11 @@ def on_disk(scan: LayerScan) -> bool:
     return path is not None and os.path.exists(path)
 
 
-def saved(scan: LayerScan, disk: bool) -> bytes | None:
-    """The layer's access points: those in memory, else (``disk``) those saved for its blob,
-    when their checksum holds (a damaged file is removed). Saved ones are read for each use,
-    not held: a few MB a layer, they would add up in the window's memory on a big image."""
-    if scan.access is not None or not disk:
+def saved(scan: LayerScan) -> bytes | None:
+    """The layer's access points: those in memory, else those saved for its blob, when their
+    checksum holds (a damaged file is removed). Saved ones are read for each use, the last few
+    kept: a few MB a layer, they would add up in the window's memory on a big image."""
+    if scan.access is not None:
         return scan.access
     path = _file(scan)
     if path is None:

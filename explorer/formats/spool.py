@@ -33,16 +33,17 @@ def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: 
                 expected: int = 0) -> str:
     """Copy the stream ``opener`` gives into a new file of the cache's scratch folder; its path.
 
-    ``expected`` is the engine's idea of the size: for the progress bar, and refused at once
-    when the folder has not that much room and ``RESERVE`` to spare. Nothing is left behind
-    when the copy fails or is cancelled.
+    ``expected`` is the engine's idea of the size, for the progress bar only (Docker's
+    containerd store counts an image's packed and unpacked bytes, several times what its save
+    writes). The copy stops before the folder's free space falls below ``RESERVE``. Nothing is
+    left behind when the copy fails or is cancelled.
     """
     try:
         folder = scratch_dir()
-        _room(folder, expected)
+        _room(folder)
         fd, path = tempfile.mkstemp(prefix=scratch_prefix("engine-"), suffix=".tar", dir=folder)
     except _NoRoom as exc:
-        raise SourceError(label, f"a copy of {what} needs about {_size(expected)} in {folder}, which has {exc}",
+        raise SourceError(label, f"no room to keep a copy of {what}: {folder} has {exc}",
                           "free some disk space there, or set LAYER_EXPLORER_CACHE to a folder with room") from None
     except OSError as exc:
         raise SourceError(label, f"cannot keep a copy of {what} in the cache folder ({exc.strerror or exc})",
@@ -58,7 +59,7 @@ def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: 
                 monitor.tick(done)
                 if done - look >= LOOK_EVERY:
                     look = done
-                    _room(folder, 0)
+                    _room(folder)
     except _NoRoom as exc:
         remove(path)
         raise SourceError(label, f"stopped copying {what} after {_size(done)}: {folder} has {exc}",
@@ -73,13 +74,13 @@ def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: 
     return path
 
 
-def _room(folder: str, needed: int) -> None:
-    """Raise ``_NoRoom`` (saying what is free) unless ``folder`` has ``needed`` bytes and ``RESERVE`` to spare."""
+def _room(folder: str) -> None:
+    """Raise ``_NoRoom`` (saying what is free) when ``folder`` has less than ``RESERVE`` free."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         return  # cannot tell: the copy's own errors will say
-    if free < needed + RESERVE:
+    if free < RESERVE:
         raise _NoRoom(f"{_size(free)} free (and {_size(RESERVE)} are kept free)")
 
 

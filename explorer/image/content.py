@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from explorer.formats import compression, gzip_access
-from explorer.image import index_cache
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, Entry
@@ -36,7 +35,7 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
     container = source.container
     blob, scan = image.blobs[layer], image.scans[layer]
     left = [max(0, entry.size - offset)]
-    points = gzip_access.saved(scan, index_cache.enabled()) if gzip_access.worth_it(container, scan) else None
+    points = gzip_access.saved(scan) if gzip_access.worth_it(container, scan) else None
     raw = None
     if points is not None:
         try:

@@ -377,7 +377,7 @@ class ImageView(QWidget):
         todo: dict[str, list] = {}  # blob -> the scans of the layers that list it
         for blob, scan in zip(self.image.blobs, self.image.scans):
             if (gzip_access.worth_it(container, scan) and scan.access is None
-                    and not (disk and gzip_access.on_disk(scan)) and gzip_access.buildable(container, blob)):
+                    and not gzip_access.on_disk(scan) and gzip_access.buildable(container, blob)):
                 todo.setdefault(blob, []).append(scan)
         if not todo:
             return
