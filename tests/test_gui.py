@@ -641,7 +641,7 @@ def test_the_window_reopens_from_the_index_its_worker_wrote(qtbot, window, tmp_p
         Slices._turn = turn
     view = _open(qtbot, window)
     view.search_box.clear()
-    view._search_timer.stop()
+    view.controls.search_timer.stop()
     view._filters_changed()
     view.set_mode(DIFF)
     view.set_layer(3)

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QButtonGroup,
-    QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QMenu,
-    QRadioButton,
     QSplitter,
     QTabWidget,
-    QToolButton,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -31,11 +25,9 @@ from explorer.image.loader import Image, prepare_first_view
 from explorer.model.progress import Monitor
 from explorer.image.packages import package_files
 from explorer.formats.source import Source
-from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
+from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import EVERY
-from explorer.tree.views import (DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, changed_paths_steps, path_matcher,
-                                 visible_paths_steps)
-from explorer.ui import resources
+from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, path_matcher, visible_paths_steps
 from explorer.ui.compare_panel import ComparePanel
 from explorer.ui.details_panel import DetailsPanel
 from explorer.ui.preview_panel import PreviewPanel
@@ -44,6 +36,7 @@ from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layers_panel import LayersPanel
+from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
 from explorer.ui.workers import BackgroundCall, Slices, decode_ahead, side_pool
 
@@ -130,7 +123,15 @@ class ImageView(QWidget):
         middle = QWidget()
         mid_layout = QVBoxLayout(middle)
         mid_layout.setContentsMargins(0, 0, 0, 0)
-        mid_layout.addLayout(self._tree_controls())
+        self.controls = TreeControls()
+        self.controls.mode_chosen.connect(self.set_mode)
+        self.controls.filters_changed.connect(self._filters_changed)
+        # its parts, by the names the window and the tests use
+        self.merged_button, self.diff_button = self.controls.merged_button, self.controls.diff_button
+        self.hide_button, self.hide_boxes = self.controls.hide_button, self.controls.hide_boxes
+        self.search_box, self.search_kind = self.controls.search_box, self.controls.search_kind
+        self.search_status = self.controls.search_status
+        mid_layout.addWidget(self.controls)
         # names keep room for about 12 characters beside the other columns
         columns = sum(self.file_tree.header().sectionSize(c) for c in range(1, 6))
         middle.setMinimumWidth(columns + text_width(self, "x" * 12))
@@ -144,7 +145,7 @@ class ImageView(QWidget):
         self.pending.hide()
         mid_layout.addWidget(self.pending, 1)
         self._pending: str | None = None
-        mid_layout.addWidget(self._legend())
+        mid_layout.addWidget(legend())
         # The three panes of the Files page; Insights and Inspect are pages of their own at full
         # width, so switching pages never moves these splitters.
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
@@ -192,7 +193,7 @@ class ImageView(QWidget):
         self._pending = None
         self.pending.hide()
         self.file_tree.show()
-        for widget in (self.search_box, self.search_kind, self.merged_button, self.diff_button, *self.hide_boxes.values()):
+        for widget in self.controls.inputs():
             widget.setEnabled(True)
         self.hide_boxes[UNCHANGED].setEnabled(self.mode == MERGED)  # as ``set_mode`` leaves it
         self.layer_list.selectRow(self.layer_model.row_of_layer(layer))
@@ -234,83 +235,8 @@ class ImageView(QWidget):
         self.pending.setText(f"{message}\n\nThe layers and the history are already here; the file tree follows.")
         self.file_tree.hide()
         self.pending.show()
-        for widget in (self.search_box, self.search_kind, self.merged_button, self.diff_button, *self.hide_boxes.values()):
+        for widget in self.controls.inputs():
             widget.setEnabled(False)
-
-    def _tree_controls(self) -> QVBoxLayout:
-        rows = QVBoxLayout()
-        row = QHBoxLayout()
-        self.merged_button = QRadioButton("&Merged view", objectName="mergedMode")
-        self.diff_button = QRadioButton("Layer &changes only", objectName="diffMode")
-        self.merged_button.setChecked(True)
-        self.merged_button.setToolTip("What a container sees after the selected layer (Ctrl+D toggles)")
-        self.diff_button.setToolTip("Only what the selected layer added, modified or removed (Ctrl+D toggles)")
-        group = QButtonGroup(self)
-        group.addButton(self.merged_button)
-        group.addButton(self.diff_button)
-        self.diff_button.toggled.connect(lambda on: self.set_mode(DIFF if on else MERGED))
-        row.addWidget(self.merged_button)
-        row.addWidget(self.diff_button)
-        row.addStretch(1)
-        # A menu rather than four check boxes: beside the two modes they clipped both at 1366 px.
-        self.hide_button = QToolButton(objectName="hideButton")
-        self.hide_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.hide_button.setAccessibleName("Hide rows by change")
-        menu = QMenu(self.hide_button)
-        self.hide_boxes: dict[str, QAction] = {}
-        for change in (ADDED, MODIFIED, REMOVED, UNCHANGED):
-            action = menu.addAction(resources.change_icon(change) or resources.blank_icon(), resources.LABELS[change])
-            action.setObjectName(f"hide_{change}")
-            action.setCheckable(True)
-            action.toggled.connect(self._filters_changed)
-            action.toggled.connect(self._hide_label)
-            self.hide_boxes[change] = action
-        self.hide_button.setMenu(menu)
-        self._hide_label()
-        row.addWidget(self.hide_button)
-        rows.addLayout(row)
-        row = QHBoxLayout()
-        self.search_kind = QComboBox(objectName="searchKind")
-        self.search_kind.addItem("Substring", SUBSTRING)
-        self.search_kind.addItem("Glob", GLOB)
-        self.search_kind.addItem("Regex", REGEX)
-        self.search_kind.currentIndexChanged.connect(self._filters_changed)
-        self.search_box = QLineEdit(objectName="searchBox")
-        self.search_box.setPlaceholderText("Search paths (Ctrl+F)")
-        self.search_box.setClearButtonEnabled(True)
-        self.search_box.setMinimumWidth(160)
-        self._search_timer = QTimer(self, singleShot=True, interval=250)
-        self._search_timer.timeout.connect(self._filters_changed)
-        self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
-        self.search_status = QLabel("", objectName="searchStatus")
-        self.search_status.setFixedWidth(170)  # a changing message must not shift the search box
-        row.addWidget(self.search_box, 1)
-        row.addWidget(self.search_kind)
-        row.addWidget(self.search_status)
-        rows.addLayout(row)
-        return rows
-
-    def _hide_label(self) -> None:
-        """The Hide button names what it hides."""
-        hidden = [resources.LABELS[c] for c, a in self.hide_boxes.items() if a.isChecked()]
-        self.hide_button.setText(f"Hide: {', '.join(hidden)}" if hidden else "Hide…")
-
-    def _legend(self) -> QWidget:
-        legend = QWidget(objectName="legend")
-        row = QHBoxLayout(legend)
-        row.setContentsMargins(2, 0, 2, 0)
-        for change in (ADDED, MODIFIED, REMOVED):
-            icon = QLabel()
-            icon.setPixmap(resources.change_icon(change).pixmap(14, 14))
-            text = QLabel(resources.LABELS[change] + ("  (struck through)" if change == REMOVED else ""))
-            colour = resources.change_colour(change)
-            if colour is not None:
-                text.setStyleSheet(f"color: {colour.name()}")
-            row.addWidget(icon)
-            row.addWidget(text)
-            row.addSpacing(10)
-        row.addStretch(1)
-        return legend
 
     # -- layer, mode, filters ------------------------------------------------------------
 
