@@ -195,7 +195,7 @@ def main() -> int:
         search_start = time.perf_counter()
         view.search_finished.connect(lambda _n: finish(search_start))
         view.search_box.setText("file0001")
-        view._search_timer.stop()
+        view.controls.search_timer.stop()
         view._filters_changed()
 
     def finish(search_start: float) -> None:

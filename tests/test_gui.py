@@ -462,6 +462,23 @@ def test_filters_hide_kinds_of_change(qtbot, window):
     assert ("/data/delete-me.txt", "removed") in _all_rows(view.tree_model)
 
 
+def test_a_search_opens_the_first_folders_of_its_matches_not_all(qtbot, window, tmp_path):
+    from explorer.ui.image_view import MAX_EXPANDED_MATCHES
+
+    many = MAX_EXPANDED_MATCHES + 50
+    archive = tmp_path / "many.tar"
+    archive.write_bytes(docker_archive([layer_tar([f(f"srv/d{i:04d}/hit.txt", "x") for i in range(many)])]))
+    view = _open(qtbot, window, archive)
+    with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
+        view.search_box.setText("hit.txt")
+    assert blocker.args[0] == 2 * many + 1  # every match, its folder, and /srv
+    model = view.tree_model
+    srv = model.index_for_path("/srv")
+    opened = [i for i in range(many) if view.file_tree.isExpanded(model.index_for_path(f"/srv/d{i:04d}"))]
+    assert view.file_tree.isExpanded(srv) and len(opened) == MAX_EXPANDED_MATCHES - 1  # /srv is one of them
+    assert opened == list(range(len(opened)))  # the first ones, in path order
+
+
 @pytest.mark.parametrize("kind,text", [("substring", "MODIFY"), ("glob", "modify-*.txt"), ("regex", r"modify-me\.t.t$")])
 def test_search_keeps_matches_and_their_folders(qtbot, window, kind, text):
     view = _open(qtbot, window)
