@@ -164,7 +164,7 @@ def test_a_copy_leaves_the_disk_room_to_breathe(tmp_path, monkeypatch):
     free[0] = spool.RESERVE - 1  # no room at all
     with pytest.raises(SourceError) as caught:
         keep_stream(_opener(data), "docker://app", "the save stream", Monitor(), expected=len(data))
-    assert str(caught.value).startswith("docker://app: no room to keep a copy of the save stream") and "MiB free" in str(caught.value)
+    assert str(caught.value).startswith("docker://app: no room to keep a copy of the save stream") and "MB free" in str(caught.value)
     assert _scratch(tmp_path) == []
     free[0] = spool.RESERVE + (1 << 20)  # room at the start, then another program fills the disk
 

@@ -48,20 +48,24 @@ def scratch_prefix(kind: str) -> str:
     return f"{kind}{os.getpid()}-"
 
 
-def _left_behind(name: str, mtime: float, now: float) -> bool:
-    """Whether a scratch entry's writer is gone (or, for a name without a process id, it is old)."""
-    pid = name.split("-", 2)[1] if name.count("-") >= 2 else ""
-    if not pid.isdigit():
-        return mtime < now - STALE
-    if int(pid) == os.getpid():
+def writer_gone(pid: str) -> bool:
+    """Whether the process that wrote a file named with this id has ended (killed mid-write):
+    False when the id is no number, is ours, or is another user's live process."""
+    if not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OSError, OverflowError):
-        return False  # (another user's process of that id: not ours to judge)
+    except (OSError, OverflowError):  # (another user's process of that id: not ours to judge)
+        return False
     return False
+
+
+def _left_behind(name: str, mtime: float, now: float) -> bool:
+    """Whether a scratch entry's writer is gone (or, for a name without a process id, it is old)."""
+    pid = name.split("-", 2)[1] if name.count("-") >= 2 else ""
+    return writer_gone(pid) if pid.isdigit() else mtime < now - STALE
 
 
 def scratch_dir() -> str:

@@ -20,7 +20,7 @@ import time
 from typing import Callable
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from explorer.formats.cache import cache_dir, keep_under, remove
+from explorer.formats.cache import cache_dir, keep_under, remove, writer_gone
 from explorer.formats.container import Container, LayerScan, scan_file
 from explorer.formats.deadline import TooBig, answer, read_small, stalled
 from explorer.model.errors import SourceError
@@ -382,15 +382,8 @@ def _drop_stale_partials(folder: str) -> None:
         return
     for name in names:
         _, sep, rest = name.rpartition(".partial-")
-        pid = rest.split("-")[0]
-        if not sep or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if sep and writer_gone(rest.split("-")[0]):
             remove(os.path.join(folder, name))
-        except OSError:
-            pass  # alive, another user's: leave it
 
 
 def evict(root: str, limit: int | None = None) -> None:
@@ -408,13 +401,9 @@ def evict(root: str, limit: int | None = None) -> None:
 
 def _drop_orphan(path: str) -> None:
     """Remove a partial download whose process is gone (killed mid-download)."""
-    try:
-        pid = int(path.rsplit(".partial-", 1)[1].split("-")[0])
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    _, sep, rest = path.rpartition(".partial-")
+    if sep and writer_gone(rest.split("-")[0]):
         remove(path)
-    except (ValueError, PermissionError, IndexError):
-        pass
 
 
 def insecure_url(source: str) -> str:

@@ -141,7 +141,7 @@ def _open_container_source(path: str, engine: str, name: str, monitor: Monitor, 
             remove(save)
             raise
         return open_kept_container(path, KeptContainer(save, export, changes, name, state, image_id), monitor, owner=True)
-    inner = _save_stream(client, path, image_id, engine, monitor, keep)
+    inner = _save_stream(client, path, image_id, engine, monitor, keep=False)
     try:
         scan, opener = writable_layer(client, name, monitor)
     except BaseException:

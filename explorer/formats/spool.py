@@ -17,11 +17,12 @@ from explorer.formats.cache import remove, scratch_dir, scratch_prefix
 from explorer.formats.container import TarFileContainer
 from explorer.model.errors import SourceError
 from explorer.model.progress import Monitor
+from explorer.model.text import human_size
 
 CHUNK = 1 << 20
 # Disk space a copy leaves free, checked before and every ``LOOK_EVERY`` bytes while copying:
 # the disk is the user's, and filling it to the last byte would hurt every other program.
-RESERVE = 512 << 20
+RESERVE = 500_000_000
 LOOK_EVERY = 64 << 20
 
 
@@ -62,7 +63,7 @@ def keep_stream(opener: Callable[[], Callable[[int], bytes]], label: str, what: 
                     _room(folder)
     except _NoRoom as exc:
         remove(path)
-        raise SourceError(label, f"stopped copying {what} after {_size(done)}: {folder} has {exc}",
+        raise SourceError(label, f"stopped copying {what} after {human_size(done)}: {folder} has {exc}",
                           "free some disk space there, or set LAYER_EXPLORER_CACHE to a folder with room") from None
     except OSError as exc:
         remove(path)
@@ -81,11 +82,12 @@ def _room(folder: str) -> None:
     except OSError:
         return  # cannot tell: the copy's own errors will say
     if free < RESERVE:
-        raise _NoRoom(f"{_size(free)} free (and {_size(RESERVE)} are kept free)")
+        raise _NoRoom(f"{human_size(free)} free (and {human_size(RESERVE)} are kept free)")
 
 
-def _size(n: int) -> str:
-    return f"{n / (1 << 20):,.0f} MiB"
+def kept_file(container: object) -> str | None:
+    """The local copy a container reads an engine's image from, if it is one."""
+    return container.spool if isinstance(container, SpooledContainer) else None
 
 
 class SpooledContainer(TarFileContainer):

@@ -28,6 +28,7 @@ from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
 from explorer.model.values import HistoryEntry, ImageRef, LayerInfo
 from explorer.formats.source import REGISTRY_SCHEMES, Source
+from explorer.formats.spool import kept_file
 from explorer.model.packages import InstalledPackage, LayerPackages, Package, PackageChange, PackageReport
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
@@ -56,7 +57,7 @@ def folder() -> str:
 def key_for(source: Source, ref: ImageRef) -> str | None:
     """The cache key of an image, or None when its source cannot be keyed (a stream read once)."""
     path = source.info.path
-    if getattr(getattr(source, "container", None), "spool", None) and ref.config_digest:
+    if kept_file(getattr(source, "container", None)) and ref.config_digest:
         # An engine's image, kept in a file: its ID is the digest of its config, which names
         # every layer's content; the blobs' names say where the copy keeps them.
         ident: list[Any] = ["engine", ref.config_digest, [layer.blob for layer in getattr(ref.locator, "layers", ())]]

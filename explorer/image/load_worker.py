@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from explorer.formats.cache import scratch_dir, scratch_prefix
 from explorer.formats.container_layer import KeptContainer
 from explorer.formats.source import REGISTRY_SCHEMES, Source, open_container, open_kept_container, open_source
-from explorer.formats.spool import SpooledContainer
+from explorer.formats.spool import SpooledContainer, kept_file
 from explorer.image import index_cache
 from explorer.image.loader import Image, building, load_image, prepare_first_view
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
@@ -80,11 +80,16 @@ def suitable(source: Source, ref: ImageRef) -> bool:
             or _kept(source) is not None)
 
 
+def _kept_container(source: Source) -> KeptContainer | None:
+    """The files a container was kept in, if it was."""
+    kept = getattr(getattr(source, "container", None), "kept", None)
+    return kept if isinstance(kept, KeptContainer) else None
+
+
 def _kept(source: Source) -> str | None:
     """The local copy an engine's image (or a container's) is read from, if it was kept in one."""
-    container = getattr(source, "container", None)
-    kept = getattr(container, "kept", None)
-    return kept.save if isinstance(kept, KeptContainer) else getattr(container, "spool", None)
+    container = _kept_container(source)
+    return container.save if container is not None else kept_file(getattr(source, "container", None))
 
 
 def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
@@ -94,9 +99,9 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
     key = index_cache.key_for(source, ref)
-    container = getattr(source.container, "kept", None)
+    container = _kept_container(source)
     if key is None:
-        if not isinstance(container, KeptContainer):
+        if container is None:
             raise Unavailable(f"{source.info.path} cannot be keyed")
         key = "container-" + uuid.uuid4().hex  # never cached: a container changes as it runs
     private = None
@@ -114,8 +119,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
         raise Unavailable(str(exc)) from None
-    job = Job(_kept(source) or source.info.path, ref.index, ref.config_digest, folder, key, source.info.path,
-              container if isinstance(container, KeptContainer) else None)
+    job = Job(_kept(source) or source.info.path, ref.index, ref.config_digest, folder, key, source.info.path, container)
     worker = context.Process(target=_work, args=(job, messages), name="layer-explorer load", daemon=False)
     try:
         try:

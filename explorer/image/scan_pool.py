@@ -21,6 +21,7 @@ from explorer.formats.container import Container, LayerScan
 from explorer.model.errors import Cancelled
 from explorer.model.progress import Monitor
 from explorer.formats.source import Source, open_source
+from explorer.formats.spool import kept_file
 from explorer.image.parallel import cores
 
 # Below this many stored bytes of compressed layers, starting interpreters costs more than the
@@ -87,7 +88,7 @@ def worth_it(source: Source, blobs: list[str]) -> bool:
 
 def _local(source: Source) -> str:
     """The file the workers open: the source's own, or the local copy an engine's image is read from."""
-    return getattr(source.container, "spool", None) or source.info.path
+    return kept_file(source.container) or source.info.path
 
 
 def _compressed(container: Container, blob: str) -> bool:

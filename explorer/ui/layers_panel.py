@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QHeaderView, QMenu, QSplitter, QTableView
+from PySide6.QtWidgets import QHeaderView, QMenu, QSplitter
 
 from explorer.image.loader import Image
 from explorer.ui.history_model import HistoryTableModel
 from explorer.ui.layer_model import DIGEST, LayerTableModel
 from explorer.ui.layer_strip import LayerStrip
-from explorer.ui.widgets import table_look, text_width, titled, widget_shortcut
+from explorer.ui.widgets import side_table, text_width, titled, widget_shortcut
 
 
 class LayersPanel(QSplitter):
@@ -27,10 +27,7 @@ class LayersPanel(QSplitter):
         super().__init__(Qt.Orientation.Vertical, objectName="leftSplitter")
         self.image = image
         self.layer_model = LayerTableModel(image)
-        self.layer_list = QTableView(objectName="layerList")
-        self.layer_list.setAccessibleName("Layers")
-        self.layer_list.setModel(self.layer_model)
-        table_look(self.layer_list)
+        self.layer_list = side_table("layerList", "Layers", self.layer_model)
         header = self.layer_list.horizontalHeader()
         for column, sample in ((0, "all"), (1, "999.9 MB"), (2, "999.9 MB"), (3, "+9999 ~99 −99")):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
@@ -43,10 +40,7 @@ class LayersPanel(QSplitter):
         widget_shortcut(self.layer_list, self.copy_layer_digest)
 
         self.history_model = HistoryTableModel(image)
-        self.history_panel = QTableView(objectName="historyPanel")
-        self.history_panel.setAccessibleName("Build history")
-        self.history_panel.setModel(self.history_model)
-        table_look(self.history_panel)
+        self.history_panel = side_table("historyPanel", "Build history", self.history_model)
         header = self.history_panel.horizontalHeader()
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.resizeSection(0, text_width(self, "12 months ago"))

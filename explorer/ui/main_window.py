@@ -300,7 +300,6 @@ class MainWindow(QMainWindow):
                       a_platform: str | None = None, b_platform: str | None = None) -> None:
         """Compare two images in a new tab (loaded in the background); a side with several
         images and no index or platform given is asked about first."""
-        self.compare_flow.abandon()
         self._drop_preview()  # a load still running is replaced: its tab goes with it
         self.compare_flow.start(a, b, a_index, b_index, a_platform, b_platform)
 

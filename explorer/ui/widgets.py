@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QAbstractItemModel, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
@@ -42,8 +42,11 @@ def text_width(widget: QWidget, sample: str) -> int:
     return widget.fontMetrics().horizontalAdvance(sample) + 18
 
 
-def table_look(table: QTableView) -> None:
-    """The look of the side tables: whole rows, one line each, no row numbers."""
+def side_table(name: str, accessible: str, model: QAbstractItemModel) -> QTableView:
+    """A table of the side panels showing ``model``: whole rows, one line each, no row numbers."""
+    table = QTableView(objectName=name)
+    table.setAccessibleName(accessible)
+    table.setModel(model)
     table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a step's start and end say the most
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -52,3 +55,4 @@ def table_look(table: QTableView) -> None:
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     table.setWordWrap(False)
     table.horizontalHeader().setHighlightSections(False)
+    return table
