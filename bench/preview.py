@@ -36,12 +36,9 @@ def main() -> None:
     print(f"loaded in {time.perf_counter() - t0:.2f} s")
     if args.access:
         t0 = time.perf_counter()
-        made = 0
-        for blob, scan in zip(image.blobs, image.scans):
-            if gzip_access.worth_it(source.container, scan):
-                gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=index_cache.enabled())
-                made += 1
-        print(f"access points of {made} layer(s) made in {time.perf_counter() - t0:.2f} s")
+        todo = gzip_access.missing(source.container, list(image.blobs), list(image.scans))
+        gzip_access.make(source.container, todo, disk=index_cache.enabled())
+        print(f"access points of {len(todo)} layer(s) made in {time.perf_counter() - t0:.2f} s")
     files = [e for e in image.tree.merged() if e.type in ("file", "hardlink") and e.size and e.offset >= 0]
     biggest = max(range(len(image.layers)), key=lambda k: image.layers[k].size)
     deepest = max((e for e in files if e.layer == biggest), key=lambda e: e.offset)

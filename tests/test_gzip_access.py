@@ -63,7 +63,7 @@ def test_files_read_through_access_points_are_the_same_bytes(archive, cache, use
         assert gzip_access.worth_it(source.container, scan) and scan.access is None
         slow = {e.path: read_entry(source, image, e, offset=1000, limit=5000) for e in _files(image)}
         assert not used
-        gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=True)
+        gzip_access.keep([scan], gzip_access.build(source.container, blob), disk=True)
         assert scan.access is None and gzip_access.saved(scan)  # on disk, not held in memory
         fast = {e.path: read_entry(source, image, e, offset=1000, limit=5000) for e in _files(image)}
         assert fast == slow and len(fast) == 48 and len(used) == 48
@@ -74,7 +74,7 @@ def test_files_read_through_access_points_are_the_same_bytes(archive, cache, use
 def test_a_reopen_uses_the_saved_points(archive, cache, used, monkeypatch):
     with open_source(str(archive)) as source:
         image = load_image(source, source.select(), cache=False)
-        gzip_access.keep(image.scans[0], gzip_access.build(source.container, image.blobs[0]), disk=True)
+        gzip_access.keep([image.scans[0]], gzip_access.build(source.container, image.blobs[0]), disk=True)
         deepest = _files(image)[-1]
         want = read_entry(source, image, deepest)
     with open_source(str(archive)) as source:  # as after a restart: nothing in memory
@@ -93,7 +93,7 @@ def test_points_that_do_not_fit_the_blob_are_dropped(archive, cache):
         image = load_image(source, source.select(), cache=False)
         scan = image.scans[0]
         want = read_entry(source, image, _files(image)[-1])
-        gzip_access.keep(scan, b"\x00" * 100_000, disk=True)  # a damaged file in the cache
+        gzip_access.keep([scan], b"\x00" * 100_000, disk=True)  # a damaged file in the cache
         assert read_entry(source, image, _files(image)[-1]) == want
         assert scan.access is None and not list((cache / "access").iterdir())
 
@@ -101,7 +101,7 @@ def test_points_that_do_not_fit_the_blob_are_dropped(archive, cache):
 def test_a_saved_file_with_a_flipped_bit_is_not_used(archive, cache):
     with open_source(str(archive)) as source:
         image = load_image(source, source.select(), cache=False)
-        gzip_access.keep(image.scans[0], gzip_access.build(source.container, image.blobs[0]), disk=True)
+        gzip_access.keep([image.scans[0]], gzip_access.build(source.container, image.blobs[0]), disk=True)
     (saved,) = (cache / "access").iterdir()
     data = bytearray(saved.read_bytes())
     data[-100] ^= 0x10  # inside a window: rapidgzip would take it and inflate wrong bytes
@@ -137,6 +137,23 @@ def test_real_layers_read_the_same_through_access_points(name, cache, monkeypatc
         made = 0
         for blob, scan in zip(image.blobs, image.scans):
             if gzip_access.worth_it(source.container, scan):
-                gzip_access.keep(scan, gzip_access.build(source.container, blob), disk=False)
+                gzip_access.keep([scan], gzip_access.build(source.container, blob), disk=False)
                 made += 1
         assert made and {e.path: read_entry(source, image, e) for e in files} == slow and used
+
+
+def test_a_blob_listed_twice_is_inflated_once_for_both_layers(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(gzip_access, "MIN_TAR", 0)  # a small layer stands for a big one
+    layer = layer_tar([f("a.txt", "hello " * 1000)])
+    twice = tmp_path / "twice.oci.tar"
+    twice.write_bytes(oci_archive([layer, layer]))
+    built = []
+    real = gzip_access.build
+    monkeypatch.setattr(gzip_access, "build", lambda *a: built.append(a[1]) or real(*a))
+    with open_source(str(twice)) as source:
+        image = load_image(source, source.select(), cache=False)
+        todo = gzip_access.missing(source.container, list(image.blobs), list(image.scans))
+        assert list(todo) == [image.blobs[0]] and todo[image.blobs[0]] == list(image.scans)
+        gzip_access.make(source.container, todo, disk=False)
+        assert built == [image.blobs[0]] and all(s.access for s in image.scans)
+        assert gzip_access.missing(source.container, list(image.blobs), list(image.scans)) == {}  # made: nothing left

@@ -133,12 +133,34 @@ def build(container: Container, blob: str, stop: Callable[[], bool] = lambda: Fa
     return out.getvalue()
 
 
-def keep(scan: LayerScan, points: bytes, disk: bool) -> None:
-    """Keep a layer's access points: with ``disk``, in the cache folder for its blob behind a
-    checksum; in memory when they cannot be saved (the cache is off, or cannot be written)."""
-    path = _file(scan) if disk else None
+def keep(scans: list[LayerScan], points: bytes, disk: bool) -> None:
+    """Keep the access points of one blob (``scans``: the layers that list it): with ``disk``,
+    once in the cache folder behind a checksum; in memory when they cannot be saved there (the
+    cache is off, or cannot be written)."""
+    path = _file(scans[0]) if disk else None
     if path is None or not _write(path, MAGIC + hashlib.sha256(points).digest() + points):
-        scan.access = points
+        for scan in scans:
+            scan.access = points
+
+
+def missing(container: Container, blobs: list[str], scans: list[LayerScan]) -> dict[str, list[LayerScan]]:
+    """The blobs whose access points are worth making and not made yet, each with the scans of
+    the layers that list it (a blob listed twice is inflated once)."""
+    todo: dict[str, list[LayerScan]] = {}
+    for blob, scan in zip(blobs, scans):
+        if worth_it(container, scan) and scan.access is None and not on_disk(scan) and buildable(container, blob):
+            todo.setdefault(blob, []).append(scan)
+    return todo
+
+
+def make(container: Container, todo: dict[str, list[LayerScan]], disk: bool, stop: Callable[[], bool] = lambda: False) -> None:
+    """Build and keep the access points ``missing`` named, one blob after another; ``stop``
+    ends it between reads (and nothing more is kept once it says so)."""
+    for blob, scans in todo.items():
+        points = build(container, blob, stop)
+        if stop():  # the container may be closing: what was read may not be its blob
+            return
+        keep(scans, points, disk)
 
 
 def _write(path: str, data: bytes) -> bool:

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 from explorer.formats import gzip_access
 from explorer.image import index_cache
 from explorer.image.loader import Image, prepare_first_view
-from explorer.model.progress import Monitor
 from explorer.image.packages import package_files
 from explorer.formats.source import Source
 from explorer.tree.diff import UNCHANGED
@@ -302,23 +301,9 @@ class ImageView(QWidget):
         """Inflate each big gzip layer once more, in a thread (rapidgzip leaves the interpreter
         lock free), and keep its access points; the layers that have some already are skipped."""
         container, disk = self.source.container, index_cache.enabled()
-        todo: dict[str, list] = {}  # blob -> the scans of the layers that list it
-        for blob, scan in zip(self.image.blobs, self.image.scans):
-            if (gzip_access.worth_it(container, scan) and scan.access is None
-                    and not gzip_access.on_disk(scan) and gzip_access.buildable(container, blob)):
-                todo.setdefault(blob, []).append(scan)
-        if not todo:
-            return
-
-        def work(monitor: Monitor) -> None:
-            for blob, scans in todo.items():
-                points = gzip_access.build(container, blob, lambda: monitor.cancelled)
-                if monitor.cancelled:  # the tab closed meanwhile: its archive may be gone
-                    return
-                for scan in scans:
-                    gzip_access.keep(scan, points, disk)
-
-        self.access_points.run("access points", work)
+        todo = gzip_access.missing(container, list(self.image.blobs), list(self.image.scans))
+        if todo:  # (a closed tab cancels it: its archive may be gone)
+            self.access_points.run("access points", lambda m: gzip_access.make(container, todo, disk, lambda: m.cancelled))
 
     def _changed_count(self, layer: int | None) -> int:
         """How many paths the changes view of ``layer`` holds, about (from the layer list)."""
