@@ -31,14 +31,14 @@ def spawn_always(monkeypatch):
 
     monkeypatch.setattr(parallel, "SPAWN_MIN_BYTES", 0)
     started = []
-    real = parallel.DiveElsewhere.__init__
+    real = parallel.LayersElsewhere.__init__
 
-    def init(self, container, blobs, path=None, image=0):
+    def init(self, container, blobs, path=None):
         if path is not None:  # a fresh interpreter, the window's way
             started.append(path)
-        real(self, container, blobs, path, image)
+        real(self, container, blobs, path)
 
-    monkeypatch.setattr(parallel.DiveElsewhere, "__init__", init)
+    monkeypatch.setattr(parallel.LayersElsewhere, "__init__", init)
     return started
 
 
@@ -189,7 +189,7 @@ def test_waiting_for_the_child_ends_when_the_load_is_cancelled(tmp_path, monkeyp
     monkeypatch.setattr(multiprocessing.spawn, "get_executable", lambda: os.fsencode(slow))  # an interpreter that never answers
     with open_source(str(DATA / "docker-legacy.tar")) as src:
         blobs = [l.blob for l in src.images[0].locator.layers]
-        child = parallel.DiveElsewhere(src.container, blobs, str(DATA / "docker-legacy.tar"), 0)
+        child = parallel.LayersElsewhere(src.container, blobs, str(DATA / "docker-legacy.tar"))
         proc = child.proc
         assert proc is not None
         monitor = Monitor()

@@ -18,7 +18,7 @@ from explorer.formats.container import LayerScan
 from explorer.model.errors import SourceError
 from explorer.model.packages import PackageReport
 from explorer.model.values import Entry, HistoryEntry, ImageRef, LayerInfo, SourceInfo
-from explorer.image.parallel import DiveElsewhere, spare_core
+from explorer.image.parallel import LayersElsewhere, spare_core
 from explorer.formats.docker_archive import name_digest
 from explorer.formats.plan import ImagePlan, LayerRef, read_config
 from explorer.model.progress import Monitor
@@ -154,13 +154,17 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     if source.info.format != REGISTRY:  # (a registry's blobs are bound to their size as they download)
         _check_blob_sizes(container, plan, path)
     # Big compressed layers: inflated on every core (each once) and dive's numbers computed
-    # here from the same scans; else a child computes those on the second core.
+    # here from the same scans; else a child reads the layers on the second core, handing
+    # each over as it goes, and computes those numbers.
     pooled = bool(parallel) and scan_pool.worth_it(source, blobs)
-    child = None if pooled else _dive_child(parallel, source, ref, blobs)
+    child = None if pooled else _layers_child(parallel, source, ref, blobs)
     dive = None if child is not None else DiveEfficiency()
     scans: list[LayerScan] = []
     reader = _ContentReader(source, plan, scans)
-    ahead = scan_pool.scans(source, list(dict.fromkeys(blobs)), monitor) if pooled else None  # each blob once
+    if pooled:
+        ahead: Iterator[LayerScan] | None = scan_pool.scans(source, list(dict.fromkeys(blobs)), monitor)  # each blob once
+    else:
+        ahead = child.scans(monitor) if child is not None else None
     try:
         _read_layers(container, plan, diff_ids, tree, dive, reader, scans, warnings, monitor, path, ahead)
         tree.live.clear()
@@ -223,16 +227,17 @@ def _check_blob_sizes(container, plan: ImagePlan, path: str) -> None:
                               f"descriptor says {layer.size:,}", "the archive is corrupt or was modified")
 
 
-def _dive_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list[str]) -> DiveElsewhere | None:
-    """A process computing dive's numbers on the other core, when that pays (see ``parallel``)."""
+def _layers_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list[str]) -> LayersElsewhere | None:
+    """A process reading the layers on the other core, when that pays (see ``parallel``)."""
     if not parallel or not spare_core():
         return None  # one core: a second process would only take turns with this one
     if parallel == "process":
-        worth = DiveElsewhere.worth_it(source.container, blobs, source.info.path)
-        return DiveElsewhere(source.container, blobs, source.info.path, ref.index) if worth else None
+        path = scan_pool.local_path(source)
+        worth = LayersElsewhere.worth_it(source.container, blobs, path)
+        return LayersElsewhere(source.container, blobs, path) if worth else None
     if source.info.format == REGISTRY:
         return None  # its blobs are downloaded as they are read: a child would fetch them again
-    return DiveElsewhere(source.container, blobs)
+    return LayersElsewhere(source.container, blobs)
 
 
 BYTES_PER_ENTRY = 700  # what one indexed entry costs, measured on the benchmarks (with headroom)

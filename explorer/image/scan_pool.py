@@ -72,7 +72,7 @@ def import_ahead() -> None:
 def worth_it(source: Source, blobs: list[str]) -> bool:
     """Whether a pool pays: a local source whose layers are compressed and big enough, and a
     second core to run on."""
-    path = _local(source)
+    path = local_path(source)
     if "://" in path or not os.path.exists(path) or cores() < 2:
         return False
     if source.info.compression != compression.NONE:
@@ -86,7 +86,7 @@ def worth_it(source: Source, blobs: list[str]) -> bool:
     return compressed >= POOL_MIN_BYTES
 
 
-def _local(source: Source) -> str:
+def local_path(source: Source) -> str:
     """The file the workers open: the source's own, or the local copy an engine's image is read from."""
     return kept_file(source.container) or source.info.path
 
@@ -105,7 +105,7 @@ def scans(source: Source, blobs: list[str], monitor: Monitor) -> Iterator[LayerS
     those; a cancel stops the workers at once. Whatever goes wrong with the workers (one is
     killed, none can start), the layers not yet scanned are scanned here instead.
     """
-    path = _local(source)
+    path = local_path(source)
     workers = min(cores(), len(blobs), 4)
     try:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)

@@ -1,0 +1,108 @@
+"""Layers read by a child process on the second core give exactly what one process gives."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from explorer.formats import container as containers
+from explorer.formats.source import open_source
+from explorer.image import parallel
+from explorer.image.loader import load_image
+from explorer.model.errors import Cancelled
+from explorer.model.progress import Monitor
+from explorer.report import build_report
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    monkeypatch.setattr(parallel, "spare_core", lambda: True)
+    monkeypatch.setattr(parallel, "SPAWN_MIN_BYTES", 0)  # the fixtures are small; the rule is the same
+
+
+def _report(path: str, mode) -> dict:
+    with open_source(path) as src:
+        return build_report(load_image(src, src.select(), parallel=mode), src.images, path)
+
+
+def _count_scans_here(monkeypatch) -> list[str]:
+    """The blobs this process scans itself (a forked child's scans are not counted here)."""
+    here, pid = [], os.getpid()
+    for cls in (containers.TarFileContainer, containers.FolderContainer):
+        real = cls.scan_layer
+
+        def scan(self, name, monitor, real=real):
+            if os.getpid() == pid:
+                here.append(name)
+            return real(self, name, monitor)
+
+        monkeypatch.setattr(cls, "scan_layer", scan)
+    return here
+
+
+@pytest.mark.parametrize("name", ["test-docker-image.tar", "docker-legacy.tar", "hardlinks.docker.tar",
+                                  "test-oci-gzip-image.tar", "umoci.oci-layout"])
+@pytest.mark.parametrize("mode", [True, "process"])
+def test_layers_from_the_child_give_the_same_report(two_cores, monkeypatch, name, mode):
+    path = str(DATA / name)
+    alone = _report(path, False)
+    here = _count_scans_here(monkeypatch)
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+    assert _report(path, mode) == alone
+    assert here == blobs[:1]  # the loader read the first layer; the child read the others and sent them
+
+
+def test_a_killed_child_leaves_its_layers_to_the_loader(two_cores):
+    path = str(DATA / "test-docker-image.tar")
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+        alone = [[tuple(m) for m in src.container.scan_layer(b, Monitor(path)).members] for b in dict.fromkeys(blobs)]
+        numbers = parallel._compute(src.container, blobs)
+        child = parallel.LayersElsewhere(src.container, blobs)
+        scans = child.scans(Monitor(path))
+        got = [next(scans).members, next(scans).members]
+        os.kill(child.proc.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        got += [scan.members for scan in scans]
+        assert [[tuple(m) for m in members] for members in got] == alone
+        assert child.result() == numbers  # computed here instead
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+def test_a_child_that_fails_leaves_the_error_to_the_loader(two_cores, monkeypatch):
+    path = str(DATA / "test-docker-image.tar")
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+        real = src.container.scan_layer
+        monkeypatch.setattr(src.container, "scan_layer", lambda name, monitor: (_ for _ in ()).throw(OSError("gone")))
+        child = parallel.LayersElsewhere(src.container, blobs)  # (forked: its scans fail)
+        monkeypatch.setattr(src.container, "scan_layer", real)
+        scans = list(child.scans(Monitor(path)))
+        assert len(scans) == len(dict.fromkeys(blobs)) and child.proc is None
+        assert child.result() == parallel._compute(src.container, blobs)
+
+
+def test_waiting_for_the_child_ends_when_the_load_is_cancelled(two_cores, monkeypatch):
+    import time
+
+    monkeypatch.setattr(parallel, "_work", lambda *args: time.sleep(60))  # a child that never answers
+    path = str(DATA / "test-docker-image.tar")
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+        child = parallel.LayersElsewhere(src.container, blobs)
+        proc = child.proc
+        monitor = Monitor(path)
+        scans = child.scans(monitor)
+        next(scans)  # the first layer, read here
+        monitor.cancelled = True
+        start = time.monotonic()
+        with pytest.raises(Cancelled):
+            next(scans)
+        child.cancel()
+        assert time.monotonic() - start < 5 and proc.exitcode is not None  # killed and reaped
