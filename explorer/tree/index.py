@@ -18,6 +18,7 @@ from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
 ContentDigest = Callable[[Entry, int], "str | None"]
 Inode = tuple[int, int]  # (layer whose tar holds the bytes, offset of the bytes in that tar)
 IMPLICIT_MODE = 0o755
+NEW = object()  # a path no layer below had (see ``_LayerApplier.before``)
 _new = tuple.__new__
 
 
@@ -251,24 +252,27 @@ class _LayerApplier:
         self.tree = tree
         self.layer = layer
         self.live = tree.live
-        self.before: dict[str, Entry | None] = {}  # each touched path's state before the layer
+        # Each touched path's state before the layer: its entry, None when it was absent, or
+        # ``NEW`` when no layer had it yet (this layer listed it in ``kids``).
+        self.before: dict[str, Entry | None | object] = {}
         self._digest_fn = digest
-        self.new_paths: set[str] = set()  # paths this layer listed in ``kids`` for the first time
         self.redirected: list[tuple[str, str]] = []
 
-    def touch(self, path: str) -> None:
-        """Remember the state of ``path`` before this layer changes it."""
+    def touch(self, path: str, old: Entry | None | object = NEW) -> None:
+        """Remember the state of ``path`` before this layer changes it (``old``: its live entry,
+        when the caller has looked it up already)."""
         if path not in self.before:
-            old = self.live.get(path)
-            self.before[path] = old
-            if old is None and path not in self.tree.versions and path != "/":
+            if old is NEW:
+                old = self.live.get(path)
+            if old is None and path != "/" and path not in self.tree.versions:
                 tree = self.tree
                 tree.path_bytes += len(path)
                 if tree.path_bytes > MAX_PATHS:
                     raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {MAX_PATHS >> 20:,} MiB")
                 cut = path.rfind("/")
-                self.tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
-                self.new_paths.add(path)
+                tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
+                old = NEW
+            self.before[path] = old
 
     def through_symlinks(self, path: str, whole: bool = False) -> str | None:
         """Where ``path`` really is when a directory on its way is a symlink; None if none is.
@@ -377,7 +381,7 @@ class _LayerApplier:
         elif self.tree.hardlink_data:
             self.tree.hardlink_data.pop((self.layer, path), None)  # last wins, link or not
         if path not in self.before:
-            self.touch(path)
+            self.touch(path, old)
         live[path] = entry
 
     def link(self, entry: Entry) -> Entry:
@@ -414,12 +418,17 @@ class _LayerApplier:
         changes = tree.changes[layer]
         for path, old in self.before.items():
             after = live.get(path)
+            if old is NEW:
+                if after is None:  # came and went within the layer
+                    tree.path_bytes -= len(path)
+                    cut = path.rfind("/")
+                    tree.kids[path[:cut] or "/"].remove(path[cut + 1 :])
+                else:
+                    versions[path] = after  # the compact form: added once
+                    changes.append((path, ADDED))
+                continue
             if old is None:
                 if after is None:
-                    if path in self.new_paths:  # came and went within the layer
-                        tree.path_bytes -= len(path)
-                        cut = path.rfind("/")
-                        tree.kids[path[:cut] or "/"].remove(path[cut + 1 :])
                     continue
                 change = ADDED
             elif after is None:
