@@ -40,7 +40,7 @@ def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool
     parents: set[str] = set()
     implicit = (0, False, False)
     for m in members:
-        path = m.name
+        path = m[0]  # (by position: plain tuples, as a scan crosses between processes, do too)
         if path.endswith("/"):
             path = path[:-1]
         if not path or "//" in path or "./" in path or path.startswith((".", "/")) or path.endswith("/."):
@@ -58,7 +58,8 @@ def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool
         else:
             cut = path.rfind("/")
             base = path[cut + 1 :]
-            nodes[path] = (m.size if m.type in "07" else 0, m.type == "5", base.startswith(WHITEOUT))
+            kind = m[1]
+            nodes[path] = (m[5] if kind in "07" else 0, kind == "5", base.startswith(WHITEOUT))
         cut = path.rfind("/")
         while cut > 0:
             parent = path[:cut]
