@@ -250,3 +250,21 @@ def test_wasted_file_paths_keep_their_file_names(qtbot, small):
     view.show_insights()
     qtbot.waitUntil(lambda: view.insights is not None)
     assert view.insights.waste_table.textElideMode() == Qt.TextElideMode.ElideMiddle
+
+
+def test_the_window_builds_a_view_of_nothing_once_it_is_up_and_keeps_none(qtbot, monkeypatch):
+    from explorer.ui import main_window
+    from explorer.ui.image_view import ImageView
+
+    built = []
+    real = ImageView.warm_up
+    monkeypatch.setattr(ImageView, "warm_up", staticmethod(lambda: (built.append(1), real())))
+    w = _window(qtbot)
+    qtbot.waitUntil(lambda: built == [1], timeout=5_000)  # (after WARM_UP_DELAY)
+    views = lambda: [x for x in QApplication.allWidgets() if isinstance(x, ImageView)]  # noqa: E731
+    qtbot.waitUntil(lambda: not views(), timeout=5_000)  # dropped again: nothing in the window
+    assert w.stack.currentWidget() is w.start_page
+    w.hide()
+    w.show()
+    QTest.qWait(main_window.WARM_UP_DELAY * 2)
+    assert built == [1]  # once per window

@@ -471,3 +471,10 @@ def preview_image(source: Source, ref: ImageRef) -> Image:
     return Image(source=source.info, ref=ref, tags=list(plan.tags), config_digest=ref.config_digest,
                  platform=plan.platform, created=str(config.get("created") or ""), config=config, layers=layers,
                  history=history, tree=LayerTree(len(plan.layers)), warnings=warnings, file_count=0, file_bytes=0, pending=True)
+
+
+def blank_image() -> Image:
+    """An image of nothing: no source, no layers, no files."""
+    return Image(source=SourceInfo("", "", ""), ref=ImageRef(0, (), "", ""), tags=[], config_digest="", platform="",
+                 created="", config={}, layers=[], history=[], tree=LayerTree(0), warnings=[], file_count=0,
+                 file_bytes=0, pending=True)

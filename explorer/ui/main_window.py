@@ -38,6 +38,10 @@ from explorer.ui.workers import BackgroundCall, LoadController, empty_python_sta
 MAX_RECENT = 10
 
 
+# ms after the window first shows: past its first paint, long before anyone drops an image on it
+WARM_UP_DELAY = 100
+
+
 class MainWindow(QMainWindow):
     """Layer Explorer's window."""
 
@@ -103,6 +107,14 @@ class MainWindow(QMainWindow):
         QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: self._follow_system())
         self._refresh_recent()
         self._restore_geometry()
+        self._views_warm = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        """Once the window is up, build a view of nothing in an idle moment (see ``ImageView.warm_up``)."""
+        super().showEvent(event)
+        if not self._views_warm:
+            self._views_warm = True
+            QTimer.singleShot(WARM_UP_DELAY, self, ImageView.warm_up)
 
     # -- menus ----------------------------------------------------------------------------
 
