@@ -108,3 +108,18 @@ def test_zero_padding_between_gzip_members_anywhere_in_a_read():
                 + gzip.compress(parts[2]) + b"\0" * pad)
         read = compression.open_reader(compression.GZIP, io.BytesIO(blob).read)
         assert b"".join(iter(lambda: read(1 << 20), b"")) == b"".join(parts), pad
+
+
+def test_modes_and_times_are_exact_and_repeated_ones_are_shared():
+    import io
+
+    from explorer.formats.tar_index import scan_stream
+    from tests.builders import f, layer_tar
+
+    data = layer_tar([f("a", "1", mode=0o644), f("b", "2", mode=0o644), f("c", "3", mode=0o4755, mtime=1_600_000_000),
+                      f("d", "4", pax={"mtime": "1700000000.25"})])
+    a, b, c, d = list(scan_stream(io.BytesIO(data).read))
+    assert (a.mode, b.mode, c.mode) == (0o644, 0o644, 0o4755)
+    assert (a.mtime, c.mtime, d.mtime) == (1_700_000_000, 1_600_000_000, 1_700_000_000.25)
+    assert type(a.mtime) is int and type(d.mtime) is float  # a fraction from PAX stays one
+    assert a.mode is b.mode and a.mtime is b.mtime  # one object a value: the index holds millions

@@ -8,6 +8,7 @@ import gc
 import os
 import sys
 from collections import Counter
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -384,14 +385,16 @@ def _history(config: dict[str, Any], layer_count: int, warnings: list[str]) -> l
     return out
 
 
+_second = itemgetter(1)
+
+
 def _layers(plan: ImagePlan, scans: list[LayerScan], diff_ids: list[str], history: list[HistoryEntry], tree: LayerTree) -> list[LayerInfo]:
     """The per-layer summary."""
     by_layer = {h.layer: h for h in history if h.layer is not None}
     out = []
     for i, (ref, scan) in enumerate(zip(plan.layers, scans)):
         counts = {"added": 0, "modified": 0, "removed": 0}
-        for _path, change in tree.changes[i]:
-            counts[change] += 1
+        counts.update(Counter(map(_second, tree.changes[i])))  # (counted in C: a million changes)
         diff_id = diff_ids[i] if i < len(diff_ids) else ""
         if ref.digest:
             digest = ref.digest
