@@ -169,7 +169,7 @@ def _end(worker) -> None:
         return
     if worker.exitcode is None:
         try:
-            os.killpg(worker.pid, signal.SIGKILL)  # its layer scanners and dive child too
+            os.killpg(worker.pid, signal.SIGKILL)  # its layer scanners and layers child too
         except (AttributeError, OSError):  # not POSIX, or its group not made yet
             worker.kill()
     worker.join()
