@@ -6,11 +6,13 @@ import errno
 import json
 import os
 import signal
+import tempfile
 import time
 from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
+from explorer.formats.cache import scratch_dir
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
 from explorer.model.packages import PackageChange
@@ -297,7 +299,8 @@ class ContentsInChild:
     waste, advice and the rest (2-3 s of a million-file report); the child then writes it
     straight to the output when ``write`` says it is its turn.
 
-    The child holds the text until then: a pipe would make it wait for a reader that is busy.
+    The child keeps the text in a file until then: a pipe would make it wait for a reader that
+    is busy.
     """
 
     MIN_PATHS = 50_000  # below this, formatting here is quicker than a fork
@@ -381,14 +384,25 @@ _ERRNO_BASE = 10  # exit status 10 + errno: writing failed with that error
 def _child_write(tree: LayerTree, fd: int, go: int) -> int:
     """The child's side of ``ContentsInChild``; returns its exit status."""
     try:
-        data = [piece.encode("ascii") for piece in contents_json(tree)]  # _quote leaves only ASCII
+        # Kept in a file until its turn, not in memory: a million entries' text is 90 MB more
+        # for a process that already counts the parent's pages as its own. The file has no
+        # name from the start (nothing to leave behind); where none can be written, the
+        # parent formats the text itself.
+        try:
+            spill = tempfile.TemporaryFile(dir=scratch_dir())
+        except OSError:  # the cache folder is not writable: the system's temporary folder
+            spill = tempfile.TemporaryFile()
+        for piece in contents_json(tree):
+            spill.write(piece.encode("ascii"))  # _quote leaves only ASCII
+        spill.flush()
         if os.read(go, 1) != b"1":
             return _NOT_WRITTEN  # the parent gave up
     except BaseException:  # noqa: BLE001 (a child must not unwind into the parent's code)
         return _NOT_WRITTEN
     try:
+        spill.seek(0)
         with os.fdopen(fd, "wb", closefd=False) as f:
-            for piece in data:
+            while piece := spill.read(1 << 20):
                 f.write(piece)
     except OSError as exc:
         return _ERRNO_BASE + min(exc.errno or errno.EIO, 240)
