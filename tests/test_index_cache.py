@@ -240,3 +240,28 @@ def test_an_image_is_a_value_built_or_mapped(tmp_path, cache_on):
     counted = prepare_first_view(built)
     assert counted is not built and counted.file_count == 68 and built.file_count == -1  # a new value; the old one kept
     assert prepare_first_view(counted) is counted and prepare_first_view(mapped) is mapped  # (they have it)
+
+
+def test_a_layers_changes_are_decoded_a_part_at_a_time(tmp_path, monkeypatch):
+    from explorer.tree.steps import drain
+    from explorer.tree.views import DIFF, changed_paths_steps
+
+    monkeypatch.setattr(index_cache, "CHANGES_PART", 4)  # (32,768 a part; the fixture's layers are small)
+    src, fresh = _load(DATA / "docker-legacy.tar")
+    index_cache.save(src, fresh)
+    src.close()
+    src, cached = _load(DATA / "docker-legacy.tar")
+    with src:
+        changes = cached.tree.changes
+        layer = max(range(len(fresh.tree.changes)), key=lambda k: len(fresh.tree.changes[k]))
+        parts = -(-len(fresh.tree.changes[layer]) // 4)
+        assert parts > 2 and len(changes.spans[layer]) == parts
+        steps = cached.tree.changes_steps(layer)
+        next(steps)  # one part decoded, the layer not yet
+        assert layer not in changes.decoded
+        assert sum(1 for _ in steps) == parts - 1
+        assert changes[layer] == fresh.tree.changes[layer]
+        assert [changes[k] for k in range(len(changes))] == fresh.tree.changes  # the others, decoded when read
+        gathered = TreeView(cached.tree, layer, DIFF, drain(changed_paths_steps(cached.tree, layer)))
+        assert gathered.totals() == TreeView(fresh.tree, layer, DIFF).totals()
+

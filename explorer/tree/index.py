@@ -149,6 +149,14 @@ class LayerTree:
         chunks = getattr(self.versions, "chunks", None)
         return chunks is not None and not chunks.complete
 
+    def changes_steps(self, layer: int | None) -> Iterator[None]:
+        """Decode what a tree read from the index cache still holds encoded of a layer's
+        changes (every layer's when None), a part a step."""
+        steps = getattr(self.changes, "decode_steps", None)
+        if steps is not None:
+            for k in [layer] if layer is not None else range(len(self.changes)):
+                yield from steps(k)
+
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = getattr(self.versions, "chunks", None)

@@ -152,12 +152,14 @@ class LazyKids(_LazyMap):
 
 
 class LazyChanges:
-    """``LayerTree.changes``: each layer's list decoded when that layer is first looked at."""
+    """``LayerTree.changes``: each layer's list decoded when that layer is first looked at,
+    from the parts it is stored in (``decode_steps`` decodes them a part a step)."""
 
-    def __init__(self, body: memoryview, spans: list[Span]) -> None:
+    def __init__(self, body: memoryview, spans: list[list[Span]]) -> None:
         self.body = body
         self.spans = spans
         self.decoded: dict[int, list[tuple[str, str]]] = {}
+        self._parts: dict[int, tuple[int, list[tuple[str, str]]]] = {}  # a layer's parts decoded so far, and how many
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -168,12 +170,28 @@ class LazyChanges:
             layer += len(self.spans)
         found = self.decoded.get(layer)
         if found is None:
-            with self._lock:
-                found = self.decoded.get(layer)
-                if found is None:
-                    offset, length = self.spans[layer]  # IndexError past the end, like a list
-                    found = self.decoded[layer] = marshal.loads(self.body[offset:offset + length])
+            drain(self.decode_steps(layer))  # (IndexError past the end, like a list)
+            found = self.decoded[layer]
         return found
+
+    def decode_steps(self, layer: int) -> Steps[None]:
+        """Decode a layer's changes a part at a time (nothing when they are decoded)."""
+        spans = self.spans[layer]
+        while layer not in self.decoded:
+            with self._lock:
+                if layer in self.decoded:
+                    return
+                done, changes = self._parts.get(layer, (0, []))
+                if done < len(spans):
+                    offset, length = spans[done]
+                    changes += marshal.loads(self.body[offset:offset + length])
+                    done += 1
+                if done == len(spans):
+                    self.decoded[layer] = changes
+                    self._parts.pop(layer, None)
+                else:
+                    self._parts[layer] = (done, changes)
+            yield
 
     def __iter__(self) -> Iterator[list[tuple[str, str]]]:
         return (self[i] for i in range(len(self.spans)))

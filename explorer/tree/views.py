@@ -22,6 +22,8 @@ MERGED, DIFF = "merged", "diff"
 _new = tuple.__new__
 SUBSTRING, GLOB, REGEX = "substring", "glob", "regex"
 
+_FEW = 1023  # entries a step where each costs more than a lookup (a mask, as ``EVERY``)
+
 
 class Row(NamedTuple):
     """One row of the tree: the path, the entry shown (the lower one when removed), the change."""
@@ -206,7 +208,7 @@ class TreeView:
             # what the layer stores: its added and modified entries (removed ones take no room)
             entry_at, layer = self.tree.entry_at, self.layer
             for i, (p, change) in enumerate(self.tree.changes[layer]):
-                if not i & EVERY:
+                if not i & _FEW:  # (each may decode its folder of a cached index: fewer a step)
                     yield None
                 if change != REMOVED:
                     e = entry_at(p, layer)
@@ -270,6 +272,7 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
     change hundreds of thousands of paths, and the window gathers them as the user clicks).
     """
     keep: set[str] = set()
+    yield from tree.changes_steps(layer)
     for changes in [tree.changes[layer]] if layer is not None else tree.changes:
         for i in range(0, len(changes), _CHUNK):
             yield
