@@ -12,7 +12,6 @@ from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
-from explorer.formats.cache import scratch_dir
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
 from explorer.model.packages import PackageChange
@@ -385,13 +384,10 @@ def _child_write(tree: LayerTree, fd: int, go: int) -> int:
     """The child's side of ``ContentsInChild``; returns its exit status."""
     try:
         # Kept in a file until its turn, not in memory: a million entries' text is 90 MB more
-        # for a process that already counts the parent's pages as its own. The file has no
-        # name from the start (nothing to leave behind); where none can be written, the
-        # parent formats the text itself.
-        try:
-            spill = tempfile.TemporaryFile(dir=scratch_dir())
-        except OSError:  # the cache folder is not writable: the system's temporary folder
-            spill = tempfile.TemporaryFile()
+        # for a process that already counts the parent's pages as its own. The file, in the
+        # system's temporary folder, has no name from the start (nothing to leave behind);
+        # where none can be written, the parent formats the text itself.
+        spill = tempfile.TemporaryFile()
         for piece in contents_json(tree):
             spill.write(piece.encode("ascii"))  # _quote leaves only ASCII
         spill.flush()

@@ -33,10 +33,10 @@ def spawn_always(monkeypatch):
     started = []
     real = parallel.LayersElsewhere.__init__
 
-    def init(self, container, blobs, path=None):
+    def init(self, container, blobs, path=None, limit=1 << 62):
         if path is not None:  # a fresh interpreter, the window's way
             started.append(path)
-        real(self, container, blobs, path)
+        real(self, container, blobs, path, limit)
 
     monkeypatch.setattr(parallel.LayersElsewhere, "__init__", init)
     return started

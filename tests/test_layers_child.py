@@ -73,6 +73,7 @@ def test_the_loader_takes_the_layers_the_child_has_sent(two_cores, monkeypatch, 
         assert got == alone
         assert here == blobs[:1]  # only the first layer was read here
         assert child.result() == parallel._compute(src.container, blobs)
+        assert child._numbers is not None  # from the child (computed here, they are not kept there)
 
 
 def test_a_layer_the_child_has_not_sent_yet_is_read_here(two_cores, monkeypatch):
@@ -140,3 +141,33 @@ def test_waiting_for_the_child_ends_when_the_load_is_cancelled(two_cores, monkey
             next(scans)
         child.cancel()
         assert time.monotonic() - start < 5 and proc.exitcode is not None  # killed and reaped
+
+
+def _many_files(tmp_path, layers=3, files=6000):
+    """An archive whose layers' scans are each bigger than a pipe holds."""
+    from tests.builders import docker_archive, f, layer_tar
+
+    path = tmp_path / "many.tar"
+    path.write_bytes(docker_archive([layer_tar([f(f"l{k}/file-{i:05}") for i in range(files)]) for k in range(layers)]))
+    return str(path)
+
+
+def test_a_forked_child_whose_loader_is_gone_ends(two_cores, tmp_path):
+    path = _many_files(tmp_path)
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+        child = parallel.LayersElsewhere(src.container, blobs)
+        proc = child.proc
+        child._results.close()  # as when the loader is killed: nobody reads what the child sends
+        proc.join(30)
+        assert proc.exitcode is not None  # it did not wait for a reader forever
+
+
+def test_the_child_stops_reading_past_the_entry_budget(two_cores, tmp_path):
+    path = _many_files(tmp_path)
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+        child = parallel.LayersElsewhere(src.container, blobs, limit=8000)  # layer 1 fits, layer 2 does not
+        scans = list(child.scans(Monitor(path)))
+        assert [len(s.members) for s in scans] == [6000] * 3  # the loader read what the child would not
+        assert child.result() == parallel._compute(src.container, blobs) and child._numbers is None

@@ -235,10 +235,10 @@ def _layers_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: li
     if parallel == "process":
         path = scan_pool.local_path(source)
         worth = LayersElsewhere.worth_it(source.container, blobs, path)
-        return LayersElsewhere(source.container, blobs, path) if worth else None
+        return LayersElsewhere(source.container, blobs, path, max_image_entries()) if worth else None
     if source.info.format == REGISTRY:
         return None  # its blobs are downloaded as they are read: a child would fetch them again
-    return LayersElsewhere(source.container, blobs)
+    return LayersElsewhere(source.container, blobs, limit=max_image_entries())
 
 
 BYTES_PER_ENTRY = 700  # what one indexed entry costs, measured on the benchmarks (with headroom)

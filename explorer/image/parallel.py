@@ -52,49 +52,61 @@ def _sent(blobs: list[str], first: int) -> list[str]:
     return [b for b in dict.fromkeys(blobs[first:]) if b not in seen]
 
 
-def _work(store: Container, blobs: list[str], first: int, out: Any) -> None:
-    """In the child: send the scans the loader wants, then dive's numbers."""
+def _work(store: Container, blobs: list[str], first: int, limit: int, out: Any) -> None:
+    """In the child: send the scans the loader wants, then dive's numbers. Each message is a
+    small head (its kind, and a scan's number), then for a scan its body: the loader drops a
+    body it no longer needs without decoding it."""
     containers.CHECKPOINTS = False
     # A thread sends while this one reads on: the loader takes a layer only when it has
     # applied the last, and meanwhile this process goes on to the next layers and dive's
     # numbers. (The queue holds what is kept for those anyway.)
-    pending: queue.Queue[bytes | None] = queue.Queue()
+    pending: queue.Queue[tuple[bytes, ...] | None] = queue.Queue()
 
     def send() -> None:
-        while (data := pending.get()) is not None:
-            out.send_bytes(data)
+        try:
+            while (parts := pending.get()) is not None:
+                for part in parts:
+                    out.send_bytes(part)
+        except OSError:  # the loader is gone (killed, say): nobody wants the rest
+            os._exit(0)
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
     try:
         sent: dict[str, bytes] = {}
-        for blob in _sent(blobs, first):
+        entries = 0
+        for number, blob in enumerate(_sent(blobs, first)):
             scan = store.scan_layer(blob, Monitor())
+            entries += len(scan.members)
+            if entries > limit:  # (the loader refuses the image when it counts them: no more here)
+                raise ValueError("too many entries")
             rest = tuple(getattr(scan, name) for name in _FIELDS)
-            sent[blob] = marshal.dumps((int(Kind.SCAN), [tuple(m) for m in scan.members], rest))
-            pending.put(sent[blob])
+            sent[blob] = marshal.dumps(([tuple(m) for m in scan.members], rest))
+            pending.put((marshal.dumps((int(Kind.SCAN), number)), sent[blob]))
             del scan
         # dive's numbers need every layer in order, the first one too, which the loader reads
         # meanwhile: this one reads it now, and the others again from what it sent (a third
         # of the memory of their entries, and read back in a tenth of the time).
         dive = DiveEfficiency()
-        for members in _listings(blobs, lambda blob: marshal.loads(sent[blob])[1] if blob in sent
+        for members in _listings(blobs, lambda blob: marshal.loads(sent.pop(blob))[0] if blob in sent
                                  else store.scan_layer(blob, Monitor()).members):
             dive.add_layer(members)
         numbers = dive.result()
-        pending.put(marshal.dumps((int(Kind.NUMBERS), numbers.score, numbers.wasted_bytes, numbers.user_wasted_percent, numbers.files)))
+        pending.put((marshal.dumps((int(Kind.NUMBERS), numbers.score, numbers.wasted_bytes, numbers.user_wasted_percent,
+                                    numbers.files)),))
     except BaseException:  # noqa: BLE001 (the loader meets the same error and says it: no traceback here)
-        pending.put(marshal.dumps((int(Kind.FAILED),)))
+        pending.put((marshal.dumps((int(Kind.FAILED),)),))
     pending.put(None)
     sender.join()
 
 
-def _forked(store: Container, blobs: list[str], first: int, out: Any) -> None:
+def _forked(store: Container, blobs: list[str], first: int, limit: int, out: Any, results: Any) -> None:
     """In a forked child: the layers of the source it inherited."""
-    _work(store, blobs, first, out)
+    results.close()  # the loader's end: with it held here too, a loader killed would leave this one waiting
+    _work(store, blobs, first, limit, out)
 
 
-def _fresh(path: str, blobs: list[str], first: int, out: Any) -> None:
+def _fresh(path: str, blobs: list[str], first: int, limit: int, out: Any) -> None:
     """In a fresh interpreter: the layers of the source opened again by its path."""
     try:
         # Below the window and its loader: with both cores busy, a window thread that waits
@@ -108,7 +120,7 @@ def _fresh(path: str, blobs: list[str], first: int, out: Any) -> None:
         out.send_bytes(marshal.dumps((int(Kind.FAILED),)))
         return
     with source:
-        _work(source.container, blobs, first, out)
+        _work(source.container, blobs, first, limit, out)
 
 
 class LayersElsewhere:
@@ -116,11 +128,13 @@ class LayersElsewhere:
 
     The loader reads the first layer itself meanwhile (the child's copy would come later than
     its own reading: sending costs the child about a third of its reading). ``path`` given, a
-    fresh interpreter reopens the source; else the process is forked. Whatever goes wrong with the
-    child, the loader reads the rest of the layers and computes the numbers itself.
+    fresh interpreter reopens the source; else the process is forked. ``limit``: the entries
+    the child reads at most (the loader's budget: it refuses an image with more). Whatever goes
+    wrong with the child, the loader reads the rest of the layers and computes the numbers
+    itself (reading every layer again for those: the child is gone with what it had).
     """
 
-    def __init__(self, store: Container, blobs: list[str], path: str | None = None) -> None:
+    def __init__(self, store: Container, blobs: list[str], path: str | None = None, limit: int = 1 << 62) -> None:
         self.store, self.blobs = store, blobs
         self.proc: Any = None
         self.first = 1  # read by the loader meanwhile: it would wait longer for the child's copy
@@ -132,7 +146,10 @@ class LayersElsewhere:
             self._results, out = context.Pipe(duplex=False)
         except OSError:  # no descriptors to be had: the loader does it all
             return
-        target, args = (_fresh, (path, blobs, self.first, out)) if fresh else (_forked, (store, blobs, self.first, out))
+        if fresh:
+            target, args = _fresh, (path, blobs, self.first, limit, out)
+        else:
+            target, args = _forked, (store, blobs, self.first, limit, out, self._results)
         try:
             self.proc = context.Process(target=target, args=args, name="layer-explorer layers", daemon=True)
             self.proc.start()
@@ -161,9 +178,10 @@ class LayersElsewhere:
 
     def _ready(self, number: int, monitor: Monitor) -> LayerScan | None:
         """The child's scan ``number`` (counted from 0) if it has come, or is coming in now;
-        None if not yet, or never. Reading a layer here rather than waiting for the child is
-        never slower than before the child read layers: a new interpreter takes 0.3 s to
-        start, in which a small image has been read whole."""
+        None if not yet, or never. A layer the loader reads itself rather than wait for the
+        child's costs what it cost before the child read layers (a new interpreter takes
+        0.3 s to start, in which a small image has been read whole); the child's copy is then
+        dropped undecoded."""
         while self.proc is not None and self._received <= number:
             if monitor.cancelled:
                 raise Cancelled("cancelled")
@@ -171,32 +189,54 @@ class LayersElsewhere:
                 if not self._results.poll(0):
                     return None
             except (OSError, ValueError):  # (closed)
-                self._finish()
+                self.cancel()
                 return None
-            message = self._next(monitor)
-            if message is None:
+            head = self._next(monitor)
+            if head is None:
                 return None
-            if message[0] == Kind.SCAN:
-                self._received += 1
-                if self._received > number:  # (an earlier one was read here meanwhile: dropped)
-                    return LayerScan(message[1], **dict(zip(_FIELDS, message[2])))
+            if head[0] == Kind.SCAN:
+                body = self._body(monitor)
+                if body is None:
+                    return None
+                self._received = head[1] + 1
+                if head[1] == number:
+                    members, rest = marshal.loads(body)
+                    return LayerScan(members, **dict(zip(_FIELDS, rest)))
             else:
-                if message[0] == Kind.NUMBERS:
-                    self._numbers = Efficiency(*message[1:])
-                self._finish()
+                self._last_word(head)
         return None
 
     def _next(self, monitor: Monitor | None) -> tuple | None:
-        """The child's next message; None when it ended without one. Waiting ends with
+        """The child's next message head; None when it ended without one. Waiting ends with
         ``Cancelled`` as soon as ``monitor`` is cancelled."""
+        body = self._body(monitor)
+        if body is None:
+            return None
+        try:
+            head = marshal.loads(body)
+            if head[0] in (Kind.SCAN, Kind.NUMBERS, Kind.FAILED):
+                return head
+        except (EOFError, ValueError, TypeError, IndexError, KeyError):
+            pass
+        self.cancel()  # not a message: the child is not what it should be
+        return None
+
+    def _body(self, monitor: Monitor | None) -> bytes | None:
+        """The next bytes the child sent; None (and the child stopped) when it sent no more."""
         try:
             while not self._results.poll(WAIT):
                 if monitor is not None and monitor.cancelled:
                     raise Cancelled("cancelled")  # the loader then stops this child
-            return marshal.loads(self._results.recv_bytes())
-        except (EOFError, OSError, ValueError, TypeError):  # ended, or sent what is not a message
-            self._finish()
+            return self._results.recv_bytes()
+        except (EOFError, OSError, ValueError):  # ended, or gone
+            self.cancel()
             return None
+
+    def _last_word(self, head: tuple) -> None:
+        """Dive's numbers, or the child's failure: it has nothing more to say."""
+        if head[0] == Kind.NUMBERS:
+            self._numbers = Efficiency(*head[1:])
+        self._finish()
 
     def _finish(self) -> None:
         """Reap the child, which has said all it will."""
@@ -208,13 +248,13 @@ class LayersElsewhere:
     def result(self, monitor: Monitor | None = None) -> Efficiency:
         """The child's numbers (computed here if the child could not give them)."""
         while self.proc is not None and self._numbers is None:
-            message = self._next(monitor)
-            if message is None:
+            head = self._next(monitor)
+            if head is None:
                 break
-            if message[0] == Kind.NUMBERS:
-                self._numbers = Efficiency(*message[1:])
-            if message[0] in (Kind.NUMBERS, Kind.FAILED):
-                self._finish()
+            if head[0] == Kind.SCAN:
+                self._body(monitor)  # a layer the loader read itself: dropped undecoded
+            else:
+                self._last_word(head)
         if self._numbers is not None:
             return self._numbers
         return _compute(self.store, self.blobs)
