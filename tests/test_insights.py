@@ -200,3 +200,15 @@ def test_waiting_for_the_child_ends_when_the_load_is_cancelled(tmp_path, monkeyp
         child.cancel()
         assert time.monotonic() - start < 5 and proc.exitcode is not None  # killed and reaped
 
+
+
+def test_each_secret_form_is_found_and_plain_text_is_not():
+    from explorer.model.secrets import SECRET_CONTENT
+
+    forms = [b"-----BEGIN OPENSSH PRIVATE KEY-----", b"aws_secret_access_key = x", b'"_authToken": "x"',
+             b"ghp_" + b"a" * 36, b"xoxb-123", b"xoxp-456"]
+    for form in forms:
+        found = SECRET_CONTENT.search(b"config\n" * 50 + form + b"\n")
+        assert found is not None and found.group(0) in form
+    for near in [b"PRIVATE KEY", b"ghp_short", b"xoxa-1", b"aws_secret", b"authToken"]:
+        assert SECRET_CONTENT.search(b"text " + near + b" text") is None

@@ -11,13 +11,12 @@ import base64
 import hashlib
 import math
 import os
-import re
 import struct
 import zlib
 from typing import BinaryIO, Callable, Iterator, NamedTuple
 from urllib.parse import unquote_to_bytes
 
-from explorer.model.secrets import SNIFF_MAX
+from explorer.model.secrets import SNIFF_MAX, Sniffer
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
@@ -318,7 +317,7 @@ def scan_buffer(buf: bytes | memoryview, start: int = 0, end: int | None = None)
 
 
 def scan_stream(stream: BinaryIO | Callable[[int], bytes], hash_files: bool = True,
-                sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None,
+                sniff: "Sniffer | None" = None, flagged: dict[int, bytes] | None = None,
                 keep: Callable[[str], bool] | None = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
     """List the members of a tar read from a stream; optionally hash each regular file's data.
 
@@ -364,7 +363,7 @@ def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at:
 
 
 def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
-          sniff: "re.Pattern[bytes] | None" = None, flagged: dict[int, bytes] | None = None,
+          sniff: "Sniffer | None" = None, flagged: dict[int, bytes] | None = None,
           keep: Callable[[str], bool] | None = None, kept: dict[int, bytes] | None = None) -> Iterator[TarMember]:
     """Walk tar headers, folding PAX and GNU long-name records into the member they describe.
 

@@ -130,7 +130,8 @@ def _duplicates(tree: LayerTree, digest: Callable[[Entry], "str | None"], waste:
     """Files of the final image whose content another final file already holds."""
     by_size: dict[int, list[Entry]] = {}
     for e in tree.merged():  # (of the names of one file, ``merged`` calls one a file, the others links)
-        if e.type == FILE and e.size:
+        # (a small file whose content the scan did not hash is never read for it: left out now)
+        if e.type == FILE and e.size and (e.digest is not None or e.size >= DUPLICATE_READ_MIN):
             by_size.setdefault(e.size, []).append(e)
     for size, same in by_size.items():
         if len(same) < 2:
