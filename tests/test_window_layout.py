@@ -257,8 +257,8 @@ def test_the_window_builds_a_view_of_nothing_once_it_is_up_and_keeps_none(qtbot,
     from explorer.ui.image_view import ImageView
 
     built = []
-    real = ImageView.warm_up
-    monkeypatch.setattr(ImageView, "warm_up", staticmethod(lambda: (built.append(1), real())))
+    real = main_window.MainWindow._build_view_ahead
+    monkeypatch.setattr(main_window.MainWindow, "_build_view_ahead", lambda self: (built.append(1), real(self)))
     w = _window(qtbot)
     qtbot.waitUntil(lambda: built == [1], timeout=5_000)  # (after WARM_UP_DELAY)
     views = lambda: [x for x in QApplication.allWidgets() if isinstance(x, ImageView)]  # noqa: E731

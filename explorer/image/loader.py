@@ -158,7 +158,7 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     # here from the same scans; else a child reads the layers on the second core, handing
     # each over as it goes, and computes those numbers.
     pooled = bool(parallel) and scan_pool.worth_it(source, blobs)
-    child = None if pooled else _layers_child(parallel, source, ref, blobs)
+    child = None if pooled else _layers_child(parallel, source, blobs)
     dive = None if child is not None else DiveEfficiency()
     scans: list[LayerScan] = []
     reader = _ContentReader(source, plan, scans)
@@ -228,7 +228,7 @@ def _check_blob_sizes(container, plan: ImagePlan, path: str) -> None:
                               f"descriptor says {layer.size:,}", "the archive is corrupt or was modified")
 
 
-def _layers_child(parallel: bool | str, source: Source, ref: ImageRef, blobs: list[str]) -> LayersElsewhere | None:
+def _layers_child(parallel: bool | str, source: Source, blobs: list[str]) -> LayersElsewhere | None:
     """A process reading the layers on the other core, when that pays (see ``parallel``)."""
     if not parallel or not spare_core():
         return None  # one core: a second process would only take turns with this one

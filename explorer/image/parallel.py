@@ -46,13 +46,19 @@ class Kind(IntEnum):
     FAILED = 2  # the child met an error: the loader reads the rest itself, and meets it too
 
 
-def _sent(blobs: list[str], first: int) -> list[str]:
-    """The blobs the child sends, in order: each once, at its first listing from ``first`` on."""
-    seen = set(blobs[:first])
-    return [b for b in dict.fromkeys(blobs[first:]) if b not in seen]
+# The layers the loader reads itself, while the child reads the others: the child's copy of
+# the first would come later than the loader's own reading (sending costs the child about a
+# third of its reading).
+FIRST = 1
 
 
-def _work(store: Container, blobs: list[str], first: int, limit: int, out: Any) -> None:
+def _sent(blobs: list[str]) -> list[str]:
+    """The blobs the child sends, in order: each once, at its first listing from ``FIRST`` on."""
+    seen = set(blobs[:FIRST])
+    return [b for b in dict.fromkeys(blobs[FIRST:]) if b not in seen]
+
+
+def _work(store: Container, blobs: list[str], limit: int, out: Any) -> None:
     """In the child: send the scans the loader wants, then dive's numbers. Each message is a
     small head (its kind, and a scan's number), then for a scan its body: the loader drops a
     body it no longer needs without decoding it."""
@@ -75,7 +81,7 @@ def _work(store: Container, blobs: list[str], first: int, limit: int, out: Any) 
     try:
         sent: dict[str, bytes] = {}
         entries = 0
-        for number, blob in enumerate(_sent(blobs, first)):
+        for number, blob in enumerate(_sent(blobs)):
             scan = store.scan_layer(blob, Monitor())
             entries += len(scan.members)
             if entries > limit:  # (the loader refuses the image when it counts them: no more here)
@@ -100,13 +106,13 @@ def _work(store: Container, blobs: list[str], first: int, limit: int, out: Any) 
     sender.join()
 
 
-def _forked(store: Container, blobs: list[str], first: int, limit: int, out: Any, results: Any) -> None:
+def _forked(store: Container, blobs: list[str], limit: int, out: Any, results: Any) -> None:
     """In a forked child: the layers of the source it inherited."""
     results.close()  # the loader's end: with it held here too, a loader killed would leave this one waiting
-    _work(store, blobs, first, limit, out)
+    _work(store, blobs, limit, out)
 
 
-def _fresh(path: str, blobs: list[str], first: int, limit: int, out: Any) -> None:
+def _fresh(path: str, blobs: list[str], limit: int, out: Any) -> None:
     """In a fresh interpreter: the layers of the source opened again by its path."""
     try:
         # Below the window and its loader: with both cores busy, a window thread that waits
@@ -120,14 +126,13 @@ def _fresh(path: str, blobs: list[str], first: int, limit: int, out: Any) -> Non
         out.send_bytes(marshal.dumps((int(Kind.FAILED),)))
         return
     with source:
-        _work(source.container, blobs, first, limit, out)
+        _work(source.container, blobs, limit, out)
 
 
 class LayersElsewhere:
     """Starts the child; ``scans`` hands out the layers in order, ``result`` dive's numbers.
 
-    The loader reads the first layer itself meanwhile (the child's copy would come later than
-    its own reading: sending costs the child about a third of its reading). ``path`` given, a
+    The loader reads the first layer itself meanwhile (``FIRST``). ``path`` given, a
     fresh interpreter reopens the source; else the process is forked. ``limit``: the entries
     the child reads at most (the loader's budget: it refuses an image with more). Whatever goes
     wrong with the child, the loader reads the rest of the layers and computes the numbers
@@ -137,7 +142,6 @@ class LayersElsewhere:
     def __init__(self, store: Container, blobs: list[str], path: str | None = None, limit: int = 1 << 62) -> None:
         self.store, self.blobs = store, blobs
         self.proc: Any = None
-        self.first = 1  # read by the loader meanwhile: it would wait longer for the child's copy
         self._received = 0  # scans the child has sent so far
         self._numbers: Efficiency | None = None
         fresh = path is not None
@@ -147,9 +151,9 @@ class LayersElsewhere:
         except OSError:  # no descriptors to be had: the loader does it all
             return
         if fresh:
-            target, args = _fresh, (path, blobs, self.first, limit, out)
+            target, args = _fresh, (path, blobs, limit, out)
         else:
-            target, args = _forked, (store, blobs, self.first, limit, out, self._results)
+            target, args = _forked, (store, blobs, limit, out, self._results)
         try:
             self.proc = context.Process(target=target, args=args, name="layer-explorer layers", daemon=True)
             self.proc.start()
@@ -173,7 +177,7 @@ class LayersElsewhere:
         """Each blob's scan once, in the order of first listing: the child's when it has
         come, else read here (its copy is dropped when it comes)."""
         for i, blob in enumerate(dict.fromkeys(self.blobs)):
-            scan = self._ready(i - self.first, monitor) if i >= self.first else None
+            scan = self._ready(i - FIRST, monitor) if i >= FIRST else None
             yield scan if scan is not None else self.store.scan_layer(blob, monitor)
 
     def _ready(self, number: int, monitor: Monitor) -> LayerScan | None:

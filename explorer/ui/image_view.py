@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from explorer.formats import gzip_access
 from explorer.image import index_cache
-from explorer.image.loader import Image, blank_image, prepare_first_view
+from explorer.image.loader import Image, prepare_first_view
 from explorer.image.packages import package_files
 from explorer.formats.source import Source
 from explorer.tree.diff import UNCHANGED
@@ -76,14 +76,6 @@ class ImageView(QWidget):
         self._apply_view()
         if not image.pending:
             self._warm_up()
-
-    @staticmethod
-    def warm_up() -> None:
-        """Build and drop a view of an empty image: the first view a process builds pays Qt's
-        and Qt for Python's first-use costs (styles polished, enum types made), 35 to 40 ms of
-        its 55; paid here, at start, they are not paid when the first image is dropped."""
-        view = ImageView(None, blank_image())  # type: ignore[arg-type] (it reads nothing)
-        view.deleteLater()
 
     # -- construction --------------------------------------------------------------------
 
