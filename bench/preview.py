@@ -36,7 +36,7 @@ def main() -> None:
     print(f"loaded in {time.perf_counter() - t0:.2f} s")
     if args.access:
         t0 = time.perf_counter()
-        todo = gzip_access.missing(source.container, list(image.blobs), list(image.scans))
+        todo = gzip_access.missing(source.container, image.blobs, image.scans)
         gzip_access.make(source.container, todo, disk=index_cache.enabled())
         print(f"access points of {len(todo)} layer(s) made in {time.perf_counter() - t0:.2f} s")
     files = [e for e in image.tree.merged() if e.type in ("file", "hardlink") and e.size and e.offset >= 0]

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Sequence
 
 from explorer.formats import compression
 from explorer.formats.cache import cache_dir, keep_under, remove
@@ -143,7 +143,7 @@ def keep(scans: list[LayerScan], points: bytes, disk: bool) -> None:
             scan.access = points
 
 
-def missing(container: Container, blobs: list[str], scans: list[LayerScan]) -> dict[str, list[LayerScan]]:
+def missing(container: Container, blobs: Sequence[str], scans: Sequence[LayerScan]) -> dict[str, list[LayerScan]]:
     """The blobs whose access points are worth making and not made yet, each with the scans of
     the layers that list it (a blob listed twice is inflated once)."""
     todo: dict[str, list[LayerScan]] = {}
@@ -208,6 +208,22 @@ def reader(container: Container, blob: str, points: bytes, offset: int) -> Calla
             raise compression.DecompressError(f"corrupt gzip data ({exc})") from None
 
     return read
+
+
+def layer_reader(container: Container, blob: str, scan: LayerScan, offset: int) -> Callable[[int], bytes]:
+    """A reader of a layer's tar from ``offset``: from its access points when it has them (and
+    they fit the blob: else they are dropped), else from the checkpoints of its scan, which a
+    big gzip layer first extends as far as ``offset``, so later reads start near their files."""
+    points = saved(scan) if worth_it(container, scan) else None
+    if points is not None:
+        try:
+            return reader(container, blob, points, offset)
+        except (ValueError, RuntimeError, compression.DecompressError):  # points that do not fit the blob
+            forget(scan)
+    if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
+        # (an index read from the cache, or a layer scanned by a worker process, has none yet)
+        scan.checkpoints = compression.extend_checkpoints(lambda s: container.raw_reader(blob, s), scan.checkpoints, offset)
+    return container.layer_reader(blob, scan, offset)
 
 
 class _BlobFile(io.RawIOBase):

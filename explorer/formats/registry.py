@@ -277,8 +277,8 @@ class RegistryContainer(Container):
     def _blob_file(self, name: str, monitor: Monitor) -> str:
         """The cached file of a blob, downloading it (verified) when it is not there yet."""
         digest = self._digest_of(name)
-        alg, hexpart = digest.split(":")
-        final = os.path.join(self.cache, alg, hexpart)
+        alg = digest.split(":", 1)[0]
+        final = self._cached(digest)
         if os.path.isfile(final):
             os.utime(final)  # recently used: the last to be evicted
             return final
@@ -336,8 +336,11 @@ class RegistryContainer(Container):
 
     def is_local(self, name: str) -> bool:
         """Whether a blob is in the blob cache (reading it downloads it otherwise)."""
-        digest = self._digest_of(name)
-        return os.path.isfile(os.path.join(self.cache, *digest.split(":")))
+        return os.path.isfile(self._cached(self._digest_of(name)))
+
+    def _cached(self, digest: str) -> str:
+        """Where the blob cache keeps a blob."""
+        return os.path.join(self.cache, *digest.split(":", 1))
 
     def raw_reader(self, name: str, start: int) -> Callable[[int], bytes]:
         f = open(self._blob_file(name, Monitor(self.path)), "rb")
@@ -381,9 +384,7 @@ def _drop_stale_partials(folder: str) -> None:
     except OSError:
         return
     for name in names:
-        _, sep, rest = name.rpartition(".partial-")
-        if sep and writer_gone(rest.split("-")[0]):
-            remove(os.path.join(folder, name))
+        _drop_orphan(os.path.join(folder, name))
 
 
 def evict(root: str, limit: int | None = None) -> None:

@@ -35,19 +35,7 @@ def open_entry(source: Source, image: Image, entry: Entry, offset: int = 0) -> C
     container = source.container
     blob, scan = image.blobs[layer], image.scans[layer]
     left = [max(0, entry.size - offset)]
-    points = gzip_access.saved(scan) if gzip_access.worth_it(container, scan) else None
-    raw = None
-    if points is not None:
-        try:
-            raw = gzip_access.reader(container, blob, points, start)
-        except (ValueError, RuntimeError, compression.DecompressError):  # points that do not fit the blob
-            gzip_access.forget(scan)  # dropped, and read the slow way
-    if raw is None:
-        if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
-            # an index read from the cache, or a layer scanned by a worker process, has none yet:
-            # record them as far as this read needs, so later reads start near their file
-            scan.checkpoints = compression.extend_checkpoints(lambda s: container.raw_reader(blob, s), scan.checkpoints, start)
-        raw = container.layer_reader(blob, scan, start)
+    raw = gzip_access.layer_reader(container, blob, scan, start)
 
     def read(size: int = compression.CHUNK) -> bytes:
         want = min(size, left[0])

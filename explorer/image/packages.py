@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable, Iterator
 
-from explorer.formats import compression
+from explorer.formats import compression, gzip_access
 from explorer.formats import packages as db
 from explorer.formats.container import Container, LayerScan
 from explorer.model.packages import (APK, DPKG, NPM, PIP, RPM, InstalledPackage, LayerPackages, Package,
@@ -370,11 +370,7 @@ def reader_for(container: Container, blobs: list[str], scans: list[LayerScan], d
                     out[(layer, e.offset)] = container.read_layer(blob, scan, e.offset, e.size)
                 continue
             first = group[0].offset
-            if scan.compression == compression.GZIP and (scan.tar_size or 0) > 2 * compression.CHECKPOINT_EVERY:
-                # resume points as far as this pass goes: the next pass starts near its files
-                scan.checkpoints = compression.extend_checkpoints(
-                    lambda s: container.raw_reader(blob, s), scan.checkpoints, first)
-            read = container.layer_reader(blob, scan, first)
+            read = gzip_access.layer_reader(container, blob, scan, first)
             pos = first
             for e in group:
                 if e.offset < pos:  # the same bytes under another name

@@ -301,7 +301,7 @@ class ImageView(QWidget):
         """Inflate each big gzip layer once more, in a thread (rapidgzip leaves the interpreter
         lock free), and keep its access points; the layers that have some already are skipped."""
         container, disk = self.source.container, index_cache.enabled()
-        todo = gzip_access.missing(container, list(self.image.blobs), list(self.image.scans))
+        todo = gzip_access.missing(container, self.image.blobs, self.image.scans)
         if todo:  # (a closed tab cancels it: its archive may be gone)
             self.access_points.run("access points", lambda m: gzip_access.make(container, todo, disk, lambda: m.cancelled))
 
