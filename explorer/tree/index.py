@@ -514,9 +514,7 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
         applier.remove_children(d)
     for w in whiteouts:
         applier.remove(w)
-    put = applier.put
-    for entry in entries:
-        put(entry)
+    _place(tree, applier, entries)
     if applier.redirected:
         first, where = applier.redirected[0]
         tree.warnings.append(
@@ -525,3 +523,45 @@ def apply_layer(tree: LayerTree, layer: int, members: Iterable[TarMember], diges
             "as containerd and umoci do"
         )
     applier.finish()
+
+
+def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> None:
+    """``applier.put`` each entry, with the common case inline: a path whose folder is there
+    and which this layer has not touched yet (a million calls of ``put`` and ``touch`` cost
+    more than the dictionary work they do)."""
+    put, live, before, versions, kids = applier.put, tree.live, applier.before, tree.versions, tree.kids
+    links = tree.hardlink_data
+    layer = applier.layer
+    # The folder of the entry before, which a tar's order makes the next entry's too: its
+    # entry (looked up again only after a change that may have touched it) and its names.
+    folder, above, names_in = "", None, []
+    for entry in entries:
+        path = entry[0]
+        cut = path.rfind("/")
+        parent = path[:cut] or "/"
+        if parent != folder:
+            folder, above, names_in = parent, live.get(parent), None
+        if above is None or above[1] != DIR or entry[1] == HARDLINK or path in before or path == "/":
+            put(entry)
+            folder = ""  # ``put`` may have changed the folders
+            continue
+        old = live.get(path)
+        if old is not None:
+            if old[1] == DIR and entry[1] != DIR:
+                put(entry)
+                folder = ""
+                continue
+            before[path] = old
+        elif path in versions:
+            before[path] = None
+        else:  # ``touch`` of a path no layer had
+            tree.path_bytes += len(path)
+            if tree.path_bytes > MAX_PATHS:
+                raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {MAX_PATHS >> 20:,} MiB")
+            if names_in is None:
+                names_in = kids.setdefault(parent, [])
+            names_in.append(path[cut + 1 :])
+            before[path] = NEW
+        if links:
+            links.pop((layer, path), None)  # last wins, link or not
+        live[path] = entry
