@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
 import signal
 import tempfile
 import time
+import uuid
 from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
@@ -18,6 +20,7 @@ from explorer.model.packages import PackageChange
 from explorer.model.text import human_size, printable_lines
 from explorer.model.values import Entry, ImageRef
 from explorer.tree.index import LayerTree
+from explorer.tree.waste import WastedFile
 
 if TYPE_CHECKING:
     from explorer.image.compare import Comparison
@@ -272,6 +275,16 @@ def contents_json(tree: LayerTree) -> Iterator[str]:
     yield "]"
 
 
+def _waste_files_json(files: list[WastedFile]) -> Iterator[str]:
+    """The text of ``waste.files`` without its brackets, in pieces (as ``json.dumps`` of
+    ``waste_record``'s dicts would write it)."""
+    for start in range(0, len(files), 4096):
+        yield ("" if start == 0 else ", ") + ", ".join(
+            f'{{"path": {_quote(f.path)}, "layer": {f.layer}, "size": {f.size}, "reason": {_quote(f.reason)}, '
+            f'"kind": {_quote(f.kind)}, "by_layer": {f.by_layer}}}'
+            for f in files[start : start + 4096])
+
+
 def write_json(image: Image, images: list[ImageRef], source_path: str, out: TextIO,
                contents: "ContentsInChild | None" = None) -> None:
     """Write the report as JSON, streaming ``files`` and ``changes`` instead of building them.
@@ -279,12 +292,28 @@ def write_json(image: Image, images: list[ImageRef], source_path: str, out: Text
     The text equals ``json.dumps(build_report(...))``. ``contents``, when given, is that part
     already formatted by a child process, which writes it to ``out`` in its turn.
     """
+    waste = image.waste
+    wasted = waste.files if waste is not None else []
+    # The wasted files (hundreds of thousands in a big image) are formatted below, not as dicts
+    # through ``json``; a name no path can forge holds their place in the rest.
+    marker = uuid.uuid4().hex
+    if wasted:
+        stand_in = WastedFile(marker, 0, 0, "", 0, "")
+        image = image.replace(waste=dataclasses.replace(waste, files=[stand_in]))
     skeleton = build_report(image, images, source_path, contents=False)
     warnings = skeleton["image"].pop("warnings")
     del skeleton["image"]["files"], skeleton["image"]["changes"]
     head = json.dumps(skeleton)
     assert head.endswith("}}")
-    out.write(head[:-2])
+    if wasted:
+        before, _, after = head.partition(f'[{{"path": "{marker}", ')
+        out.write(before)
+        out.write("[")
+        for piece in _waste_files_json(wasted):
+            out.write(piece)
+        out.write(after[after.index("}]") + 1 : -2])
+    else:
+        out.write(head[:-2])
     if contents is None or not contents.write(out):
         for piece in contents_json(image.tree):
             out.write(piece)

@@ -249,12 +249,15 @@ def test_streamed_json_keeps_odd_names_exact(tmp_path):
     odd = [b"caf\xe9", b'quo"te', b"back\\slash", b"tab\there", "日本語".encode(), b"nl\nx"]
     names = [n.decode("utf-8", "surrogateescape") for n in odd]
     path = tmp_path / "odd.tar"
-    path.write_bytes(docker_archive([layer_tar([f(n, "x") for n in names] + [sym("l", names[1])])]))
+    first = layer_tar([f(n, "x") for n in names] + [sym("l", names[1])])
+    path.write_bytes(docker_archive([first, layer_tar([f(n, "again") for n in names])]))  # all waste
     with open_source(str(path)) as src:
         img = load_image(src, src.select())
         out = io.StringIO()
         write_json(img, src.images, str(path), out)
-        assert json.loads(out.getvalue()) == build_report(img, src.images, str(path))
+        expected = build_report(img, src.images, str(path))
+        assert sorted(w["path"] for w in expected["image"]["waste"]["files"]) == sorted("/" + n for n in names)
+        assert out.getvalue() == json.dumps(expected) + "\n"
 
 
 def _oci_with_extra_descriptors(extra: list[dict]) -> bytes:
