@@ -21,7 +21,7 @@ import os
 import struct
 import tempfile
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from explorer.formats.cache import cache_dir, keep_under, remove
 from explorer.formats.container import LayerScan
@@ -123,17 +123,21 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef) -> Image | No
         return None
 
 
-def save(source: Source, image: Image, where: str | None = None, key: str | None = None) -> str | None:
+def save(source: Source, image: Image, where: str | None = None, key: str | None = None,
+         body: "Body | None" = None) -> str | None:
     """Store a loaded image (quietly skipped when the cache cannot be written).
 
     ``where``: the folder, decided when the save was scheduled (a later change of the
     setting must not redirect a save already on its way); by default the current one.
     ``key``: the one the reader computed, when it opened the source in its own way.
+    ``body``: the image's files already encoded (``encode_body``), while dive's numbers were
+    still on their way.
     """
-    return drain(save_steps(source, image, where, key))
+    return drain(save_steps(source, image, where, key, body))
 
 
-def save_steps(source: Source, image: Image, where: str | None = None, key: str | None = None) -> Steps[str | None]:
+def save_steps(source: Source, image: Image, where: str | None = None, key: str | None = None,
+               body: "Body | None" = None) -> Steps[str | None]:
     """``save`` as a walk that yields every few folders; returns the file's path, or None
     when nothing was written."""
     if where is None:
@@ -144,14 +148,15 @@ def save_steps(source: Source, image: Image, where: str | None = None, key: str 
         return None
     tmp = ""
     try:
-        head, body = yield from _encode(image, key)
-        head_bytes = marshal.dumps(head)
+        if body is None:
+            body = yield from encode_body(image)
+        head_bytes = marshal.dumps(_head(image, key, body))
         os.makedirs(where, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
-            for i, part in enumerate([struct.pack("<Q", len(head_bytes)), head_bytes, *body]):
+            for i, part in enumerate([struct.pack("<Q", len(head_bytes)), head_bytes, *body.chunks]):
                 digest.update(part)
                 f.write(part)
                 if not i & 63:
@@ -199,8 +204,21 @@ def _pathless(e: Any, path: str) -> tuple:
     return (None,) + tuple(e[1:]) if e[0] == path else tuple(e)
 
 
-def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]:
-    """The head (everything but the files, plus where each folder's chunk is) and the body."""
+class Body(NamedTuple):
+    """An image's files and changes, encoded: the chunks, and what the head says of them."""
+
+    chunks: list[bytes]
+    folders: dict[str, tuple[int, int]]  # folder -> (offset, length) of its chunk
+    strays: dict[str, Any]  # paths in the head: the root, and any its folder does not list
+    changes: list[list[tuple[int, int]]]  # per layer, its parts
+    wasted: tuple[int, int, int]  # (offset, length, count) of the wasted files
+    totals: Any  # the first screen's folder sizes
+    file_count: int
+    file_bytes: int
+
+
+def encode_body(image: Image) -> Steps[Body]:
+    """Everything of the index but its head (which says where each folder's chunk is)."""
     tree = image.tree
     view = image.first_view
     if view is None or view.layer is not None or view.mode != MERGED:
@@ -217,13 +235,19 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
     for name, children in tree.kids.items():
         prefix = name if name == "/" else name + "/"
         values = []
+        add = values.append
         for i, child in enumerate(children):
             path = prefix + child
             v = versions.get(path)
-            values.append(_plain_version(v, path) if v is not None else None)
-            placed += v is not None
+            if v is None:
+                add(None)
+            elif type(v) is list:
+                add(_plain_version(v, path))
+            else:  # ``_pathless``, inline: most paths, a million calls on a big image
+                add((None, *v[1:]) if v[0] == path else tuple(v))
             if not i & EVERY:
                 yield
+        placed += len(values) - values.count(None)
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk))
         body.append(chunk)
@@ -250,7 +274,7 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
             offset += len(chunk)
             yield
         changes.append(parts)
-    eff, waste = image.efficiency, image.waste
+    waste = image.waste
     wasted = (0, 0, 0)
     if waste is not None:  # hundreds of thousands on a big image, and only the Insights tab reads them
         records = []
@@ -262,23 +286,28 @@ def _encode(image: Image, key: str) -> Steps[tuple[dict[str, Any], list[bytes]]]
         wasted = (offset, len(chunk), len(waste.files))
         body.append(chunk)
         offset += len(chunk)
-    head = {
+    return Body(body, folders, strays, changes, wasted, totals, file_count, file_bytes)
+
+
+def _head(image: Image, key: str, body: Body) -> dict[str, Any]:
+    """Everything but the files, and where the body keeps them."""
+    tree, eff, waste = image.tree, image.efficiency, image.waste
+    return {
         "version": VERSION,
         "key": key,
-        "tree": (tree.layer_count, len(versions), strays, folders, changes, [tuple(s) for s in tree.stats],
-                 tree.warnings, tree.unsafe, tree.hardlink_data, tree.links),
+        "tree": (tree.layer_count, len(tree.versions), body.strays, body.folders, body.changes,
+                 [tuple(s) for s in tree.stats], tree.warnings, tree.unsafe, tree.hardlink_data, tree.links),
         "image": (image.tags, image.config_digest, image.platform, image.created, image.config,
                   [_fields(l) for l in image.layers], [_fields(h) for h in image.history], image.warnings,
                   [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
-                  image.blobs, file_count, file_bytes),
+                  image.blobs, body.file_count, body.file_bytes),
         "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, eff.files) if eff else None,
-        "waste": (waste.bytes, wasted, waste.per_layer, waste.merge_savings) if waste else None,
+        "waste": (waste.bytes, body.wasted, waste.per_layer, waste.merge_savings) if waste else None,
         "advice": [_fields(a) for a in image.advice],
         "secrets": [_fields(s) for s in image.secrets],
         "packages": _plain_packages(image.packages),
-        "totals": totals,
+        "totals": body.totals,
     }
-    return head, body
 
 
 def _plain_packages(report: PackageReport | None) -> Any:

@@ -32,6 +32,7 @@ from explorer.image.loader import Image, building, load_image, prepare_first_vie
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
 from explorer.model.progress import Monitor, Progress, throttled
 from explorer.model.values import ImageRef
+from explorer.tree.steps import drain
 
 WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
 EVERY = 0.05  # the worker sends progress at most this often (and at each new stage)
@@ -196,12 +197,24 @@ def _work(job: Job, messages) -> None:
             if job.index >= len(source.images) or source.images[job.index].config_digest != job.config_digest:
                 raise SourceError(job.label, "the image changed while it was being opened", "open it again")
             ref = source.images[job.index]
-            with building():
-                image = load_image(source, ref, monitor, parallel="process", cache=False)
+            encoded: list[index_cache.Body] = []
+
+            def meanwhile(partial: Image) -> Image:
+                """The first view and the files' part of the index, while the layers child
+                finishes dive's numbers (a second or more on a big image)."""
                 monitor.begin("preparing the view")
-                image = prepare_first_view(image)
+                partial = prepare_first_view(partial)
                 monitor.begin("writing the index")
-                written = index_cache.save(source, image, job.folder, job.key)
+                encoded.append(drain(index_cache.encode_body(partial)))
+                return partial
+
+            with building():
+                image = load_image(source, ref, monitor, parallel="process", cache=False, meanwhile=meanwhile)
+                if not encoded:  # (no layers child: nothing to wait for)
+                    monitor.begin("preparing the view")
+                    image = prepare_first_view(image)
+                    monitor.begin("writing the index")
+                written = index_cache.save(source, image, job.folder, job.key, encoded[0] if encoded else None)
         if written is None:
             raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")

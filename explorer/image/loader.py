@@ -87,7 +87,8 @@ _SEQUENCES = ("tags", "layers", "history", "warnings", "scans", "blobs", "advice
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool | str = False,
-               cache: bool = True, on_tree: Callable[[LayerTree], Any] | None = None) -> Image:
+               cache: bool = True, on_tree: Callable[[LayerTree], Any] | None = None,
+               meanwhile: Callable[[Image], Image] | None = None) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree.
 
     ``parallel`` computes dive's numbers in another process: True forks one (for
@@ -95,7 +96,9 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
     to pay for it (for the window: a process with threads must not fork). With ``cache``,
     an index saved by an earlier load of the same, unchanged source is used instead (see
     ``index_cache``). ``on_tree`` is called with the tree as soon as every layer is applied,
-    before the accounting that follows (not for a cached index).
+    before the accounting that follows (not for a cached index). ``meanwhile`` is given the
+    image without dive's numbers while another process finishes them, and returns the image
+    to go on with (the loading process prepares the first view and encodes the index then).
     """
     if cache:
         from explorer.image import index_cache
@@ -105,7 +108,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
             return cached
     try:
         with building():
-            return _load(source, ref, monitor, parallel, on_tree)
+            return _load(source, ref, monitor, parallel, on_tree, meanwhile)
     except MemoryError:  # what was built is gone by now: there is room to say so
         raise SourceError(source.info.path, "not enough memory to read this image",
                           "close other programs, or use a machine with more memory") from None
@@ -137,7 +140,7 @@ def prepare_first_view(image: Image) -> Image:
 
 
 def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str,
-          on_tree: Callable[[LayerTree], Any] | None) -> Image:
+          on_tree: Callable[[LayerTree], Any] | None, meanwhile: Callable[[Image], Image] | None) -> Image:
     """``load_image`` without the collector's bookkeeping."""
     monitor = monitor or Monitor(source.info.path)
     plan: ImagePlan = ref.locator
@@ -186,6 +189,27 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             scan.kept = None  # read: no need to hold them while the image is shown
         warnings.extend(tree.warnings)
         warnings.extend(packages.warnings if packages is not None else ())
+        image = Image(
+            source=source.info,
+            ref=ref,
+            tags=list(plan.tags),
+            config_digest=ref.config_digest,
+            platform=plan.platform,
+            created=str(config.get("created") or ""),
+            config=config,
+            layers=layers,
+            history=history,
+            tree=tree,
+            warnings=warnings,
+            scans=scans,
+            blobs=[l.blob for l in plan.layers],
+            waste=waste,
+            advice=advice,
+            secrets=secrets,
+            packages=packages,
+        )
+        if meanwhile is not None and child is not None:
+            image = meanwhile(image)
         efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except BaseException:
         if child is not None:
@@ -194,26 +218,7 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
     finally:
         if ahead is not None:
             ahead.close()  # its workers stop with it
-    return Image(
-        source=source.info,
-        ref=ref,
-        tags=list(plan.tags),
-        config_digest=ref.config_digest,
-        platform=plan.platform,
-        created=str(config.get("created") or ""),
-        config=config,
-        layers=layers,
-        history=history,
-        tree=tree,
-        warnings=warnings,
-        scans=scans,
-        blobs=[l.blob for l in plan.layers],
-        efficiency=efficiency,
-        waste=waste,
-        advice=advice,
-        secrets=secrets,
-        packages=packages,
-    )
+    return image.replace(efficiency=efficiency)
 
 
 def _check_blob_sizes(container, plan: ImagePlan, path: str) -> None:
