@@ -10,6 +10,7 @@ import signal
 import tempfile
 import time
 import uuid
+from itertools import islice
 from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
@@ -19,7 +20,7 @@ from explorer.image.loader import Image
 from explorer.model.packages import PackageChange
 from explorer.model.text import human_size, printable_lines
 from explorer.model.values import Entry, ImageRef
-from explorer.tree.index import LayerTree
+from explorer.tree.index import LayerChanges, LayerTree
 from explorer.tree.waste import WastedFile
 
 if TYPE_CHECKING:
@@ -85,13 +86,21 @@ def sorted_entries(tree: LayerTree) -> list[Entry]:
     return entries
 
 
-def sorted_changes(tree: LayerTree) -> list[list[tuple[str, str]]]:
-    """Per layer, its net changes sorted bytewise by path."""
-    out = []
-    for layer_changes in tree.changes:
-        key = path_sort_key(p for p, _ in layer_changes)
-        out.append(sorted(layer_changes, key=(lambda c: key(c[0])) if key else itemgetter(0)))
-    return out
+def sorted_changes(tree: LayerTree) -> Iterator[Iterator[tuple[str, str]]]:
+    """Per layer, its net changes sorted bytewise by path, a layer at a time."""
+    for changes in tree.changes:
+        yield _sorted_layer(changes)
+
+
+def _sorted_layer(changes: LayerChanges) -> Iterator[tuple[str, str]]:
+    """One layer's changes sorted by path, without a pair for each: its paths are sorted, and
+    the change found again by path for those that are not additions (a layer's paths are
+    distinct)."""
+    paths = sorted(changes.paths, key=path_sort_key(changes.paths))
+    names = LayerChanges.NAMES
+    others = {p: names[k] for p, k in zip(changes.paths, changes.kinds) if k}
+    added = names[0]
+    return ((p, others.get(p, added)) for p in paths)
 
 
 def _files(tree: LayerTree) -> list[dict[str, Any]]:
@@ -270,7 +279,10 @@ def contents_json(tree: LayerTree) -> Iterator[str]:
     yield '], "changes": ['
     for k, layer in enumerate(sorted_changes(tree)):
         yield ", [" if k else "["
-        yield ", ".join(f'{{"path": {_quote(p)}, "change": "{c}"}}' for p, c in layer)
+        sep = ""  # a layer in pieces: half a million changes as one text took 90 MB at once
+        while part := list(islice(layer, 4096)):
+            yield sep + ", ".join(f'{{"path": {_quote(p)}, "change": "{c}"}}' for p, c in part)
+            sep = ", "
         yield "]"
     yield "]"
 

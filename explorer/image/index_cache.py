@@ -38,7 +38,7 @@ from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyV
 from explorer.tree.views import MERGED, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 10
+VERSION = 11
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -268,7 +268,7 @@ def encode_body(image: Image) -> Steps[Body]:
     for layer in tree.changes:
         parts = []  # a layer's changes in parts: decoding 300,000 at once held the window 45 ms
         for start in range(0, max(len(layer), 1), CHANGES_PART):
-            chunk = marshal.dumps(list(layer[start:start + CHANGES_PART]))
+            chunk = marshal.dumps((layer.paths[start:start + CHANGES_PART], bytes(layer.kinds[start:start + CHANGES_PART])))
             parts.append((offset, len(chunk)))
             body.append(chunk)
             offset += len(chunk)

@@ -13,6 +13,7 @@ import marshal
 import threading
 from typing import Any, Iterator
 
+from explorer.tree.index import LayerChanges
 from explorer.tree.steps import Steps, drain
 
 Span = tuple[int, int]  # offset and length of a chunk in the body
@@ -158,14 +159,14 @@ class LazyChanges:
     def __init__(self, body: memoryview, spans: list[list[Span]]) -> None:
         self.body = body
         self.spans = spans
-        self.decoded: dict[int, list[tuple[str, str]]] = {}
-        self._parts: dict[int, tuple[int, list[tuple[str, str]]]] = {}  # a layer's parts decoded so far, and how many
+        self.decoded: dict[int, LayerChanges] = {}
+        self._parts: dict[int, tuple[int, LayerChanges]] = {}  # a layer's parts decoded so far, and how many
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.spans)
 
-    def __getitem__(self, layer: int) -> list[tuple[str, str]]:
+    def __getitem__(self, layer: int) -> LayerChanges:
         if layer < 0:
             layer += len(self.spans)
         found = self.decoded.get(layer)
@@ -181,10 +182,12 @@ class LazyChanges:
             with self._lock:
                 if layer in self.decoded:
                     return
-                done, changes = self._parts.get(layer, (0, []))
+                done, changes = self._parts.get(layer, (0, LayerChanges()))
                 if done < len(spans):
                     offset, length = spans[done]
-                    changes += marshal.loads(self.body[offset:offset + length])
+                    paths, kinds = marshal.loads(self.body[offset:offset + length])
+                    changes.paths += paths
+                    changes.kinds += kinds
                     done += 1
                 if done == len(spans):
                     self.decoded[layer] = changes
@@ -193,7 +196,7 @@ class LazyChanges:
                     self._parts[layer] = (done, changes)
             yield
 
-    def __iter__(self) -> Iterator[list[tuple[str, str]]]:
+    def __iter__(self) -> Iterator[LayerChanges]:
         return (self[i] for i in range(len(self.spans)))
 
 
