@@ -175,3 +175,14 @@ def test_a_database_that_cannot_be_read_keeps_the_packages_it_had(tmp_path, caps
     img = _report(capsys, path)
     assert [p["name"] for p in img["packages"]] == []  # layer 2's status lists no installed package
     assert any("rpm database" in w for w in img["warnings"])
+
+
+@pytest.mark.parametrize("fixture", sorted(MANAGERS))
+def test_paths_searched_a_few_at_a_time_find_the_same_packages(capsys, monkeypatch, fixture):
+    from explorer.image import packages
+
+    whole = _report(capsys, DATA / f"{fixture}.docker.tar")
+    monkeypatch.setattr(packages, "TEXT_PATHS", 2)  # every database and its neighbours split across texts
+    parts = _report(capsys, DATA / f"{fixture}.docker.tar")
+    assert whole["packages"] and parts["packages"] == whole["packages"]
+    assert [l["packages"] for l in parts["layers"]] == [l["packages"] for l in whole["layers"]]

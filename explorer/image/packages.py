@@ -9,6 +9,7 @@ files of one layer are read in one pass over that layer's tar, in order.
 from __future__ import annotations
 
 import re
+from itertools import islice
 from typing import Callable, Iterable, Iterator
 
 from explorer.formats import compression, gzip_access
@@ -42,6 +43,17 @@ _TOUCHES = {
 _PY_META = re.compile(r"\.(dist-info/METADATA|egg-info/PKG-INFO)$", re.M)
 _NPM_MANIFEST = re.compile(r"/package\.json$", re.M)
 _NPM_FOLDER = re.compile(r"/node_modules/(@[^/]+/)?[^/@][^/]*$")
+
+
+TEXT_PATHS = 1 << 16  # paths a text (``_texts``)
+
+
+def _texts(paths: Iterable[str]) -> Iterator[str]:
+    """Paths joined into texts of ``TEXT_PATHS`` paths, each path on a line of its own (a
+    newline before and after): one text of a million paths took 60 MB at once."""
+    it = iter(paths)
+    while chunk := list(islice(it, TEXT_PATHS)):
+        yield "\n" + "\n".join(chunk) + "\n"
 
 
 def _lines_ending(pattern: re.Pattern[str], text: str) -> Iterator[str]:
@@ -198,20 +210,23 @@ def find_packages(tree: LayerTree, read_many: ReadMany) -> PackageReport:
     """Every layer's package set, the changes between them, and the final image's packages."""
     warnings: list[str] = []
     r = _Reader(tree, read_many, warnings)
-    # one search over all paths as one text: a Python test of each of a million paths costs more
-    every = "\n".join(tree.versions)
-    meta = {PIP: sorted(_lines_ending(_PY_META, every)),
-            NPM: sorted(p for p in _lines_ending(_NPM_MANIFEST, every) if _NPM_FOLDER.search(p[:-13]))}
-    del every
+    # searches over paths joined into texts: a Python test of each of a million paths costs more
+    meta: dict[str, list[str]] = {PIP: [], NPM: []}
+    for text in _texts(tree.versions):
+        meta[PIP] += _lines_ending(_PY_META, text)
+        meta[NPM] += (p for p in _lines_ending(_NPM_MANIFEST, text) if _NPM_FOLDER.search(p[:-13]))
+    meta = {manager: sorted(paths) for manager, paths in meta.items()}
     states: dict[str, dict[tuple, Package]] = {m: {} for m in READERS}
     since: dict[tuple, int] = {}  # package key -> the layer that installed it or changed its version
     layers: list[LayerPackages] = []
     # the real paths the packages list, worked out again only when the package set changes
     owned_for: tuple[list[Package], set[str]] | None = None
     for k in range(tree.layer_count):
-        changed = "\n" + "\n".join(path for path, _change in tree.changes[k]) + "\n"
-        touched = {manager for manager, marks in _TOUCHES.items() if any(m in changed for m in marks)}
-        if NPM in touched and "/node_modules/" not in changed:
+        touched, modules = set(), False
+        for text in _texts(tree.changes[k].paths):
+            touched.update(manager for manager, marks in _TOUCHES.items() if any(m in text for m in marks))
+            modules = modules or "/node_modules/" in text
+        if not modules:
             touched.discard(NPM)
         before = {key: p for state in states.values() for key, p in state.items()}
         for manager in touched:
