@@ -196,3 +196,24 @@ def test_the_loading_process_works_on_the_image_while_the_child_finishes_dives_n
         early = index_cache.save(src, image, str(tmp_path / "early"), "k", encoded[0])
         late = index_cache.save(src, image, str(tmp_path / "late"), "k")
     assert Path(early).read_bytes() == Path(late).read_bytes()  # the index is the same either way
+
+
+def test_a_child_forked_after_the_first_layer_does_not_read_it_again(two_cores, monkeypatch, tmp_path):
+    log = tmp_path / "scans"
+    real = containers.TarFileContainer.scan_layer
+
+    def scan(self, name, monitor):
+        with open(log, "a") as f:  # (appends from both processes)
+            f.write(f"{os.getpid()} {name}\n")
+        return real(self, name, monitor)
+
+    monkeypatch.setattr(containers.TarFileContainer, "scan_layer", scan)
+    path = str(DATA / "test-docker-image.tar")
+    alone = _report(path, False)
+    log.unlink()
+    assert _report(path, True) == alone  # the command line's way: forked once the first layer is read
+    with open_source(path) as src:
+        first = src.select().locator.layers[0].blob
+    reads = [line.split() for line in log.read_text().splitlines()]
+    assert [pid for pid, name in reads if name == first] == [str(os.getpid())]  # read here, once
+    assert {pid for pid, name in reads} - {str(os.getpid())}  # the child read the others

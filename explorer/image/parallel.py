@@ -58,10 +58,11 @@ def _sent(blobs: list[str]) -> list[str]:
     return [b for b in dict.fromkeys(blobs[FIRST:]) if b not in seen]
 
 
-def _work(store: Container, blobs: list[str], limit: int, out: Any) -> None:
+def _work(store: Container, blobs: list[str], limit: int, out: Any, first: list | None = None) -> None:
     """In the child: send the scans the loader wants, then dive's numbers. Each message is a
     small head (its kind, and a scan's number), then for a scan its body: the loader drops a
-    body it no longer needs without decoding it."""
+    body it no longer needs without decoding it. ``first``: the first layer's members, when
+    the child was forked with them."""
     containers.CHECKPOINTS = False
     # A thread sends while this one reads on: the loader takes a layer only when it has
     # applied the last, and meanwhile this process goes on to the next layers and dive's
@@ -91,11 +92,20 @@ def _work(store: Container, blobs: list[str], limit: int, out: Any) -> None:
             pending.put((marshal.dumps((int(Kind.SCAN), number)), sent[blob]))
             del scan
         # dive's numbers need every layer in order, the first one too, which the loader reads
-        # meanwhile: this one reads it now, and the others again from what it sent (a third
-        # of the memory of their entries, and read back in a tenth of the time).
+        # meanwhile: this one has it from the fork, or reads it now, and the others again
+        # from what it sent (a third of the memory of their entries, read back in a tenth of
+        # the time).
+        def read(blob: str) -> list:
+            nonlocal first
+            if blob in sent:
+                return marshal.loads(sent.pop(blob))[0]
+            if first is not None and blob == blobs[0]:
+                members, first = first, None
+                return members
+            return store.scan_layer(blob, Monitor()).members
+
         dive = DiveEfficiency()
-        for members in _listings(blobs, lambda blob: marshal.loads(sent.pop(blob))[0] if blob in sent
-                                 else store.scan_layer(blob, Monitor()).members):
+        for members in _listings(blobs, read):
             dive.add_layer(members)
         numbers = dive.result()
         pending.put((marshal.dumps((int(Kind.NUMBERS), numbers.score, numbers.wasted_bytes, numbers.user_wasted_percent,
@@ -106,10 +116,11 @@ def _work(store: Container, blobs: list[str], limit: int, out: Any) -> None:
     sender.join()
 
 
-def _forked(store: Container, blobs: list[str], limit: int, out: Any, results: Any) -> None:
-    """In a forked child: the layers of the source it inherited."""
+def _forked(store: Container, blobs: list[str], limit: int, out: Any, results: Any, first: list[list]) -> None:
+    """In a forked child: the layers of the source it inherited (and the first layer's
+    members, in ``first`` when the loader had read them)."""
     results.close()  # the loader's end: with it held here too, a loader killed would leave this one waiting
-    _work(store, blobs, limit, out)
+    _work(store, blobs, limit, out, first.pop() if first else None)
 
 
 def _fresh(path: str, blobs: list[str], limit: int, out: Any) -> None:
@@ -133,27 +144,38 @@ class LayersElsewhere:
     """Starts the child; ``scans`` hands out the layers in order, ``result`` dive's numbers.
 
     The loader reads the first layer itself meanwhile (``FIRST``). ``path`` given, a
-    fresh interpreter reopens the source; else the process is forked. ``limit``: the entries
-    the child reads at most (the loader's budget: it refuses an image with more). Whatever goes
-    wrong with the child, the loader reads the rest of the layers and computes the numbers
-    itself (reading every layer again for those: the child is gone with what it had).
+    fresh interpreter reopens the source; else the process is forked, and with ``later`` only
+    once ``scans`` has read the first layer, which the child then has without reading it
+    again for dive's numbers (the other layers come a little later: the loader has the first
+    one to apply meanwhile). ``limit``: the entries the child reads at most (the loader's
+    budget: it refuses an image with more). Whatever goes wrong with the child, the loader
+    reads the rest of the layers and computes the numbers itself (reading every layer again
+    for those: the child is gone with what it had).
     """
 
-    def __init__(self, store: Container, blobs: list[str], path: str | None = None, limit: int = 1 << 62) -> None:
+    def __init__(self, store: Container, blobs: list[str], path: str | None = None, limit: int = 1 << 62,
+                 later: bool = False) -> None:
         self.store, self.blobs = store, blobs
         self.proc: Any = None
         self._received = 0  # scans the child has sent so far
         self._numbers: Efficiency | None = None
-        fresh = path is not None
+        self._path, self._limit = path, limit
+        self._later = later and path is None
+        if not self._later:
+            self._start([])
+
+    def _start(self, first: list[list]) -> None:
+        """Start the child (forked with ``first``: the first layer's members, or nothing)."""
+        fresh = self._path is not None
         try:
             context = multiprocessing.get_context("spawn" if fresh else "fork")
             self._results, out = context.Pipe(duplex=False)
         except OSError:  # no descriptors to be had: the loader does it all
             return
         if fresh:
-            target, args = _fresh, (path, blobs, limit, out)
+            target, args = _fresh, (self._path, self.blobs, self._limit, out)
         else:
-            target, args = _forked, (store, blobs, limit, out, self._results)
+            target, args = _forked, (self.store, self.blobs, self._limit, out, self._results, first)
         try:
             self.proc = context.Process(target=target, args=args, name="layer-explorer layers", daemon=True)
             self.proc.start()
@@ -162,6 +184,7 @@ class LayersElsewhere:
             self._results.close()
         finally:
             out.close()  # the child holds its end: when it ends, reading ends
+            first.clear()  # the child has its copy; kept here, the loader could not free them
 
     @staticmethod
     def worth_it(store: Container, blobs: list[str], path: str) -> bool:
@@ -177,8 +200,18 @@ class LayersElsewhere:
         """Each blob's scan once, in the order of first listing: the child's when it has
         come, else read here (its copy is dropped when it comes)."""
         for i, blob in enumerate(dict.fromkeys(self.blobs)):
-            scan = self._ready(i - FIRST, monitor) if i >= FIRST else None
-            yield scan if scan is not None else self.store.scan_layer(blob, monitor)
+            yield self._scan(i, blob, monitor)  # (held by no name here while the loader has it: it may empty it)
+
+    def _scan(self, i: int, blob: str, monitor: Monitor) -> LayerScan:
+        """Blob ``i``'s scan, the child's or read here (then, the first, handed to the child
+        started now if it was to start ``later``)."""
+        scan = self._ready(i - FIRST, monitor) if i >= FIRST else None
+        if scan is None:
+            scan = self.store.scan_layer(blob, monitor)
+            if self._later:
+                self._later = False
+                self._start([scan.members])
+        return scan
 
     def _ready(self, number: int, monitor: Monitor) -> LayerScan | None:
         """The child's scan ``number`` (counted from 0) if it has come, or is coming in now;
