@@ -39,6 +39,7 @@ def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool
     nodes: dict[str, tuple[int, bool, bool]] = {}
     parents: set[str] = set()
     implicit = (0, False, False)
+    folder = None  # the folder of the entry before, which has its node and its parents' already
     for m in members:
         path = m[0]  # (by position: plain tuples, as a scan crosses between processes, do too)
         if path.endswith("/"):
@@ -47,6 +48,7 @@ def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool
             path = _clean(path)  # the rare names that need Go's full path.Clean
             if path is None:
                 continue
+        cut = path.rfind("/")
         if AUFS in path:
             parts = path.split("/")
             stop = next((i for i, part in enumerate(parts) if part.startswith(AUFS)), None)
@@ -55,12 +57,16 @@ def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool
                 if not path or path in nodes:
                     continue
                 nodes[path] = implicit
+                cut = path.rfind("/")
         else:
-            cut = path.rfind("/")
-            base = path[cut + 1 :]
             kind = m[1]
-            nodes[path] = (m[5] if kind in "07" else 0, kind == "5", base.startswith(WHITEOUT))
-        cut = path.rfind("/")
+            nodes[path] = (m[5] if kind in "07" else 0, kind == "5", path.startswith(WHITEOUT, cut + 1))
+        if cut <= 0:
+            continue
+        parent = path[:cut]
+        if parent == folder:
+            continue
+        folder = parent
         while cut > 0:
             parent = path[:cut]
             parents.add(parent)
