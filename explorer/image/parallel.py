@@ -3,8 +3,10 @@
 A child process reads the layers but the first, in order, and sends each one's scan to the
 loader as soon as it has it; the loader, which reads the first layer meanwhile, applies them
 instead of reading them itself (a layer whose scan has not come when the loader wants it,
-the loader reads itself). The child then reads the first layer too and computes dive's
-numbers, which need every layer's raw entries once more, in a model of their own.
+the loader reads itself). The child then computes dive's numbers, which need every layer's
+raw entries once more, in a model of their own: the first layer's it has from the fork when
+it was forked once the loader had read that layer (the command line's way), else it reads
+that layer too.
 A scan crosses the pipe as ``marshal`` data of plain tuples: ten times faster than pickled
 named tuples, and nothing but data can come out of it.
 
