@@ -7,8 +7,9 @@ that file exactly as it would reopen a cached image, so a first open and a reope
 who wrote the index. Loading then never competes with painting for the interpreter lock, and a
 cancel ends the process and everything it started at once, its memory with it.
 
-Messages come back on one queue, each a typed value: ``Progress`` while loading, then one
-``Written`` or ``Failed``.
+Messages come back on one pipe, each a typed value: ``Progress`` while loading, then one
+``Written`` or ``Failed``. The worker has no thread but its main one, so it forks its layers
+child as the command line does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import queue as queues
 import shutil
 import signal
 import tempfile
@@ -115,18 +115,22 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         if not os.access(folder, os.W_OK):
             raise OSError(f"{folder} is not writable")
         context = multiprocessing.get_context("spawn")
-        messages = context.Queue()
+        # A pipe, not a queue: a queue sends from a thread of its own, and the worker, with no
+        # thread but its main one, may fork its layers child.
+        messages, said = context.Pipe(duplex=False)
     except OSError as exc:
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
         raise Unavailable(str(exc)) from None
     job = Job(_kept(source) or source.info.path, ref.index, ref.config_digest, folder, key, source.info.path, container)
-    worker = context.Process(target=_work, args=(job, messages), name="layer-explorer load", daemon=False)
+    worker = context.Process(target=_work, args=(job, said), name="layer-explorer load", daemon=False)
     try:
         try:
             worker.start()
         except OSError as exc:
             raise Unavailable(str(exc)) from None
+        finally:
+            said.close()  # the worker's end: its own copy is the one it writes to
         written = _wait(worker, messages, monitor, source.info.path)
         image = index_cache.open_index(written, key, source, ref)
         if image is None:
@@ -136,7 +140,6 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     finally:
         _end(worker)
         messages.close()
-        messages.cancel_join_thread()
         if private is not None:  # the map keeps the data; the name can go now
             shutil.rmtree(private, ignore_errors=True)
 
@@ -147,15 +150,16 @@ def _wait(worker, messages, monitor: Monitor, path: str) -> str:
         if monitor.cancelled:
             raise Cancelled("cancelled")
         try:
-            message = messages.get(timeout=WAIT)
-        except queues.Empty:
-            if worker.is_alive():
-                continue
-            try:  # it may have put its last word just before ending
-                message = messages.get(timeout=WAIT)
-            except queues.Empty:
-                raise SourceError(path, f"the loading process ended unexpectedly (exit code {worker.exitcode})",
-                                  "the system may have run out of memory; close other images and try again") from None
+            if not messages.poll(WAIT):
+                if worker.is_alive():
+                    continue
+                if not messages.poll(WAIT):  # it may have said its last word just before ending
+                    raise EOFError
+            message = messages.recv()
+        except (EOFError, OSError):
+            worker.join(WAIT)
+            raise SourceError(path, f"the loading process ended unexpectedly (exit code {worker.exitcode})",
+                              "the system may have run out of memory; close other images and try again") from None
         if isinstance(message, Progress):
             monitor.relay(message)
         elif isinstance(message, Written):
@@ -189,7 +193,10 @@ def _work(job: Job, messages) -> None:
     def report(progress: Progress) -> None:
         if os.getppid() != parent:  # the window is gone: nobody wants this load
             raise Cancelled("cancelled")
-        messages.put(progress)
+        try:
+            messages.send(progress)
+        except OSError:  # nobody reads: the window gave up on this load
+            raise Cancelled("cancelled") from None
 
     monitor = Monitor(job.label, throttled(report, EVERY))
     try:
@@ -209,7 +216,7 @@ def _work(job: Job, messages) -> None:
                 return partial
 
             with building():
-                image = load_image(source, ref, monitor, parallel="process", cache=False, meanwhile=meanwhile)
+                image = load_image(source, ref, monitor, parallel=True, cache=False, meanwhile=meanwhile)
                 if not encoded:  # (no layers child: nothing to wait for)
                     monitor.begin("preparing the view")
                     image = prepare_first_view(image)
@@ -218,18 +225,23 @@ def _work(job: Job, messages) -> None:
         if written is None:
             raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
-        messages.put(Written(written))
+        _say(messages, Written(written))
     except Cancelled:
         pass
     except ExplorerError as exc:
-        messages.put(Failed(_named(job, str(exc))))
+        _say(messages, Failed(_named(job, str(exc))))
     except MemoryError:
-        messages.put(Failed(f"{job.label}: not enough memory to read this image"))
+        _say(messages, Failed(f"{job.label}: not enough memory to read this image"))
     except Exception as exc:  # noqa: BLE001 (said to the window, which must not go down)
-        messages.put(Failed(_named(job, f"{job.label}: unexpected error: {type(exc).__name__}: {exc}")))
+        _say(messages, Failed(_named(job, f"{job.label}: unexpected error: {type(exc).__name__}: {exc}")))
     finally:
         messages.close()
-        messages.join_thread()  # every message delivered before the process ends
+
+
+def _say(messages, message: Written | Failed) -> None:
+    """The worker's last word; nobody left to read it (the window gone) is no error here."""
+    with contextlib.suppress(OSError):
+        messages.send(message)
 
 
 def _named(job: Job, text: str) -> str:

@@ -91,9 +91,10 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
                meanwhile: Callable[[Image], Image] | None = None) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree.
 
-    ``parallel`` computes dive's numbers in another process: True forks one (for
-    command-line use), ``"process"`` starts a new interpreter when the image is big enough
-    to pay for it (for the window: a process with threads must not fork). With ``cache``,
+    ``parallel`` computes dive's numbers in another process: True forks one (for a process
+    with no thread but its main one: the command line, the window's loading process),
+    ``"process"`` starts a new interpreter when the image is big enough to pay for it (for a
+    load in a thread of the window: a process with threads must not fork). With ``cache``,
     an index saved by an earlier load of the same, unchanged source is used instead (see
     ``index_cache``). ``on_tree`` is called with the tree as soon as every layer is applied,
     before the accounting that follows (not for a cached index). ``meanwhile`` is given the

@@ -10,9 +10,10 @@ that layer too.
 A scan crosses the pipe as ``marshal`` data of plain tuples: ten times faster than pickled
 named tuples, and nothing but data can come out of it.
 
-The command line forks (the child has the opened source already); a process with threads must
-not fork, so the window's loading process starts a fresh interpreter that reopens the source by
-its path.
+The command line and the window's loading process (neither has a thread but its main one)
+fork: the child has the opened source already. A process with threads must not fork, so a load
+in a thread of the window itself (where no loading process can be started) starts a fresh
+interpreter that reopens the source by its path.
 """
 
 from __future__ import annotations
