@@ -189,6 +189,8 @@ def _work(job: Job, messages) -> None:
     with contextlib.suppress(AttributeError, OSError):
         os.nice(2)  # the window's thread must never wait for a core behind a load
     parent = os.getppid()
+    if hasattr(os, "register_at_fork"):  # its layers child must not hold the window's pipe open
+        os.register_at_fork(after_in_child=messages.close)
 
     def report(progress: Progress) -> None:
         if os.getppid() != parent:  # the window is gone: nobody wants this load
@@ -212,7 +214,10 @@ def _work(job: Job, messages) -> None:
                 monitor.begin("preparing the view")
                 partial = prepare_first_view(partial)
                 monitor.begin("writing the index")
-                encoded.append(drain(index_cache.encode_body(partial)))
+                try:
+                    encoded.append(drain(index_cache.encode_body(partial)))
+                except (OSError, ValueError):
+                    pass  # the save encodes it again, and says it could not write the index
                 return partial
 
             with building():

@@ -238,6 +238,8 @@ def _layers_child(parallel: bool | str, source: Source, blobs: list[str]) -> Lay
     """A process reading the layers on the other core, when that pays (see ``parallel``)."""
     if not parallel or not spare_core():
         return None  # one core: a second process would only take turns with this one
+    if not hasattr(os, "fork"):
+        parallel = "process"  # (Windows) a new interpreter, as for a process with threads
     if parallel == "process":
         path = scan_pool.local_path(source)
         worth = LayersElsewhere.worth_it(source.container, blobs, path)

@@ -173,7 +173,7 @@ class LayersElsewhere:
         try:
             context = multiprocessing.get_context("spawn" if fresh else "fork")
             self._results, out = context.Pipe(duplex=False)
-        except OSError:  # no descriptors to be had: the loader does it all
+        except (OSError, ValueError):  # no descriptors to be had, or no fork here: the loader does it all
             return
         if fresh:
             target, args = _fresh, (self._path, self.blobs, self._limit, out)
