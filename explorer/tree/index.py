@@ -50,7 +50,7 @@ class LayerChanges:
     """
 
     __slots__ = ("paths", "kinds")
-    NAMES = (ADDED, MODIFIED, REMOVED)
+    NAMES = (ADDED, MODIFIED, REMOVED)  # (ADDED first: its code is 0, a zero byte)
     CODES = {name: code for code, name in enumerate(NAMES)}
 
     def __init__(self, paths: list[str] | None = None, kinds: bytearray | None = None) -> None:
@@ -310,6 +310,8 @@ class _LayerApplier:
         self.before: dict[str, Entry | None | object] = {}
         self._digest_fn = digest
         self.redirected: list[tuple[str, str]] = []
+        self.first = not tree.versions and not tree.live  # the first layer applied: every path new
+        self.removed = False  # whether anything left ``live`` during the layer
 
     def touch(self, path: str, old: Entry | None | object = NEW) -> None:
         """Remember the state of ``path`` before this layer changes it (``old``: its live entry,
@@ -373,6 +375,7 @@ class _LayerApplier:
                 if child in live:
                     self.touch(child)
                     del live[child]
+                    self.removed = True
                     stack.append(child)
 
     def remove(self, path: str) -> None:
@@ -388,6 +391,7 @@ class _LayerApplier:
             self.remove_children(path)
         self.touch(path)
         del self.live[path]
+        self.removed = True
 
     def ensure_parent(self, path: str) -> None:
         """Make sure the parent directory exists, creating implicit ones (and replacing files).
@@ -469,6 +473,13 @@ class _LayerApplier:
         tree, layer, live = self.tree, self.layer, self.live
         versions = tree.versions
         changes = tree.changes[layer]
+        if self.first and not self.removed:
+            # Nothing the first layer placed went again: every path it touched is in ``live``,
+            # in the order it was touched, and was added (the root too, which is no change).
+            versions.update(live)
+            changes.paths += [path for path in live if path != "/"]
+            changes.kinds += bytes(len(changes.paths))  # (ADDED is 0)
+            return
         changed, kinds = changes.paths.append, changes.kinds.append
         added = LayerChanges.CODES[ADDED]
         for path, old in self.before.items():
