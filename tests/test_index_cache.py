@@ -130,17 +130,19 @@ def test_a_truncated_or_empty_cache_file_is_rebuilt(tmp_path, damage):
     else:  # a head that points past the end, with a checksum that matches it
         import hashlib
         import marshal
-        import struct
 
-        start = len(index_cache.MAGIC) + 32
-        (size,) = struct.unpack_from("<Q", data, start)
-        head = marshal.loads(data[start + 8:start + 8 + size])
+        start, trailer = len(index_cache.MAGIC) + 32, index_cache.TRAILER
+        end = len(data) - trailer.size
+        size, _ = trailer.unpack_from(data, end)
+        head = marshal.loads(data[end - size:end])
         tree = list(head["tree"])
         tree[3] = {k: (o + 10**9, n) for k, (o, n) in tree[3].items()}
         head["tree"] = tuple(tree)
         head_bytes = marshal.dumps(head)
-        payload = struct.pack("<Q", len(head_bytes)) + head_bytes + data[start + 8 + size:]
-        cached.write_bytes(index_cache.MAGIC + hashlib.sha256(payload).digest() + payload)
+        body = data[start:end - size]
+        tail = head_bytes + trailer.pack(len(head_bytes), start + len(body))
+        checksum = hashlib.sha256(hashlib.sha256(body).digest() + tail).digest()
+        cached.write_bytes(index_cache.MAGIC + checksum + body + tail)
     src, again = _load(DATA / "docker-legacy.tar")
     with src:
         assert not again.from_cache and not cached.exists()
@@ -265,3 +267,40 @@ def test_a_layers_changes_are_decoded_a_part_at_a_time(tmp_path, monkeypatch):
         gathered = TreeView(cached.tree, layer, DIFF, drain(changed_paths_steps(cached.tree, layer)))
         assert gathered.totals() == TreeView(fresh.tree, layer, DIFF).totals()
 
+
+
+@pytest.mark.parametrize("archive", ["docker-legacy.tar", "hardlinks.docker.tar", "umoci.oci-layout"])
+def test_an_index_whose_files_a_child_wrote_reopens_as_the_same_image(tmp_path, archive):
+    where = tmp_path / "written"
+    with open_source(str(DATA / archive)) as src:
+        fresh = load_image(src, src.select(), cache=False)
+        files = index_cache.FilesElsewhere(fresh.tree, str(where))
+        written = files.finish(fresh, "the-key")
+        assert written == str(where / "the-key") and files.proc is None
+        reopened = index_cache.open_index(written, "the-key", src, src.select())
+        assert reopened is not None and reopened.from_cache
+        assert build_report(reopened, src.images, archive) == build_report(fresh, src.images, archive)
+    assert [p.name for p in where.iterdir()] == ["the-key"]  # nothing partial left
+
+
+def test_a_child_that_fails_to_write_the_files_leaves_nothing(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(index_cache, "_files_child", lambda *args: os._exit(1))  # (inherited by the fork)
+    where = tmp_path / "written"
+    with open_source(str(DATA / "docker-legacy.tar")) as src:
+        fresh = load_image(src, src.select(), cache=False)
+        assert index_cache.FilesElsewhere(fresh.tree, str(where)).finish(fresh, "the-key") is None
+    assert list(where.iterdir()) == []
+
+
+def test_an_index_cut_short_or_altered_after_its_files_is_not_used(tmp_path):
+    with open_source(str(DATA / "docker-legacy.tar")) as src:
+        fresh = load_image(src, src.select(), cache=False)
+        written = Path(index_cache.save(src, fresh, str(tmp_path / "i"), "k"))
+        whole = written.read_bytes()
+        for damaged in (whole[:-1], whole[:-20], whole[:-20] + bytes(20), whole[:-100] + b"x" + whole[-99:]):
+            written.write_bytes(damaged)
+            assert index_cache.open_index(str(written), "k", src, src.select()) is None
+        written.write_bytes(whole)
+        assert index_cache.open_index(str(written), "k", src, src.select()) is not None

@@ -173,31 +173,6 @@ def test_the_child_stops_reading_past_the_entry_budget(two_cores, tmp_path):
         assert child.result() == parallel._compute(src.container, blobs) and child._numbers is None
 
 
-def test_the_loading_process_works_on_the_image_while_the_child_finishes_dives_numbers(two_cores, tmp_path):
-    from explorer.image import index_cache
-    from explorer.image.loader import prepare_first_view
-    from explorer.tree.steps import drain
-
-    path = str(DATA / "docker-legacy.tar")
-    seen, encoded = [], []
-
-    def meanwhile(partial):
-        seen.append(partial.efficiency)
-        partial = prepare_first_view(partial)
-        encoded.append(drain(index_cache.encode_body(partial)))
-        return partial
-
-    with open_source(path) as src:
-        alone = load_image(src, src.select(), cache=False)
-        image = load_image(src, src.select(), parallel="process", cache=False, meanwhile=meanwhile)
-        assert seen == [None]  # dive's numbers were still on their way
-        assert image.first_view is not None and image.efficiency == alone.efficiency
-        assert build_report(image, src.images, path) == build_report(alone, src.images, path)
-        early = index_cache.save(src, image, str(tmp_path / "early"), "k", encoded[0])
-        late = index_cache.save(src, image, str(tmp_path / "late"), "k")
-    assert Path(early).read_bytes() == Path(late).read_bytes()  # the index is the same either way
-
-
 def test_a_child_forked_after_the_first_layer_does_not_read_it_again(two_cores, monkeypatch, tmp_path):
     log = tmp_path / "scans"
     real = containers.TarFileContainer.scan_layer

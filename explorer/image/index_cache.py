@@ -5,9 +5,12 @@ modification time and inode (a changed archive gets a new key, so it is never se
 stale) and the format version. Each file carries a checksum of its payload: a corrupt,
 truncated or old-version file is detected, removed and rebuilt, never trusted.
 
-A file is a head (the image without its files, the first screen's folder sizes, and where
-each folder's chunk lies) and a body of chunks, one per folder and one per layer's changes:
-reopening decodes the head only, and each folder when it is first looked at.
+A file is a body of chunks (one per folder, a layer's changes in parts, the wasted files),
+then a head (the image without its files, the first screen's folder sizes, and where each
+chunk lies) and a trailer that says where the head starts: reopening decodes the head only,
+and each folder when it is first looked at. The head comes last so that a child process can
+write the folders' chunks while its parent works out what the head says (``FilesElsewhere``);
+the checksum is over the digest of what the child wrote and the rest.
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ import hashlib
 import json
 import marshal
 import mmap
+import multiprocessing
 import os
 import struct
 import tempfile
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from explorer.formats.cache import cache_dir, keep_under, remove
 from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
+from explorer.image.parallel import stop
 from explorer.model.values import HistoryEntry, ImageRef, LayerInfo
 from explorer.formats.source import REGISTRY_SCHEMES, Source
 from explorer.formats.spool import kept_file
@@ -38,7 +43,7 @@ from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyV
 from explorer.tree.views import MERGED, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 11
+VERSION = 12
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -111,33 +116,36 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef) -> Image | No
     except (OSError, ValueError):  # ValueError: empty, cannot be mapped
         return None
     start = len(MAGIC) + 32
-    if len(data) < start + 8 or data[: len(MAGIC)] != MAGIC or hashlib.sha256(data[start:]).digest() != data[len(MAGIC):start]:
+    end = len(data) - TRAILER.size  # where the head ends
+    if end < start or data[: len(MAGIC)] != MAGIC:
+        return None
+    head_size, split = TRAILER.unpack_from(data, end)
+    if not start <= split <= end - head_size:
+        return None
+    whole = hashlib.sha256(hashlib.sha256(data[start:split]).digest())
+    whole.update(data[split:])
+    if whole.digest() != data[len(MAGIC):start]:
         return None
     try:
-        (head_size,) = struct.unpack_from("<Q", data, start)
-        head = marshal.loads(data[start + 8:start + 8 + head_size])
+        head = marshal.loads(data[end - head_size:end])
         if head["version"] != VERSION or head["key"] != key:
             return None
-        return _image(head, data[start + 8 + head_size:], source, ref)
+        return _image(head, data[start:end - head_size], source, ref)
     except (ValueError, KeyError, TypeError, IndexError, EOFError, struct.error):
         return None
 
 
-def save(source: Source, image: Image, where: str | None = None, key: str | None = None,
-         body: "Body | None" = None) -> str | None:
+def save(source: Source, image: Image, where: str | None = None, key: str | None = None) -> str | None:
     """Store a loaded image (quietly skipped when the cache cannot be written).
 
     ``where``: the folder, decided when the save was scheduled (a later change of the
     setting must not redirect a save already on its way); by default the current one.
     ``key``: the one the reader computed, when it opened the source in its own way.
-    ``body``: the image's files already encoded (``encode_body``), while dive's numbers were
-    still on their way.
     """
-    return drain(save_steps(source, image, where, key, body))
+    return drain(save_steps(source, image, where, key))
 
 
-def save_steps(source: Source, image: Image, where: str | None = None, key: str | None = None,
-               body: "Body | None" = None) -> Steps[str | None]:
+def save_steps(source: Source, image: Image, where: str | None = None, key: str | None = None) -> Steps[str | None]:
     """``save`` as a walk that yields every few folders; returns the file's path, or None
     when nothing was written."""
     if where is None:
@@ -148,31 +156,128 @@ def save_steps(source: Source, image: Image, where: str | None = None, key: str 
         return None
     tmp = ""
     try:
-        if body is None:
-            body = yield from encode_body(image)
-        head_bytes = marshal.dumps(_head(image, key, body))
         os.makedirs(where, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
-        digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
-            for i, part in enumerate([struct.pack("<Q", len(head_bytes)), head_bytes, *body.chunks]):
-                digest.update(part)
-                f.write(part)
-                if not i & 63:
-                    yield
-            f.seek(len(MAGIC))
-            f.write(digest.digest())
-        written = os.path.join(where, key)
-        os.replace(tmp, written)  # complete or absent, never half-written
-        tmp = ""
-        evict(where=where, spare=written)
-        return written
+            sink = _Sink(f)
+            body = yield from _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, sink.put)
+            _finish(f, sink.digest.digest(), _tail(image, key, body))
+        return _keep(tmp, where, key)
     except (OSError, ValueError):
         return None
     finally:  # failed, or stopped half way (the window closing): no partial file left
-        if tmp:
+        if tmp and os.path.exists(tmp):
             remove(tmp)
+
+
+def _keep(tmp: str, where: str, key: str) -> str:
+    """Give a written file its name (complete or absent, never half-written), keeping the
+    cache under its limit; the file's path."""
+    written = os.path.join(where, key)
+    os.replace(tmp, written)
+    evict(where=where, spare=written)
+    return written
+
+
+class _Sink:
+    """Where the files' chunks go: written after the file's start, and hashed on the way."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.digest = hashlib.sha256()
+        f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
+
+    def put(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.f.write(chunk)
+
+
+def _finish(f: Any, first: bytes, tail: bytes) -> None:
+    """Write what follows the files, then the checksum: over the files' digest and the rest
+    (so the files and the rest can be written by two processes)."""
+    f.write(tail)
+    f.seek(len(MAGIC))
+    f.write(hashlib.sha256(first + tail).digest())
+
+
+class FilesElsewhere:
+    """The files' part of an image's index, encoded and written by a forked child while this
+    process works out the rest (the accounting, dive's numbers); ``finish`` then adds the
+    rest and names the file. For a process with no thread but its main one."""
+
+    def __init__(self, tree: LayerTree, where: str) -> None:
+        self.proc: Any = None
+        self.tmp = ""
+        self._said: Any = None
+        try:
+            os.makedirs(where, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
+            context = multiprocessing.get_context("fork")
+            self._said, out = context.Pipe(duplex=False)
+        except (OSError, ValueError):  # no room, no descriptors, no fork: the caller saves it itself
+            if self.tmp:
+                os.close(fd)
+                remove(self.tmp)
+                self.tmp = ""
+            return
+        self.where = where
+        try:
+            self.proc = context.Process(target=_files_child, args=(tree, fd, out, self._said),
+                                        name="layer-explorer index", daemon=True)
+            self.proc.start()
+        except (OSError, ValueError, RuntimeError):
+            self.proc = None
+            self._said.close()
+        finally:
+            out.close()
+            os.close(fd)  # the child has its own
+
+    def finish(self, image: Image, key: str) -> str | None:
+        """The index file, complete and named; None when the child could not write its part."""
+        if self.proc is None:
+            self.cancel()
+            return None
+        try:
+            try:
+                said = marshal.loads(self._said.recv_bytes())
+            except (EOFError, OSError, ValueError, TypeError):
+                return None
+            finally:
+                self.proc.join()
+                self.proc = None
+                self._said.close()
+            first, size, meta = said[0], said[1], said[2:]
+            body = Body([], size, *meta)
+            with open(self.tmp, "r+b") as f:
+                if f.seek(0, os.SEEK_END) != len(MAGIC) + 32 + size:
+                    return None
+                _finish(f, first, _tail(image, key, body))
+            written, self.tmp = _keep(self.tmp, self.where, key), ""
+            return written
+        except (OSError, ValueError):
+            return None
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the child and remove its file (the load failed, or the file was not finished)."""
+        proc, self.proc = self.proc, None
+        stop(proc, self._said)
+        if self.tmp:
+            remove(self.tmp)
+            self.tmp = ""
+
+
+def _files_child(tree: LayerTree, fd: int, out: Any, said: Any) -> None:
+    """In the forked child: write the files' part, then say its digest, size and layout."""
+    said.close()  # the parent's end
+    try:
+        with os.fdopen(fd, "wb") as f:
+            sink = _Sink(f)
+            body = drain(_encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put))
+        out.send_bytes(marshal.dumps((sink.digest.digest(), body.size, *body[2:])))
+    except BaseException:  # noqa: BLE001 (the parent, told nothing, saves the index itself)
+        os._exit(1)
 
 
 def evict(limit: int | None = None, where: str | None = None, spare: str | None = None) -> None:
@@ -207,28 +312,39 @@ def _pathless(e: Any, path: str) -> tuple:
 class Body(NamedTuple):
     """An image's files and changes, encoded: the chunks, and what the head says of them."""
 
-    chunks: list[bytes]
+    chunks: list[bytes]  # (empty when they went straight to the file)
+    size: int  # bytes of the chunks
     folders: dict[str, tuple[int, int]]  # folder -> (offset, length) of its chunk
     strays: dict[str, Any]  # paths in the head: the root, and any its folder does not list
     changes: list[list[tuple[int, int]]]  # per layer, its parts
-    wasted: tuple[int, int, int]  # (offset, length, count) of the wasted files
     totals: Any  # the first screen's folder sizes
     file_count: int
     file_bytes: int
 
 
-def encode_body(image: Image) -> Steps[Body]:
-    """Everything of the index but its head (which says where each folder's chunk is)."""
-    tree = image.tree
+def _first_view(image: Image) -> TreeView:
+    """The image's view of its final filesystem, merged (made when it has none)."""
     view = image.first_view
     if view is None or view.layer is not None or view.mode != MERGED:
-        view = TreeView(tree, None, MERGED)
-    totals = yield from view.totals_steps()  # the first screen's folder sizes: reopening needs no walk
-    file_count, file_bytes = image.file_count, image.file_bytes
+        view = TreeView(image.tree, None, MERGED)
+    return view
+
+
+def encode_body(image: Image) -> Steps[Body]:
+    """The files' part of the index, in memory."""
+    chunks: list[bytes] = []
+    body = yield from _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, chunks.append)
+    return body._replace(chunks=chunks)
+
+
+def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: int,
+                  put: Callable[[bytes], None]) -> Steps[Body]:
+    """Every folder's chunk and every layer's changes, handed to ``put`` in order, and where
+    each is; the first screen's folder sizes with them (reopening then needs no walk)."""
+    totals = yield from view.totals_steps()
     if file_count < 0 or file_bytes < 0:
         file_count, file_bytes = view.entries, view.file_bytes
     versions = tree.versions
-    body: list[bytes] = []
     offset = 0
     folders: dict[str, tuple[int, int]] = {}
     placed = 0
@@ -250,7 +366,7 @@ def encode_body(image: Image) -> Steps[Body]:
         placed += len(values) - values.count(None)
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk))
-        body.append(chunk)
+        put(chunk)
         offset += len(chunk)
     # The root, and any path its folder does not list, travel in the head. Applying layers
     # lists every other path in its folder, so they are found by counting, not by a set of
@@ -270,26 +386,29 @@ def encode_body(image: Image) -> Steps[Body]:
         for start in range(0, max(len(layer), 1), CHANGES_PART):
             chunk = marshal.dumps((layer.paths[start:start + CHANGES_PART], bytes(layer.kinds[start:start + CHANGES_PART])))
             parts.append((offset, len(chunk)))
-            body.append(chunk)
+            put(chunk)
             offset += len(chunk)
             yield
         changes.append(parts)
+    return Body([], offset, folders, strays, changes, totals, file_count, file_bytes)
+
+
+TRAILER = struct.Struct("<QQ")  # the head's size, and where the first hashed part ends
+
+
+def _tail(image: Image, key: str, body: Body) -> bytes:
+    """What follows the files: the wasted files' chunk, the head, and the trailer."""
     waste = image.waste
     wasted = (0, 0, 0)
+    chunk = b""
     if waste is not None:  # hundreds of thousands on a big image, and only the Insights tab reads them
-        records = []
-        for i, f in enumerate(waste.files):
-            records.append(tuple(f))  # marshal takes plain tuples only
-            if not i & EVERY:
-                yield
-        chunk = marshal.dumps(records)
-        wasted = (offset, len(chunk), len(waste.files))
-        body.append(chunk)
-        offset += len(chunk)
-    return Body(body, folders, strays, changes, wasted, totals, file_count, file_bytes)
+        chunk = marshal.dumps([tuple(f) for f in waste.files])  # marshal takes plain tuples only
+        wasted = (body.size, len(chunk), len(waste.files))
+    head = marshal.dumps(_head(image, key, body, wasted))
+    return chunk + head + TRAILER.pack(len(head), len(MAGIC) + 32 + body.size)
 
 
-def _head(image: Image, key: str, body: Body) -> dict[str, Any]:
+def _head(image: Image, key: str, body: Body, wasted: tuple[int, int, int]) -> dict[str, Any]:
     """Everything but the files, and where the body keeps them."""
     tree, eff, waste = image.tree, image.efficiency, image.waste
     return {
@@ -302,7 +421,7 @@ def _head(image: Image, key: str, body: Body) -> dict[str, Any]:
                   [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
                   image.blobs, body.file_count, body.file_bytes),
         "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, eff.files) if eff else None,
-        "waste": (waste.bytes, body.wasted, waste.per_layer, waste.merge_savings) if waste else None,
+        "waste": (waste.bytes, wasted, waste.per_layer, waste.merge_savings) if waste else None,
         "advice": [_fields(a) for a in image.advice],
         "secrets": [_fields(s) for s in image.secrets],
         "packages": _plain_packages(image.packages),

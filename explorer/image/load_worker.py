@@ -32,7 +32,6 @@ from explorer.image.loader import Image, building, load_image, prepare_first_vie
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
 from explorer.model.progress import Monitor, Progress, throttled
 from explorer.model.values import ImageRef
-from explorer.tree.steps import drain
 
 WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
 EVERY = 0.05  # the worker sends progress at most this often (and at each new stage)
@@ -206,27 +205,26 @@ def _work(job: Job, messages) -> None:
             if job.index >= len(source.images) or source.images[job.index].config_digest != job.config_digest:
                 raise SourceError(job.label, "the image changed while it was being opened", "open it again")
             ref = source.images[job.index]
-            encoded: list[index_cache.Body] = []
+            files: list[index_cache.FilesElsewhere] = []
 
-            def meanwhile(partial: Image) -> Image:
-                """The first view and the files' part of the index, while the layers child
-                finishes dive's numbers (a second or more on a big image)."""
-                monitor.begin("preparing the view")
-                partial = prepare_first_view(partial)
-                monitor.begin("writing the index")
-                try:
-                    encoded.append(drain(index_cache.encode_body(partial)))
-                except (OSError, ValueError):
-                    pass  # the save encodes it again, and says it could not write the index
-                return partial
+            def on_tree(tree) -> None:
+                """The files' part of the index written by a forked child while this process
+                works out the accounting and waits for dive's numbers."""
+                files.append(index_cache.FilesElsewhere(tree, job.folder))
 
-            with building():
-                image = load_image(source, ref, monitor, parallel=True, cache=False, meanwhile=meanwhile)
-                if not encoded:  # (no layers child: nothing to wait for)
-                    monitor.begin("preparing the view")
-                    image = prepare_first_view(image)
+            try:
+                with building():
+                    image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree)
                     monitor.begin("writing the index")
-                written = index_cache.save(source, image, job.folder, job.key, encoded[0] if encoded else None)
+                    written = files[0].finish(image, job.key) if files else None
+                    if written is None:  # (no child to be had, or it failed: written here)
+                        monitor.begin("preparing the view")
+                        image = prepare_first_view(image)
+                        monitor.begin("writing the index")
+                        written = index_cache.save(source, image, job.folder, job.key)
+            finally:
+                for f in files:
+                    f.cancel()  # (nothing once finished)
         if written is None:
             raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")

@@ -87,8 +87,7 @@ _SEQUENCES = ("tags", "layers", "history", "warnings", "scans", "blobs", "advice
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool | str = False,
-               cache: bool = True, on_tree: Callable[[LayerTree], Any] | None = None,
-               meanwhile: Callable[[Image], Image] | None = None) -> Image:
+               cache: bool = True, on_tree: Callable[[LayerTree], Any] | None = None) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree.
 
     ``parallel`` computes dive's numbers in another process: True forks one (for a process
@@ -97,9 +96,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
     load in a thread of the window: a process with threads must not fork). With ``cache``,
     an index saved by an earlier load of the same, unchanged source is used instead (see
     ``index_cache``). ``on_tree`` is called with the tree as soon as every layer is applied,
-    before the accounting that follows (not for a cached index). ``meanwhile`` is given the
-    image without dive's numbers while another process finishes them, and returns the image
-    to go on with (the loading process prepares the first view and encodes the index then).
+    before the accounting that follows (not for a cached index).
     """
     if cache:
         from explorer.image import index_cache
@@ -109,7 +106,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
             return cached
     try:
         with building():
-            return _load(source, ref, monitor, parallel, on_tree, meanwhile)
+            return _load(source, ref, monitor, parallel, on_tree)
     except MemoryError:  # what was built is gone by now: there is room to say so
         raise SourceError(source.info.path, "not enough memory to read this image",
                           "close other programs, or use a machine with more memory") from None
@@ -141,7 +138,7 @@ def prepare_first_view(image: Image) -> Image:
 
 
 def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str,
-          on_tree: Callable[[LayerTree], Any] | None, meanwhile: Callable[[Image], Image] | None) -> Image:
+          on_tree: Callable[[LayerTree], Any] | None) -> Image:
     """``load_image`` without the collector's bookkeeping."""
     monitor = monitor or Monitor(source.info.path)
     plan: ImagePlan = ref.locator
@@ -209,8 +206,6 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             secrets=secrets,
             packages=packages,
         )
-        if meanwhile is not None and child is not None:
-            image = meanwhile(image)
         efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except BaseException:
         if child is not None:

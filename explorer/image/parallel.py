@@ -302,10 +302,15 @@ class LayersElsewhere:
     def cancel(self) -> None:
         """Stop the child (the load was cancelled or failed)."""
         proc, self.proc = self.proc, None
-        if proc is not None:
-            proc.kill()
-            proc.join()
-            self._results.close()
+        stop(proc, self._results)
+
+
+def stop(proc: Any, end: Any) -> None:
+    """Kill a child process, if any, and close this process's end of its pipe."""
+    if proc is not None:
+        proc.kill()
+        proc.join()
+        end.close()
 
 
 def _listings(blobs: list[str], read: Callable[[str], list]) -> Iterator[list]:
