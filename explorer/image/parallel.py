@@ -163,6 +163,7 @@ class LayersElsewhere:
         self._received = 0  # scans the child has sent so far
         self._numbers: Efficiency | None = None
         self._path, self._limit = path, limit
+        self._results: Any = None  # this process's end of the child's pipe, once started
         self._later = later and path is None
         if not self._later:
             self._start([])
