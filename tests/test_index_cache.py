@@ -269,28 +269,31 @@ def test_a_layers_changes_are_decoded_a_part_at_a_time(tmp_path, monkeypatch):
 
 
 
+def _files_elsewhere(archive: str, where: Path, mode: str = "whole") -> dict:
+    """``tests/index_child.py`` in a fresh interpreter (this one has threads: no fork here)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    out = subprocess.run([sys.executable, "-m", "tests.index_child", str(DATA / archive), str(where), mode],
+                         capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 @pytest.mark.parametrize("archive", ["docker-legacy.tar", "hardlinks.docker.tar", "umoci.oci-layout"])
 def test_an_index_whose_files_a_child_wrote_reopens_as_the_same_image(tmp_path, archive):
     where = tmp_path / "written"
-    with open_source(str(DATA / archive)) as src:
-        fresh = load_image(src, src.select(), cache=False)
-        files = index_cache.FilesElsewhere(fresh.tree, str(where))
-        written = files.finish(fresh, "the-key")
-        assert written == str(where / "the-key") and files.proc is None
-        reopened = index_cache.open_index(written, "the-key", src, src.select())
-        assert reopened is not None and reopened.from_cache
-        assert build_report(reopened, src.images, archive) == build_report(fresh, src.images, archive)
+    got = _files_elsewhere(archive, where)
+    assert got == {"forked": True, "written": str(where / "the-key"), "same": True, "ended": True}
     assert [p.name for p in where.iterdir()] == ["the-key"]  # nothing partial left
 
 
-def test_a_child_that_fails_to_write_the_files_leaves_nothing(tmp_path, monkeypatch):
-    import os
-
-    monkeypatch.setattr(index_cache, "_files_child", lambda *args: os._exit(1))  # (inherited by the fork)
+@pytest.mark.parametrize("mode", ["failing", "unread"])
+def test_a_child_that_fails_or_is_not_heard_leaves_nothing(tmp_path, mode):
     where = tmp_path / "written"
-    with open_source(str(DATA / "docker-legacy.tar")) as src:
-        fresh = load_image(src, src.select(), cache=False)
-        assert index_cache.FilesElsewhere(fresh.tree, str(where)).finish(fresh, "the-key") is None
+    got = _files_elsewhere("docker-legacy.tar", where, mode)
+    assert got == {"forked": True, "written": None, "same": None, "ended": True}  # stopped, not waited for
     assert list(where.iterdir()) == []
 
 
@@ -304,3 +307,35 @@ def test_an_index_cut_short_or_altered_after_its_files_is_not_used(tmp_path):
             assert index_cache.open_index(str(written), "k", src, src.select()) is None
         written.write_bytes(whole)
         assert index_cache.open_index(str(written), "k", src, src.select()) is not None
+
+
+def test_no_child_is_forked_beside_other_threads(tmp_path):
+    import threading
+
+    where, done = tmp_path / "written", threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        with open_source(str(DATA / "docker-legacy.tar")) as src:
+            fresh = load_image(src, src.select(), cache=False)
+            files = index_cache.FilesElsewhere(fresh.tree, str(where))
+            assert files.proc is None and files.finish(fresh, "k") is None  # the caller saves it itself
+    finally:
+        done.set()
+        other.join()
+    assert not where.exists() or list(where.iterdir()) == []
+
+
+def test_a_partial_file_is_swept_once_its_writer_is_gone(tmp_path):
+    import subprocess
+    import sys
+
+    where = tmp_path / "index"
+    where.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = where / f".partial-{gone.stdout.strip()}-abc"  # a process that has ended
+    mine = where / f".partial-{os.getpid()}-def"  # this one, still writing
+    left.write_bytes(b"x")
+    mine.write_bytes(b"x")
+    index_cache.evict(where=str(where))
+    assert not left.exists() and mine.exists()

@@ -62,10 +62,11 @@ def writer_gone(pid: str) -> bool:
     return False
 
 
-def _left_behind(name: str, mtime: float, now: float) -> bool:
-    """Whether a scratch entry's writer is gone (or, for a name without a process id, it is old)."""
+def left_behind(name: str, mtime: float, now: float, stale: float = STALE) -> bool:
+    """Whether a scratch entry's writer is gone (or, for a name without a process id, it is
+    older than ``stale`` seconds)."""
     pid = name.split("-", 2)[1] if name.count("-") >= 2 else ""
-    return writer_gone(pid) if pid.isdigit() else mtime < now - STALE
+    return writer_gone(pid) if pid.isdigit() else mtime < now - stale
 
 
 def scratch_dir() -> str:
@@ -79,7 +80,7 @@ def scratch_dir() -> str:
     now = time.time()
     try:
         for entry in os.scandir(root):
-            if entry.name.startswith(SCRATCH_PREFIXES) and _left_behind(entry.name, entry.stat(follow_symlinks=False).st_mtime, now):
+            if entry.name.startswith(SCRATCH_PREFIXES) and left_behind(entry.name, entry.stat(follow_symlinks=False).st_mtime, now):
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:

@@ -24,10 +24,11 @@ import multiprocessing
 import os
 import struct
 import tempfile
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
-from explorer.formats.cache import cache_dir, keep_under, remove
+from explorer.formats.cache import cache_dir, keep_under, left_behind, remove
 from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
 from explorer.image.parallel import stop
@@ -157,11 +158,12 @@ def save_steps(source: Source, image: Image, where: str | None = None, key: str 
     tmp = ""
     try:
         os.makedirs(where, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=_partial())
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
             body = yield from _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, sink.put)
-            _finish(f, sink.digest.digest(), _tail(image, key, body))
+            tail = yield from _tail(image, key, body)
+            yield from _finish(f, sink.digest.digest(), tail)
         return _keep(tmp, where, key)
     except (OSError, ValueError):
         return None
@@ -192,12 +194,26 @@ class _Sink:
         self.f.write(chunk)
 
 
-def _finish(f: Any, first: bytes, tail: bytes) -> None:
+def _finish(f: Any, first: bytes, tail: bytes) -> Steps[None]:
     """Write what follows the files, then the checksum: over the files' digest and the rest
-    (so the files and the rest can be written by two processes)."""
-    f.write(tail)
+    (so the files and the rest can be written by two processes); a few MB a step."""
+    whole = hashlib.sha256(first)
+    view = memoryview(tail)
+    for at in range(0, len(view), 4 << 20):
+        whole.update(view[at:at + (4 << 20)])
+        f.write(view[at:at + (4 << 20)])
+        yield
     f.seek(len(MAGIC))
-    f.write(hashlib.sha256(first + tail).digest())
+    f.write(whole.digest())
+
+
+PARTIAL = ".partial-"
+
+
+def _partial() -> str:
+    """The start of a file being written: with the writer's process id, so a sweep can tell
+    one being written from one a killed process left (``evict``)."""
+    return f"{PARTIAL}{os.getpid()}-"
 
 
 class FilesElsewhere:
@@ -209,25 +225,30 @@ class FilesElsewhere:
         self.proc: Any = None
         self.tmp = ""
         self._said: Any = None
+        self.where = where
+        if threading.active_count() > 1:
+            return  # a fork must not copy other threads (a scan pool's): the caller saves it itself
         try:
             os.makedirs(where, exist_ok=True)
-            fd, self.tmp = tempfile.mkstemp(dir=where, prefix=".partial-")
+            fd, self.tmp = tempfile.mkstemp(dir=where, prefix=_partial())
+        except OSError:
+            return
+        try:
             context = multiprocessing.get_context("fork")
             self._said, out = context.Pipe(duplex=False)
-        except (OSError, ValueError):  # no room, no descriptors, no fork: the caller saves it itself
-            if self.tmp:
-                os.close(fd)
-                remove(self.tmp)
-                self.tmp = ""
+        except (OSError, ValueError):  # no descriptors, no fork: the caller saves it itself
+            os.close(fd)
+            self.cancel()
             return
-        self.where = where
         try:
             self.proc = context.Process(target=_files_child, args=(tree, fd, out, self._said),
                                         name="layer-explorer index", daemon=True)
             self.proc.start()
-        except (OSError, ValueError, RuntimeError):
+        except BaseException as exc:
             self.proc = None
-            self._said.close()
+            self.cancel()
+            if not isinstance(exc, (OSError, ValueError, RuntimeError)):
+                raise
         finally:
             out.close()
             os.close(fd)  # the child has its own
@@ -240,18 +261,17 @@ class FilesElsewhere:
         try:
             try:
                 said = marshal.loads(self._said.recv_bytes())
-            except (EOFError, OSError, ValueError, TypeError):
-                return None
-            finally:
-                self.proc.join()
-                self.proc = None
-                self._said.close()
-            first, size, meta = said[0], said[1], said[2:]
-            body = Body([], size, *meta)
+                body = Body([], said[1], *said[2:])
+                first = bytes(said[0])
+            except (EOFError, OSError, ValueError, TypeError, IndexError):
+                return None  # (``cancel`` below stops the child: it may be blocked writing)
+            self.proc.join()  # it has said all: it ends
+            self.proc = None
+            self._said.close()
             with open(self.tmp, "r+b") as f:
-                if f.seek(0, os.SEEK_END) != len(MAGIC) + 32 + size:
+                if f.seek(0, os.SEEK_END) != len(MAGIC) + 32 + body.size:
                     return None
-                _finish(f, first, _tail(image, key, body))
+                drain(_finish(f, first, drain(_tail(image, key, body))))
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
         except (OSError, ValueError):
@@ -288,9 +308,9 @@ def evict(limit: int | None = None, where: str | None = None, spare: str | None 
         if spare is not None:
             limit = max(0, limit - os.stat(spare).st_size)
         files = [e for e in os.scandir(where or folder()) if e.is_file() and e.path != spare]
-        stale = time.time() - 3600
+        now = time.time()
         for e in files:  # a save cut off (the program killed mid-write) leaves its partial file
-            if e.name.startswith(".partial-") and e.stat().st_mtime < stale:
+            if e.name.startswith(PARTIAL) and left_behind(e.name, e.stat().st_mtime, now, 3600):
                 remove(e.path)
         keep_under((e.path for e in files), limit)  # it skips what was just removed
     except OSError:
@@ -396,13 +416,18 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
 TRAILER = struct.Struct("<QQ")  # the head's size, and where the first hashed part ends
 
 
-def _tail(image: Image, key: str, body: Body) -> bytes:
+def _tail(image: Image, key: str, body: Body) -> Steps[bytes]:
     """What follows the files: the wasted files' chunk, the head, and the trailer."""
     waste = image.waste
     wasted = (0, 0, 0)
     chunk = b""
     if waste is not None:  # hundreds of thousands on a big image, and only the Insights tab reads them
-        chunk = marshal.dumps([tuple(f) for f in waste.files])  # marshal takes plain tuples only
+        records = []
+        for i, f in enumerate(waste.files):
+            records.append(tuple(f))  # marshal takes plain tuples only
+            if not i & EVERY:
+                yield
+        chunk = marshal.dumps(records)
         wasted = (body.size, len(chunk), len(waste.files))
     head = marshal.dumps(_head(image, key, body, wasted))
     return chunk + head + TRAILER.pack(len(head), len(MAGIC) + 32 + body.size)

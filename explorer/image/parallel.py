@@ -307,10 +307,11 @@ class LayersElsewhere:
 
 
 def stop(proc: Any, end: Any) -> None:
-    """Kill a child process, if any, and close this process's end of its pipe."""
+    """Kill a child process, if any, and close this process's end of its pipe, if any."""
     if proc is not None:
         proc.kill()
         proc.join()
+    if end is not None:
         end.close()
 
 
