@@ -192,3 +192,25 @@ def test_a_child_forked_after_the_first_layer_does_not_read_it_again(two_cores, 
     reads = [line.split() for line in log.read_text().splitlines()]
     assert [pid for pid, name in reads if name == first] == [str(os.getpid())]  # read here, once
     assert {pid for pid, name in reads} - {str(os.getpid())}  # the child read the others
+
+
+def test_numbers_are_computed_here_when_the_dive_child_fails(two_cores, monkeypatch):
+    path = str(DATA / "docker-legacy.tar")
+    alone = _report(path, False)
+    monkeypatch.setattr(parallel, "_dive", lambda *args: os._exit(1))  # (inherited by the fork)
+    assert _report(path, True) == alone
+    assert multiprocessing.active_children() == []
+
+
+def test_the_dive_child_has_the_layers_the_reading_child_hands_over(two_cores):
+    path = str(DATA / "test-docker-image.tar")
+    with open_source(path) as src:
+        blobs = [l.blob for l in src.select().locator.layers]
+        child = parallel.LayersElsewhere(src.container, blobs, later=True)
+        assert child.proc is not None and child.dive_proc is None  # the reader starts at once
+        scans = list(child.scans(Monitor(path)))
+        assert child.dive_proc is not None  # forked once the first layer was read here
+        assert len(scans) == len(dict.fromkeys(blobs))
+        assert child.result() == parallel._compute(src.container, blobs)
+        assert child._numbers is not None and child.dive_proc is None  # from that child, which has ended
+    assert multiprocessing.active_children() == []

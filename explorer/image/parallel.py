@@ -3,10 +3,12 @@
 A child process reads the layers but the first, in order, and sends each one's scan to the
 loader as soon as it has it; the loader, which reads the first layer meanwhile, applies them
 instead of reading them itself (a layer whose scan has not come when the loader wants it,
-the loader reads itself). The child then computes dive's numbers, which need every layer's
-raw entries once more, in a model of their own: the first layer's it has from the fork when
-it was forked once the loader had read that layer (the command line's way), else it reads
-that layer too.
+the loader reads itself). dive's numbers need every layer's raw entries once more, in a
+model of their own. Forked (``later``), a second child computes them: it is forked once the
+loader has read the first layer, has that layer's entries from the fork, and takes the
+others from the reading child as it hands them over, so both cores work from the start and
+the numbers are ready before the tree. Otherwise the reading child computes them after
+sending every layer, reading the first layer too.
 A scan crosses the pipe as ``marshal`` data of plain tuples: ten times faster than pickled
 named tuples, and nothing but data can come out of it.
 
@@ -47,6 +49,7 @@ class Kind(IntEnum):
     SCAN = 0  # one layer's scan
     NUMBERS = 1  # dive's numbers, last
     FAILED = 2  # the child met an error: the loader reads the rest itself, and meets it too
+    HANDED = 3  # every scan sent, and handed to the child that computes dive's numbers, last
 
 
 # The layers the loader reads itself, while the child reads the others: the child's copy of
@@ -61,27 +64,20 @@ def _sent(blobs: list[str]) -> list[str]:
     return [b for b in dict.fromkeys(blobs[FIRST:]) if b not in seen]
 
 
-def _work(store: Container, blobs: list[str], limit: int, out: Any, first: list | None = None) -> None:
+def _work(store: Container, blobs: list[str], limit: int, out: Any, handover: Any = None) -> None:
     """In the child: send the scans the loader wants, then dive's numbers. Each message is a
     small head (its kind, and a scan's number), then for a scan its body: the loader drops a
-    body it no longer needs without decoding it. ``first``: the first layer's members, when
-    the child was forked with them."""
+    body it no longer needs without decoding it. With ``handover``, the scans go there too,
+    to the child that computes dive's numbers, instead of those numbers being computed here."""
     containers.CHECKPOINTS = False
     # A thread sends while this one reads on: the loader takes a layer only when it has
     # applied the last, and meanwhile this process goes on to the next layers and dive's
     # numbers. (The queue holds what is kept for those anyway.)
-    pending: queue.Queue[tuple[bytes, ...] | None] = queue.Queue()
-
-    def send() -> None:
-        try:
-            while (parts := pending.get()) is not None:
-                for part in parts:
-                    out.send_bytes(part)
-        except OSError:  # the loader is gone (killed, say): nobody wants the rest
-            os._exit(0)
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
+    pending, sender = _pump(out, lambda: os._exit(0))  # (the loader gone, killed say: nobody wants the rest)
+    # The other child takes the scans only once it has done the first layer's part: handed
+    # over from a thread too, so that reading goes on meanwhile (that child gone, the loader
+    # computes the numbers).
+    handing, hander = _pump(handover, lambda: None) if handover is not None else (None, None)
     try:
         sent: dict[str, bytes] = {}
         entries = 0
@@ -93,37 +89,92 @@ def _work(store: Container, blobs: list[str], limit: int, out: Any, first: list 
             rest = tuple(getattr(scan, name) for name in _FIELDS)
             sent[blob] = marshal.dumps(([tuple(m) for m in scan.members], rest))
             pending.put((marshal.dumps((int(Kind.SCAN), number)), sent[blob]))
+            if handing is not None:
+                handing.put((marshal.dumps(blob), sent.pop(blob)))
             del scan
-        # dive's numbers need every layer in order, the first one too, which the loader reads
-        # meanwhile: this one has it from the fork, or reads it now, and the others again
-        # from what it sent (a third of the memory of their entries, read back in a tenth of
-        # the time).
-        def read(blob: str) -> list:
-            nonlocal first
-            if blob in sent:
-                return marshal.loads(sent.pop(blob))[0]
-            if first is not None and blob == blobs[0]:
-                members, first = first, None
-                return members
-            return store.scan_layer(blob, Monitor()).members
-
-        dive = DiveEfficiency()
-        for members in _listings(blobs, read):
-            dive.add_layer(members)
-        numbers = dive.result()
-        pending.put((marshal.dumps((int(Kind.NUMBERS), numbers.score, numbers.wasted_bytes, numbers.user_wasted_percent,
-                                    numbers.files)),))
+        if handover is not None:
+            pending.put((marshal.dumps((int(Kind.HANDED),)),))
+        else:
+            # dive's numbers need every layer in order, the first one too, which the loader
+            # reads meanwhile: this one reads it now, and the others again from what it sent (a
+            # third of the memory of their entries, read back in a tenth of the time).
+            numbers = _numbers(blobs, lambda blob: marshal.loads(sent.pop(blob))[0] if blob in sent
+                               else store.scan_layer(blob, Monitor()).members)
+            pending.put((numbers,))
     except BaseException:  # noqa: BLE001 (the loader meets the same error and says it: no traceback here)
         pending.put((marshal.dumps((int(Kind.FAILED),)),))
     pending.put(None)
+    if handing is not None and hander is not None:
+        handing.put(None)  # (after a failure, the other child finds the scans end too soon)
+        hander.join()
+        handover.close()
     sender.join()
 
 
-def _forked(store: Container, blobs: list[str], limit: int, out: Any, results: Any, first: list[list]) -> None:
-    """In a forked child: the layers of the source it inherited (and the first layer's
-    members, in ``first`` when the loader had read them)."""
+def _pump(conn: Any, gone: Callable[[], Any]) -> tuple["queue.Queue[tuple[bytes, ...] | None]", threading.Thread]:
+    """A queue whose messages (each some parts) a thread of its own writes to ``conn`` until it
+    takes None; ``gone`` is called if the reader has gone."""
+    messages: queue.Queue[tuple[bytes, ...] | None] = queue.Queue()
+
+    def run() -> None:
+        try:
+            while (parts := messages.get()) is not None:
+                for part in parts:
+                    conn.send_bytes(part)
+        except OSError:
+            gone()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return messages, thread
+
+
+def _numbers(blobs: list[str], read: Callable[[str], list]) -> bytes:
+    """dive's numbers over every listing, as the message that says them."""
+    dive = DiveEfficiency()
+    for members in _listings(blobs, read):
+        dive.add_layer(members)
+    n = dive.result()
+    return marshal.dumps((int(Kind.NUMBERS), n.score, n.wasted_bytes, n.user_wasted_percent, n.files))
+
+
+def _forked(store: Container, blobs: list[str], limit: int, out: Any, results: Any, handover: Any,
+            handed: Any) -> None:
+    """In a forked child: the layers of the source it inherited, handed to the child that
+    computes dive's numbers as they are sent (when ``handover`` is given)."""
     results.close()  # the loader's end: with it held here too, a loader killed would leave this one waiting
-    _work(store, blobs, limit, out, first.pop() if first else None)
+    if handed is not None:
+        handed.close()  # the other child's end
+    _work(store, blobs, limit, out, handover)
+
+
+def _dive(blobs: list[str], first: list[list], handed: Any, out: Any, results: Any, scans: Any) -> None:
+    """In the child forked once the loader had read the first layer: dive's numbers, from that
+    layer's members (inherited) and the others' as the reading child hands them over."""
+    results.close()
+    if scans is not None:
+        scans.close()  # the loader's ends of both children's pipes
+    members0 = first.pop()
+    received: dict[str, bytes] = {}
+
+    def read(blob: str) -> list:
+        nonlocal members0
+        if blob == blobs[0] and members0 is not None:
+            members, members0 = members0, None
+            return members
+        while blob not in received:
+            name = marshal.loads(handed.recv_bytes())
+            received[name] = handed.recv_bytes()
+        return marshal.loads(received.pop(blob))[0]
+
+    try:
+        message = _numbers(blobs, read)
+    except BaseException:  # noqa: BLE001 (the reading child failed, or this one: the loader computes them)
+        message = marshal.dumps((int(Kind.FAILED),))
+    try:
+        out.send_bytes(message)
+    except OSError:
+        pass
 
 
 def _fresh(path: str, blobs: list[str], limit: int, out: Any) -> None:
@@ -159,17 +210,31 @@ class LayersElsewhere:
     def __init__(self, store: Container, blobs: list[str], path: str | None = None, limit: int = 1 << 62,
                  later: bool = False) -> None:
         self.store, self.blobs = store, blobs
-        self.proc: Any = None
+        self.proc: Any = None  # the child that reads the layers
+        self.dive_proc: Any = None  # the child that computes dive's numbers, when it is another
         self._received = 0  # scans the child has sent so far
         self._numbers: Efficiency | None = None
         self._path, self._limit = path, limit
-        self._results: Any = None  # this process's end of the child's pipe, once started
-        self._later = later and path is None
-        if not self._later:
-            self._start([])
+        self._results: Any = None  # this process's end of the reading child's pipe, once started
+        self._dive_results: Any = None  # and of the other child's
+        self._handed: Any = None  # the reading end of the pipe between them, until the other starts
+        handover = None
+        if later and path is None:
+            try:
+                self._handed, handover = multiprocessing.get_context("fork").Pipe(duplex=False)
+            except (OSError, ValueError):
+                pass
+        self._start(handover)
+        if handover is not None:
+            handover.close()  # the reading child has it
+            if self.proc is None:
+                self._handed.close()
+                self._handed = None
+        self._later = self._handed is not None
 
-    def _start(self, first: list[list]) -> None:
-        """Start the child (forked with ``first``: the first layer's members, or nothing)."""
+    def _start(self, handover: Any) -> None:
+        """Start the reading child (forked with ``handover``: where it hands the scans to the
+        child that computes dive's numbers, which it then leaves to that child)."""
         fresh = self._path is not None
         try:
             context = multiprocessing.get_context("spawn" if fresh else "fork")
@@ -179,7 +244,7 @@ class LayersElsewhere:
         if fresh:
             target, args = _fresh, (self._path, self.blobs, self._limit, out)
         else:
-            target, args = _forked, (self.store, self.blobs, self._limit, out, self._results, first)
+            target, args = _forked, (self.store, self.blobs, self._limit, out, self._results, handover, self._handed)
         try:
             self.proc = context.Process(target=target, args=args, name="layer-explorer layers", daemon=True)
             self.proc.start()
@@ -188,6 +253,27 @@ class LayersElsewhere:
             self._results.close()
         finally:
             out.close()  # the child holds its end: when it ends, reading ends
+
+    def _start_dive(self, first: list[list]) -> None:
+        """Fork the child that computes dive's numbers, with ``first``: the first layer's
+        members, which it has from the fork instead of reading them again."""
+        handed, self._handed = self._handed, None
+        try:
+            context = multiprocessing.get_context("fork")
+            self._dive_results, out = context.Pipe(duplex=False)
+        except (OSError, ValueError):
+            handed.close()
+            return
+        try:
+            self.dive_proc = context.Process(target=_dive, args=(self.blobs, first, handed, out, self._dive_results,
+                                                                 self._results), name="layer-explorer dive", daemon=True)
+            self.dive_proc.start()
+        except (OSError, ValueError, RuntimeError):
+            self.dive_proc = None
+            self._dive_results.close()
+        finally:
+            out.close()
+            handed.close()  # the child has its own
             first.clear()  # the child has its copy; kept here, the loader could not free them
 
     @staticmethod
@@ -214,7 +300,7 @@ class LayersElsewhere:
             scan = self.store.scan_layer(blob, monitor)
             if self._later:
                 self._later = False
-                self._start([scan.members])
+                self._start_dive([scan.members])
         return scan
 
     def _ready(self, number: int, monitor: Monitor) -> LayerScan | None:
@@ -255,7 +341,7 @@ class LayersElsewhere:
             return None
         try:
             head = marshal.loads(body)
-            if head[0] in (Kind.SCAN, Kind.NUMBERS, Kind.FAILED):
+            if head[0] in (Kind.SCAN, Kind.NUMBERS, Kind.FAILED, Kind.HANDED):
                 return head
         except (EOFError, ValueError, TypeError, IndexError, KeyError):
             pass
@@ -274,7 +360,8 @@ class LayersElsewhere:
             return None
 
     def _last_word(self, head: tuple) -> None:
-        """Dive's numbers, or the child's failure: it has nothing more to say."""
+        """Dive's numbers, the child's failure, or every scan handed to the other child: it
+        has nothing more to say."""
         if head[0] == Kind.NUMBERS:
             self._numbers = Efficiency(*head[1:])
         self._finish()
@@ -296,14 +383,37 @@ class LayersElsewhere:
                 self._body(monitor)  # a layer the loader read itself: dropped undecoded
             else:
                 self._last_word(head)
+        if self._numbers is None and self.dive_proc is not None:
+            self._numbers = self._dive_result(monitor)
         if self._numbers is not None:
             return self._numbers
         return _compute(self.store, self.blobs)
 
+    def _dive_result(self, monitor: Monitor | None) -> Efficiency | None:
+        """The numbers the other child computed; None if it could not."""
+        numbers = None
+        try:
+            while not self._dive_results.poll(WAIT):
+                if monitor is not None and monitor.cancelled:
+                    raise Cancelled("cancelled")  # the loader then stops both children
+            head = marshal.loads(self._dive_results.recv_bytes())
+            if head[0] == Kind.NUMBERS:
+                numbers = Efficiency(*head[1:])
+        except (EOFError, OSError, ValueError, TypeError, IndexError):
+            pass
+        proc, self.dive_proc = self.dive_proc, None
+        stop(proc, self._dive_results)
+        return numbers
+
     def cancel(self) -> None:
-        """Stop the child (the load was cancelled or failed)."""
+        """Stop the children (the load was cancelled or failed)."""
         proc, self.proc = self.proc, None
         stop(proc, self._results)
+        proc, self.dive_proc = self.dive_proc, None
+        stop(proc, self._dive_results)
+        if self._handed is not None:
+            self._handed.close()
+            self._handed = None
 
 
 def stop(proc: Any, end: Any) -> None:
