@@ -22,7 +22,10 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture
 def two_cores(monkeypatch):
+    from explorer.image import loader
+
     monkeypatch.setattr(parallel, "spare_core", lambda: True)
+    monkeypatch.setattr(loader, "spare_core", lambda: True)  # (imported there by name)
     monkeypatch.setattr(parallel, "SPAWN_MIN_BYTES", 0)  # the fixtures are small; the rule is the same
 
 

@@ -364,6 +364,9 @@ class LayersElsewhere:
         has nothing more to say."""
         if head[0] == Kind.NUMBERS:
             self._numbers = Efficiency(*head[1:])
+        if head[0] == Kind.FAILED:  # (stopped, not waited for: it may wait on the other child)
+            proc, self.proc = self.proc, None
+            stop(proc, self._results)
         self._finish()
 
     def _finish(self) -> None:
@@ -375,6 +378,9 @@ class LayersElsewhere:
 
     def result(self, monitor: Monitor | None = None) -> Efficiency:
         """The child's numbers (computed here if the child could not give them)."""
+        if self._handed is not None:  # (no layer was read: the other child never started)
+            self._handed.close()
+            self._handed = None
         while self.proc is not None and self._numbers is None:
             head = self._next(monitor)
             if head is None:
