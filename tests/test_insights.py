@@ -33,10 +33,10 @@ def spawn_always(monkeypatch):
     started = []
     real = parallel.LayersElsewhere.__init__
 
-    def init(self, container, blobs, path=None, limit=1 << 62, later=False):
+    def init(self, container, blobs, path=None, limit=1 << 62, dive_apart=False):
         if path is not None:  # a fresh interpreter, the window's way
             started.append(path)
-        real(self, container, blobs, path, limit, later)
+        real(self, container, blobs, path, limit, dive_apart)
 
     monkeypatch.setattr(parallel.LayersElsewhere, "__init__", init)
     return started

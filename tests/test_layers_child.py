@@ -209,7 +209,7 @@ def test_the_dive_child_has_the_layers_the_reading_child_hands_over(two_cores):
     path = str(DATA / "test-docker-image.tar")
     with open_source(path) as src:
         blobs = [l.blob for l in src.select().locator.layers]
-        child = parallel.LayersElsewhere(src.container, blobs, later=True)
+        child = parallel.LayersElsewhere(src.container, blobs, dive_apart=True)
         assert child.proc is not None and child.dive_proc is None  # the reader starts at once
         scans = list(child.scans(Monitor(path)))
         assert child.dive_proc is not None  # forked once the first layer was read here

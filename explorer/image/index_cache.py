@@ -261,8 +261,7 @@ class FilesElsewhere:
         try:
             try:
                 said = marshal.loads(self._said.recv_bytes())
-                body = Body([], said[1], *said[2:])
-                first = bytes(said[0])
+                first, body = bytes(said[0]), Body(*said[1:])
             except (EOFError, OSError, ValueError, TypeError, IndexError):
                 return None  # (``cancel`` below stops the child: it may be blocked writing)
             self.proc.join()  # it has said all: it ends
@@ -295,7 +294,7 @@ def _files_child(tree: LayerTree, fd: int, out: Any, said: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
             body = drain(_encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put))
-        out.send_bytes(marshal.dumps((sink.digest.digest(), body.size, *body[2:])))
+        out.send_bytes(marshal.dumps((sink.digest.digest(), *body)))
     except BaseException:  # noqa: BLE001 (the parent, told nothing, saves the index itself)
         os._exit(1)
 
@@ -330,10 +329,9 @@ def _pathless(e: Any, path: str) -> tuple:
 
 
 class Body(NamedTuple):
-    """An image's files and changes, encoded: the chunks, and what the head says of them."""
+    """Where an index's files and changes lie, once written, and what the head says of them."""
 
-    chunks: list[bytes]  # (empty when they went straight to the file)
-    size: int  # bytes of the chunks
+    size: int  # bytes of their chunks
     folders: dict[str, tuple[int, int]]  # folder -> (offset, length) of its chunk
     strays: dict[str, Any]  # paths in the head: the root, and any its folder does not list
     changes: list[list[tuple[int, int]]]  # per layer, its parts
@@ -348,13 +346,6 @@ def _first_view(image: Image) -> TreeView:
     if view is None or view.layer is not None or view.mode != MERGED:
         view = TreeView(image.tree, None, MERGED)
     return view
-
-
-def encode_body(image: Image) -> Steps[Body]:
-    """The files' part of the index, in memory."""
-    chunks: list[bytes] = []
-    body = yield from _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, chunks.append)
-    return body._replace(chunks=chunks)
 
 
 def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: int,
@@ -410,7 +401,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             offset += len(chunk)
             yield
         changes.append(parts)
-    return Body([], offset, folders, strays, changes, totals, file_count, file_bytes)
+    return Body(offset, folders, strays, changes, totals, file_count, file_bytes)
 
 
 TRAILER = struct.Struct("<QQ")  # the head's size, and where the first hashed part ends

@@ -241,7 +241,7 @@ def _layers_child(parallel: bool | str, source: Source, blobs: list[str]) -> Lay
         return LayersElsewhere(source.container, blobs, path, max_image_entries()) if worth else None
     if source.info.format == REGISTRY:
         return None  # its blobs are downloaded as they are read: a child would fetch them again
-    return LayersElsewhere(source.container, blobs, limit=max_image_entries(), later=True)
+    return LayersElsewhere(source.container, blobs, limit=max_image_entries(), dive_apart=True)
 
 
 BYTES_PER_ENTRY = 700  # what one indexed entry costs, measured on the benchmarks (with headroom)

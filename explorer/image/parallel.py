@@ -4,7 +4,7 @@ A child process reads the layers but the first, in order, and sends each one's s
 loader as soon as it has it; the loader, which reads the first layer meanwhile, applies them
 instead of reading them itself (a layer whose scan has not come when the loader wants it,
 the loader reads itself). dive's numbers need every layer's raw entries once more, in a
-model of their own. Forked (``later``), a second child computes them: it is forked once the
+model of their own. Forked (``dive_apart``), a second child computes them: it is forked once the
 loader has read the first layer, has that layer's entries from the fork, and takes the
 others from the reading child as it hands them over, so both cores work from the start and
 the numbers are ready before the tree. Otherwise the reading child computes them after
@@ -104,7 +104,8 @@ def _work(store: Container, blobs: list[str], limit: int, out: Any, handover: An
     except BaseException:  # noqa: BLE001 (the loader meets the same error and says it: no traceback here)
         pending.put((marshal.dumps((int(Kind.FAILED),)),))
     pending.put(None)
-    if handing is not None and hander is not None:
+    if handing is not None:
+        assert hander is not None
         handing.put(None)  # (after a failure, the other child finds the scans end too soon)
         hander.join()
         handover.close()
@@ -198,17 +199,17 @@ class LayersElsewhere:
     """Starts the child; ``scans`` hands out the layers in order, ``result`` dive's numbers.
 
     The loader reads the first layer itself meanwhile (``FIRST``). ``path`` given, a
-    fresh interpreter reopens the source; else the process is forked, and with ``later`` only
-    once ``scans`` has read the first layer, which the child then has without reading it
-    again for dive's numbers (the other layers come a little later: the loader has the first
-    one to apply meanwhile). ``limit``: the entries the child reads at most (the loader's
-    budget: it refuses an image with more). Whatever goes wrong with the child, the loader
-    reads the rest of the layers and computes the numbers itself (reading every layer again
-    for those: the child is gone with what it had).
+    fresh interpreter reopens the source; else the process is forked. With ``dive_apart``
+    (forked only), a second child computes dive's numbers: forked once ``scans`` has read the
+    first layer, it has that layer from the fork, and the reading child hands it the others.
+    ``limit``: the entries the reading child reads at most (the loader's budget: it refuses
+    an image with more). Whatever goes wrong with a child, the loader reads the rest of the
+    layers and computes the numbers itself (reading every layer again for those: the child
+    is gone with what it had).
     """
 
     def __init__(self, store: Container, blobs: list[str], path: str | None = None, limit: int = 1 << 62,
-                 later: bool = False) -> None:
+                 dive_apart: bool = False) -> None:
         self.store, self.blobs = store, blobs
         self.proc: Any = None  # the child that reads the layers
         self.dive_proc: Any = None  # the child that computes dive's numbers, when it is another
@@ -219,7 +220,7 @@ class LayersElsewhere:
         self._dive_results: Any = None  # and of the other child's
         self._handed: Any = None  # the reading end of the pipe between them, until the other starts
         handover = None
-        if later and path is None:
+        if dive_apart and path is None:
             try:
                 self._handed, handover = multiprocessing.get_context("fork").Pipe(duplex=False)
             except (OSError, ValueError):
@@ -230,7 +231,7 @@ class LayersElsewhere:
             if self.proc is None:
                 self._handed.close()
                 self._handed = None
-        self._later = self._handed is not None
+        self._dive_waits = self._handed is not None  # for the first layer
 
     def _start(self, handover: Any) -> None:
         """Start the reading child (forked with ``handover``: where it hands the scans to the
@@ -294,12 +295,12 @@ class LayersElsewhere:
 
     def _scan(self, i: int, blob: str, monitor: Monitor) -> LayerScan:
         """Blob ``i``'s scan, the child's or read here (then, the first, handed to the child
-        started now if it was to start ``later``)."""
+        for dive's numbers, started now)."""
         scan = self._ready(i - FIRST, monitor) if i >= FIRST else None
         if scan is None:
             scan = self.store.scan_layer(blob, monitor)
-            if self._later:
-                self._later = False
+            if self._dive_waits:
+                self._dive_waits = False
                 self._start_dive([scan.members])
         return scan
 
@@ -349,12 +350,10 @@ class LayersElsewhere:
         return None
 
     def _body(self, monitor: Monitor | None) -> bytes | None:
-        """The next bytes the child sent; None (and the child stopped) when it sent no more."""
+        """The next bytes the reading child sent; None (and the children stopped) when it
+        sent no more."""
         try:
-            while not self._results.poll(WAIT):
-                if monitor is not None and monitor.cancelled:
-                    raise Cancelled("cancelled")  # the loader then stops this child
-            return self._results.recv_bytes()
+            return _received(self._results, monitor)
         except (EOFError, OSError, ValueError):  # ended, or gone
             self.cancel()
             return None
@@ -399,10 +398,7 @@ class LayersElsewhere:
         """The numbers the other child computed; None if it could not."""
         numbers = None
         try:
-            while not self._dive_results.poll(WAIT):
-                if monitor is not None and monitor.cancelled:
-                    raise Cancelled("cancelled")  # the loader then stops both children
-            head = marshal.loads(self._dive_results.recv_bytes())
+            head = marshal.loads(_received(self._dive_results, monitor))
             if head[0] == Kind.NUMBERS:
                 numbers = Efficiency(*head[1:])
         except (EOFError, OSError, ValueError, TypeError, IndexError):
@@ -420,6 +416,15 @@ class LayersElsewhere:
         if self._handed is not None:
             self._handed.close()
             self._handed = None
+
+
+def _received(conn: Any, monitor: Monitor | None) -> bytes:
+    """The next message on ``conn``; ``Cancelled`` as soon as ``monitor`` is cancelled (the
+    loader then stops the children)."""
+    while not conn.poll(WAIT):
+        if monitor is not None and monitor.cancelled:
+            raise Cancelled("cancelled")
+    return conn.recv_bytes()
 
 
 def stop(proc: Any, end: Any) -> None:

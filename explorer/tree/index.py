@@ -7,7 +7,7 @@ layers x entries; the state at any layer k is the last version at or below k.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, NoReturn
 
 from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
 from explorer.formats.tar_index import MAX_PATHS, TarMember
@@ -24,6 +24,10 @@ _new = tuple.__new__
 
 class TooManyPaths(Exception):
     """The image's paths, implied folders included, add up to more than ``MAX_PATHS`` bytes."""
+
+
+def _too_many_paths() -> NoReturn:
+    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {MAX_PATHS >> 20:,} MiB")
 
 
 class Version(NamedTuple):
@@ -323,7 +327,7 @@ class _LayerApplier:
                 tree = self.tree
                 tree.path_bytes += len(path)
                 if tree.path_bytes > MAX_PATHS:
-                    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {MAX_PATHS >> 20:,} MiB")
+                    _too_many_paths()
                 cut = path.rfind("/")
                 tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
                 old = NEW
@@ -616,7 +620,7 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
         else:  # ``touch`` of a path no layer had
             tree.path_bytes += len(path)
             if tree.path_bytes > MAX_PATHS:
-                raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {MAX_PATHS >> 20:,} MiB")
+                _too_many_paths()
             if names_in is None:
                 names_in = kids.setdefault(parent, [])
             names_in.append(path[cut + 1 :])
