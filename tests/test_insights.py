@@ -11,7 +11,7 @@ from explorer.cli import main
 from explorer.image.loader import load_image
 from explorer.formats.source import open_source
 from explorer.report import build_report
-from tests.builders import d, docker_archive, f, layer_tar, wh
+from tests.builders import d, docker_archive, f, hard, layer_tar, wh
 
 DATA = Path(__file__).parent / "data"
 DIVE = ["docker-legacy", "test-docker-image", "test-kaniko-image"]
@@ -110,6 +110,25 @@ def test_advice_names_the_step_and_the_bytes(tmp_path):
     assert kinds["metadata-only"]["layer"] == 2
     assert kinds["layer-order"]["layer"] == 0
     assert rep["image"]["advice"] == sorted(rep["image"]["advice"], key=lambda a: -a["bytes"])
+
+
+def test_package_caches_are_what_the_final_image_keeps_there(tmp_path):
+    img, rep = _image(tmp_path, [
+        [f("var/cache/apt/pkgcache.bin", b"c" * 3_000), f("var/cache/apt/archives/x.deb", b"d" * 5_000),
+         f("usr/lib/python3/site/__pycache__/a.cpython-311.pyc", b"p" * 700),
+         f("opt/app/__pycache__/deep/b.pyc", b"q" * 300), f("opt/app/pycache_note.txt", b"n" * 50),
+         f("root/.cache/pip/wheel.whl", b"w" * 4_000)],
+        [wh("root/.cache"), hard("var/cache/apt/again.bin", "var/cache/apt/pkgcache.bin"),
+         f("home/dev/.npm/_cacache/index", b"i" * 900)],
+    ])
+    caches = {a["title"]: a for a in rep["image"]["advice"] if a["kind"] == "package-cache"}
+    apt = caches["apt package cache left in the image (2 files)"]  # a second name holds no more bytes
+    assert apt["bytes"] == 3_000 + 5_000 and apt["layer"] == 0
+    assert apt["paths"] == ["/var/cache/apt/archives/x.deb", "/var/cache/apt/pkgcache.bin"]  # by path
+    pyc = caches["Python bytecode (__pycache__) left in the image (2 files)"]
+    assert pyc["bytes"] == 1_000
+    assert caches["npm cache left in the image (1 files)"]["layer"] == 1
+    assert not any("pip" in title for title in caches)  # removed in layer 1
 
 
 def test_secrets_removed_later_are_found(tmp_path):

@@ -110,9 +110,10 @@ def _caches(tree: LayerTree, layers: list[LayerInfo]) -> list[Advice]:
     """Package-manager leftovers in the final image."""
     found: dict[str, list[Entry]] = defaultdict(list)
     places = ("/var/lib/apt/lists/", "/var/cache/", "/root/.cache/", "/root/.npm/", "/home/")
-    for e in tree.merged():
-        if e.type != FILE or not (e.path.startswith(places) or "/__pycache__/" in e.path):
-            continue  # a cheap test first: most files are in none of these places
+    # Only the folders where caches live are looked in (a cheap test first: most are in none)
+    for e in tree.merged_in(lambda folder: folder.startswith(places) or "/__pycache__/" in folder):
+        if e.type != FILE:
+            continue
         for label, patterns in CACHE_PATTERNS.items():
             if any(fnmatch.fnmatchcase(e.path, p) for p in patterns):
                 found[label].append(e)
@@ -126,7 +127,7 @@ def _caches(tree: LayerTree, layers: list[LayerInfo]) -> list[Advice]:
         out.append(Advice("package-cache", f"{label} left in the image ({len(entries)} files)",
                           f"{_mb(total)}, mostly from {_step(layers, layer)}. Clean it in the same step that fills it "
                           "(e.g. `rm -rf /var/lib/apt/lists/*`, `pip install --no-cache-dir`, `npm cache clean --force`).",
-                          total, layer, [e.path for e in entries[:20]]))
+                          total, layer, sorted(e.path for e in entries)[:20]))
     return out
 
 

@@ -277,6 +277,19 @@ class LayerTree:
         effective = self.effective
         return (effective(e, layer) if e[1] == HARDLINK else e for e in self._merged(layer))
 
+    def merged_in(self, wanted: Callable[[str], bool]) -> Iterator[Entry]:
+        """The final image's entries (as ``merged`` has them) in the folders ``wanted`` accepts,
+        given each folder's path with a trailing slash: a walk over folders, not every path."""
+        entry_at, effective = self.entry_at, self.effective
+        for folder, children in self.kids.items():
+            prefix = folder if folder == "/" else folder + "/"
+            if not wanted(prefix):
+                continue
+            for name in children:
+                e = entry_at(prefix + name)
+                if e is not None:
+                    yield effective(e) if e[1] == HARDLINK and self.links else e
+
     def _merged(self, layer: int | None) -> Iterator[Entry]:
         """``merged`` with hard links as their layers stored them."""
         if layer is None and not self._plain:  # the final image: each path's last version
