@@ -162,8 +162,8 @@ def save_steps(source: Source, image: Image, where: str | None = None, key: str 
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
             body = yield from _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, sink.put)
-            tail = yield from _tail(image, key, body)
-            yield from _finish(f, sink.digest.digest(), tail)
+            chunk = yield from _waste_chunk(image)
+            yield from _finish(f, sink.digest.digest(), _tail(image, key, body, chunk))
         return _keep(tmp, where, key)
     except (OSError, ValueError):
         return None
@@ -259,6 +259,7 @@ class FilesElsewhere:
             self.cancel()
             return None
         try:
+            chunk = drain(_waste_chunk(image))  # made while the child still writes
             try:
                 said = marshal.loads(self._said.recv_bytes())
                 first, body = bytes(said[0]), Body(*said[1:])
@@ -270,7 +271,7 @@ class FilesElsewhere:
             with open(self.tmp, "r+b") as f:
                 if f.seek(0, os.SEEK_END) != len(MAGIC) + 32 + body.size:
                     return None
-                drain(_finish(f, first, drain(_tail(image, key, body))))
+                drain(_finish(f, first, _tail(image, key, body, chunk)))
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
         except (OSError, ValueError):
@@ -407,19 +408,22 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
 TRAILER = struct.Struct("<QQ")  # the head's size, and where the first hashed part ends
 
 
-def _tail(image: Image, key: str, body: Body) -> Steps[bytes]:
-    """What follows the files: the wasted files' chunk, the head, and the trailer."""
-    waste = image.waste
-    wasted = (0, 0, 0)
-    chunk = b""
-    if waste is not None:  # hundreds of thousands on a big image, and only the Insights tab reads them
-        records = []
-        for i, f in enumerate(waste.files):
-            records.append(tuple(f))  # marshal takes plain tuples only
-            if not i & EVERY:
-                yield
-        chunk = marshal.dumps(records)
-        wasted = (body.size, len(chunk), len(waste.files))
+def _waste_chunk(image: Image) -> Steps[bytes]:
+    """The wasted files' chunk, which follows the files (empty without waste): it needs
+    nothing of theirs, so it can be made while they are still being written."""
+    if image.waste is None:
+        return b""
+    records = []  # hundreds of thousands on a big image, and only the Insights tab reads them
+    for i, f in enumerate(image.waste.files):
+        records.append(tuple(f))  # marshal takes plain tuples only
+        if not i & EVERY:
+            yield
+    return marshal.dumps(records)
+
+
+def _tail(image: Image, key: str, body: Body, chunk: bytes) -> bytes:
+    """What follows the files: the wasted files' ``chunk``, the head, and the trailer."""
+    wasted = (body.size, len(chunk), len(image.waste.files)) if image.waste is not None else (0, 0, 0)
     head = marshal.dumps(_head(image, key, body, wasted))
     return chunk + head + TRAILER.pack(len(head), len(MAGIC) + 32 + body.size)
 
