@@ -103,3 +103,18 @@ def test_nowhere_to_write_the_index_means_no_worker_not_a_failure(tmp_path, monk
         with pytest.raises(load_worker.Unavailable):  # the window then loads in its own process
             load_worker.load(src, src.select(), Monitor(path))
     assert multiprocessing.active_children() == []
+
+
+def test_the_worker_reads_the_settings_of_now_not_of_the_fork_server_start(cache, tmp_path, monkeypatch):
+    load_worker.warm_up()  # as the window does when it starts, before any setting below
+    archive = tmp_path / "many.tar"
+    archive.write_bytes(docker_archive([layer_tar([f(f"etc/f{i}", "x") for i in range(40)])]))
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_ENTRIES", "10")  # one layer's entries, read as the worker scans
+    with open_source(str(archive)) as src:
+        with pytest.raises(ExplorerError) as caught:
+            load_worker.load(src, src.select(), Monitor(str(archive)))
+    assert "LAYER_EXPLORER_MAX_ENTRIES" in str(caught.value)
+    monkeypatch.delenv("LAYER_EXPLORER_MAX_ENTRIES")
+    with open_source(str(archive)) as src:
+        assert load_worker.load(src, src.select(), Monitor(str(archive))).file_count == 41  # 40 files, /etc
+    assert len(list((cache / "index").iterdir())) == 1  # where the cache is now set

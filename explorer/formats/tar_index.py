@@ -36,18 +36,27 @@ def _budget(name: str, default: int) -> int:
         return default
 
 
-# Entry names and link targets past these are not paths but attacks: a 60,000-level name took
-# gigabytes to place, a link target of a million "./" minutes to follow. Real images stay far
-# below (Linux itself refuses paths over 4,096 bytes).
-MAX_NAME = _budget("MAX_NAME_BYTES", 64 << 10)
-MAX_DEPTH = _budget("MAX_NAME_DEPTH", 4096)
-MAX_LINK = _budget("MAX_LINK_BYTES", 4096)  # symlink(2) itself refuses longer targets
-# Entries one layer may have: a few MB of gzip can hold millions of empty headers, each about
-# a kilobyte of index once loaded. The largest real layers seen hold a few hundred thousand.
-MAX_ENTRIES = _budget("MAX_ENTRIES", 1_000_000)
-# Bytes of all the names (and link targets) one layer holds: 30,000 distinct 60 KB names fit in
-# 2 MB of zstd and took 7 GB to list. A million real paths come to about 100 MB.
-MAX_PATHS = _budget("MAX_PATHS_MB", 256) << 20
+def read_budgets() -> None:
+    """Set the limits below from the environment (as it is now: a process forked from one
+    started earlier reads them again)."""
+    global MAX_NAME, MAX_DEPTH, MAX_LINK, MAX_ENTRIES, MAX_PATHS
+    # Entry names and link targets past these are not paths but attacks: a 60,000-level name
+    # took gigabytes to place, a link target of a million "./" minutes to follow. Real images
+    # stay far below (Linux itself refuses paths over 4,096 bytes).
+    MAX_NAME = _budget("MAX_NAME_BYTES", 64 << 10)
+    MAX_DEPTH = _budget("MAX_NAME_DEPTH", 4096)
+    MAX_LINK = _budget("MAX_LINK_BYTES", 4096)  # symlink(2) itself refuses longer targets
+    # Entries one layer may have: a few MB of gzip can hold millions of empty headers, each
+    # about a kilobyte of index once loaded. The largest real layers seen hold a few hundred
+    # thousand.
+    MAX_ENTRIES = _budget("MAX_ENTRIES", 1_000_000)
+    # Bytes of all the names (and link targets) one layer holds: 30,000 distinct 60 KB names
+    # fit in 2 MB of zstd and took 7 GB to list. A million real paths come to about 100 MB.
+    MAX_PATHS = _budget("MAX_PATHS_MB", 256) << 20
+
+
+MAX_NAME = MAX_DEPTH = MAX_LINK = MAX_ENTRIES = MAX_PATHS = 0
+read_budgets()
 
 # name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
 _HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")

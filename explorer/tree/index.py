@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, NoReturn
 
 from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
-from explorer.formats.tar_index import MAX_PATHS, TarMember
+from explorer.formats import tar_index
+from explorer.formats.tar_index import TarMember
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
 
@@ -27,7 +28,7 @@ class TooManyPaths(Exception):
 
 
 def _too_many_paths() -> NoReturn:
-    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {MAX_PATHS >> 20:,} MiB")
+    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {tar_index.MAX_PATHS >> 20:,} MiB")
 
 
 class Version(NamedTuple):
@@ -339,7 +340,7 @@ class _LayerApplier:
             if old is None and path != "/" and path not in self.tree.versions:
                 tree = self.tree
                 tree.path_bytes += len(path)
-                if tree.path_bytes > MAX_PATHS:
+                if tree.path_bytes > tar_index.MAX_PATHS:
                     _too_many_paths()
                 cut = path.rfind("/")
                 tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
@@ -608,6 +609,7 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
     put, live, before, versions, kids = applier.put, tree.live, applier.before, tree.versions, tree.kids
     links = tree.hardlink_data
     layer = applier.layer
+    limit = tar_index.MAX_PATHS
     # The folder of the entry before, which a tar's order makes the next entry's too: its
     # entry (looked up again only after a change that may have touched it) and its names.
     folder, above, names_in = "", None, []
@@ -632,7 +634,7 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
             before[path] = None
         else:  # ``touch`` of a path no layer had
             tree.path_bytes += len(path)
-            if tree.path_bytes > MAX_PATHS:
+            if tree.path_bytes > limit:
                 _too_many_paths()
             if names_in is None:
                 names_in = kids.setdefault(parent, [])

@@ -248,6 +248,7 @@ class LoadController(QObject):
         self._path = ""
         self.follow_up = Slices(self)  # after a load: saving its index, decoding a cached one
         scan_pool.import_ahead()
+        load_worker.warm_up()  # the process loading workers are forked from, ready by the first open
 
     def forget(self, image: Image) -> None:
         """An image's tab closed: decoding the rest of its cached index is no use any more
