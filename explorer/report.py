@@ -45,10 +45,10 @@ class _TimeFormatter:
     """RFC 3339 UTC times, cached: images repeat the same few mtimes thousands of times."""
 
     def __init__(self) -> None:
-        self._cache: dict[float, str] = {}
+        self.cache: dict[float, str] = {}  # (read directly where a million are formatted)
 
     def __call__(self, t: float) -> str:
-        text = self._cache.get(t)
+        text = self.cache.get(t)
         if text is None:
             try:
                 whole = int(t // 1)
@@ -59,7 +59,7 @@ class _TimeFormatter:
             except (OverflowError, OSError, ValueError):
                 text = "1970-01-01T00:00:00"  # a time no calendar holds
             text += "Z"
-            self._cache[t] = text
+            self.cache[t] = text
         return text
 
 
@@ -263,13 +263,20 @@ def contents_json(tree: LayerTree) -> Iterator[str]:
     in pieces; written by hand, not by ``json``, to spare a million dicts and one huge string."""
     yield ', "files": ['
     fmt = _TimeFormatter()
+    # Fields unpacked, not read by name, and each mode's and time's text made once: a third
+    # of the time of a million records.
+    times, modes = fmt.cache, {}
     chunk: list[str] = []
     first = True
-    for e in sorted_entries(tree):
-        target = "null" if e.target is None else _quote(e.target)
+    for path, kind, mode, uid, gid, size, mtime, target, layer, _, _, _ in sorted_entries(tree):
+        mode_text = modes.get(mode)
+        if mode_text is None:
+            mode_text = modes[mode] = f"{mode:04o}"
+        time_text = times.get(mtime) or fmt(mtime)
         chunk.append(
-            f'{{"path": {_quote(e.path)}, "type": "{e.type}", "mode": "{e.mode:04o}", "uid": {e.uid}, '
-            f'"gid": {e.gid}, "size": {e.size}, "mtime": "{fmt(e.mtime)}", "target": {target}, "layer": {e.layer}}}'
+            f'{{"path": {_quote(path)}, "type": "{kind}", "mode": "{mode_text}", "uid": {uid}, "gid": {gid}, '
+            f'"size": {size}, "mtime": "{time_text}", "target": {"null" if target is None else _quote(target)}, '
+            f'"layer": {layer}}}'
         )
         if len(chunk) == 4096:
             yield ("" if first else ", ") + ", ".join(chunk)
@@ -292,9 +299,9 @@ def _waste_files_json(files: list[WastedFile]) -> Iterator[str]:
     ``waste_record``'s dicts would write it)."""
     for start in range(0, len(files), 4096):
         yield ("" if start == 0 else ", ") + ", ".join(
-            f'{{"path": {_quote(f.path)}, "layer": {f.layer}, "size": {f.size}, "reason": {_quote(f.reason)}, '
-            f'"kind": {_quote(f.kind)}, "by_layer": {f.by_layer}}}'
-            for f in files[start : start + 4096])
+            f'{{"path": {_quote(path)}, "layer": {layer}, "size": {size}, "reason": {_quote(reason)}, '
+            f'"kind": {_quote(kind)}, "by_layer": {by_layer}}}'
+            for path, layer, size, kind, by_layer, reason in files[start : start + 4096])  # (unpacked: quicker than by name)
 
 
 def write_json(image: Image, images: list[ImageRef], source_path: str, out: TextIO,
