@@ -418,8 +418,7 @@ def _waste_chunk(image: Image) -> Steps[bytes]:
     for start in range(0, len(files), EVERY + 1):
         records += map(tuple, files[start:start + EVERY + 1])  # marshal takes plain tuples only
         yield
-    # Version 2 keeps no table of the objects written (these are nearly all distinct): twice as quick.
-    return marshal.dumps(records, 2)
+    return marshal.dumps(records)  # (version 2 was quicker, but wrote each kind's text again for each)
 
 
 def _tail(image: Image, key: str, body: Body, chunk: bytes) -> bytes:
