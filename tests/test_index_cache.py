@@ -116,6 +116,38 @@ def test_reopening_decodes_only_the_folders_looked_at(tmp_path):
         assert dict(cached.tree.versions.items()).keys() == fresh.tree.versions.keys()
 
 
+def _linked_layers(tmp_path):
+    """Files of several names across folders, one name removed later, a link to nothing."""
+    from tests.builders import d, docker_archive, f, hard, layer_tar, wh
+
+    path = tmp_path / "linked.tar"
+    path.write_bytes(docker_archive([
+        layer_tar([d("a"), d("b"), f("a/big", b"x" * 5000), hard("b/big", "a/big"), hard("a/again", "a/big"),
+                   f("a/empty", b""), hard("b/empty", "a/empty"), f("b/other", b"y" * 300)]),
+        layer_tar([wh("a/big"), hard("b/nothing", "a/missing"), f("c/new", b"z" * 70)]),
+    ]))
+    return path
+
+
+@pytest.mark.parametrize("name", ["hardlinks.docker.tar", "docker-legacy.tar", "test-oci-zstd-image.tar", "linked"])
+def test_the_sizes_written_with_the_folders_are_those_a_view_counts(tmp_path, name):
+    path = _linked_layers(tmp_path) if name == "linked" else DATA / name
+    src, fresh = _load(path)
+    with src:
+        assert fresh.first_view is None  # so the index counts the sizes as it writes the folders
+        assert index_cache.save(src, fresh) is not None
+        plain = TreeView(fresh.tree, None, MERGED)
+        want = plain.totals()
+    src, cached = _load(path)
+    with src:
+        assert cached.from_cache
+        assert cached.first_view.totals() == want
+        assert (cached.file_count, cached.file_bytes) == (plain.entries, plain.file_bytes)
+    if name == "linked":  # /a/again still holds the 5,000 bytes, counted once in each folder
+        assert want["/a"] == 5000 and want["/b"] == 5000 + 300 and want["/"] == 5000 + 300 + 70
+        assert plain.file_bytes == 5000 + 300 + 70
+
+
 @pytest.mark.parametrize("damage", ["truncate", "empty", "chunk"])
 def test_a_truncated_or_empty_cache_file_is_rebuilt(tmp_path, damage):
     src, img = _load(DATA / "docker-legacy.tar")

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, NamedTuple
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
-from explorer.tree.index import LayerTree
+from explorer.tree.index import Inode, LayerTree
 from explorer.tree.resolve import resolve
 from explorer.tree.steps import EVERY, Steps, drain
 
@@ -173,6 +173,20 @@ class TreeView:
         """Bytes of regular files below each directory of the view (computed once)."""
         return drain(self.totals_steps())
 
+    def needs_totals(self) -> bool:
+        """Whether this is the final image's merged view with its sizes not yet counted."""
+        return self._totals is None and self.layer is None and self._relevant is None
+
+    def take_sizes(self, direct: dict[str, int], linked: dict[Inode, tuple[int, list[str]]], entries: int,
+                   file_bytes: int) -> dict[str, int]:
+        """The sizes of the final image's merged view (``needs_totals``), counted by a walk
+        over every path as ``totals_steps`` counts them: the bytes of the files directly inside
+        each folder, each file of several names with its size and names, the entries and the
+        files' bytes. The totals."""
+        self._totals = _with_links(roll_up(direct), linked)
+        self.entries, self.file_bytes = entries, file_bytes
+        return self._totals
+
     def totals_steps(self) -> "Steps[dict[str, int]]":
         """``totals`` as a walk that yields every few thousand entries."""
         if self._totals is None:
@@ -194,11 +208,7 @@ class TreeView:
                     continue
                 parent = path[: path.rfind("/")] or "/"
                 direct[parent] = direct.get(parent, 0) + e[5]
-            totals = roll_up(direct)
-            for size, paths in linked.values():  # each folder counts a file once, whatever its names
-                for folder in _folders_of(paths):
-                    totals[folder] = totals.get(folder, 0) + size
-            self._totals = totals
+            self._totals = _with_links(roll_up(direct), linked)
         return self._totals
 
     def _sized_paths(self) -> Iterable[tuple[str, Entry] | None]:
@@ -301,6 +311,15 @@ def _folders_of(paths: list[str]) -> set[str]:
                 break
             folders.add(path)
     return folders
+
+
+def _with_links(totals: dict[str, int], linked: dict[Inode, tuple[int, list[str]]]) -> dict[str, int]:
+    """``totals`` with each file of several names added to every folder that holds one of them,
+    once per folder whatever its names."""
+    for size, paths in linked.values():
+        for folder in _folders_of(paths):
+            totals[folder] = totals.get(folder, 0) + size
+    return totals
 
 
 def roll_up(direct: dict[str, int]) -> dict[str, int]:
