@@ -265,13 +265,13 @@ class FilesElsewhere:
                 first, body = bytes(said[0]), Body(*said[1:])
             except (EOFError, OSError, ValueError, TypeError, IndexError):
                 return None  # (``cancel`` below stops the child: it may be blocked writing)
-            self.proc.join()  # it has said all: it ends
-            self.proc = None
-            self._said.close()
             with open(self.tmp, "r+b") as f:
                 if f.seek(0, os.SEEK_END) != len(MAGIC) + 32 + body.size:
                     return None
                 drain(_finish(f, first, _tail(image, key, body, chunk)))
+            proc, self.proc = self.proc, None
+            proc.join()  # it has said all, and ended meanwhile (giving back its pages took 40 ms)
+            self._said.close()
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
         except (OSError, ValueError):
