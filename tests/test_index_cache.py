@@ -371,3 +371,17 @@ def test_a_partial_file_is_swept_once_its_writer_is_gone(tmp_path):
     mine.write_bytes(b"x")
     index_cache.evict(where=str(where))
     assert not left.exists() and mine.exists()
+
+
+def test_a_file_read_back_by_its_writer_opens_and_any_other_is_checked(tmp_path):
+    src, fresh = _load(DATA / "docker-legacy.tar")
+    with src:
+        written = index_cache.save(src, fresh)
+        key = index_cache.key_for(src, fresh.ref)
+        told = index_cache.checksum(written)
+        assert index_cache.open_index(written, key, src, fresh.ref, told) is not None
+        data = bytearray(Path(written).read_bytes())
+        data[len(index_cache.MAGIC) + 40] ^= 0xFF  # a byte of the files' part, after the writer read it back
+        Path(written).write_bytes(bytes(data))
+        assert index_cache.open_index(written, key, src, fresh.ref) is None  # hashed: found damaged
+        assert index_cache.open_index(written, key, src, fresh.ref, bytes(32)) is None  # not the writer's: hashed

@@ -108,9 +108,11 @@ def load(source: Source, ref: ImageRef) -> Image | None:
     return image
 
 
-def open_index(path: str, key: str, source: Source, ref: ImageRef) -> Image | None:
+def open_index(path: str, key: str, source: Source, ref: ImageRef, written: bytes | None = None) -> Image | None:
     """Map the index file at ``path`` and decode its head: None when it is missing, damaged,
-    of another version, or made for another ``key`` (the source changed since)."""
+    of another version, or made for another ``key`` (the source changed since). ``written``:
+    the checksum the process that has just written the file read back from it (``checksum``);
+    a file that still holds it is not hashed again (90 ms at a million entries)."""
     try:
         with open(path, "rb") as f:
             data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
@@ -123,16 +125,27 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef) -> Image | No
     head_size, split = TRAILER.unpack_from(data, end)
     if not start <= split <= end - head_size:
         return None
-    whole = hashlib.sha256(hashlib.sha256(data[start:split]).digest())
-    whole.update(data[split:])
-    if whole.digest() != data[len(MAGIC):start]:
-        return None
+    if written is None or written != data[len(MAGIC):start]:
+        whole = hashlib.sha256(hashlib.sha256(data[start:split]).digest())
+        whole.update(data[split:])
+        if whole.digest() != data[len(MAGIC):start]:
+            return None
     try:
         head = marshal.loads(data[end - head_size:end])
         if head["version"] != VERSION or head["key"] != key:
             return None
         return _image(head, data[start:end - head_size], source, ref)
     except (ValueError, KeyError, TypeError, IndexError, EOFError, struct.error):
+        return None
+
+
+def checksum(path: str) -> bytes | None:
+    """The checksum an index file holds (not checked here), for ``open_index``'s ``written``."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(len(MAGIC))
+            return f.read(32)
+    except OSError:
         return None
 
 

@@ -62,9 +62,10 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """The worker wrote the image's index at ``path``."""
+    """The worker wrote the image's index at ``path``, with ``checksum`` in it."""
 
     path: str
+    checksum: bytes | None = None
 
 
 class Unavailable(ExplorerError):
@@ -167,7 +168,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         finally:
             said.close()  # the worker's end: its own copy is the one it writes to
         written = _wait(worker, messages, monitor, source.info.path)
-        image = index_cache.open_index(written, key, source, ref)
+        image = index_cache.open_index(written.path, key, source, ref, written.checksum)
         if image is None:
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
@@ -179,8 +180,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
             shutil.rmtree(private, ignore_errors=True)
 
 
-def _wait(worker, messages, monitor: Monitor, path: str) -> str:
-    """Relay the worker's progress until it says it is done; the index's path."""
+def _wait(worker, messages, monitor: Monitor, path: str) -> Written:
+    """Relay the worker's progress until it says it is done; where it wrote the index."""
     while True:
         if monitor.cancelled:
             raise Cancelled("cancelled")
@@ -198,7 +199,7 @@ def _wait(worker, messages, monitor: Monitor, path: str) -> str:
         if isinstance(message, Progress):
             monitor.relay(message)
         elif isinstance(message, Written):
-            return message.path
+            return message
         elif isinstance(message, Failed):
             raise ExplorerError(message.message)
 
@@ -268,7 +269,7 @@ def _work(job: Job, messages) -> None:
         if written is None:
             raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
-        _say(messages, Written(written))
+        _say(messages, Written(written, index_cache.checksum(written)))
     except Cancelled:
         pass
     except ExplorerError as exc:
