@@ -155,6 +155,12 @@ def _dive(blobs: list[str], first: list[list], handed: Any, out: Any, results: A
     results.close()
     if scans is not None:
         scans.close()  # the loader's ends of both children's pipes
+    try:
+        # Behind the loader and the reading child: its numbers are wanted only at the end, and
+        # three processes sharing two cores slowed the loader's applying the first layer.
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass
     members0 = first.pop()
     received: dict[str, bytes] = {}
 
