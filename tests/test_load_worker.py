@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from explorer.formats.source import open_source
-from explorer.image import load_worker
+from explorer.image import index_cache, load_worker
 from explorer.image.loader import load_image
 from explorer.model.errors import Cancelled, ExplorerError
 from explorer.model.progress import Monitor
@@ -36,7 +36,10 @@ def test_the_worker_gives_the_image_loading_here_gives(cache, name):
         assert image.from_cache  # mapped from the file the worker wrote
         assert build_report(image, src.images, path) == here
     assert "writing the index" in stages and any(s.startswith("reading layer") for s in stages)
-    assert len(list((cache / "index").iterdir())) == 1  # the cache is that file: a reopen maps it
+    (written,) = (cache / "index").iterdir()  # the cache is that file: a reopen maps it
+    with open_source(path) as src:  # and its checksum holds for a reader that hashes it all
+        key = index_cache.key_for(src, src.select())
+        assert index_cache.open_index(str(written), key, src, src.select()) is not None
     assert multiprocessing.active_children() == []
 
 

@@ -213,8 +213,10 @@ def test_sigterm_ends_the_window_as_quit_does(tmp_path):
 
     from tests.services import wait_until
 
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LAYER_EXPLORER_CACHE": str(tmp_path / "cache"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "TMPDIR": str(temporary)}
     env.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
     legacy = Path(__file__).parent / "data" / "docker-legacy.tar"
     log = tmp_path / "log"
@@ -232,3 +234,4 @@ def test_sigterm_ends_the_window_as_quit_does(tmp_path):
             proc.wait()
     conf = (tmp_path / "config" / "layer-explorer" / "layer-explorer.conf").read_text()
     assert "geometry=" in conf, (conf, log.read_text())  # (written as the window closes)
+    assert list(temporary.iterdir()) == []  # nothing left in the temporary folder (the fork server's socket)

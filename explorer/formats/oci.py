@@ -29,15 +29,14 @@ CONTAINERD_NAME = "io.containerd.image.name"
 MAX_DEPTH = 8
 
 
-def _max_images() -> int:
+def max_images() -> int:
+    """Manifests one source may list (``LAYER_EXPLORER_MAX_IMAGES``, read when asked):
+    multi-platform indexes hold dozens; more is an attack."""
     try:
         return max(1, int(os.environ.get("LAYER_EXPLORER_MAX_IMAGES", "10000")))
     except ValueError:
         return 10000
 
-
-# Manifests one source may list: multi-platform indexes hold dozens; more is an attack.
-MAX_IMAGES = _max_images()
 
 @dataclass
 class IndexWalk:
@@ -112,8 +111,8 @@ def _walk_index(container: Container, index: dict[str, Any], where: str, tags: l
         if digest in walk.walked:  # listed again (or reached twice): one image, read once
             walk.repeats += 1
             continue
-        if len(walk.walked) >= MAX_IMAGES:
-            raise SourceError(container.path, f"the index lists more than {MAX_IMAGES:,} manifests",
+        if len(walk.walked) >= (limit := max_images()):
+            raise SourceError(container.path, f"the index lists more than {limit:,} manifests",
                               "raise LAYER_EXPLORER_MAX_IMAGES if the archive is genuine")
         walk.walked.add(digest)
         media = desc.get("mediaType") or ""

@@ -106,6 +106,17 @@ def warm_up() -> None:
         forkserver.ensure_running()
 
 
+def cool_down() -> None:
+    """Remove the folder of the fork server's socket (``pymp-…`` in the temporary folder): the
+    console script leaves by ``os._exit``, which skips multiprocessing's own removal of it at
+    exit. The server itself ends with the last process that uses it."""
+    if _context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import util
+
+    shutil.rmtree(util.get_temp_dir(), ignore_errors=True)
+
+
 def suitable(source: Source, ref: ImageRef) -> bool:
     """Whether the worker can open this source again by its path: a local archive or folder, an
     engine's image kept in a file, or a registry image (asked again for its manifest, a few kB;

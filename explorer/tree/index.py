@@ -280,7 +280,8 @@ class LayerTree:
 
     def merged_in(self, wanted: Callable[[str], bool]) -> Iterator[Entry]:
         """The final image's entries (as ``merged`` has them) in the folders ``wanted`` accepts,
-        given each folder's path with a trailing slash: a walk over folders, not every path."""
+        given each folder's path with a trailing slash: a walk over folders, not every path
+        (applying layers lists every path but the root in its folder)."""
         entry_at, effective = self.entry_at, self.effective
         for folder, children in self.kids.items():
             prefix = folder if folder == "/" else folder + "/"
