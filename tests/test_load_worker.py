@@ -121,3 +121,23 @@ def test_the_worker_reads_the_settings_of_now_not_of_the_fork_server_start(cache
     with open_source(str(archive)) as src:
         assert load_worker.load(src, src.select(), Monitor(str(archive))).file_count == 41  # 40 files, /etc
     assert len(list((cache / "index").iterdir())) == 1  # where the cache is now set
+
+
+def test_where_there_is_no_fork_server_a_new_interpreter_loads(cache, monkeypatch):
+    real = multiprocessing.get_context
+    asked = []
+
+    def no_fork_server(method=None):
+        asked.append(method)
+        if method == "forkserver":
+            raise ValueError("cannot find context for 'forkserver'")  # as on Windows
+        return real(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", no_fork_server)
+    load_worker.warm_up()  # nothing to start
+    path = str(DATA / "docker-legacy.tar")
+    with open_source(path) as src:
+        image = load_worker.load(src, src.select(), Monitor(path))
+        assert image.from_cache and image.file_count == 68
+    assert "spawn" in asked  # the worker was a new interpreter
+    assert multiprocessing.active_children() == []
