@@ -36,27 +36,30 @@ def _budget(name: str, default: int) -> int:
         return default
 
 
-def read_budgets() -> None:
-    """Set the limits below from the environment (as it is now: a process forked from one
-    started earlier reads them again)."""
-    global MAX_NAME, MAX_DEPTH, MAX_LINK, MAX_ENTRIES, MAX_PATHS
+class Budgets(NamedTuple):
+    """Limits on what one layer's tar may hold, from the environment as it is when a scan
+    starts (``budgets``)."""
+
     # Entry names and link targets past these are not paths but attacks: a 60,000-level name
     # took gigabytes to place, a link target of a million "./" minutes to follow. Real images
     # stay far below (Linux itself refuses paths over 4,096 bytes).
-    MAX_NAME = _budget("MAX_NAME_BYTES", 64 << 10)
-    MAX_DEPTH = _budget("MAX_NAME_DEPTH", 4096)
-    MAX_LINK = _budget("MAX_LINK_BYTES", 4096)  # symlink(2) itself refuses longer targets
+    name: int
+    depth: int
+    link: int  # symlink(2) itself refuses longer targets
     # Entries one layer may have: a few MB of gzip can hold millions of empty headers, each
     # about a kilobyte of index once loaded. The largest real layers seen hold a few hundred
     # thousand.
-    MAX_ENTRIES = _budget("MAX_ENTRIES", 1_000_000)
+    entries: int
     # Bytes of all the names (and link targets) one layer holds: 30,000 distinct 60 KB names
     # fit in 2 MB of zstd and took 7 GB to list. A million real paths come to about 100 MB.
-    MAX_PATHS = _budget("MAX_PATHS_MB", 256) << 20
+    paths: int
 
 
-MAX_NAME = MAX_DEPTH = MAX_LINK = MAX_ENTRIES = MAX_PATHS = 0
-read_budgets()
+def budgets() -> Budgets:
+    """The limits, as the environment sets them now (``LAYER_EXPLORER_MAX_...``)."""
+    return Budgets(_budget("MAX_NAME_BYTES", 64 << 10), _budget("MAX_NAME_DEPTH", 4096), _budget("MAX_LINK_BYTES", 4096),
+                   _budget("MAX_ENTRIES", 1_000_000), _budget("MAX_PATHS_MB", 256) << 20)
+
 
 # name, mode, uid, gid, size, mtime, checksum, (type), linkname, magic, (...), prefix
 _HEADER_FIELDS = struct.Struct("100s8s8s8s12s12s8sx100s6s82x155s")
@@ -349,15 +352,15 @@ def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMem
 NUMBERS = 1 << 16  # values kept for sharing, at most (a layer whose every time differs gains nothing)
 
 
-def _too_long(name: bytes, link: bytes, link_max: int, at: int) -> None:
+def _too_long(name: bytes, link: bytes, link_max: int, at: int, limits: Budgets) -> None:
     """Refuse an entry whose name or link target is past the budget, saying how to raise it."""
-    if name.count(b"/") > MAX_DEPTH:
-        what = f"an entry name {name.count(b'/'):,} folders deep, more than {MAX_DEPTH:,} (LAYER_EXPLORER_MAX_NAME_DEPTH)"
+    if name.count(b"/") > limits.depth:
+        what = f"an entry name {name.count(b'/'):,} folders deep, more than {limits.depth:,} (LAYER_EXPLORER_MAX_NAME_DEPTH)"
     elif len(link) > link_max:
-        setting = "MAX_LINK_BYTES" if link_max == MAX_LINK else "MAX_NAME_BYTES"
+        setting = "MAX_LINK_BYTES" if link_max == limits.link else "MAX_NAME_BYTES"
         what = f"a link target of {len(link):,} bytes, more than {link_max:,} (LAYER_EXPLORER_{setting})"
     else:
-        what = f"an entry name of {len(name):,} bytes, more than {MAX_NAME:,} (LAYER_EXPLORER_MAX_NAME_BYTES)"
+        what = f"an entry name of {len(name):,} bytes, more than {limits.name:,} (LAYER_EXPLORER_MAX_NAME_BYTES)"
     raise TarFormatError(f"{what} at byte {at}; raise that limit if the image is genuine")
 
 
@@ -379,6 +382,8 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     With ``keep``, the bytes of files whose name it accepts are kept in ``kept`` (data offset
     -> bytes), up to ``KEEP_BUDGET`` in all: read once as they pass, not again later."""
     budget = KEEP_BUDGET
+    limits = budgets()
+    max_name, max_depth, max_link, max_entries, max_paths = limits
     unpack = _HEADER_FIELDS.unpack_from
     new = tuple.__new__  # building the named tuple directly is twice as fast as calling it
     pax: dict[str, bytes] | None = None
@@ -462,12 +467,12 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
             except ValueError:
                 raise TarFormatError(f"malformed PAX number for the entry at byte {header_at}") from None
             xattrs = _xattrs_from_pax(merged)
-        link_max = MAX_LINK if kind == "2" else MAX_NAME
-        if len(raw_name) > MAX_NAME or len(raw_link) > link_max or raw_name.count(b"/") > MAX_DEPTH:
-            _too_long(raw_name, raw_link, link_max, header_at)  # (after PAX: it names them most often)
+        link_max = max_link if kind == "2" else max_name
+        if len(raw_name) > max_name or len(raw_link) > link_max or raw_name.count(b"/") > max_depth:
+            _too_long(raw_name, raw_link, link_max, header_at, limits)  # (after PAX: it names them most often)
         named += len(raw_name) + len(raw_link)
-        if named > MAX_PATHS:
-            raise TarFormatError(f"the names of one layer add up to more than {MAX_PATHS >> 20:,} MiB "
+        if named > max_paths:
+            raise TarFormatError(f"the names of one layer add up to more than {max_paths >> 20:,} MiB "
                                  f"(LAYER_EXPLORER_MAX_PATHS_MB) at byte {header_at}; raise that limit if the image is genuine")
         if kind == "S":  # old GNU sparse: the map may go on in extension blocks
             kind = "0"
@@ -527,8 +532,8 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
         elif data_size:
             src.skip(data_size, None)
         entries += 1
-        if entries > MAX_ENTRIES:
-            raise TarFormatError(f"more than {MAX_ENTRIES:,} entries in one layer (LAYER_EXPLORER_MAX_ENTRIES) at byte "
+        if entries > max_entries:
+            raise TarFormatError(f"more than {max_entries:,} entries in one layer (LAYER_EXPLORER_MAX_ENTRIES) at byte "
                                  f"{header_at}; raise that limit if the image is genuine")
         yield new(TarMember, (text_name, kind, mode_n, uid_n, gid_n, shown_size,
                               mtime_n, text_link, offset, xattrs, digest, header_at))

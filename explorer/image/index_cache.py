@@ -32,7 +32,7 @@ from explorer.formats.cache import cache_dir, keep_under, left_behind, remove
 from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
 from explorer.image.parallel import stop
-from explorer.model.values import DIR, FILE, HARDLINK, HistoryEntry, ImageRef, LayerInfo
+from explorer.model.values import HistoryEntry, ImageRef, LayerInfo
 from explorer.formats.source import REGISTRY_SCHEMES, Source
 from explorer.formats.spool import kept_file
 from explorer.model.packages import InstalledPackage, LayerPackages, Package, PackageChange, PackageReport
@@ -41,7 +41,7 @@ from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
 from explorer.tree.steps import EVERY, Steps, drain
 from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
-from explorer.tree.views import MERGED, TreeView
+from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
 VERSION = 12
@@ -366,16 +366,11 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
                   put: Callable[[bytes], None]) -> Steps[Body]:
     """Every folder's chunk and every layer's changes, handed to ``put`` in order, and where
     each is; the first screen's folder sizes with them (reopening then needs no walk)."""
-    # The final view's sizes are counted on the way (the walk visits every path anyway: a
-    # walk of their own took a fifth of the time here), as ``TreeView`` counts them
-    counting = view.needs_totals()
-    if not counting:
+    # The final view's sizes are counted a folder at a time on the way (the walk visits every
+    # path anyway: a walk of their own took a fifth of the time here)
+    sizes = FolderSizes(tree) if view.needs_totals() else None
+    if sizes is None:
         yield from view.totals_steps()
-    entries = stored = 0
-    direct: dict[str, int] = {}  # bytes of the files directly inside each folder
-    linked: dict[tuple[int, int], tuple[int, list[str]]] = {}  # a file of several names -> (size, names)
-    counted: set[tuple[int, int]] = set()  # such files already in ``stored``
-    links, shared = tree.links, tree.shared_file
     versions = tree.versions
     offset = 0
     folders: dict[str, tuple[int, int]] = {}
@@ -384,38 +379,19 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         prefix = name if name == "/" else name + "/"
         values = []
         add = values.append
-        here = 0
         for i, child in enumerate(children):
             path = prefix + child
             v = versions.get(path)
             if v is None:
                 add(None)
-                continue
-            if type(v) is list:
+            elif type(v) is list:
                 add(_plain_version(v, path))
-                e = v[-1][2]
             else:  # ``_pathless``, inline: most paths, a million calls on a big image
                 add((None, *v[1:]) if v[0] == path else tuple(v))
-                e = v
-            if counting and e is not None:
-                entries += 1
-                kind, size = e[1], e[5]
-                key = shared(e, path) if links and (kind == FILE or kind == HARDLINK) else None
-                if key is not None:
-                    if key not in counted:
-                        counted.add(key)
-                        stored += size
-                    if size:
-                        linked.setdefault(key, (size, []))[1].append(path)
-                elif kind == FILE:
-                    stored += size
-                    here += size
-                elif kind != DIR:
-                    here += size
             if not i & EVERY:
                 yield
-        if here:
-            direct[name] = here
+        if sizes is not None:
+            sizes.add(name, prefix, children, values)
         placed += len(values) - values.count(None)
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk))
@@ -433,10 +409,10 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
                 strays[path] = _plain_version(v, path)
             if not i & EVERY:
                 yield
-        if counting:  # (an index that breaks the rule: counted as any view counts)
+        if sizes is not None:  # (an index that breaks the rule: counted as any view counts)
             yield from view.totals_steps()
-            counting = False
-    totals = view.take_sizes(direct, linked, entries, stored) if counting else view.totals()
+            sizes = None
+    totals = sizes.give(view) if sizes is not None else view.totals()
     if file_count < 0 or file_bytes < 0:
         file_count, file_bytes = view.entries, view.file_bytes
     changes = []

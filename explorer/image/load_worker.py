@@ -27,13 +27,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.formats import tar_index
 from explorer.formats.cache import scratch_dir, scratch_prefix
 from explorer.formats.container_layer import KeptContainer
 from explorer.formats.source import REGISTRY_SCHEMES, Source, open_container, open_kept_container, open_source
 from explorer.formats.spool import SpooledContainer, kept_file
 from explorer.image import index_cache
 from explorer.image.loader import Image, building, load_image, prepare_first_view
+from explorer.image.parallel import lower_priority
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
 from explorer.model.progress import Monitor, Progress, throttled
 from explorer.model.values import ImageRef
@@ -231,14 +231,12 @@ def _end(worker) -> None:
 
 def _work(job: Job, messages) -> None:
     """In the worker: load the image and write its index, telling ``messages`` how it goes."""
-    if job.env is not None and job.env != os.environ:
+    if job.env is not None and job.env != os.environ:  # (every limit is read from it when needed)
         os.environ.clear()
         os.environ.update(job.env)
-        tar_index.read_budgets()  # (read when the fork server imported it)
     with contextlib.suppress(AttributeError, OSError):
         os.setpgid(0, 0)  # a group of its own, so a cancel ends its helpers with it
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(2)  # the window's thread must never wait for a core behind a load
+    lower_priority(2)  # the window's thread must never wait for a core behind a load
     parent = os.getppid()
     if hasattr(os, "register_at_fork"):  # its layers child must not hold the window's pipe open
         os.register_at_fork(after_in_child=messages.close)

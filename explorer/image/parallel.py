@@ -155,12 +155,9 @@ def _dive(blobs: list[str], first: list[list], handed: Any, out: Any, results: A
     results.close()
     if scans is not None:
         scans.close()  # the loader's ends of both children's pipes
-    try:
-        # Behind the loader and the reading child: its numbers are wanted only at the end, and
-        # three processes sharing two cores slowed the loader's applying the first layer.
-        os.nice(10)
-    except (AttributeError, OSError):
-        pass
+    # Behind the loader and the reading child: its numbers are wanted only at the end, and
+    # three processes sharing two cores slowed the loader's applying the first layer.
+    lower_priority(10)
     members0 = first.pop()
     received: dict[str, bytes] = {}
 
@@ -186,12 +183,9 @@ def _dive(blobs: list[str], first: list[list], handed: Any, out: Any, results: A
 
 def _fresh(path: str, blobs: list[str], limit: int, out: Any) -> None:
     """In a fresh interpreter: the layers of the source opened again by its path."""
-    try:
-        # Below the window and its loader: with both cores busy, a window thread that waits
-        # for a core also keeps the loader waiting for the interpreter lock, and both stall.
-        os.nice(10)
-    except (AttributeError, OSError):
-        pass
+    # Below the window and its loader: with both cores busy, a window thread that waits for a
+    # core also keeps the loader waiting for the interpreter lock, and both stall.
+    lower_priority(10)
     try:
         source = open_source(path)
     except BaseException:  # noqa: BLE001 (as in ``_work``)
@@ -464,6 +458,14 @@ def _compute(store: Container, blobs: list[str]) -> Efficiency:
     for members in _listings(blobs, lambda blob: store.scan_layer(blob, Monitor()).members):
         dive.add_layer(members)
     return dive.result()
+
+
+def lower_priority(by: int) -> None:
+    """Run this process ``by`` steps below its priority (``nice``), where the system lets it."""
+    try:
+        os.nice(by)
+    except (AttributeError, OSError):
+        pass
 
 
 def cores() -> int:

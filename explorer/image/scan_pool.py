@@ -22,7 +22,7 @@ from explorer.model.errors import Cancelled
 from explorer.model.progress import Monitor
 from explorer.formats.source import Source, open_source
 from explorer.formats.spool import kept_file
-from explorer.image.parallel import cores
+from explorer.image.parallel import cores, lower_priority
 
 # Below this many stored bytes of compressed layers, starting interpreters costs more than the
 # second core saves (about 0.3 s for two, measured here).
@@ -46,10 +46,7 @@ def _scan(path: str, blob: str) -> LayerScan | None:
 
 def _worker_start() -> None:
     container.CHECKPOINTS = False
-    try:  # below the window: its thread must never wait for a core behind a layer scan
-        os.nice(5)
-    except (AttributeError, OSError):
-        pass
+    lower_priority(5)  # below the window: its thread must never wait for a core behind a layer scan
 
 
 def import_ahead() -> None:

@@ -24,11 +24,11 @@ _new = tuple.__new__
 
 
 class TooManyPaths(Exception):
-    """The image's paths, implied folders included, add up to more than ``MAX_PATHS`` bytes."""
+    """The image's paths, implied folders included, add up to more than the paths' budget."""
 
 
-def _too_many_paths() -> NoReturn:
-    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {tar_index.MAX_PATHS >> 20:,} MiB")
+def _too_many_paths(limit: int) -> NoReturn:
+    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {limit >> 20:,} MiB")
 
 
 class Version(NamedTuple):
@@ -330,6 +330,7 @@ class _LayerApplier:
         self._digest_fn = digest
         self.redirected: list[tuple[str, str]] = []
         self.first = not tree.versions and not tree.live  # the first layer applied: every path new
+        self.max_paths = tar_index.budgets().paths  # bytes the image's paths may add up to
         self.removed = False  # whether anything left ``live`` during the layer
 
     def touch(self, path: str, old: Entry | None | object = NEW) -> None:
@@ -341,8 +342,8 @@ class _LayerApplier:
             if old is None and path != "/" and path not in self.tree.versions:
                 tree = self.tree
                 tree.path_bytes += len(path)
-                if tree.path_bytes > tar_index.MAX_PATHS:
-                    _too_many_paths()
+                if tree.path_bytes > self.max_paths:
+                    _too_many_paths(self.max_paths)
                 cut = path.rfind("/")
                 tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
                 old = NEW
@@ -610,7 +611,7 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
     put, live, before, versions, kids = applier.put, tree.live, applier.before, tree.versions, tree.kids
     links = tree.hardlink_data
     layer = applier.layer
-    limit = tar_index.MAX_PATHS
+    limit = applier.max_paths
     # The folder of the entry before, which a tar's order makes the next entry's too: its
     # entry (looked up again only after a change that may have touched it) and its names.
     folder, above, names_in = "", None, []
@@ -636,7 +637,7 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
         else:  # ``touch`` of a path no layer had
             tree.path_bytes += len(path)
             if tree.path_bytes > limit:
-                _too_many_paths()
+                _too_many_paths(limit)
             if names_in is None:
                 names_in = kids.setdefault(parent, [])
             names_in.append(path[cut + 1 :])

@@ -177,16 +177,6 @@ class TreeView:
         """Whether this is the final image's merged view with its sizes not yet counted."""
         return self._totals is None and self.layer is None and self._relevant is None
 
-    def take_sizes(self, direct: dict[str, int], linked: dict[Inode, tuple[int, list[str]]], entries: int,
-                   file_bytes: int) -> dict[str, int]:
-        """The sizes of the final image's merged view (``needs_totals``), counted by a walk
-        over every path as ``totals_steps`` counts them: the bytes of the files directly inside
-        each folder, each file of several names with its size and names, the entries and the
-        files' bytes. The totals."""
-        self._totals = _with_links(roll_up(direct), linked)
-        self.entries, self.file_bytes = entries, file_bytes
-        return self._totals
-
     def totals_steps(self) -> "Steps[dict[str, int]]":
         """``totals`` as a walk that yields every few thousand entries."""
         if self._totals is None:
@@ -311,6 +301,55 @@ def _folders_of(paths: list[str]) -> set[str]:
                 break
             folders.add(path)
     return folders
+
+
+class FolderSizes:
+    """The final image's merged view counted a folder at a time, as ``totals_steps`` and
+    ``_sized_paths`` count it, by a walk that visits every path anyway (the index's encoder);
+    ``give`` hands the numbers to that view (one that ``needs_totals``)."""
+
+    def __init__(self, tree: LayerTree) -> None:
+        self.links, self.shared = tree.links, tree.shared_file
+        self.entries = self.file_bytes = 0
+        self.direct: dict[str, int] = {}  # bytes of the files directly inside each folder
+        self.linked: dict[Inode, tuple[int, list[str]]] = {}  # a file of several names -> (size, names)
+        self.counted: set[Inode] = set()  # such files already in ``file_bytes``
+
+    def add(self, folder: str, prefix: str, names: list[str], stored: list) -> None:
+        """One folder's children: their names, and what is stored for each (an entry or a
+        list of versions, as a tree or an index holds them; None: nothing)."""
+        links, shared = self.links, self.shared
+        entries = file_bytes = here = 0
+        for name, v in zip(names, stored):
+            if v is None:
+                continue
+            e = v[-1][2] if type(v) is list else v
+            if e is None:
+                continue  # removed by the last layer that touched it
+            entries += 1
+            kind, size = e[1], e[5]
+            key = shared(e, prefix + name) if links and (kind == FILE or kind == HARDLINK) else None
+            if key is not None:  # a file of several names: once in the bytes, once in each folder
+                if key not in self.counted:
+                    self.counted.add(key)
+                    file_bytes += size
+                if size:
+                    self.linked.setdefault(key, (size, []))[1].append(prefix + name)
+            elif kind == FILE:
+                file_bytes += size
+                here += size
+            elif kind != DIR:
+                here += size
+        self.entries += entries
+        self.file_bytes += file_bytes
+        if here:
+            self.direct[folder] = here
+
+    def give(self, view: "TreeView") -> dict[str, int]:
+        """Set ``view``'s sizes and counts from what was added; its totals."""
+        view._totals = _with_links(roll_up(self.direct), self.linked)
+        view.entries, view.file_bytes = self.entries, self.file_bytes
+        return view._totals
 
 
 def _with_links(totals: dict[str, int], linked: dict[Inode, tuple[int, list[str]]]) -> dict[str, int]:
