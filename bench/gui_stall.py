@@ -196,7 +196,7 @@ def main() -> int:
         view.search_finished.connect(lambda _n: finish(search_start))
         view.search_box.setText("file0001")
         view.controls.search_timer.stop()
-        view._filters_changed()
+        view.files.filters_changed()
 
     def finish(search_start: float) -> None:
         results["search all paths, result shown (ms)"] = (time.perf_counter() - search_start) * 1000

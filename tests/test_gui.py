@@ -463,7 +463,7 @@ def test_filters_hide_kinds_of_change(qtbot, window):
 
 
 def test_a_search_opens_the_first_folders_of_its_matches_not_all(qtbot, window, tmp_path):
-    from explorer.ui.image_view import MAX_EXPANDED_MATCHES
+    from explorer.ui.files_page import MAX_EXPANDED_MATCHES
 
     many = MAX_EXPANDED_MATCHES + 50
     archive = tmp_path / "many.tar"
@@ -545,7 +545,7 @@ def test_cancel_drops_the_load(qtbot, window, tmp_path):
 def test_every_layers_sizes_are_ready_before_the_user_switches(qtbot, window):
     view = _open(qtbot, window)
     layers = range(len(view.image.layers))
-    qtbot.waitUntil(lambda: all(view._view_for(layer, MERGED)._totals is not None for layer in layers), timeout=10_000)
+    qtbot.waitUntil(lambda: all(view.files.view_for(layer, MERGED)._totals is not None for layer in layers), timeout=10_000)
     for layer in layers:
         view.set_layer(layer)  # no wait: the sizes are there at once
         assert view.tree_model.totals == TreeView(view.image.tree, layer, MERGED).totals()
@@ -560,9 +560,9 @@ def test_every_layers_sizes_are_ready_before_the_user_switches(qtbot, window):
 
 
 def test_a_big_changes_view_is_gathered_between_events_then_shown(qtbot, window, monkeypatch):
-    from explorer.ui import image_view
+    from explorer.ui import files_page
 
-    monkeypatch.setattr(image_view, "GATHER_AT_ONCE", 0)  # every changes view counts as big here
+    monkeypatch.setattr(files_page, "GATHER_AT_ONCE", 0)  # every changes view counts as big here
     view = _open(qtbot, window)
     view.set_layer(2)
     view.set_mode(DIFF)
@@ -659,7 +659,7 @@ def test_the_window_reopens_from_the_index_its_worker_wrote(qtbot, window, tmp_p
     view = _open(qtbot, window)
     view.search_box.clear()
     view.controls.search_timer.stop()
-    view._filters_changed()
+    view.files.filters_changed()
     view.set_mode(DIFF)
     view.set_layer(3)
     for layer in range(4):

@@ -8,9 +8,8 @@ from typing import Any
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QApplication,
     QDialog,
     QFileDialog,
     QLabel,
@@ -28,15 +27,13 @@ from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image, blank_image
 from explorer.model.progress import Progress
 from explorer.formats.source import Source
-from explorer.ui import resources, theme
+from explorer.ui import remembered, resources, theme
 from explorer.ui.compare_flow import CompareFlow
 from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, error_dialog
 from explorer.ui.image_view import ImageView
+from explorer.ui.menus import make_menus
 from explorer.ui.start_page import StartPage
 from explorer.ui.workers import BackgroundCall, LoadController, empty_python_state
-
-MAX_RECENT = 10
-
 
 # ms after the window first shows: past its first paint, long before anyone drops an image on it
 WARM_UP_DELAY = 100
@@ -102,11 +99,11 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
-        self._make_menus()
-        self._apply_theme(str(self.settings.value("appearance/theme", theme.SYSTEM)))
+        make_menus(self)
+        self.apply_theme(str(self.settings.value("appearance/theme", theme.SYSTEM)))
         QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: self._follow_system())
         self._refresh_recent()
-        self._restore_geometry()
+        remembered.restore_geometry(self, self.settings)
         self._views_warm = False
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
@@ -124,82 +121,7 @@ class MainWindow(QMainWindow):
 
     # -- menus ----------------------------------------------------------------------------
 
-    def _action(self, menu, text: str, slot, shortcut=None, name: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        if name:
-            action.setObjectName(name)
-        menu.addAction(action)
-        self.addAction(action)  # shortcuts work even with the menu bar hidden
-        return action
-
-    def _make_menus(self) -> None:
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        self._action(file, "&Open archive…", self.open_file_dialog, QKeySequence.StandardKey.Open, "actionOpen")
-        self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O", "actionOpenFolder")
-        self._action(file, "Open &sample image", self.open_sample, None, "actionSample")
-        self._action(file, "Open from &engine (Docker, Podman)…", self.open_engine_dialog, "Ctrl+Alt+O", "actionOpenEngine")
-        self._action(file, "Open from re&gistry…", self.open_registry_dialog, "Ctrl+Alt+R", "actionOpenRegistry")
-        self._action(file, "Open &container…", self.open_container_dialog, "Ctrl+Alt+C", "actionOpenContainer")
-        self._action(file, "Co&mpare two images…", self.compare_dialog, "Ctrl+Shift+D", "actionCompare2")
-        self._action(file, "Compare &with…", self.compare_with_dialog, None, "actionCompareWith")
-        self._action(file, "Open &versions (what each update downloads)…", self.open_versions_dialog, "Ctrl+Shift+U",
-                     "actionOpenVersions")
-        self._action(file, "Open a fl&eet (layers many images share)…", self.open_fleet_dialog, None, "actionOpenFleet")
-        self.recent_menu = file.addMenu("Open &recent")
-        file.addSeparator()
-        self._action(file, "&Extract selected…", lambda: self._with_view(ImageView.extract_selected), "Ctrl+Shift+X", "actionExtract")
-        self._action(file, "Extract whole &filesystem…", lambda: self._with_view(ImageView.extract_all), None, "actionExtractAll")
-        self._action(file, "Save layer &tar…", lambda: self._with_view(ImageView.save_layer_tar), None, "actionSaveLayer")
-        file.addSeparator()
-        self._action(file, "&Close tab", lambda: self.close_tab(self.tabs.currentIndex()), QKeySequence.StandardKey.Close, "actionClose")
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit, "actionQuit")
-        view = bar.addMenu("&View")
-        self._action(view, "&Find…", lambda: self._with_view(ImageView.focus_search), QKeySequence.StandardKey.Find, "actionFind")
-        self._action(view, "Toggle merged view / layer &changes", lambda: self._with_view(ImageView.toggle_mode), "Ctrl+D", "actionToggleMode")
-        self._action(view, "&Next layer", lambda: self._with_view(lambda v: v.step_layer(1)), "Alt+Down", "actionNextLayer")
-        self._action(view, "&Previous layer", lambda: self._with_view(lambda v: v.step_layer(-1)), "Alt+Up", "actionPreviousLayer")
-        self._action(view, "&All layers (final image)", lambda: self._with_view(lambda v: v.set_layer(None)), "Alt+Home", "actionAllLayers")
-        view.addSeparator()
-        self._action(view, "&Expand all", lambda: self._with_view(ImageView.expand_all), "Ctrl+E", "actionExpandAll")
-        self._action(view, "C&ollapse all", lambda: self._with_view(ImageView.collapse_all), "Ctrl+Shift+E", "actionCollapseAll")
-        self._action(view, "Sort by &size", lambda: self._with_view(ImageView.sort_by_size), "Ctrl+Shift+S", "actionSortSize")
-        self._action(view, "Copy &path", lambda: self._with_view(ImageView.copy_path), "Ctrl+Shift+C", "actionCopyPath")
-        view.addSeparator()
-        self.cache_action = self._action(view, "Use the index &cache", self._toggle_cache, None, "actionIndexCache")
-        self.cache_action.setCheckable(True)
-        if os.environ.get("LAYER_EXPLORER_NO_INDEX_CACHE"):
-            self.cache_action.setChecked(False)  # turned off from outside (the environment): leave it so
-        else:
-            self.cache_action.setChecked(self.settings.value("indexCache", "true") in ("true", True))
-            self._toggle_cache(self.cache_action.isChecked())
-        view.addSeparator()
-        self._action(view, "&Insights", lambda: self._with_view(ImageView.show_insights), "Ctrl+I", "actionInsights")
-        self._action(view, "Fi&les", lambda: self._with_view(lambda v: v.center_tabs.setCurrentIndex(0)), "Ctrl+L", "actionFiles")
-        self._action(view, "Ins&pect", lambda: self._with_view(ImageView.show_inspect), "Ctrl+Shift+I", "actionInspect")
-        self._action(view, "Pac&kages", lambda: self._with_view(ImageView.show_packages), "Ctrl+K", "actionPackages")
-        self._action(view, "&Verify digests", lambda: self._with_view(ImageView.verify), None, "actionVerify")
-        self._action(view, "Show &preview", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.preview)), "Ctrl+1", "actionPreview")
-        self._action(view, "Show co&mparison", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.compare)), "Ctrl+2", "actionCompare")
-        self._action(view, "Show &details", lambda: self._with_view(lambda v: v.side_tabs.setCurrentWidget(v.details)), "Ctrl+3", "actionDetails")
-        view.addSeparator()
-        looks = view.addMenu("&Theme")
-        group = QActionGroup(self)
-        self.theme_actions: dict[str, QAction] = {}
-        for choice, text in ((theme.SYSTEM, "Follow the &system"), (theme.LIGHT, "&Light"), (theme.DARK, "&Dark")):
-            action = self._action(looks, text, lambda _on, c=choice: self._apply_theme(c), None, f"theme_{choice}")
-            action.setCheckable(True)
-            group.addAction(action)
-            self.theme_actions[choice] = action
-        help_menu = bar.addMenu("&Help")
-        shortcuts = self._action(help_menu, "&Keyboard shortcuts…", self.show_shortcuts, "F1", "actionShortcuts")
-        shortcuts.setShortcuts([QKeySequence("F1"), QKeySequence("Ctrl+/")])
-        self._action(help_menu, "&About Layer Explorer", self._about)
-
-    def _apply_theme(self, choice: str) -> None:
+    def apply_theme(self, choice: str) -> None:
         """Use a theme (system, light, dark) and remember it."""
         choice = choice if choice in theme.THEMES else theme.SYSTEM
         self.theme = choice
@@ -212,7 +134,7 @@ class MainWindow(QMainWindow):
         if self.theme == theme.SYSTEM:
             theme.apply(theme.SYSTEM)
 
-    def _toggle_cache(self, on: bool) -> None:
+    def toggle_cache(self, on: bool) -> None:
         """The setting that turns the index cache on or off (as --no-cache does)."""
         self.settings.setValue("indexCache", "true" if on else "false")
         if on:
@@ -220,7 +142,8 @@ class MainWindow(QMainWindow):
         else:
             os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
 
-    def _with_view(self, fn) -> None:
+    def with_view(self, fn) -> None:
+        """Call ``fn`` with the current tab's image view, when there is one."""
         view = self.current_view()
         if view is not None:
             fn(view)
@@ -235,7 +158,8 @@ class MainWindow(QMainWindow):
         dialog.finished.connect(lambda _r: self.dialogs.remove(dialog) if dialog in self.dialogs else None)
         dialog.show()
 
-    def _about(self) -> None:
+    def about(self) -> None:
+        """Help > About: the version and what the tool is for."""
         QMessageBox.about(self, "About Layer Explorer",
                           f"<b>Layer Explorer {__version__}</b><p>Look inside container images: layers, "
                           "history, and the files each layer added, modified or removed.</p>")
@@ -244,12 +168,12 @@ class MainWindow(QMainWindow):
 
     def open_file_dialog(self) -> None:
         """File > Open: pick archive files."""
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open image archives", self._last_dir(), ARCHIVE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open image archives", remembered.last_dir(self.settings), ARCHIVE_FILTER)
         self.open_paths(paths)
 
     def open_folder_dialog(self) -> None:
         """File > Open folder: an OCI layout folder."""
-        path = QFileDialog.getExistingDirectory(self, "Open an OCI layout folder", self._last_dir())
+        path = QFileDialog.getExistingDirectory(self, "Open an OCI layout folder", remembered.last_dir(self.settings))
         if path:
             self.open_paths([path])
 
@@ -295,7 +219,7 @@ class MainWindow(QMainWindow):
 
     def compare_dialog(self) -> None:
         """File > Compare two images: choose A and B (each an archive or an OCI layout folder)."""
-        dialog = CompareDialog(self._last_dir(), self)
+        dialog = CompareDialog(remembered.last_dir(self.settings), self)
         paths = dialog.paths() if dialog.exec() == QDialog.DialogCode.Accepted else None
         dialog.deleteLater()
         if paths:
@@ -307,7 +231,7 @@ class MainWindow(QMainWindow):
         if view is None:
             self.compare_dialog()
             return
-        dialog = CompareDialog(self._last_dir(), self, fixed_a=f"{view.title()} (this tab)")
+        dialog = CompareDialog(remembered.last_dir(self.settings), self, fixed_a=f"{view.title()} (this tab)")
         dialog.setWindowTitle(f"Compare {view.title()} with…")
         b = dialog.paths()[1] if dialog.exec() == QDialog.DialogCode.Accepted else ""
         dialog.deleteLater()
@@ -340,14 +264,14 @@ class MainWindow(QMainWindow):
 
     def open_versions_dialog(self) -> None:
         """File > Open versions: archives of one image, oldest first (sorted by name)."""
-        paths, _ = QFileDialog.getOpenFileNames(self, "Versions of one image (oldest first by name)", self._last_dir(),
+        paths, _ = QFileDialog.getOpenFileNames(self, "Versions of one image (oldest first by name)", remembered.last_dir(self.settings),
                                                 ARCHIVE_FILTER)
         if len(paths) >= 2:
             self.open_many("updates", sorted(paths, key=natural))
 
     def open_fleet_dialog(self) -> None:
         """File > Open a fleet: many archives."""
-        paths, _ = QFileDialog.getOpenFileNames(self, "Images of a fleet", self._last_dir(), ARCHIVE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Images of a fleet", remembered.last_dir(self.settings), ARCHIVE_FILTER)
         if paths:
             self.open_many("fleet", paths)
 
@@ -445,7 +369,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabToolTip(index, view.source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
-        self._restore_panels(view)
+        remembered.restore_panes(self.settings, view, self)
         self._update_status()
         self.layers_shown.emit(view)
 
@@ -459,7 +383,7 @@ class MainWindow(QMainWindow):
             index = self.tabs.indexOf(view)
             if index < 0:  # loaded before its preview was placed
                 index = self.tabs.addTab(view, view.title())
-                self._restore_panels(view)
+                remembered.restore_panes(self.settings, view, self)
                 self.layers_shown.emit(view)
             self.tabs.setTabText(index, view.title())
         else:
@@ -473,9 +397,10 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
         if not adopted:
-            self._restore_panels(view)
+            remembered.restore_panes(self.settings, view, self)
         if "://" in source.info.path or os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
-            self._add_recent(source.info.path)
+            remembered.add_recent(self.settings, source.info.path)
+            self._refresh_recent()
         self._update_status()
         view.file_tree.setFocus()
         self.image_loaded.emit(view)
@@ -542,7 +467,7 @@ class MainWindow(QMainWindow):
             self._next()
             return
         if isinstance(view, ImageView):
-            self._save_panels(view)
+            remembered.save_panes(self.settings, view)
             self.loader.forget(view.image)
         self.tabs.removeTab(index)
         view.close_source()
@@ -560,21 +485,9 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Drop an image archive on the window, or use File > Open.")
             self.setWindowTitle("Layer Explorer")
 
-    def _last_dir(self) -> str:
-        return str(self.settings.value("lastDir", os.path.expanduser("~")))
-
     def recent_files(self) -> list[str]:
         """Recently opened sources, newest first."""
-        value = self.settings.value("recentFiles", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def _add_recent(self, path: str) -> None:
-        path = path if "://" in path else os.path.abspath(path)
-        recent = [path] + [p for p in self.recent_files() if p != path]
-        self.settings.setValue("recentFiles", recent[:MAX_RECENT])
-        self._refresh_recent()
+        return remembered.recent_files(self.settings)
 
     def _refresh_recent(self) -> None:
         recent = self.recent_files()
@@ -584,44 +497,6 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction(path, lambda p=path: self.open_paths([p]))
         self.recent_menu.setEnabled(bool(recent))
 
-    def _restore_geometry(self) -> None:
-        geometry = self.settings.value("geometry")
-        if geometry is not None and self.restoreGeometry(geometry) and not self._cramped():
-            return
-        screen = QApplication.primaryScreen()
-        room = screen.availableGeometry().size() if screen is not None else None
-        # The default: roomy, and the whole of a small screen (1366x768 is still common).
-        if room is None:
-            self.resize(1400, 860)
-        elif room.width() <= 1440 or room.height() <= 900:
-            self.resize(room)
-        else:
-            self.resize(min(1600, int(room.width() * 0.85)), min(1000, int(room.height() * 0.85)))
-
-    def _cramped(self) -> bool:
-        """Whether a restored size is far smaller than the screen allows: Qt shrinks one saved
-        on a screen of another size (or an offscreen run) to the widgets' bare minimum."""
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is None:
-            return False
-        room = screen.availableGeometry()
-        return self.width() < min(640, room.width() * 0.5) or self.height() < min(420, room.height() * 0.5)
-
-    def _save_panels(self, view: ImageView) -> None:
-        self.settings.setValue("panes/files", view.splitter.saveState())
-        self.settings.setValue("panes/left", view.left_splitter.saveState())
-
-    def _restore_panels(self, view: ImageView) -> None:
-        width = max(self.width(), 900)
-        view.splitter.setSizes([int(width * 0.39), int(width * 0.38), int(width * 0.23)])
-        strip = view.layer_strip.sizeHint().height()
-        rest = max(self.height() - strip - 160, 300)
-        view.left_splitter.setSizes([int(rest * 0.45), strip, int(rest * 0.55)])
-        for key, splitter in (("panes/files", view.splitter), ("panes/left", view.left_splitter)):
-            state = self.settings.value(key)
-            if state is not None:
-                splitter.restoreState(state)
-
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.loader.cancel(quiet=True)
         self.many_call.cancel_all()
@@ -629,7 +504,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         view = self.current_view()
         if view is not None:
-            self._save_panels(view)
+            remembered.save_panes(self.settings, view)
         for i in range(self.tabs.count()):
             w = self.tabs.widget(i)
             if hasattr(w, "close_source") and w is not self._preview:  # a loading one's source is the loader's

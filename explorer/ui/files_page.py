@@ -1,0 +1,425 @@
+"""The middle of the Files page: one image's file tree at a layer, merged or its changes, with
+the search and filters above it. It owns the views and their folder sizes; what a selected row
+says is shown by the panes beside it (``row_shown``)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
+
+from explorer.image.loader import Image
+from explorer.formats.source import Source
+from explorer.tree.diff import UNCHANGED
+from explorer.tree.steps import EVERY
+from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, path_matcher, visible_paths_steps
+from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
+from explorer.ui.tree_controls import TreeControls, legend
+from explorer.ui.widgets import text_width, widget_shortcut
+from explorer.ui.workers import Slices, decode_ahead
+
+# The folders a search opens, at most, to show its first matches: 2,000 held the window 160 to
+# 260 ms on a search of a million paths, 200 about 30 ms (opening the rest a slice at a time
+# laid the tree out again each time: 6 s of stalls up to 123 ms).
+MAX_EXPANDED_MATCHES = 200
+# A layer's changes view opens fully when it shows at most this many paths.
+AUTO_EXPAND_CHANGES = 2000
+# A changes view of more paths than this gathers them between events before it shows.
+GATHER_AT_ONCE = 20_000
+# Changes views kept for a quick return (each holds the paths its layer changed).
+KEPT_CHANGE_VIEWS = 4
+# Folder sizes of every layer are computed ahead when layers x folders stays under this.
+WARM_UP_LIMIT = 1_000_000  # about 150 MB of sizes
+# Above this many paths "Expand all" opens the first levels only.
+EXPAND_ALL_LIMIT = 50_000
+
+
+class FilesPage(QWidget):
+    """The file tree of one image, its mode, filters and search."""
+
+    row_shown = Signal(object)  # the selected row (a FileTreeModel row), to show beside the tree
+    cleared = Signal()  # nothing selected any more
+    status_changed = Signal()  # the layer or mode shown changed
+    search_finished = Signal(int)  # number of shown paths (matches and their folders); -1: no search
+    extract_selected = Signal()  # asked from the tree's menu
+    extract_all = Signal()
+
+    def __init__(self, source: Source, image: Image, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.image = image
+        self.layer: int | None = None
+        self.mode = MERGED
+        self.view = image.first_view
+        self._views: dict[tuple[int | None, str], TreeView] = {(None, MERGED): self.view}
+        self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
+        self.pending_message: str | None = None
+        self._selected_path: str | None = None
+        self._build()
+
+    def _build(self) -> None:
+        self.tree_model = FileTreeModel()
+        self.tree_model.use_slices(self.background)
+        self.tree_model.drag_provider = self._file_for_drag
+        tree = self.file_tree = QTreeView(objectName="fileTree")
+        tree.setAccessibleName("Files")
+        tree.setModel(self.tree_model)
+        tree.setUniformRowHeights(True)
+        tree.setSortingEnabled(True)
+        tree.sortByColumn(NAME, Qt.SortOrder.AscendingOrder)
+        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        tree.setDragEnabled(True)
+        tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        header = tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        for column, sample in ((SIZE, "999.9 MB"), (2, "drwxr-xr-x"), (3, "1000:1000"), (4, "Layer"), (5, "modified")):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, text_width(self, sample))
+        tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        tree.customContextMenuRequested.connect(self._tree_menu)
+        widget_shortcut(tree, self.copy_path)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.controls = TreeControls()
+        self.controls.mode_chosen.connect(self.set_mode)
+        self.controls.filters_changed.connect(self.filters_changed)
+        self.search_box, self.search_kind = self.controls.search_box, self.controls.search_kind
+        self.hide_boxes, self.search_status = self.controls.hide_boxes, self.controls.search_status
+        layout.addWidget(self.controls)
+        # names keep room for about 12 characters beside the other columns
+        columns = sum(header.sectionSize(c) for c in range(1, 6))
+        self.setMinimumWidth(columns + text_width(self, "x" * 12))
+        self.package_filter = QLabel(objectName="packageFilter", textFormat=Qt.TextFormat.RichText)
+        self.package_filter.linkActivated.connect(lambda _link: self._clear_package_filter())
+        self.package_filter.hide()
+        layout.addWidget(self.package_filter)
+        layout.addWidget(tree, 1)
+        self.pending = QLabel("", objectName="pendingFiles", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.pending.setWordWrap(True)
+        self.pending.hide()
+        layout.addWidget(self.pending, 1)
+        layout.addWidget(legend())
+        tree.selectionModel().currentChanged.connect(self._tree_current_changed)
+        self.tree_model.modelReset.connect(self._after_reset)
+        BatchFollower(tree, self.tree_model)
+        OwnerColumn(tree, self.tree_model)
+
+    def adopt(self, image: Image) -> None:
+        """Show a newly loaded image (the same layer and mode are then chosen again)."""
+        self.background.cancel_all()
+        self.image = image
+        self.view = image.first_view
+        self._views = {(None, MERGED): self.view}
+        self.layer = None
+        self.pending_message = None
+        self.pending.hide()
+        self.file_tree.show()
+        for widget in self.controls.inputs():
+            widget.setEnabled(True)
+        self.hide_boxes[UNCHANGED].setEnabled(self.mode == MERGED)  # as ``set_mode`` leaves it
+
+    def show_pending(self, message: str) -> None:
+        """The files are not read yet: say so where the tree will be."""
+        self.pending_message = message
+        self.pending.setText(f"{message}\n\nThe layers and the history are already here; the file tree follows.")
+        self.file_tree.hide()
+        self.pending.show()
+        for widget in self.controls.inputs():
+            widget.setEnabled(False)
+
+    # -- layer, mode, filters ------------------------------------------------------------
+
+    def show_layer(self, layer: int | None) -> None:
+        """Show the tree at a layer (None: all layers, the final image)."""
+        if layer != self.layer:
+            self.layer = layer
+            self.apply_view()
+
+    def set_mode(self, mode: str) -> None:
+        """MERGED or DIFF."""
+        if mode == self.mode:
+            return
+        self.mode = mode
+        (self.controls.diff_button if mode == DIFF else self.controls.merged_button).setChecked(True)
+        # in the changes view, unchanged rows are only the folders that hold the changes
+        self.hide_boxes[UNCHANGED].setEnabled(mode == MERGED)
+        self.apply_view()
+
+    def view_for(self, layer: int | None, mode: str, relevant: set[str] | None = None) -> TreeView:
+        """The view of a layer and mode, kept for the next visit (with its folder sizes)."""
+        key = (layer, mode)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = TreeView(self.image.tree, layer, mode, relevant)
+            changes = [k for k in self._views if k[1] == DIFF]
+            if len(changes) > KEPT_CHANGE_VIEWS:  # each holds its layer's changed paths: keep a few
+                del self._views[changes[0]]
+        return view
+
+    def warm_up(self) -> None:
+        """Compute every layer's folder sizes in the background, so switching layers shows them at once."""
+        layers, tree = len(self.image.layers), self.image.tree
+        if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
+            return  # sizes for every layer would take more memory than they save time
+        if tree.encoded() and not decode_ahead(tree):
+            return  # a big mapped index: its walks would decode it whole into this process
+        views = [self.view_for(layer, MERGED) for layer in range(layers)]
+
+        def work():
+            for view in views:
+                yield from view.totals_steps()
+
+        self.background.run("warm up", work(), idle=True)
+
+    def _changed_count(self, layer: int | None) -> int:
+        """How many paths the changes view of ``layer`` holds, about (from the layer list)."""
+        layers = self.image.layers if layer is None else [self.image.layers[layer]]
+        return sum(l.added + l.modified + l.removed for l in layers)
+
+    def apply_view(self) -> None:
+        """Show the view of the chosen layer and mode, keeping what was opened and selected."""
+        key = (self.layer, self.mode)
+        if self.mode == DIFF and key not in self._views and self._changed_count(self.layer) > GATHER_AT_ONCE:
+            # many changed paths: gather them between events, then come back here
+            def gather():
+                relevant = yield from changed_paths_steps(self.image.tree, key[0])
+                return key, relevant
+
+            self.background.run("gather", gather(), then=self._gathered)
+            self.status_changed.emit()
+            return
+        expanded = self._expanded_paths()
+        current = self.current_path()
+        view = self.view = self.view_for(self.layer, self.mode)
+        # sizes prepared off the GUI thread or kept from a visit before; else computed below
+        self.tree_model.set_view(view, None, view._totals)
+        if view._totals is None:
+
+            def sized():
+                totals = yield from view.totals_steps()
+                return view, totals
+
+            self.background.run("totals", sized(), then=self._sized)
+        if self._filtering():
+            self.filters_changed()
+        else:
+            self._restore(expanded, current)
+            if view.mode == DIFF and view._relevant is not None and len(view._relevant) <= AUTO_EXPAND_CHANGES:
+                self.file_tree.expandAll()  # a layer's few changes are best seen at once
+        self.status_changed.emit()
+
+    def _filtering(self) -> bool:
+        return bool(self.search_box.text().strip()) or any(b.isChecked() for b in self.hide_boxes.values())
+
+    def filters_changed(self) -> None:
+        """Apply the search and the rows to hide (in the background; ``search_finished`` follows)."""
+        self.package_filter.hide()  # a search or filter replaces a package's files
+        text = self.search_box.text().strip()
+        hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
+        if not text and not hide:
+            self.search_status.setText("")
+            self.tree_model.set_visible(None)
+            self.search_finished.emit(-1)
+            return
+        try:
+            match = path_matcher(self.image.tree, self.layer, text, self.search_kind.currentData()) if text else None
+        except Exception as exc:  # a regex being typed is often invalid for a moment
+            self.search_status.setText("invalid pattern")
+            self.search_status.setToolTip(str(exc))
+            return
+        self.search_status.setText("searching…")
+        view = self.view
+
+        def work():
+            visible = yield from visible_paths_steps(view, hide, match)
+            folders: list[str] = []  # which to open, shallowest first
+            if text:
+                kids = view.tree.kids
+                by_depth: dict[int, list[str]] = {}
+                for i, p in enumerate(visible):
+                    if kids.get(p):
+                        by_depth.setdefault(p.count("/"), []).append(p)
+                    if not i & EVERY:
+                        yield
+                # sorted a level at a time, and only as deep as needed: one sort of every
+                # matching folder took 270 ms at 150,000
+                for depth in sorted(by_depth):
+                    folders += sorted(by_depth[depth])
+                    if len(folders) >= MAX_EXPANDED_MATCHES * 4:
+                        break
+                    yield
+            return view, visible, folders[: MAX_EXPANDED_MATCHES * 4]
+
+        self.background.run("visible", work(), then=self._shown)
+
+    def _gathered(self, value: tuple[tuple[int | None, str], set[str]]) -> None:
+        """A layer's changed paths are gathered: its changes view can show."""
+        key, relevant = value
+        self.view_for(key[0], key[1], relevant)
+        if (self.layer, self.mode) == key:
+            self.apply_view()
+
+    def _sized(self, value: tuple[TreeView, dict[str, int]]) -> None:
+        """A view's folder sizes are ready."""
+        view, totals = value
+        if view is self.view:
+            self.tree_model.set_totals(totals)
+
+    def _shown(self, value: tuple[TreeView, set[str], list[str]]) -> None:
+        """A search or filter is done: show what it kept, its first matches opened."""
+        view, visible, folders = value
+        if view is not self.view:
+            return
+        self.tree_model.set_visible(visible)
+        files = len(visible)
+        self.search_status.setText(f"{files:,} shown" if visible else "nothing matches")
+        self.expand_matches(folders)
+        self.search_finished.emit(files)
+
+    def expand_matches(self, folders: list[str]) -> None:
+        """Open the folders that lead to the first matches (shallowest first).
+
+        All at once, right after the model's reset: the view then only notes each one and
+        lays them all out once, where one at a time it would lay out each.
+        """
+        shown = 0
+        for path in folders:
+            index = self.tree_model.index_for_path(path)
+            if index.isValid() and self.tree_model.hasChildren(index):
+                self.file_tree.expand(index)
+                shown += 1
+                if shown >= MAX_EXPANDED_MATCHES:
+                    break
+
+    def show_only(self, files: list[str], label: str) -> None:
+        """Show only ``files`` of the final image's tree, their folders opened, under a rich-text
+        ``label`` that offers to show every file again."""
+        self.set_mode(MERGED)
+        self.show_layer(None)
+        self.search_box.blockSignals(True)
+        self.search_box.clear()  # a search would hide some of them
+        self.search_box.blockSignals(False)
+        for box in self.hide_boxes.values():
+            box.setChecked(False)
+        visible = set(files)
+        for path in files:
+            cut = path.rfind("/")
+            while cut > 0 and path[:cut] not in visible:
+                visible.add(path[:cut])
+                cut = path.rfind("/", 0, cut)
+        self.tree_model.set_visible(visible)
+        leaves = set(files)
+        self.expand_matches(sorted((p for p in visible if p not in leaves), key=lambda p: (p.count("/"), p)))
+        self.package_filter.setText(f"{label} &nbsp; <a href='all'>show all files</a>")
+        self.package_filter.show()
+        if files:
+            self.select_path(files[0])
+
+    def _clear_package_filter(self) -> None:
+        """Back to every file."""
+        self.package_filter.hide()
+        self.filters_changed()
+
+    # -- selection ------------------------------------------------------------------------
+
+    def _tree_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return  # a reset; _after_reset decides what stays selected
+        row = current.internalPointer().row
+        self._selected_path = row.path
+        if not self.file_tree.selectionModel().isSelected(current):
+            # focus alone can make a row current: select it, so what Details shows is visible
+            self.file_tree.selectionModel().select(
+                current, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.row_shown.emit(row)
+
+    def _after_reset(self) -> None:
+        """Keep the selected path selected when it is still shown, else clear the details."""
+        path = self._selected_path
+        index = self.tree_model.index_for_path(path) if path else QModelIndex()
+        if index.isValid():
+            self.file_tree.setCurrentIndex(index)
+            self.row_shown.emit(index.internalPointer().row)
+        else:
+            self.cleared.emit()
+
+    def select_path(self, path: str) -> None:
+        """Select and reveal a path in the tree."""
+        index = self.tree_model.index_for_path(path)
+        if index.isValid():
+            self.file_tree.setCurrentIndex(index)
+            self.file_tree.scrollTo(index)
+
+    def current_path(self) -> str | None:
+        """The selected path, if any."""
+        index = self.file_tree.currentIndex()
+        return index.data(PATH_ROLE) if index.isValid() else None
+
+    def _expanded_paths(self) -> list[str]:
+        out = []
+        stack = [QModelIndex()]
+        model = self.tree_model
+        while stack:
+            parent = stack.pop()
+            node = parent.internalPointer() if parent.isValid() else model._root
+            for child in node.children or []:
+                idx = model.createIndex(child.index_in_parent, 0, child)
+                if child.children is not None and self.file_tree.isExpanded(idx):
+                    out.append(child.path)
+                    stack.append(idx)
+        return out
+
+    def _restore(self, expanded: list[str], current: str | None) -> None:
+        for path in expanded:
+            index = self.tree_model.index_for_path(path)
+            if index.isValid():
+                self.file_tree.expand(index)
+        if current:
+            self.select_path(current)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def expand_all(self) -> None:
+        """Expand every folder (on a big image, only the first levels)."""
+        if len(self.image.tree.versions) > EXPAND_ALL_LIMIT:
+            self.file_tree.expandToDepth(1)
+        else:
+            self.file_tree.expandAll()
+
+    def collapse_all(self) -> None:
+        """Collapse every folder."""
+        self.file_tree.collapseAll()
+
+    def focus_search(self) -> None:
+        """Put the cursor in the search box."""
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    def copy_path(self) -> None:
+        """Copy the selected path to the clipboard."""
+        path = self.current_path()
+        if path:
+            QGuiApplication.clipboard().setText(path)
+
+    def sort_by_size(self) -> None:
+        """Biggest first."""
+        self.file_tree.sortByColumn(SIZE, Qt.SortOrder.DescendingOrder)
+
+    def _tree_menu(self, pos) -> None:
+        menu = QMenu(self)
+        menu.addAction("Copy path", self.copy_path)
+        extract = menu.addAction("Extract…", self.extract_selected.emit)
+        extract.setEnabled(self.current_path() is not None)
+        menu.addAction("Extract the whole filesystem…", self.extract_all.emit)
+        menu.addSeparator()
+        menu.addAction("Expand all", self.expand_all)
+        menu.addAction("Collapse all", self.collapse_all)
+        menu.exec(self.file_tree.viewport().mapToGlobal(pos))
+
+    def _file_for_drag(self, row) -> str | None:
+        """A temporary copy of a file for dragging to a file manager (None: not draggable)."""
+        from explorer.ui.extract_dialog import drag_copy
+
+        return drag_copy(self.source, self.image, row.entry)

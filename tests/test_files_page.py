@@ -1,0 +1,105 @@
+"""The Files page on its own (the tree, its layer and mode, search), and what the window remembers."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from PySide6.QtCore import QModelIndex, QSettings  # noqa: E402
+
+from explorer.formats.source import open_source  # noqa: E402
+from explorer.image.loader import load_image, prepare_first_view  # noqa: E402
+from explorer.tree.views import DIFF, MERGED  # noqa: E402
+from explorer.ui import remembered  # noqa: E402
+from explorer.ui.file_tree_model import PATH_ROLE  # noqa: E402
+from explorer.ui.files_page import FilesPage  # noqa: E402
+from tests.builders import d, docker_archive, f, layer_tar, wh  # noqa: E402
+from tests.gui_fixtures import private_settings  # noqa: E402,F401 (fixture)
+
+
+@pytest.fixture
+def page(qtbot, tmp_path):
+    """A Files page over a two-layer image: the second layer adds a file and removes one."""
+    base = layer_tar([d("etc"), f("etc/os-release", "debian"), f("etc/motd", "hello"), d("app")])
+    top = layer_tar([f("app/server.py", "print('up')"), wh("etc/motd")])
+    path = tmp_path / "image.tar"
+    path.write_bytes(docker_archive([base, top]))
+    source = open_source(str(path))
+    image = prepare_first_view(load_image(source, source.images[0]))
+    files = FilesPage(source, image)
+    qtbot.addWidget(files)
+    files.apply_view()
+    files.show()
+    yield files
+    source.close()
+
+
+def _shown_paths(model) -> set[str]:
+    """Every path the tree model shows, all levels fetched."""
+    out, stack = set(), [QModelIndex()]
+    while stack:
+        parent = stack.pop()
+        if model.canFetchMore(parent):
+            model.fetchMore(parent)
+        for row in range(model.rowCount(parent)):
+            index = model.index(row, 0, parent)
+            out.add(index.data(PATH_ROLE))
+            stack.append(index)
+    return out
+
+
+def test_the_page_shows_the_final_tree_and_the_changes_of_a_layer(qtbot, qtmodeltester, page):
+    qtmodeltester.check(page.tree_model)
+    assert _shown_paths(page.tree_model) == {"/etc", "/etc/os-release", "/app", "/app/server.py"}
+    with qtbot.waitSignal(page.status_changed):
+        page.show_layer(0)
+    assert "/etc/motd" in _shown_paths(page.tree_model)  # still there before the second layer
+    page.show_layer(1)
+    page.set_mode(DIFF)
+    assert page.mode == DIFF and page.controls.diff_button.isChecked()
+    shown = _shown_paths(page.tree_model)
+    assert {"/app/server.py", "/etc/motd"} <= shown and "/etc/os-release" not in shown
+    qtmodeltester.check(page.tree_model)
+
+
+def test_selecting_a_row_says_which_and_a_reset_that_drops_it_clears(qtbot, page):
+    page.show_layer(0)
+    with qtbot.waitSignal(page.row_shown) as shown:
+        page.select_path("/etc/motd")
+    assert shown.args[0].path == "/etc/motd" and page.current_path() == "/etc/motd"
+    with qtbot.waitSignal(page.cleared):
+        page.show_layer(None)  # removed in the final image: nothing to keep selected
+
+
+def test_a_search_finishes_with_the_count_of_what_it_shows(qtbot, page):
+    page.search_box.setText("server")
+    with qtbot.waitSignal(page.search_finished, timeout=10_000) as done:
+        page.filters_changed()
+    assert done.args == [2]  # the match and its folder
+    assert _shown_paths(page.tree_model) == {"/app", "/app/server.py"}
+    page.search_box.setText("")
+    with qtbot.waitSignal(page.search_finished) as done:
+        page.filters_changed()
+    assert done.args == [-1] and page.mode == MERGED
+
+
+def test_only_a_packages_files_can_be_shown_and_all_again(qtbot, page):
+    page.show_only(["/etc/os-release"], "Showing the files of <b>base-files</b>")
+    assert _shown_paths(page.tree_model) == {"/etc", "/etc/os-release"}
+    assert not page.package_filter.isHidden() and page.current_path() == "/etc/os-release"
+    with qtbot.waitSignal(page.search_finished):
+        page.package_filter.linkActivated.emit("all")
+    assert page.package_filter.isHidden() and "/app/server.py" in _shown_paths(page.tree_model)
+
+
+def test_the_window_remembers_recent_sources_newest_first_and_a_few(tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    for n in range(remembered.MAX_RECENT + 3):
+        remembered.add_recent(settings, str(tmp_path / f"image-{n}.tar"))
+    remembered.add_recent(settings, "docker://alpine:3")
+    remembered.add_recent(settings, str(tmp_path / "image-5.tar"))  # again: moves to the top, once
+    recent = remembered.recent_files(settings)
+    assert recent[:2] == [str(tmp_path / "image-5.tar"), "docker://alpine:3"]
+    assert len(recent) == remembered.MAX_RECENT and len(set(recent)) == len(recent)
+    assert str(tmp_path / "image-0.tar") not in recent  # the oldest fell off
