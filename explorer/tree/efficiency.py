@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from explorer.formats.tar_index import TarMember
 from explorer.tree.names import AUFS_META as AUFS, WHITEOUT
@@ -33,12 +33,22 @@ def _clean(name: str) -> str | None:
     return None if p in ("", ".") else p
 
 
-def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool, bool]], set[str], int]:
-    """One layer as dive builds it: path -> (size, is_dir, whiteout), the paths with children,
-    and the sum of the nodes' sizes."""
-    nodes: dict[str, tuple[int, bool, bool]] = {}
+class _Layer(NamedTuple):
+    """One layer as dive builds it."""
+
+    sizes: dict[str, int]  # every node: its size (0 for folders, links and implicit parents)
+    dirs: set[str]  # the nodes that are folders (implicit parents are not)
+    whiteouts: set[str]  # the nodes that are whiteouts
+    parents: set[str]  # the nodes with children
+    total: int  # the sum of the nodes' sizes
+
+
+def _layer_tree(members: Iterable[TarMember]) -> _Layer:
+    """One layer as dive builds it, in columns (dicts and sets the accounting combines whole)."""
+    sizes: dict[str, int] = {}
+    dirs: set[str] = set()
+    whiteouts: set[str] = set()
     parents: set[str] = set()
-    implicit = (0, False, False)
     folder = None  # the folder of the entry before, which has its node and its parents' already
     for m in members:
         path = m[0]  # (by position: plain tuples, as a scan crosses between processes, do too)
@@ -54,13 +64,19 @@ def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool
             stop = next((i for i, part in enumerate(parts) if part.startswith(AUFS)), None)
             if stop is not None:
                 path = "/".join(parts[:stop])  # the parents are made; the marker itself is dropped
-                if not path or path in nodes:
+                if not path or path in sizes:
                     continue
-                nodes[path] = implicit
+                sizes[path] = 0
                 cut = path.rfind("/")
         else:
             kind = m[1]
-            nodes[path] = (m[5] if kind in "07" else 0, kind == "5", path.startswith(WHITEOUT, cut + 1))
+            sizes[path] = m[5] if kind in "07" else 0
+            if kind == "5":
+                dirs.add(path)
+            elif path in dirs:
+                dirs.discard(path)  # named twice: the last one counts
+            if path.startswith(WHITEOUT, cut + 1):
+                whiteouts.add(path)
         if cut <= 0:
             continue
         parent = path[:cut]
@@ -70,42 +86,81 @@ def _layer_tree(members: Iterable[TarMember]) -> tuple[dict[str, tuple[int, bool
         while cut > 0:
             parent = path[:cut]
             parents.add(parent)
-            if parent in nodes:
+            if parent in sizes:
                 break
-            nodes[parent] = implicit
+            sizes[parent] = 0  # implicit: counts as a non-folder, as in dive
             path = parent
             cut = path.rfind("/")
-    total = sum(n[0] for n in nodes.values())
-    return nodes, parents, total
+    return _Layer(sizes, dirs, whiteouts, parents, sum(sizes.values()))
 
 
 class _Stack:
     """Layers 0..k-1 grafted one on the other, as dive's Stack does it."""
 
     def __init__(self) -> None:
-        self.nodes: dict[str, tuple[int, bool, bool]] = {}
+        self.sizes: dict[str, int] = {}
+        self.dirs: set[str] = set()
         self.kids: dict[str, list[str]] = {}  # lists, not sets: half the memory; removals are rare
 
-    def remove(self, path: str) -> None:
-        if path not in self.nodes:
-            return
-        stack = [path]
-        while stack:
-            p = stack.pop()
-            self.nodes.pop(p, None)
-            stack.extend(self.kids.pop(p, ()))
-        cut = path.rfind("/")
-        siblings = self.kids.get(path[:cut] if cut > 0 else "")
-        if siblings is not None and path in siblings:
-            siblings.remove(path)
+    def remove(self, targets: set[str]) -> None:
+        """Remove paths and everything below them."""
+        known, dirs, kids = self.sizes, self.dirs, self.kids
+        removed = [t for t in targets if t in known]
+        for path in removed:
+            stack = [path]
+            while stack:
+                p = stack.pop()
+                known.pop(p, None)
+                dirs.discard(p)
+                stack.extend(kids.pop(p, ()))
+        # then out of their folders' lists, each list once (a list.remove each: a folder of
+        # 100,000 emptied one by one is 100,000 scans of it)
+        folders: dict[str, set[str]] = {}
+        for path in removed:
+            cut = path.rfind("/")
+            folders.setdefault(path[:cut] if cut > 0 else "", set()).add(path)
+        for folder, gone in folders.items():
+            siblings = kids.get(folder)
+            if siblings is not None:
+                kids[folder] = [p for p in siblings if p not in gone]
 
     def subtree_size(self, path: str) -> int:
         total, stack = 0, [path]
         while stack:
             p = stack.pop()
-            total += self.nodes[p][0]
+            total += self.sizes[p]
             stack.extend(self.kids.get(p, ()))
         return total
+
+    def graft(self, layer: _Layer) -> None:
+        """Put a layer on top: its whiteouts remove what they name, then its nodes are added
+        (an existing path takes the layer's node: an implicit parent makes a folder a non-folder)."""
+        sizes, whiteouts = layer.sizes, layer.whiteouts
+        if whiteouts:  # whiteouts take effect before the layer's own entries
+            self.remove({_target(w) for w in whiteouts})
+        known, kids = self.sizes, self.kids
+        nodes = sizes.keys() - whiteouts if whiteouts else sizes.keys()
+        for path in nodes - known.keys():
+            cut = path.rfind("/")
+            parent = path[:cut] if cut > 0 else ""
+            k = kids.get(parent)
+            if k is None:
+                kids[parent] = [path]
+            else:
+                k.append(path)
+        if whiteouts:
+            sizes = dict(sizes)
+            for whiteout in whiteouts:
+                del sizes[whiteout]
+        known.update(sizes)
+        self.dirs.difference_update(nodes - layer.dirs)
+        self.dirs.update(layer.dirs - whiteouts if whiteouts else layer.dirs)
+
+
+def _target(whiteout: str) -> str:
+    """The path a whiteout removes."""
+    cut = whiteout.rfind("/")
+    return whiteout[: cut + 1] + whiteout[cut + 5 :]
 
 
 class DiveEfficiency:
@@ -120,55 +175,48 @@ class DiveEfficiency:
 
     def add_layer(self, members: Iterable[TarMember]) -> None:
         """Account one layer's leaves, then graft it onto the stack."""
-        nodes, parents, size = _layer_tree(members)
+        layer = _layer_tree(members)
         if not self.first:
-            self.user_size += size
-        stack, add = self.stack, self._add
-        leaves = [p for p in nodes if p not in parents]
-        if any(nodes[p][2] and self._target(p) not in stack.nodes for p in leaves):
-            # dive visits leaves depth first, siblings in byte order ("/" sorting below every
-            # other character), and stops at the first whiteout of a missing path: only then
-            # does the order matter.
-            leaves.sort(key=lambda p: p.replace("/", "\0"))
-        removed = []
-        stats = self.stats
-        for path in leaves:
-            size_, _, whiteout = nodes[path]
-            if whiteout:
-                target = self._target(path)
-                below = stack.nodes.get(target)
-                if below is None:
-                    break  # dive logs an error and stops this layer
-                add(target, stack.subtree_size(target) if below[1] else 0)
-            elif path in stats:
-                add(path, size_)
-            else:
-                stats[path] = size_  # seen once: cumulative = minimum = size, count 1
-        for path, node in nodes.items():
-            if node[2]:
-                cut = path.rfind("/")
-                removed.append(path[: cut + 1] + path[cut + 5 :])
-        for target in removed:  # whiteouts take effect before the layer's own entries
-            stack.remove(target)
-        known, kids = stack.nodes, stack.kids
-        for path, node in nodes.items():
-            if node[2]:
-                continue
-            if path not in known:
-                cut = path.rfind("/")
-                parent = path[:cut] if cut > 0 else ""
-                k = kids.get(parent)
-                if k is None:
-                    kids[parent] = [path]
-                else:
-                    k.append(path)
-            known[path] = node
+            self.user_size += layer.total
+        stack = self.stack
+        if any(_target(p) not in stack.sizes for p in layer.whiteouts - layer.parents):
+            self._account_in_order(layer)
+        else:
+            self._account(layer)
+        stack.graft(layer)
         self.first = False
 
-    @staticmethod
-    def _target(whiteout: str) -> str:
-        cut = whiteout.rfind("/")
-        return whiteout[: cut + 1] + whiteout[cut + 5 :]
+    def _account(self, layer: _Layer) -> None:
+        """Count the layer's leaves, in any order (every whiteout's target is there)."""
+        sizes, stats, stack, add = layer.sizes, self.stats, self.stack, self._add
+        leaves = sizes.keys() - layer.parents
+        regular = leaves - layer.whiteouts if layer.whiteouts else leaves
+        again = regular & stats.keys()
+        for path in again:
+            add(path, sizes[path])
+        fresh = dict(sizes)  # (whole, then trimmed: far fewer removals than leaves)
+        for path in layer.parents | layer.whiteouts | again:
+            del fresh[path]
+        stats.update(fresh)  # seen once: cumulative = minimum = size, count 1
+        for whiteout in leaves & layer.whiteouts:
+            target = _target(whiteout)
+            add(target, stack.subtree_size(target) if target in stack.dirs else 0)
+
+    def _account_in_order(self, layer: _Layer) -> None:
+        """Count the leaves dive visits before it meets a whiteout of a path that is not there
+        below: it logs an error and gives up on the rest of the layer. It visits depth first,
+        siblings in byte order: the order of the paths with "/" below every other character."""
+        sizes, whiteouts, stack, add = layer.sizes, layer.whiteouts, self.stack, self._add
+        leaves = sizes.keys() - layer.parents
+        stop = min(w.replace("/", "\0") for w in whiteouts & leaves if _target(w) not in stack.sizes)
+        for path in leaves:
+            if path.replace("/", "\0") >= stop:
+                continue
+            if path in whiteouts:
+                target = _target(path)
+                add(target, stack.subtree_size(target) if target in stack.dirs else 0)
+            else:
+                add(path, sizes[path])
 
     def _add(self, path: str, size: int) -> None:
         s = self.stats.get(path)
