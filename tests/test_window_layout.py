@@ -252,6 +252,24 @@ def test_wasted_file_paths_keep_their_file_names(qtbot, small):
     assert view.insights.waste_table.textElideMode() == Qt.TextElideMode.ElideMiddle
 
 
+def test_a_layers_many_changes_show_whole_in_short_and_exact_on_hover(qtbot, small, tmp_path):
+    from tests.builders import d, docker_archive, f, layer_tar, wh
+
+    base = layer_tar([d("etc"), *(f(f"etc/old{i}", "x") for i in range(3))])
+    many = layer_tar([d("data"), *(f(f"data/f{i:05d}", "") for i in range(12_345)), *(wh(f"etc/old{i}") for i in range(3))])
+    path = tmp_path / "many.tar"
+    path.write_bytes(docker_archive([base, many]))
+    with qtbot.waitSignal(small.image_loaded, timeout=30_000) as blocker:
+        small.open_paths([str(path)])
+    view = blocker.args[0]
+    model, header = view.layer_model, view.layer_list.horizontalHeader()
+    row = model.row_of_layer(1)
+    text = model.index(row, 3).data()
+    assert text == "+12k ~0 −3"
+    assert header.sectionSize(3) >= QFontMetrics(view.layer_list.font()).horizontalAdvance(text) + 6
+    assert model.index(row, 3).data(Qt.ItemDataRole.ToolTipRole) == "12,346 added, 0 modified, 3 removed"
+
+
 def test_the_window_builds_a_view_of_nothing_once_it_is_up_and_keeps_none(qtbot, monkeypatch):
     from explorer.ui import main_window
     from explorer.ui.image_view import ImageView

@@ -36,6 +36,15 @@ def human_size(n: float) -> str:
     return f"{n} B"
 
 
+def short_count(n: int) -> str:
+    """A count in at most four characters, for a narrow column (14,179 is 14k; 1,250,000 is 1.2M)."""
+    if n < 10_000:
+        return str(n)
+    if n < 999_500:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
 def short_command(text: str, width: int = 80) -> str:
     """A build step on one line: ``/bin/sh -c #(nop)`` noise removed, long text elided."""
     t = " ".join(text.split())

@@ -6,9 +6,9 @@ import stat
 from datetime import datetime, timezone
 
 from explorer.model.values import BLOCK, CHAR, DIR, FIFO, HARDLINK, SYMLINK, Entry
-from explorer.model.text import human_size, parse_time, short_command
+from explorer.model.text import human_size, parse_time, short_command, short_count
 
-__all__ = ["human_size", "mode_string", "parse_time", "relative_time", "exact_time", "short_command"]
+__all__ = ["human_size", "mode_string", "parse_time", "relative_time", "exact_time", "short_command", "short_count"]
 
 _TYPE_CHAR = {DIR: "d", SYMLINK: "l", HARDLINK: "h", CHAR: "c", BLOCK: "b", FIFO: "p"}
 

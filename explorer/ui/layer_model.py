@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from explorer.ui.table_model import ImageTableModel
-from explorer.ui.format import human_size, short_command
+from explorer.ui.format import human_size, short_command, short_count
 
 ALL_LAYERS_ROW = 0
 COLUMNS = ("#", "Size", "Stored", "Changes", "Digest", "Created by")
@@ -54,7 +54,7 @@ class LayerTableModel(ImageTableModel):
                 str(layer.index),
                 human_size(layer.size),
                 human_size(layer.blob_size),
-                f"+{layer.added} ~{layer.modified} −{layer.removed}",
+                f"+{short_count(layer.added)} ~{short_count(layer.modified)} −{short_count(layer.removed)}",
                 layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12],
                 short_command(layer.created_by, 2000) if layer.created_by else "(no history)",
             )[col]
@@ -64,7 +64,7 @@ class LayerTableModel(ImageTableModel):
             if col == DIGEST:
                 return f"blob digest: {layer.digest}\ndiff_id: {layer.diff_id}\nmedia type: {layer.media_type}"
             if col == 3:
-                return f"{layer.added} added, {layer.modified} modified, {layer.removed} removed"
+                return f"{layer.added:,} added, {layer.modified:,} modified, {layer.removed:,} removed"
             if col in (1, 2):
                 return f"{layer.size:,} bytes of files; stored as {layer.blob_size:,} bytes ({layer.compression})"
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 1, 2):

@@ -17,6 +17,10 @@ from explorer.ui.layer_strip import LayerStrip
 from explorer.ui.widgets import side_table, text_width, titled, widget_shortcut
 
 
+CHANGES = 3  # the layer list's column of added, modified and removed counts
+CHANGES_SAMPLE = "+9999 ~99 −99"  # its width before an image says more
+
+
 class LayersPanel(QSplitter):
     """Layers above, the chosen layer's strip, history below; choosing a row chooses a layer."""
 
@@ -29,9 +33,10 @@ class LayersPanel(QSplitter):
         self.layer_model = LayerTableModel(image)
         self.layer_list = side_table("layerList", "Layers", self.layer_model)
         header = self.layer_list.horizontalHeader()
-        for column, sample in ((0, "all"), (1, "999.9 MB"), (2, "999.9 MB"), (3, "+9999 ~99 −99")):
+        for column, sample in ((0, "all"), (1, "999.9 MB"), (2, "999.9 MB"), (3, CHANGES_SAMPLE)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, text_width(self, sample))
+        self._fit_changes()
         self.layer_list.setColumnHidden(DIGEST, True)  # the strip below shows both digests in full
         header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)  # the command takes what is left
         self.layer_list.selectionModel().currentRowChanged.connect(self._layer_row_changed)
@@ -66,6 +71,15 @@ class LayersPanel(QSplitter):
         self.layer_model.set_image(image)
         self.history_model.set_image(image)
         self._hide_empty_comments()
+        self._fit_changes()
+
+    def _fit_changes(self) -> None:
+        """Widen the Changes column to its widest count (counts past 9,999 are short: 142k)."""
+        model, header = self.layer_model, self.layer_list.horizontalHeader()
+        texts = [str(model.index(row, CHANGES).data() or "") for row in range(model.rowCount())]
+        widest = max((text_width(self, text) for text in texts), default=0)
+        if widest > header.sectionSize(CHANGES):
+            header.resizeSection(CHANGES, widest)
 
     def select_layer(self, layer: int | None) -> bool:
         """Make ``layer``'s row current; False when it already was (nothing is said then)."""
