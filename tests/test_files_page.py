@@ -1,4 +1,4 @@
-"""The Files page on its own (the tree, its layer and mode, search), and what the window remembers."""
+"""The Files page on its own: the tree at a layer, merged or its changes, search, a package's files."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
 
-from PySide6.QtCore import QModelIndex, QSettings  # noqa: E402
+from PySide6.QtCore import QModelIndex  # noqa: E402
 
 from explorer.formats.source import open_source  # noqa: E402
 from explorer.image.loader import load_image, prepare_first_view  # noqa: E402
 from explorer.tree.views import DIFF, MERGED  # noqa: E402
-from explorer.ui import remembered  # noqa: E402
 from explorer.ui.file_tree_model import PATH_ROLE  # noqa: E402
 from explorer.ui.files_page import FilesPage  # noqa: E402
 from tests.builders import d, docker_archive, f, layer_tar, wh  # noqa: E402
@@ -91,15 +90,3 @@ def test_only_a_packages_files_can_be_shown_and_all_again(qtbot, page):
     with qtbot.waitSignal(page.search_finished):
         page.package_filter.linkActivated.emit("all")
     assert page.package_filter.isHidden() and "/app/server.py" in _shown_paths(page.tree_model)
-
-
-def test_the_window_remembers_recent_sources_newest_first_and_a_few(tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    for n in range(remembered.MAX_RECENT + 3):
-        remembered.add_recent(settings, str(tmp_path / f"image-{n}.tar"))
-    remembered.add_recent(settings, "docker://alpine:3")
-    remembered.add_recent(settings, str(tmp_path / "image-5.tar"))  # again: moves to the top, once
-    recent = remembered.recent_files(settings)
-    assert recent[:2] == [str(tmp_path / "image-5.tar"), "docker://alpine:3"]
-    assert len(recent) == remembered.MAX_RECENT and len(set(recent)) == len(recent)
-    assert str(tmp_path / "image-0.tar") not in recent  # the oldest fell off

@@ -55,11 +55,13 @@ def test_the_packages_page_lists_the_final_image_and_each_layer(qtbot, window, q
 
 def test_a_package_shows_its_files_in_the_tree_through_usr_merge(qtbot, window):
     view = _open(qtbot, window)
-    view.show_packages()
+    view.set_layer(2)  # looked at a layer before: the package's files are the final image's
+    view.show_packages(FINAL)
     panel = view.packages
     row = next(r for r in range(panel.proxy.rowCount()) if panel.proxy.index(r, NAME).data() == "fixture-tool")
     panel.table.activated.emit(panel.proxy.index(row, NAME))
     assert view.center_tabs.currentIndex() == 0 and view.layer is None
+    assert view.layer_list.currentIndex().row() == 0 and view.layers_panel.layer is None  # the list says so too
     visible = view.tree_model.visible
     # its .list names /bin/fixture-tool; /bin links to usr/bin: the file shown is the real one
     assert "/usr/bin/fixture-tool" in visible and "/bin/fixture-tool" not in visible

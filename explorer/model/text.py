@@ -37,12 +37,13 @@ def human_size(n: float) -> str:
 
 
 def short_count(n: int) -> str:
-    """A count in at most four characters, for a narrow column (14,179 is 14k; 1,250,000 is 1.2M)."""
+    """A count for a narrow column, rounded half up: 9,999 as it is, 14,500 as 15k, 1,250,000 as 1.3M."""
     if n < 10_000:
         return str(n)
     if n < 999_500:
-        return f"{n / 1000:.0f}k"
-    return f"{n / 1_000_000:.1f}M"
+        return f"{(n + 500) // 1000}k"
+    tenths = (n + 50_000) // 100_000
+    return f"{tenths // 10}.{tenths % 10}M"
 
 
 def short_command(text: str, width: int = 80) -> str:

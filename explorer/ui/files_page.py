@@ -35,7 +35,8 @@ EXPAND_ALL_LIMIT = 50_000
 
 
 class FilesPage(QWidget):
-    """The file tree of one image, its mode, filters and search."""
+    """The file tree of one image, its mode, filters and search; empty until ``apply_view``
+    (called once its signals are connected)."""
 
     row_shown = Signal(object)  # the selected row (a FileTreeModel row), to show beside the tree
     cleared = Signal()  # nothing selected any more

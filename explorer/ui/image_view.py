@@ -31,7 +31,7 @@ class ImageView(QWidget):
     """Everything about one loaded image; the window holds one per tab."""
 
     status_changed = Signal()
-    search_finished = Signal(int)  # number of shown paths (matches and their folders)
+    search_finished = Signal(int)  # number of shown paths (matches and their folders); -1: no search
 
     def __init__(self, source: Source, image: Image, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -290,6 +290,8 @@ class ImageView(QWidget):
     def show_package_files(self, row: PackageRow) -> None:
         """Show only a package's files in the final image's tree, their folders opened."""
         self.center_tabs.setCurrentIndex(0)
+        self.set_mode(MERGED)
+        self.set_layer(None)  # the final image's, with the layer list saying so
         files = package_files(self.image.tree, row.package)
         package = row.package
         self.files.show_only(files, f"Showing the {len(files):,} files of {package.manager} package "

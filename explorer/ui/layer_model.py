@@ -11,7 +11,7 @@ from explorer.ui.format import human_size, short_command, short_count
 
 ALL_LAYERS_ROW = 0
 COLUMNS = ("#", "Size", "Stored", "Changes", "Digest", "Created by")
-DIGEST, COMMAND = 4, 5
+CHANGES, DIGEST, COMMAND = 3, 4, 5
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -42,7 +42,7 @@ class LayerTableModel(ImageTableModel):
         if row == ALL_LAYERS_ROW:
             return self._all_layers(col, role)
         layer = self.image.layers[row - 1]
-        if role == Qt.ItemDataRole.DisplayRole and self.image.pending and col in (1, 2, 3, DIGEST):
+        if role == Qt.ItemDataRole.DisplayRole and self.image.pending and col in (1, 2, CHANGES, DIGEST):
             # known once the layer is read (the stored size and digest, when the manifest has them)
             if col == 2 and layer.blob_size:
                 return human_size(layer.blob_size)
@@ -63,7 +63,7 @@ class LayerTableModel(ImageTableModel):
                 return layer.created_by or "The image's history does not say which step made this layer."
             if col == DIGEST:
                 return f"blob digest: {layer.digest}\ndiff_id: {layer.diff_id}\nmedia type: {layer.media_type}"
-            if col == 3:
+            if col == CHANGES:
                 return f"{layer.added:,} added, {layer.modified:,} modified, {layer.removed:,} removed"
             if col in (1, 2):
                 return f"{layer.size:,} bytes of files; stored as {layer.blob_size:,} bytes ({layer.compression})"

@@ -12,13 +12,12 @@ from PySide6.QtWidgets import QHeaderView, QMenu, QSplitter
 
 from explorer.image.loader import Image
 from explorer.ui.history_model import HistoryTableModel
-from explorer.ui.layer_model import DIGEST, LayerTableModel
+from explorer.ui.layer_model import CHANGES, DIGEST, LayerTableModel
 from explorer.ui.layer_strip import LayerStrip
 from explorer.ui.widgets import side_table, text_width, titled, widget_shortcut
 
 
-CHANGES = 3  # the layer list's column of added, modified and removed counts
-CHANGES_SAMPLE = "+9999 ~99 −99"  # its width before an image says more
+CHANGES_SAMPLE = "+9999 ~99 −99"  # the Changes column's width before an image says more
 
 
 class LayersPanel(QSplitter):
@@ -33,7 +32,7 @@ class LayersPanel(QSplitter):
         self.layer_model = LayerTableModel(image)
         self.layer_list = side_table("layerList", "Layers", self.layer_model)
         header = self.layer_list.horizontalHeader()
-        for column, sample in ((0, "all"), (1, "999.9 MB"), (2, "999.9 MB"), (3, CHANGES_SAMPLE)):
+        for column, sample in ((0, "all"), (1, "999.9 MB"), (2, "999.9 MB"), (CHANGES, CHANGES_SAMPLE)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, text_width(self, sample))
         self._fit_changes()
@@ -77,7 +76,7 @@ class LayersPanel(QSplitter):
         """Widen the Changes column to its widest count (counts past 9,999 are short: 142k)."""
         model, header = self.layer_model, self.layer_list.horizontalHeader()
         texts = [str(model.index(row, CHANGES).data() or "") for row in range(model.rowCount())]
-        widest = max((text_width(self, text) for text in texts), default=0)
+        widest = max((text_width(self.layer_list, text) for text in texts), default=0)
         if widest > header.sectionSize(CHANGES):
             header.resizeSection(CHANGES, widest)
 

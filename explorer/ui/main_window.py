@@ -103,7 +103,7 @@ class MainWindow(QMainWindow):
         self.apply_theme(str(self.settings.value("appearance/theme", theme.SYSTEM)))
         QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: self._follow_system())
         self._refresh_recent()
-        remembered.restore_geometry(self, self.settings)
+        remembered.restore_geometry(self.settings, self)
         self._views_warm = False
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API)

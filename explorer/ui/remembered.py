@@ -31,7 +31,7 @@ def add_recent(settings: QSettings, path: str) -> None:
     settings.setValue("recentFiles", recent[:MAX_RECENT])
 
 
-def restore_geometry(window: QWidget, settings: QSettings) -> None:
+def restore_geometry(settings: QSettings, window: QWidget) -> None:
     """The window's last size and place, or a default that suits the screen."""
     geometry = settings.value("geometry")
     if geometry is not None and window.restoreGeometry(geometry) and not _cramped(window):
