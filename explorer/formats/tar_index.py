@@ -349,7 +349,7 @@ def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMem
     return _scan(_StreamSource(read), hash_files=False, hand_out=True)  # type: ignore[return-value]
 
 
-NUMBERS = 1 << 16  # values kept for sharing, at most (a layer whose every time differs gains nothing)
+NUMBERS = 1 << 16  # modes, owners and times kept for sharing, at most
 
 
 def _too_long(name: bytes, link: bytes, link_max: int, at: int, limits: Budgets) -> None:
@@ -374,20 +374,20 @@ def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at:
         raise TarFormatError(f"malformed number in tar header at byte {at}") from None
 
 
-def _decode_numbers(hdr: bytes, at: int, modes: dict[bytes, int], ints: dict[bytes, int]) -> tuple[int, int, int, int, int]:
-    """A header's mode (its permission bits), uid, gid, size and mtime; all but the size kept
-    in ``modes`` and ``ints`` by their raw field (while they hold fewer than ``NUMBERS``)."""
-    _name, mode, uid, gid, size, mtime = _HEADER_FIELDS.unpack_from(hdr)[:6]
+def _decode_numbers(hdr: bytes, at: int, owners: dict[bytes, tuple[int, int, int]]) -> tuple[int, int, int, int, int]:
+    """A header's mode (its permission bits), uid, gid, size and mtime, the careful way; its
+    mode and owner kept in ``owners`` by their raw fields (while it holds fewer than ``NUMBERS``)."""
+    mode, uid, gid, size, mtime = _HEADER_FIELDS.unpack_from(hdr)[1:6]
     try:  # the common case: NUL-terminated octal text
-        numbers = (int(mode.rstrip(b"\0"), 8) & 0o7777, int(uid.rstrip(b"\0"), 8), int(gid.rstrip(b"\0"), 8),
+        numbers = (int(mode.rstrip(b"\0"), 8), int(uid.rstrip(b"\0"), 8), int(gid.rstrip(b"\0"), 8),
                    int(size.rstrip(b"\0"), 8), int(mtime.rstrip(b"\0"), 8))
     except ValueError:
         numbers = _numbers(mode, uid, gid, size, mtime, at, hdr)
-        numbers = (numbers[0] & 0o7777, *numbers[1:])
-    if len(ints) < NUMBERS:
-        numbers = (modes.setdefault(mode, numbers[0]), ints.setdefault(uid, numbers[1]), ints.setdefault(gid, numbers[2]),
-                   numbers[3], ints.setdefault(mtime, numbers[4]))
-    return numbers
+    mode_n, uid_n, gid_n, size_n, mtime_n = numbers
+    mode_n &= 0o7777
+    if len(owners) < NUMBERS:
+        owners[hdr[100:124]] = (mode_n, uid_n, gid_n)
+    return mode_n, uid_n, gid_n, size_n, mtime_n
 
 
 def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
@@ -408,11 +408,11 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     long_link: bytes | None = None
     first = True
     entries = named = 0
-    # Header fields repeat (a build stamps most files alike): each raw field decoded once, to
-    # one object that every entry with it shares (56 bytes an entry less in the index), and a
-    # dict lookup in place of parsing octal text (a fifth of the scan's time).
-    modes: dict[bytes, int] = {}
-    ints: dict[bytes, int] = {}
+    # A build stamps most files alike: a header's mode and owner (its bytes 100 to 124) are
+    # decoded once for each form they take and looked up after, and a time is kept as one
+    # object for each value (56 bytes an entry less in the index).
+    owners: dict[bytes, tuple[int, int, int]] = {}
+    times: dict[float, float] = {}
     while True:
         header_at = src.pos
         hdr = src.block()
@@ -425,16 +425,20 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
             raise TarFormatError(f"corrupt tar header at byte {header_at} (bad checksum)")
         first = False
         kind = chr(hdr[156])
-        mode_n = modes.get(mode)
-        uid_n = ints.get(uid)
-        gid_n = ints.get(gid)
-        mtime_n: float | None = ints.get(mtime)
-        try:  # (sizes seldom repeat)
+        owner = owners.get(hdr[100:124])
+        try:  # the common case: NUL-terminated octal text
             size_n = int(size.rstrip(b"\0"), 8)
+            mtime_n: float = int(mtime.rstrip(b"\0"), 8)
         except ValueError:
-            size_n = None
-        if mode_n is None or uid_n is None or gid_n is None or size_n is None or mtime_n is None:
-            mode_n, uid_n, gid_n, size_n, mtime_n = _decode_numbers(hdr, header_at, modes, ints)
+            owner = None
+        if owner is None:
+            mode_n, uid_n, gid_n, size_n, mtime_n = _decode_numbers(hdr, header_at, owners)
+        else:
+            mode_n, uid_n, gid_n = owner
+        if len(times) < NUMBERS:
+            mtime_n = times.setdefault(mtime_n, mtime_n)
+        else:
+            mtime_n = times.get(mtime_n, mtime_n)
         if kind in "xXgLK":
             if size_n > MAX_META or size_n < 0:
                 raise TarFormatError(f"tar meta record of {size_n} bytes at byte {header_at}")
