@@ -285,6 +285,22 @@ def test_folders_a_deep_name_implies_count_against_the_budget(tmp_path, monkeypa
     assert _run(deep, "report", "--json").returncode == 0  # under the default, it is shown
 
 
+def test_folders_deep_whiteouts_imply_count_against_the_budget_too(tmp_path, monkeypatch):
+    # dive's model has every whiteout's folders exist: 40 whiteouts, each 300 folders deep
+    # under a symlinked folder, imply 12 MB of paths (a few thousand of them took 23 GB)
+    base = _layer_of([("real/keep", b"x", None), ("link", b"", "real")])
+    deep = _layer_of([("link/" + "/".join(f"p{i}x{j:03}" for j in range(300)) + "/.wh.gone", b"", None)
+                      for i in range(40)])
+    path = tmp_path / "deep-whiteouts.tar"
+    path.write_bytes(docker_archive([base, deep]))
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_PATHS_MB", "1")
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 2 and "layer 1: its paths, with the folders they imply, add up to more than 1 MiB" in proc.stderr
+    assert str(path) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    monkeypatch.delenv("LAYER_EXPLORER_MAX_PATHS_MB")
+    assert _run(path, "report", "--json").returncode == 0  # under the default, it is shown
+
+
 def test_a_link_target_just_under_the_budget_is_followed_quickly(tmp_path):
     members = [("lnk", b"", "./" * 2_000 + "t")] + [(f"lnk/e{i}", b"x", None) for i in range(40)]
     path = tmp_path / "near.tar"

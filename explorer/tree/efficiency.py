@@ -13,7 +13,9 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
+from explorer.formats import tar_index
 from explorer.formats.tar_index import TarMember
+from explorer.tree.index import TooManyPaths
 from explorer.tree.names import AUFS_META as AUFS, WHITEOUT
 
 
@@ -43,8 +45,11 @@ class _Layer(NamedTuple):
     total: int  # the sum of the nodes' sizes
 
 
-def _layer_tree(members: Iterable[TarMember]) -> _Layer:
-    """One layer as dive builds it, in columns (dicts and sets the accounting combines whole)."""
+def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
+    """One layer as dive builds it, in columns (dicts and sets the accounting combines whole).
+
+    The folders its paths imply may add up to ``room`` bytes of paths: a hostile layer's
+    thousands of paths, each thousands of folders deep, imply gigabytes."""
     sizes: dict[str, int] = {}
     dirs: set[str] = set()
     whiteouts: set[str] = set()
@@ -89,6 +94,9 @@ def _layer_tree(members: Iterable[TarMember]) -> _Layer:
             if parent in sizes:
                 break
             sizes[parent] = 0  # implicit: counts as a non-folder, as in dive
+            room -= cut
+            if room < 0:
+                raise TooManyPaths("its paths, with the folders they imply, add up to more than the paths' budget")
             path = parent
             cut = path.rfind("/")
     return _Layer(sizes, dirs, whiteouts, parents, sum(sizes.values()))
@@ -101,6 +109,7 @@ class _Stack:
         self.sizes: dict[str, int] = {}
         self.dirs: set[str] = set()
         self.kids: dict[str, list[str]] = {}  # lists, not sets: half the memory; removals are rare
+        self.path_bytes = 0  # of the paths ever put here
 
     def remove(self, targets: set[str]) -> None:
         """Remove paths and everything below them."""
@@ -140,7 +149,9 @@ class _Stack:
             self.remove({_target(w) for w in whiteouts})
         known, kids = self.sizes, self.kids
         nodes = sizes.keys() - whiteouts if whiteouts else sizes.keys()
+        added = 0
         for path in nodes - known.keys():
+            added += len(path)
             cut = path.rfind("/")
             parent = path[:cut] if cut > 0 else ""
             k = kids.get(parent)
@@ -153,6 +164,7 @@ class _Stack:
             for whiteout in whiteouts:
                 del sizes[whiteout]
         known.update(sizes)
+        self.path_bytes += added
         self.dirs.difference_update(nodes - layer.dirs)
         self.dirs.update(layer.dirs - whiteouts if whiteouts else layer.dirs)
 
@@ -172,10 +184,19 @@ class DiveEfficiency:
         # path -> its size when seen once (most paths), else [cumulative, minimum, count]
         self.stats: dict[str, int | list[int]] = {}
         self.user_size = 0
+        self.max_paths = tar_index.budgets().paths  # bytes the paths may add up to, implied folders too
+        self.layers = 0
 
     def add_layer(self, members: Iterable[TarMember]) -> None:
-        """Account one layer's leaves, then graft it onto the stack."""
-        layer = _layer_tree(members)
+        """Account one layer's leaves, then graft it onto the stack; ``TooManyPaths`` when
+        the paths of the layers so far, with the folders they imply, are over the budget."""
+        room = self.max_paths - self.stack.path_bytes
+        try:
+            layer = _layer_tree(members, room)
+        except TooManyPaths:
+            raise TooManyPaths(f"layer {self.layers}: its paths, with the folders they imply, add up to more than "
+                               f"{self.max_paths >> 20:,} MiB") from None
+        self.layers += 1
         if not self.first:
             self.user_size += layer.total
         stack = self.stack
@@ -208,10 +229,15 @@ class DiveEfficiency:
         siblings in byte order: the order of the paths with "/" below every other character."""
         sizes, whiteouts, stack, add = layer.sizes, layer.whiteouts, self.stack, self._add
         leaves = sizes.keys() - layer.parents
-        stop = min(w.replace("/", "\0") for w in whiteouts & leaves if _target(w) not in stack.sizes)
+        if any("\0" in path for path in leaves):  # (from a PAX record) keys may tie: dive's order decides
+            order = sorted(sizes, key=lambda p: p.replace("/", "\0"))  # (stable: the layer's order breaks ties)
+            at = {p: i for i, p in enumerate(order)}
+            first = min(at[w] for w in whiteouts & leaves if _target(w) not in stack.sizes)
+            leaves = {p for p in leaves if at[p] < first}
+        else:
+            stop = min(w.replace("/", "\0") for w in whiteouts & leaves if _target(w) not in stack.sizes)
+            leaves = {p for p in leaves if p.replace("/", "\0") < stop}
         for path in leaves:
-            if path.replace("/", "\0") >= stop:
-                continue
             if path in whiteouts:
                 target = _target(path)
                 add(target, stack.subtree_size(target) if target in stack.dirs else 0)
