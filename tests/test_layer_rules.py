@@ -106,6 +106,19 @@ def test_missing_parent_directories_exist_implicitly(tmp_path):
     assert changes_of(rep, 0) == {"/deep": "added", "/deep/er": "added", "/deep/er/file.txt": "added"}
 
 
+def test_entries_through_a_link_follow_it_as_it_is_when_each_is_placed(tmp_path):
+    # a layer puts files through s, points s elsewhere, puts more, then makes s a folder
+    rep, _ = report_of(tmp_path, [
+        [d("a"), d("b"), sym("s", "a"), d("deep/x/y")],
+        [f("s/f1", "1"), f("s/f2", "2"), sym("s", "b"), f("s/f3", "3"), sym("deep/x/y/l", "/a"), f("deep/x/y/l/f4", "4")],
+        [wh("s"), d("s"), f("s/f5", "5"), f("deep/x/y/l/f6", "6")],
+    ])
+    files = files_of(rep)
+    assert {"/a/f1", "/a/f2", "/b/f3", "/a/f4", "/s/f5", "/a/f6"} <= set(files)
+    assert not {"/b/f1", "/a/f3", "/s/f1", "/s/f3", "/deep/x/y/l/f4", "/deep/x/y/l/f6"} & set(files)
+    assert files["/s"]["type"] == "dir"
+
+
 def test_hardlink_to_lower_layer_takes_target_size(tmp_path):
     rep, _ = report_of(tmp_path, [[f("bin/tool", "0123456789")], [hard("bin/alias", "bin/tool")]])
     alias = files_of(rep)["/bin/alias"]

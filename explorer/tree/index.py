@@ -332,6 +332,10 @@ class _LayerApplier:
         self.first = not tree.versions and not tree.live  # the first layer applied: every path new
         self.max_paths = tar_index.budgets().paths  # bytes the image's paths may add up to
         self.removed = False  # whether anything left ``live`` during the layer
+        # Where folders named through a symlinked folder really are, as looked up so far (a
+        # layer puts thousands of files there); forgotten when a link or a removal may change it.
+        self.moved: dict[str, str | None] = {}
+        self.looked_up = 0  # bytes of paths looked up to resolve links, against a budget
 
     def touch(self, path: str, old: Entry | None | object = NEW) -> None:
         """Remember the state of ``path`` before this layer changes it (``old``: its live entry,
@@ -358,16 +362,25 @@ class _LayerApplier:
         live = self.live
         parts = path.strip("/").split("/")
         queue, last = (parts, "") if whole else (parts[:-1], parts[-1])
+        queue.reverse()  # taken from the end: from the front, a path 4,000 folders deep took 4,000 moves a step
         resolved, hops, followed = "", 0, False
         while queue:
-            comp = queue.pop(0)
+            comp = queue.pop()
             if comp in ("", "."):
                 continue
             if comp == "..":
                 resolved = resolved[: resolved.rfind("/")]
                 continue
             candidate = resolved + "/" + comp
+            self.looked_up += len(candidate)
+            if self.looked_up > 4 * self.max_paths:
+                raise TooManyPaths("its paths go through symlinked folders too many folders deep to follow")
             entry = live.get(candidate)
+            if entry is None and ".." not in queue:
+                # Nothing is below a path that is not there: the rest is only named.
+                queue.append(candidate)
+                resolved = "/".join(c for c in reversed(queue) if c not in ("", "."))
+                break
             if entry is not None and entry.type == SYMLINK:
                 hops += 1
                 if hops > 40:
@@ -376,7 +389,7 @@ class _LayerApplier:
                 target = entry.target or ""
                 if target.startswith("/"):
                     resolved = ""
-                queue = target.split("/") + queue
+                queue.extend(reversed(target.split("/")))
                 continue
             resolved = candidate
         if not followed:
@@ -386,6 +399,7 @@ class _LayerApplier:
 
     def remove_children(self, path: str) -> None:
         """Remove everything below ``path`` that currently exists."""
+        self.moved.clear()  # a link on the way may go
         live, kids = self.live, self.tree.kids
         stack = [path]
         while stack:
@@ -409,6 +423,7 @@ class _LayerApplier:
             return
         if entry.type == DIR:
             self.remove_children(path)
+        self.moved.clear()  # it may have been a link on the way
         self.touch(path)
         del self.live[path]
         self.removed = True
@@ -442,9 +457,14 @@ class _LayerApplier:
         path = entry.path
         live = self.live
         if path != "/":
-            parent = live.get(path[: path.rfind("/")] or "/")
+            cut = path.rfind("/")
+            folder = path[:cut] or "/"
+            parent = live.get(folder)
             if parent is None or parent.type != DIR:
-                moved = self.through_symlinks(path)
+                there = self.moved.get(folder, NEW)
+                if there is NEW:
+                    there = self.moved[folder] = self.through_symlinks(folder, whole=True)
+                moved = None if there is None else there.rstrip("/") + path[cut:]
                 if moved is not None and moved != path and moved != "/":
                     self.redirected.append((path, moved))
                     entry = entry._replace(path=moved)
@@ -453,6 +473,8 @@ class _LayerApplier:
         old = live.get(path)
         if old is not None and old.type == DIR and entry.type != DIR:
             self.remove_children(path)
+        if entry.type == SYMLINK or (old is not None and old.type == SYMLINK):
+            self.moved.clear()  # where folders named through links are may change
         if entry.type == HARDLINK:  # looked up once what it replaces is gone, as link(2) sees it
             entry = self.link(entry)
         elif self.tree.hardlink_data:
@@ -612,6 +634,7 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
     links = tree.hardlink_data
     layer = applier.layer
     limit = applier.max_paths
+    moved = applier.moved
     # The folder of the entry before, which a tar's order makes the next entry's too: its
     # entry (looked up again only after a change that may have touched it) and its names.
     folder, above, names_in = "", None, []
@@ -627,7 +650,7 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
             continue
         old = live.get(path)
         if old is not None:
-            if old[1] == DIR and entry[1] != DIR:
+            if (old[1] == DIR and entry[1] != DIR) or old[1] == SYMLINK:
                 put(entry)
                 folder = ""
                 continue
@@ -644,4 +667,6 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
             before[path] = NEW
         if links:
             links.pop((layer, path), None)  # last wins, link or not
+        if entry[1] == SYMLINK:
+            moved.clear()  # where folders named through links are may change
         live[path] = entry
