@@ -191,6 +191,12 @@ def run_extract(argv: Sequence[str]) -> int:
         print(printable(f"skipped {p[:1000]}: {reason}"), file=sys.stderr)
     if len(result.skipped) > SKIPPED_SHOWN:  # a hostile image can make millions: the first say enough
         print(f"... and {len(result.skipped) - SKIPPED_SHOWN:,} more skipped", file=sys.stderr)
+    for p, how in result.changed[:SKIPPED_SHOWN]:
+        print(printable(f"note: {p[:1000]}: {how}"), file=sys.stderr)
+    if len(result.changed) > SKIPPED_SHOWN:
+        print(f"... and {len(result.changed) - SKIPPED_SHOWN:,} more written so", file=sys.stderr)
+    if result.changed:
+        print("(--keep-special-bits keeps setuid and setgid bits)", file=sys.stderr)
     return EXIT_OK
 
 

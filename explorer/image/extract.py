@@ -36,6 +36,7 @@ class ExtractResult:
     written: int = 0
     bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    changed: list[tuple[str, str]] = field(default_factory=list)  # written, but not as stored: (path, how)
 
 
 @dataclass
@@ -179,8 +180,6 @@ class _Writer:
 
     def _write(self, e: Entry, out: str) -> None:
         mode = e.mode & (0o7777 if self.options.special_bits else 0o1777)
-        if e.mode & 0o6000 and not self.options.special_bits and e.type != DIR:
-            self.skip(e.path, "setuid/setgid bit dropped (ask to keep special bits)")
         if e.type == DIR:
             try:
                 os.mkdir(out, 0o700)
@@ -221,6 +220,8 @@ class _Writer:
             self._times(out, e)
         self.written_paths[e.path] = out
         self.result.written += 1
+        if e.mode & 0o6000 and not self.options.special_bits and e.type != DIR:
+            self.result.changed.append((e.path, "written without its setuid/setgid bit"))
 
     def _write_file(self, e: Entry, out: str, mode: int) -> None:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

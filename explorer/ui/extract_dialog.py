@@ -73,9 +73,15 @@ def _report(parent: QWidget, result: ExtractResult) -> None:
     text = f"Extracted {result.written:,} entries ({result.bytes:,} bytes) into {result.target}."
     box = QMessageBox(QMessageBox.Icon.Information, "Extraction finished", text, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("extractResult")
+    said = []
     if result.skipped:
-        box.setInformativeText(f"{len(result.skipped)} left out; see the details.")
-        box.setDetailedText("\n".join(f"{p}: {reason}" for p, reason in result.skipped))
+        said.append(f"{len(result.skipped):,} left out")
+    if result.changed:
+        said.append(f"{len(result.changed):,} written without their setuid/setgid bit")
+    if said:
+        box.setInformativeText("; ".join(said) + "; see the details.")
+        box.setDetailedText("\n".join([*(f"{p}: left out: {reason}" for p, reason in result.skipped),
+                                        *(f"{p}: {how}" for p, how in result.changed)]))
     box.setModal(False)
     box.show()
 
