@@ -91,9 +91,11 @@ def evaluate(image: Image, rules: dict[str, str]) -> list[RuleResult]:
     e = image.efficiency
     assert e is not None
     out = []
+    values = {"lowestEfficiency": e.score, "highestWastedBytes": e.wasted_bytes,
+              "highestUserWastedPercent": e.user_wasted_percent}
     for rule, threshold in rules.items():
-        if threshold.lower() == "disabled":
-            out.append(RuleResult(rule, threshold, 0, True, skipped=True))
+        if threshold.lower() == "disabled":  # (its figure all the same, for whoever reads the JSON)
+            out.append(RuleResult(rule, threshold, values.get(rule, 0), True, skipped=True))
         elif rule == "lowestEfficiency":
             out.append(RuleResult(rule, threshold, e.score, e.score >= _fraction(threshold, rule)))
         elif rule == "highestWastedBytes":

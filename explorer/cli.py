@@ -340,7 +340,7 @@ def _inspect_parser() -> argparse.ArgumentParser:
                 description="Print an image's config and identifiers, shaped like 'docker image inspect'.")
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("--json", action="store_true", help="print JSON: a list of one object, like docker image inspect")
-    p.add_argument("--documents", action="store_true", help="also print the JSON documents as stored (with --json)")
+    p.add_argument("--documents", action="store_true", help="also print the JSON documents as stored (the output is JSON then)")
     _selection(p)
     return p
 
@@ -355,7 +355,8 @@ def run_inspect(argv: Sequence[str]) -> int:
         obj = inspect_object(source, image)
         if args.documents:
             obj["Documents"] = documents(source, image)
-    sys.stdout.write(json.dumps([obj], indent=4) + "\n" if args.json else inspect_text(obj))
+    # the documents are JSON: asked for, they come as JSON even without --json
+    sys.stdout.write(json.dumps([obj], indent=4) + "\n" if args.json or args.documents else inspect_text(obj))
     return EXIT_OK
 
 
@@ -421,6 +422,9 @@ def run_report(argv: Sequence[str]) -> int:
         print(f"layer-explorer: {args.source}: verification failed for layer(s) "
               f"{', '.join(str(c.layer) for c in checks if not c.ok)}", file=sys.stderr)
         return EXIT_OTHER
+    if checks is not None and fmt != "json":  # (the JSON says it in "verification")
+        print(f"layer-explorer: {args.source}: verified: every layer's blob digest and diff_id match "
+              f"({len(checks)} layer(s))", file=sys.stderr)
     return EXIT_OK
 
 

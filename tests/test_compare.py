@@ -144,7 +144,7 @@ def test_an_image_built_on_another_is_said_to_add_layers(capsys, tmp_path):
 
 def test_images_that_part_still_say_where(capsys):
     text = _diff_text(capsys, str(LEGACY), str(DATA / "buildah-overlay.oci.tar"))
-    assert "(the chains part at layer 0 (no common base))" in text
+    assert "(the chains part at layer 0: no common base)" in text
 
 
 # -- the command line with several images in a source ---------------------------------------

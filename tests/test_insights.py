@@ -195,7 +195,8 @@ def test_check_gate(tmp_path, capsys, monkeypatch):
     assert main(["check", legacy, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["passed"] and [r["rule"] for r in out["rules"]] == ["lowestEfficiency", "highestWastedBytes", "highestUserWastedPercent"]
-    assert out["rules"][2]["skipped"]
+    assert out["rules"][2]["skipped"] and out["rules"][2]["passed"]
+    assert out["rules"][2]["value"] == out["efficiency"]["user_wasted_percent"] > 0  # its figure, though not judged
     assert main(["check", str(tmp_path / "missing.tar")]) == 2
     (tmp_path / "bad-ci").write_text("rules:\n  lowestEfficency: 0.9\n")
     assert main(["check", legacy, "--config", str(tmp_path / "bad-ci")]) == 1

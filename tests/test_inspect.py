@@ -20,6 +20,8 @@ def _inspect(capsys, *argv):
 
 def test_inspect_matches_the_config_and_the_diff_ids(capsys):
     obj = _inspect(capsys, "--documents", str(DATA / "docker25-classic.tar"))
+    assert main(["inspect", "--documents", str(DATA / "docker25-classic.tar")]) == 0  # JSON without --json too
+    assert json.loads(capsys.readouterr().out) == [obj]
     expected = parse(DATA / "docker-legacy.expected.txt")["images"][0]
     assert obj["RootFS"]["Layers"] == expected.diff_ids
     assert obj["Id"] == "sha256:6747344d75a403075913b1d07d179af8fa6eb3fa44b8a23dc93a8726ea647dd6"

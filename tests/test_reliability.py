@@ -25,6 +25,8 @@ def test_verify_passes_a_good_archive_and_names_a_bad_layer(tmp_path, capsys):
     assert main(["report", "--json", "--verify", str(DATA / "docker-legacy.tar")]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert [v["ok"] for v in rep["image"]["verification"]] == [True] * 4
+    assert main(["report", "--text", "--verify", str(DATA / "docker-legacy.tar")]) == 0
+    assert "verified: every layer's blob digest and diff_id match (4 layer(s))" in capsys.readouterr().err
     # a plain layer swapped for another (headers-only reading cannot tell; --verify does)
     good = layer_tar([f("a", "original")])
     raw = docker_archive([good])

@@ -101,3 +101,20 @@ def test_versions_are_sorted_naturally_in_the_window():
     from explorer.ui.main_window import natural
 
     assert sorted(["app-v10.tar", "app-v2.tar", "app-v1.tar"], key=natural) == ["app-v1.tar", "app-v2.tar", "app-v10.tar"]
+
+
+def test_a_layer_rebuilt_only_because_an_earlier_one_changed_is_to_be_built_before_it():
+    from types import SimpleNamespace
+
+    from explorer.image.updates import update_advice
+
+    # three layers; each update changes layer 1, and layer 2 comes out the same, downloaded anew
+    image = SimpleNamespace(layers=[SimpleNamespace(size=1000), SimpleNamespace(size=500), SimpleNamespace(size=4000)])
+    versions = [SimpleNamespace(image=image) for _ in range(3)]
+    layer = lambda new, blob: {"new": new, "blob_size": blob, "changed_bytes": 0, "changed_paths": []}  # noqa: E731
+    steps = [{"to": to, "layers": [layer(False, 900), layer(True, 400), layer(True, 3000)]} for to in (1, 2)]
+    rebuilt = {(1, 2): True, (2, 2): True}
+    reorder = [a for a in update_advice(versions, steps, rebuilt) if a["kind"] == "reorder"]
+    assert len(reorder) == 1 and reorder[0]["layer"] == 2 and reorder[0]["below"] == 1 and reorder[0]["updates"] == 2
+    assert "build its step before layer 1's (or layer 1's after it)" in reorder[0]["detail"]
+    assert "3.0 kB per update" in reorder[0]["detail"]

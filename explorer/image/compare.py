@@ -81,7 +81,7 @@ def chain_summary(shared: int, a_layers: int, b_layers: int) -> str:
     if shared == a_layers == b_layers:
         return f"the images share all {_layers(shared)}" if shared else "neither image has layers"
     if shared == 0:
-        return "the chains part at layer 0 (no common base)"
+        return "the chains part at layer 0: no common base"
     # A chain that is all shared is the other's base: nothing parts, the other only adds.
     if shared == a_layers:
         return f"B adds {_layers(b_layers - shared)} on top of all {_layers(shared)} of A"

@@ -166,8 +166,8 @@ def update_advice(versions: list[Opened], steps: list[dict[str, Any]],
         advice.append({"kind": "reorder", "layer": j, "below": below, "updates": len(same),
                        "bytes_per_update": round(wasted),
                        "detail": f"layer {j} was rebuilt without changes in {len(same)} update(s) because layer "
-                                 f"{below} below it changed; move its step above layer {below}'s, or layer {below}'s "
-                                 f"step higher, and it stays cached ({human_size(wasted)} per update)"})
+                                 f"{below}, built before it, changed; build its step before layer {below}'s (or layer "
+                                 f"{below}'s after it) and it stays cached ({human_size(wasted)} per update)"})
     order = {"split-layer": 0, "reorder": 1, "merge": 2}
     return sorted(advice, key=lambda a: (order[a["kind"]], -a.get("saving_per_update", a.get("bytes_per_update", 0))))
 
