@@ -437,6 +437,30 @@ def test_a_slow_bomb_is_refused_past_two_gigabytes(monkeypatch):
     compression.bomb_guard(Stored(), "layer 0")(3 << 30)  # raised for a genuine image
 
 
+def test_a_layer_of_zeros_past_the_bomb_ratio_is_refused_saying_how_to_open_it(tmp_path, monkeypatch):
+    import tarfile
+
+    import zstandard
+
+    # one 300 MB file of zeros: zstd stores it in about 10 kB, 30,000 times smaller
+    info = tarfile.TarInfo("zeros.img")
+    info.size = 300 << 20
+    packer = zstandard.ZstdCompressor().compressobj()
+    blob = packer.compress(info.tobuf(format=tarfile.PAX_FORMAT))
+    for _ in range(300):
+        blob += packer.compress(bytes(1 << 20))
+    blob += packer.compress(bytes(1024)) + packer.flush()
+    path = tmp_path / "zeros.tar"
+    path.write_bytes(docker_archive([blob]))
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "refusing a decompression bomb" in proc.stderr and "raise LAYER_EXPLORER_MAX_RATIO" in proc.stderr
+    assert "damaged" not in proc.stderr and str(path) in proc.stderr
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_RATIO", "100000")
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["image"]["layers"][0]["size"] == 300 << 20
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak from /proc")
 def test_big_members_of_a_compressed_archive_are_not_held_in_memory(tmp_path):
     import gzip

@@ -39,6 +39,12 @@ class DecompressError(Exception):
     """The compressed stream is corrupt or cut short."""
 
 
+class BombError(DecompressError):
+    """The stream expands past the ratio a real layer would (LAYER_EXPLORER_MAX_RATIO raises it)."""
+
+    hint = "raise LAYER_EXPLORER_MAX_RATIO above that ratio if the image is genuine: a big file of zeros can do that"
+
+
 def sniff(head: bytes) -> str:
     """The compression a stream starting with ``head`` uses (``none`` for anything unknown)."""
     for magic, name in _MAGIC:
@@ -307,7 +313,7 @@ class HashingReader:
         return f"{self.algorithm}:{self.hasher.hexdigest()}"
 
 
-BOMB_RATIO = 1000  # no real layer expands a thousand times...
+BOMB_RATIO = 1000  # no real layer expands a thousand times (unless LAYER_EXPLORER_MAX_RATIO says so)...
 BOMB_MIN = 256 << 20  # ...beyond this size (zero-filled files do compress very well, but not that well)
 # A slower bomb stays under that ratio and takes minutes to inflate: past a few gigabytes, a
 # layer may expand at most this much (LAYER_EXPLORER_MAX_RATIO raises it for a genuine one).
@@ -325,16 +331,17 @@ def bomb_guard(compressed: "HashingReader", what: str) -> Callable[[int], None]:
     """A check that stops a stream expanding absurdly (1 KB that would become 10 GB), or
     expanding far over gigabytes (870:1 to 20 GB: minutes of work for a few MB)."""
     slow = _slow_ratio()
+    fast = max(BOMB_RATIO, slow)  # (set above it, the variable lifts this one too)
 
     def guard(expanded: int) -> None:
         stored = max(compressed.count, 1)
-        if expanded > BOMB_MIN and expanded > BOMB_RATIO * stored:
-            raise DecompressError(f"{what} expands more than {BOMB_RATIO} times its stored size "
-                                  f"({compressed.count:,} bytes to over {expanded:,}); refusing a decompression bomb")
+        if expanded > BOMB_MIN and expanded > fast * stored:
+            raise BombError(f"{what} expands more than {fast} times its stored size "
+                            f"({compressed.count:,} bytes to over {expanded:,}); refusing a decompression bomb")
         if expanded > SLOW_BOMB_MIN and expanded > slow * stored:
-            raise DecompressError(f"{what} expands more than {slow} times its stored size past "
-                                  f"{SLOW_BOMB_MIN >> 30} GiB ({compressed.count:,} bytes to over {expanded:,}); "
-                                  "refusing a decompression bomb (LAYER_EXPLORER_MAX_RATIO raises the limit)")
+            raise BombError(f"{what} expands more than {slow} times its stored size past "
+                            f"{SLOW_BOMB_MIN >> 30} GiB ({compressed.count:,} bytes to over {expanded:,}); "
+                            "refusing a decompression bomb (LAYER_EXPLORER_MAX_RATIO raises the limit)")
     return guard
 
 

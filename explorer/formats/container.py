@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from explorer.formats import compression
-from explorer.formats.compression import DecompressError, HashingReader
+from explorer.formats.compression import BombError, DecompressError, HashingReader
 from explorer.formats.packages import is_package_file
 from explorer.model.errors import SourceError
 from explorer.model.progress import Monitor
@@ -227,6 +227,8 @@ def scan_file(source: str, path: str, name: str, monitor: Monitor) -> LayerScan:
 
 def scan_layer_errors(source: str, where: str, exc: Exception) -> SourceError:
     """Turn a low-level read error in a layer into a source error that names the layer."""
+    if isinstance(exc, BombError):  # (the message names the layer)
+        return SourceError(source, str(exc), exc.hint)
     return SourceError(source, f"layer {where} is damaged: {exc}", "the archive may be truncated or corrupt")
 
 
@@ -421,6 +423,8 @@ class StreamContainer(Container):
             inner = HashingReader(compression.open_reader(kind, outer.read), hash=False,
                                   guard=compression.bomb_guard(outer, "the archive") if kind != compression.NONE else None)
             self._walk(inner.read, monitor, outer)
+        except BombError as exc:
+            raise SourceError(path, str(exc), exc.hint) from None
         except (TarFormatError, DecompressError) as exc:
             raise SourceError(path, f"broken {what}: {exc}", "the file may be truncated or corrupt") from None
         except OSError as exc:
