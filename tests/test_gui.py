@@ -542,6 +542,22 @@ def test_cancel_drops_the_load(qtbot, window, tmp_path):
     assert window.tabs.count() == 1
 
 
+def test_a_big_images_layer_sizes_come_from_its_loading_process(qtbot, window, monkeypatch):
+    from explorer.image import load_worker
+    from explorer.ui import files_page
+
+    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+    monkeypatch.setattr(load_worker, "SIZES_FROM", 10)  # a big image is one of a million paths; here, ten
+    monkeypatch.setattr(files_page, "WARM_UP_LIMIT", 0)  # and the window would not work them out ahead
+    with qtbot.waitSignal(window.loader.sized, timeout=30_000):
+        view = _open(qtbot, window)
+    layers = len(view.image.layers)
+    for layer in range(layers):
+        view.set_layer(layer)  # no wait: there at once, the last layer's being the final image's
+        assert view.tree_model.totals == TreeView(view.image.tree, layer, MERGED).totals()
+    assert not view.background.pending("totals")
+
+
 def test_every_layers_sizes_are_ready_before_the_user_switches(qtbot, window):
     view = _open(qtbot, window)
     layers = range(len(view.image.layers))

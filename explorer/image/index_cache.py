@@ -102,10 +102,64 @@ def load(source: Source, ref: ImageRef) -> Image | None:
     image = open_index(path, key, source, ref)
     if image is None:
         remove(path)  # damaged or stale: rebuild rather than trust
+        remove(sizes_path(path))
     else:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: evicted last
+        sizes = load_sizes(sizes_path(path), key, len(image.layers))
+        if sizes is not None:
+            image = image.replace(layer_sizes=sizes)
     return image
+
+
+SIZES_MAGIC = b"layer-explorer sizes\n"
+MAX_SIZES = 512 << 20  # a file of sizes past this is not one this program wrote
+
+
+def sizes_path(index: str) -> str:
+    """Where the folder sizes of an index's layers are kept: beside it."""
+    return index + ".sizes"
+
+
+def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
+    """Keep the folder sizes of the merged view at each layer but the last beside the index
+    at ``index`` (written whole under another name, then renamed); where, or None."""
+    payload = marshal.dumps((VERSION, key, sizes))
+    where, tmp = sizes_path(index), ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(where) or ".", prefix=_partial())
+        with os.fdopen(fd, "wb") as f:
+            f.write(SIZES_MAGIC + hashlib.sha256(payload).digest() + payload)
+        os.replace(tmp, where)
+        return where
+    except (OSError, ValueError):
+        if tmp:
+            remove(tmp)
+        return None
+
+
+def load_sizes(path: str, key: str, layers: int) -> tuple[dict[str, int], ...] | None:
+    """The sizes ``save_sizes`` kept for an index of ``layers`` layers made for ``key``; None
+    when there are none, or they are damaged, of another version or for another index."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SIZES + 1)
+    except OSError:
+        return None
+    start = len(SIZES_MAGIC) + 32
+    if len(data) > MAX_SIZES or data[:len(SIZES_MAGIC)] != SIZES_MAGIC:
+        return None
+    if hashlib.sha256(data[start:]).digest() != data[len(SIZES_MAGIC):start]:
+        return None
+    try:
+        version, made_for, sizes = marshal.loads(data[start:])
+    except (ValueError, EOFError, TypeError):
+        return None
+    if version != VERSION or made_for != key or type(sizes) is not list or len(sizes) != layers - 1:
+        return None
+    if not all(type(s) is dict for s in sizes):
+        return None
+    return tuple(sizes)
 
 
 def open_index(path: str, key: str, source: Source, ref: ImageRef, written: bytes | None = None) -> Image | None:

@@ -11,8 +11,9 @@ who wrote the index. Loading then never competes with painting for the interpret
 cancel ends the process and everything it started at once, its memory with it.
 
 Messages come back on one pipe, each a typed value: ``Progress`` while loading, then one
-``Written`` or ``Failed``. The worker has no thread but its main one, so it forks its layers
-child as the command line does.
+``Written`` or ``Failed``; for a big image, ``Sized`` later (the folder sizes of every layer,
+worked out from the tree the worker still holds while the window shows the image). The worker
+has no thread but its main one, so it forks its layers child as the command line does.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from explorer.formats.cache import scratch_dir, scratch_prefix
 from explorer.formats.container_layer import KeptContainer
@@ -37,9 +39,15 @@ from explorer.image.parallel import lower_priority
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
 from explorer.model.progress import Monitor, Progress, throttled
 from explorer.model.values import ImageRef
+from explorer.tree.views import MERGED, TreeView
 
 WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
 EVERY = 0.05  # the worker sends progress at most this often (and at each new stage)
+# From this many paths on, the worker works out every layer's folder sizes after the index:
+# the window keeps so big an index mapped rather than decoded, and a layer's sizes cost it a
+# second's walk each. Below it, the window computes them between events, sooner than these came.
+SIZES_FROM = 400_000
+MAX_SIZES = 1_000_000  # layers x folders at most (about 150 MB of sizes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +66,24 @@ class Job:
     # The caller's environment as it is now (settings such as the cache's place): the fork
     # server has the one it was started with.
     env: dict[str, str] | None = None
+    sizes_from: int | None = None  # paths from which to work out every layer's folder sizes after the index
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """The worker wrote the image's index at ``path``, with ``checksum`` in it."""
+    """The worker wrote the image's index at ``path``, with ``checksum`` in it; ``sizes``:
+    every layer's folder sizes follow (``Sized``)."""
 
     path: str
     checksum: bytes | None = None
+    sizes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sized:
+    """The worker kept every layer's folder sizes at ``path`` (None: it could not)."""
+
+    path: str | None
 
 
 class Unavailable(ExplorerError):
@@ -139,11 +157,17 @@ def _kept(source: Source) -> str | None:
     return container.save if container is not None else kept_file(getattr(source, "container", None))
 
 
-def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+SizesCallback = Callable[[Image, "tuple[dict[str, int], ...] | None"], None]
+
+
+def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | None = None) -> Image:
     """Load ``ref`` in a worker process and map the index it writes.
 
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
-    workers are killed), and ``SourceError`` with the worker's reason when it fails.
+    workers are killed), and ``SourceError`` with the worker's reason when it fails. With
+    ``then``, a big image's worker goes on to work out every layer's folder sizes: ``then``
+    gets them (or None), from a thread of this module, once they are there; ``cancel_sizes``
+    with the image stops that.
     """
     key = index_cache.key_for(source, ref)
     container = _kept_container(source)
@@ -169,8 +193,9 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
             shutil.rmtree(private, ignore_errors=True)
         raise Unavailable(str(exc)) from None
     job = Job(_kept(source) or source.info.path, ref.index, ref.config_digest, folder, key, source.info.path, container,
-              dict(os.environ))
+              dict(os.environ), SIZES_FROM if then is not None else None)
     worker = context.Process(target=_work, args=(job, said), name="layer-explorer load", daemon=False)
+    following = False
     try:
         try:
             worker.start()
@@ -183,12 +208,69 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         if image is None:
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
+        if written.sizes and then is not None:
+            _Sizes(image, worker, messages, key, private, then).start()
+            following = True  # the worker, its pipe and its folder are the follower's now
         return image
     finally:
-        _end(worker)
-        messages.close()
-        if private is not None:  # the map keeps the data; the name can go now
-            shutil.rmtree(private, ignore_errors=True)
+        if not following:
+            _end(worker)
+            messages.close()
+            if private is not None:  # the map keeps the data; the name can go now
+                shutil.rmtree(private, ignore_errors=True)
+
+
+class _Sizes(threading.Thread):
+    """Waits for a worker's folder sizes, hands them over, then ends the worker and removes
+    its private folder; ``cancel_sizes`` ends it sooner."""
+
+    following: "dict[int, _Sizes]" = {}  # by the id of the image's tree
+
+    def __init__(self, image: Image, worker: Any, messages: Any, key: str, private: str | None,
+                 then: SizesCallback) -> None:
+        super().__init__(name="layer-explorer sizes", daemon=True)
+        self.image, self.worker, self.messages, self.key, self.private, self.then = image, worker, messages, key, private, then
+        self.stopped = False
+        _Sizes.following[id(image.tree)] = self
+
+    def run(self) -> None:
+        try:
+            while not self.stopped:
+                if not self.messages.poll(WAIT):
+                    if self.worker.is_alive() or self.messages.poll(WAIT):
+                        continue
+                    break
+                message = self.messages.recv()
+                if isinstance(message, Sized):
+                    sizes = None
+                    if message.path is not None:
+                        sizes = index_cache.load_sizes(message.path, self.key, len(self.image.layers))
+                    if sizes is not None and not self.stopped:
+                        self.then(self.image, sizes)
+                    break
+        except (EOFError, OSError):
+            pass
+        finally:
+            _end(self.worker)
+            self.messages.close()
+            if self.private is not None:
+                shutil.rmtree(self.private, ignore_errors=True)
+            _Sizes.following.pop(id(self.image.tree), None)
+
+
+def sizes_coming() -> bool:
+    """Whether some image's folder sizes are still being worked out."""
+    return bool(_Sizes.following)
+
+
+def cancel_sizes(image: Image) -> None:
+    """Stop working out an image's folder sizes (its tab closed): its worker ends now."""
+    follower = _Sizes.following.get(id(image.tree))
+    if follower is not None:
+        follower.stopped = True
+        with contextlib.suppress(OSError, ValueError):
+            if follower.worker.pid is not None:
+                os.killpg(follower.worker.pid, signal.SIGKILL)
 
 
 def _wait(worker, messages, monitor: Monitor, path: str) -> Written:
@@ -278,7 +360,10 @@ def _work(job: Job, messages) -> None:
         if written is None:
             raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
-        _say(messages, Written(written, index_cache.checksum(written)))
+        sizes = job.sizes_from is not None and _sizes_worth_it(image, job.sizes_from)
+        _say(messages, Written(written, index_cache.checksum(written), sizes))
+        if sizes:
+            _say(messages, Sized(index_cache.save_sizes(written, job.key, layer_sizes(image))))
     except Cancelled:
         pass
     except ExplorerError as exc:
@@ -291,7 +376,20 @@ def _work(job: Job, messages) -> None:
         messages.close()
 
 
-def _say(messages, message: Written | Failed) -> None:
+def _sizes_worth_it(image: Image, paths: int) -> bool:
+    """Whether the window would rather have every layer's folder sizes from here: an image of
+    at least ``paths`` paths, and of more than one layer."""
+    tree = image.tree
+    return len(tree.versions) >= paths and 1 < len(image.layers) and len(image.layers) * len(tree.kids) <= MAX_SIZES
+
+
+def layer_sizes(image: Image) -> list[dict[str, int]]:
+    """The folder sizes of the merged view at each layer but the last (the final image's come
+    with its index)."""
+    return [TreeView(image.tree, layer, MERGED).totals() for layer in range(len(image.layers) - 1)]
+
+
+def _say(messages, message: Written | Sized | Failed) -> None:
     """The worker's last word; nobody left to read it (the window gone) is no error here."""
     with contextlib.suppress(OSError):
         messages.send(message)

@@ -194,6 +194,19 @@ class LayerTree:
         chunks = getattr(self.versions, "chunks", None)
         return chunks.versions.get if chunks is not None else self.versions.get
 
+    def unread(self) -> Callable[[str], bool] | None:
+        """For a tree read from an index file with folders still encoded: whether looking a
+        path up decodes its folder first (a few milliseconds for a big one); else None."""
+        chunks = getattr(self.versions, "chunks", None)
+        if chunks is None or chunks.complete:
+            return None
+        decoded, encoded = chunks.kids, chunks.folders
+
+        def unread(path: str) -> bool:
+            folder = path[: path.rfind("/")] or "/"
+            return folder not in decoded and folder in encoded
+        return unread
+
     def encoded(self) -> bool:
         """Whether some folders of a tree read from an index file are still encoded."""
         chunks = getattr(self.versions, "chunks", None)

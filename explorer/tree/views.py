@@ -173,6 +173,11 @@ class TreeView:
         """Bytes of regular files below each directory of the view (computed once)."""
         return drain(self.totals_steps())
 
+    def use_totals(self, totals: dict[str, int]) -> None:
+        """Take folder sizes worked out elsewhere (for this same tree, layer and mode)."""
+        if self._totals is None:
+            self._totals = totals
+
     def needs_totals(self) -> bool:
         """Whether this is the final image's merged view with its sizes not yet counted."""
         return self._totals is None and self.layer is None and self._relevant is None
@@ -206,9 +211,10 @@ class TreeView:
         after every few thousand paths looked at (shown or not), for the walk to pause at."""
         if self._relevant is not None and self.layer is not None:
             # what the layer stores: its added and modified entries (removed ones take no room)
-            entry_at, layer = self.tree.entry_at, self.layer
+            entry_at, layer, unread = self.tree.entry_at, self.layer, self.tree.unread()
             for i, (p, change) in enumerate(self.tree.changes[layer]):
-                if not i & _FEW:  # (each may decode its folder of a cached index: fewer a step)
+                # (a path of a folder still encoded decodes it: a pause before each such one)
+                if not i & _FEW or (unread is not None and unread(p)):
                     yield None
                 if change != REMOVED:
                     e = entry_at(p, layer)
@@ -216,8 +222,9 @@ class TreeView:
                         yield p, e
             return
         if self._relevant is not None:
+            unread = self.tree.unread()
             for i, p in enumerate(self._relevant):
-                if not i & EVERY:
+                if not i & EVERY or (unread is not None and unread(p)):
                     yield None
                 r = self.row(p)
                 if r is not None and r.change != REMOVED and r.entry.type != DIR and r.entry.size:

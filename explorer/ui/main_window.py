@@ -65,12 +65,14 @@ class MainWindow(QMainWindow):
         self.loader.failed.connect(self._on_failed)
         self.loader.progress.connect(self._on_progress)
         self.loader.busy_changed.connect(self._on_busy)
+        self.loader.sized.connect(self._on_sized)
         self.loader.cancelled.connect(lambda _p: self._drop_preview())
         self._queue: list[str] = []
         self.many_call = BackgroundCall(self)  # updates and fleets, measured off the GUI thread
         self.many_call.result.connect(self._on_many)
         self.many_call.failed.connect(self._on_many_failed)
         self._preview: ImageView | None = None  # layers and history shown while blobs download
+        self._early_sizes: tuple[Any, Any] | None = None  # (tree, layer sizes) come before their image's view
         self.dialogs: list[QWidget] = []  # open error dialogs (tests close them)
 
         self.start_page = StartPage()
@@ -393,6 +395,9 @@ class MainWindow(QMainWindow):
             view.status_changed.connect(self._update_status)
             index = self.tabs.addTab(view, view.title())
             self.layers_shown.emit(view)
+        early, self._early_sizes = self._early_sizes, None
+        if early is not None and early[0] is image.tree:
+            view.files.use_layer_sizes(early[1])
         self.tabs.setTabToolTip(index, source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
@@ -405,6 +410,16 @@ class MainWindow(QMainWindow):
         view.file_tree.setFocus()
         self.image_loaded.emit(view)
         self._next()
+
+    def _on_sized(self, image: Image, sizes) -> None:
+        """A big image's layers' folder sizes came from its loading process (kept for its
+        view when they come before it: a small image's come at once)."""
+        for i in range(self.tabs.count()):
+            view = self.tabs.widget(i)
+            if isinstance(view, ImageView) and view.image.tree is image.tree:
+                view.files.use_layer_sizes(sizes)
+                return
+        self._early_sizes = (image.tree, sizes)
 
     def _drop_preview(self) -> None:
         preview, self._preview = self._preview, None

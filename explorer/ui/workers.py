@@ -208,15 +208,17 @@ def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) ->
     return throttled(lambda progress: signals.progress.emit(token, progress), every)
 
 
-def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor,
+                   then: load_worker.SizesCallback | None = None) -> Image:
     """An image for the window: from the index cache, else built and written by a loading
-    process and mapped; built in this process only when no such process can run."""
+    process and mapped; built in this process only when no such process can run. ``then``:
+    as ``load_worker.load`` has it (every layer's folder sizes of a big image, later)."""
     cached = index_cache.load(source, ref)
     if cached is not None:
         return cached
     if load_worker.suitable(source, ref):
         try:
-            return load_worker.load(source, ref, monitor)
+            return load_worker.load(source, ref, monitor, then)
         except load_worker.Unavailable:
             pass  # no process or nowhere to write its index: built here instead
     image = load_image(source, ref, monitor, parallel="process", cache=False)
@@ -238,6 +240,7 @@ class LoadController(QObject):
     cancelled = Signal(str)  # path
     progress = Signal(object)  # Progress
     busy_changed = Signal(bool)
+    sized = Signal(object, object)  # Image, every layer's folder sizes (worked out after it loaded)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -254,6 +257,7 @@ class LoadController(QObject):
         """An image's tab closed: decoding the rest of its cached index is no use any more
         (saving its index goes on: the next open wants it)."""
         self.follow_up.cancel(f"decode {id(image)}")
+        load_worker.cancel_sizes(image)
 
     def finish_saving(self) -> None:
         """Complete the indexes still being saved (the window is closing)."""
@@ -300,7 +304,7 @@ class LoadController(QObject):
                 raise
 
         def prepare(monitor: Monitor) -> Image:
-            return load_elsewhere(source, ref, monitor)
+            return load_elsewhere(source, ref, monitor, lambda image, sizes: self.sized.emit(image, sizes))
 
         def done(image: Image) -> None:
             self.loaded.emit(source, image)
