@@ -37,8 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Let background work end before the interpreter does (an index being saved among it:
     # cut off, it would leave only a partial file); what has not started is dropped.
     wait_for_background(10_000)
-    from explorer.image.load_worker import cool_down
+    from explorer.image.load_worker import cool_down, stop_sizes
 
+    stop_sizes()  # (their workers' private folders are removed as they end)
     cool_down()
     return code
 

@@ -263,6 +263,16 @@ def sizes_coming() -> bool:
     return bool(_Sizes.following)
 
 
+def stop_sizes(timeout: float = 5.0) -> None:
+    """Stop working out every image's folder sizes and wait for their workers to be gone and
+    their private folders removed (the window is closing)."""
+    followers = list(_Sizes.following.values())
+    for follower in followers:
+        cancel_sizes(follower.image)
+    for follower in followers:
+        follower.join(timeout)
+
+
 def cancel_sizes(image: Image) -> None:
     """Stop working out an image's folder sizes (its tab closed): its worker ends now."""
     follower = _Sizes.following.get(id(image.tree))
