@@ -558,6 +558,25 @@ def test_a_big_images_layer_sizes_come_from_its_loading_process(qtbot, window, m
     assert not view.background.pending("totals")
 
 
+def test_a_reopened_big_image_has_its_layer_sizes_from_beside_its_index(qtbot, window, monkeypatch, tmp_path):
+    from explorer.image import load_worker
+    from explorer.ui import files_page
+
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    window.cache_action.setChecked(True)
+    monkeypatch.setattr(load_worker, "SIZES_FROM", 10)
+    monkeypatch.setattr(files_page, "WARM_UP_LIMIT", 0)
+    with qtbot.waitSignal(window.loader.sized, timeout=30_000):
+        _open(qtbot, window)
+    window.close_tab(0)
+    with qtbot.waitSignal(window.loader.sized, timeout=30_000) as said:
+        view = _open(qtbot, window)
+    assert view.image.from_cache and said.args[0].tree is view.image.tree
+    view.set_layer(0)
+    assert view.tree_model.totals == TreeView(view.image.tree, 0, MERGED).totals()
+
+
 def test_every_layers_sizes_are_ready_before_the_user_switches(qtbot, window):
     view = _open(qtbot, window)
     layers = range(len(view.image.layers))

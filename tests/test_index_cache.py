@@ -403,3 +403,19 @@ def test_a_path_its_folder_does_not_list_is_counted_too(tmp_path):
         body = drain(index_cache._encode_files(tree, TreeView(tree, None, MERGED), -1, -1, lambda chunk: None))
         assert f"{folder}/{name}" in body.strays
         assert body.totals == want and (body.file_count, body.file_bytes) == (want_view.entries, want_view.file_bytes)
+
+
+def test_layer_sizes_kept_beside_an_index_come_back_whole_or_not_at_all(tmp_path):
+    index = str(tmp_path / "key")
+    sizes = [{f"/usr/share/f{i}": i for i in range(40_000)}, {}, {"/": 7, "/etc": 3}]  # parts of 16,384 folders
+    written = index_cache.save_sizes(index, "key", sizes)
+    assert written == index + ".sizes" and index_cache.load_sizes(written, "key", 4) == tuple(sizes)
+    assert index_cache.load_sizes(written, "another key", 4) is None  # made for another source
+    assert index_cache.load_sizes(written, "key", 3) is None  # for an image of other layers
+    data = bytearray(Path(written).read_bytes())
+    data[-3] ^= 1
+    Path(written).write_bytes(bytes(data))
+    assert index_cache.load_sizes(written, "key", 4) is None  # a flipped bit
+    index_cache.save_sizes(index, "key", [{"/a": "not a size"}])  # (well formed, wrong inside)
+    assert index_cache.load_sizes(written, "key", 2) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["key.sizes"]  # nothing half written left

@@ -106,13 +106,11 @@ def load(source: Source, ref: ImageRef) -> Image | None:
     else:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: evicted last
-        sizes = load_sizes(sizes_path(path), key, len(image.layers))
-        if sizes is not None:
-            image = image.replace(layer_sizes=sizes)
     return image
 
 
 SIZES_MAGIC = b"layer-explorer sizes\n"
+SIZES_PART = 16384  # folders a part: decoding one holds the interpreter lock about 2 ms
 MAX_SIZES = 512 << 20  # a file of sizes past this is not one this program wrote
 
 
@@ -123,43 +121,72 @@ def sizes_path(index: str) -> str:
 
 def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
     """Keep the folder sizes of the merged view at each layer but the last beside the index
-    at ``index`` (written whole under another name, then renamed); where, or None."""
-    payload = marshal.dumps((VERSION, key, sizes))
+    at ``index`` (written whole under another name, then renamed); where, or None.
+
+    In parts of a few thousand folders, so that a reader beside a window can decode them one
+    at a time, leaving the interpreter to the window in between."""
+    parts = []
+    for layer, totals in enumerate(sizes):
+        items = list(totals.items())
+        for at in range(0, max(len(items), 1), SIZES_PART):
+            parts.append((layer, marshal.dumps(items[at:at + SIZES_PART])))
+    head = marshal.dumps((VERSION, key, len(sizes), [(layer, len(part)) for layer, part in parts]))
+    payload = struct.pack("<I", len(head)) + head + b"".join(part for _, part in parts)
     where, tmp = sizes_path(index), ""
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(where) or ".", prefix=_partial())
         with os.fdopen(fd, "wb") as f:
             f.write(SIZES_MAGIC + hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, where)
-        return where
     except (OSError, ValueError):
         if tmp:
             remove(tmp)
         return None
+    evict(where=os.path.dirname(where) or ".", spare=where)
+    return where
 
 
 def load_sizes(path: str, key: str, layers: int) -> tuple[dict[str, int], ...] | None:
     """The sizes ``save_sizes`` kept for an index of ``layers`` layers made for ``key``; None
-    when there are none, or they are damaged, of another version or for another index."""
+    when there are none, or they are damaged, of another version or for another index. For a
+    thread beside the window: a part at a time, the interpreter left to others in between."""
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_SIZES + 1)
+            if os.fstat(f.fileno()).st_size > MAX_SIZES:
+                return None
+            data = memoryview(f.read())
     except OSError:
         return None
     start = len(SIZES_MAGIC) + 32
-    if len(data) > MAX_SIZES or data[:len(SIZES_MAGIC)] != SIZES_MAGIC:
-        return None
-    if hashlib.sha256(data[start:]).digest() != data[len(SIZES_MAGIC):start]:
+    if bytes(data[:len(SIZES_MAGIC)]) != SIZES_MAGIC or hashlib.sha256(data[start:]).digest() != data[len(SIZES_MAGIC):start]:
         return None
     try:
-        version, made_for, sizes = marshal.loads(data[start:])
-    except (ValueError, EOFError, TypeError):
+        (size,) = struct.unpack_from("<I", data, start)
+        version, made_for, count, parts = marshal.loads(data[start + 4:start + 4 + size])
+        if version != VERSION or made_for != key or count != layers - 1:
+            return None
+        sizes: list[dict[str, int]] = [{} for _ in range(count)]
+        at = start + 4 + size
+        for layer, length in parts:
+            items = marshal.loads(data[at:at + length])
+            at += length
+            if not all(type(k) is str and type(v) is int for k, v in items):
+                return None
+            sizes[layer].update(items)
+            time.sleep(0)  # (the window's turn)
+    except (ValueError, EOFError, TypeError, IndexError, struct.error):
         return None
-    if version != VERSION or made_for != key or type(sizes) is not list or len(sizes) != layers - 1:
-        return None
-    if not all(type(s) is dict for s in sizes):
-        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used with its index: evicted with it, not before
     return tuple(sizes)
+
+
+def cached_sizes(source: Source, ref: ImageRef, layers: int) -> tuple[dict[str, int], ...] | None:
+    """The folder sizes kept beside an image's cached index, if any (``load_sizes``)."""
+    key = key_for(source, ref) if enabled() else None
+    if key is None:
+        return None
+    return load_sizes(sizes_path(os.path.join(folder(), key)), key, layers)
 
 
 def open_index(path: str, key: str, source: Source, ref: ImageRef, written: bytes | None = None) -> Image | None:

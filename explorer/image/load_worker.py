@@ -46,8 +46,9 @@ EVERY = 0.05  # the worker sends progress at most this often (and at each new st
 # From this many paths on, the worker works out every layer's folder sizes after the index:
 # the window keeps so big an index mapped rather than decoded, and a layer's sizes cost it a
 # second's walk each. Below it, the window computes them between events, sooner than these came.
-SIZES_FROM = 400_000
+SIZES_FROM = 400_000  # (more than this: the window decodes an index of up to this many ahead)
 MAX_SIZES = 1_000_000  # layers x folders at most (about 150 MB of sizes)
+MAX_SIZES_WORK = 16_000_000  # paths visited at most (a second for each three million or so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +167,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | 
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
     workers are killed), and ``SourceError`` with the worker's reason when it fails. With
     ``then``, a big image's worker goes on to work out every layer's folder sizes: ``then``
-    gets them (or None), from a thread of this module, once they are there; ``cancel_sizes``
-    with the image stops that.
+    gets them, from a thread of this module, once they are there (not at all when they could
+    not be had); ``cancel_sizes`` with the image stops that.
     """
     key = index_cache.key_for(source, ref)
     container = _kept_container(source)
@@ -209,8 +210,12 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | 
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
         if written.sizes and then is not None:
-            _Sizes(image, worker, messages, key, private, then).start()
-            following = True  # the worker, its pipe and its folder are the follower's now
+            follower = _Sizes(image, worker, messages, key, private, then)
+            try:
+                follower.start()
+                following = True  # the worker, its pipe and its folder are the follower's now
+            except RuntimeError:  # no thread to be had: no sizes
+                _Sizes.following.pop(id(image.tree), None)
         return image
     finally:
         if not following:
@@ -246,16 +251,17 @@ class _Sizes(threading.Thread):
                     if message.path is not None:
                         sizes = index_cache.load_sizes(message.path, self.key, len(self.image.layers))
                     if sizes is not None and not self.stopped:
-                        self.then(self.image, sizes)
+                        with contextlib.suppress(RuntimeError):  # (whoever wanted them is gone)
+                            self.then(self.image, sizes)
                     break
         except (EOFError, OSError):
             pass
         finally:
+            _Sizes.following.pop(id(self.image.tree), None)  # (first: nobody kills its pid once reaped)
             _end(self.worker)
             self.messages.close()
             if self.private is not None:
                 shutil.rmtree(self.private, ignore_errors=True)
-            _Sizes.following.pop(id(self.image.tree), None)
 
 
 def sizes_coming() -> bool:
@@ -388,9 +394,11 @@ def _work(job: Job, messages) -> None:
 
 def _sizes_worth_it(image: Image, paths: int) -> bool:
     """Whether the window would rather have every layer's folder sizes from here: an image of
-    at least ``paths`` paths, and of more than one layer."""
-    tree = image.tree
-    return len(tree.versions) >= paths and 1 < len(image.layers) and len(image.layers) * len(tree.kids) <= MAX_SIZES
+    more than ``paths`` paths and more than one layer, whose sizes are not too many to keep nor
+    to work out."""
+    tree, layers = image.tree, len(image.layers)
+    return (len(tree.versions) > paths and 1 < layers and layers * len(tree.kids) <= MAX_SIZES
+            and (layers - 1) * len(tree.versions) <= MAX_SIZES_WORK)
 
 
 def layer_sizes(image: Image) -> list[dict[str, int]]:

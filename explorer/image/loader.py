@@ -71,9 +71,6 @@ class Image:
     verification: tuple[dict[str, Any], ...] | None = None  # per layer, when --verify read every blob
     pending: bool = False  # layers and history only: the files are still being read
     packages: PackageReport | None = None  # what the package managers' databases say, layer by layer
-    # the folder sizes of the merged view at each layer but the last, when worked out ahead
-    # (by the loading process of a big image, kept beside its index)
-    layer_sizes: tuple[dict[str, int], ...] | None = None
 
     def __post_init__(self) -> None:
         for name in _SEQUENCES:

@@ -57,7 +57,7 @@ class FilesPage(QWidget):
         self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
         self.pending_message: str | None = None
         self._selected_path: str | None = None
-        self._layer_sizes = image.layer_sizes  # every layer's folder sizes, when worked out ahead
+        self._layer_sizes: tuple[dict[str, int], ...] | None = None  # every layer's, when worked out elsewhere
         self._build()
 
     def _build(self) -> None:
@@ -115,7 +115,7 @@ class FilesPage(QWidget):
         self.image = image
         self.view = image.first_view
         self._views = {(None, MERGED): self.view}
-        self._layer_sizes = image.layer_sizes
+        self._layer_sizes = None
         self.layer = None
         self.pending_message = None
         self.pending.hide()

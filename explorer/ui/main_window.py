@@ -419,7 +419,8 @@ class MainWindow(QMainWindow):
             if isinstance(view, ImageView) and view.image.tree is image.tree:
                 view.files.use_layer_sizes(sizes)
                 return
-        self._early_sizes = (image.tree, sizes)
+        if self.loader.busy:  # (else its load was cancelled or its tab closed: no use)
+            self._early_sizes = (image.tree, sizes)
 
     def _drop_preview(self) -> None:
         preview, self._preview = self._preview, None

@@ -9,8 +9,10 @@ saving and decoding) run on the GUI thread in short slices instead (``Slices``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -215,6 +217,14 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor,
     as ``load_worker.load`` has it (every layer's folder sizes of a big image, later)."""
     cached = index_cache.load(source, ref)
     if cached is not None:
+        if then is not None and len(cached.tree.versions) > load_worker.SIZES_FROM:  # (only big ones have them)
+            def read() -> None:
+                sizes = index_cache.cached_sizes(source, ref, len(cached.layers))
+                if sizes is not None:
+                    with contextlib.suppress(RuntimeError):  # (whoever wanted them is gone)
+                        then(cached, sizes)
+
+            threading.Thread(target=read, name="layer-explorer sizes", daemon=True).start()
         return cached
     if load_worker.suitable(source, ref):
         try:
@@ -316,7 +326,11 @@ class LoadController(QObject):
                 where = index_cache.folder()  # as set now, whatever changes before it runs
                 self.follow_up.run(f"save {id(image)}", index_cache.save_steps(source, image, where), idle=True)
 
-        self._start(path, work, done, lambda _image: source.close())
+        def discard(image: Image) -> None:  # cancelled once loaded: its sizes are no use either
+            load_worker.cancel_sizes(image)
+            source.close()
+
+        self._start(path, work, done, discard)
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
