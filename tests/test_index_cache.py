@@ -418,4 +418,31 @@ def test_layer_sizes_kept_beside_an_index_come_back_whole_or_not_at_all(tmp_path
     assert index_cache.load_sizes(written, "key", 4) is None  # a flipped bit
     index_cache.save_sizes(index, "key", [{"/a": "not a size"}])  # (well formed, wrong inside)
     assert index_cache.load_sizes(written, "key", 2) is None
+    index_cache.save_sizes(index, "key", [{"/a": -1}])
+    assert index_cache.load_sizes(written, "key", 2) is None
     assert [p.name for p in tmp_path.iterdir()] == ["key.sizes"]  # nothing half written left
+
+
+def test_a_sizes_file_that_passes_its_checksum_but_lies_is_refused(tmp_path):
+    import hashlib
+    import marshal
+    import struct
+
+    index = str(tmp_path / "key")
+    written = index_cache.save_sizes(index, "key", [{"/a": 1}, {"/b": 2}])
+
+    def forged(head: tuple, parts: bytes) -> None:
+        encoded = marshal.dumps(head)
+        payload = struct.pack("<I", len(encoded)) + encoded + parts
+        Path(written).write_bytes(index_cache.SIZES_MAGIC + hashlib.sha256(payload).digest() + payload)
+
+    part = marshal.dumps([("/a", 1)])
+    for head, parts in [
+        ((index_cache.VERSION, "key", 2, [(-1, len(part))]), part),  # a layer before the first
+        ((index_cache.VERSION, "key", 2, [(2, len(part))]), part),  # past the last
+        ((index_cache.VERSION, "key", 2, [(0, len(part) + 9)]), part),  # lengths that do not add up
+        ((index_cache.VERSION, "key", 2, [(0, 0)] * 100_000), b""),  # a hundred thousand empty parts
+        ((index_cache.VERSION, "key", 2, "not a list"), part),
+    ]:
+        forged(head, parts)
+        assert index_cache.load_sizes(written, "key", 3) is None, head[3] if isinstance(head[3], str) else head[3][:1]

@@ -173,10 +173,13 @@ def test_a_big_images_worker_goes_on_to_every_layers_folder_sizes(cache, monkeyp
     (index,) = [p for p in (cache / "index").iterdir() if not p.name.endswith(".sizes")]
     with open_source(path) as src:  # kept beside the index: a reopen has them too
         assert index_cache.load(src, src.select()) is not None
-        assert index_cache.cached_sizes(src, src.select(), 4) == sizes
-    (index.parent / (index.name + ".sizes")).write_bytes(b"layer-explorer sizes\n" + bytes(40))  # damaged
-    with open_source(path) as src:
-        assert index_cache.cached_sizes(src, src.select(), 4) is None  # worked out again, not trusted
+        key = index_cache.key_for(src, src.select())
+    assert index_cache.cached_sizes(key, 4) == sizes
+    kept = index.parent / (index.name + ".sizes")
+    kept.write_bytes(b"layer-explorer sizes\n" + bytes(40))  # damaged: not trusted, and removed
+    assert index_cache.cached_sizes(key, 4) is None and not kept.exists()
+    kept.symlink_to("/dev/zero")  # not a file: never read (it would never end)
+    assert index_cache.cached_sizes(key, 4) is None
     import time
 
     deadline = time.monotonic() + 10

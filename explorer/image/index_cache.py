@@ -22,6 +22,7 @@ import marshal
 import mmap
 import multiprocessing
 import os
+import stat
 import struct
 import tempfile
 import threading
@@ -110,7 +111,8 @@ def load(source: Source, ref: ImageRef) -> Image | None:
 
 
 SIZES_MAGIC = b"layer-explorer sizes\n"
-SIZES_PART = 16384  # folders a part: decoding one holds the interpreter lock about 2 ms
+SIZES_PART = 16384  # folders a part: decoding one holds the interpreter lock 2 to 3 ms
+MAX_SIZE_PARTS = 1 + (1_000_000 // SIZES_PART)  # beyond one a layer (layers x folders stay under a million)
 MAX_SIZES = 512 << 20  # a file of sizes past this is not one this program wrote
 
 
@@ -128,7 +130,7 @@ def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
     parts = []
     for layer, totals in enumerate(sizes):
         items = list(totals.items())
-        for at in range(0, max(len(items), 1), SIZES_PART):
+        for at in range(0, len(items), SIZES_PART):
             parts.append((layer, marshal.dumps(items[at:at + SIZES_PART])))
     head = marshal.dumps((VERSION, key, len(sizes), [(layer, len(part)) for layer, part in parts]))
     payload = struct.pack("<I", len(head)) + head + b"".join(part for _, part in parts)
@@ -142,7 +144,7 @@ def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
         if tmp:
             remove(tmp)
         return None
-    evict(where=os.path.dirname(where) or ".", spare=where)
+    evict(where=os.path.dirname(where) or ".", spare=index)  # (the index stays: its sizes are the extra)
     return where
 
 
@@ -152,41 +154,50 @@ def load_sizes(path: str, key: str, layers: int) -> tuple[dict[str, int], ...] |
     thread beside the window: a part at a time, the interpreter left to others in between."""
     try:
         with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size > MAX_SIZES:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 return None
-            data = memoryview(f.read())
+            data = memoryview(f.read(MAX_SIZES + 1))
     except OSError:
         return None
     start = len(SIZES_MAGIC) + 32
-    if bytes(data[:len(SIZES_MAGIC)]) != SIZES_MAGIC or hashlib.sha256(data[start:]).digest() != data[len(SIZES_MAGIC):start]:
+    if len(data) > MAX_SIZES or bytes(data[:len(SIZES_MAGIC)]) != SIZES_MAGIC:
+        return None
+    if hashlib.sha256(data[start:]).digest() != data[len(SIZES_MAGIC):start]:
         return None
     try:
         (size,) = struct.unpack_from("<I", data, start)
         version, made_for, count, parts = marshal.loads(data[start + 4:start + 4 + size])
-        if version != VERSION or made_for != key or count != layers - 1:
+        if version != VERSION or made_for != key or count != layers - 1 or type(parts) is not list:
+            return None
+        at = start + 4 + size
+        if len(parts) > count + MAX_SIZE_PARTS or sum(length for _, length in parts) != len(data) - at:
             return None
         sizes: list[dict[str, int]] = [{} for _ in range(count)]
-        at = start + 4 + size
         for layer, length in parts:
+            if type(layer) is not int or not 0 <= layer < count or type(length) is not int or length <= 0:
+                return None
             items = marshal.loads(data[at:at + length])
             at += length
-            if not all(type(k) is str and type(v) is int for k, v in items):
+            if type(items) is not list or not all(type(item) is tuple and len(item) == 2 and type(item[0]) is str
+                                                  and type(item[1]) is int and 0 <= item[1] < 1 << 63 for item in items):
                 return None
             sizes[layer].update(items)
             time.sleep(0)  # (the window's turn)
-    except (ValueError, EOFError, TypeError, IndexError, struct.error):
+    except (ValueError, EOFError, TypeError, IndexError, struct.error, MemoryError):
         return None
     with contextlib.suppress(OSError):
-        os.utime(path)  # used with its index: evicted with it, not before
+        os.utime(path)  # used with its index: not evicted before it
     return tuple(sizes)
 
 
-def cached_sizes(source: Source, ref: ImageRef, layers: int) -> tuple[dict[str, int], ...] | None:
-    """The folder sizes kept beside an image's cached index, if any (``load_sizes``)."""
-    key = key_for(source, ref) if enabled() else None
-    if key is None:
-        return None
-    return load_sizes(sizes_path(os.path.join(folder(), key)), key, layers)
+def cached_sizes(key: str, layers: int) -> tuple[dict[str, int], ...] | None:
+    """The folder sizes kept beside the cached index of ``key``, if any (``load_sizes``); a
+    damaged file is removed."""
+    path = sizes_path(os.path.join(folder(), key))
+    sizes = load_sizes(path, key, layers)
+    if sizes is None and os.path.lexists(path):
+        remove(path)
+    return sizes
 
 
 def open_index(path: str, key: str, source: Source, ref: ImageRef, written: bytes | None = None) -> Image | None:

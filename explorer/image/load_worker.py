@@ -210,7 +210,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | 
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
         if written.sizes and then is not None:
-            follower = _Sizes(image, worker, messages, key, private, then)
+            follower = _Sizes(image, key, then, worker, messages, private)
             try:
                 follower.start()
                 following = True  # the worker, its pipe and its folder are the follower's now
@@ -227,45 +227,73 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | 
 
 class _Sizes(threading.Thread):
     """Waits for a worker's folder sizes, hands them over, then ends the worker and removes
-    its private folder; ``cancel_sizes`` ends it sooner."""
+    its private folder; ``cancel_sizes`` ends it sooner. Without a worker, reads the sizes kept
+    beside a cached index (``key``) instead."""
 
     following: "dict[int, _Sizes]" = {}  # by the id of the image's tree
 
-    def __init__(self, image: Image, worker: Any, messages: Any, key: str, private: str | None,
-                 then: SizesCallback) -> None:
+    def __init__(self, image: Image, key: str, then: SizesCallback, worker: Any = None, messages: Any = None,
+                 private: str | None = None) -> None:
         super().__init__(name="layer-explorer sizes", daemon=True)
-        self.image, self.worker, self.messages, self.key, self.private, self.then = image, worker, messages, key, private, then
+        self.image, self.key, self.then = image, key, then
+        self.worker, self.messages, self.private = worker, messages, private
         self.stopped = False
+        self.lock = threading.Lock()  # a cancel kills the worker only while it is not reaped
+        self.reaped = False
         _Sizes.following[id(image.tree)] = self
 
     def run(self) -> None:
+        try:
+            if self.worker is None:
+                self._hand(index_cache.cached_sizes(self.key, len(self.image.layers)))
+            else:
+                self._wait()
+        finally:
+            if self.worker is not None:
+                with self.lock:
+                    _end(self.worker)
+                    self.reaped = True
+                self.messages.close()
+            if self.private is not None:
+                shutil.rmtree(self.private, ignore_errors=True)
+            _Sizes.following.pop(id(self.image.tree), None)
+
+    def _wait(self) -> None:
         try:
             while not self.stopped:
                 if not self.messages.poll(WAIT):
                     if self.worker.is_alive() or self.messages.poll(WAIT):
                         continue
-                    break
+                    return
                 message = self.messages.recv()
                 if isinstance(message, Sized):
-                    sizes = None
-                    if message.path is not None:
-                        sizes = index_cache.load_sizes(message.path, self.key, len(self.image.layers))
-                    if sizes is not None and not self.stopped:
-                        with contextlib.suppress(RuntimeError):  # (whoever wanted them is gone)
-                            self.then(self.image, sizes)
-                    break
+                    path = message.path
+                    self._hand(None if path is None else index_cache.load_sizes(path, self.key, len(self.image.layers)))
+                    return
         except (EOFError, OSError):
             pass
-        finally:
-            _Sizes.following.pop(id(self.image.tree), None)  # (first: nobody kills its pid once reaped)
-            _end(self.worker)
-            self.messages.close()
-            if self.private is not None:
-                shutil.rmtree(self.private, ignore_errors=True)
+
+    def _hand(self, sizes: "tuple[dict[str, int], ...] | None") -> None:
+        if sizes is not None and not self.stopped:
+            with contextlib.suppress(RuntimeError):  # (whoever wanted them is gone)
+                self.then(self.image, sizes)
+
+
+def cached_sizes(image: Image, source: Source, ref: ImageRef, then: SizesCallback) -> None:
+    """Read the folder sizes kept beside a big image's cached index in a thread, and hand them
+    to ``then`` (as ``load`` does); nothing for an image with none."""
+    key = index_cache.key_for(source, ref)
+    if key is None or len(image.tree.versions) <= SIZES_FROM:
+        return
+    follower = _Sizes(image, key, then)
+    try:
+        follower.start()
+    except RuntimeError:  # no thread to be had: no sizes
+        _Sizes.following.pop(id(image.tree), None)
 
 
 def sizes_coming() -> bool:
-    """Whether some image's folder sizes are still being worked out."""
+    """Whether some image's folder sizes are still being worked out or read."""
     return bool(_Sizes.following)
 
 
@@ -276,16 +304,19 @@ def stop_sizes(timeout: float = 5.0) -> None:
     for follower in followers:
         cancel_sizes(follower.image)
     for follower in followers:
-        follower.join(timeout)
+        if follower.ident is not None:
+            follower.join(timeout)
 
 
 def cancel_sizes(image: Image) -> None:
     """Stop working out an image's folder sizes (its tab closed): its worker ends now."""
     follower = _Sizes.following.get(id(image.tree))
-    if follower is not None:
-        follower.stopped = True
-        with contextlib.suppress(OSError, ValueError):
-            if follower.worker.pid is not None:
+    if follower is None:
+        return
+    follower.stopped = True
+    if follower.worker is not None:
+        with follower.lock, contextlib.suppress(OSError, ValueError):
+            if not follower.reaped and follower.worker.pid is not None:
                 os.killpg(follower.worker.pid, signal.SIGKILL)
 
 

@@ -459,6 +459,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         if busy:
+            self._early_sizes = None  # (a new load: sizes kept for one before it are no use)
             self.progress.setRange(0, 0)
             self.progress.setFormat("opening…")
         elif not self.loader.busy:

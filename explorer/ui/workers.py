@@ -9,10 +9,8 @@ saving and decoding) run on the GUI thread in short slices instead (``Slices``).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import sys
-import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -217,14 +215,8 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor,
     as ``load_worker.load`` has it (every layer's folder sizes of a big image, later)."""
     cached = index_cache.load(source, ref)
     if cached is not None:
-        if then is not None and len(cached.tree.versions) > load_worker.SIZES_FROM:  # (only big ones have them)
-            def read() -> None:
-                sizes = index_cache.cached_sizes(source, ref, len(cached.layers))
-                if sizes is not None:
-                    with contextlib.suppress(RuntimeError):  # (whoever wanted them is gone)
-                        then(cached, sizes)
-
-            threading.Thread(target=read, name="layer-explorer sizes", daemon=True).start()
+        if then is not None:  # (a big image's, read in a thread: the tree does not wait for them)
+            load_worker.cached_sizes(cached, source, ref, then)
         return cached
     if load_worker.suitable(source, ref):
         try:
