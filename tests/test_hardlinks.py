@@ -282,3 +282,21 @@ def test_extracting_a_symlink_by_its_path_writes_the_link_and_with_a_slash_where
     assert main(["extract", ARCHIVE, "/bin/", "-o", str(tmp_path / "folder")]) == 0
     assert (tmp_path / "folder" / "bin" / "hello").read_text() == "hello\n"
     assert "/bin -> usr/bin" in capsys.readouterr().err
+
+
+def test_a_buildah_image_is_the_filesystem_podman_gives_its_container(capsys):
+    # Built with buildah (chroot isolation) on the sample: a hard link broken by a chmod's copy-up,
+    # files written through a relative and an absolute symlinked folder, a folder removed and
+    # made again (opaque); the reference is podman's export of a container made from it.
+    want = json.loads((DATA / "copyup.oci.expected.json").read_text())
+    assert main(["report", "--json", "--no-cache", str(DATA / "copyup.oci.tar")]) == 0
+    files = {f["path"]: f for f in json.loads(capsys.readouterr().out)["image"]["files"] if f["path"] != "/"}
+    got = {p: ["file" if f["type"] == "hardlink" else f["type"], f["mode"], f"{f['uid']}:{f['gid']}", f["size"],
+               f["target"] if f["type"] == "symlink" else None] for p, f in files.items()}
+    assert got == want["files"]
+    groups: dict[str, set[str]] = {}
+    for p, f in files.items():
+        if f["type"] == "hardlink":
+            groups.setdefault(f["target"], {f["target"]}).add(p)
+    assert sorted(sorted(g) for g in groups.values()) == want["hard_links"]
+    assert files["/w/b/hard2"]["mode"] == "4755" and files["/w/a/f"]["mode"] == "0644"  # two files since the chmod
