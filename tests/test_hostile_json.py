@@ -456,6 +456,12 @@ def test_a_layer_of_zeros_past_the_bomb_ratio_is_refused_saying_how_to_open_it(t
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "refusing a decompression bomb" in proc.stderr and "raise LAYER_EXPLORER_MAX_RATIO" in proc.stderr
     assert "damaged" not in proc.stderr and str(path) in proc.stderr
+    import gzip
+
+    packed = tmp_path / "zeros.tar.gz"  # the same inside a compressed archive, read as a stream
+    packed.write_bytes(gzip.compress(path.read_bytes(), 1))
+    proc = _run(packed, "report", "--json")
+    assert proc.returncode == 2 and "refusing a decompression bomb" in proc.stderr and "damaged" not in proc.stderr
     monkeypatch.setenv("LAYER_EXPLORER_MAX_RATIO", "100000")
     proc = _run(path, "report", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["image"]["layers"][0]["size"] == 300 << 20

@@ -227,7 +227,7 @@ def scan_file(source: str, path: str, name: str, monitor: Monitor) -> LayerScan:
 
 def scan_layer_errors(source: str, where: str, exc: Exception) -> SourceError:
     """Turn a low-level read error in a layer into a source error that names the layer."""
-    if isinstance(exc, BombError):  # (the message names the layer)
+    if isinstance(exc, BombError):  # (its message names the layer: it is not damaged, only refused)
         return SourceError(source, str(exc), exc.hint)
     return SourceError(source, f"layer {where} is damaged: {exc}", "the archive may be truncated or corrupt")
 
@@ -416,7 +416,7 @@ class StreamContainer(Container):
         self._layers: dict[str, LayerScan] = {}
         self._sizes: dict[str, int] = {}
         self._links: dict[str, tuple[str, str]] = {}
-        self._broken: dict[str, str] = {}
+        self._broken: dict[str, Exception] = {}
         what = what or f"{kind}-compressed archive"
         try:
             outer = HashingReader(self._opener(), hash=False)
@@ -447,7 +447,7 @@ class StreamContainer(Container):
                     self._layers[name] = self._scan_member(kind, head, data, member.size, name, monitor)
                 except (TarFormatError, DecompressError) as exc:
                     # Maybe not a layer at all (a compressed SBOM): fail only if it is asked for.
-                    self._broken[name] = str(exc)
+                    self._broken[name] = exc.with_traceback(None)
             elif member.size == 0 or (member.size <= STREAM_DOCUMENT and head.lstrip()[:1] in (b"{", b"[")
                                       and self._kept + member.size <= STREAM_DOCUMENTS):
                 # only what can be a JSON document is kept in memory: a stream is read once,
@@ -503,7 +503,7 @@ class StreamContainer(Container):
         if real in self._layers:
             return self._layers[real]
         if real in self._broken:
-            raise scan_layer_errors(self.path, name, Exception(self._broken[real]))
+            raise scan_layer_errors(self.path, name, self._broken[real])
         if self._docs.get(real) == b"":
             return LayerScan([], compression.NONE, 0, warnings=[f"layer blob {name} is empty (0 bytes); read as an empty layer"])
         if real in self._docs:
