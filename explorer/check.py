@@ -94,14 +94,17 @@ def evaluate(image: Image, rules: dict[str, str]) -> list[RuleResult]:
     values = {"lowestEfficiency": e.score, "highestWastedBytes": e.wasted_bytes,
               "highestUserWastedPercent": e.user_wasted_percent}
     for rule, threshold in rules.items():
+        if rule not in values:
+            continue
+        value = values[rule]
         if threshold.lower() == "disabled":  # (its figure all the same, for whoever reads the JSON)
-            out.append(RuleResult(rule, threshold, values.get(rule, 0), True, skipped=True))
-        elif rule == "lowestEfficiency":
-            out.append(RuleResult(rule, threshold, e.score, e.score >= _fraction(threshold, rule)))
+            out.append(RuleResult(rule, threshold, value, True, skipped=True))
         elif rule == "highestWastedBytes":
-            out.append(RuleResult(rule, threshold, e.wasted_bytes, e.wasted_bytes <= parse_bytes(threshold)))
-        elif rule == "highestUserWastedPercent":
-            out.append(RuleResult(rule, threshold, e.user_wasted_percent, e.user_wasted_percent <= _fraction(threshold, rule)))
+            out.append(RuleResult(rule, threshold, value, value <= parse_bytes(threshold)))
+        elif rule == "lowestEfficiency":
+            out.append(RuleResult(rule, threshold, value, value >= _fraction(threshold, rule)))
+        else:
+            out.append(RuleResult(rule, threshold, value, value <= _fraction(threshold, rule)))
     return out
 
 

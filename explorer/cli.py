@@ -187,17 +187,20 @@ def run_extract(argv: Sequence[str]) -> int:
                          options=ExtractOptions(devices=args.devices, special_bits=args.keep_special_bits,
                                                 owners=args.same_owner))
     print(f"extracted {result.written:,} entries ({result.bytes:,} bytes) into {result.target}", file=sys.stderr)
-    for p, reason in result.skipped[:SKIPPED_SHOWN]:
-        print(printable(f"skipped {p[:1000]}: {reason}"), file=sys.stderr)
-    if len(result.skipped) > SKIPPED_SHOWN:  # a hostile image can make millions: the first say enough
-        print(f"... and {len(result.skipped) - SKIPPED_SHOWN:,} more skipped", file=sys.stderr)
-    for p, how in result.changed[:SKIPPED_SHOWN]:
-        print(printable(f"note: {p[:1000]}: {how}"), file=sys.stderr)
-    if len(result.changed) > SKIPPED_SHOWN:
-        print(f"... and {len(result.changed) - SKIPPED_SHOWN:,} more written so", file=sys.stderr)
+    _say_paths("skipped", result.skipped, "skipped")
+    _say_paths("note:", result.changed, "written so")
     if result.changed:
         print("(--keep-special-bits keeps setuid and setgid bits)", file=sys.stderr)
     return EXIT_OK
+
+
+def _say_paths(word: str, said: list[tuple[str, str]], more: str) -> None:
+    """One line per (path, why), the first ``SKIPPED_SHOWN`` of them: a hostile image can make
+    millions, and the first say enough."""
+    for p, why in said[:SKIPPED_SHOWN]:
+        print(printable(f"{word} {p[:1000]}: {why}"), file=sys.stderr)
+    if len(said) > SKIPPED_SHOWN:
+        print(f"... and {len(said) - SKIPPED_SHOWN:,} more {more}", file=sys.stderr)
 
 
 def _check_parser() -> argparse.ArgumentParser:

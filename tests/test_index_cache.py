@@ -421,6 +421,8 @@ def test_layer_sizes_kept_beside_an_index_come_back_whole_or_not_at_all(tmp_path
     index_cache.save_sizes(index, "key", [{"/a": -1}])
     assert index_cache.load_sizes(written, "key", 2) is None
     assert [p.name for p in tmp_path.iterdir()] == ["key.sizes"]  # nothing half written left
+    index_cache.evict(where=str(tmp_path))  # (its index is not there: the sizes go too)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_sizes_file_that_passes_its_checksum_but_lies_is_refused(tmp_path):

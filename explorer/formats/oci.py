@@ -47,6 +47,7 @@ class IndexWalk:
     notes: list[str] = field(default_factory=list)
     walked: set[str] = field(default_factory=set)  # index and manifest digests seen anywhere
     repeats: int = 0  # references to a manifest or index already seen, skipped
+    limit: int = field(default_factory=lambda: max_images())  # manifests at most, read when the walk starts
 
 
 def _platform(desc: dict[str, Any]) -> str:
@@ -111,8 +112,8 @@ def _walk_index(container: Container, index: dict[str, Any], where: str, tags: l
         if digest in walk.walked:  # listed again (or reached twice): one image, read once
             walk.repeats += 1
             continue
-        if len(walk.walked) >= (limit := max_images()):
-            raise SourceError(container.path, f"the index lists more than {limit:,} manifests",
+        if len(walk.walked) >= walk.limit:
+            raise SourceError(container.path, f"the index lists more than {walk.limit:,} manifests",
                               "raise LAYER_EXPLORER_MAX_IMAGES if the archive is genuine")
         walk.walked.add(digest)
         media = desc.get("mediaType") or ""

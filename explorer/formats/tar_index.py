@@ -374,10 +374,10 @@ def _numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at:
         raise TarFormatError(f"malformed number in tar header at byte {at}") from None
 
 
-def _decode_numbers(hdr: bytes, at: int, owners: dict[bytes, tuple[int, int, int]]) -> tuple[int, int, int, int, int]:
-    """A header's mode (its permission bits), uid, gid, size and mtime, the careful way; its
-    mode and owner kept in ``owners`` by their raw fields (while it holds fewer than ``NUMBERS``)."""
-    mode, uid, gid, size, mtime = _HEADER_FIELDS.unpack_from(hdr)[1:6]
+def _decode_numbers(mode: bytes, uid: bytes, gid: bytes, size: bytes, mtime: bytes, at: int, hdr: bytes,
+                    owners: dict[bytes, tuple[int, int, int]]) -> tuple[int, int, int, int, int]:
+    """A header's mode (its permission bits), uid, gid, size and mtime from their fields; its
+    mode and owner kept in ``owners`` by their raw bytes (while it holds fewer than ``NUMBERS``)."""
     try:  # the common case: NUL-terminated octal text
         numbers = (int(mode.rstrip(b"\0"), 8), int(uid.rstrip(b"\0"), 8), int(gid.rstrip(b"\0"), 8),
                    int(size.rstrip(b"\0"), 8), int(mtime.rstrip(b"\0"), 8))
@@ -432,7 +432,7 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
         except ValueError:
             owner = None
         if owner is None:
-            mode_n, uid_n, gid_n, size_n, mtime_n = _decode_numbers(hdr, header_at, owners)
+            mode_n, uid_n, gid_n, size_n, mtime_n = _decode_numbers(mode, uid, gid, size, mtime, header_at, hdr, owners)
         else:
             mode_n, uid_n, gid_n = owner
         if len(times) < NUMBERS:

@@ -112,13 +112,17 @@ def load(source: Source, ref: ImageRef) -> Image | None:
 
 SIZES_MAGIC = b"layer-explorer sizes\n"
 SIZES_PART = 16384  # folders a part: decoding one holds the interpreter lock 2 to 3 ms
-MAX_SIZE_PARTS = 1 + (1_000_000 // SIZES_PART)  # beyond one a layer (layers x folders stay under a million)
-MAX_SIZES = 512 << 20  # a file of sizes past this is not one this program wrote
+MAX_LAYER_FOLDERS = 1_000_000  # layers x folders whose sizes are kept at most (about 150 MB of them)
+MAX_SIZE_PARTS = 1 + MAX_LAYER_FOLDERS // SIZES_PART  # beyond one a layer
+MAX_SIZES_FILE = 512 << 20  # a file of sizes past this is not one this program wrote
+
+
+SIZES_SUFFIX = ".sizes"
 
 
 def sizes_path(index: str) -> str:
     """Where the folder sizes of an index's layers are kept: beside it."""
-    return index + ".sizes"
+    return index + SIZES_SUFFIX
 
 
 def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
@@ -133,12 +137,16 @@ def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
         for at in range(0, len(items), SIZES_PART):
             parts.append((layer, marshal.dumps(items[at:at + SIZES_PART])))
     head = marshal.dumps((VERSION, key, len(sizes), [(layer, len(part)) for layer, part in parts]))
-    payload = struct.pack("<I", len(head)) + head + b"".join(part for _, part in parts)
+    payload = [struct.pack("<I", len(head)), head, *(part for _, part in parts)]  # (hashed and written a piece at a time)
+    digest = hashlib.sha256()
+    for piece in payload:
+        digest.update(piece)
     where, tmp = sizes_path(index), ""
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(where) or ".", prefix=_partial())
         with os.fdopen(fd, "wb") as f:
-            f.write(SIZES_MAGIC + hashlib.sha256(payload).digest() + payload)
+            f.write(SIZES_MAGIC + digest.digest())
+            f.writelines(payload)
         os.replace(tmp, where)
     except (OSError, ValueError):
         if tmp:
@@ -156,11 +164,11 @@ def load_sizes(path: str, key: str, layers: int) -> tuple[dict[str, int], ...] |
         with open(path, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 return None
-            data = memoryview(f.read(MAX_SIZES + 1))
+            data = memoryview(f.read(MAX_SIZES_FILE + 1))
     except OSError:
         return None
     start = len(SIZES_MAGIC) + 32
-    if len(data) > MAX_SIZES or bytes(data[:len(SIZES_MAGIC)]) != SIZES_MAGIC:
+    if len(data) > MAX_SIZES_FILE or bytes(data[:len(SIZES_MAGIC)]) != SIZES_MAGIC:
         return None
     if hashlib.sha256(data[start:]).digest() != data[len(SIZES_MAGIC):start]:
         return None
@@ -418,6 +426,9 @@ def evict(limit: int | None = None, where: str | None = None, spare: str | None 
             if e.name.startswith(PARTIAL) and left_behind(e.name, e.stat().st_mtime, now, 3600):
                 remove(e.path)
         keep_under((e.path for e in files), limit)  # it skips what was just removed
+        for e in files:  # an index's sizes are of no use once it has gone
+            if e.name.endswith(SIZES_SUFFIX) and not os.path.exists(e.path[: -len(SIZES_SUFFIX)]):
+                remove(e.path)
     except OSError:
         pass
 
@@ -615,7 +626,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
     eff = data["efficiency"]
     waste = data["waste"]
     view = TreeView(tree, None, MERGED)
-    view._totals = data["totals"]
+    view.use_totals(data["totals"])
     return Image(  # the tags the source gives now: one image saved under another name is still the same index
         source=source.info, ref=ref, tags=ref.tags, config_digest=digest, platform=platform, created=created, config=config,
         layers=[LayerInfo(*l) for l in layers], history=[HistoryEntry(*h) for h in history], tree=tree, warnings=warns,

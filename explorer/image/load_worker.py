@@ -46,8 +46,7 @@ EVERY = 0.05  # the worker sends progress at most this often (and at each new st
 # From this many paths on, the worker works out every layer's folder sizes after the index:
 # the window keeps so big an index mapped rather than decoded, and a layer's sizes cost it a
 # second's walk each. Below it, the window computes them between events, sooner than these came.
-SIZES_FROM = 400_000  # (more than this: the window decodes an index of up to this many ahead)
-MAX_SIZES = 1_000_000  # layers x folders at most (about 150 MB of sizes)
+SIZES_FROM = 400_000  # (the window decodes an index of up to this many paths ahead: ``DECODE_AHEAD``)
 MAX_SIZES_WORK = 16_000_000  # paths visited at most (a second for each three million or so)
 
 
@@ -67,7 +66,9 @@ class Job:
     # The caller's environment as it is now (settings such as the cache's place): the fork
     # server has the one it was started with.
     env: dict[str, str] | None = None
-    sizes_from: int | None = None  # paths from which to work out every layer's folder sizes after the index
+    # more paths than this: work out every layer's folder sizes after the index (the caller's
+    # ``SIZES_FROM``, as it is set now; None: never)
+    sizes_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,12 +211,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | 
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
         if written.sizes and then is not None:
-            follower = _Sizes(image, key, then, worker, messages, private)
-            try:
-                follower.start()
-                following = True  # the worker, its pipe and its folder are the follower's now
-            except RuntimeError:  # no thread to be had: no sizes
-                _Sizes.following.pop(id(image.tree), None)
+            # the worker, its pipe and its folder are the follower's now, if it could start
+            following = _Sizes(image, key, then, worker, messages, private).begin()
         return image
     finally:
         if not following:
@@ -241,6 +238,15 @@ class _Sizes(threading.Thread):
         self.lock = threading.Lock()  # a cancel kills the worker only while it is not reaped
         self.reaped = False
         _Sizes.following[id(image.tree)] = self
+
+    def begin(self) -> bool:
+        """Start; False when no thread can be had (then there are no sizes)."""
+        try:
+            self.start()
+            return True
+        except RuntimeError:
+            _Sizes.following.pop(id(self.image.tree), None)
+            return False
 
     def run(self) -> None:
         try:
@@ -282,14 +288,11 @@ class _Sizes(threading.Thread):
 def cached_sizes(image: Image, source: Source, ref: ImageRef, then: SizesCallback) -> None:
     """Read the folder sizes kept beside a big image's cached index in a thread, and hand them
     to ``then`` (as ``load`` does); nothing for an image with none."""
-    key = index_cache.key_for(source, ref)
-    if key is None or len(image.tree.versions) <= SIZES_FROM:
+    if len(image.tree.versions) <= SIZES_FROM:
         return
-    follower = _Sizes(image, key, then)
-    try:
-        follower.start()
-    except RuntimeError:  # no thread to be had: no sizes
-        _Sizes.following.pop(id(image.tree), None)
+    key = index_cache.key_for(source, ref)
+    if key is not None:
+        _Sizes(image, key, then).begin()
 
 
 def sizes_coming() -> bool:
@@ -428,7 +431,7 @@ def _sizes_worth_it(image: Image, paths: int) -> bool:
     more than ``paths`` paths and more than one layer, whose sizes are not too many to keep nor
     to work out."""
     tree, layers = image.tree, len(image.layers)
-    return (len(tree.versions) > paths and 1 < layers and layers * len(tree.kids) <= MAX_SIZES
+    return (len(tree.versions) > paths and 1 < layers and layers * len(tree.kids) <= index_cache.MAX_LAYER_FOLDERS
             and (layers - 1) * len(tree.versions) <= MAX_SIZES_WORK)
 
 

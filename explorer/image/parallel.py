@@ -77,9 +77,10 @@ def _work(store: Container, blobs: list[str], limit: int, out: Any, handover: An
     # The other child takes the scans only once it has done the first layer's part: handed
     # over from a thread too, so that reading goes on meanwhile (that child gone, the loader
     # computes the numbers).
-    handing, hander = _pump(handover, lambda: None) if handover is not None else (None, None)
+    handed_gone = threading.Event()  # (then nothing more is queued for it: it would only be held)
+    handing, hander = _pump(handover, handed_gone.set) if handover is not None else (None, None)
     try:
-        sent: dict[str, bytes] = {}
+        sent: dict[str, bytes] = {}  # (without the other child: kept for dive's numbers here)
         entries = 0
         for number, blob in enumerate(_sent(blobs)):
             scan = store.scan_layer(blob, Monitor())
@@ -87,11 +88,13 @@ def _work(store: Container, blobs: list[str], limit: int, out: Any, handover: An
             if entries > limit:  # (the loader refuses the image when it counts them: no more here)
                 raise ValueError("too many entries")
             rest = tuple(getattr(scan, name) for name in _FIELDS)
-            sent[blob] = marshal.dumps(([tuple(m) for m in scan.members], rest))
-            pending.put((marshal.dumps((int(Kind.SCAN), number)), sent[blob]))
-            if handing is not None:
-                handing.put((marshal.dumps(blob), sent.pop(blob)))
-            del scan
+            body = marshal.dumps(([tuple(m) for m in scan.members], rest))
+            pending.put((marshal.dumps((int(Kind.SCAN), number)), body))
+            if handing is None:
+                sent[blob] = body
+            elif not handed_gone.is_set():
+                handing.put((marshal.dumps(blob), body))
+            del scan, body
         if handover is not None:
             pending.put((marshal.dumps((int(Kind.HANDED),)),))
         else:
@@ -130,12 +133,17 @@ def _pump(conn: Any, gone: Callable[[], Any]) -> tuple["queue.Queue[tuple[bytes,
     return messages, thread
 
 
-def _numbers(blobs: list[str], read: Callable[[str], list]) -> bytes:
-    """dive's numbers over every listing, as the message that says them."""
+def _dive_numbers(blobs: list[str], read: Callable[[str], list]) -> Efficiency:
+    """dive's numbers over every listing, each blob's members from ``read``."""
     dive = DiveEfficiency()
     for members in _listings(blobs, read):
         dive.add_layer(members)
-    n = dive.result()
+    return dive.result()
+
+
+def _numbers(blobs: list[str], read: Callable[[str], list]) -> bytes:
+    """dive's numbers over every listing, as the message that says them."""
+    n = _dive_numbers(blobs, read)
     return marshal.dumps((int(Kind.NUMBERS), n.score, n.wasted_bytes, n.user_wasted_percent, n.files))
 
 
@@ -454,10 +462,7 @@ def _listings(blobs: list[str], read: Callable[[str], list]) -> Iterator[list]:
 
 def _compute(store: Container, blobs: list[str]) -> Efficiency:
     """dive's numbers, read here."""
-    dive = DiveEfficiency()
-    for members in _listings(blobs, lambda blob: store.scan_layer(blob, Monitor()).members):
-        dive.add_layer(members)
-    return dive.result()
+    return _dive_numbers(blobs, lambda blob: store.scan_layer(blob, Monitor()).members)
 
 
 def lower_priority(by: int) -> None:

@@ -4,6 +4,7 @@ behind in lower layers."""
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -120,14 +121,17 @@ def _caches(tree: LayerTree, layers: list[LayerInfo]) -> list[Advice]:
                 break
     out = []
     for label, entries in found.items():
-        total = sum(e.size for e in entries)
+        by_layer: dict[int, int] = defaultdict(int)
+        for e in entries:
+            by_layer[e.layer] += e.size
+        total = sum(by_layer.values())
         if not total:
             continue
-        layer = max(set(e.layer for e in entries), key=lambda k: sum(e.size for e in entries if e.layer == k))
+        layer = max(sorted(by_layer), key=by_layer.__getitem__)  # (the first of layers that tie)
         out.append(Advice("package-cache", f"{label} left in the image ({len(entries)} files)",
                           f"{_mb(total)}, mostly from {_step(layers, layer)}. Clean it in the same step that fills it "
                           "(e.g. `rm -rf /var/lib/apt/lists/*`, `pip install --no-cache-dir`, `npm cache clean --force`).",
-                          total, layer, sorted(e.path for e in entries)[:20]))
+                          total, layer, heapq.nsmallest(20, (e.path for e in entries))))
     return out
 
 

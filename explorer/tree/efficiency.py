@@ -15,7 +15,7 @@ from typing import Iterable, NamedTuple
 
 from explorer.formats import tar_index
 from explorer.formats.tar_index import TarMember
-from explorer.tree.index import TooManyPaths
+from explorer.tree.index import TooManyPaths, too_many_paths
 from explorer.tree.names import AUFS_META as AUFS, WHITEOUT
 
 
@@ -96,7 +96,7 @@ def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
             sizes[parent] = 0  # implicit: counts as a non-folder, as in dive
             room -= cut
             if room < 0:
-                raise TooManyPaths("its paths, with the folders they imply, add up to more than the paths' budget")
+                raise TooManyPaths  # (the caller says which layer, and the budget)
             path = parent
             cut = path.rfind("/")
     return _Layer(sizes, dirs, whiteouts, parents, sum(sizes.values()))
@@ -165,7 +165,7 @@ class _Stack:
                 del sizes[whiteout]
         known.update(sizes)
         self.path_bytes += added
-        self.dirs.difference_update(nodes - layer.dirs)
+        self.dirs.difference_update(nodes)  # (an implicit parent is no folder: the layer's say which are)
         self.dirs.update(layer.dirs - whiteouts if whiteouts else layer.dirs)
 
 
@@ -180,36 +180,33 @@ class DiveEfficiency:
 
     def __init__(self) -> None:
         self.stack = _Stack()
-        self.first = True
         # path -> its size when seen once (most paths), else [cumulative, minimum, count]
         self.stats: dict[str, int | list[int]] = {}
         self.user_size = 0
         self.max_paths = tar_index.budgets().paths  # bytes the paths may add up to, implied folders too
-        self.layers = 0
+        self.layers = 0  # added so far
 
     def add_layer(self, members: Iterable[TarMember]) -> None:
         """Account one layer's leaves, then graft it onto the stack; ``TooManyPaths`` when
         the paths of the layers so far, with the folders they imply, are over the budget."""
-        room = self.max_paths - self.stack.path_bytes
-        try:
-            layer = _layer_tree(members, room)
-        except TooManyPaths:
-            raise TooManyPaths(f"layer {self.layers}: its paths, with the folders they imply, add up to more than "
-                               f"{self.max_paths >> 20:,} MiB") from None
-        self.layers += 1
-        if not self.first:
-            self.user_size += layer.total
         stack = self.stack
-        if any(_target(p) not in stack.sizes for p in layer.whiteouts - layer.parents):
-            self._account_in_order(layer)
+        try:
+            layer = _layer_tree(members, self.max_paths - stack.path_bytes)
+        except TooManyPaths:
+            too_many_paths(self.max_paths, f"layer {self.layers}: ")
+        if self.layers:  # (the base layer is not the user's)
+            self.user_size += layer.total
+        self.layers += 1
+        missing = [w for w in layer.whiteouts - layer.parents if _target(w) not in stack.sizes]
+        if missing:
+            self._account_in_order(layer, missing)
         else:
             self._account(layer)
         stack.graft(layer)
-        self.first = False
 
     def _account(self, layer: _Layer) -> None:
         """Count the layer's leaves, in any order (every whiteout's target is there)."""
-        sizes, stats, stack, add = layer.sizes, self.stats, self.stack, self._add
+        sizes, stats, add = layer.sizes, self.stats, self._add
         leaves = sizes.keys() - layer.parents
         regular = leaves - layer.whiteouts if layer.whiteouts else leaves
         again = regular & stats.keys()
@@ -220,27 +217,30 @@ class DiveEfficiency:
             del fresh[path]
         stats.update(fresh)  # seen once: cumulative = minimum = size, count 1
         for whiteout in leaves & layer.whiteouts:
-            target = _target(whiteout)
-            add(target, stack.subtree_size(target) if target in stack.dirs else 0)
+            self._count_removed(_target(whiteout))
 
-    def _account_in_order(self, layer: _Layer) -> None:
+    def _count_removed(self, target: str) -> None:
+        """A whiteout counts its target again: a folder with all it holds, anything else as 0."""
+        stack = self.stack
+        self._add(target, stack.subtree_size(target) if target in stack.dirs else 0)
+
+    def _account_in_order(self, layer: _Layer, missing: list[str]) -> None:
         """Count the leaves dive visits before it meets a whiteout of a path that is not there
         below: it logs an error and gives up on the rest of the layer. It visits depth first,
         siblings in byte order: the order of the paths with "/" below every other character."""
-        sizes, whiteouts, stack, add = layer.sizes, layer.whiteouts, self.stack, self._add
+        sizes, whiteouts, add = layer.sizes, layer.whiteouts, self._add
         leaves = sizes.keys() - layer.parents
         if any("\0" in path for path in leaves):  # (from a PAX record) keys may tie: dive's order decides
             order = sorted(sizes, key=lambda p: p.replace("/", "\0"))  # (stable: the layer's order breaks ties)
             at = {p: i for i, p in enumerate(order)}
-            first = min(at[w] for w in whiteouts & leaves if _target(w) not in stack.sizes)
+            first = min(at[w] for w in missing)
             leaves = {p for p in leaves if at[p] < first}
         else:
-            stop = min(w.replace("/", "\0") for w in whiteouts & leaves if _target(w) not in stack.sizes)
+            stop = min(w.replace("/", "\0") for w in missing)
             leaves = {p for p in leaves if p.replace("/", "\0") < stop}
         for path in leaves:
             if path in whiteouts:
-                target = _target(path)
-                add(target, stack.subtree_size(target) if target in stack.dirs else 0)
+                self._count_removed(_target(path))
             else:
                 add(path, sizes[path])
 

@@ -27,8 +27,9 @@ class TooManyPaths(Exception):
     """The image's paths, implied folders included, add up to more than the paths' budget."""
 
 
-def _too_many_paths(limit: int) -> NoReturn:
-    raise TooManyPaths(f"its paths, with the folders they imply, add up to more than {limit >> 20:,} MiB")
+def too_many_paths(limit: int, where: str = "") -> NoReturn:
+    """Refuse what goes past the paths' budget of ``limit`` bytes (``where``: which layer)."""
+    raise TooManyPaths(f"{where}its paths, with the folders they imply, add up to more than {limit >> 20:,} MiB")
 
 
 class Version(NamedTuple):
@@ -188,28 +189,28 @@ class LayerTree:
             return _new(Entry, (entry[0], FILE, *entry[2:7], None, *entry[8:]))
         return entry if entry[7] == primary else entry._replace(target=primary)
 
+    @property
+    def _chunks(self) -> Any:
+        """The encoded folders of a tree read from an index file (``explorer.tree.lazy``), or None."""
+        return getattr(self.versions, "chunks", None)
+
     def stored_in_looked_at_folders(self) -> Callable[[str], Any]:
         """A plain dict lookup of what is stored for a path whose folder's ``kids`` were asked
         for (a cached index decodes a folder then): no method call per path."""
-        chunks = getattr(self.versions, "chunks", None)
+        chunks = self._chunks
         return chunks.versions.get if chunks is not None else self.versions.get
 
     def unread(self) -> Callable[[str], bool] | None:
         """For a tree read from an index file with folders still encoded: whether looking a
         path up decodes its folder first (a few milliseconds for a big one); else None."""
-        chunks = getattr(self.versions, "chunks", None)
+        chunks = self._chunks
         if chunks is None or chunks.complete:
             return None
-        decoded, encoded = chunks.kids, chunks.folders
-
-        def unread(path: str) -> bool:
-            folder = path[: path.rfind("/")] or "/"
-            return folder not in decoded and folder in encoded
-        return unread
+        return lambda path: chunks.pending(path[: path.rfind("/")] or "/")
 
     def encoded(self) -> bool:
         """Whether some folders of a tree read from an index file are still encoded."""
-        chunks = getattr(self.versions, "chunks", None)
+        chunks = self._chunks
         return chunks is not None and not chunks.complete
 
     def changes_steps(self, layer: int | None) -> Iterator[None]:
@@ -222,7 +223,7 @@ class LayerTree:
 
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
-        chunks = getattr(self.versions, "chunks", None)
+        chunks = self._chunks
         if chunks is not None:
             yield from chunks.load_steps()
 
@@ -360,7 +361,7 @@ class _LayerApplier:
                 tree = self.tree
                 tree.path_bytes += len(path)
                 if tree.path_bytes > self.max_paths:
-                    _too_many_paths(self.max_paths)
+                    too_many_paths(self.max_paths)
                 cut = path.rfind("/")
                 tree.kids.setdefault(path[:cut] or "/", []).append(path[cut + 1 :])
                 old = NEW
@@ -435,8 +436,9 @@ class _LayerApplier:
                 self.remove(moved)
             return
         if entry.type == DIR:
-            self.remove_children(path)
-        self.moved.clear()  # it may have been a link on the way
+            self.remove_children(path)  # (which forgets where linked folders are)
+        elif entry.type == SYMLINK:
+            self.moved.clear()  # a link on the way goes
         self.touch(path)
         del self.live[path]
         self.removed = True
@@ -647,7 +649,6 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
     links = tree.hardlink_data
     layer = applier.layer
     limit = applier.max_paths
-    moved = applier.moved
     # The folder of the entry before, which a tar's order makes the next entry's too: its
     # entry (looked up again only after a change that may have touched it) and its names.
     folder, above, names_in = "", None, []
@@ -657,7 +658,8 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
         parent = path[:cut] or "/"
         if parent != folder:
             folder, above, names_in = parent, live.get(parent), None
-        if above is None or above[1] != DIR or entry[1] == HARDLINK or path in before or path == "/":
+        # (links go through ``put``, which forgets where folders named through links are)
+        if above is None or above[1] != DIR or entry[1] == HARDLINK or entry[1] == SYMLINK or path in before or path == "/":
             put(entry)
             folder = ""  # ``put`` may have changed the folders
             continue
@@ -673,13 +675,11 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
         else:  # ``touch`` of a path no layer had
             tree.path_bytes += len(path)
             if tree.path_bytes > limit:
-                _too_many_paths(limit)
+                too_many_paths(limit)
             if names_in is None:
                 names_in = kids.setdefault(parent, [])
             names_in.append(path[cut + 1 :])
             before[path] = NEW
         if links:
             links.pop((layer, path), None)  # last wins, link or not
-        if entry[1] == SYMLINK:
-            moved.clear()  # where folders named through links are may change
         live[path] = entry

@@ -31,9 +31,13 @@ class Chunks:
         self.complete = not folders
         self._lock = threading.Lock()  # the window's thread and a background one may both decode
 
+    def pending(self, folder: str) -> bool:
+        """Whether a folder's children are still encoded (``load`` would decode them)."""
+        return folder not in self.kids and folder in self.folders
+
     def load(self, folder: str) -> None:
         """Decode one folder's children (once)."""
-        if folder in self.kids or folder not in self.folders:
+        if not self.pending(folder):
             return
         with self._lock:
             if folder in self.kids or self.body is None:

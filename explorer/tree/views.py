@@ -173,6 +173,11 @@ class TreeView:
         """Bytes of regular files below each directory of the view (computed once)."""
         return drain(self.totals_steps())
 
+    @property
+    def known_totals(self) -> dict[str, int] | None:
+        """The folder sizes, when they have been counted (or given); None before."""
+        return self._totals
+
     def use_totals(self, totals: dict[str, int]) -> None:
         """Take folder sizes worked out elsewhere (for this same tree, layer and mode)."""
         if self._totals is None:
@@ -298,7 +303,7 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
     return keep
 
 
-def _folders_of(paths: list[str]) -> set[str]:
+def folders_of(paths: list[str]) -> set[str]:
     """Every folder that holds one of ``paths``, at any depth."""
     folders: set[str] = set()
     for path in paths:
@@ -354,16 +359,16 @@ class FolderSizes:
 
     def give(self, view: "TreeView") -> dict[str, int]:
         """Set ``view``'s sizes and counts from what was added; its totals."""
-        view._totals = _with_links(roll_up(self.direct), self.linked)
+        view.use_totals(_with_links(roll_up(self.direct), self.linked))
         view.entries, view.file_bytes = self.entries, self.file_bytes
-        return view._totals
+        return view.known_totals  # type: ignore[return-value]
 
 
 def _with_links(totals: dict[str, int], linked: dict[Inode, tuple[int, list[str]]]) -> dict[str, int]:
     """``totals`` with each file of several names added to every folder that holds one of them,
     once per folder whatever its names."""
     for size, paths in linked.values():
-        for folder in _folders_of(paths):
+        for folder in folders_of(paths):
             totals[folder] = totals.get(folder, 0) + size
     return totals
 

@@ -8,11 +8,12 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
 
+from explorer.image import index_cache
 from explorer.image.loader import Image
 from explorer.formats.source import Source
 from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import EVERY
-from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, path_matcher, visible_paths_steps
+from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, folders_of, path_matcher, visible_paths_steps
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
@@ -30,7 +31,7 @@ GATHER_AT_ONCE = 20_000
 # Changes views kept for a quick return (each holds the paths its layer changed).
 KEPT_CHANGE_VIEWS = 4
 # Folder sizes of every layer are computed ahead when layers x folders stays under this.
-WARM_UP_LIMIT = 1_000_000  # about 150 MB of sizes
+WARM_UP_LIMIT = index_cache.MAX_LAYER_FOLDERS  # (the loading process keeps to it too)
 # Above this many paths "Expand all" opens the first levels only.
 EXPAND_ALL_LIMIT = 50_000
 
@@ -57,7 +58,6 @@ class FilesPage(QWidget):
         self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
         self.pending_message: str | None = None
         self._selected_path: str | None = None
-        self._layer_sizes: tuple[dict[str, int], ...] | None = None  # every layer's, when worked out elsewhere
         self._build()
 
     def _build(self) -> None:
@@ -115,7 +115,6 @@ class FilesPage(QWidget):
         self.image = image
         self.view = image.first_view
         self._views = {(None, MERGED): self.view}
-        self._layer_sizes = None
         self.layer = None
         self.pending_message = None
         self.pending.hide()
@@ -157,26 +156,24 @@ class FilesPage(QWidget):
         view = self._views.get(key)
         if view is None:
             view = self._views[key] = TreeView(self.image.tree, layer, mode, relevant)
-            if mode == MERGED and layer is not None:
-                final = self._views.get((None, MERGED))
-                if layer == len(self.image.layers) - 1 and final is not None and final._totals is not None:
-                    view.use_totals(final._totals)  # the last layer's merged view is the final image
-                elif self._layer_sizes is not None and layer < len(self._layer_sizes):
-                    view.use_totals(self._layer_sizes[layer])
+            final = self.image.first_view.known_totals
+            if mode == MERGED and layer == len(self.image.layers) - 1 and final is not None:
+                view.use_totals(final)  # the last layer's merged view is the final image
             changes = [k for k in self._views if k[1] == DIFF]
             if len(changes) > KEPT_CHANGE_VIEWS:  # each holds its layer's changed paths: keep a few
                 del self._views[changes[0]]
         return view
 
     def use_layer_sizes(self, sizes: tuple[dict[str, int], ...]) -> None:
-        """Every layer's folder sizes (but the last's), worked out elsewhere: shown at once."""
-        self._layer_sizes = sizes
-        for (layer, mode), view in self._views.items():
-            if mode == MERGED and layer is not None and layer < len(sizes) and view._totals is None:
-                view.use_totals(sizes[layer])
+        """Every layer's folder sizes (but the last's), worked out elsewhere: kept with their
+        views (merged views are never dropped), and shown at once for the one shown."""
+        for layer, totals in enumerate(sizes):
+            view = self.view_for(layer, MERGED)
+            if view.known_totals is None:
+                view.use_totals(totals)
                 if view is self.view:
                     self.background.cancel("totals")
-                    self.tree_model.set_totals(view._totals)
+                    self.tree_model.set_totals(totals)
 
     def warm_up(self) -> None:
         """Compute every layer's folder sizes in the background, so switching layers shows them at once."""
@@ -214,8 +211,8 @@ class FilesPage(QWidget):
         current = self.current_path()
         view = self.view = self.view_for(self.layer, self.mode)
         # sizes prepared off the GUI thread or kept from a visit before; else computed below
-        self.tree_model.set_view(view, None, view._totals)
-        if view._totals is None:
+        self.tree_model.set_view(view, None, view.known_totals)
+        if view.known_totals is None:
 
             def sized():
                 totals = yield from view.totals_steps()
@@ -314,24 +311,16 @@ class FilesPage(QWidget):
                     break
 
     def show_only(self, files: list[str], label: str) -> None:
-        """Show only ``files`` of the final image's tree, their folders opened, under a rich-text
-        ``label`` that offers to show every file again."""
-        self.set_mode(MERGED)
-        self.show_layer(None)
+        """Show only ``files`` of the tree shown (the caller chooses the layer and mode), their
+        folders opened, under a rich-text ``label`` that offers to show every file again."""
         self.search_box.blockSignals(True)
         self.search_box.clear()  # a search would hide some of them
         self.search_box.blockSignals(False)
         for box in self.hide_boxes.values():
             box.setChecked(False)
-        visible = set(files)
-        for path in files:
-            cut = path.rfind("/")
-            while cut > 0 and path[:cut] not in visible:
-                visible.add(path[:cut])
-                cut = path.rfind("/", 0, cut)
-        self.tree_model.set_visible(visible)
-        leaves = set(files)
-        self.expand_matches(sorted((p for p in visible if p not in leaves), key=lambda p: (p.count("/"), p)))
+        folders = folders_of(files) - {"/"}
+        self.tree_model.set_visible(folders.union(files))
+        self.expand_matches(sorted(folders, key=lambda p: (p.count("/"), p)))
         self.package_filter.setText(f"{label} &nbsp; <a href='all'>show all files</a>")
         self.package_filter.show()
         if files:

@@ -70,7 +70,6 @@ class ImageView(QWidget):
         self.merged_button, self.diff_button = self.controls.merged_button, self.controls.diff_button
         self.hide_button, self.hide_boxes = self.controls.hide_button, self.controls.hide_boxes
         self.search_box, self.search_kind = self.controls.search_box, self.controls.search_kind
-        self.search_status = self.controls.search_status
 
         self.details = DetailsPanel()
         self.details.jump_to_layer.connect(self.show_path_at_layer)
@@ -111,7 +110,6 @@ class ImageView(QWidget):
     # The layer and mode shown, and their view, are the Files page's.
     layer = property(lambda self: self.files.layer)
     mode = property(lambda self: self.files.mode)
-    view = property(lambda self: self.files.view)
 
     def adopt(self, image: Image) -> None:
         """Show the loaded image in place of its preview: the same widgets, the files now too

@@ -72,7 +72,6 @@ class MainWindow(QMainWindow):
         self.many_call.result.connect(self._on_many)
         self.many_call.failed.connect(self._on_many_failed)
         self._preview: ImageView | None = None  # layers and history shown while blobs download
-        self._early_sizes: tuple[Any, Any] | None = None  # (tree, layer sizes) come before their image's view
         self.dialogs: list[QWidget] = []  # open error dialogs (tests close them)
 
         self.start_page = StartPage()
@@ -395,9 +394,6 @@ class MainWindow(QMainWindow):
             view.status_changed.connect(self._update_status)
             index = self.tabs.addTab(view, view.title())
             self.layers_shown.emit(view)
-        early, self._early_sizes = self._early_sizes, None
-        if early is not None and early[0] is image.tree:
-            view.files.use_layer_sizes(early[1])
         self.tabs.setTabToolTip(index, source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
@@ -412,15 +408,12 @@ class MainWindow(QMainWindow):
         self._next()
 
     def _on_sized(self, image: Image, sizes) -> None:
-        """A big image's layers' folder sizes came from its loading process (kept for its
-        view when they come before it: a small image's come at once)."""
+        """A big image's layers' folder sizes came from its loading process (always after the
+        image itself: the loader holds those that come sooner)."""
         for i in range(self.tabs.count()):
             view = self.tabs.widget(i)
             if isinstance(view, ImageView) and view.image.tree is image.tree:
                 view.files.use_layer_sizes(sizes)
-                return
-        if self.loader.busy:  # (else its load was cancelled or its tab closed: no use)
-            self._early_sizes = (image.tree, sizes)
 
     def _drop_preview(self) -> None:
         preview, self._preview = self._preview, None
@@ -459,7 +452,6 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         if busy:
-            self._early_sizes = None  # (a new load: sizes kept for one before it are no use)
             self.progress.setRange(0, 0)
             self.progress.setFormat("opening…")
         elif not self.loader.busy:

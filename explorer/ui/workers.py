@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+import weakref
 from typing import Any, Callable, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
@@ -28,7 +29,7 @@ from explorer.tree.steps import drain
 # Entries of a mapped index decoded ahead, in idle time, so the first search or layer switch
 # need not: beyond, they stay encoded until a walk wants them (a million entries decoded are
 # about 500 MB of the window's memory, against 150 MB mapped).
-DECODE_AHEAD = 400_000
+DECODE_AHEAD = load_worker.SIZES_FROM  # (above it, the loading process works out the layers' sizes)
 
 
 def decode_ahead(tree) -> bool:
@@ -243,6 +244,7 @@ class LoadController(QObject):
     progress = Signal(object)  # Progress
     busy_changed = Signal(bool)
     sized = Signal(object, object)  # Image, every layer's folder sizes (worked out after it loaded)
+    _sizes_in = Signal(object, object)  # the same, from the thread that waits for them
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -252,6 +254,11 @@ class LoadController(QObject):
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
         self.follow_up = Slices(self)  # after a load: saving its index, decoding a cached one
+        # Sizes that come before their image's ``loaded`` (a small image's come at once) wait
+        # here for it, by the id of its tree; the trees already said to be loaded, weakly.
+        self._held: dict[int, tuple[Image, Any]] = {}
+        self._shown: weakref.WeakSet = weakref.WeakSet()
+        self._sizes_in.connect(self._sizes_came)
         scan_pool.import_ahead()
         load_worker.warm_up()  # the process loading workers are forked from, ready by the first open
 
@@ -306,10 +313,14 @@ class LoadController(QObject):
                 raise
 
         def prepare(monitor: Monitor) -> Image:
-            return load_elsewhere(source, ref, monitor, lambda image, sizes: self.sized.emit(image, sizes))
+            return load_elsewhere(source, ref, monitor, self._sizes_in.emit)
 
         def done(image: Image) -> None:
+            self._shown.add(image.tree)
             self.loaded.emit(source, image)
+            held = self._held.pop(id(image.tree), None)
+            if held is not None:
+                self.sized.emit(*held)
             # after the tree is shown, not before: the user should not wait for either
             if image.from_cache:
                 if decode_ahead(image.tree):  # the rest of the folders, for walks over every path
@@ -320,9 +331,17 @@ class LoadController(QObject):
 
         def discard(image: Image) -> None:  # cancelled once loaded: its sizes are no use either
             load_worker.cancel_sizes(image)
+            self._held.pop(id(image.tree), None)
             source.close()
 
         self._start(path, work, done, discard)
+
+    def _sizes_came(self, image: Image, sizes: Any) -> None:
+        """An image's layers' folder sizes: said now if the image was, else when it is."""
+        if image.tree in self._shown:
+            self.sized.emit(image, sizes)
+        else:
+            self._held[id(image.tree)] = (image, sizes)
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
