@@ -13,6 +13,7 @@ import os
 import posixpath
 import stat
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Callable, Iterator
 
 from explorer.formats import compression
@@ -157,13 +158,13 @@ def _scan_range(buf: mmap.mmap | bytes, start: int, end: int, where: str, monito
             return LayerScan([], kind, 0, warnings=[f"layer blob {where} is empty (0 bytes); read as an empty layer"])
         if not looks_like_tar(bytes(buf[start : min(end, start + BLOCK)])):
             raise SourceError(monitor.source, f"layer blob {where} is not a tar archive")
-        members = []
+        members: list[TarMember] = []
         released = start - start % mmap.PAGESIZE
-        for member in scan_buffer(buf, start, end):
-            members.append(member)
-            if len(members) & 0x3FFF == 0:
-                monitor.tick(member.offset)
-                released = _release(buf, released, start + member.offset)
+        scan = scan_buffer(buf, start, end)
+        while chunk := list(islice(scan, 0x4000)):  # (taken a chunk at a time: a call less an entry)
+            members += chunk
+            monitor.tick(chunk[-1].offset)
+            released = _release(buf, released, start + chunk[-1].offset)
         _release(buf, released, end)
         return LayerScan(members, kind, size, tar_size=size)
     blob = HashingReader(compression.buffer_reader(buf, start, end))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import Iterable, NamedTuple
 
 from explorer.formats import tar_index
@@ -43,6 +44,7 @@ class _Layer(NamedTuple):
     whiteouts: set[str]  # the nodes that are whiteouts
     parents: set[str]  # the nodes with children
     total: int  # the sum of the nodes' sizes
+    children: dict[str, list[str]]  # each folder's nodes as listed ("" holds the top's), whiteouts too
 
 
 def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
@@ -54,7 +56,12 @@ def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
     dirs: set[str] = set()
     whiteouts: set[str] = set()
     parents: set[str] = set()
+    # Each folder's nodes, listed as they come (the stack's lists of them grow from these
+    # without a step of Python for each path): tar order keeps a folder's entries together.
+    children: dict[str, list[str]] = {}
+    top: list[str] = []
     folder = None  # the folder of the entry before, which has its node and its parents' already
+    here = top  # its list
     for m in members:
         path = m[0]  # (by position: plain tuples, as a scan crosses between processes, do too)
         if path.endswith("/"):
@@ -83,13 +90,16 @@ def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
             if path.startswith(WHITEOUT, cut + 1):
                 whiteouts.add(path)
         if cut <= 0:
+            top.append(path)
             continue
         parent = path[:cut]
         if parent == folder:
+            here.append(path)
             continue
         folder = parent
-        while cut > 0:
-            parent = path[:cut]
+        here = children.setdefault(parent, [])
+        here.append(path)
+        while True:
             parents.add(parent)
             if parent in sizes:
                 break
@@ -97,9 +107,15 @@ def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
             room -= cut
             if room < 0:
                 raise TooManyPaths  # (the caller says which layer, and the budget)
-            path = parent
-            cut = path.rfind("/")
-    return _Layer(sizes, dirs, whiteouts, parents, sum(sizes.values()))
+            cut = parent.rfind("/")
+            if cut <= 0:
+                top.append(parent)
+                break
+            path, parent = parent, parent[:cut]
+            children.setdefault(parent, []).append(path)
+    if top:
+        children[""] = top
+    return _Layer(sizes, dirs, whiteouts, parents, sum(sizes.values()), children)
 
 
 class _Stack:
@@ -131,7 +147,7 @@ class _Stack:
         for folder, gone in folders.items():
             siblings = kids.get(folder)
             if siblings is not None:
-                kids[folder] = [p for p in siblings if p not in gone]
+                kids[folder] = list(filterfalse(gone.__contains__, siblings))
 
     def subtree_size(self, path: str) -> int:
         total, stack = 0, [path]
@@ -147,26 +163,36 @@ class _Stack:
         sizes, whiteouts = layer.sizes, layer.whiteouts
         if whiteouts:  # whiteouts take effect before the layer's own entries
             self.remove({_target(w) for w in whiteouts})
-        known, kids = self.sizes, self.kids
+        known = self.sizes
         nodes = sizes.keys() - whiteouts if whiteouts else sizes.keys()
-        added = 0
-        for path in nodes - known.keys():
-            added += len(path)
-            cut = path.rfind("/")
-            parent = path[:cut] if cut > 0 else ""
-            k = kids.get(parent)
-            if k is None:
-                kids[parent] = [path]
-            else:
-                k.append(path)
+        new = nodes - known.keys()
+        self._list(new, layer.children)
         if whiteouts:
             sizes = dict(sizes)
             for whiteout in whiteouts:
                 del sizes[whiteout]
         known.update(sizes)
-        self.path_bytes += added
+        self.path_bytes += sum(map(len, new))
         self.dirs.difference_update(nodes)  # (an implicit parent is no folder: the layer's say which are)
         self.dirs.update(layer.dirs - whiteouts if whiteouts else layer.dirs)
+
+    def _list(self, new: set[str], children: dict[str, list[str]]) -> None:
+        """Add ``new`` paths to their folders' lists: taken from the layer's lists as they are
+        (a comprehension a folder), unless a path is listed twice there (named twice, or a
+        folder after what it holds), when each path's folder is worked out on its own."""
+        kids = self.kids
+        found = {parent: fresh for parent, listed in children.items() if (fresh := [p for p in listed if p in new])}
+        if sum(map(len, found.values())) == len(new):  # (each new path is listed at least once)
+            for parent, fresh in found.items():
+                k = kids.get(parent)
+                if k is None:
+                    kids[parent] = fresh
+                else:
+                    k += fresh
+            return
+        for path in new:
+            cut = path.rfind("/")
+            kids.setdefault(path[:cut] if cut > 0 else "", []).append(path)
 
 
 def _target(whiteout: str) -> str:
@@ -204,17 +230,23 @@ class DiveEfficiency:
             self._account(layer)
         stack.graft(layer)
 
-    def _account(self, layer: _Layer) -> None:
-        """Count the layer's leaves, in any order (every whiteout's target is there)."""
+    def _account(self, layer: _Layer, leaves: "set[str] | None" = None) -> None:
+        """Count the layer's leaves (``leaves`` of them only, if given). The order does not
+        change the sums: each counts what the stack below holds, which stays as it is."""
         sizes, stats, add = layer.sizes, self.stats, self._add
-        leaves = sizes.keys() - layer.parents
+        whole = leaves is None
+        if leaves is None:
+            leaves = sizes.keys() - layer.parents
         regular = leaves - layer.whiteouts if layer.whiteouts else leaves
         again = regular & stats.keys()
         for path in again:
             add(path, sizes[path])
-        fresh = dict(sizes)  # (whole, then trimmed: far fewer removals than leaves)
-        for path in layer.parents | layer.whiteouts | again:
-            del fresh[path]
+        if whole:
+            fresh = dict(sizes)  # (whole, then trimmed: far fewer removals than leaves)
+            for path in layer.parents | layer.whiteouts | again:
+                del fresh[path]
+        else:
+            fresh = {path: sizes[path] for path in regular - again}
         stats.update(fresh)  # seen once: cumulative = minimum = size, count 1
         for whiteout in leaves & layer.whiteouts:
             self._count_removed(_target(whiteout))
@@ -228,7 +260,7 @@ class DiveEfficiency:
         """Count the leaves dive visits before it meets a whiteout of a path that is not there
         below: it logs an error and gives up on the rest of the layer. It visits depth first,
         siblings in byte order: the order of the paths with "/" below every other character."""
-        sizes, whiteouts, add = layer.sizes, layer.whiteouts, self._add
+        sizes = layer.sizes
         leaves = sizes.keys() - layer.parents
         if any("\0" in path for path in leaves):  # (from a PAX record) keys may tie: dive's order decides
             order = sorted(sizes, key=lambda p: p.replace("/", "\0"))  # (stable: the layer's order breaks ties)
@@ -238,11 +270,7 @@ class DiveEfficiency:
         else:
             stop = min(w.replace("/", "\0") for w in missing)
             leaves = {p for p in leaves if p.replace("/", "\0") < stop}
-        for path in leaves:
-            if path in whiteouts:
-                self._count_removed(_target(path))
-            else:
-                add(path, sizes[path])
+        self._account(layer, leaves)
 
     def _add(self, path: str, size: int) -> None:
         s = self.stats.get(path)
