@@ -530,15 +530,23 @@ class _LayerApplier:
         tree, layer, live = self.tree, self.layer, self.live
         versions = tree.versions
         changes = tree.changes[layer]
-        if self.first and not self.removed:
-            # Nothing the first layer placed went again: every path it touched is in ``live``,
-            # in the order it was touched, and was added (the root too, which is no change).
+        if self.first:
+            # Every path is new: what is live was added (the root too, which is no change), in
+            # the order it was placed; what is not came and went (``_place`` leaves the paths it
+            # places out of ``before``, and a removal touches them).
+            for path in self.before:
+                if path not in live and path != "/":
+                    tree.path_bytes -= len(path)
+                    cut = path.rfind("/")
+                    tree.kids[path[:cut] or "/"].remove(path[cut + 1 :])
             versions.update(live)
             changes.paths += [path for path in live if path != "/"]
             changes.kinds += bytes(len(changes.paths))  # (ADDED is 0)
             return
         changed, kinds = changes.paths.append, changes.kinds.append
-        added = LayerChanges.CODES[ADDED]
+        codes = LayerChanges.CODES
+        added = codes[ADDED]
+        new = tuple.__new__  # (a named tuple made directly: a third of the time of calling it)
         for path, old in self.before.items():
             after = live.get(path)
             if old is NEW:
@@ -570,10 +578,11 @@ class _LayerApplier:
                 if v is None:
                     v = versions[path] = []
                 elif type(v) is not list:
-                    v = versions[path] = [Version(v.layer, ADDED, v)]  # type: ignore[union-attr]
-                v.append(Version(layer, change, after))  # type: ignore[union-attr]
+                    v = versions[path] = [new(Version, (v.layer, ADDED, v))]  # type: ignore[union-attr]
+                v.append(new(Version, (layer, change, after)))  # type: ignore[union-attr]
             if change != UNCHANGED and path != "/":
-                changes.append(path, change)
+                changed(path)
+                kinds(codes[change])
 
 
 _ODD_START = ("", ".", "/")  # names that start so (or hold "//" or "/.") need ``normalise``'s care
@@ -660,6 +669,10 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
     # The folder of the entry before, which a tar's order makes the next entry's too: its
     # entry (looked up again only after a change that may have touched it) and its names.
     folder, above, names_in = "", None, []
+    # In the first layer, while nothing has gone again, a path not live is one no entry has
+    # named yet, and ``finish`` needs no note of the paths placed here (every one is new).
+    first = applier.first
+    fresh = first and not applier.removed
     for entry in entries:
         path = entry[0]
         cut = path.rfind("/")
@@ -667,18 +680,22 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
         if parent != folder:
             folder, above, names_in = parent, live.get(parent), None
         # (links go through ``put``, which forgets where folders named through links are)
-        if above is None or above[1] != DIR or entry[1] == HARDLINK or entry[1] == SYMLINK or path in before or path == "/":
+        if above is None or above[1] != DIR or entry[1] == HARDLINK or entry[1] == SYMLINK or path == "/" \
+                or (not fresh and path in before):
             put(entry)
             folder = ""  # ``put`` may have changed the folders
+            fresh = first and not applier.removed
             continue
         old = live.get(path)
         if old is not None:
             if (old[1] == DIR and entry[1] != DIR) or old[1] == SYMLINK:
                 put(entry)
                 folder = ""
+                fresh = first and not applier.removed
                 continue
-            before[path] = old
-        elif path in versions:
+            if not first:
+                before[path] = old
+        elif not first and path in versions:
             before[path] = None
         else:  # ``touch`` of a path no layer had
             tree.path_bytes += len(path)
@@ -687,7 +704,8 @@ def _place(tree: LayerTree, applier: _LayerApplier, entries: list[Entry]) -> Non
             if names_in is None:
                 names_in = kids.setdefault(parent, [])
             names_in.append(path[cut + 1 :])
-            before[path] = NEW
+            if not first:
+                before[path] = NEW
         if links:
             links.pop((layer, path), None)  # last wins, link or not
         live[path] = entry

@@ -50,11 +50,15 @@ def compute_waste(tree: LayerTree, digest: Callable[[Entry], "str | None"]) -> W
     per_layer, merge_savings = waste.per_layer, waste.merge_savings
     new = tuple.__new__
     links = tree.links
+    # The reasons' texts, made once for each kind and layer (a quarter of a million files
+    # share a handful)
+    reasons: dict[tuple[str, int], tuple[str, str]] = {}
     for path, versions in tree.multi_versions():  # paths written once and kept waste nothing
         for i in range(len(versions) - 1):
             layer, _, e = versions[i]
-            if e is None or e.type != FILE or e.layer != layer or not e.size:
+            if e is None or e[1] != FILE or e[8] != layer or not e[5]:  # (type, layer, size)
                 continue  # only versions that stored bytes
+            size = e[5]
             by, change, after = versions[i + 1]
             if links and (layer, e.offset) in links:
                 if tree.linked_names(e):
@@ -64,26 +68,37 @@ def compute_waste(tree: LayerTree, digest: Callable[[Entry], "str | None"]) -> W
                     by, name, removed = last
                     kind = REMOVED_LATER if removed else OVERWRITTEN
                     why = f"{'removed' if removed else 'overwritten'} in layer {by} under its last other name, {name}"
-                    files.append(new(WastedFile, (path, layer, e.size, kind, by, why)))
-                    per_layer[layer] += e.size
+                    files.append(new(WastedFile, (path, layer, size, kind, by, why)))
+                    per_layer[layer] += size
                     continue  # merging never saves it: that name was in a later layer than the next
-            if change == REMOVED:
-                kind, why = REMOVED_LATER, f"removed in layer {by}"
-            elif change == UNCHANGED:
-                kind, why = REWRITTEN, f"written again unchanged in layer {by}"
-            elif change == MODIFIED and after is not None and after.type == FILE \
-                    and after.size == e.size and digest(after) == digest(e):
-                kind, why = REWRITTEN, f"copied again in layer {by} only to change its metadata"
-            else:
-                kind, why = OVERWRITTEN, f"overwritten in layer {by}"
-            files.append(new(WastedFile, (path, layer, e.size, kind, by, why)))
-            per_layer[layer] += e.size
+            if change == MODIFIED and after is not None and after[1] == FILE \
+                    and after[5] == size and digest(after) == digest(e):
+                change = _METADATA
+            reason = reasons.get((change, by))
+            if reason is None:
+                reason = reasons[(change, by)] = _reason(change, by)
+            files.append(new(WastedFile, (path, layer, size, reason[0], by, reason[1])))
+            per_layer[layer] += size
             if by == layer + 1:
-                merge_savings[layer] += e.size
+                merge_savings[layer] += size
     _duplicates(tree, digest, waste)
     waste.bytes = sum(f.size for f in files)
     waste.files = _biggest_first(files)
     return waste
+
+
+_METADATA = "metadata"  # (a change of metadata alone, as ``compute_waste`` tells it apart)
+
+
+def _reason(change: str, by: int) -> tuple[str, str]:
+    """The kind of waste, and why, of a version that ``change`` in layer ``by`` came after."""
+    if change == REMOVED:
+        return REMOVED_LATER, f"removed in layer {by}"
+    if change == UNCHANGED:
+        return REWRITTEN, f"written again unchanged in layer {by}"
+    if change == _METADATA:
+        return REWRITTEN, f"copied again in layer {by} only to change its metadata"
+    return OVERWRITTEN, f"overwritten in layer {by}"
 
 
 def _last_name_lost(tree: LayerTree, key: tuple[int, int], path: str) -> tuple[int, str, bool] | None:
@@ -130,9 +145,10 @@ def _duplicates(tree: LayerTree, digest: Callable[[Entry], "str | None"], waste:
     """Files of the final image whose content another final file already holds."""
     by_size: dict[int, list[Entry]] = {}
     for e in tree.merged():  # (of the names of one file, ``merged`` calls one a file, the others links)
-        # (a small file whose content the scan did not hash is never read for it: left out now)
-        if e.type == FILE and e.size and (e.digest is not None or e.size >= DUPLICATE_READ_MIN):
-            by_size.setdefault(e.size, []).append(e)
+        # (a small file whose content the scan did not hash is never read for it: left out now;
+        # fields read by position: type, size, digest)
+        if e[1] == FILE and e[5] and (e[5] >= DUPLICATE_READ_MIN or e[11] is not None):
+            by_size.setdefault(e[5], []).append(e)
     for size, same in by_size.items():
         if len(same) < 2:
             continue
