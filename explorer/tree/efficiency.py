@@ -208,6 +208,8 @@ class DiveEfficiency:
         self.stack = _Stack()
         # path -> its size when seen once (most paths), else [cumulative, minimum, count]
         self.stats: dict[str, int | list[int]] = {}
+        self.once = 0  # the sum of the sizes of the paths seen once (kept as it goes: a million to add up)
+        self.again: list[str] = []  # the paths seen more than once
         self.user_size = 0
         self.max_paths = tar_index.budgets().paths  # bytes the paths may add up to, implied folders too
         self.layers = 0  # added so far
@@ -248,6 +250,7 @@ class DiveEfficiency:
         else:
             fresh = {path: sizes[path] for path in regular - again}
         stats.update(fresh)  # seen once: cumulative = minimum = size, count 1
+        self.once += sum(fresh.values())
         for whiteout in leaves & layer.whiteouts:
             self._count_removed(_target(whiteout))
 
@@ -276,8 +279,11 @@ class DiveEfficiency:
         s = self.stats.get(path)
         if s is None:
             self.stats[path] = size
+            self.once += size
         elif type(s) is int:
             self.stats[path] = [s + size, min(s, size), 2]
+            self.once -= s
+            self.again.append(path)
         else:
             s[0] += size
             s[1] = min(s[1], size)
@@ -285,8 +291,9 @@ class DiveEfficiency:
 
     def result(self) -> Efficiency:
         """The score, the waste and the files behind it."""
-        wasteful = [(p, s) for p, s in self.stats.items() if type(s) is list]
-        once = sum(s for s in self.stats.values() if type(s) is int)  # type: ignore[misc]
+        stats = self.stats
+        wasteful = [(p, stats[p]) for p in self.again]
+        once = self.once
         minimum = once + sum(s[1] for _, s in wasteful)  # type: ignore[index]
         cumulative = once + sum(s[0] for _, s in wasteful)  # type: ignore[index]
         score = 1.0 if cumulative == 0 else minimum / cumulative

@@ -414,14 +414,16 @@ class _LayerApplier:
     def remove_children(self, path: str) -> None:
         """Remove everything below ``path`` that currently exists."""
         self.moved.clear()  # a link on the way may go
-        live, kids = self.live, self.tree.kids
+        live, kids, before = self.live, self.tree.kids, self.before
         stack = [path]
         while stack:
             top = stack.pop()
+            prefix = top if top == "/" else top + "/"
             for name in kids.get(top, ()):
-                child = top + name if top == "/" else f"{top}/{name}"
-                if child in live:
-                    self.touch(child)
+                child = prefix + name
+                old = live.get(child)
+                if old is not None:
+                    before.setdefault(child, old)  # (``touch``, inline: an opaque folder empties thousands)
                     del live[child]
                     self.removed = True
                     stack.append(child)
@@ -565,8 +567,8 @@ class _LayerApplier:
                 change = ADDED
             elif after is None:
                 change = REMOVED
-            elif is_modified(old, after, self.digest):
-                change = MODIFIED
+            elif (old[1] == FILE and after[1] == FILE and old[5] != after[5]) or is_modified(old, after, self.digest):
+                change = MODIFIED  # (a file of another size: ``is_modified`` says so too, without a call)
             elif after.layer == layer and after.offset != -1:  # -1: an implicit directory
                 change = UNCHANGED  # rewritten as it was: not a change, but this layer's copy now
             else:
