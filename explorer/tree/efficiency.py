@@ -171,7 +171,10 @@ class _Stack:
             sizes = dict(sizes)
             for whiteout in whiteouts:
                 del sizes[whiteout]
-        known.update(sizes)
+        if known:
+            known.update(sizes)
+        else:
+            self.sizes = sizes  # (the first layer's own: the layer goes once grafted)
         self.path_bytes += sum(map(len, new))
         self.dirs.difference_update(nodes)  # (an implicit parent is no folder: the layer's say which are)
         self.dirs.update(layer.dirs - whiteouts if whiteouts else layer.dirs)
@@ -181,6 +184,12 @@ class _Stack:
         (a comprehension a folder), unless a path is listed twice there (named twice, or a
         folder after what it holds), when each path's folder is worked out on its own."""
         kids = self.kids
+        if not kids and sum(map(len, children.values())) == len(new):
+            # The first layer (no lists yet), each of its new paths listed once and nothing
+            # else listed (every node is listed at least once, so the counts say it): its
+            # lists are the stack's as they are
+            self.kids = children
+            return
         found = {parent: fresh for parent, listed in children.items() if (fresh := [p for p in listed if p in new])}
         if sum(map(len, found.values())) == len(new):  # (each new path is listed at least once)
             for parent, fresh in found.items():
@@ -249,7 +258,10 @@ class DiveEfficiency:
                 del fresh[path]
         else:
             fresh = {path: sizes[path] for path in regular - again}
-        stats.update(fresh)  # seen once: cumulative = minimum = size, count 1
+        if stats:
+            stats.update(fresh)  # seen once: cumulative = minimum = size, count 1
+        else:
+            self.stats = stats = fresh  # (the first layer's: no copy)
         self.once += sum(fresh.values())
         for whiteout in leaves & layer.whiteouts:
             self._count_removed(_target(whiteout))
