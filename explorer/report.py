@@ -13,7 +13,7 @@ import uuid
 from itertools import filterfalse, islice
 from operator import itemgetter
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, TextIO
 
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
@@ -439,11 +439,11 @@ _ERRNO_BASE = 10  # exit status 10 + errno: writing failed with that error
 def _child_write(tree: LayerTree, fd: int, go: int) -> int:
     """The child's side of ``ContentsInChild``; returns its exit status."""
     try:
-        # Kept in a file until its turn, not in memory: a million entries' text is 90 MB more
-        # for a process that already counts the parent's pages as its own. The file, in the
-        # system's temporary folder, has no name from the start (nothing to leave behind);
-        # where none can be written, the parent formats the text itself.
-        spill = tempfile.TemporaryFile()
+        # Kept in a file until its turn, not in this process's memory: a million entries' text
+        # is 90 MB more for a process that already counts the parent's pages as its own. The
+        # file has no name from the start (nothing to leave behind); where none can be written,
+        # the parent formats the text itself.
+        spill = _spill_file()
         for piece in contents_json(tree):
             spill.write(piece.encode("ascii"))  # _quote leaves only ASCII
         spill.flush()
@@ -460,7 +460,19 @@ def _child_write(tree: LayerTree, fd: int, go: int) -> int:
     return 0
 
 
-def _copy_out(spill: "tempfile._TemporaryFileWrapper[bytes]", fd: int) -> None:
+def _spill_file() -> BinaryIO:
+    """A nameless file for the child's text: in memory where the system has such files (a
+    disk's file system took 0.05 to 0.34 s more to write 200 MB, and to free them), else in
+    the temporary folder."""
+    if hasattr(os, "memfd_create"):
+        try:
+            return open(os.memfd_create("layer-explorer-files", os.MFD_CLOEXEC), "w+b")
+        except OSError:
+            pass
+    return tempfile.TemporaryFile()
+
+
+def _copy_out(spill: BinaryIO, fd: int) -> None:
     """Write the whole of ``spill`` to ``fd``: by the kernel where it can (``sendfile``: the
     text, 200 MB for a million files, is not copied through this process), else in pieces."""
     size = spill.seek(0, os.SEEK_END)
