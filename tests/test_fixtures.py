@@ -332,6 +332,7 @@ def test_the_child_says_when_its_reader_has_gone():
 
 def test_the_file_list_child_that_cannot_keep_its_text_leaves_the_list_to_the_command(tmp_path, monkeypatch):
     import json
+    import os
     import tempfile
 
     from explorer.report import ContentsInChild
@@ -343,6 +344,7 @@ def test_the_file_list_child_that_cannot_keep_its_text_leaves_the_list_to_the_co
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tempfile, "TemporaryFile", no_file)  # (in the child, which is forked)
+    monkeypatch.setattr(os, "memfd_create", no_file, raising=False)  # (the file in memory it tries first)
     written = []
     original = ContentsInChild.write
     monkeypatch.setattr(ContentsInChild, "write", lambda self, out: written.append(original(self, out)) or written[-1])
@@ -353,3 +355,27 @@ def test_the_file_list_child_that_cannot_keep_its_text_leaves_the_list_to_the_co
     with open_source(archive) as source:
         img = load_image(source, source.select())
         assert json.loads((tmp_path / "out").read_text(encoding="utf-8")) == build_report(img, source.images, archive)
+
+
+def test_the_child_writes_the_whole_list_without_files_in_memory_or_sendfile(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from explorer.report import _child_write, contents_json
+
+    def refused(*_args, **_kwargs):
+        raise OSError(errno.EINVAL, "not here")
+
+    monkeypatch.delattr(os, "memfd_create", raising=False)  # (a system without files in memory)
+    monkeypatch.setattr(os, "sendfile", refused)  # (an output the kernel cannot copy to)
+    with open_source(str(DATA / "docker-legacy.tar")) as source:
+        tree = load_image(source, source.select()).tree
+    go_read, go_write = os.pipe()
+    os.write(go_write, b"1")
+    with open(tmp_path / "out", "wb") as out:
+        try:
+            assert _child_write(tree, out.fileno(), go_read) == 0
+        finally:
+            os.close(go_read)
+            os.close(go_write)
+    assert (tmp_path / "out").read_text(encoding="ascii") == "".join(contents_json(tree))
