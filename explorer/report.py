@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -439,11 +440,12 @@ _ERRNO_BASE = 10  # exit status 10 + errno: writing failed with that error
 def _child_write(tree: LayerTree, fd: int, go: int) -> int:
     """The child's side of ``ContentsInChild``; returns its exit status."""
     try:
-        # Kept in a file until its turn, not in this process's memory: a million entries' text
-        # is 90 MB more for a process that already counts the parent's pages as its own. The
-        # file has no name from the start (nothing to leave behind); where none can be written,
-        # the parent formats the text itself.
-        spill = _spill_file()
+        # Kept in a file until its turn, not in memory: a million entries' text is 90 MB more
+        # for a process that already counts the parent's pages as its own (a file in memory,
+        # ``memfd``, was no faster and could not be given back). The file, in the system's
+        # temporary folder, has no name from the start (nothing to leave behind); where none
+        # can be written, the parent formats the text itself.
+        spill = tempfile.TemporaryFile()
         for piece in contents_json(tree):
             spill.write(piece.encode("ascii"))  # _quote leaves only ASCII
         spill.flush()
@@ -460,24 +462,13 @@ def _child_write(tree: LayerTree, fd: int, go: int) -> int:
     return 0
 
 
-def _spill_file() -> BinaryIO:
-    """A nameless file for the child's text: in memory where the system has such files (a
-    disk's file system took 0.05 to 0.34 s more to write 200 MB, and to free them), else in
-    the temporary folder."""
-    if hasattr(os, "memfd_create"):
-        try:
-            return open(os.memfd_create("layer-explorer-files", os.MFD_CLOEXEC), "w+b")
-        except OSError:
-            pass
-    return tempfile.TemporaryFile()
-
-
 def _copy_out(spill: BinaryIO, fd: int) -> None:
-    """Write the whole of ``spill`` to ``fd``: by the kernel where it can (``sendfile``: the
-    text, 200 MB for a million files, is not copied through this process), else in pieces."""
+    """Write the whole of ``spill`` to ``fd``: on Linux by the kernel (``sendfile``: the text,
+    200 MB for a million files, is not copied through this process; elsewhere it writes only
+    to sockets), else in pieces."""
     size = spill.seek(0, os.SEEK_END)
     done = 0
-    if hasattr(os, "sendfile"):
+    if sys.platform.startswith("linux"):
         try:
             while done < size:
                 sent = os.sendfile(fd, spill.fileno(), done, size - done)
@@ -486,8 +477,8 @@ def _copy_out(spill: BinaryIO, fd: int) -> None:
                 done += sent
             return
         except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or done:
-                raise  # (a real error, or part already written: the caller reports it)
+            if done or exc.errno in (errno.EPIPE, errno.EAGAIN, errno.EBADF, errno.EIO, errno.ENOSPC, errno.EDQUOT):
+                raise  # (part already written, or a real error that writing in pieces meets too)
     spill.seek(0)
     with os.fdopen(fd, "wb", closefd=False) as f:
         while piece := spill.read(1 << 20):

@@ -163,8 +163,9 @@ def _scan_range(buf: mmap.mmap | bytes, start: int, end: int, where: str, monito
         scan = scan_buffer(buf, start, end)
         while chunk := list(islice(scan, 0x4000)):  # (taken a chunk at a time: a call less an entry)
             members += chunk
-            monitor.tick(chunk[-1].offset)
-            released = _release(buf, released, start + chunk[-1].offset)
+            at = chunk[-1].header_offset  # (where the scan is: a sparse file's data offset is no place)
+            monitor.tick(at)
+            released = _release(buf, released, start + at)
         _release(buf, released, end)
         return LayerScan(members, kind, size, tar_size=size)
     blob = HashingReader(compression.buffer_reader(buf, start, end))
