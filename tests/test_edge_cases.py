@@ -214,3 +214,25 @@ def test_string_booleans_in_history_do_not_fool_the_mapping(tmp_path):
     history = [{"created_by": "a", "empty_layer": "false"}]
     rep, _ = _report(_write(tmp_path, "h.tar", docker_archive([layer_tar([f("a", "1")])], history=history)))
     assert rep["image"]["history"][0]["layer"] == 0
+
+
+@pytest.mark.parametrize("off_by", [0, 65521, -65521])
+def test_a_header_checksum_is_checked_exactly_not_modulo(off_by):
+    """The scan checks sums by adler32's low half, modulo 65,521: a stored sum that far off the
+    true one must still be refused (a header of high bytes has a true sum past the modulus)."""
+    from explorer.formats.tar_index import TarFormatError, scan_buffer
+
+    data = bytearray(tar_of({"a": b""}))
+    header = data[:512]
+    header[0:99] = b"\xfe" * 99  # a name of high bytes, and a prefix of them: a sum of 67,000 or so
+    header[345:499] = b"\xfe" * 154
+    header[148:156] = b" " * 8
+    true_sum = sum(header)
+    assert true_sum > 65521
+    header[148:156] = b"%06o\0 " % (true_sum + off_by)
+    data[:512] = header
+    if off_by == 0:
+        assert len(list(scan_buffer(bytes(data), 0, len(data)))) == 1
+    else:
+        with pytest.raises(TarFormatError, match="bad header checksum"):
+            list(scan_buffer(bytes(data), 0, len(data)))

@@ -122,6 +122,10 @@ def _checksum_quick(header: bytes, field: bytes) -> bool:
         stored = int(field.rstrip(b"\0 "), 8)
     except ValueError:
         return header_checksum_ok(header)
+    if stored >= 65521 or not header.isascii():
+        # (a sum that may reach the modulus: one 65,521 off would pass; every byte under 128
+        # keeps it below, at most 65,024)
+        return header_checksum_ok(header)
     # the sum with the field itself counted as eight spaces: every byte's, less the field's
     every = (zlib.adler32(header) & 0xFFFF) - 1
     own = (zlib.adler32(field) & 0xFFFF) - 1
@@ -436,10 +440,12 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
             # bytes make of it is worked out once for each field (headers share a few thousand).
             expect = sums.get(chk)
             if expect is None:
-                expect = (int(chk.rstrip(b"\0 "), 8) + (adler(chk) & 0xFFFF) - 256) % 65521
+                stored = int(chk.rstrip(b"\0 "), 8)
+                # (a sum past the modulus is checked byte by byte, below: -1 matches nothing)
+                expect = (stored + (adler(chk) & 0xFFFF) - 256) % 65521 if stored < 65521 else -1
                 if len(sums) < NUMBERS:
                     sums[chk] = expect
-            summed = (adler(hdr) & 0xFFFF) % 65521 == expect
+            summed = (adler(hdr) & 0xFFFF) % 65521 == expect and hdr.isascii()  # (see ``_checksum_quick``)
         except ValueError:
             owner = None
             summed = False
