@@ -417,7 +417,7 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     # object for each value (56 bytes an entry less in the index).
     owners: dict[bytes, tuple[int, int, int]] = {}
     times: dict[float, float] = {}
-    # A buffer's blocks are sliced and skipped here, not by a call each (a tenth of the scan).
+    # A buffer's blocks are sliced and skipped here, not by a call each.
     buffered = type(src) is _BufferSource
     buf, base, end = (src.buf, src.base, src.end) if buffered else (b"", 0, 0)  # type: ignore[attr-defined]
     adler = zlib.adler32
