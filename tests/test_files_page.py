@@ -90,3 +90,35 @@ def test_only_a_packages_files_can_be_shown_and_all_again(qtbot, page):
     with qtbot.waitSignal(page.search_finished):
         page.package_filter.linkActivated.emit("all")
     assert page.package_filter.isHidden() and "/app/server.py" in _shown_paths(page.tree_model)
+
+
+def test_a_search_cleared_before_it_ends_does_not_come_back(qtbot, page):
+    page.search_box.setText("server")
+    page.filters_changed()  # started: it runs between events
+    page.search_box.setText("")
+    with qtbot.waitSignal(page.search_finished) as done:
+        page.filters_changed()  # cleared at once, before the search could end
+    assert done.args == [-1]
+    qtbot.wait_until(lambda: not page.background.pending("visible"))  # (stopped, not left to finish)
+    assert _shown_paths(page.tree_model) == {"/etc", "/etc/os-release", "/app", "/app/server.py"}
+
+
+def test_a_packages_files_stay_shown_when_a_filter_was_running(qtbot, page):
+    page.hide_boxes["added"].setChecked(True)  # a filter starts, between events
+    page.show_only(["/etc/os-release"], "Showing the files of <b>base-files</b>")
+    qtbot.wait_until(lambda: not page.background.pending("visible"))
+    assert _shown_paths(page.tree_model) == {"/etc", "/etc/os-release"} and not page.package_filter.isHidden()
+
+
+def test_another_layer_shows_all_its_files_and_no_package_banner(qtbot, page):
+    page.show_only(["/etc/os-release"], "Showing the files of <b>base-files</b>")
+    page.show_layer(0)
+    assert page.package_filter.isHidden() and "/etc/motd" in _shown_paths(page.tree_model)
+
+
+def test_a_reset_that_keeps_the_selected_row_says_it_once(qtbot, page):
+    page.select_path("/etc/os-release")
+    shown = []
+    page.row_shown.connect(lambda row: shown.append(row.path))
+    page.show_layer(0)  # a new view: the tree is reset, the row kept
+    assert shown == ["/etc/os-release"]

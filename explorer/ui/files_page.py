@@ -209,6 +209,7 @@ class FilesPage(QWidget):
             return
         expanded = self._expanded_paths()
         current = self.current_path()
+        self.package_filter.hide()  # (a package's files were picked from the view before)
         view = self.view = self.view_for(self.layer, self.mode)
         # sizes prepared off the GUI thread or kept from a visit before; else computed below
         self.tree_model.set_view(view, None, view.known_totals)
@@ -235,6 +236,7 @@ class FilesPage(QWidget):
         self.package_filter.hide()  # a search or filter replaces a package's files
         text = self.search_box.text().strip()
         hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
+        self.background.cancel("visible")  # (a search still running would come back over this)
         if not text and not hide:
             self.search_status.setText("")
             self.tree_model.set_visible(None)
@@ -318,6 +320,8 @@ class FilesPage(QWidget):
         self.search_box.blockSignals(False)
         for box in self.hide_boxes.values():
             box.setChecked(False)
+        self.controls.search_timer.stop()  # (a search typed a moment ago, not yet started)
+        self.background.cancel("visible")  # (one still running, or just started, would replace them)
         folders = folders_of(files) - {"/"}
         self.tree_model.set_visible(folders.union(files))
         self.expand_matches(sorted(folders, key=lambda p: (p.count("/"), p)))
@@ -349,8 +353,7 @@ class FilesPage(QWidget):
         path = self._selected_path
         index = self.tree_model.index_for_path(path) if path else QModelIndex()
         if index.isValid():
-            self.file_tree.setCurrentIndex(index)
-            self.row_shown.emit(index.internalPointer().row)
+            self.file_tree.setCurrentIndex(index)  # (which says the row, as any change of it)
         else:
             self.cleared.emit()
 

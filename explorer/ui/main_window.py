@@ -517,6 +517,8 @@ class MainWindow(QMainWindow):
         for i in range(self.tabs.count()):
             w = self.tabs.widget(i)
             if hasattr(w, "close_source") and w is not self._preview:  # a loading one's source is the loader's
+                if isinstance(w, ImageView):
+                    self.loader.forget(w.image)  # (its layers' sizes still being worked out are no use now)
                 w.close_source()
         # written now: the console script ends the process without tearing Qt down, so a
         # write left for the event loop or the settings' destructor would be lost

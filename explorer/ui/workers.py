@@ -258,6 +258,7 @@ class LoadController(QObject):
         # here for it, by the id of its tree; the trees already said to be loaded, weakly.
         self._held: dict[int, tuple[Image, Any]] = {}
         self._shown: weakref.WeakSet = weakref.WeakSet()
+        self._dropped: weakref.WeakSet = weakref.WeakSet()  # discarded: sizes that come later are dropped
         self._sizes_in.connect(self._sizes_came)
         scan_pool.import_ahead()
         load_worker.warm_up()  # the process loading workers are forked from, ready by the first open
@@ -332,6 +333,7 @@ class LoadController(QObject):
         def discard(image: Image) -> None:  # cancelled once loaded: its sizes are no use either
             load_worker.cancel_sizes(image)
             self._held.pop(id(image.tree), None)
+            self._dropped.add(image.tree)
             source.close()
 
         self._start(path, work, done, discard)
@@ -340,7 +342,7 @@ class LoadController(QObject):
         """An image's layers' folder sizes: said now if the image was, else when it is."""
         if image.tree in self._shown:
             self.sized.emit(image, sizes)
-        else:
+        elif image.tree not in self._dropped:
             self._held[id(image.tree)] = (image, sizes)
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
