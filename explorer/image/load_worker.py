@@ -411,8 +411,7 @@ def _work(job: Job, messages) -> None:
             raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
         sizes = job.sizes_from is not None and _sizes_worth_it(image, job.sizes_from)
-        _say(messages, Written(written, index_cache.checksum(written), sizes))
-        if sizes:
+        if _say(messages, Written(written, index_cache.checksum(written), sizes)) and sizes:  # (nobody to want them else)
             _say(messages, Sized(index_cache.save_sizes(written, job.key, layer_sizes(image))))
     except Cancelled:
         pass
@@ -441,10 +440,14 @@ def layer_sizes(image: Image) -> list[dict[str, int]]:
     return [TreeView(image.tree, layer, MERGED).totals() for layer in range(len(image.layers) - 1)]
 
 
-def _say(messages, message: Written | Sized | Failed) -> None:
-    """The worker's last word; nobody left to read it (the window gone) is no error here."""
-    with contextlib.suppress(OSError):
+def _say(messages, message: Written | Sized | Failed) -> bool:
+    """Send one of the worker's last words; False when nobody is left to read it (the window
+    gone: no error here)."""
+    try:
         messages.send(message)
+    except OSError:
+        return False
+    return True
 
 
 def _named(job: Job, text: str) -> str:

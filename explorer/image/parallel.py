@@ -36,6 +36,7 @@ from explorer.model.errors import Cancelled
 from explorer.model.progress import Monitor
 from explorer.formats.source import open_source
 from explorer.tree.efficiency import DiveEfficiency, Efficiency
+from explorer.tree.index import TooManyPaths
 
 WAIT = 0.2  # seconds between looks at the cancel flag while waiting for the child
 # A scan's fields that cross the pipe besides its members (inflate states cannot: the child
@@ -50,6 +51,7 @@ class Kind(IntEnum):
     NUMBERS = 1  # dive's numbers, last
     FAILED = 2  # the child met an error: the loader reads the rest itself, and meets it too
     HANDED = 3  # every scan sent, and handed to the child that computes dive's numbers, last
+    REFUSED = 4  # dive's model refused the image's paths (their budget), with its reason, last
 
 
 # The layers the loader reads itself, while the child reads the others: the child's copy of
@@ -104,6 +106,8 @@ def _work(store: Container, blobs: list[str], limit: int, out: Any, handover: An
             numbers = _numbers(blobs, lambda blob: marshal.loads(sent.pop(blob))[0] if blob in sent
                                else store.scan_layer(blob, Monitor()).members)
             pending.put((numbers,))
+    except TooManyPaths as exc:  # (the loader says it: reading every layer again would only meet it)
+        pending.put((marshal.dumps((int(Kind.REFUSED), str(exc))),))
     except BaseException:  # noqa: BLE001 (the loader meets the same error and says it: no traceback here)
         pending.put((marshal.dumps((int(Kind.FAILED),)),))
     pending.put(None)
@@ -181,6 +185,8 @@ def _dive(blobs: list[str], first: list[list], handed: Any, out: Any, results: A
 
     try:
         message = _numbers(blobs, read)
+    except TooManyPaths as exc:
+        message = marshal.dumps((int(Kind.REFUSED), str(exc)))
     except BaseException:  # noqa: BLE001 (the reading child failed, or this one: the loader computes them)
         message = marshal.dumps((int(Kind.FAILED),))
     try:
@@ -223,6 +229,7 @@ class LayersElsewhere:
         self.dive_proc: Any = None  # the child that computes dive's numbers, when it is another
         self._received = 0  # scans the child has sent so far
         self._numbers: Efficiency | None = None
+        self._refused: str | None = None  # why dive's model refused the image, when a child said so
         self._path, self._limit = path, limit
         self._results: Any = None  # this process's end of the reading child's pipe, once started
         self._dive_results: Any = None  # and of the other child's
@@ -350,7 +357,7 @@ class LayersElsewhere:
             return None
         try:
             head = marshal.loads(body)
-            if head[0] in (Kind.SCAN, Kind.NUMBERS, Kind.FAILED, Kind.HANDED):
+            if head[0] in (Kind.SCAN, Kind.NUMBERS, Kind.FAILED, Kind.HANDED, Kind.REFUSED):
                 return head
         except (EOFError, ValueError, TypeError, IndexError, KeyError):
             pass
@@ -371,6 +378,8 @@ class LayersElsewhere:
         has nothing more to say."""
         if head[0] == Kind.NUMBERS:
             self._numbers = Efficiency(*head[1:])
+        if head[0] == Kind.REFUSED:
+            self._refused = str(head[1])
         if head[0] == Kind.FAILED:  # (stopped, not waited for: it may wait on the other child)
             proc, self.proc = self.proc, None
             stop(proc, self._results)
@@ -396,8 +405,10 @@ class LayersElsewhere:
                 self._body(monitor)  # a layer the loader read itself: dropped undecoded
             else:
                 self._last_word(head)
-        if self._numbers is None and self.dive_proc is not None:
+        if self._numbers is None and self._refused is None and self.dive_proc is not None:
             self._numbers = self._dive_result(monitor)
+        if self._refused is not None:
+            raise TooManyPaths(self._refused)
         if self._numbers is not None:
             return self._numbers
         return _compute(self.store, self.blobs)
@@ -409,6 +420,8 @@ class LayersElsewhere:
             head = marshal.loads(_received(self._dive_results, monitor))
             if head[0] == Kind.NUMBERS:
                 numbers = Efficiency(*head[1:])
+            elif head[0] == Kind.REFUSED:
+                self._refused = str(head[1])
         except (EOFError, OSError, ValueError, TypeError, IndexError):
             pass
         proc, self.dive_proc = self.dive_proc, None
