@@ -49,7 +49,7 @@ class _TimeFormatter:
     """RFC 3339 UTC times, cached: images repeat the same few mtimes thousands of times."""
 
     def __init__(self) -> None:
-        self.cache: dict[float, str] = {}  # (read directly where a million are formatted)
+        self.cache: dict[float, str] = {}
 
     def __call__(self, t: float) -> str:
         text = self.cache.get(t)
@@ -477,8 +477,8 @@ def _copy_out(spill: BinaryIO, fd: int) -> None:
                 done += sent
             return
         except OSError as exc:
-            if done or exc.errno in (errno.EPIPE, errno.EAGAIN, errno.EBADF, errno.EIO, errno.ENOSPC, errno.EDQUOT):
-                raise  # (part already written, or a real error that writing in pieces meets too)
+            if done or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSOCK):
+                raise  # (part already written, or an error writing in pieces would meet too)
     spill.seek(0)
     with os.fdopen(fd, "wb", closefd=False) as f:
         while piece := spill.read(1 << 20):

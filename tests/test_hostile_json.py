@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import config_for, d, docker_archive, f, layer_tar, members_of, tar_of
+from tests.builders import config_for, d, docker_archive, f, layer_tar, members_of, tar_of, wh
 
 LAYERS = [layer_tar([d("etc"), f("etc/a", "x")])]
 LIMIT_SECONDS, LIMIT_BYTES = 60, 2 << 30
@@ -534,3 +534,16 @@ def test_an_image_with_more_entries_than_the_budget_is_refused(tmp_path, monkeyp
     monkeypatch.setenv("LAYER_EXPLORER_MAX_IMAGE_ENTRIES", "1803")  # 1,800 files and their 3 folders
     assert _run(path, "report", "--json").returncode == 0
 
+
+
+def test_paths_removed_and_added_again_count_once_against_the_budget(tmp_path, monkeypatch):
+    # 400 KB of names in d/, removed and added again by three layers, then a layer with a
+    # folder to imply: the tree counts those names once, and dive's model must too
+    names = [f(f"d/{i:03}" + "n" * 4000) for i in range(100)]
+    again = [layer_tar([wh("d")]), layer_tar(names)]
+    path = tmp_path / "again.tar"
+    path.write_bytes(docker_archive([layer_tar(names)] + again * 3 + [layer_tar([f("e/f", "x")])]))
+    monkeypatch.setenv("LAYER_EXPLORER_MAX_PATHS_MB", "1")
+    proc = _run(path, "report", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["image"]["efficiency"]["wasted_bytes"] == 0  # (no file has bytes)

@@ -119,19 +119,22 @@ def header_checksum_ok(header: bytes) -> bool:
 def _checksum_quick(header: bytes, field: bytes) -> bool:
     """The header checksum, checked with C-speed adler32 (its low half is a byte sum mod 65521)."""
     try:
-        stored = int(field.rstrip(b"\0 "), 8)
+        expect = _adler_expected(field)
     except ValueError:
         return header_checksum_ok(header)
-    if stored >= 65521 or not header.isascii():
-        # (a sum that may reach the modulus: one 65,521 off would pass; every byte under 128
-        # keeps it below, at most 65,024)
-        return header_checksum_ok(header)
-    # the sum with the field itself counted as eight spaces: every byte's, less the field's
-    every = (zlib.adler32(header) & 0xFFFF) - 1
-    own = (zlib.adler32(field) & 0xFFFF) - 1
-    if (every - own + 256) % 65521 == stored % 65521:
+    if (zlib.adler32(header) & 0xFFFF) % 65521 == expect and header.isascii():
         return True
-    return header_checksum_ok(header)  # old tars sum signed bytes
+    return header_checksum_ok(header)  # old tars sum signed bytes; and sums near the modulus
+
+
+def _adler_expected(field: bytes) -> int:
+    """The low half of adler32 that a header must have for its checksum ``field`` to hold
+    (the sum of every byte, the field's own as eight spaces). -1, which none has, for a stored
+    sum past the modulus: those, and headers with a byte of 128 or more (whose sum may pass
+    it: every byte under 128 keeps it at most 65,024), are summed exactly instead, as a sum
+    65,521 off the true one would pass here. ``ValueError`` for a field that is no number."""
+    stored = int(field.rstrip(b"\0 "), 8)
+    return (stored + (zlib.adler32(field) & 0xFFFF) - 256) % 65521 if stored < 65521 else -1
 
 
 def looks_like_tar(head: bytes) -> bool:
@@ -436,16 +439,14 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
         try:  # the common case: NUL-terminated octal text
             size_n = int(size.rstrip(b"\0"), 8)
             mtime_n: float = int(mtime.rstrip(b"\0"), 8)
-            # The checksum, with C-speed adler32 (see ``_checksum_quick``), inline; what a field's
-            # bytes make of it is worked out once for each field (headers share a few thousand).
+            # ``_checksum_quick`` inline, with what each checksum field makes of it worked out
+            # once (a layer's headers share a few thousand)
             expect = sums.get(chk)
             if expect is None:
-                stored = int(chk.rstrip(b"\0 "), 8)
-                # (a sum past the modulus is checked byte by byte, below: -1 matches nothing)
-                expect = (stored + (adler(chk) & 0xFFFF) - 256) % 65521 if stored < 65521 else -1
+                expect = _adler_expected(chk)
                 if len(sums) < NUMBERS:
                     sums[chk] = expect
-            summed = (adler(hdr) & 0xFFFF) % 65521 == expect and hdr.isascii()  # (see ``_checksum_quick``)
+            summed = (adler(hdr) & 0xFFFF) % 65521 == expect and hdr.isascii()
         except ValueError:
             owner = None
             summed = False

@@ -125,7 +125,7 @@ class _Stack:
         self.sizes: dict[str, int] = {}
         self.dirs: set[str] = set()
         self.kids: dict[str, list[str]] = {}  # lists, not sets: half the memory; removals are rare
-        self.path_bytes = 0  # of the paths ever put here
+        self.path_bytes = 0  # of the paths here
 
     def remove(self, targets: set[str]) -> None:
         """Remove paths and everything below them."""
@@ -135,7 +135,8 @@ class _Stack:
             stack = [path]
             while stack:
                 p = stack.pop()
-                known.pop(p, None)
+                if known.pop(p, None) is not None:
+                    self.path_bytes -= len(p)  # (a path removed and added again counts once)
                 dirs.discard(p)
                 stack.extend(kids.pop(p, ()))
         # then out of their folders' lists, each list once (a list.remove each: a folder of

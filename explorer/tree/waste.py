@@ -82,7 +82,7 @@ def compute_waste(tree: LayerTree, digest: Callable[[Entry], "str | None"]) -> W
             if by == layer + 1:
                 merge_savings[layer] += size
     _duplicates(tree, digest, waste)
-    waste.bytes = sum(f.size for f in files)
+    waste.bytes = sum(per_layer)  # (every wasted file is in its layer's sum)
     waste.files = _biggest_first(files)
     return waste
 
