@@ -408,8 +408,10 @@ def test_a_path_its_folder_does_not_list_is_counted_too(tmp_path):
 def test_layer_sizes_kept_beside_an_index_come_back_whole_or_not_at_all(tmp_path):
     index = str(tmp_path / "key")
     sizes = [{f"/usr/share/f{i}": i for i in range(40_000)}, {}, {"/": 7, "/etc": 3}]  # parts of 16,384 folders
-    written = index_cache.save_sizes(index, "key", sizes)
+    written, checksum = index_cache.save_sizes(index, "key", sizes)
     assert written == index + ".sizes" and index_cache.load_sizes(written, "key", 4) == tuple(sizes)
+    assert index_cache.load_sizes(written, "key", 4, checksum) == tuple(sizes)  # (as its writer gave it: not hashed)
+    assert index_cache.load_sizes(written, "key", 4, b"\0" * 32) == tuple(sizes)  # (another: hashed, and sound)
     assert index_cache.load_sizes(written, "another key", 4) is None  # made for another source
     assert index_cache.load_sizes(written, "key", 3) is None  # for an image of other layers
     data = bytearray(Path(written).read_bytes())
@@ -431,7 +433,7 @@ def test_a_sizes_file_that_passes_its_checksum_but_lies_is_refused(tmp_path):
     import struct
 
     index = str(tmp_path / "key")
-    written = index_cache.save_sizes(index, "key", [{"/a": 1}, {"/b": 2}])
+    written, _ = index_cache.save_sizes(index, "key", [{"/a": 1}, {"/b": 2}])
 
     def forged(head: tuple, parts: bytes) -> None:
         encoded = marshal.dumps(head)

@@ -125,9 +125,10 @@ def sizes_path(index: str) -> str:
     return index + SIZES_SUFFIX
 
 
-def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
+def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> tuple[str, bytes] | None:
     """Keep the folder sizes of the merged view at each layer but the last beside the index
-    at ``index`` (written whole under another name, then renamed); where, or None.
+    at ``index`` (written whole under another name, then renamed); where, with the file's
+    checksum (``load_sizes``'s ``written``), or None.
 
     In parts of a few thousand folders, so that a reader beside a window can decode them one
     at a time, leaving the interpreter to the window in between."""
@@ -153,13 +154,15 @@ def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> str | None:
             remove(tmp)
         return None
     evict(where=os.path.dirname(where) or ".", spare=index)  # (the index stays: its sizes are the extra)
-    return where
+    return where, digest.digest()
 
 
-def load_sizes(path: str, key: str, layers: int) -> tuple[dict[str, int], ...] | None:
+def load_sizes(path: str, key: str, layers: int, written: bytes | None = None) -> tuple[dict[str, int], ...] | None:
     """The sizes ``save_sizes`` kept for an index of ``layers`` layers made for ``key``; None
     when there are none, or they are damaged, of another version or for another index. For a
-    thread beside the window: a part at a time, the interpreter left to others in between."""
+    thread beside the window: a part at a time, the interpreter left to others in between.
+    ``written``: the checksum ``save_sizes`` gave the process that has just written the file,
+    which, still there, is not hashed again (as ``open_index`` does)."""
     try:
         with open(path, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -170,7 +173,8 @@ def load_sizes(path: str, key: str, layers: int) -> tuple[dict[str, int], ...] |
     start = len(SIZES_MAGIC) + 32
     if len(data) > MAX_SIZES_FILE or bytes(data[:len(SIZES_MAGIC)]) != SIZES_MAGIC:
         return None
-    if hashlib.sha256(data[start:]).digest() != data[len(SIZES_MAGIC):start]:
+    stored = data[len(SIZES_MAGIC):start]
+    if (written is None or written != stored) and hashlib.sha256(data[start:]).digest() != stored:
         return None
     try:
         (size,) = struct.unpack_from("<I", data, start)

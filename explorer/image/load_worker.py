@@ -83,9 +83,11 @@ class Written:
 
 @dataclass(frozen=True, slots=True)
 class Sized:
-    """The worker kept every layer's folder sizes at ``path`` (None: it could not)."""
+    """The worker kept every layer's folder sizes at ``path`` (None: it could not), a file
+    whose checksum is ``checksum``."""
 
     path: str | None
+    checksum: bytes | None = None
 
 
 class Unavailable(ExplorerError):
@@ -274,7 +276,8 @@ class _Sizes(threading.Thread):
                 message = self.messages.recv()
                 if isinstance(message, Sized):
                     path = message.path
-                    self._hand(None if path is None else index_cache.load_sizes(path, self.key, len(self.image.layers)))
+                    self._hand(None if path is None else
+                               index_cache.load_sizes(path, self.key, len(self.image.layers), message.checksum))
                     return
         except (EOFError, OSError):
             pass
@@ -412,7 +415,7 @@ def _work(job: Job, messages) -> None:
                               "check that the cache folder is writable and the disk not full")
         sizes = job.sizes_from is not None and _sizes_worth_it(image, job.sizes_from)
         if _say(messages, Written(written, index_cache.checksum(written), sizes)) and sizes:  # (nobody to want them else)
-            _say(messages, Sized(index_cache.save_sizes(written, job.key, layer_sizes(image))))
+            _say(messages, Sized(*(index_cache.save_sizes(written, job.key, layer_sizes(image)) or (None,))))
     except Cancelled:
         pass
     except ExplorerError as exc:
