@@ -359,12 +359,13 @@ def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMem
 NUMBERS = 1 << 16  # modes, owners and times kept for sharing, at most
 
 
-def _too_long(name: bytes, link: bytes, link_max: int, at: int, limits: Budgets) -> None:
-    """Refuse an entry whose name or link target is past the budget, saying how to raise it."""
+def _too_long(name: bytes, link: bytes, symlink: bool, at: int, limits: Budgets) -> None:
+    """Refuse an entry whose name or link target is past the budget, saying how to raise it
+    (a symlink's target has a budget of its own, a hard link's is a name's)."""
+    link_max, setting = (limits.link, "MAX_LINK_BYTES") if symlink else (limits.name, "MAX_NAME_BYTES")
     if name.count(b"/") > limits.depth:
         what = f"an entry name {name.count(b'/'):,} folders deep, more than {limits.depth:,} (LAYER_EXPLORER_MAX_NAME_DEPTH)"
     elif len(link) > link_max:
-        setting = "MAX_LINK_BYTES" if link_max == limits.link else "MAX_NAME_BYTES"
         what = f"a link target of {len(link):,} bytes, more than {link_max:,} (LAYER_EXPLORER_{setting})"
     else:
         what = f"an entry name of {len(name):,} bytes, more than {limits.name:,} (LAYER_EXPLORER_MAX_NAME_BYTES)"
@@ -513,7 +514,7 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
             xattrs = _xattrs_from_pax(merged)
         link_max = max_link if kind == "2" else max_name
         if len(raw_name) > max_name or len(raw_link) > link_max or (len(raw_name) > max_depth and raw_name.count(b"/") > max_depth):
-            _too_long(raw_name, raw_link, link_max, header_at, limits)  # (after PAX: it names them most often)
+            _too_long(raw_name, raw_link, kind == "2", header_at, limits)  # (after PAX: it names them most often)
         named += len(raw_name) + len(raw_link)
         if named > max_paths:
             raise TarFormatError(f"the names of one layer add up to more than {max_paths >> 20:,} MiB "

@@ -74,9 +74,8 @@ class LayersPanel(QSplitter):
 
     def _fit_changes(self) -> None:
         """Widen the Changes column to its widest count (counts past 9,999 are short: 142k)."""
-        model, header = self.layer_model, self.layer_list.horizontalHeader()
-        texts = [str(model.index(row, CHANGES).data() or "") for row in range(model.rowCount())]
-        widest = max((text_width(self.layer_list, text) for text in texts), default=0)
+        header = self.layer_list.horizontalHeader()
+        widest = self.layer_list.sizeHintForColumn(CHANGES)  # (Qt measures the rows)
         if widest > header.sectionSize(CHANGES):
             header.resizeSection(CHANGES, widest)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
@@ -321,7 +320,7 @@ class MainWindow(QMainWindow):
     def _next(self) -> None:
         if self._queue:
             path = self._queue.pop(0)
-            self.settings.setValue("lastDir", str(Path(path).parent))
+            remembered.set_last_dir(self.settings, path)
             self.loader.open(path)
 
     def _on_opened(self, source: Source) -> None:
@@ -510,7 +509,7 @@ class MainWindow(QMainWindow):
         self.loader.cancel(quiet=True)
         self.many_call.cancel_all()
         self.loader.finish_saving()  # an index half saved would be lost
-        self.settings.setValue("geometry", self.saveGeometry())
+        remembered.save_geometry(self.settings, self)
         view = self.current_view()
         if view is not None:
             remembered.save_panes(self.settings, view)

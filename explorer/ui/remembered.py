@@ -4,6 +4,7 @@ its size and place, and how its panes were split."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QWidget
@@ -14,6 +15,11 @@ MAX_RECENT = 10
 def last_dir(settings: QSettings) -> str:
     """The folder a file dialog opens in: where the last image came from."""
     return str(settings.value("lastDir", os.path.expanduser("~")))
+
+
+def set_last_dir(settings: QSettings, path: str) -> None:
+    """Remember the folder of a source being opened, for the next file dialog."""
+    settings.setValue("lastDir", str(Path(path).parent))
 
 
 def recent_files(settings: QSettings) -> list[str]:
@@ -45,6 +51,11 @@ def restore_geometry(settings: QSettings, window: QWidget) -> None:
         window.resize(room)
     else:
         window.resize(min(1600, int(room.width() * 0.85)), min(1000, int(room.height() * 0.85)))
+
+
+def save_geometry(settings: QSettings, window: QWidget) -> None:
+    """Remember the window's size and place (``restore_geometry``)."""
+    settings.setValue("geometry", window.saveGeometry())
 
 
 def _cramped(window: QWidget) -> bool:
