@@ -268,12 +268,7 @@ class _Sizes(threading.Thread):
 
     def _wait(self) -> None:
         try:
-            while not self.stopped:
-                if not self.messages.poll(WAIT):
-                    if self.worker.is_alive() or self.messages.poll(WAIT):
-                        continue
-                    return
-                message = self.messages.recv()
+            while (message := _next_message(self.worker, self.messages, lambda: self.stopped)) is not None:
                 if isinstance(message, Sized):
                     path = message.path
                     self._hand(None if path is None else
@@ -326,22 +321,30 @@ def cancel_sizes(image: Image) -> None:
                 os.killpg(follower.worker.pid, signal.SIGKILL)
 
 
+def _next_message(worker, messages, stopped: Callable[[], bool]) -> Any:
+    """The worker's next message; None once ``stopped`` says so; ``EOFError`` when it has
+    ended without one more (a last word said just before it ended is still read)."""
+    while not stopped():
+        if not messages.poll(WAIT):
+            if worker.is_alive():
+                continue
+            if not messages.poll(WAIT):
+                raise EOFError
+        return messages.recv()
+    return None
+
+
 def _wait(worker, messages, monitor: Monitor, path: str) -> Written:
     """Relay the worker's progress until it says it is done; where it wrote the index."""
     while True:
-        if monitor.cancelled:
-            raise Cancelled("cancelled")
         try:
-            if not messages.poll(WAIT):
-                if worker.is_alive():
-                    continue
-                if not messages.poll(WAIT):  # it may have said its last word just before ending
-                    raise EOFError
-            message = messages.recv()
+            message = _next_message(worker, messages, lambda: monitor.cancelled)
         except (EOFError, OSError):
             worker.join(WAIT)
             raise SourceError(path, f"the loading process ended unexpectedly (exit code {worker.exitcode})",
                               "the system may have run out of memory; close other images and try again") from None
+        if message is None:
+            raise Cancelled("cancelled")
         if isinstance(message, Progress):
             monitor.relay(message)
         elif isinstance(message, Written):

@@ -206,10 +206,11 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             secrets=secrets,
             packages=packages,
         )
-        try:
-            efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
-        except TooManyPaths as exc:  # (dive's model, computed elsewhere)
-            raise _too_many_paths(path, exc) from None
+        efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
+    except TooManyPaths as exc:  # (the tree's or dive's model's, here or in a child: each names its layer)
+        if child is not None:
+            child.cancel()
+        raise SourceError(path, str(exc), "raise LAYER_EXPLORER_MAX_PATHS_MB if the image is genuine") from None
     except BaseException:
         if child is not None:
             child.cancel()  # whatever stopped the load: no process left behind
@@ -325,12 +326,9 @@ def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTre
         try:
             apply_layer(tree, i, members, reader.digest)
         except TooManyPaths as exc:
-            raise _too_many_paths(path, f"layer {i}: {exc}") from None
+            raise TooManyPaths(f"layer {i}: {exc}") from None
         if dive is not None:
-            try:
-                dive.add_layer(scan.members)
-            except TooManyPaths as exc:  # (its own: dive's model has whiteouts imply folders too)
-                raise _too_many_paths(path, exc) from None
+            dive.add_layer(scan.members)  # (its own refusal names its layer: whiteouts imply folders there too)
         members = scan.members
         del scan
         if sys.getrefcount(members) == 2:  # held by this name alone (and the call's argument)
@@ -338,11 +336,6 @@ def _read_layers(container, plan: ImagePlan, diff_ids: list[str], tree: LayerTre
             # with it the window, for 50 ms.
             while members:
                 del members[-16384:]
-
-
-def _too_many_paths(path: str, reason: object) -> SourceError:
-    """The error that refuses an image whose paths are over the budget."""
-    return SourceError(path, str(reason), "raise LAYER_EXPLORER_MAX_PATHS_MB if the image is genuine")
 
 
 def _consumed(members: list[TarMember]) -> Iterator[TarMember]:

@@ -210,8 +210,7 @@ class LayerTree:
 
     def encoded(self) -> bool:
         """Whether some folders of a tree read from an index file are still encoded."""
-        chunks = self._chunks
-        return chunks is not None and not chunks.complete
+        return self.unread() is not None
 
     def changes_steps(self, layer: int | None) -> Iterator[None]:
         """Decode what a tree read from the index cache still holds encoded of a layer's
