@@ -11,7 +11,9 @@ tree shows, the time until its folder sizes (computed in the background) follow,
 largest stall meanwhile. The load is a first open from a warm page cache: the index cache
 is neither read nor written; with ``--cached`` it is written first (in a throwaway folder, by
 another process) and the window reopens from it. ``--expand`` names the folder to expand
-right after the load (default: the folder with the most children, expanded last).
+right after the load (default: the folder with the most children, expanded last);
+``--search-first`` searches right after the load, before the other actions (which decode
+every folder of a reopened index).
 ``STALL_TRACE=1`` prints every stall over 25 ms with when it ended.
 """
 
@@ -111,6 +113,8 @@ def main() -> int:
     p.add_argument("archive")
     p.add_argument("--cached", action="store_true", help="reopen from the index cache")
     p.add_argument("--expand", help="the folder to expand right after the load")
+    p.add_argument("--search-first", action="store_true",
+                   help="search right after the load, before any other action has decoded the folders")
     args = p.parse_args()
     if args.cached:
         os.environ.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
@@ -191,13 +195,14 @@ def main() -> int:
         results["the window's process, peak RSS so far (MB)"] = peak_rss_mb()
         if args.expand:
             expand(args.expand)
-        measure("switch to layer 0", lambda: view.set_layer(0))
-        measure("switch to last layer", lambda: view.set_layer(len(view.image.layers) - 1))
-        measure("toggle changes view", lambda: view.set_mode(DIFF))
-        view.set_mode(MERGED)
-        view.set_layer(None)
-        settle(view)
-        if not args.expand:
+        if not args.search_first:
+            measure("switch to layer 0", lambda: view.set_layer(0))
+            measure("switch to last layer", lambda: view.set_layer(len(view.image.layers) - 1))
+            measure("toggle changes view", lambda: view.set_mode(DIFF))
+            view.set_mode(MERGED)
+            view.set_layer(None)
+            settle(view)
+        if not args.expand and not args.search_first:
             for _ in view.image.tree.decode_steps():  # (picking the biggest folder reads them all:
                 QApplication.processEvents()  # between events, as the window would, not measured)
             kids = view.image.tree.kids
@@ -215,6 +220,7 @@ def main() -> int:
 
     def searched() -> None:
         results["largest stall during search (ms)"] = probe.largest()
+        results["the window's process, peak RSS after the search (MB)"] = peak_rss_mb()
         app.quit()
 
     view = None

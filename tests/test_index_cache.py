@@ -110,7 +110,7 @@ def test_reopening_decodes_only_the_folders_looked_at(tmp_path):
         assert len(cached.waste.files) == len(fresh.waste.files) > 0 and cached.waste.files._items is None
         assert list(cached.waste.files) == fresh.waste.files  # decoded when the Insights tab reads them
         assert set(cached.tree.changes.decoded) == {3}
-        # a walk over every path (a search, another layer's sizes) decodes the rest
+        # a walk over every path (another layer's sizes) decodes the rest
         assert TreeView(cached.tree, 1).totals() == TreeView(fresh.tree, 1).totals()
         assert chunks.complete and set(chunks.kids) == set(fresh.tree.kids)
         assert dict(cached.tree.versions.items()).keys() == fresh.tree.versions.keys()

@@ -42,10 +42,11 @@ from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
 from explorer.tree.steps import EVERY, Steps, drain
 from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
+from explorer.tree.pathtable import PART_PATHS, Part, PathTable, encode_part
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 12
+VERSION = 13
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -219,7 +220,8 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef, written: byte
     a file that still holds it is not hashed again (90 ms at a million entries)."""
     try:
         with open(path, "rb") as f:
-            data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            data = memoryview(mapped)
     except (OSError, ValueError):  # ValueError: empty, cannot be mapped
         return None
     start = len(MAGIC) + 32
@@ -230,7 +232,7 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef, written: byte
     if not start <= split <= end - head_size:
         return None
     if written is None or written != data[len(MAGIC):start]:
-        whole = hashlib.sha256(hashlib.sha256(data[start:split]).digest())
+        whole = hashlib.sha256(_digest(mapped, data, start, split).digest())
         whole.update(data[split:])
         if whole.digest() != data[len(MAGIC):start]:
             return None
@@ -241,6 +243,24 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef, written: byte
         return _image(head, data[start:end - head_size], source, ref)
     except (ValueError, KeyError, TypeError, IndexError, EOFError, struct.error):
         return None
+
+
+_WINDOW = 16 << 20  # bytes hashed at a time (a multiple of any page size)
+
+
+def _digest(mapped: mmap.mmap, data: memoryview, start: int, end: int) -> Any:
+    """The SHA-256 of ``data[start:end]``, a window at a time, each window's pages let go of
+    once hashed: they stay in the page cache, but no longer count as this process's memory
+    (a reopened million-entry index had added its 140 MB to the window's)."""
+    digest = hashlib.sha256()
+    release = getattr(mapped, "madvise", None) if hasattr(mmap, "MADV_DONTNEED") else None
+    for at in range(start, end, _WINDOW):
+        digest.update(data[at:min(at + _WINDOW, end)])
+        if release is not None:
+            aligned = at - at % mmap.PAGESIZE
+            with contextlib.suppress(OSError, ValueError):
+                release(mmap.MADV_DONTNEED, aligned, min(at + _WINDOW, end) - aligned)
+    return digest
 
 
 def checksum(path: str) -> bytes | None:
@@ -459,6 +479,7 @@ class Body(NamedTuple):
     totals: Any  # the first screen's folder sizes
     file_count: int
     file_bytes: int
+    paths: list[Part]  # the path table's parts (``explorer.tree.pathtable``)
 
 
 def _first_view(image: Image) -> TreeView:
@@ -482,18 +503,23 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
     offset = 0
     folders: dict[str, tuple[int, int]] = {}
     placed = 0
+    listed: list[str] = []  # paths not yet in a part of the path table
+    table: list[Part] = []
     for name, children in tree.kids.items():
         prefix = name if name == "/" else name + "/"
         values = []
         add = values.append
+        list_path = listed.append
         for i, child in enumerate(children):
             path = prefix + child
             v = versions.get(path)
             if v is None:
                 add(None)
             elif type(v) is list:
+                list_path(path)
                 add(_plain_version(v, path))
             else:  # ``_pathless``, inline: most paths, a million calls on a big image
+                list_path(path)
                 add((None, *v[1:]) if v[0] == path else tuple(v))
             if not i & EVERY:
                 yield
@@ -504,21 +530,26 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         folders[name] = (offset, len(chunk))
         put(chunk)
         offset += len(chunk)
+        if len(listed) >= PART_PATHS:
+            offset = _put_parts(listed, len(listed) - len(listed) % PART_PATHS, offset, table, put)
+            yield
     # The root, and any path its folder does not list, travel in the head. Applying layers
     # lists every other path in its folder, so they are found by counting, not by a set of
     # every path (100 MB at a million); the search below is for an index that breaks that.
     strays = {"/": _plain_version(versions["/"], "/")} if "/" in versions else {}
     if placed + len(strays) != len(versions):
-        listed = {(n if n == "/" else n + "/") + c for n, children in tree.kids.items() for c in children}
+        listed_anywhere = {(n if n == "/" else n + "/") + c for n, children in tree.kids.items() for c in children}
         yield
         for i, (path, v) in enumerate(versions.items()):
-            if path not in listed:
+            if path not in listed_anywhere:
                 strays[path] = _plain_version(v, path)
             if not i & EVERY:
                 yield
         if sizes is not None:  # (an index that breaks the rule: counted as any view counts)
             yield from view.totals_steps()
             sizes = None
+    listed += (path for path in strays if path != "/")
+    offset = _put_parts(listed, len(listed), offset, table, put)
     totals = sizes.give(view) if sizes is not None else view.totals()
     if file_count < 0 or file_bytes < 0:
         file_count, file_bytes = view.entries, view.file_bytes
@@ -532,7 +563,20 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             offset += len(chunk)
             yield
         changes.append(parts)
-    return Body(offset, folders, strays, changes, totals, file_count, file_bytes)
+    return Body(offset, folders, strays, changes, totals, file_count, file_bytes, table)
+
+
+def _put_parts(listed: list[str], upto: int, offset: int, table: list[Part], put: Callable[[bytes], None]) -> int:
+    """Hand the first ``upto`` paths of ``listed`` to ``put`` as parts of the path table
+    (taking them off the list); the offset after them."""
+    for start in range(0, upto, PART_PATHS):
+        paths = listed[start:min(start + PART_PATHS, upto)]
+        chunk = encode_part(paths)
+        table.append((offset, len(chunk), len(paths)))
+        put(chunk)
+        offset += len(chunk)
+    del listed[:upto]
+    return offset
 
 
 TRAILER = struct.Struct("<QQ")  # the head's size, and where the first hashed part ends
@@ -576,6 +620,7 @@ def _head(image: Image, key: str, body: Body, wasted: tuple[int, int, int]) -> d
         "secrets": [_fields(s) for s in image.secrets],
         "packages": _plain_packages(image.packages),
         "totals": body.totals,
+        "paths": body.paths,
     }
 
 
@@ -621,7 +666,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
         if offset < 0 or offset + length > len(body):
             raise ValueError("a chunk lies outside the file")
     tree = LayerTree(count)
-    chunks = Chunks(body, folders, paths, strays)
+    chunks = Chunks(body, folders, paths, strays, PathTable(body, data["paths"]))
     tree.versions, tree.kids, tree.changes = LazyVersions(chunks), LazyKids(chunks), LazyChanges(body, changes)  # type: ignore[assignment]
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]

@@ -14,6 +14,7 @@ from explorer.formats import tar_index
 from explorer.formats.tar_index import TarMember
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
+from explorer.tree.steps import EVERY, Steps
 
 # Reads the content digest of a file entry that the scan did not hash: (entry, data layer) -> hex.
 ContentDigest = Callable[[Entry, int], "str | None"]
@@ -219,6 +220,20 @@ class LayerTree:
         if steps is not None:
             for k in [layer] if layer is not None else range(len(self.changes)):
                 yield from steps(k)
+
+    def matching_steps(self, match: Callable[[str], bool]) -> Steps[list[str]]:
+        """Every path but the root that ``match`` accepts (a walk): from the path table of a
+        tree read from an index file (no folder decoded), else from ``versions``."""
+        chunks = self._chunks
+        if chunks is not None and (not chunks.complete or getattr(match, "needles", None) is not None):
+            return (yield from chunks.table.matching_steps(match))  # (text is sought as bytes: quicker even then)
+        found = []
+        for i, path in enumerate(self.versions):
+            if not i & EVERY:
+                yield
+            if match(path) and path != "/":
+                found.append(path)
+        return found
 
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""

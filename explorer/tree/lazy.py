@@ -3,7 +3,8 @@
 Decoding a million entries takes seconds; showing the first screen needs a few folders.
 The cache stores each folder's children as one marshal chunk (and each layer's changes as
 another): ``versions`` and ``kids`` decode a folder the first time anything below it is asked
-for, and everything at once only for a walk over all paths (a search, another layer's sizes).
+for, and everything at once only for a walk over all paths (another layer's sizes; a search
+reads the path table instead, see ``explorer.tree.pathtable``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from typing import Any, Iterator
 
 from explorer.tree.index import LayerChanges
+from explorer.tree.pathtable import PathTable
 from explorer.tree.steps import Steps, drain
 
 Span = tuple[int, int]  # offset and length of a chunk in the body
@@ -22,11 +24,13 @@ Span = tuple[int, int]  # offset and length of a chunk in the body
 class Chunks:
     """The encoded folders of one index and what has been decoded of them so far."""
 
-    def __init__(self, body: memoryview, folders: dict[str, Span], count: int, versions: dict[str, Any]) -> None:
+    def __init__(self, body: memoryview, folders: dict[str, Span], count: int, versions: dict[str, Any],
+                 table: PathTable) -> None:
         self.body: memoryview | None = body
         self.folders = folders
         self.count = count  # paths in the whole index
         self.versions = versions  # decoded so far (starts with the root and strays)
+        self.table = table  # every path, for a search that decodes no folder
         self.kids: dict[str, list[str]] = {}
         self.complete = not folders
         self._lock = threading.Lock()  # the window's thread and a background one may both decode

@@ -15,6 +15,7 @@ from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import Inode, LayerTree
+from explorer.tree.pathtable import Match
 from explorer.tree.resolve import resolve
 from explorer.tree.steps import EVERY, Steps, drain
 
@@ -403,7 +404,7 @@ def matcher(text: str, kind: str) -> Callable[[str], bool]:
             return lambda p: rx.match(p) is not None
         return lambda p: rx.match(p[p.rfind("/") + 1 :]) is not None
     needle = text.lower()
-    return lambda p: needle in p.lower()
+    return Match(lambda p: needle in p.lower(), (needle,))
 
 
 def path_matcher(tree: LayerTree, layer: int | None, text: str, kind: str) -> Callable[[str], bool]:
@@ -413,23 +414,28 @@ def path_matcher(tree: LayerTree, layer: int | None, text: str, kind: str) -> Ca
     if kind == SUBSTRING and text.startswith("/"):
         found = resolve(tree, text, layer, follow_last=False)
         if found.via and found.problem is None:
-            real = found.path.lower()
-            return lambda p: match(p) or real in p.lower()
+            needle, real = text.lower(), found.path.lower()
+            return Match(lambda p: needle in p.lower() or real in p.lower(), (needle, real))
     return match
 
 
 def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[set[str]]":
     """Paths to show under filters and a search: each kept path and all its ancestors (a walk)."""
     keep: set[str] = set()
-    if view._relevant is None:
+    candidates: Iterable[str]
+    if match is not None:  # the matches first: an index file's path table finds them with no folder decoded
+        candidates = yield from view.tree.matching_steps(match)
+    elif view._relevant is not None:
+        candidates = view._relevant
+    else:
         yield from view.tree.decode_steps()
-    candidates = view._relevant if view._relevant is not None else view.tree.versions.keys()
+        candidates = view.tree.versions.keys()
+    unread = view.tree.unread()
     for i, path in enumerate(candidates):
-        if not i & EVERY:
+        # (a path of a folder still encoded decodes it: a pause before each such one)
+        if not i & EVERY or (unread is not None and unread(path)):
             yield
         if path == "/" or path in keep:
-            continue
-        if match is not None and not match(path):
             continue
         row = view.row(path)
         if row is None or row.change in hide:
