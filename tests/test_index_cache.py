@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from explorer.cli import main
 from explorer.image import index_cache
@@ -17,6 +18,8 @@ from explorer.image.loader import load_image
 from explorer.formats.source import open_source
 from explorer.report import build_report
 from explorer.tree.views import MERGED, TreeView
+from tests.builders import docker_archive
+from tests.test_properties import _layer, stacks
 
 DATA = Path(__file__).parent / "data"
 
@@ -168,7 +171,7 @@ def test_a_truncated_or_empty_cache_file_is_rebuilt(tmp_path, damage):
         size, _ = trailer.unpack_from(data, end)
         head = marshal.loads(data[end - size:end])
         tree = list(head["tree"])
-        tree[3] = {k: (o + 10**9, n) for k, (o, n) in tree[3].items()}
+        tree[3] = {k: (o + 10**9, n, alive) for k, (o, n, alive) in tree[3].items()}
         head["tree"] = tuple(tree)
         head_bytes = marshal.dumps(head)
         body = data[start:end - size]
@@ -450,3 +453,41 @@ def test_a_sizes_file_that_passes_its_checksum_but_lies_is_refused(tmp_path):
     ]:
         forged(head, parts)
         assert index_cache.load_sizes(written, "key", 3) is None, head[3] if isinstance(head[3], str) else head[3][:1]
+
+
+def _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached):
+    """For every folder and layer, whether the reopened image's merged view has anything in
+    the folder is what the built one's has, and asking decoded no folder."""
+    chunks = cached.tree.versions.chunks
+    decoded = set(chunks.kids)
+    for layer in [None, *range(len(fresh.layers))]:
+        built, reopened = TreeView(fresh.tree, layer, MERGED), TreeView(cached.tree, layer, MERGED)
+        for folder in fresh.tree.kids:
+            assert reopened.has_children(folder) == built.has_children(folder), (folder, layer)
+    assert set(chunks.kids) == decoded
+
+
+@pytest.mark.parametrize("name", ["docker-legacy.tar", "copyup.oci.tar", "hardlinks.docker.tar", "test-docker-image.tar", "linked"])
+def test_whether_a_folder_holds_anything_is_said_without_decoding_it(tmp_path, name):
+    path = _linked_layers(tmp_path) if name == "linked" else DATA / name
+    src, fresh = _load(path)
+    index_cache.save(src, fresh)
+    src.close()
+    src, cached = _load(path)
+    with src:
+        assert cached.from_cache
+        _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stacks)
+def test_whether_a_folder_holds_anything_at_each_layer_survives_the_index(tmp_path_factory, layers):
+    work = tmp_path_factory.mktemp("stack")
+    archive = work / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    with open_source(str(archive)) as src:
+        ref = src.select()
+        fresh = load_image(src, ref, cache=False)
+        written = index_cache.save(src, fresh, where=str(work / "index"))
+        cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
+        _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached)

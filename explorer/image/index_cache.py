@@ -46,7 +46,7 @@ from explorer.tree.pathtable import PART_PATHS, Part, PathTable, encode_part
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 13
+VERSION = 14
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -465,6 +465,16 @@ def _plain_version(v: Any, path: str) -> Any:
     return _pathless(v, path)
 
 
+def _alive(versions: list, layers: int) -> int:
+    """The layers a path of several versions is there at, a bit a layer."""
+    bits = 0
+    for i, (layer, _change, entry) in enumerate(versions):
+        if entry is not None:
+            until = versions[i + 1][0] if i + 1 < len(versions) else layers
+            bits |= ((1 << until) - 1) >> layer << layer
+    return bits
+
+
 def _pathless(e: Any, path: str) -> tuple:
     return (None,) + tuple(e[1:]) if e[0] == path else tuple(e)
 
@@ -473,7 +483,7 @@ class Body(NamedTuple):
     """Where an index's files and changes lie, once written, and what the head says of them."""
 
     size: int  # bytes of their chunks
-    folders: dict[str, tuple[int, int]]  # folder -> (offset, length) of its chunk
+    folders: dict[str, tuple[int, int, int]]  # folder -> (offset, length) of its chunk, and the layers it has a child at (bits)
     strays: dict[str, Any]  # paths in the head: the root, and any its folder does not list
     changes: list[list[tuple[int, int]]]  # per layer, its parts
     totals: Any  # the first screen's folder sizes
@@ -501,15 +511,19 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         yield from view.totals_steps()
     versions = tree.versions
     offset = 0
-    folders: dict[str, tuple[int, int]] = {}
+    folders: dict[str, tuple[int, int, int]] = {}
     placed = 0
     listed: list[str] = []  # paths not yet in a part of the path table
     table: list[Part] = []
+    layers = tree.layer_count
+    every_layer = (1 << layers) - 1
     for name, children in tree.kids.items():
         prefix = name if name == "/" else name + "/"
         values = []
         add = values.append
         list_path = listed.append
+        first = layers  # the first layer a child one layer wrote is there from
+        alive = 0  # the layers the others are there at (a bit a layer)
         for i, child in enumerate(children):
             path = prefix + child
             v = versions.get(path)
@@ -518,16 +532,19 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             elif type(v) is list:
                 list_path(path)
                 add(_plain_version(v, path))
+                alive |= _alive(v, layers)
             else:  # ``_pathless``, inline: most paths, a million calls on a big image
                 list_path(path)
                 add((None, *v[1:]) if v[0] == path else tuple(v))
+                if v[8] < first:
+                    first = v[8]
             if not i & EVERY:
                 yield
         if sizes is not None:
             sizes.add(name, prefix, children, values)
         placed += len(values) - values.count(None)
         chunk = marshal.dumps((list(children), values))
-        folders[name] = (offset, len(chunk))
+        folders[name] = (offset, len(chunk), alive | (every_layer >> first << first))
         put(chunk)
         offset += len(chunk)
         if len(listed) >= PART_PATHS:
@@ -662,7 +679,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
     """Rebuild an image from its head; its folders stay in ``body`` until looked at."""
     count, paths, strays, folders, changes, stats, warnings, unsafe, hardlink_data, links = data["tree"]
     wasted = data["waste"][1] if data["waste"] else (0, 0, 0)
-    for offset, length in list(folders.values()) + [span for parts in changes for span in parts] + [wasted[:2]]:
+    for offset, length, *_ in list(folders.values()) + [span for parts in changes for span in parts] + [wasted[:2]]:
         if offset < 0 or offset + length > len(body):
             raise ValueError("a chunk lies outside the file")
     tree = LayerTree(count)

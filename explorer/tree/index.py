@@ -235,6 +235,13 @@ class LayerTree:
                 found.append(path)
         return found
 
+    def has_child_at(self, folder: str, layer: int | None) -> bool | None:
+        """For a tree read from an index file, whether a folder still encoded has a child at
+        ``layer`` (None: the final image), said without decoding it; else None."""
+        chunks = self._chunks
+        at = self.layer_count - 1 if layer is None else layer
+        return None if chunks is None or at < 0 else chunks.has_child_at(folder, at)
+
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = self._chunks

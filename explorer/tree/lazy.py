@@ -19,12 +19,13 @@ from explorer.tree.pathtable import PathTable
 from explorer.tree.steps import Steps, drain
 
 Span = tuple[int, int]  # offset and length of a chunk in the body
+Folder = tuple[int, int, int]  # a folder's span, and the layers it has a child at (a bit a layer)
 
 
 class Chunks:
     """The encoded folders of one index and what has been decoded of them so far."""
 
-    def __init__(self, body: memoryview, folders: dict[str, Span], count: int, versions: dict[str, Any],
+    def __init__(self, body: memoryview, folders: dict[str, Folder], count: int, versions: dict[str, Any],
                  table: PathTable) -> None:
         self.body: memoryview | None = body
         self.folders = folders
@@ -39,6 +40,14 @@ class Chunks:
         """Whether a folder's children are still encoded (``load`` would decode them)."""
         return folder not in self.kids and folder in self.folders
 
+    def has_child_at(self, folder: str, layer: int) -> bool | None:
+        """Whether a folder still encoded has a child at ``layer`` (the index says, for each
+        folder, the layers it has one at); None when it is decoded, or no folder."""
+        if folder in self.kids:
+            return None
+        span = self.folders.get(folder)
+        return None if span is None else bool(span[2] >> layer & 1)
+
     def load(self, folder: str) -> None:
         """Decode one folder's children (once)."""
         if not self.pending(folder):
@@ -46,7 +55,7 @@ class Chunks:
         with self._lock:
             if folder in self.kids or self.body is None:
                 return
-            offset, length = self.folders[folder]
+            offset, length, _alive = self.folders[folder]
             names, values = marshal.loads(self.body[offset:offset + length])
             prefix = folder if folder == "/" else folder + "/"
             versions = self.versions

@@ -162,6 +162,10 @@ class TreeView:
 
     def has_children(self, path: str, visible: set[str] | None = None) -> bool:
         """Whether ``children(path)`` would be non-empty; stops at the first child found."""
+        if visible is None and self._relevant is None:  # the merged view: a folder still encoded
+            said = self.tree.has_child_at(path, self.layer)  # needs no decoding (a folder of
+            if said is not None:  # 2,000 folders held the window 130 ms as it opened)
+                return said
         for name in self.tree.kids.get(path, ()):
             child = names.join(path, name)
             if (visible is None or child in visible) and self.row(child) is not None:
