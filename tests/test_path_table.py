@@ -6,16 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from explorer.formats.source import open_source
 from explorer.image import index_cache
 from explorer.image.loader import load_image
-from explorer.tree.pathtable import PathTable, encode_part
+from explorer.tree import pathtable
+from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, visible_paths_steps
 from tests.builders import d, docker_archive, f, layer_tar, sym, wh
+from tests.test_properties import _layer, stacks
 
 # Letters whose lowercase is longer, another letter, or context-dependent, an undecodable
 # byte of a name (kept as a lone surrogate), a NUL (a PAX name may hold one), and separators.
@@ -28,9 +30,9 @@ def _table(parts: list[list[str]]) -> PathTable:
     """A path table of these parts, between other bytes, as an index file lays it out."""
     body, spans = bytearray(b"folders before"), []
     for paths in parts:
-        chunk = encode_part(paths)
-        spans.append((len(body), len(chunk), len(paths)))
-        body += chunk + b"and after"
+        for chunk, count in encode_parts(paths):
+            spans.append((len(body), len(chunk), count))
+            body += chunk + b"and after"
     return PathTable(memoryview(bytes(body)), spans)
 
 
@@ -86,7 +88,7 @@ def reopened(tmp_path, monkeypatch):
 
 def _found(image, layer, mode, text, kind=SUBSTRING, hide=frozenset()):
     view = TreeView(image.tree, layer, mode)
-    return drain(visible_paths_steps(view, hide, path_matcher(image.tree, layer, text, kind)))
+    return drain(visible_paths_steps(view, hide, path_matcher(image.tree, layer, text, kind) if text else None))
 
 
 def test_a_search_decodes_only_the_folders_of_its_matches(reopened):
@@ -107,7 +109,115 @@ def test_a_search_decodes_only_the_folders_of_its_matches(reopened):
     ("libssl", SUBSTRING, frozenset()), ("Ü", SUBSTRING, frozenset()), ("/lib/pkg7", SUBSTRING, frozenset()),
     ("*.so.*", GLOB, frozenset()), ("lib/pkg1*", GLOB, frozenset({"unchanged"})), (r"pkg\d$", REGEX, frozenset()),
     ("readme", SUBSTRING, frozenset({"added"})),
+    ("", SUBSTRING, frozenset({"unchanged"})), ("", SUBSTRING, frozenset({"unchanged", "modified"})),
+    ("", SUBSTRING, frozenset({"added"})),
 ])
 def test_a_search_of_a_reopened_image_shows_what_one_of_the_built_image_shows(reopened, layer, mode, text, kind, hide):
     fresh, cached = reopened
     assert _found(cached, layer, mode, text, kind, hide) == _found(fresh, layer, mode, text, kind, hide)
+
+
+def test_hiding_what_a_layer_left_unchanged_decodes_only_the_folders_it_changed(reopened):
+    fresh, cached = reopened
+    chunks = cached.tree.versions.chunks
+    shown = _found(cached, 2, MERGED, "", hide=frozenset({"unchanged"}))
+    assert shown == _found(fresh, 2, MERGED, "", hide=frozenset({"unchanged"})) == {
+        "/usr", "/usr/lib", "/usr/lib/pkg3", "/usr/lib/pkg3/more-libssl"}
+    assert set(chunks.kids) <= {"/", "/usr", "/usr/lib", "/usr/lib/pkg3"}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stacks, st.sampled_from([frozenset({"unchanged"}), frozenset({"unchanged", "added"}), frozenset({"modified"})]))
+def test_a_filter_shows_what_looking_at_every_path_shows(tmp_path_factory, layers, hide):
+    archive = tmp_path_factory.mktemp("stack") / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    with open_source(str(archive)) as src:
+        image = load_image(src, src.select(), cache=False)
+    for layer in [None, *range(len(layers))]:
+        view = TreeView(image.tree, layer, MERGED)
+        every = set()  # each path shown, looked at one by one, and the folders that hold it
+        for path in list(image.tree.versions):
+            row = view.row(path)
+            if path != "/" and row is not None and row.change not in hide and row.entry.type != "dir":
+                while path != "/":
+                    every.add(path)
+                    path = path[: path.rfind("/")] or "/"
+        assert drain(visible_paths_steps(view, hide, None)) == every, layer
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(names, min_size=1, max_size=40), typed)
+def test_long_paths_make_smaller_parts_that_find_the_same(paths, text):
+    match = matcher(text, SUBSTRING)
+    old = pathtable.PART_BYTES
+    try:
+        pathtable.PART_BYTES = 24  # a few paths a part
+        table = _table([paths])
+    finally:
+        pathtable.PART_BYTES = old
+    assert len(table.parts) > 1 or len("".join(paths).encode("utf-8", "surrogatepass")) <= 24
+    assert sum(count for _, _, count in table.parts) == len(paths)
+    assert drain(table.matching_steps(match)) == [p for p in paths if match(p)]
+
+
+def test_where_each_path_ends_is_written_the_same_on_every_machine():
+    ((chunk, count),) = encode_parts(["/a", "/bc"])
+    assert count == 2 and chunk == (2).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"/a/bc"
+
+
+def _forged(path, change):
+    """Rewrite an index file's head with ``change`` and sign it again, as only a forger could."""
+    import hashlib
+    import marshal
+
+    data = path.read_bytes()
+    start, trailer = len(index_cache.MAGIC) + 32, index_cache.TRAILER
+    end = len(data) - trailer.size
+    size, split = trailer.unpack_from(data, end)
+    head = marshal.loads(data[end - size:end])
+    change(head)
+    head_bytes = marshal.dumps(head)
+    body, rest = data[start:split], data[split:end - size]
+    tail = rest + head_bytes + trailer.pack(len(head_bytes), split)
+    path.write_bytes(index_cache.MAGIC + hashlib.sha256(hashlib.sha256(body).digest() + tail).digest() + body + tail)
+
+
+def _saved(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "image.tar"
+    path.write_bytes(docker_archive([layer_tar([d("etc"), f("etc/hosts", b"h"), f("etc/hostname", b"n")])]))
+    with open_source(str(path)) as src:
+        index_cache.save(src, load_image(src, src.select()))
+    (written,) = (tmp_path / "cache" / "index").iterdir()
+    return path, written
+
+
+def _reopen(path):
+    src = open_source(str(path))
+    return src, load_image(src, src.select())
+
+
+def test_a_forged_head_with_a_folder_that_is_not_numbers_is_rebuilt(tmp_path, monkeypatch):
+    path, written = _saved(tmp_path, monkeypatch)
+    _forged(written, lambda head: head["tree"][3].update({"/etc": (*head["tree"][3]["/etc"][:2], "all")}))
+    src, image = _reopen(path)
+    with src:
+        assert not image.from_cache
+        assert TreeView(image.tree, None, MERGED).has_children("/etc")
+
+
+def test_a_forged_path_table_out_of_order_is_searched_the_slow_way(tmp_path, monkeypatch):
+    path, written = _saved(tmp_path, monkeypatch)
+    src, image = _reopen(path)
+    with src:
+        ((offset, length, count),) = image.tree.versions.chunks.table.parts
+    data = bytearray(written.read_bytes())
+    at = len(index_cache.MAGIC) + 32 + offset  # the first two ends swapped
+    data[at:at + 8] = data[at + 4:at + 8] + data[at:at + 4]
+    written.write_bytes(bytes(data))
+    _forged(written, lambda head: None)
+    src, image = _reopen(path)
+    with src:
+        assert image.from_cache
+        assert _found(image, None, MERGED, "host") == {"/etc", "/etc/hosts", "/etc/hostname"}

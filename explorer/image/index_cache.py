@@ -42,7 +42,7 @@ from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
 from explorer.tree.steps import EVERY, Steps, drain
 from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
-from explorer.tree.pathtable import PART_PATHS, Part, PathTable, encode_part
+from explorer.tree.pathtable import PART_PATHS, Part, PathTable, encode_parts
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
@@ -587,11 +587,10 @@ def _put_parts(listed: list[str], upto: int, offset: int, table: list[Part], put
     """Hand the first ``upto`` paths of ``listed`` to ``put`` as parts of the path table
     (taking them off the list); the offset after them."""
     for start in range(0, upto, PART_PATHS):
-        paths = listed[start:min(start + PART_PATHS, upto)]
-        chunk = encode_part(paths)
-        table.append((offset, len(chunk), len(paths)))
-        put(chunk)
-        offset += len(chunk)
+        for chunk, count in encode_parts(listed[start:min(start + PART_PATHS, upto)]):
+            table.append((offset, len(chunk), count))
+            put(chunk)
+            offset += len(chunk)
     del listed[:upto]
     return offset
 
@@ -679,6 +678,8 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
     """Rebuild an image from its head; its folders stay in ``body`` until looked at."""
     count, paths, strays, folders, changes, stats, warnings, unsafe, hardlink_data, links = data["tree"]
     wasted = data["waste"][1] if data["waste"] else (0, 0, 0)
+    if not all(type(span) is tuple and len(span) == 3 and all(type(n) is int and n >= 0 for n in span) for span in folders.values()):
+        raise ValueError("a folder's place or layers are not numbers")
     for offset, length, *_ in list(folders.values()) + [span for parts in changes for span in parts] + [wasted[:2]]:
         if offset < 0 or offset + length > len(body):
             raise ValueError("a chunk lies outside the file")

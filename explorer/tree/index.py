@@ -226,7 +226,10 @@ class LayerTree:
         tree read from an index file (no folder decoded), else from ``versions``."""
         chunks = self._chunks
         if chunks is not None and (not chunks.complete or getattr(match, "needles", None) is not None):
-            return (yield from chunks.table.matching_steps(match))  # (text is sought as bytes: quicker even then)
+            try:  # (text is sought as bytes: quicker even once every folder is decoded)
+                return (yield from chunks.table.matching_steps(match))
+            except ValueError:
+                pass  # a damaged table: every path is asked instead
         found = []
         for i, path in enumerate(self.versions):
             if not i & EVERY:

@@ -14,6 +14,7 @@ so every kind of search keeps the exact meaning it has over one path.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from bisect import bisect_right
 from itertools import accumulate
@@ -22,7 +23,10 @@ from typing import Callable, Iterable
 from explorer.tree.steps import Steps
 
 PART_PATHS = 16384  # paths a part: about a megabyte, a millisecond or two to search
+PART_BYTES = 2 << 20  # at most (but for a single path): a part is searched in one step
 Part = tuple[int, int, int]  # offset and length of a part in the file's body, and its paths
+_WIDTH = 4  # bytes of each path's end, an unsigned little-endian number
+_CODE = next(code for code in "IL" if array(code).itemsize == _WIDTH)
 
 
 class Match:
@@ -39,15 +43,22 @@ class Match:
         return self.test(path)
 
 
-def encode_part(paths: list[str]) -> bytes:
-    """One part: where each path ends (native unsigned ints), then the paths' bytes."""
+def encode_parts(paths: list[str]) -> list[tuple[bytes, int]]:
+    """``paths`` as parts, each with the number of its paths: one, unless their bytes pass
+    ``PART_BYTES`` (a search reads a part in one step: long paths make smaller parts)."""
     text = "".join(paths)
     if text.isascii():
-        blob, lengths = text.encode("ascii"), map(len, paths)
+        blob, lengths = text.encode("ascii"), list(map(len, paths))
     else:  # UTF-8, with any undecodable byte of a name (kept as a lone surrogate) as it came
         pieces = [p.encode("utf-8", "surrogatepass") for p in paths]
-        blob, lengths = b"".join(pieces), map(len, pieces)
-    return array("I", accumulate(lengths)).tobytes() + blob
+        blob, lengths = b"".join(pieces), list(map(len, pieces))
+    if len(blob) > PART_BYTES and len(paths) > 1:
+        half = len(paths) // 2
+        return encode_parts(paths[:half]) + encode_parts(paths[half:])
+    ends = array(_CODE, accumulate(lengths))
+    if sys.byteorder == "big":
+        ends.byteswap()  # little-endian on every machine: a cache folder may be shared
+    return [(ends.tobytes() + blob, len(paths))]
 
 
 class PathTable:
@@ -56,8 +67,11 @@ class PathTable:
     def __init__(self, body: memoryview, parts: list[Part]) -> None:
         self.body = body
         self.parts = parts
-        for offset, length, count in parts:
-            if offset < 0 or length < count * array("I").itemsize or offset + length > len(body):
+        for part in parts:
+            if type(part) is not tuple or len(part) != 3 or any(type(n) is not int or n < 0 for n in part):
+                raise ValueError("a part of the path table is not three numbers")
+            offset, length, count = part
+            if length < count * _WIDTH or offset + length > len(body):
                 raise ValueError("a part of the path table lies outside the file")
 
     def __len__(self) -> int:
@@ -67,15 +81,29 @@ class PathTable:
         """Every path ``match`` accepts, a part a step (a ``Match`` with needles the quickest)."""
         needles = getattr(match, "needles", None)
         found: list[str] = []
-        width = array("I").itemsize
         for offset, length, count in self.parts:
             part = self.body[offset:offset + length]
-            found += _matches(part[width * count:].tobytes(), part[:width * count].cast("I"), match, needles)
+            blob = part[_WIDTH * count:].tobytes()
+            found += _matches(blob, _ends(part[:_WIDTH * count], len(blob)), match, needles)
             yield
         return found
 
 
-def _matches(blob: bytes, ends: "memoryview", match: Callable[[str], bool], needles: tuple[str, ...] | None) -> list[str]:
+
+def _ends(raw: memoryview, size: int) -> list[int]:
+    """Where each path of a part ends; ValueError when they do not run in order to the end
+    of its ``size`` bytes (a damaged file: the checksum was right, the table is not)."""
+    ends = array(_CODE)
+    ends.frombytes(raw)
+    if sys.byteorder == "big":
+        ends.byteswap()
+    found = ends.tolist()
+    if found and (found[-1] != size or found != sorted(found)):
+        raise ValueError("a part of the path table is damaged")
+    return found
+
+
+def _matches(blob: bytes, ends: list[int], match: Callable[[str], bool], needles: tuple[str, ...] | None) -> list[str]:
     """The paths of one part that ``match`` accepts, in the part's order."""
     if needles is not None and blob.isascii():
         hits = _holding(blob.lower(), ends, needles)
@@ -88,7 +116,7 @@ def _matches(blob: bytes, ends: "memoryview", match: Callable[[str], bool], need
     return [p for p in paths if match(p)]
 
 
-def _holding(lowered: bytes, ends: "memoryview", needles: tuple[str, ...]) -> set[int]:
+def _holding(lowered: bytes, ends: list[int], needles: tuple[str, ...]) -> set[int]:
     """The indexes of the paths (of an ASCII part, lowercased) holding one of the needles."""
     hits: set[int] = set()
     for needle in needles:

@@ -427,10 +427,13 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
     """Paths to show under filters and a search: each kept path and all its ancestors (a walk)."""
     keep: set[str] = set()
     candidates: Iterable[str]
-    if match is not None:  # the matches first: an index file's path table finds them with no folder decoded
+    test = None  # what the candidates still have to pass
+    if view._relevant is not None:  # a layer's changes: few, next to every path
+        candidates, test = view._relevant, match
+    elif match is not None:  # the matches first: an index file's path table finds them with no folder decoded
         candidates = yield from view.tree.matching_steps(match)
-    elif view._relevant is not None:
-        candidates = view._relevant
+    elif UNCHANGED in hide:  # what shows is what a layer changed (the layers' lists hold it)
+        candidates = yield from changed_paths_steps(view.tree, view.layer)
     else:
         yield from view.tree.decode_steps()
         candidates = view.tree.versions.keys()
@@ -439,7 +442,7 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
         # (a path of a folder still encoded decodes it: a pause before each such one)
         if not i & EVERY or (unread is not None and unread(path)):
             yield
-        if path == "/" or path in keep:
+        if path == "/" or path in keep or (test is not None and not test(path)):
             continue
         row = view.row(path)
         if row is None or row.change in hide:
