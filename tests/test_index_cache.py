@@ -113,10 +113,12 @@ def test_reopening_decodes_only_the_folders_looked_at(tmp_path):
         assert len(cached.waste.files) == len(fresh.waste.files) > 0 and cached.waste.files._items is None
         assert list(cached.waste.files) == fresh.waste.files  # decoded when the Insights tab reads them
         assert set(cached.tree.changes.decoded) == {3}
-        # a walk over every path (another layer's sizes) decodes the rest
+        # another layer's sizes are counted over the folders as stored, none of them kept
         assert TreeView(cached.tree, 1).totals() == TreeView(fresh.tree, 1).totals()
-        assert chunks.complete and set(chunks.kids) == set(fresh.tree.kids)
+        assert not chunks.complete and set(chunks.kids) == {"/", "/data"}
+        # a walk over every path decodes the rest
         assert dict(cached.tree.versions.items()).keys() == fresh.tree.versions.keys()
+        assert chunks.complete and set(chunks.kids) == set(fresh.tree.kids)
 
 
 def _linked_layers(tmp_path):
@@ -491,3 +493,41 @@ def test_whether_a_folder_holds_anything_at_each_layer_survives_the_index(tmp_pa
         written = index_cache.save(src, fresh, where=str(work / "index"))
         cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
         _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached)
+
+
+def _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached):
+    """Every layer's merged folder sizes and counts, worked out over the reopened image's
+    folders as stored, are the built image's, and no folder stays decoded after."""
+    chunks = cached.tree.versions.chunks
+    decoded, complete = set(chunks.kids), chunks.complete
+    for layer in range(len(fresh.layers)):
+        built, reopened = TreeView(fresh.tree, layer, MERGED), TreeView(cached.tree, layer, MERGED)
+        assert reopened.totals() == built.totals(), layer
+        assert (reopened.entries, reopened.file_bytes) == (built.entries, built.file_bytes), layer
+    assert set(chunks.kids) == decoded and chunks.complete == complete
+
+
+@pytest.mark.parametrize("name", ["docker-legacy.tar", "copyup.oci.tar", "hardlinks.docker.tar", "test-docker-image.tar", "linked"])
+def test_a_layers_sizes_are_counted_over_the_index_without_decoding_it(tmp_path, name):
+    path = _linked_layers(tmp_path) if name == "linked" else DATA / name
+    src, fresh = _load(path)
+    index_cache.save(src, fresh)
+    src.close()
+    src, cached = _load(path)
+    with src:
+        _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stacks)
+def test_a_layers_sizes_over_the_index_are_those_of_the_built_tree(tmp_path_factory, layers):
+    work = tmp_path_factory.mktemp("stack")
+    archive = work / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    with open_source(str(archive)) as src:
+        ref = src.select()
+        fresh = load_image(src, ref, cache=False)
+        written = index_cache.save(src, fresh, where=str(work / "index"))
+        cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
+        cached.tree.kids.get("/")  # one folder decoded by then, as the window's first screen does
+        _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)

@@ -221,3 +221,18 @@ def test_a_forged_path_table_out_of_order_is_searched_the_slow_way(tmp_path, mon
     with src:
         assert image.from_cache
         assert _found(image, None, MERGED, "host") == {"/etc", "/etc/hosts", "/etc/hostname"}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stacks)
+def test_whether_a_folder_holds_anything_in_a_layers_changes_is_what_its_rows_say(tmp_path_factory, layers):
+    archive = tmp_path_factory.mktemp("stack") / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    with open_source(str(archive)) as src:
+        image = load_image(src, src.select(), cache=False)
+    tree = image.tree
+    for layer in [None, *range(len(layers))]:
+        view = TreeView(tree, layer, DIFF)
+        for folder, kids in tree.kids.items():
+            rows = [view.row(folder.rstrip("/") + "/" + name) for name in kids]
+            assert view.has_children(folder) == any(r is not None for r in rows), (folder, layer)

@@ -245,6 +245,14 @@ class LayerTree:
         at = self.layer_count - 1 if layer is None else layer
         return None if chunks is None or at < 0 else chunks.has_child_at(folder, at)
 
+    def stored_steps(self) -> Iterator[tuple[str, list[str], list[Any]] | None]:
+        """For a tree read from an index file: each folder's names and what is stored for each
+        (``lazy.Chunks.stored_steps``: nothing decoded is kept), None between folders."""
+        chunks = self._chunks
+        if chunks is None:
+            raise ValueError("not a tree read from an index file")
+        return chunks.stored_steps()
+
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = self._chunks

@@ -32,6 +32,7 @@ class Chunks:
         self.count = count  # paths in the whole index
         self.versions = versions  # decoded so far (starts with the root and strays)
         self.table = table  # every path, for a search that decodes no folder
+        self.strays = [path for path in versions if path != "/"]  # paths their folder does not list
         self.kids: dict[str, list[str]] = {}
         self.complete = not folders
         self._lock = threading.Lock()  # the window's thread and a background one may both decode
@@ -66,6 +67,26 @@ class Chunks:
             # What was decoded lives as long as the image, and is acyclic: out of the cycle
             # collector's sight, whose full passes over it took 114 ms on the GUI thread.
             gc.freeze()
+
+    def stored_steps(self) -> Iterator[tuple[str, list[str], list[Any]] | None]:
+        """Every folder's names and what is stored for each (a path its folder does not list
+        comes as a folder of one), None between folders. What is still encoded is decoded
+        for the walk and not kept: a walk over every path leaves the window's memory as it was."""
+        versions = self.versions
+        for folder, (offset, length, _alive) in self.folders.items():
+            names = self.kids.get(folder)
+            body = self.body
+            if names is None and body is not None:
+                names, values = marshal.loads(body[offset:offset + length])
+            else:  # decoded (whoever decoded it may have made some entries of them already)
+                prefix = folder if folder == "/" else folder + "/"
+                names = names or []
+                values = [versions.get(prefix + name) for name in names]
+            yield folder, names, values
+            yield None
+        for path in self.strays:
+            cut = path.rfind("/")
+            yield path[:cut] or "/", [path[cut + 1:]], [versions[path]]
 
     def load_all(self) -> None:
         """Decode every folder (a walk over all paths needs them)."""
