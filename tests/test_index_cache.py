@@ -469,32 +469,6 @@ def _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached):
     assert set(chunks.kids) == decoded
 
 
-@pytest.mark.parametrize("name", ["docker-legacy.tar", "copyup.oci.tar", "hardlinks.docker.tar", "test-docker-image.tar", "linked"])
-def test_whether_a_folder_holds_anything_is_said_without_decoding_it(tmp_path, name):
-    path = _linked_layers(tmp_path) if name == "linked" else DATA / name
-    src, fresh = _load(path)
-    index_cache.save(src, fresh)
-    src.close()
-    src, cached = _load(path)
-    with src:
-        assert cached.from_cache
-        _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stacks)
-def test_whether_a_folder_holds_anything_at_each_layer_survives_the_index(tmp_path_factory, layers):
-    work = tmp_path_factory.mktemp("stack")
-    archive = work / "img.tar"
-    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
-    with open_source(str(archive)) as src:
-        ref = src.select()
-        fresh = load_image(src, ref, cache=False)
-        written = index_cache.save(src, fresh, where=str(work / "index"))
-        cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
-        _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached)
-
-
 def _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached):
     """Every layer's merged folder sizes and counts, worked out over the reopened image's
     folders as stored, are the built image's, and no folder stays decoded after."""
@@ -508,19 +482,21 @@ def _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached):
 
 
 @pytest.mark.parametrize("name", ["docker-legacy.tar", "copyup.oci.tar", "hardlinks.docker.tar", "test-docker-image.tar", "linked"])
-def test_a_layers_sizes_are_counted_over_the_index_without_decoding_it(tmp_path, name):
+def test_each_layers_folders_are_told_and_sized_without_decoding_them(tmp_path, name):
     path = _linked_layers(tmp_path) if name == "linked" else DATA / name
     src, fresh = _load(path)
     index_cache.save(src, fresh)
     src.close()
     src, cached = _load(path)
     with src:
+        assert cached.from_cache
+        _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached)
         _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stacks)
-def test_a_layers_sizes_over_the_index_are_those_of_the_built_tree(tmp_path_factory, layers):
+def test_each_layers_folders_told_and_sized_over_the_index_are_the_built_trees(tmp_path_factory, layers):
     work = tmp_path_factory.mktemp("stack")
     archive = work / "img.tar"
     archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
@@ -530,4 +506,5 @@ def test_a_layers_sizes_over_the_index_are_those_of_the_built_tree(tmp_path_fact
         written = index_cache.save(src, fresh, where=str(work / "index"))
         cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
         cached.tree.kids.get("/")  # one folder decoded by then, as the window's first screen does
+        _no_folder_decoded_to_say_what_holds_anything(src, fresh, cached)
         _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)
