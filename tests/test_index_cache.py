@@ -17,7 +17,7 @@ from explorer.image.content import read_entry
 from explorer.image.loader import load_image
 from explorer.formats.source import open_source
 from explorer.report import build_report
-from explorer.tree.views import MERGED, TreeView
+from explorer.tree.views import DIFF, MERGED, TreeView
 from tests.builders import docker_archive
 from tests.test_properties import _layer, stacks
 
@@ -478,13 +478,17 @@ def _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached):
         built, reopened = TreeView(fresh.tree, layer, MERGED), TreeView(cached.tree, layer, MERGED)
         assert reopened.totals() == built.totals(), layer
         assert (reopened.entries, reopened.file_bytes) == (built.entries, built.file_bytes), layer
+        # and what the layer itself stores, its changes view's
+        assert TreeView(cached.tree, layer, DIFF).totals() == TreeView(fresh.tree, layer, DIFF).totals(), layer
     assert set(chunks.kids) == decoded and chunks.complete == complete
 
 
-@pytest.mark.parametrize("name", ["docker-legacy.tar", "copyup.oci.tar", "hardlinks.docker.tar", "test-docker-image.tar", "linked"])
+@pytest.mark.parametrize("name", ["docker-legacy.tar", "copyup.oci.tar", "hardlinks.docker.tar", "test-docker-image.tar", "linked", "stray"])
 def test_each_layers_folders_are_told_and_sized_without_decoding_them(tmp_path, name):
-    path = _linked_layers(tmp_path) if name == "linked" else DATA / name
+    path = _linked_layers(tmp_path) if name == "linked" else DATA / ("docker-legacy.tar" if name == "stray" else name)
     src, fresh = _load(path)
+    if name == "stray":
+        fresh.tree.kids["/data"].remove("modify-me.txt")  # an index that breaks the usual rule
     index_cache.save(src, fresh)
     src.close()
     src, cached = _load(path)

@@ -253,6 +253,14 @@ class LayerTree:
             raise ValueError("not a tree read from an index file")
         return chunks.stored_steps()
 
+    def stored_in(self, folder: str) -> tuple[list[str], list[Any]]:
+        """For a tree read from an index file: a folder's names and what is stored for each,
+        not kept when still encoded (``lazy.Chunks.stored``)."""
+        chunks = self._chunks
+        if chunks is None:
+            raise ValueError("not a tree read from an index file")
+        return chunks.stored(folder)
+
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
         chunks = self._chunks

@@ -32,7 +32,11 @@ class Chunks:
         self.count = count  # paths in the whole index
         self.versions = versions  # decoded so far (starts with the root and strays)
         self.table = table  # every path, for a search that decodes no folder
-        self.strays = [path for path in versions if path != "/"]  # paths their folder does not list
+        self.strays: dict[str, list[str]] = {}  # folder -> names of paths it does not list
+        for path in versions:
+            if path != "/":
+                cut = path.rfind("/")
+                self.strays.setdefault(path[:cut] or "/", []).append(path[cut + 1:])
         self.kids: dict[str, list[str]] = {}
         self.complete = not folders
         self._lock = threading.Lock()  # the window's thread and a background one may both decode
@@ -69,24 +73,31 @@ class Chunks:
             gc.freeze()
 
     def stored_steps(self) -> Iterator[tuple[str, list[str], list[Any]] | None]:
-        """Every folder's names and what is stored for each (a path its folder does not list
-        comes as a folder of one), None between folders. What is still encoded is decoded
+        """Every folder's names and what is stored for each (paths their folder does not list
+        too), None between folders. What is still encoded is decoded
         for the walk and not kept: a walk over every path leaves the window's memory as it was."""
-        versions = self.versions
-        for folder, (offset, length, _alive) in self.folders.items():
-            names = self.kids.get(folder)
-            body = self.body
-            if names is None and body is not None:
-                names, values = marshal.loads(body[offset:offset + length])
-            else:  # decoded (whoever decoded it may have made some entries of them already)
-                prefix = folder if folder == "/" else folder + "/"
-                names = names or []
-                values = [versions.get(prefix + name) for name in names]
-            yield folder, names, values
+        for folder in self.folders:
+            yield folder, *self.stored(folder)
             yield None
-        for path in self.strays:
-            cut = path.rfind("/")
-            yield path[:cut] or "/", [path[cut + 1:]], [versions[path]]
+        for folder in self.strays.keys() - self.folders.keys():
+            yield folder, *self.stored(folder)
+
+    def stored(self, folder: str) -> tuple[list[str], list[Any]]:
+        """A folder's names and what is stored for each (paths it does not list too), decoded
+        for the asker and not kept when it is still encoded (empty for no folder)."""
+        body = self.body  # first: it is let go of only once every folder is in ``kids``
+        names = self.kids.get(folder)
+        span = self.folders.get(folder)
+        prefix = folder if folder == "/" else folder + "/"
+        if names is None and body is not None and span is not None:
+            names, values = marshal.loads(body[span[0]:span[0] + span[1]])
+        else:  # decoded (whoever decoded it may have made some entries already)
+            names = names or []
+            values = [self.versions.get(prefix + name) for name in names]
+        extra = self.strays.get(folder)
+        if extra:
+            names, values = [*names, *extra], [*values, *(self.versions[prefix + name] for name in extra)]
+        return names, values
 
     def load_all(self) -> None:
         """Decode every folder (a walk over all paths needs them)."""

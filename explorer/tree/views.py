@@ -235,6 +235,9 @@ class TreeView:
     def _sized_paths(self) -> Iterable[tuple[str, Entry] | None]:
         """(path, entry as stored) of every non-directory with bytes the view shows, and None
         after every few thousand paths looked at (shown or not), for the walk to pause at."""
+        if self._relevant is not None and self.layer is not None and self.tree.encoded():
+            yield from _stored_changes(self.tree, self.layer)
+            return
         if self._relevant is not None and self.layer is not None:
             # what the layer stores: its added and modified entries (removed ones take no room)
             entry_at, layer, unread = self.tree.entry_at, self.layer, self.tree.unread()
@@ -292,6 +295,30 @@ class TreeView:
             if kind != DIR and e[5]:
                 yield path, e
         self.entries, self.file_bytes = entries, file_bytes
+
+
+def _stored_changes(tree: LayerTree, layer: int) -> Iterable[tuple[str, Entry] | None]:
+    """``_sized_paths`` of a layer's changes, for a tree read from an index file: the entries
+    a layer added or modified, read from their folders as stored, none of them kept (None
+    between folders)."""
+    by_folder: dict[str, list[str]] = {}
+    for i, (path, change) in enumerate(tree.changes[layer]):
+        if not i & EVERY:
+            yield None
+        if change != REMOVED:
+            cut = path.rfind("/")
+            by_folder.setdefault(path[:cut] or "/", []).append(path[cut + 1:])
+    for folder, wanted in by_folder.items():
+        names, stored = tree.stored_in(folder)
+        found = dict(zip(names, stored))
+        prefix = folder if folder == "/" else folder + "/"
+        for name in wanted:
+            v = found.get(name)
+            if type(v) is list:  # the version this layer wrote
+                v = next((version[2] for version in reversed(v) if version[0] <= layer), None)
+            if v is not None and v[8] <= layer and v[1] != DIR and v[5]:
+                yield prefix + name, v
+        yield None
 
 
 _CHUNK = 32768  # paths per step: a set of half a million at once held the window for 160 ms
