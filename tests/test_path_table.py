@@ -221,6 +221,8 @@ def test_a_forged_path_table_out_of_order_is_searched_the_slow_way(tmp_path, mon
     with src:
         assert image.from_cache
         assert _found(image, None, MERGED, "host") == {"/etc", "/etc/hosts", "/etc/hostname"}
+        assert image.tree.versions.chunks.table is None  # not read again by the next search
+        assert _found(image, None, MERGED, "name") == {"/etc", "/etc/hostname"}
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

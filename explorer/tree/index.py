@@ -225,11 +225,13 @@ class LayerTree:
         """Every path but the root that ``match`` accepts (a walk): from the path table of a
         tree read from an index file (no folder decoded), else from ``versions``."""
         chunks = self._chunks
-        if chunks is not None and (not chunks.complete or getattr(match, "needles", None) is not None):
+        table = chunks.table if chunks is not None else None
+        if table is not None and (not chunks.complete or getattr(match, "needles", None) is not None):
             try:  # (text is sought as bytes: quicker even once every folder is decoded)
-                return (yield from chunks.table.matching_steps(match))
+                return (yield from table.matching_steps(match))
             except ValueError:
-                pass  # a damaged table: every path is asked instead
+                chunks.table = None  # damaged: every path is asked instead, now and after
+        yield from self.decode_steps()
         found = []
         for i, path in enumerate(self.versions):
             if not i & EVERY:

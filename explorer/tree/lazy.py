@@ -26,7 +26,7 @@ class Chunks:
     """The encoded folders of one index and what has been decoded of them so far."""
 
     def __init__(self, body: memoryview, folders: dict[str, Folder], count: int, versions: dict[str, Any],
-                 table: PathTable) -> None:
+                 table: PathTable | None) -> None:
         self.body: memoryview | None = body
         self.folders = folders
         self.count = count  # paths in the whole index

@@ -422,7 +422,7 @@ class FolderSizes:
         self.entries += entries
         self.file_bytes += file_bytes
         if here:
-            self.direct[folder] = here
+            self.direct[folder] = self.direct.get(folder, 0) + here
 
     def give(self, view: "TreeView") -> dict[str, int]:
         """Set ``view``'s sizes and counts from what was added; its totals."""
