@@ -46,7 +46,7 @@ EVERY = 0.05  # the worker sends progress at most this often (and at each new st
 # From this many paths on, the worker works out every layer's folder sizes after the index:
 # the window keeps so big an index mapped rather than decoded, and a layer's sizes cost it a
 # second's walk each. Below it, the window computes them between events, sooner than these came.
-SIZES_FROM = 400_000  # (the window decodes an index of up to this many paths ahead: ``DECODE_AHEAD``)
+SIZES_FROM = 400_000  # (the window works out the sizes of an index of up to this many paths itself: ``SIZES_HERE``)
 MAX_SIZES_WORK = 16_000_000  # paths visited at most (a second for each three million or so)
 
 

@@ -17,7 +17,7 @@ from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, fol
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
-from explorer.ui.workers import Slices, decode_ahead
+from explorer.ui.workers import Slices, sizes_here
 
 # The folders a search opens, at most, to show its first matches: Qt lays them out in one go
 # once the search is done; on a search of a million paths 2,000 held the window 160 to 260 ms,
@@ -180,8 +180,8 @@ class FilesPage(QWidget):
         layers, tree = len(self.image.layers), self.image.tree
         if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
             return  # sizes for every layer would take more memory than they save time
-        if tree.encoded() and not decode_ahead(tree):
-            return  # a big mapped index: its walks would decode it whole into this process
+        if tree.encoded() and not sizes_here(tree):
+            return  # a big mapped index: its loading process works them out
         views = [self.view_for(layer, MERGED) for layer in range(layers)]
 
         def work():

@@ -22,7 +22,7 @@ from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layers_panel import LayersPanel
-from explorer.ui.workers import BackgroundCall, decode_ahead, side_pool
+from explorer.ui.workers import BackgroundCall, side_pool
 
 PACKAGES_PAGE = 3  # Files, Insights, Inspect, Packages
 
@@ -262,8 +262,8 @@ class ImageView(QWidget):
 
     def show_inspect(self) -> None:
         """Open the Inspect tab (building it the first time)."""
-        if self.inspect is None and self.image.tree.encoded() and not decode_ahead(self.image.tree):
-            # its Size walks every path: decode a big mapped index between events first
+        if self.inspect is None and self.image.tree.encoded():
+            # its Size walks every path: decode a mapped index between events first
             self.background.run("inspect", self.image.tree.decode_steps(), then=lambda _done: self.show_inspect())
         elif self.inspect is None:
             self.inspect = InspectPanel(self.source, self.image)

@@ -26,16 +26,14 @@ from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
 
 
-# Entries of a mapped index decoded ahead, in idle time, so the first search or layer switch
-# need not: beyond, they stay encoded until a walk wants them (a million entries decoded are
-# about 500 MB of the window's memory, against 150 MB mapped).
-DECODE_AHEAD = load_worker.SIZES_FROM  # (above it, the loading process works out the layers' sizes)
+# A mapped index of up to this many paths has its layers' folder sizes worked out here, in
+# idle time, over the file (nothing of it kept); a bigger one gets them from its loading process.
+SIZES_HERE = load_worker.SIZES_FROM
 
 
-def decode_ahead(tree) -> bool:
-    """Whether a mapped index is small enough to decode in idle time (a bigger one stays
-    mapped: a walk decodes what it reads, in slices, when it is asked for)."""
-    return len(tree.versions) <= DECODE_AHEAD
+def sizes_here(tree) -> bool:
+    """Whether the window works out the layers' folder sizes of a tree itself."""
+    return len(tree.versions) <= SIZES_HERE
 
 
 class TaskSignals(QObject):
@@ -322,11 +320,9 @@ class LoadController(QObject):
             held = self._held.pop(id(image.tree), None)
             if held is not None:
                 self.sized.emit(*held)
-            # after the tree is shown, not before: the user should not wait for either
-            if image.from_cache:
-                if decode_ahead(image.tree):  # the rest of the folders, for walks over every path
-                    self.follow_up.run(f"decode {id(image)}", image.tree.decode_steps(), idle=True)
-            elif index_cache.enabled():
+            # after the tree is shown, not before: the user should not wait for it (a mapped
+            # index is not decoded ahead: searches, sizes and arrows read the file itself)
+            if not image.from_cache and index_cache.enabled():
                 where = index_cache.folder()  # as set now, whatever changes before it runs
                 self.follow_up.run(f"save {id(image)}", index_cache.save_steps(source, image, where), idle=True)
 
