@@ -13,7 +13,7 @@ is neither read nor written; with ``--cached`` it is written first (in a throwaw
 another process) and the window reopens from it. ``--expand`` names the folder to expand
 right after the load (default: the folder with the most children, expanded last);
 ``--search-first`` searches right after the load, before the other actions (which decode
-every folder of a reopened index).
+the folders of a reopened index that they show).
 ``STALL_TRACE=1`` prints every stall over 25 ms with when it ended.
 """
 
@@ -114,7 +114,7 @@ def main() -> int:
     p.add_argument("--cached", action="store_true", help="reopen from the index cache")
     p.add_argument("--expand", help="the folder to expand right after the load")
     p.add_argument("--search-first", action="store_true",
-                   help="search right after the load, before any other action has decoded the folders")
+                   help="search right after the load, before any other action has decoded folders")
     args = p.parse_args()
     if args.cached:
         os.environ.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
@@ -185,7 +185,7 @@ def main() -> int:
     def after_load() -> None:
         from explorer.image import load_worker
 
-        # decoding the index's folders; a big image's layers' folder sizes, from its loading process
+        # saving the index; a big image's layers' folder sizes, from its loading process
         while window.loader.follow_up.pending() or window.loader.busy or load_worker.sizes_coming():
             QApplication.processEvents()
             time.sleep(0.001)

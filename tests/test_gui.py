@@ -294,20 +294,21 @@ def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, 
     assert view.file_tree.isVisible()
 
 
-def test_an_index_stays_mapped_until_a_walk_reads_it(qtbot, window):
+def test_an_index_stays_mapped_whatever_walks_every_path(qtbot, window):
     view = _open(qtbot, window)
-    assert view.image.from_cache and window.loader.follow_up.pending("decode ") == []
+    assert view.image.from_cache
     chunks = view.image.tree.versions.chunks
     qtbot.waitUntil(lambda: not view.background.pending() and not window.loader.follow_up.pending(), timeout=10_000)
-    assert not chunks.complete  # only the folders shown so far are decoded, idle time or not
-    view.show_inspect()  # its Size reads every path: decoded between events, then built
+    shown = set(chunks.kids)  # only the folders shown so far are decoded, idle time or not
+    assert not chunks.complete
+    view.show_inspect()  # its Size reads every path, from the file
     qtbot.waitUntil(lambda: view.inspect is not None, timeout=10_000)
-    assert chunks.complete and view.center_tabs.currentWidget() is view.inspect
+    assert view.center_tabs.currentWidget() is view.inspect and set(chunks.kids) == shown
     view.center_tabs.setCurrentIndex(0)
     with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
         view.search_box.setText("modify-me")
     assert blocker.args[0] == 2  # /data and /data/modify-me.txt
-    assert chunks.complete
+    assert set(chunks.kids) <= shown | {"/data"}  # the search decoded its match's folder only
 
 
 def test_the_window_keeps_access_points_of_big_gzip_layers(qtbot, window, tmp_path, monkeypatch):
@@ -1019,6 +1020,16 @@ def test_inspect_tab(qtbot, window):
     assert panel.tree.topLevelItemCount() == 1  # one image in the list
     panel.find.setText("RepoTags")
     assert panel.find_next()
+
+
+def test_the_inspect_tab_built_meanwhile_leaves_the_user_where_they_went(qtbot, window):
+    view = _open(qtbot, window, DATA / "docker25-classic.tar")
+    view.show_inspect()
+    assert view.center_tabs.currentIndex() == 2 and "size" in view.center_tabs.currentWidget().text()
+    view.center_tabs.setCurrentIndex(0)  # back to the files before its Size is added up
+    qtbot.waitUntil(lambda: view.inspect is not None, timeout=10_000)
+    assert view.center_tabs.currentIndex() == 0 and view.center_tabs.widget(2) is view.inspect
+    assert not view.image.tree.versions.chunks.complete  # its Size read the file, keeping nothing
 
 
 def test_closing_a_tab_gives_its_image_back(qtbot, window):

@@ -57,3 +57,21 @@ def test_check_with_dives_defaults_skips_the_disabled_one(tmp_path, capsys, monk
     assert main(["check", str(LEGACY)]) == 1  # dive's defaults: 0.9 efficiency fails
     out = capsys.readouterr().out
     assert "  SKIP: highestWastedBytes: rule disabled\n" in out and "Result: FAIL" in out
+
+
+def test_inspect_size_of_a_reopened_index_is_docker_s_and_decodes_no_folder(tmp_path, monkeypatch):
+    from explorer.formats.source import open_source
+    from explorer.image import index_cache
+    from explorer.image.inspect import docker_size
+    from explorer.image.loader import load_image
+
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    for name, size in DOCKER_SIZES.items():
+        with open_source(str(DATA / name)) as src:
+            index_cache.save(src, load_image(src, src.select()))
+        with open_source(str(DATA / name)) as src:
+            image = load_image(src, src.select())
+            assert image.from_cache
+            assert docker_size(image) == size, name
+            assert image.tree.versions.chunks.kids == {}, name  # read from the file, nothing kept

@@ -214,6 +214,7 @@ def test_every_view_has_an_accessible_name(qtbot, small):
     view = _sample(qtbot, small)
     view.show_insights()
     view.show_inspect()
+    qtbot.waitUntil(lambda: view.inspect is not None)  # (built once its Size is added up)
     view.center_tabs.setCurrentIndex(0)
     # item views of the window itself (a combo box's list is a popup; headers belong to their view)
     unnamed = [w.objectName() or type(w).__name__ for w in small.findChildren(QAbstractScrollArea)

@@ -4,14 +4,15 @@ image's JSON documents exactly as stored."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterator
 
 from explorer.model.text import printable_lines
 from explorer.image.compare import chain_ids
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.model.values import FILE, HARDLINK, SYMLINK
-from explorer.tree.steps import drain
+from explorer.tree.index import LayerTree
+from explorer.tree.steps import EVERY, Steps, drain
 from explorer.formats.source import Source
 
 
@@ -39,14 +40,21 @@ def documents(source: Source, image: Image) -> dict[str, str]:
 
 def docker_size(image: Image) -> int:
     """The ``Size`` that ``docker image inspect`` prints for this image."""
+    return drain(docker_size_steps(image))
+
+
+def docker_size_steps(image: Image) -> Steps[int]:
+    """``docker_size`` as a walk that yields every few thousand paths (a mapped index is read
+    a folder at a time, none of it kept)."""
     # Docker's overlay2 driver sizes a layer by walking the folder it unpacked the layer into:
     # every non-folder's lstat size, each inode once. So a symlink counts the length of its
     # target and a hard-linked file counts once; whiteouts (empty device files) count 0.
     tree = image.tree
-    drain(tree.decode_steps())  # a reopened index holds its folders encoded until asked
     size = 0
     seen: set[tuple[int, int, int]] = set()  # (layer, file): a file's names in one layer count once
-    for path, versions in tree.versions.items():
+    for i, (path, versions) in enumerate(_stored(tree)):
+        if not i & EVERY:
+            yield
         for v in versions if type(versions) is list else [(versions[8], None, versions)]:
             e = v[2]
             if e is None or e[8] != v[0] or e[9] == -1:
@@ -62,8 +70,22 @@ def docker_size(image: Image) -> int:
     return size
 
 
-def inspect_object(source: Source, image: Image) -> dict[str, Any]:
-    """``docker image inspect``'s fields where they coincide, and this project's additions."""
+def _stored(tree: LayerTree) -> Iterator[tuple[str, Any]]:
+    """Every path but the root with what is stored for it: over a mapped index's folders as
+    stored when some are still encoded, else over the tree's own."""
+    if not tree.encoded():
+        yield from ((path, v) for path, v in tree.versions.items() if path != "/")
+        return
+    for item in tree.stored_steps():
+        if item is not None:
+            folder, names, values = item
+            prefix = folder if folder == "/" else folder + "/"
+            yield from ((prefix + name, v) for name, v in zip(names, values) if v is not None)
+
+
+def inspect_object(source: Source, image: Image, size: int | None = None) -> dict[str, Any]:
+    """``docker image inspect``'s fields where they coincide, and this project's additions
+    (``size``: its ``Size``, when already worked out by ``docker_size_steps``)."""
     config = image.config
     plan = image.ref.locator
     diff_ids = [l.diff_id for l in image.layers]
@@ -80,7 +102,7 @@ def inspect_object(source: Source, image: Image) -> dict[str, Any]:
         "Os": config.get("os", ""),
         "Config": config.get("config") or {},
         "RootFS": {"Type": (config.get("rootfs") or {}).get("type", "layers"), "Layers": diff_ids},
-        "Size": docker_size(image),
+        "Size": docker_size(image) if size is None else size,
         # not in docker's output: what ties the image together
         "ManifestDigest": manifest,
         "ChainIDs": chain_ids(diff_ids),

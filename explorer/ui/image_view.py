@@ -6,11 +6,12 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from explorer.formats import gzip_access
 from explorer.image import index_cache
 from explorer.image.loader import Image, prepare_first_view
+from explorer.image.inspect import docker_size_steps
 from explorer.image.packages import package_files
 from explorer.formats.source import Source
 from explorer.tree.views import DIFF, MERGED
@@ -96,7 +97,7 @@ class ImageView(QWidget):
         self.insights: InsightsPanel | None = None
         self.center_tabs.addTab(QWidget(), "&Insights")  # built when first shown
         self.inspect: InspectPanel | None = None
-        self.center_tabs.addTab(QWidget(), "Ins&pect")
+        self.center_tabs.addTab(_placeholder(2), "Ins&pect")
         self.packages: PackagesPanel | None = None
         self.center_tabs.addTab(QWidget(), "Pac&kages")
         self.center_tabs.currentChanged.connect(self._center_tab_changed)
@@ -140,7 +141,7 @@ class ImageView(QWidget):
         setattr(self, attribute, None)
         self.center_tabs.blockSignals(True)
         self.center_tabs.removeTab(page)
-        self.center_tabs.insertTab(page, QWidget(), title)
+        self.center_tabs.insertTab(page, _placeholder(page), title)
         self.center_tabs.blockSignals(False)
         built.deleteLater()
 
@@ -261,17 +262,20 @@ class ImageView(QWidget):
             self.show_packages()
 
     def show_inspect(self) -> None:
-        """Open the Inspect tab (building it the first time)."""
-        if self.inspect is None and self.image.tree.encoded():
-            # its Size walks every path: decode a mapped index between events first
-            self.background.run("inspect", self.image.tree.decode_steps(), then=lambda _done: self.show_inspect())
-        elif self.inspect is None:
-            self.inspect = InspectPanel(self.source, self.image)
-            self.center_tabs.blockSignals(True)
-            self.center_tabs.removeTab(2)
-            self.center_tabs.insertTab(2, self.inspect, "Ins&pect")
-            self.center_tabs.blockSignals(False)
+        """Open the Inspect tab (building it once its Size, a walk over every path, is known)."""
         self.center_tabs.setCurrentIndex(2)
+        if self.inspect is None and "inspect" not in self.background.pending():
+            self.background.run("inspect", docker_size_steps(self.image), then=self._build_inspect)
+
+    def _build_inspect(self, size: int) -> None:
+        """Put the Inspect panel in its tab, staying on the tab the user is on meanwhile."""
+        looked_at = self.center_tabs.currentIndex()
+        self.inspect = InspectPanel(self.source, self.image, size=size)
+        self.center_tabs.blockSignals(True)
+        self.center_tabs.removeTab(2)
+        self.center_tabs.insertTab(2, self.inspect, "Ins&pect")
+        self.center_tabs.setCurrentIndex(looked_at)
+        self.center_tabs.blockSignals(False)
 
     def show_packages(self, scope: int | None = None) -> None:
         """Open the Packages page (building it the first time); ``scope``: a layer to list."""
@@ -414,3 +418,12 @@ class ImageView(QWidget):
         for call in self.findChildren(BackgroundCall):
             call.cancel_all()
         self.source.close()
+
+
+def _placeholder(page: int) -> QWidget:
+    """What a page shows until it is built (Inspect's Size reads every path first)."""
+    if page != 2:
+        return QWidget()
+    label = QLabel("Adding up the image's size…")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    return label

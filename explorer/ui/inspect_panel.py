@@ -45,10 +45,11 @@ def _value(text: str, lines: int = 1) -> QWidget:
 class InspectPanel(QWidget):
     """Everything ``docker image inspect`` says, readable and copyable, beside the documents."""
 
-    def __init__(self, source: Source, image: Image, parent: QWidget | None = None) -> None:
+    def __init__(self, source: Source, image: Image, parent: QWidget | None = None, size: int | None = None) -> None:
+        """``size``: the image's ``Size``, when worked out already (it reads every path)."""
         super().__init__(parent)
         self.setObjectName("inspectPanel")
-        self.obj = inspect_object(source, image)
+        self.obj = inspect_object(source, image, size)
         self.docs = documents(source, image)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self._form())

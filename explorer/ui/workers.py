@@ -4,7 +4,7 @@ Loads and small reads run as a QRunnable per task, results back by queued signal
 task carries a token; the controller ignores results whose token is not the current one, so
 a newer load silently drops an older one. Cancellation is cooperative: the core checks
 ``Monitor.cancelled`` between chunks of work. Walks over every path (sizes, searches, index
-saving and decoding) run on the GUI thread in short slices instead (``Slices``).
+saving) run on the GUI thread in short slices instead (``Slices``).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ class LoadController(QObject):
         self._monitor: Monitor | None = None
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
-        self.follow_up = Slices(self)  # after a load: saving its index, decoding a cached one
+        self.follow_up = Slices(self)  # after a load: saving its index
         # Sizes that come before their image's ``loaded`` (a small image's come at once) wait
         # here for it, by the id of its tree; the trees already said to be loaded, weakly.
         self._held: dict[int, tuple[Image, Any]] = {}
@@ -262,9 +262,8 @@ class LoadController(QObject):
         load_worker.warm_up()  # the process loading workers are forked from, ready by the first open
 
     def forget(self, image: Image) -> None:
-        """An image's tab closed: decoding the rest of its cached index is no use any more
-        (saving its index goes on: the next open wants it)."""
-        self.follow_up.cancel(f"decode {id(image)}")
+        """An image's tab closed: its layers' sizes are no use any more (saving its index
+        goes on: the next open wants it)."""
         load_worker.cancel_sizes(image)
 
     def finish_saving(self) -> None:
