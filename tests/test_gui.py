@@ -1181,3 +1181,16 @@ def test_an_svg_that_declares_a_huge_size_is_drawn_small(qtbot, window, tmp_path
     picture = view.preview.picture.pixmap()
     assert picture.width() <= 1024 and picture.height() <= 1024 and picture.width() == 2 * picture.height()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 << 10  # KiB: no 20 GB canvas
+
+
+def test_an_inspect_tab_whose_index_cannot_be_read_says_so(qtbot, window, monkeypatch):
+    def damaged(image):  # a body that passed its checksum, yet does not decode
+        yield
+        raise EOFError("marshal data too short")
+
+    monkeypatch.setattr("explorer.ui.image_view.docker_size_steps", damaged)
+    view = _open(qtbot, window)
+    view.show_inspect()
+    waiting = view.center_tabs.currentWidget()
+    qtbot.waitUntil(lambda: "could not be read" in waiting.text(), timeout=10_000)
+    assert view.inspect is None and "Open the image again" in waiting.text()

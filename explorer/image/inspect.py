@@ -52,9 +52,12 @@ def docker_size_steps(image: Image) -> Steps[int]:
     tree = image.tree
     size = 0
     seen: set[tuple[int, int, int]] = set()  # (layer, file): a file's names in one layer count once
-    for i, (path, versions) in enumerate(_stored(tree)):
-        if not i & EVERY:
+    for i, item in enumerate(_stored(tree)):
+        if item is None or not i & EVERY:
             yield
+            if item is None:
+                continue
+        path, versions = item
         for v in versions if type(versions) is list else [(versions[8], None, versions)]:
             e = v[2]
             if e is None or e[8] != v[0] or e[9] == -1:
@@ -70,17 +73,19 @@ def docker_size_steps(image: Image) -> Steps[int]:
     return size
 
 
-def _stored(tree: LayerTree) -> Iterator[tuple[str, Any]]:
+def _stored(tree: LayerTree) -> Iterator[tuple[str, Any] | None]:
     """Every path but the root with what is stored for it: over a mapped index's folders as
-    stored when some are still encoded, else over the tree's own."""
+    stored when some are still encoded (None between folders), else over the tree's own."""
     if not tree.encoded():
         yield from ((path, v) for path, v in tree.versions.items() if path != "/")
         return
     for item in tree.stored_steps():
-        if item is not None:
-            folder, names, values = item
-            prefix = folder if folder == "/" else folder + "/"
-            yield from ((prefix + name, v) for name, v in zip(names, values) if v is not None)
+        if item is None:
+            yield None
+            continue
+        folder, names, values = item
+        prefix = folder if folder == "/" else folder + "/"
+        yield from ((prefix + name, v) for name, v in zip(names, values) if v is not None)
 
 
 def inspect_object(source: Source, image: Image, size: int | None = None) -> dict[str, Any]:

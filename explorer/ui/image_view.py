@@ -14,6 +14,7 @@ from explorer.image.loader import Image, prepare_first_view
 from explorer.image.inspect import docker_size_steps
 from explorer.image.packages import package_files
 from explorer.formats.source import Source
+from explorer.tree.steps import Steps
 from explorer.tree.views import DIFF, MERGED
 from explorer.ui.compare_panel import ComparePanel
 from explorer.ui.details_panel import DetailsPanel
@@ -25,7 +26,7 @@ from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layers_panel import LayersPanel
 from explorer.ui.workers import BackgroundCall, side_pool
 
-PACKAGES_PAGE = 3  # Files, Insights, Inspect, Packages
+INSPECT_PAGE, PACKAGES_PAGE = 2, 3  # Files, Insights, Inspect, Packages
 
 
 class ImageView(QWidget):
@@ -97,7 +98,7 @@ class ImageView(QWidget):
         self.insights: InsightsPanel | None = None
         self.center_tabs.addTab(QWidget(), "&Insights")  # built when first shown
         self.inspect: InspectPanel | None = None
-        self.center_tabs.addTab(_placeholder(2), "Ins&pect")
+        self.center_tabs.addTab(_placeholder(INSPECT_PAGE), "Ins&pect")
         self.packages: PackagesPanel | None = None
         self.center_tabs.addTab(QWidget(), "Pac&kages")
         self.center_tabs.currentChanged.connect(self._center_tab_changed)
@@ -120,7 +121,7 @@ class ImageView(QWidget):
         self.files.adopt(image)
         self.layers_panel.set_image(image)
         page_shown = self.center_tabs.currentIndex()
-        for page, title in ((1, "&Insights"), (2, "Ins&pect"), (PACKAGES_PAGE, "Pac&kages")):
+        for page, title in ((1, "&Insights"), (INSPECT_PAGE, "Ins&pect"), (PACKAGES_PAGE, "Pac&kages")):
             self._unbuild_page(page, title)  # built from the preview: made anew when next shown
         self.layer_list.selectRow(self.layer_model.row_of_layer(layer))
         if self.layer is None:  # still all layers: selecting the row changed nothing
@@ -134,7 +135,7 @@ class ImageView(QWidget):
 
     def _unbuild_page(self, page: int, title: str) -> None:
         """Put a placeholder back in place of a built page."""
-        attribute = {1: "insights", 2: "inspect", PACKAGES_PAGE: "packages"}[page]
+        attribute = {1: "insights", INSPECT_PAGE: "inspect", PACKAGES_PAGE: "packages"}[page]
         built = getattr(self, attribute)
         if built is None:
             return
@@ -256,24 +257,30 @@ class ImageView(QWidget):
     def _center_tab_changed(self, index: int) -> None:
         if index == 1 and self.insights is None:
             self.show_insights()
-        elif index == 2 and self.inspect is None:
+        elif index == INSPECT_PAGE and self.inspect is None:
             self.show_inspect()
         elif index == PACKAGES_PAGE and self.packages is None:
             self.show_packages()
 
     def show_inspect(self) -> None:
         """Open the Inspect tab (building it once its Size, a walk over every path, is known)."""
-        self.center_tabs.setCurrentIndex(2)
+        self.center_tabs.setCurrentIndex(INSPECT_PAGE)
         if self.inspect is None and "inspect" not in self.background.pending():
-            self.background.run("inspect", docker_size_steps(self.image), then=self._build_inspect)
+            self.background.run("inspect", _size_or_failure(self.image), then=self._build_inspect)
 
-    def _build_inspect(self, size: int) -> None:
+    def _build_inspect(self, size: int | Exception) -> None:
         """Put the Inspect panel in its tab, staying on the tab the user is on meanwhile."""
+        if isinstance(size, Exception):  # the index file is damaged: say so where the panel would be
+            placeholder = self.center_tabs.widget(INSPECT_PAGE)
+            if isinstance(placeholder, QLabel):
+                placeholder.setText(f"The image's index could not be read to add up its size ({size}).\n"
+                                    "Open the image again: its index is then read anew.")
+            return
         looked_at = self.center_tabs.currentIndex()
         self.inspect = InspectPanel(self.source, self.image, size=size)
         self.center_tabs.blockSignals(True)
-        self.center_tabs.removeTab(2)
-        self.center_tabs.insertTab(2, self.inspect, "Ins&pect")
+        self.center_tabs.removeTab(INSPECT_PAGE)
+        self.center_tabs.insertTab(INSPECT_PAGE, self.inspect, "Ins&pect")
         self.center_tabs.setCurrentIndex(looked_at)
         self.center_tabs.blockSignals(False)
 
@@ -422,8 +429,17 @@ class ImageView(QWidget):
 
 def _placeholder(page: int) -> QWidget:
     """What a page shows until it is built (Inspect's Size reads every path first)."""
-    if page != 2:
+    if page != INSPECT_PAGE:
         return QWidget()
-    label = QLabel("Adding up the image's size…")
+    label = QLabel("Adding up the image's size…", objectName="inspectWaiting")
+    label.setAccessibleName("Inspect, being prepared")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     return label
+
+
+def _size_or_failure(image: Image) -> Steps[int | Exception]:
+    """``docker_size_steps``, or what stopped it (a damaged index file)."""
+    try:
+        return (yield from docker_size_steps(image))
+    except (ValueError, EOFError, TypeError, OSError) as exc:
+        return exc
