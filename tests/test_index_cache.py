@@ -513,3 +513,17 @@ def test_each_layers_folders_told_and_sized_over_the_index_are_the_built_trees(t
         cached.tree.kids.get("/")  # one folder decoded by then, as the window's first screen does
         _no_folder_decoded_to_say_what_holds_anything(fresh, cached)
         _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)
+
+
+def test_a_decoded_folder_holding_a_hard_link_says_so_without_decoding_another(tmp_path):
+    from tests.builders import f, hard, layer_tar
+
+    path = tmp_path / "linked.tar"  # the case a random stack found: a link to a file in a folder not shown
+    path.write_bytes(docker_archive([layer_tar([f("f1", b""), f("s/f8", b""), hard("f1", "s/f8")])]))
+    src, fresh = _load(path)
+    index_cache.save(src, fresh)
+    src.close()
+    src, cached = _load(path)
+    with src:
+        cached.tree.kids.get("/")  # the first screen decodes the root
+        _no_folder_decoded_to_say_what_holds_anything(fresh, cached)

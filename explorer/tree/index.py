@@ -241,8 +241,8 @@ class LayerTree:
         return found
 
     def has_child_at(self, folder: str, layer: int | None) -> bool | None:
-        """For a tree read from an index file, whether a folder still encoded has a child at
-        ``layer`` (None: the final image), said without decoding it; else None."""
+        """For a tree read from an index file, whether a folder has a child at ``layer``
+        (None: the final image), said without decoding anything; else None."""
         chunks = self._chunks
         at = self.layer_count - 1 if layer is None else layer
         return None if chunks is None or at < 0 else chunks.has_child_at(folder, at)

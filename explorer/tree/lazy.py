@@ -46,10 +46,8 @@ class Chunks:
         return folder not in self.kids and folder in self.folders
 
     def has_child_at(self, folder: str, layer: int) -> bool | None:
-        """Whether a folder still encoded has a child at ``layer`` (the index says, for each
-        folder, the layers it has one at); None when it is decoded, or no folder."""
-        if folder in self.kids:
-            return None
+        """Whether a folder has a child at ``layer``, decoded or not (the index says, for
+        each folder, the layers it has one at); None for no folder of the index."""
         span = self.folders.get(folder)
         return None if span is None else bool(span[2] >> layer & 1)
 
