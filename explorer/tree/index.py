@@ -33,6 +33,17 @@ def too_many_paths(limit: int, where: str = "") -> NoReturn:
     raise TooManyPaths(f"{where}its paths, with the folders they imply, add up to more than {limit >> 20:,} MiB")
 
 
+def stored_at(stored: Any, layer: int) -> Any:
+    """What is there at a path after layers 0..layer, from what a tree or an index file
+    stores for it (one entry, or its versions, as tuples or not); None: nothing."""
+    if type(stored) is not list:
+        return stored if stored[8] <= layer else None
+    for version in reversed(stored):
+        if version[0] <= layer:
+            return version[2]
+    return None
+
+
 class Version(NamedTuple):
     """The net effect of one layer on one path: the entry after it (None when removed)."""
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, NamedTuple
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
-from explorer.tree.index import Inode, LayerTree
+from explorer.tree.index import Inode, LayerTree, stored_at
 from explorer.tree.pathtable import Match
 from explorer.tree.resolve import resolve
 from explorer.tree.steps import EVERY, Steps, drain
@@ -314,10 +314,9 @@ def _stored_changes(tree: LayerTree, layer: int) -> Iterable[tuple[str, Entry] |
         prefix = folder if folder == "/" else folder + "/"
         for name in wanted:
             v = found.get(name)
-            if type(v) is list:  # the version this layer wrote
-                v = next((version[2] for version in reversed(v) if version[0] <= layer), None)
-            if v is not None and v[8] <= layer and v[1] != DIR and v[5]:
-                yield prefix + name, v
+            e = stored_at(v, layer) if v is not None else None  # the version this layer wrote
+            if e is not None and e[1] != DIR and e[5]:
+                yield prefix + name, e
         yield None
 
 
@@ -395,14 +394,10 @@ class FolderSizes:
         for name, v in zip(names, stored):
             if v is None:
                 continue
-            if type(v) is not list:
-                e = v
-                if layer is not None and e[8] > layer:
-                    continue  # written by a later layer
-            elif layer is None:
-                e = v[-1][2]
-            else:  # the last version at or below the layer
-                e = next((version[2] for version in reversed(v) if version[0] <= layer), None)
+            if layer is not None:
+                e = stored_at(v, layer)
+            else:  # the final image (a million paths as the index is written: inline)
+                e = v[-1][2] if type(v) is list else v
             if e is None:
                 continue  # removed (by the last layer that touched it, up to the view's)
             entries += 1
