@@ -475,6 +475,7 @@ def _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached):
     folders as stored, are the built image's, and no folder stays decoded after."""
     chunks = cached.tree.versions.chunks
     decoded, complete = set(chunks.kids), chunks.complete
+    assert cached.tree.columns() is not None  # the sizes below are array arithmetic, not a walk
     for layer in [None, *range(len(fresh.layers))]:
         built, reopened = TreeView(fresh.tree, layer, MERGED), TreeView(cached.tree, layer, MERGED)
         assert reopened.totals() == built.totals(), layer

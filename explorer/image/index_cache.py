@@ -41,12 +41,13 @@ from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
 from explorer.tree.steps import EVERY, Steps, drain
+from explorer.tree.columns import ColumnWriter
 from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
 from explorer.tree.pathtable import PART_PATHS, Part, PathTable, encode_parts
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 14
+VERSION = 15
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -490,6 +491,7 @@ class Body(NamedTuple):
     file_count: int
     file_bytes: int
     paths: list[Part]  # the path table's parts (``explorer.tree.pathtable``)
+    columns: tuple | None  # where the columns lie (``explorer.tree.columns.Layout``), if written
 
 
 def _first_view(image: Image) -> TreeView:
@@ -517,6 +519,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
     table: list[Part] = []
     layers = tree.layer_count
     every_layer = (1 << layers) - 1
+    columns = ColumnWriter(layers, tree.shared_file if tree.links else None)
     for name, children in tree.kids.items():
         prefix = name if name == "/" else name + "/"
         values = []
@@ -543,6 +546,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         if sizes is not None:
             sizes.add(name, prefix, children, values)
         placed += len(values) - values.count(None)
+        columns.folder(name, prefix, children, values)
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk), alive | (every_layer >> first << first))
         put(chunk)
@@ -567,6 +571,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             sizes = None
     listed += (path for path in strays if path != "/")
     offset = _put_parts(listed, len(listed), offset, table, put)
+    layout, offset = columns.finish(put, offset)
     totals = sizes.give(view) if sizes is not None else view.totals()
     if file_count < 0 or file_bytes < 0:
         file_count, file_bytes = view.entries, view.file_bytes
@@ -580,7 +585,8 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             offset += len(chunk)
             yield
         changes.append(parts)
-    return Body(offset, folders, strays, changes, totals, file_count, file_bytes, table)
+    return Body(offset, folders, strays, changes, totals, file_count, file_bytes, table,
+                tuple(layout) if layout is not None else None)
 
 
 def _put_parts(listed: list[str], upto: int, offset: int, table: list[Part], put: Callable[[bytes], None]) -> int:
@@ -637,6 +643,7 @@ def _head(image: Image, key: str, body: Body, wasted: tuple[int, int, int]) -> d
         "packages": _plain_packages(image.packages),
         "totals": body.totals,
         "paths": body.paths,
+        "columns": body.columns,
     }
 
 
@@ -684,7 +691,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
         if offset < 0 or offset + length > len(body):
             raise ValueError("a chunk lies outside the file")
     tree = LayerTree(count)
-    chunks = Chunks(body, folders, paths, strays, PathTable(body, data["paths"]))
+    chunks = Chunks(body, folders, paths, strays, PathTable(body, data["paths"]), data["columns"])
     tree.versions, tree.kids, tree.changes = LazyVersions(chunks), LazyKids(chunks), LazyChanges(body, changes)  # type: ignore[assignment]
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]

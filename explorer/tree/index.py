@@ -258,6 +258,20 @@ class LayerTree:
         at = self.layer_count - 1 if layer is None else layer
         return None if chunks is None or at < 0 else chunks.has_child_at(folder, at)
 
+    def columns(self) -> Any:
+        """For a tree read from an index file, its columns (``explorer.tree.columns.Columns``):
+        any layer's folder sizes without decoding a folder; else None."""
+        chunks = self._chunks
+        return chunks.columns(self.layer_count) if chunks is not None else None
+
+    def strays(self) -> Iterator[tuple[str, list[str], list[Any]]]:
+        """For a tree read from an index file: each folder's paths it does not list (the
+        columns leave them out), with what is stored for each."""
+        chunks = self._chunks
+        for folder, unlisted in (chunks.strays.items() if chunks is not None else ()):
+            prefix = folder if folder == "/" else folder + "/"
+            yield folder, unlisted, [chunks.versions.get(prefix + name) for name in unlisted]
+
     def stored_steps(self) -> Iterator[tuple[str, list[str], list[Any]] | None]:
         """For a tree read from an index file: each folder's names and what is stored for each
         (``lazy.Chunks.stored_steps``: nothing decoded is kept), None between folders."""

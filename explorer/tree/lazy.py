@@ -14,6 +14,7 @@ import marshal
 import threading
 from typing import Any, Iterator
 
+from explorer.tree.columns import Columns
 from explorer.tree.index import LayerChanges
 from explorer.tree.pathtable import PathTable
 from explorer.tree.steps import Steps, drain
@@ -26,8 +27,10 @@ class Chunks:
     """The encoded folders of one index and what has been decoded of them so far."""
 
     def __init__(self, body: memoryview, folders: dict[str, Folder], count: int, versions: dict[str, Any],
-                 table: PathTable | None) -> None:
+                 table: PathTable | None, layout: Any = None) -> None:
         self.body: memoryview | None = body
+        self._columns: tuple[memoryview, Any] | None = (body, layout) if layout is not None else None
+        self._read: Columns | None = None
         self.folders = folders
         self.count = count  # paths in the whole index
         self.versions = versions  # decoded so far (starts with the root and strays)
@@ -40,6 +43,17 @@ class Chunks:
         self.kids: dict[str, list[str]] = {}
         self.complete = not folders
         self._lock = threading.Lock()  # the window's thread and a background one may both decode
+
+    def columns(self, layers: int) -> Columns | None:
+        """The index's columns (``explorer.tree.columns``), read on first use; None when it
+        has none, or they do not hold together (then a walk over the folders does)."""
+        if self._read is None and self._columns is not None:
+            body, layout = self._columns
+            try:
+                self._read = Columns(body, layout, list(self.folders), layers)
+            except ValueError:
+                self._columns = None
+        return self._read
 
     def pending(self, folder: str) -> bool:
         """Whether a folder's children are still encoded (``load`` would decode them)."""

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
+from explorer.tree.columns import LayerSizes
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import Inode, LayerTree, stored_at
 from explorer.tree.pathtable import Match
@@ -197,6 +198,15 @@ class TreeView:
 
     def totals_steps(self) -> "Steps[dict[str, int]]":
         """``totals`` as a walk that yields every few thousand entries."""
+        columns = self.tree.columns() if self._totals is None and self._relevant is None and self.layer is not None else None
+        if columns is not None:  # a tree read from an index file: array arithmetic over its columns
+            sizes = FolderSizes(self.tree, self.layer)
+            for folder, unlisted, stored in self.tree.strays():  # (the columns leave these out)
+                sizes.add(folder, folder if folder == "/" else folder + "/", unlisted, stored)
+            counted = yield from columns.sizes_steps(self.layer)
+            if self._totals is not None:
+                return self._totals  # another walk of this view (a warm-up) finished first
+            return sizes.give(self, counted)
         if self._totals is None and self._relevant is None and self.tree.encoded():
             # a tree read from an index file: its folders as stored, none of them kept (a
             # million entries decoded for a layer's sizes stayed in the window: 400 MB)
@@ -403,12 +413,8 @@ class FolderSizes:
             entries += 1
             kind, size = e[1], e[5]
             key = shared(e, prefix + name) if links and (kind == FILE or kind == HARDLINK) else None
-            if key is not None:  # a file of several names: once in the bytes, once in each folder
-                if key not in self.counted:
-                    self.counted.add(key)
-                    file_bytes += size
-                if size:
-                    self.linked.setdefault(key, (size, []))[1].append(prefix + name)
+            if key is not None:
+                self.name_of(key, size, prefix + name)
             elif kind == FILE:
                 file_bytes += size
                 here += size
@@ -419,9 +425,32 @@ class FolderSizes:
         if here:
             self.direct[folder] = self.direct.get(folder, 0) + here
 
-    def give(self, view: "TreeView") -> dict[str, int]:
-        """Set ``view``'s sizes and counts from what was added; its totals."""
-        view.use_totals(_with_links(roll_up(self.direct), self.linked))
+    def name_of(self, key: Inode, size: int, path: str) -> None:
+        """A name of a file of several names: once in the bytes, once in each folder."""
+        if key not in self.counted:
+            self.counted.add(key)
+            self.file_bytes += size
+        if size:
+            self.linked.setdefault(key, (size, []))[1].append(path)
+
+    def give(self, view: "TreeView", counted: LayerSizes | None = None) -> dict[str, int]:
+        """Set ``view``'s sizes and counts from what was added, and from what the index's
+        columns ``counted`` of the rest; its totals."""
+        if counted is None:
+            totals = roll_up(self.direct)
+        else:
+            totals = counted.totals
+            for key, size, path in counted.linked:
+                self.name_of(key, size, path)
+            for folder, size in self.direct.items():  # each folder above gets its share too
+                while True:
+                    totals[folder] = totals.get(folder, 0) + size
+                    if folder == "/":
+                        break
+                    folder = folder[: folder.rfind("/")] or "/"
+            self.entries += counted.entries
+            self.file_bytes += counted.file_bytes
+        view.use_totals(_with_links(totals, self.linked))
         view.entries, view.file_bytes = self.entries, self.file_bytes
         return view.known_totals  # type: ignore[return-value]
 

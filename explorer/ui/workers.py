@@ -216,10 +216,10 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor,
     if cached is not None:
         if then is not None:  # (a big image's, read in a thread: the tree does not wait for them)
             load_worker.cached_sizes(cached, source, ref, then)
-        return cached
+        return _columns_read(cached)
     if load_worker.suitable(source, ref):
         try:
-            return load_worker.load(source, ref, monitor, then)
+            return _columns_read(load_worker.load(source, ref, monitor, then))
         except load_worker.Unavailable:
             pass  # no process or nowhere to write its index: built here instead
     image = load_image(source, ref, monitor, parallel="process", cache=False)
@@ -228,6 +228,13 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor,
         monitor.begin("preparing the view")
         with building():
             image = prepare_first_view(image)
+    return image
+
+
+def _columns_read(image: Image) -> Image:
+    """The image, its index's columns read here, off the window's thread (loading numpy and
+    checking the columns take 50 to 60 ms, the first time)."""
+    image.tree.columns()
     return image
 
 

@@ -1,0 +1,131 @@
+"""Any layer's folder sizes from an index file's columns: the same numbers as a walk over its
+folders, and a damaged column set is never trusted (the walk answers instead)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from explorer.formats.source import open_source
+from explorer.image import index_cache
+from explorer.image.loader import load_image
+from explorer.model.values import DIR, FILE
+from explorer.tree.columns import MAX_BYTES, ColumnWriter, Columns
+from explorer.tree.views import MERGED, TreeView
+from tests.builders import d, docker_archive, f, layer_tar, wh
+
+DATA = Path(__file__).parent / "data"
+
+
+def _reopened(tmp_path, archive: Path):
+    """(the image as built, the same image mapped from the index file it was saved to)."""
+    src = open_source(str(archive))
+    ref = src.select()
+    fresh = load_image(src, ref, cache=False)
+    written = index_cache.save(src, fresh, where=str(tmp_path / "index"))
+    cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
+    src.close()
+    return fresh, cached
+
+
+def _sizes(image, layer):
+    view = TreeView(image.tree, layer, MERGED)
+    return view.totals(), view.entries, view.file_bytes
+
+
+def _rewritten(tmp_path) -> Path:
+    """Files added, rewritten smaller, removed, and a folder emptied and filled again."""
+    path = tmp_path / "img.tar"
+    path.write_bytes(docker_archive([
+        layer_tar([d("etc"), f("etc/a", b"a" * 1000), f("etc/b", b"b" * 200), f("usr/lib/x/big", b"x" * 7000)]),
+        layer_tar([f("etc/a", b"a" * 10), wh("usr/lib/x"), f("opt/new", b"n" * 333)]),
+        layer_tar([f("usr/lib/x/back", b"k" * 44), wh("etc/b")]),
+    ]))
+    return path
+
+
+def test_every_layers_sizes_from_the_columns_are_the_built_images(tmp_path):
+    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    assert cached.tree.columns() is not None
+    for layer in range(len(fresh.layers)):
+        assert _sizes(cached, layer) == _sizes(fresh, layer), layer
+    # what a user sees: the folder a later layer emptied weighs nothing there, and again later
+    assert _sizes(cached, 0)[0]["/usr/lib/x"] == 7000
+    assert "/usr/lib/x" not in _sizes(cached, 1)[0]
+    assert _sizes(cached, 2)[0]["/usr"] == 44
+    assert _sizes(cached, 1)[0]["/etc"] == 210
+
+
+def _forged(cached, change) -> None:
+    """Put a changed copy of the image's column layout in place of the one its head gave."""
+    chunks = cached.tree.versions.chunks
+    body, layout = chunks._columns
+    layout = list(layout)
+    change(layout)
+    chunks._columns, chunks._read = (body, tuple(layout)), None
+
+
+def _swap_span(i, j):
+    def change(layout):
+        layout[i], layout[j] = layout[j], layout[i]
+    return change
+
+
+def _set(i, value):
+    def change(layout):
+        layout[i] = value
+    return change
+
+
+@pytest.mark.parametrize("change", [
+    _swap_span(2, 3),  # the folders' starts read as their parents
+    _swap_span(5, 6),  # the rows' layers the other way round
+    _set(0, 10 ** 9),  # more rows than the file holds
+    _set(1, "Q"),  # a layer number of no known width
+    _set(4, (0, 1 << 40)),  # a column past the end of the file
+    _set(4, "nowhere"),
+    _set(9, [(0, "/etc/a", (0, 0))]),  # a file of several names that is no such row
+    _set(9, "not a list"),
+    lambda layout: layout.pop(),  # too short a layout
+], ids=["starts-as-parents", "layers-swapped", "rows", "width", "past-end", "span-type", "linked", "linked-type", "short"])
+def test_columns_that_do_not_hold_together_are_not_used(tmp_path, change):
+    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    _forged(cached, change)
+    assert cached.tree.columns() is None
+    for layer in range(len(fresh.layers)):  # a walk over the folders answers instead
+        assert _sizes(cached, layer) == _sizes(fresh, layer), layer
+
+
+def test_an_index_without_columns_still_has_every_layers_sizes(tmp_path):
+    fresh, cached = _reopened(tmp_path, DATA / "docker-legacy.tar")
+    cached.tree.versions.chunks._columns = None
+    assert cached.tree.columns() is None
+    for layer in range(len(fresh.layers)):
+        assert _sizes(cached, layer) == _sizes(fresh, layer), layer
+
+
+def test_no_columns_are_written_for_numbers_they_cannot_hold():
+    def row(size, layer=0):
+        return ("/f", FILE, 0o644, 0, 0, size, 0.0, None, layer, 0, None, None)
+
+    def finished(writer):
+        return writer.finish(lambda _chunk: None, 0)[0]
+
+    ok = ColumnWriter(2, None)
+    ok.folder("/", "/", ["f", "d"], [row(5), ("/d", DIR, 0o755, 0, 0, 0, 0.0, None, 1, -1, None, None)])
+    assert finished(ok) is not None
+    for sizes in ([1 << 63], [MAX_BYTES // 2, MAX_BYTES // 2]):  # one past 63 bits; a sum that could overflow
+        writer = ColumnWriter(2, None)
+        writer.folder("/", "/", [f"f{i}" for i in range(len(sizes))], [row(s) for s in sizes])
+        assert finished(writer) is None, sizes
+    orphan = ColumnWriter(2, None)  # a folder whose parent is no folder of the file
+    orphan.folder("/a/b", "/a/b/", ["f"], [row(1)])
+    assert finished(orphan) is None
+
+
+def test_the_columns_are_read_in_place_from_the_mapped_file(tmp_path):
+    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    columns: Columns = cached.tree.columns()
+    assert columns.size.base is not None and not columns.size.flags.owndata  # a view of the file, no copy
+    assert len(columns.size) >= len([p for p in fresh.tree.versions if p != "/"])
