@@ -166,11 +166,6 @@ def main() -> int:
         results[f"expand {folder} ({kids:,} children), rows shown (ms)"] = (time.perf_counter() - start) * 1000
         results[f"expand {folder}, largest stall (ms)"] = probe.largest()
 
-    def sized(_image, _sizes) -> None:
-        results["every layer's folder sizes from the loading process (s)"] = time.perf_counter() - start
-
-    window.loader.sized.connect(sized)
-
     def layers(shown) -> None:
         results["layer list shown (s)"] = time.perf_counter() - start
 
@@ -183,10 +178,7 @@ def main() -> int:
         QTimer.singleShot(0, after_load)  # once the window has scheduled what follows a load
 
     def after_load() -> None:
-        from explorer.image import load_worker
-
-        # saving the index; a big image's layers' folder sizes, from its loading process
-        while window.loader.follow_up.pending() or window.loader.busy or load_worker.sizes_coming():
+        while window.loader.follow_up.pending() or window.loader.busy:  # (saving the index, if built here)
             QApplication.processEvents()
             time.sleep(0.001)
         QApplication.processEvents()  # (what the last of them posted)

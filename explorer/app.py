@@ -32,10 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_sample()
     window.open_paths([a for a in args if a != "--demo"])
     code = app.exec()
-    from explorer.image.load_worker import cool_down, stop_sizes
+    from explorer.image.load_worker import cool_down
     from explorer.ui.workers import wait_for_background
 
-    stop_sizes()  # (no window left to show them; their workers' private folders are removed as they end)
     # Let background work end before the interpreter does (an index being saved among it:
     # cut off, it would leave only a partial file); what has not started is dropped.
     wait_for_background(10_000)

@@ -540,47 +540,34 @@ def test_cancel_drops_the_load(qtbot, window, tmp_path):
     assert window.tabs.count() == 1
 
 
-def test_a_big_images_layer_sizes_come_from_its_loading_process(qtbot, window, monkeypatch):
-    from explorer.image import load_worker
-    from explorer.ui import files_page
+def test_a_mapped_images_layer_sizes_show_as_each_layer_is_chosen(qtbot, window, monkeypatch, tmp_path):
+    from explorer.formats.source import open_source
+    from explorer.image.loader import load_image
 
-    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
-    monkeypatch.setattr(load_worker, "SIZES_FROM", 10)  # a big image is one of a million paths; here, ten
-    monkeypatch.setattr(files_page, "WARM_UP_LIMIT", 0)  # and the window would not work them out ahead
-    with qtbot.waitSignal(window.loader.sized, timeout=30_000):
-        view = _open(qtbot, window)
-    layers = len(view.image.layers)
-    for layer in range(layers):
-        view.set_layer(layer)  # no wait: there at once, the last layer's being the final image's
-        assert view.tree_model.totals == TreeView(view.image.tree, layer, MERGED).totals()
-    assert not view.background.pending("totals")
-
-
-def test_a_reopened_big_image_has_its_layer_sizes_from_beside_its_index(qtbot, window, monkeypatch, tmp_path):
-    from explorer.image import load_worker
-    from explorer.ui import files_page
-
+    with open_source(str(LEGACY)) as src:
+        built = load_image(src, src.select(), cache=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     window.cache_action.setChecked(True)
-    monkeypatch.setattr(load_worker, "SIZES_FROM", 10)
-    monkeypatch.setattr(files_page, "WARM_UP_LIMIT", 0)
-    with qtbot.waitSignal(window.loader.sized, timeout=30_000):
-        _open(qtbot, window)
-    window.close_tab(0)
-    with qtbot.waitSignal(window.loader.sized, timeout=30_000) as said:
-        view = _open(qtbot, window)
-    assert view.image.from_cache and said.args[0].tree is view.image.tree
-    view.set_layer(0)
-    assert view.tree_model.totals == TreeView(view.image.tree, 0, MERGED).totals()
+    for _first_open_then_reopened in range(2):
+        view = _open(qtbot, window)  # (mapped from the index its loading process wrote, or the cache's)
+        assert view.image.tree.columns() is not None
+        chunks = view.image.tree.versions.chunks
+        for layer in range(len(built.layers)):
+            decoded = set(chunks.kids)
+            view.set_layer(layer)
+            qtbot.waitUntil(lambda: view.tree_model.totals is not None, timeout=10_000)
+            assert view.tree_model.totals == TreeView(built.tree, layer, MERGED).totals(), layer
+            assert set(chunks.kids) == decoded  # counted from the index's columns: no folder decoded for it
+        window.close_tab(0)
 
 
-def test_every_layers_sizes_are_ready_before_the_user_switches(qtbot, window):
+def test_every_layers_sizes_are_there_as_soon_as_the_user_switches(qtbot, window):
     view = _open(qtbot, window)
     layers = range(len(view.image.layers))
-    qtbot.waitUntil(lambda: all(view.files.view_for(layer, MERGED)._totals is not None for layer in layers), timeout=10_000)
+    assert all(view.files.view_for(layer, MERGED)._totals is None for layer in layers[:-1])  # none made ahead
     for layer in layers:
-        view.set_layer(layer)  # no wait: the sizes are there at once
+        view.set_layer(layer)  # no wait: the sizes are there at once (from the index's columns)
         assert view.tree_model.totals == TreeView(view.image.tree, layer, MERGED).totals()
         sizes = [view.tree_model.index(r, 1).data() for r in range(view.tree_model.rowCount())]
         assert "…" not in sizes

@@ -411,53 +411,6 @@ def test_a_path_its_folder_does_not_list_is_counted_too(tmp_path):
         assert body.totals == want and (body.file_count, body.file_bytes) == (want_view.entries, want_view.file_bytes)
 
 
-def test_layer_sizes_kept_beside_an_index_come_back_whole_or_not_at_all(tmp_path):
-    index = str(tmp_path / "key")
-    sizes = [{f"/usr/share/f{i}": i for i in range(40_000)}, {}, {"/": 7, "/etc": 3}]  # parts of 16,384 folders
-    written, checksum = index_cache.save_sizes(index, "key", sizes)
-    assert written == index + ".sizes" and index_cache.load_sizes(written, "key", 4) == tuple(sizes)
-    assert index_cache.load_sizes(written, "key", 4, checksum) == tuple(sizes)  # (as its writer gave it: not hashed)
-    assert index_cache.load_sizes(written, "key", 4, b"\0" * 32) == tuple(sizes)  # (another: hashed, and sound)
-    assert index_cache.load_sizes(written, "another key", 4) is None  # made for another source
-    assert index_cache.load_sizes(written, "key", 3) is None  # for an image of other layers
-    data = bytearray(Path(written).read_bytes())
-    data[-3] ^= 1
-    Path(written).write_bytes(bytes(data))
-    assert index_cache.load_sizes(written, "key", 4) is None  # a flipped bit
-    index_cache.save_sizes(index, "key", [{"/a": "not a size"}])  # (well formed, wrong inside)
-    assert index_cache.load_sizes(written, "key", 2) is None
-    index_cache.save_sizes(index, "key", [{"/a": -1}])
-    assert index_cache.load_sizes(written, "key", 2) is None
-    assert [p.name for p in tmp_path.iterdir()] == ["key.sizes"]  # nothing half written left
-    index_cache.evict(where=str(tmp_path))  # (its index is not there: the sizes go too)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_sizes_file_that_passes_its_checksum_but_lies_is_refused(tmp_path):
-    import hashlib
-    import marshal
-    import struct
-
-    index = str(tmp_path / "key")
-    written, _ = index_cache.save_sizes(index, "key", [{"/a": 1}, {"/b": 2}])
-
-    def forged(head: tuple, parts: bytes) -> None:
-        encoded = marshal.dumps(head)
-        payload = struct.pack("<I", len(encoded)) + encoded + parts
-        Path(written).write_bytes(index_cache.SIZES_MAGIC + hashlib.sha256(payload).digest() + payload)
-
-    part = marshal.dumps([("/a", 1)])
-    for head, parts in [
-        ((index_cache.VERSION, "key", 2, [(-1, len(part))]), part),  # a layer before the first
-        ((index_cache.VERSION, "key", 2, [(2, len(part))]), part),  # past the last
-        ((index_cache.VERSION, "key", 2, [(0, len(part) + 9)]), part),  # lengths that do not add up
-        ((index_cache.VERSION, "key", 2, [(0, 0)] * 100_000), b""),  # a hundred thousand empty parts
-        ((index_cache.VERSION, "key", 2, "not a list"), part),
-    ]:
-        forged(head, parts)
-        assert index_cache.load_sizes(written, "key", 3) is None, head[3] if isinstance(head[3], str) else head[3][:1]
-
-
 def _no_folder_decoded_to_say_what_holds_anything(fresh, cached):
     """For every folder and layer, whether the reopened image's merged view has anything in
     the folder is what the built one's has, and asking decoded no folder."""

@@ -143,64 +143,20 @@ def test_where_there_is_no_fork_server_a_new_interpreter_loads(cache, monkeypatc
     assert multiprocessing.active_children() == []
 
 
-def _sizes_here(path: str) -> list[dict[str, int]]:
-    """Every layer's folder sizes but the last's, worked out in this process."""
+def test_the_worker_ends_once_its_index_is_written_and_leaves_nothing_behind(cache, monkeypatch):
     from explorer.tree.views import MERGED, TreeView
 
-    with open_source(path) as src:
-        image = load_image(src, src.select(), cache=False)
-        return [TreeView(image.tree, layer, MERGED).totals() for layer in range(len(image.layers) - 1)]
-
-
-def _load_with_sizes(path: str, timeout: float = 30) -> tuple:
-    """Load in a worker that also works out the folder sizes; what it mapped, and what came later."""
-    import threading
-
-    came: list = []
-    arrived = threading.Event()
-    with open_source(path) as src:
-        image = load_worker.load(src, src.select(), Monitor(path), lambda im, sizes: (came.append((im, sizes)), arrived.set()))
-    assert arrived.wait(timeout)
-    return image, came[0]
-
-
-def test_a_big_images_worker_goes_on_to_every_layers_folder_sizes(cache, monkeypatch):
-    monkeypatch.setattr(load_worker, "SIZES_FROM", 10)  # a big image is one of a million paths; here, ten
     path = str(DATA / "docker-legacy.tar")
-    image, (said_of, sizes) = _load_with_sizes(path)
-    assert said_of is image and list(sizes) == _sizes_here(path) and len(sizes) == 3  # 4 layers: the last is the final image's
-    assert any(sizes) and sizes[0] != sizes[2]
-    (index,) = [p for p in (cache / "index").iterdir() if not p.name.endswith(".sizes")]
-    with open_source(path) as src:  # kept beside the index: a reopen has them too
-        assert index_cache.load(src, src.select()) is not None
-        key = index_cache.key_for(src, src.select())
-    assert index_cache.cached_sizes(key, 4) == sizes
-    kept = index.parent / (index.name + ".sizes")
-    kept.write_bytes(b"layer-explorer sizes\n" + bytes(40))  # damaged: not trusted, and removed
-    assert index_cache.cached_sizes(key, 4) is None and not kept.exists()
-    kept.symlink_to("/dev/zero")  # not a file: never read (it would never end)
-    assert index_cache.cached_sizes(key, 4) is None
-    import time
-
-    deadline = time.monotonic() + 10
-    while multiprocessing.active_children() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert multiprocessing.active_children() == []
-
-
-def test_a_small_image_or_the_cache_off_leaves_nothing_waiting_and_nothing_behind(cache, monkeypatch):
-    path = str(DATA / "docker-legacy.tar")
-    called = []
-    with open_source(path) as src:  # under the threshold: no sizes worked out, the worker ended
-        load_worker.load(src, src.select(), Monitor(path), lambda *a: called.append(a))
-    assert not load_worker.sizes_coming() and multiprocessing.active_children() == [] and not called
-    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
-    monkeypatch.setattr(load_worker, "SIZES_FROM", 10)
-    image, (_, sizes) = _load_with_sizes(path)
-    assert list(sizes) == _sizes_here(path)
-    import time
-
-    deadline = time.monotonic() + 10
-    while (load_worker.sizes_coming() or list((cache / "tmp").iterdir())) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert list((cache / "tmp").iterdir()) == []  # the private index and its sizes, gone with the worker
+    with open_source(path) as src:
+        built = load_image(src, src.select(), cache=False)
+    for cache_off in (False, True):
+        if cache_off:
+            monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+        with open_source(path) as src:
+            image = load_worker.load(src, src.select(), Monitor(path))
+        assert multiprocessing.active_children() == []  # every layer's sizes come from the index itself
+        assert image.tree.columns() is not None
+        for layer in range(len(built.layers)):
+            assert TreeView(image.tree, layer, MERGED).totals() == TreeView(built.tree, layer, MERGED).totals(), layer
+        if cache_off:
+            assert list((cache / "tmp").iterdir()) == []  # the private index, gone once mapped

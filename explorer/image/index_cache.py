@@ -22,7 +22,6 @@ import marshal
 import mmap
 import multiprocessing
 import os
-import stat
 import struct
 import tempfile
 import threading
@@ -105,113 +104,10 @@ def load(source: Source, ref: ImageRef) -> Image | None:
     image = open_index(path, key, source, ref)
     if image is None:
         remove(path)  # damaged or stale: rebuild rather than trust
-        remove(sizes_path(path))
     else:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: evicted last
     return image
-
-
-SIZES_MAGIC = b"layer-explorer sizes\n"
-SIZES_PART = 16384  # folders a part: decoding one holds the interpreter lock 2 to 3 ms
-MAX_LAYER_FOLDERS = 1_000_000  # layers x folders whose sizes are kept at most (about 150 MB of them)
-MAX_SIZE_PARTS = 1 + MAX_LAYER_FOLDERS // SIZES_PART  # beyond one a layer
-MAX_SIZES_FILE = 512 << 20  # a file of sizes past this is not one this program wrote
-
-
-SIZES_SUFFIX = ".sizes"
-
-
-def sizes_path(index: str) -> str:
-    """Where the folder sizes of an index's layers are kept: beside it."""
-    return index + SIZES_SUFFIX
-
-
-def save_sizes(index: str, key: str, sizes: list[dict[str, int]]) -> tuple[str, bytes] | None:
-    """Keep the folder sizes of the merged view at each layer but the last beside the index
-    at ``index`` (written whole under another name, then renamed); where, with the file's
-    checksum (``load_sizes``'s ``written``), or None.
-
-    In parts of a few thousand folders, so that a reader beside a window can decode them one
-    at a time, leaving the interpreter to the window in between."""
-    parts = []
-    for layer, totals in enumerate(sizes):
-        items = list(totals.items())
-        for at in range(0, len(items), SIZES_PART):
-            parts.append((layer, marshal.dumps(items[at:at + SIZES_PART])))
-    head = marshal.dumps((VERSION, key, len(sizes), [(layer, len(part)) for layer, part in parts]))
-    payload = [struct.pack("<I", len(head)), head, *(part for _, part in parts)]  # (hashed and written a piece at a time)
-    digest = hashlib.sha256()
-    for piece in payload:
-        digest.update(piece)
-    where, tmp = sizes_path(index), ""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(where) or ".", prefix=_partial())
-        with os.fdopen(fd, "wb") as f:
-            f.write(SIZES_MAGIC + digest.digest())
-            f.writelines(payload)
-        os.replace(tmp, where)
-    except (OSError, ValueError):
-        if tmp:
-            remove(tmp)
-        return None
-    evict(where=os.path.dirname(where) or ".", spare=index)  # (the index stays: its sizes are the extra)
-    return where, digest.digest()
-
-
-def load_sizes(path: str, key: str, layers: int, written: bytes | None = None) -> tuple[dict[str, int], ...] | None:
-    """The sizes ``save_sizes`` kept for an index of ``layers`` layers made for ``key``; None
-    when there are none, or they are damaged, of another version or for another index. For a
-    thread beside the window: a part at a time, the interpreter left to others in between.
-    ``written``: the checksum ``save_sizes`` gave the process that has just written the file,
-    which, still there, is not hashed again (as ``open_index`` does)."""
-    try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return None
-            data = memoryview(f.read(MAX_SIZES_FILE + 1))
-    except OSError:
-        return None
-    start = len(SIZES_MAGIC) + 32
-    if len(data) > MAX_SIZES_FILE or bytes(data[:len(SIZES_MAGIC)]) != SIZES_MAGIC:
-        return None
-    stored = data[len(SIZES_MAGIC):start]
-    if (written is None or written != stored) and hashlib.sha256(data[start:]).digest() != stored:
-        return None
-    try:
-        (size,) = struct.unpack_from("<I", data, start)
-        version, made_for, count, parts = marshal.loads(data[start + 4:start + 4 + size])
-        if version != VERSION or made_for != key or count != layers - 1 or type(parts) is not list:
-            return None
-        at = start + 4 + size
-        if len(parts) > count + MAX_SIZE_PARTS or sum(length for _, length in parts) != len(data) - at:
-            return None
-        sizes: list[dict[str, int]] = [{} for _ in range(count)]
-        for layer, length in parts:
-            if type(layer) is not int or not 0 <= layer < count or type(length) is not int or length <= 0:
-                return None
-            items = marshal.loads(data[at:at + length])
-            at += length
-            if type(items) is not list or not all(type(item) is tuple and len(item) == 2 and type(item[0]) is str
-                                                  and type(item[1]) is int and 0 <= item[1] < 1 << 63 for item in items):
-                return None
-            sizes[layer].update(items)
-            time.sleep(0)  # (the window's turn)
-    except (ValueError, EOFError, TypeError, IndexError, struct.error, MemoryError):
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # used with its index: not evicted before it
-    return tuple(sizes)
-
-
-def cached_sizes(key: str, layers: int) -> tuple[dict[str, int], ...] | None:
-    """The folder sizes kept beside the cached index of ``key``, if any (``load_sizes``); a
-    damaged file is removed."""
-    path = sizes_path(os.path.join(folder(), key))
-    sizes = load_sizes(path, key, layers)
-    if sizes is None and os.path.lexists(path):
-        remove(path)
-    return sizes
 
 
 def open_index(path: str, key: str, source: Source, ref: ImageRef, written: bytes | None = None) -> Image | None:
@@ -450,10 +346,9 @@ def evict(limit: int | None = None, where: str | None = None, spare: str | None 
         for e in files:  # a save cut off (the program killed mid-write) leaves its partial file
             if e.name.startswith(PARTIAL) and left_behind(e.name, e.stat().st_mtime, now, 3600):
                 remove(e.path)
-        keep_under((e.path for e in files), limit)  # it skips what was just removed
-        for e in files:  # an index's sizes are of no use once it has gone
-            if e.name.endswith(SIZES_SUFFIX) and not os.path.exists(e.path[: -len(SIZES_SUFFIX)]):
+            elif e.name.endswith(".sizes"):  # layers' sizes kept beside an index by earlier versions
                 remove(e.path)
+        keep_under((e.path for e in files), limit)  # it skips what was just removed
     except OSError:
         pass
 

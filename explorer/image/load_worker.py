@@ -11,9 +11,8 @@ who wrote the index. Loading then never competes with painting for the interpret
 cancel ends the process and everything it started at once, its memory with it.
 
 Messages come back on one pipe, each a typed value: ``Progress`` while loading, then one
-``Written`` or ``Failed``; for a big image, ``Sized`` later (the folder sizes of every layer,
-worked out from the tree the worker still holds while the window shows the image). The worker
-has no thread but its main one, so it forks its layers child as the command line does.
+``Written`` or ``Failed``. The worker has no thread but its main one, so it forks its layers
+child as the command line does.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,15 +37,9 @@ from explorer.image.parallel import lower_priority
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
 from explorer.model.progress import Monitor, Progress, throttled
 from explorer.model.values import ImageRef
-from explorer.tree.views import MERGED, TreeView
 
 WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
 EVERY = 0.05  # the worker sends progress at most this often (and at each new stage)
-# From this many paths on, the worker works out every layer's folder sizes after the index:
-# the window keeps so big an index mapped rather than decoded, and a layer's sizes cost it a
-# second's walk each. Below it, the window computes them between events, sooner than these came.
-SIZES_FROM = 400_000  # (the window works out the sizes of an index of up to this many paths itself: ``SIZES_HERE``)
-MAX_SIZES_WORK = 16_000_000  # paths visited at most (a second for each three million or so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,27 +58,13 @@ class Job:
     # The caller's environment as it is now (settings such as the cache's place): the fork
     # server has the one it was started with.
     env: dict[str, str] | None = None
-    # more paths than this: work out every layer's folder sizes after the index (the caller's
-    # ``SIZES_FROM``, as it is set now; None: never)
-    sizes_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """The worker wrote the image's index at ``path``, with ``checksum`` in it; ``sizes``:
-    every layer's folder sizes follow (``Sized``)."""
+    """The worker wrote the image's index at ``path``, with ``checksum`` in it."""
 
     path: str
-    checksum: bytes | None = None
-    sizes: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Sized:
-    """The worker kept every layer's folder sizes at ``path`` (None: it could not), a file
-    whose checksum is ``checksum``."""
-
-    path: str | None
     checksum: bytes | None = None
 
 
@@ -161,17 +139,11 @@ def _kept(source: Source) -> str | None:
     return container.save if container is not None else kept_file(getattr(source, "container", None))
 
 
-SizesCallback = Callable[[Image, "tuple[dict[str, int], ...] | None"], None]
-
-
-def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | None = None) -> Image:
+def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     """Load ``ref`` in a worker process and map the index it writes.
 
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
-    workers are killed), and ``SourceError`` with the worker's reason when it fails. With
-    ``then``, a big image's worker goes on to work out every layer's folder sizes: ``then``
-    gets them, from a thread of this module, once they are there (not at all when they could
-    not be had); ``cancel_sizes`` with the image stops that.
+    workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
     key = index_cache.key_for(source, ref)
     container = _kept_container(source)
@@ -197,9 +169,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | 
             shutil.rmtree(private, ignore_errors=True)
         raise Unavailable(str(exc)) from None
     job = Job(_kept(source) or source.info.path, ref.index, ref.config_digest, folder, key, source.info.path, container,
-              dict(os.environ), SIZES_FROM if then is not None else None)
+              dict(os.environ))
     worker = context.Process(target=_work, args=(job, said), name="layer-explorer load", daemon=False)
-    following = False
     try:
         try:
             worker.start()
@@ -212,113 +183,12 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, then: SizesCallback | 
         if image is None:
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
-        if written.sizes and then is not None:
-            # the worker, its pipe and its folder are the follower's now, if it could start
-            following = _Sizes(image, key, then, worker, messages, private).begin()
         return image
     finally:
-        if not following:
-            _end(worker)
-            messages.close()
-            if private is not None:  # the map keeps the data; the name can go now
-                shutil.rmtree(private, ignore_errors=True)
-
-
-class _Sizes(threading.Thread):
-    """Waits for a worker's folder sizes, hands them over, then ends the worker and removes
-    its private folder; ``cancel_sizes`` ends it sooner. Without a worker, reads the sizes kept
-    beside a cached index (``key``) instead."""
-
-    following: "dict[int, _Sizes]" = {}  # by the id of the image's tree
-
-    def __init__(self, image: Image, key: str, then: SizesCallback, worker: Any = None, messages: Any = None,
-                 private: str | None = None) -> None:
-        super().__init__(name="layer-explorer sizes", daemon=True)
-        self.image, self.key, self.then = image, key, then
-        self.worker, self.messages, self.private = worker, messages, private
-        self.stopped = False
-        self.lock = threading.Lock()  # a cancel kills the worker only while it is not reaped
-        self.reaped = False
-        _Sizes.following[id(image.tree)] = self
-
-    def begin(self) -> bool:
-        """Start; False when no thread can be had (then there are no sizes)."""
-        try:
-            self.start()
-            return True
-        except RuntimeError:
-            _Sizes.following.pop(id(self.image.tree), None)
-            return False
-
-    def run(self) -> None:
-        try:
-            if self.worker is None:
-                self._hand(index_cache.cached_sizes(self.key, len(self.image.layers)))
-            else:
-                self._wait()
-        finally:
-            if self.worker is not None:
-                with self.lock:
-                    _end(self.worker)
-                    self.reaped = True
-                self.messages.close()
-            if self.private is not None:
-                shutil.rmtree(self.private, ignore_errors=True)
-            _Sizes.following.pop(id(self.image.tree), None)
-
-    def _wait(self) -> None:
-        try:
-            while (message := _next_message(self.worker, self.messages, lambda: self.stopped)) is not None:
-                if isinstance(message, Sized):
-                    path = message.path
-                    self._hand(None if path is None else
-                               index_cache.load_sizes(path, self.key, len(self.image.layers), message.checksum))
-                    return
-        except (EOFError, OSError):
-            pass
-
-    def _hand(self, sizes: "tuple[dict[str, int], ...] | None") -> None:
-        if sizes is not None and not self.stopped:
-            with contextlib.suppress(RuntimeError):  # (whoever wanted them is gone)
-                self.then(self.image, sizes)
-
-
-def cached_sizes(image: Image, source: Source, ref: ImageRef, then: SizesCallback) -> None:
-    """Read the folder sizes kept beside a big image's cached index in a thread, and hand them
-    to ``then`` (as ``load`` does); nothing for an image with none."""
-    if len(image.tree.versions) <= SIZES_FROM:
-        return
-    key = index_cache.key_for(source, ref)
-    if key is not None:
-        _Sizes(image, key, then).begin()
-
-
-def sizes_coming() -> bool:
-    """Whether some image's folder sizes are still being worked out or read."""
-    return bool(_Sizes.following)
-
-
-def stop_sizes(timeout: float = 5.0) -> None:
-    """Stop working out every image's folder sizes and wait for their workers to be gone and
-    their private folders removed (the window is closing)."""
-    followers = list(_Sizes.following.values())
-    for follower in followers:
-        cancel_sizes(follower.image)
-    for follower in followers:
-        if follower.ident is not None:
-            follower.join(timeout)
-
-
-def cancel_sizes(image: Image) -> None:
-    """Stop working out an image's folder sizes (its tab closed): its worker ends now."""
-    follower = _Sizes.following.get(id(image.tree))
-    if follower is None:
-        return
-    follower.stopped = True
-    if follower.worker is not None:
-        with follower.lock, contextlib.suppress(OSError, ValueError):
-            if not follower.reaped and follower.worker.pid is not None:
-                os.killpg(follower.worker.pid, signal.SIGKILL)
+        _end(worker)
+        messages.close()
+        if private is not None:  # the map keeps the data; the name can go now
+            shutil.rmtree(private, ignore_errors=True)
 
 
 def _next_message(worker, messages, stopped: Callable[[], bool]) -> Any:
@@ -416,9 +286,7 @@ def _work(job: Job, messages) -> None:
         if written is None:
             raise SourceError(job.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
-        sizes = job.sizes_from is not None and _sizes_worth_it(image, job.sizes_from)
-        if _say(messages, Written(written, index_cache.checksum(written), sizes)) and sizes:  # (nobody to want them else)
-            _say(messages, Sized(*(index_cache.save_sizes(written, job.key, layer_sizes(image)) or (None,))))
+        _say(messages, Written(written, index_cache.checksum(written)))
     except Cancelled:
         pass
     except ExplorerError as exc:
@@ -431,22 +299,7 @@ def _work(job: Job, messages) -> None:
         messages.close()
 
 
-def _sizes_worth_it(image: Image, paths: int) -> bool:
-    """Whether the window would rather have every layer's folder sizes from here: an image of
-    more than ``paths`` paths and more than one layer, whose sizes are not too many to keep nor
-    to work out."""
-    tree, layers = image.tree, len(image.layers)
-    return (len(tree.versions) > paths and 1 < layers and layers * len(tree.kids) <= index_cache.MAX_LAYER_FOLDERS
-            and (layers - 1) * len(tree.versions) <= MAX_SIZES_WORK)
-
-
-def layer_sizes(image: Image) -> list[dict[str, int]]:
-    """The folder sizes of the merged view at each layer but the last (the final image's come
-    with its index)."""
-    return [TreeView(image.tree, layer, MERGED).totals() for layer in range(len(image.layers) - 1)]
-
-
-def _say(messages, message: Written | Sized | Failed) -> bool:
+def _say(messages, message: Written | Failed) -> bool:
     """Send one of the worker's last words; False when nobody is left to read it (the window
     gone: no error here)."""
     try:

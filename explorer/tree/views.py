@@ -13,7 +13,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
-from explorer.tree.columns import LayerSizes
+from explorer.tree.columns import AT_ONCE, LayerSizes
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import Inode, LayerTree, stored_at
 from explorer.tree.pathtable import Match
@@ -195,6 +195,14 @@ class TreeView:
     def needs_totals(self) -> bool:
         """Whether this is the final image's merged view with its sizes not yet counted."""
         return self._totals is None and self.layer is None and self._relevant is None
+
+    def sizes_at_once(self) -> bool:
+        """Whether ``totals`` comes from an index's columns in a few milliseconds (a merged
+        view at a layer, of an index of up to ``columns.AT_ONCE`` versions)."""
+        if self._relevant is not None or self.layer is None:
+            return False
+        columns = self.tree.columns()
+        return columns is not None and columns.rows <= AT_ONCE
 
     def totals_steps(self) -> "Steps[dict[str, int]]":
         """``totals`` as a walk that yields every few thousand entries."""

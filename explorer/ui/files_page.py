@@ -8,16 +8,15 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
 
-from explorer.image import index_cache
 from explorer.image.loader import Image
 from explorer.formats.source import Source
 from explorer.tree.diff import UNCHANGED
-from explorer.tree.steps import EVERY
+from explorer.tree.steps import EVERY, drain
 from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, folders_of, path_matcher, visible_paths_steps
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
-from explorer.ui.workers import Slices, sizes_here
+from explorer.ui.workers import Slices
 
 # The folders a search opens, at most, to show its first matches: Qt lays them out in one go
 # once the search is done; on a search of a million paths 2,000 held the window 160 to 260 ms,
@@ -30,8 +29,12 @@ AUTO_EXPAND_CHANGES = 2000
 GATHER_AT_ONCE = 20_000
 # Changes views kept for a quick return (each holds the paths its layer changed).
 KEPT_CHANGE_VIEWS = 4
-# Folder sizes of every layer are computed ahead when layers x folders stays under this.
-WARM_UP_LIMIT = index_cache.MAX_LAYER_FOLDERS  # (the loading process keeps to it too)
+# Folder sizes of every layer are computed ahead when layers x folders stays under this
+# (about 150 MB of them)...
+WARM_UP_LIMIT = 1_000_000
+# ...and, for a mapped index without columns, when it has no more paths than this (a walk over
+# its folders, nothing of them kept; a bigger one's walk waits for its layer to be shown).
+WARM_UP_MAPPED = 400_000
 # Above this many paths "Expand all" opens the first levels only.
 EXPAND_ALL_LIMIT = 50_000
 
@@ -164,24 +167,14 @@ class FilesPage(QWidget):
                 del self._views[changes[0]]
         return view
 
-    def use_layer_sizes(self, sizes: tuple[dict[str, int], ...]) -> None:
-        """Every layer's folder sizes (but the last's), worked out elsewhere: kept with their
-        views (merged views are never dropped), and shown at once for the one shown."""
-        for layer, totals in enumerate(sizes):
-            view = self.view_for(layer, MERGED)
-            if view.known_totals is None:
-                view.use_totals(totals)
-                if view is self.view:
-                    self.background.cancel("totals")
-                    self.tree_model.set_totals(totals)
-
     def warm_up(self) -> None:
         """Compute every layer's folder sizes in the background, so switching layers shows them at once."""
         layers, tree = len(self.image.layers), self.image.tree
         if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
             return  # sizes for every layer would take more memory than they save time
-        if tree.encoded() and not sizes_here(tree):
-            return  # a big mapped index: its loading process works them out
+        if tree.columns() is not None or tree.encoded() and len(tree.versions) > WARM_UP_MAPPED:
+            return  # a mapped index: any layer's sizes come from its columns in milliseconds
+            # (without them, a big one's from a walk over its folders, when the layer is shown)
         views = [self.view_for(layer, MERGED) for layer in range(layers)]
 
         def work():
@@ -211,6 +204,8 @@ class FilesPage(QWidget):
         current = self.current_path()
         self.package_filter.hide()  # (a package's files were picked from the view before)
         view = self.view = self.view_for(self.layer, self.mode)
+        if view.known_totals is None and view.sizes_at_once():
+            drain(view.totals_steps())  # (from the index's columns: shown with the tree, no "…" first)
         # sizes prepared off the GUI thread or kept from a visit before; else computed below
         self.tree_model.set_view(view, None, view.known_totals)
         if view.known_totals is None:

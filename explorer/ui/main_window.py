@@ -64,7 +64,6 @@ class MainWindow(QMainWindow):
         self.loader.failed.connect(self._on_failed)
         self.loader.progress.connect(self._on_progress)
         self.loader.busy_changed.connect(self._on_busy)
-        self.loader.sized.connect(self._on_sized)
         self.loader.cancelled.connect(lambda _p: self._drop_preview())
         self._queue: list[str] = []
         self.many_call = BackgroundCall(self)  # updates and fleets, measured off the GUI thread
@@ -406,14 +405,6 @@ class MainWindow(QMainWindow):
         self.image_loaded.emit(view)
         self._next()
 
-    def _on_sized(self, image: Image, sizes) -> None:
-        """A big image's layers' folder sizes came from its loading process (always after the
-        image itself: the loader holds those that come sooner)."""
-        for i in range(self.tabs.count()):
-            view = self.tabs.widget(i)
-            if isinstance(view, ImageView) and view.image.tree is image.tree:
-                view.files.use_layer_sizes(sizes)
-
     def _drop_preview(self) -> None:
         preview, self._preview = self._preview, None
         if preview is not None:
@@ -476,7 +467,6 @@ class MainWindow(QMainWindow):
             return
         if isinstance(view, ImageView):
             remembered.save_panes(self.settings, view)
-            self.loader.forget(view.image)
         self.tabs.removeTab(index)
         view.close_source()
         _discard(view)
@@ -516,8 +506,6 @@ class MainWindow(QMainWindow):
         for i in range(self.tabs.count()):
             w = self.tabs.widget(i)
             if hasattr(w, "close_source") and w is not self._preview:  # a loading one's source is the loader's
-                if isinstance(w, ImageView):
-                    self.loader.forget(w.image)  # (its layers' sizes still being worked out are no use now)
                 w.close_source()
         # written now: the console script ends the process without tearing Qt down, so a
         # write left for the event loop or the settings' destructor would be lost

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import sys
 import time
-import weakref
 from typing import Any, Callable, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
@@ -24,16 +23,6 @@ from explorer.model.values import ImageRef
 from explorer.model.progress import Monitor, Progress, ProgressFn, throttled
 from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
-
-
-# A mapped index of up to this many paths has its layers' folder sizes worked out here, in
-# idle time, over the file (nothing of it kept); a bigger one gets them from its loading process.
-SIZES_HERE = load_worker.SIZES_FROM
-
-
-def sizes_here(tree) -> bool:
-    """Whether the window works out the layers' folder sizes of a tree itself."""
-    return len(tree.versions) <= SIZES_HERE
 
 
 class TaskSignals(QObject):
@@ -207,19 +196,15 @@ def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) ->
     return throttled(lambda progress: signals.progress.emit(token, progress), every)
 
 
-def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor,
-                   then: load_worker.SizesCallback | None = None) -> Image:
+def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     """An image for the window: from the index cache, else built and written by a loading
-    process and mapped; built in this process only when no such process can run. ``then``:
-    as ``load_worker.load`` has it (every layer's folder sizes of a big image, later)."""
+    process and mapped; built in this process only when no such process can run."""
     cached = index_cache.load(source, ref)
     if cached is not None:
-        if then is not None:  # (a big image's, read in a thread: the tree does not wait for them)
-            load_worker.cached_sizes(cached, source, ref, then)
         return _columns_read(cached)
     if load_worker.suitable(source, ref):
         try:
-            return _columns_read(load_worker.load(source, ref, monitor, then))
+            return _columns_read(load_worker.load(source, ref, monitor))
         except load_worker.Unavailable:
             pass  # no process or nowhere to write its index: built here instead
     image = load_image(source, ref, monitor, parallel="process", cache=False)
@@ -248,8 +233,6 @@ class LoadController(QObject):
     cancelled = Signal(str)  # path
     progress = Signal(object)  # Progress
     busy_changed = Signal(bool)
-    sized = Signal(object, object)  # Image, every layer's folder sizes (worked out after it loaded)
-    _sizes_in = Signal(object, object)  # the same, from the thread that waits for them
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -259,19 +242,9 @@ class LoadController(QObject):
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
         self.follow_up = Slices(self)  # after a load: saving its index
-        # Sizes that come before their image's ``loaded`` (a small image's come at once) wait
-        # here for it, by the id of its tree; the trees already said to be loaded, weakly.
-        self._held: dict[int, tuple[Image, Any]] = {}
-        self._shown: weakref.WeakSet = weakref.WeakSet()
-        self._dropped: weakref.WeakSet = weakref.WeakSet()  # discarded: sizes that come later are dropped
-        self._sizes_in.connect(self._sizes_came)
         scan_pool.import_ahead()
+        import numpy  # noqa: F401 (for an index's columns, read in the loading thread: imported there, it held the window 38 ms)
         load_worker.warm_up()  # the process loading workers are forked from, ready by the first open
-
-    def forget(self, image: Image) -> None:
-        """An image's tab closed: its layers' sizes are no use any more (saving its index
-        goes on: the next open wants it)."""
-        load_worker.cancel_sizes(image)
 
     def finish_saving(self) -> None:
         """Complete the indexes still being saved (the window is closing)."""
@@ -318,34 +291,20 @@ class LoadController(QObject):
                 raise
 
         def prepare(monitor: Monitor) -> Image:
-            return load_elsewhere(source, ref, monitor, self._sizes_in.emit)
+            return load_elsewhere(source, ref, monitor)
 
         def done(image: Image) -> None:
-            self._shown.add(image.tree)
             self.loaded.emit(source, image)
-            held = self._held.pop(id(image.tree), None)
-            if held is not None:
-                self.sized.emit(*held)
             # after the tree is shown, not before: the user should not wait for it (a mapped
             # index is not decoded ahead: searches, sizes and arrows read the file itself)
             if not image.from_cache and index_cache.enabled():
                 where = index_cache.folder()  # as set now, whatever changes before it runs
                 self.follow_up.run(f"save {id(image)}", index_cache.save_steps(source, image, where), idle=True)
 
-        def discard(image: Image) -> None:  # cancelled once loaded: its sizes are no use either
-            load_worker.cancel_sizes(image)
-            self._held.pop(id(image.tree), None)
-            self._dropped.add(image.tree)
+        def discard(_image: Image) -> None:
             source.close()
 
         self._start(path, work, done, discard)
-
-    def _sizes_came(self, image: Image, sizes: Any) -> None:
-        """An image's layers' folder sizes: said now if the image was, else when it is."""
-        if image.tree in self._shown:
-            self.sized.emit(image, sizes)
-        elif image.tree not in self._dropped:
-            self._held[id(image.tree)] = (image, sizes)
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
