@@ -129,3 +129,22 @@ def test_the_columns_are_read_in_place_from_the_mapped_file(tmp_path):
     columns: Columns = cached.tree.columns()
     assert columns.size.base is not None and not columns.size.flags.owndata  # a view of the file, no copy
     assert len(columns.size) >= len([p for p in fresh.tree.versions if p != "/"])
+
+
+def test_a_layers_changes_are_sized_from_the_columns_as_the_built_image_sizes_them(tmp_path):
+    from explorer.tree.views import DIFF
+
+    path = tmp_path / "again.tar"  # a file written again as it was is not among a layer's changes
+    path.write_bytes(docker_archive([
+        layer_tar([f("etc/a", b"a"), f("etc/b", b"b" * 9)]),
+        layer_tar([f("etc/a", b"a"), f("etc/c", b"c" * 5), wh("etc/b")]),
+    ]))
+    seen = []
+    for archive in (path, _rewritten(tmp_path)):
+        fresh, cached = _reopened(tmp_path / archive.stem, archive)
+        for layer in range(len(fresh.layers)):
+            view = TreeView(cached.tree, layer, DIFF)
+            assert view.sizes_at_once()
+            assert view.totals() == TreeView(fresh.tree, layer, DIFF).totals(), (archive.name, layer)
+        seen.append(TreeView(cached.tree, 1, DIFF).totals())
+    assert seen == [{"/": 5, "/etc": 5}, {"/": 343, "/opt": 333, "/etc": 10}]  # what a user reads off the rows

@@ -563,20 +563,25 @@ def test_a_mapped_images_layer_sizes_show_as_each_layer_is_chosen(qtbot, window,
 
 
 def test_every_layers_sizes_are_there_as_soon_as_the_user_switches(qtbot, window):
+    from explorer.formats.source import open_source
+    from explorer.image.loader import load_image
+
+    with open_source(str(LEGACY)) as src:  # the same image built in this process, as reference
+        built = load_image(src, src.select(), cache=False).tree
     view = _open(qtbot, window)
-    layers = range(len(view.image.layers))
+    layers, last = range(len(view.image.layers)), len(view.image.layers) - 1
     assert all(view.files.view_for(layer, MERGED)._totals is None for layer in layers[:-1])  # none made ahead
     for layer in layers:
         view.set_layer(layer)  # no wait: the sizes are there at once (from the index's columns)
-        assert view.tree_model.totals == TreeView(view.image.tree, layer, MERGED).totals()
+        assert view.tree_model.totals == TreeView(built, layer, MERGED).totals()
         sizes = [view.tree_model.index(r, 1).data() for r in range(view.tree_model.rowCount())]
         assert "…" not in sizes
-    view.set_mode(DIFF)
-    assert view.tree_model.totals is None  # not computed ahead: it follows from the background
-    qtbot.waitUntil(lambda: view.tree_model.totals is not None, timeout=10_000)
+    view.set_mode(DIFF)  # a layer's changes too: what it stores, from the same columns
+    assert view.tree_model.totals == TreeView(built, last, DIFF).totals() != {}
     view.set_layer(0)
-    view.set_layer(len(view.image.layers) - 1)  # and back: kept from the first visit
-    assert view.tree_model.totals == TreeView(view.image.tree, len(view.image.layers) - 1, DIFF).totals()
+    assert view.tree_model.totals == TreeView(built, 0, DIFF).totals()
+    view.set_layer(last)  # and back: kept from the first visit
+    assert view.tree_model.totals == TreeView(built, last, DIFF).totals()
 
 
 def test_a_big_changes_view_is_gathered_between_events_then_shown(qtbot, window, monkeypatch):

@@ -25,10 +25,13 @@ from operator import itemgetter
 from typing import Any, Callable, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK
+from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import Steps
 
-IS_FILE, LINKED, IS_DIR = 1, 2, 4  # a row's flags: a regular file; a file of several names; a folder
-_FLAGS = {FILE: IS_FILE, DIR: IS_DIR}
+# a row's flags: a regular file; a file of several names; a folder; a version its layer's
+# changes list (not one that wrote the path again as it was)
+IS_FILE, LINKED, IS_DIR, CHANGED = 1, 2, 4, 8
+_FLAGS = {FILE: IS_FILE | CHANGED, DIR: IS_DIR | CHANGED}  # (a path's only version: added)
 _LAYER, _SIZE, _KIND = itemgetter(8), itemgetter(5), itemgetter(1)  # of a stored entry
 # past this many bytes in all, a running sum could overflow 64 bits: no columns are written
 MAX_BYTES = 1 << 62
@@ -48,7 +51,7 @@ class Layout(NamedTuple):
     first: Span  # per row: the first layer it is there at
     until: Span  # per row: the layer it is gone from (the layer count: never)
     size: Span  # per row: the bytes it adds to its folder (int64)
-    flags: Span  # per row: IS_FILE, LINKED or IS_DIR (uint8)
+    flags: Span  # per row: IS_FILE, LINKED or IS_DIR, and CHANGED (uint8)
     linked: list[tuple[int, str, tuple[int, int]]]  # per LINKED row: (row, path, its file's key)
 
 
@@ -87,32 +90,33 @@ class ColumnWriter:
             if len(singles) != len(plain):
                 for child, v in zip(children, stored):
                     if type(v) is tuple and (v[1] == FILE or v[1] == HARDLINK):
-                        row(v[8], layers, v, prefix + child)
+                        row(v[8], layers, v, prefix + child, CHANGED)
                 plain = singles
         if len(plain) != len(stored):
             for child, v in zip(children, stored):
                 if type(v) is list:  # each version until the first later one that replaces it (``stored_at``)
                     ends = layers
-                    for at, _change, e in reversed(v):
+                    for at, change, e in reversed(v):
                         if e is not None and at < ends:
-                            row(at, ends, e, prefix + child)
+                            row(at, ends, e, prefix + child, 0 if change == UNCHANGED else CHANGED)
                         ends = min(ends, at)
         # most paths, a million on a big image: whole columns a folder at a time, in C (the
         # rows' order within a folder does not matter to its sums)
         self.first.extend(map(_LAYER, plain))
         self.until.extend(array(self.code, [layers]) * len(plain))
         self.size.extend(map(_SIZE, plain))
-        self.flags.extend(map(_FLAGS.get, map(_KIND, plain), repeat(0)))
+        self.flags.extend(map(_FLAGS.get, map(_KIND, plain), repeat(CHANGED)))
 
-    def _row(self, at: int, ends: int, e: Any, path: str) -> None:
-        """A row for version ``e`` of ``path``, there from layer ``at`` until ``ends``."""
+    def _row(self, at: int, ends: int, e: Any, path: str, changed: int) -> None:
+        """A row for version ``e`` of ``path``, there from layer ``at`` until ``ends``
+        (``changed``: CHANGED when its layer's changes list it)."""
         kind, bytes_ = e[1], e[5]
         key = self.shared(e, path) if self.shared is not None and (kind == FILE or kind == HARDLINK) else None
         if key is not None:
             self.linked.append((len(self.size), path, key))
-            self.flags.append(LINKED)
+            self.flags.append(LINKED | changed)
         else:
-            self.flags.append(_FLAGS.get(kind, 0))
+            self.flags.append(_FLAGS.get(kind, 0) & ~CHANGED | changed)
         self.first.append(at)
         self.until.append(ends)
         self.size.append(bytes_)
@@ -225,12 +229,14 @@ class Columns:
                 for item, row in zip(linked, linked_rows.tolist())):
             raise ValueError("the files of several names are not the rows that say so")
 
-    def sizes_steps(self, layer: int) -> Steps[LayerSizes]:
+    def sizes_steps(self, layer: int, written: bool = False) -> Steps[LayerSizes]:
         """The merged view's sizes at ``layer``, in a few steps (a few milliseconds each at a
-        million rows)."""
+        million rows); ``written``: only of what that layer itself wrote (its changes view)."""
         import numpy as np
 
         there = (self.first <= layer) & (self.until > layer)
+        if written:  # (a path written again as it was is not among the layer's changes)
+            there &= (self.first == layer) & (self.flags & CHANGED != 0)
         plain = there & (self.flags & (LINKED | IS_DIR) == 0)  # (a folder's own size counts for nothing)
         bytes_ = np.where(plain, self.size, 0)
         entries = int(np.count_nonzero(there))

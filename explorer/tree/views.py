@@ -13,7 +13,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
-from explorer.tree.columns import AT_ONCE, LayerSizes
+from explorer.tree.columns import AT_ONCE, Columns, LayerSizes
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import Inode, LayerTree, stored_at
 from explorer.tree.pathtable import Match
@@ -197,24 +197,39 @@ class TreeView:
         return self._totals is None and self.layer is None and self._relevant is None
 
     def sizes_at_once(self) -> bool:
-        """Whether ``totals`` comes from an index's columns in a few milliseconds (a merged
-        view at a layer, of an index of up to ``columns.AT_ONCE`` versions)."""
-        if self._relevant is not None or self.layer is None:
-            return False
-        columns = self.tree.columns()
+        """Whether ``totals`` comes from an index's columns in a few milliseconds (a view at
+        a layer, of an index of up to ``columns.AT_ONCE`` versions)."""
+        columns = self._columns()
         return columns is not None and columns.rows <= AT_ONCE
+
+    def _columns(self) -> Columns | None:
+        """The columns of the index this view's tree was read from, when they can give its
+        folder sizes: a view at one layer, merged or its changes (what the columns leave
+        out, paths their folder does not list, are added for a merged view only)."""
+        if self._totals is not None or self.layer is None:
+            return None
+        if self._relevant is not None and next(self.tree.strays(), None) is not None:
+            return None
+        return self.tree.columns()
 
     def totals_steps(self) -> "Steps[dict[str, int]]":
         """``totals`` as a walk that yields every few thousand entries."""
-        columns = self.tree.columns() if self._totals is None and self._relevant is None and self.layer is not None else None
+        columns = self._columns()
         if columns is not None:  # a tree read from an index file: array arithmetic over its columns
-            sizes = FolderSizes(self.tree, self.layer)
-            for folder, unlisted, stored in self.tree.strays():  # (the columns leave these out)
+            layer, merged = self.layer, self._relevant is None
+            sizes = FolderSizes(self.tree, layer)
+            for folder, unlisted, stored in self.tree.strays() if merged else ():  # (the columns leave these out)
                 sizes.add(folder, folder if folder == "/" else folder + "/", unlisted, stored)
-            counted = yield from columns.sizes_steps(self.layer)
+            counted = yield from columns.sizes_steps(layer, written=not merged)  # type: ignore[arg-type]
             if self._totals is not None:
                 return self._totals  # another walk of this view (a warm-up) finished first
-            return sizes.give(self, counted)
+            if merged:
+                return sizes.give(self, counted)
+            for key, size, path in counted.linked:  # a changes view: what the layer stores
+                if size:
+                    sizes.linked.setdefault(key, (size, []))[1].append(path)
+            self._totals = _with_links(counted.totals, sizes.linked)
+            return self._totals
         if self._totals is None and self._relevant is None and self.tree.encoded():
             # a tree read from an index file: its folders as stored, none of them kept (a
             # million entries decoded for a layer's sizes stayed in the window: 400 MB)

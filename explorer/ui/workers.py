@@ -10,6 +10,7 @@ saving) run on the GUI thread in short slices instead (``Slices``).
 from __future__ import annotations
 
 import gc
+import importlib
 import sys
 import time
 from typing import Any, Callable, Iterator
@@ -243,7 +244,9 @@ class LoadController(QObject):
         self._path = ""
         self.follow_up = Slices(self)  # after a load: saving its index
         scan_pool.import_ahead()
-        import numpy  # noqa: F401 (for an index's columns, read in the loading thread: imported there, it held the window 38 ms)
+        # numpy, for an index's columns, read in the loading thread: imported there, under Qt
+        # for Python's import hook, it held the window 38 ms
+        importlib.import_module("numpy")
         load_worker.warm_up()  # the process loading workers are forked from, ready by the first open
 
     def finish_saving(self) -> None:
