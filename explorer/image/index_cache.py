@@ -46,7 +46,7 @@ from explorer.tree.pathtable import PART_PATHS, Part, PathTable, encode_parts
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 15
+VERSION = 16
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
