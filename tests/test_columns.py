@@ -11,6 +11,7 @@ from explorer.formats.source import open_source
 from explorer.image import index_cache
 from explorer.image.loader import load_image
 from explorer.model.values import DIR, FILE
+from explorer.tree import columns
 from explorer.tree.columns import MAX_BYTES, ColumnWriter, Columns
 from explorer.tree.views import MERGED, TreeView
 from tests.builders import d, docker_archive, f, layer_tar, wh
@@ -45,7 +46,9 @@ def _rewritten(tmp_path) -> Path:
     return path
 
 
-def test_every_layers_sizes_from_the_columns_are_the_built_images(tmp_path):
+@pytest.mark.parametrize("step", [columns.ROWS_STEP, 3])  # (a big image's rows are counted in steps)
+def test_every_layers_sizes_from_the_columns_are_the_built_images(tmp_path, monkeypatch, step):
+    monkeypatch.setattr(columns, "ROWS_STEP", step)
     fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
     assert cached.tree.columns() is not None
     for layer in range(len(fresh.layers)):
@@ -88,7 +91,9 @@ def _set(i, value):
     _set(9, [(0, "/etc/a", (0, 0))]),  # a file of several names that is no such row
     _set(9, "not a list"),
     lambda layout: layout.pop(),  # too short a layout
-], ids=["starts-as-parents", "layers-swapped", "rows", "width", "past-end", "span-type", "linked", "linked-type", "short"])
+    lambda layout: layout.__setitem__(3, (layout[2][0], layout[3][1])),  # two columns over the same bytes
+], ids=["starts-as-parents", "layers-swapped", "rows", "width", "past-end", "span-type", "linked", "linked-type", "short",
+        "overlap"])
 def test_columns_that_do_not_hold_together_are_not_used(tmp_path, change):
     fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
     _forged(cached, change)
@@ -110,16 +115,16 @@ def test_no_columns_are_written_for_numbers_they_cannot_hold():
         return ("/f", FILE, 0o644, 0, 0, size, 0.0, None, layer, 0, None, None)
 
     def finished(writer):
-        return writer.finish(lambda _chunk: None, 0)[0]
+        return writer.finish(lambda _chunk: None, 0, 0)[0]
 
-    ok = ColumnWriter(2, None)
+    ok = ColumnWriter(2, {}, lambda _entry, _path: None)
     ok.folder("/", "/", ["f", "d"], [row(5), ("/d", DIR, 0o755, 0, 0, 0, 0.0, None, 1, -1, None, None)])
     assert finished(ok) is not None
     for sizes in ([1 << 63], [MAX_BYTES // 2, MAX_BYTES // 2]):  # one past 63 bits; a sum that could overflow
-        writer = ColumnWriter(2, None)
+        writer = ColumnWriter(2, {}, lambda _entry, _path: None)
         writer.folder("/", "/", [f"f{i}" for i in range(len(sizes))], [row(s) for s in sizes])
         assert finished(writer) is None, sizes
-    orphan = ColumnWriter(2, None)  # a folder whose parent is no folder of the file
+    orphan = ColumnWriter(2, {}, lambda _entry, _path: None)  # a folder whose parent is no folder of the file
     orphan.folder("/a/b", "/a/b/", ["f"], [row(1)])
     assert finished(orphan) is None
 
@@ -148,3 +153,44 @@ def test_a_layers_changes_are_sized_from_the_columns_as_the_built_image_sizes_th
             assert view.totals() == TreeView(fresh.tree, layer, DIFF).totals(), (archive.name, layer)
         seen.append(TreeView(cached.tree, 1, DIFF).totals())
     assert seen == [{"/": 5, "/etc": 5}, {"/": 343, "/opt": 333, "/etc": 10}]  # what a user reads off the rows
+
+
+def _hard_linked(tmp_path) -> Path:
+    """One file under three names in two folders, one of them removed by the next layer."""
+    from tests.builders import hard
+
+    path = tmp_path / "linked.tar"
+    path.write_bytes(docker_archive([
+        layer_tar([f("a/big", b"x" * 5000), hard("b/big", "a/big"), hard("a/again", "a/big"), f("b/other", b"y" * 30)]),
+        layer_tar([wh("a/again"), f("c/new", b"z" * 70)]),
+    ]))
+    return path
+
+
+def test_a_forged_row_number_for_a_file_of_several_names_is_refused(tmp_path):
+    fresh, cached = _reopened(tmp_path, _hard_linked(tmp_path))
+    _forged(cached, lambda layout: layout.__setitem__(9, [(float(row), path, key) for row, path, key in layout[9]]))
+    assert cached.tree.columns() is None  # (3.0 == 3, but no row is numbered 3.0)
+    for layer in range(len(fresh.layers)):
+        assert _sizes(cached, layer) == _sizes(fresh, layer), layer
+
+
+def test_many_names_of_linked_files_are_counted_between_events(tmp_path, monkeypatch):
+    from explorer.tree.views import DIFF
+
+    monkeypatch.setattr(columns, "LINKED_AT_ONCE", 1)  # (past it, a layer's sizes are not worked out at once)
+    fresh, cached = _reopened(tmp_path, _hard_linked(tmp_path))
+    assert len(cached.tree.columns().linked_rows) == 3  # a row a name (the one removed there until layer 1)
+    for layer in range(len(fresh.layers)):
+        for mode in (MERGED, DIFF):
+            view = TreeView(cached.tree, layer, mode)
+            assert not view.sizes_at_once()
+            assert view.totals() == TreeView(fresh.tree, layer, mode).totals(), (layer, mode)
+    assert _sizes(cached, 0)[0]["/"] == 5030 and _sizes(cached, 0)[0]["/a"] == _sizes(cached, 0)[0]["/b"] - 30 == 5000
+
+
+def test_each_column_lies_on_its_own_8_bytes_in_memory(tmp_path):
+    _fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    read = cached.tree.columns()
+    for column in (read.starts, read.parents, read.depths, read.first, read.until, read.size, read.flags):
+        assert column.ctypes.data % 8 == 0 and column.flags.aligned

@@ -5,10 +5,11 @@ modification time and inode (a changed archive gets a new key, so it is never se
 stale) and the format version. Each file carries a checksum of its payload: a corrupt,
 truncated or old-version file is detected, removed and rebuilt, never trusted.
 
-A file is a body of chunks (one per folder, a layer's changes in parts, the wasted files),
-then a head (the image without its files, the first screen's folder sizes, and where each
-chunk lies) and a trailer that says where the head starts: reopening decodes the head only,
-and each folder when it is first looked at. The head comes last so that a child process can
+A file is a body of chunks (one per folder, the path table, the columns any layer's folder
+sizes are added up from, a layer's changes in parts, the wasted files), then a head (the
+image without its files, the first screen's folder sizes, and where each chunk lies) and a
+trailer that says where the head starts: reopening decodes the head only, and each folder
+when it is first looked at. The head comes last so that a child process can
 write the folders' chunks while its parent works out what the head says (``FilesElsewhere``);
 the checksum is over the digest of what the child wrote and the rest.
 """
@@ -414,7 +415,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
     table: list[Part] = []
     layers = tree.layer_count
     every_layer = (1 << layers) - 1
-    columns = ColumnWriter(layers, tree.shared_file if tree.links else None)
+    columns = ColumnWriter(layers, tree.links, tree.shared_file)
     for name, children in tree.kids.items():
         prefix = name if name == "/" else name + "/"
         values = []
@@ -466,7 +467,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             sizes = None
     listed += (path for path in strays if path != "/")
     offset = _put_parts(listed, len(listed), offset, table, put)
-    layout, offset = columns.finish(put, offset)
+    layout, offset = columns.finish(put, offset, len(MAGIC) + 32)  # (the body starts after the checksum)
     totals = sizes.give(view) if sizes is not None else view.totals()
     if file_count < 0 or file_bytes < 0:
         file_count, file_bytes = view.entries, view.file_bytes

@@ -28,16 +28,20 @@ from explorer.model.values import DIR, FILE, HARDLINK
 from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import Steps
 
-# a row's flags: a regular file; a file of several names; a folder; a version its layer's
-# changes list (not one that wrote the path again as it was)
+# A row's flags: a regular file; a file of several names; a folder; and a version its layer's
+# changes list (not one that wrote its path again as it was).
 IS_FILE, LINKED, IS_DIR, CHANGED = 1, 2, 4, 8
-_FLAGS = {FILE: IS_FILE | CHANGED, DIR: IS_DIR | CHANGED}  # (a path's only version: added)
-_LAYER, _SIZE, _KIND = itemgetter(8), itemgetter(5), itemgetter(1)  # of a stored entry
+_KIND = {FILE: IS_FILE, DIR: IS_DIR}
+_ADDED = {kind: flag | CHANGED for kind, flag in _KIND.items()}  # a path's only version (added)
+_LAYER_OF, _SIZE_OF, _KIND_OF = itemgetter(8), itemgetter(5), itemgetter(1)  # of a stored entry
 # past this many bytes in all, a running sum could overflow 64 bits: no columns are written
 MAX_BYTES = 1 << 62
 Span = tuple[int, int]  # offset and length in the file's body
 FOLDER_STEP = 16384  # folders whose totals become a dict's items in one step
-AT_ONCE = 2_000_000  # rows whose sums take under 20 ms: worked out at once, not between events
+ROWS_STEP = 1 << 18  # rows counted in one step (a millisecond or two; more when their pages must be read again)
+# Worked out at once, with the tree, up to this many rows and names of files of several names
+# (a few milliseconds: about 8 a million rows, more the first time); more between events.
+AT_ONCE, LINKED_AT_ONCE = 250_000, 4096
 
 
 class Layout(NamedTuple):
@@ -55,12 +59,20 @@ class Layout(NamedTuple):
     linked: list[tuple[int, str, tuple[int, int]]]  # per LINKED row: (row, path, its file's key)
 
 
+# Each column's type ("layer": "<u2" or "<u4", as ``code`` says) and length ("folders" + 1,
+# "folders" or "rows"), in ``Layout``'s order.
+_COLUMNS = {"starts": ("<i8", 1), "parents": ("<i4", 0), "depths": ("<i4", 0), "first": ("layer", None),
+            "until": ("layer", None), "size": ("<i8", None), "flags": ("u1", None)}
+
+
 class ColumnWriter:
     """Gathers the columns while an index's folders are written, in the same order."""
 
-    def __init__(self, layers: int, shared: Callable[[Any, str], Any] | None) -> None:
+    def __init__(self, layers: int, links: Any, shared: Callable[[Any, str], Any]) -> None:
+        """``links``: the keys of files of several names (``LayerTree.links``); ``shared``:
+        a stored entry's key when it is the name of such a file (``LayerTree.shared_file``)."""
         self.layers = layers
-        self.shared = shared  # a stored entry's key when its file has several names (None: no links)
+        self.links, self.shared = links, shared
         self.code = "H" if layers < 1 << 16 else "I"
         self.names: list[str] = []
         self.starts = array("q", [0])
@@ -76,20 +88,20 @@ class ColumnWriter:
             return
         try:
             self._folder(prefix, children, stored)
-        except (OverflowError, TypeError):  # (a size past 63 bits, a layer past the count)
+        except (OverflowError, TypeError):  # (a size or a layer past its column's type)
             self.broken = True
             return
         self.names.append(name)
         self.starts.append(len(self.size))
 
     def _folder(self, prefix: str, children: list[str], stored: list[Any]) -> None:
-        layers, row = self.layers, self._row
+        layers, row, links = self.layers, self._row, self.links
         plain = [v for v in stored if type(v) is tuple]  # one version, there from its layer on
-        if self.shared is not None:  # (a file of several names takes a row of its own)
-            singles = [v for v in plain if v[1] != FILE and v[1] != HARDLINK]
+        if links:  # a name of a file of several names takes a row of its own (``shared``'s rule)
+            singles = [v for v in plain if not (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links)]
             if len(singles) != len(plain):
                 for child, v in zip(children, stored):
-                    if type(v) is tuple and (v[1] == FILE or v[1] == HARDLINK):
+                    if type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links):
                         row(v[8], layers, v, prefix + child, CHANGED)
                 plain = singles
         if len(plain) != len(stored):
@@ -102,29 +114,29 @@ class ColumnWriter:
                         ends = min(ends, at)
         # most paths, a million on a big image: whole columns a folder at a time, in C (the
         # rows' order within a folder does not matter to its sums)
-        self.first.extend(map(_LAYER, plain))
+        self.first.extend(map(_LAYER_OF, plain))
         self.until.extend(array(self.code, [layers]) * len(plain))
-        self.size.extend(map(_SIZE, plain))
-        self.flags.extend(map(_FLAGS.get, map(_KIND, plain), repeat(CHANGED)))
+        self.size.extend(map(_SIZE_OF, plain))
+        self.flags.extend(map(_ADDED.get, map(_KIND_OF, plain), repeat(CHANGED)))
 
     def _row(self, at: int, ends: int, e: Any, path: str, changed: int) -> None:
         """A row for version ``e`` of ``path``, there from layer ``at`` until ``ends``
         (``changed``: CHANGED when its layer's changes list it)."""
-        kind, bytes_ = e[1], e[5]
-        key = self.shared(e, path) if self.shared is not None and (kind == FILE or kind == HARDLINK) else None
+        kind = e[1]
+        key = self.shared(e, path) if self.links and (kind == FILE or kind == HARDLINK) else None
         if key is not None:
             self.linked.append((len(self.size), path, key))
             self.flags.append(LINKED | changed)
         else:
-            self.flags.append(_FLAGS.get(kind, 0) & ~CHANGED | changed)
+            self.flags.append(_KIND.get(kind, 0) | changed)
         self.first.append(at)
         self.until.append(ends)
-        self.size.append(bytes_)
+        self.size.append(e[5])
 
-    def finish(self, put: Callable[[bytes], None], offset: int) -> tuple[Layout | None, int]:
-        """Hand the columns to ``put`` at ``offset`` of the body; where they lie (None when
-        they cannot serve: a folder whose parent is not a folder, or sums too big), and the
-        offset after them."""
+    def finish(self, put: Callable[[bytes], None], offset: int, base: int) -> tuple[Layout | None, int]:
+        """Hand the columns to ``put`` at ``offset`` of the body, which starts ``base`` bytes
+        into the file; where they lie (None when they cannot serve: a folder whose parent is
+        not a folder, or sums too big), and the offset after them."""
         if self.broken or (self.size and (min(self.size) < 0 or sum(self.size) >= MAX_BYTES)):
             return None, offset
         ids = {name: i for i, name in enumerate(self.names)}
@@ -142,7 +154,7 @@ class ColumnWriter:
         spans = []
         for column in (self.starts, parents, depths, self.first, self.until, self.size, self.flags):
             data = _little(column)
-            pad = -offset % 8  # each column starts on a multiple of 8 bytes
+            pad = -(base + offset) % 8  # each column at a multiple of 8 bytes in the file, so in memory
             if pad:
                 put(bytes(pad))
                 offset += pad
@@ -161,12 +173,12 @@ def _little(column: array) -> bytes:
 
 
 class LayerSizes(NamedTuple):
-    """What the columns say of the merged view at one layer."""
+    """What the columns say of the merged view at one layer (or of what that layer wrote)."""
 
     totals: dict[str, int]  # each folder's bytes, its subfolders' included (files of several names aside)
     entries: int  # paths there (files of several names included)
     file_bytes: int  # regular files' bytes (files of several names aside)
-    linked: list[tuple[tuple[int, int], int, str]]  # each name of a file of several names there: (key, size, path)
+    linked: list[tuple[str, tuple[int, int], int]]  # each name there of a file of several names: (path, key, size)
 
 
 class Columns:
@@ -182,23 +194,23 @@ class Columns:
         rows, code, *spans, linked = layout
         if type(rows) is not int or code not in ("H", "I") or type(linked) is not list:
             raise ValueError("the columns' layout is not what it should be")
-        layer_type = "<u2" if code == "H" else "<u4"
-        folders = len(names)
-        kinds = [("<i8", folders + 1), ("<i4", folders), ("<i4", folders), (layer_type, rows), (layer_type, rows),
-                 ("<i8", rows), ("u1", rows)]
+        if not all(type(span) is tuple and len(span) == 2 and all(type(n) is int and n >= 0 for n in span) for span in spans):
+            raise ValueError("a column's place is not two numbers")
+        ordered = sorted(spans)
+        if any(offset + length > later for (offset, length), (later, _) in zip(ordered, ordered[1:])):
+            raise ValueError("two columns overlap")
         arrays = []
-        for span, (dtype, count) in zip(spans, kinds):
-            if type(span) is not tuple or len(span) != 2 or not all(type(n) is int and n >= 0 for n in span):
-                raise ValueError("a column's place is not two numbers")
-            offset, length = span
+        for (offset, length), (dtype, extra) in zip(spans, _COLUMNS.values()):
+            dtype = ("<u2" if code == "H" else "<u4") if dtype == "layer" else dtype
+            count = rows if extra is None else len(names) + extra
             if offset + length > len(body) or length != count * np.dtype(dtype).itemsize:
                 raise ValueError("a column lies outside the file")
             arrays.append(np.frombuffer(body, dtype, count, offset))
         self.starts, self.parents, self.depths, self.first, self.until, self.size, self.flags = arrays
-        self.rows = rows
-        self.names, self.layers = names, layers
+        self.rows, self.names, self.layers = rows, names, layers
+        self.linked_rows = np.flatnonzero(self.flags & LINKED)
         self._check(linked)
-        self.linked = linked
+        self.linked_names = [(path, key) for _row, path, key in linked]
         # folders a depth at a time, deepest first: a folder's total is complete before it is
         # added to its parent's
         order = np.argsort(-self.depths.astype(np.int64), kind="stable")
@@ -209,40 +221,53 @@ class Columns:
         """ValueError unless the columns describe folders and rows that hold together."""
         import numpy as np
 
-        starts, parents, depths, rows = self.starts, self.parents, self.depths, len(self.size)
+        starts, parents, depths, rows = self.starts, self.parents, self.depths, self.rows
         if starts[0] != 0 or starts[-1] != rows or np.any(np.diff(starts) < 0):
             raise ValueError("the columns' folders do not hold their rows in order")
         roots = parents < 0
         if np.any(parents >= len(parents)) or np.any(parents[roots] != -1) or np.any(depths[roots] != 0):
             raise ValueError("a folder's parent is not a folder")
         inner = np.flatnonzero(~roots)
-        if np.any(depths[parents[inner]] != depths[inner] - 1):
+        if np.any(depths[parents[inner]] != depths[inner] - 1):  # (so no folder is its own ancestor)
             raise ValueError("a folder's parent is not one level up")
         if rows and (self.size.min() < 0 or self.size.sum(dtype=np.float64) >= MAX_BYTES):  # (no running sum overflows)
             raise ValueError("a row's bytes are out of range")
         if np.any(self.first > self.until) or (rows and int(self.until.max()) > self.layers):
             raise ValueError("a row's layers are out of range")
-        linked_rows = np.flatnonzero(self.flags & LINKED)
-        if len(linked) != len(linked_rows) or not all(
-                type(item) is tuple and len(item) == 3 and item[0] == row and type(item[1]) is str
-                and type(item[2]) is tuple and len(item[2]) == 2 and all(type(n) is int for n in item[2])
-                for item, row in zip(linked, linked_rows.tolist())):
+        if len(linked) != len(self.linked_rows) or not all(
+                type(item) is tuple and len(item) == 3 and type(item[0]) is int and item[0] == row
+                and type(item[1]) is str and type(item[2]) is tuple and len(item[2]) == 2
+                and all(type(n) is int for n in item[2])
+                for item, row in zip(linked, self.linked_rows.tolist())):
             raise ValueError("the files of several names are not the rows that say so")
 
+    def at_once(self) -> bool:
+        """Whether a layer's sizes take only a few milliseconds (``AT_ONCE``)."""
+        return self.rows <= AT_ONCE and len(self.linked_rows) <= LINKED_AT_ONCE
+
     def sizes_steps(self, layer: int, written: bool = False) -> Steps[LayerSizes]:
-        """The merged view's sizes at ``layer``, in a few steps (a few milliseconds each at a
-        million rows); ``written``: only of what that layer itself wrote (its changes view)."""
+        """The merged view's sizes at ``layer``, a step every ``ROWS_STEP`` rows (a few
+        milliseconds each); ``written``: only of what that layer itself wrote (its changes view)."""
         import numpy as np
 
-        there = (self.first <= layer) & (self.until > layer)
-        if written:  # (a path written again as it was is not among the layer's changes)
-            there &= (self.first == layer) & (self.flags & CHANGED != 0)
-        plain = there & (self.flags & (LINKED | IS_DIR) == 0)  # (a folder's own size counts for nothing)
-        bytes_ = np.where(plain, self.size, 0)
-        entries = int(np.count_nonzero(there))
-        file_bytes = int(bytes_[(self.flags & IS_FILE) != 0].sum())
-        yield
-        running = np.concatenate(([0], np.cumsum(bytes_)))
+        rows = self.rows
+        there = np.empty(rows, dtype=bool)  # each row's version is there at the layer (and counts)
+        running = np.zeros(rows + 1, dtype=np.int64)  # bytes of the rows before each, counted ones only
+        entries = file_bytes = 0
+        for start in range(0, rows, ROWS_STEP):
+            end = min(start + ROWS_STEP, rows)
+            first, flags = self.first[start:end], self.flags[start:end]
+            here = there[start:end]
+            np.logical_and(first <= layer, self.until[start:end] > layer, out=here)
+            if written:  # (a path written again as it was is not among the layer's changes)
+                here &= (first == layer) & ((flags & CHANGED) != 0)
+            plain = here & ((flags & (LINKED | IS_DIR)) == 0)  # (a folder's own size counts for nothing)
+            bytes_ = np.where(plain, self.size[start:end], 0)
+            entries += int(np.count_nonzero(here))
+            file_bytes += int(bytes_[(flags & IS_FILE) != 0].sum())
+            np.cumsum(bytes_, out=running[start + 1:end + 1])
+            running[start + 1:end + 1] += running[start]
+            yield
         totals = running[self.starts[1:]] - running[self.starts[:-1]]  # each folder's own
         yield
         parents = self.parents
@@ -256,6 +281,7 @@ class Columns:
             some = found[at:at + FOLDER_STEP]
             out.update(zip([names[i] for i in some.tolist()], totals[some].tolist()))
             yield
-        size = self.size
-        linked = [(key, int(size[row]), path) for row, path, key in self.linked if there[row]]
-        return LayerSizes(out, entries, file_bytes, linked)
+        linked = self.linked_rows
+        kept = np.flatnonzero(there[linked])
+        names_of, size = self.linked_names, self.size[linked[kept]].tolist()
+        return LayerSizes(out, entries, file_bytes, [(*names_of[i], n) for i, n in zip(kept.tolist(), size)])

@@ -13,6 +13,7 @@ from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
 from explorer.formats import tar_index
 from explorer.formats.tar_index import TarMember
 from explorer.tree import names
+from explorer.tree.columns import Columns
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED, is_modified
 from explorer.tree.steps import EVERY, Steps
 
@@ -258,7 +259,7 @@ class LayerTree:
         at = self.layer_count - 1 if layer is None else layer
         return None if chunks is None or at < 0 else chunks.has_child_at(folder, at)
 
-    def columns(self) -> Any:
+    def columns(self) -> Columns | None:
         """For a tree read from an index file, its columns (``explorer.tree.columns.Columns``):
         any layer's folder sizes without decoding a folder; else None."""
         chunks = self._chunks

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
-from explorer.tree.columns import AT_ONCE, Columns, LayerSizes
+from explorer.tree.columns import Columns, LayerSizes
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.index import Inode, LayerTree, stored_at
 from explorer.tree.pathtable import Match
@@ -198,9 +198,9 @@ class TreeView:
 
     def sizes_at_once(self) -> bool:
         """Whether ``totals`` comes from an index's columns in a few milliseconds (a view at
-        a layer, of an index of up to ``columns.AT_ONCE`` versions)."""
+        one layer, of an index small enough: ``Columns.at_once``)."""
         columns = self._columns()
-        return columns is not None and columns.rows <= AT_ONCE
+        return columns is not None and columns.at_once()
 
     def _columns(self) -> Columns | None:
         """The columns of the index this view's tree was read from, when they can give its
@@ -216,20 +216,7 @@ class TreeView:
         """``totals`` as a walk that yields every few thousand entries."""
         columns = self._columns()
         if columns is not None:  # a tree read from an index file: array arithmetic over its columns
-            layer, merged = self.layer, self._relevant is None
-            sizes = FolderSizes(self.tree, layer)
-            for folder, unlisted, stored in self.tree.strays() if merged else ():  # (the columns leave these out)
-                sizes.add(folder, folder if folder == "/" else folder + "/", unlisted, stored)
-            counted = yield from columns.sizes_steps(layer, written=not merged)  # type: ignore[arg-type]
-            if self._totals is not None:
-                return self._totals  # another walk of this view (a warm-up) finished first
-            if merged:
-                return sizes.give(self, counted)
-            for key, size, path in counted.linked:  # a changes view: what the layer stores
-                if size:
-                    sizes.linked.setdefault(key, (size, []))[1].append(path)
-            self._totals = _with_links(counted.totals, sizes.linked)
-            return self._totals
+            return (yield from self._column_totals_steps(columns))
         if self._totals is None and self._relevant is None and self.tree.encoded():
             # a tree read from an index file: its folders as stored, none of them kept (a
             # million entries decoded for a layer's sizes stayed in the window: 400 MB)
@@ -263,6 +250,25 @@ class TreeView:
                 parent = path[: path.rfind("/")] or "/"
                 direct[parent] = direct.get(parent, 0) + e[5]
             self._totals = _with_links(roll_up(direct), linked)
+        return self._totals
+
+    def _column_totals_steps(self, columns: Columns) -> "Steps[dict[str, int]]":
+        """``totals`` from the index's columns (``explorer.tree.columns``): for a merged view
+        with the paths the columns leave out added, for a changes view of what its layer wrote."""
+        layer, merged = self.layer, self._relevant is None
+        sizes = FolderSizes(self.tree, layer)
+        for folder, unlisted, stored in self.tree.strays() if merged else ():
+            sizes.add(folder, folder if folder == "/" else folder + "/", unlisted, stored)
+        counted = yield from columns.sizes_steps(layer, written=not merged)  # type: ignore[arg-type]
+        for i, (path, key, size) in enumerate(counted.linked):
+            if not i & _FEW:
+                yield
+            sizes.name_of(path, key, size)
+        if self._totals is not None:
+            return self._totals  # another walk of this view (a warm-up) finished first
+        if merged:
+            return sizes.give(self, counted)
+        self._totals = _with_links(counted.totals, sizes.linked)  # (what a layer stores: no counts)
         return self._totals
 
     def _sized_paths(self) -> Iterable[tuple[str, Entry] | None]:
@@ -437,7 +443,7 @@ class FolderSizes:
             kind, size = e[1], e[5]
             key = shared(e, prefix + name) if links and (kind == FILE or kind == HARDLINK) else None
             if key is not None:
-                self.name_of(key, size, prefix + name)
+                self.name_of(prefix + name, key, size)
             elif kind == FILE:
                 file_bytes += size
                 here += size
@@ -448,7 +454,7 @@ class FolderSizes:
         if here:
             self.direct[folder] = self.direct.get(folder, 0) + here
 
-    def name_of(self, key: Inode, size: int, path: str) -> None:
+    def name_of(self, path: str, key: Inode, size: int) -> None:
         """A name of a file of several names: once in the bytes, once in each folder."""
         if key not in self.counted:
             self.counted.add(key)
@@ -459,18 +465,11 @@ class FolderSizes:
     def give(self, view: "TreeView", counted: LayerSizes | None = None) -> dict[str, int]:
         """Set ``view``'s sizes and counts from what was added, and from what the index's
         columns ``counted`` of the rest; its totals."""
-        if counted is None:
-            totals = roll_up(self.direct)
-        else:
+        totals = roll_up(self.direct)
+        if counted is not None:  # (its files of several names given to ``name_of`` already)
+            for folder, size in totals.items():
+                counted.totals[folder] = counted.totals.get(folder, 0) + size
             totals = counted.totals
-            for key, size, path in counted.linked:
-                self.name_of(key, size, path)
-            for folder, size in self.direct.items():  # each folder above gets its share too
-                while True:
-                    totals[folder] = totals.get(folder, 0) + size
-                    if folder == "/":
-                        break
-                    folder = folder[: folder.rfind("/")] or "/"
             self.entries += counted.entries
             self.file_bytes += counted.file_bytes
         view.use_totals(_with_links(totals, self.linked))

@@ -168,13 +168,15 @@ class FilesPage(QWidget):
         return view
 
     def warm_up(self) -> None:
-        """Compute every layer's folder sizes in the background, so switching layers shows them at once."""
+        """Compute every layer's folder sizes in the background, so switching layers shows them
+        at once (an image built in this process, or an index without columns)."""
         layers, tree = len(self.image.layers), self.image.tree
         if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
             return  # sizes for every layer would take more memory than they save time
-        if tree.columns() is not None or tree.encoded() and len(tree.versions) > WARM_UP_MAPPED:
-            return  # a mapped index: any layer's sizes come from its columns in milliseconds
-            # (without them, a big one's from a walk over its folders, when the layer is shown)
+        # a mapped index: any layer's sizes come from its columns in milliseconds (without them,
+        # a big one's from a walk over its folders, when the layer is shown)
+        if tree.columns() is not None or (tree.encoded() and len(tree.versions) > WARM_UP_MAPPED):
+            return
         views = [self.view_for(layer, MERGED) for layer in range(layers)]
 
         def work():

@@ -183,8 +183,9 @@ class ImageView(QWidget):
         self.set_mode(MERGED if self.mode == DIFF else DIFF)
 
     def _warm_up(self) -> None:
-        """Compute every layer's folder sizes in the background, so switching layers shows them
-        at once; and the access points of big gzip layers, so previews deep in them are quick."""
+        """Compute every layer's folder sizes in the background where an index's columns do not
+        give them at once (``FilesPage.warm_up``); and the access points of big gzip layers, so
+        previews deep in them are quick."""
         self._make_access_points()
         self.files.warm_up()
 
