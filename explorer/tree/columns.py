@@ -4,8 +4,9 @@ The merged view at layer k shows, at each path, the one stored version whose lay
 k. The index file keeps a row for each stored version that is not a removal: the layers it
 is there at (``first`` up to, not including, ``until``), the bytes it adds to its folder, and
 whether it is a file. Rows are grouped by folder, in the order of the file's folders, so a
-folder's own bytes at layer k are a difference of one running sum over the rows there at k;
-a folder's total then adds its subfolders', one depth at a time, deepest first.
+folder's own bytes at layer k are a difference of a running sum over the rows there at k
+(taken a part of the rows at a time); a folder's total then adds its subfolders', one depth
+at a time, deepest first.
 
 That is the rule ``views.FolderSizes`` applies a path at a time, in a few array operations:
 a layer's sizes at a million paths without decoding a folder or making an object per path.
@@ -250,26 +251,29 @@ class Columns:
         milliseconds each); ``written``: only of what that layer itself wrote (its changes view)."""
         import numpy as np
 
-        rows = self.rows
-        there = np.empty(rows, dtype=bool)  # each row's version is there at the layer (and counts)
-        running = np.zeros(rows + 1, dtype=np.int64)  # bytes of the rows before each, counted ones only
+        rows, linked = self.rows, self.linked_rows
+        starts, ends = self.starts[:-1], self.starts[1:]
+        totals = np.zeros(len(self.names), dtype=np.int64)  # each folder's own bytes, then with its subfolders'
+        linked_there = np.zeros(len(linked), dtype=bool)
         entries = file_bytes = 0
+        # a part of the rows at a time: a few MB of temporary arrays, which the allocator
+        # hands back and out again (fresh pages cost this machine a fault each)
         for start in range(0, rows, ROWS_STEP):
             end = min(start + ROWS_STEP, rows)
             first, flags = self.first[start:end], self.flags[start:end]
-            here = there[start:end]
-            np.logical_and(first <= layer, self.until[start:end] > layer, out=here)
+            here = (first <= layer) & (self.until[start:end] > layer)  # the row's version is there (and counts)
             if written:  # (a path written again as it was is not among the layer's changes)
                 here &= (first == layer) & ((flags & CHANGED) != 0)
             plain = here & ((flags & (LINKED | IS_DIR)) == 0)  # (a folder's own size counts for nothing)
             bytes_ = np.where(plain, self.size[start:end], 0)
             entries += int(np.count_nonzero(here))
             file_bytes += int(bytes_[(flags & IS_FILE) != 0].sum())
-            np.cumsum(bytes_, out=running[start + 1:end + 1])
-            running[start + 1:end + 1] += running[start]
+            running = np.zeros(end - start + 1, dtype=np.int64)
+            np.cumsum(bytes_, out=running[1:])
+            totals += running[np.clip(ends, start, end) - start] - running[np.clip(starts, start, end) - start]
+            a, b = np.searchsorted(linked, (start, end))
+            linked_there[a:b] = here[linked[a:b] - start]
             yield
-        totals = running[self.starts[1:]] - running[self.starts[:-1]]  # each folder's own
-        yield
         parents = self.parents
         for level in self.levels:
             np.add.at(totals, parents[level], totals[level])
@@ -281,7 +285,6 @@ class Columns:
             some = found[at:at + FOLDER_STEP]
             out.update(zip([names[i] for i in some.tolist()], totals[some].tolist()))
             yield
-        linked = self.linked_rows
-        kept = np.flatnonzero(there[linked])
+        kept = np.flatnonzero(linked_there)
         names_of, size = self.linked_names, self.size[linked[kept]].tolist()
         return LayerSizes(out, entries, file_bytes, [(*names_of[i], n) for i, n in zip(kept.tolist(), size)])
