@@ -39,6 +39,7 @@ _LAYER_OF, _SIZE_OF, _KIND_OF = itemgetter(8), itemgetter(5), itemgetter(1)  # o
 MAX_BYTES = 1 << 62
 Span = tuple[int, int]  # offset and length in the file's body
 FOLDER_STEP = 16384  # folders whose totals become a dict's items in one step
+LINKED_STEP = 16384  # names of linked files listed in one step
 ROWS_STEP = 1 << 18  # rows counted in one step (a millisecond or two; more when their pages must be read again)
 # Worked out at once, with the tree, up to this many rows and names of files of several names
 # (a few milliseconds: about 8 a million rows, more the first time); more between events.
@@ -136,8 +137,9 @@ class ColumnWriter:
 
     def finish(self, put: Callable[[bytes], None], offset: int, base: int) -> tuple[Layout | None, int]:
         """Hand the columns to ``put`` at ``offset`` of the body, which starts ``base`` bytes
-        into the file; where they lie (None when they cannot serve: a folder whose parent is
-        not a folder, or sums too big), and the offset after them."""
+        into the file; where they lie (None when they cannot serve: a number past its column's
+        type, a negative size, sums that could overflow, a folder whose path is not absolute
+        or whose parent is not a folder), and the offset after them."""
         if self.broken or (self.size and (min(self.size) < 0 or sum(self.size) >= MAX_BYTES)):
             return None, offset
         ids = {name: i for i, name in enumerate(self.names)}
@@ -247,8 +249,9 @@ class Columns:
         return self.rows <= AT_ONCE and len(self.linked_rows) <= LINKED_AT_ONCE
 
     def sizes_steps(self, layer: int, written: bool = False) -> Steps[LayerSizes]:
-        """The merged view's sizes at ``layer``, a step every ``ROWS_STEP`` rows (a few
-        milliseconds each); ``written``: only of what that layer itself wrote (its changes view)."""
+        """The merged view's sizes at ``layer``, a step every ``ROWS_STEP`` rows, ``FOLDER_STEP``
+        folders and ``LINKED_STEP`` names of linked files (a few milliseconds each); ``written``:
+        only of what that layer itself wrote (its changes view)."""
         import numpy as np
 
         rows, linked = self.rows, self.linked_rows
@@ -270,7 +273,9 @@ class Columns:
             file_bytes += int(bytes_[(flags & IS_FILE) != 0].sum())
             running = np.zeros(end - start + 1, dtype=np.int64)
             np.cumsum(bytes_, out=running[1:])
-            totals += running[np.clip(ends, start, end) - start] - running[np.clip(starts, start, end) - start]
+            lo, hi = np.searchsorted(ends, start, "right"), np.searchsorted(starts, end)  # the folders it holds rows of
+            totals[lo:hi] += (running[np.clip(ends[lo:hi], start, end) - start]
+                              - running[np.clip(starts[lo:hi], start, end) - start])
             a, b = np.searchsorted(linked, (start, end))
             linked_there[a:b] = here[linked[a:b] - start]
             yield
@@ -285,6 +290,9 @@ class Columns:
             some = found[at:at + FOLDER_STEP]
             out.update(zip([names[i] for i in some.tolist()], totals[some].tolist()))
             yield
-        kept = np.flatnonzero(linked_there)
-        names_of, size = self.linked_names, self.size[linked[kept]].tolist()
-        return LayerSizes(out, entries, file_bytes, [(*names_of[i], n) for i, n in zip(kept.tolist(), size)])
+        kept = np.flatnonzero(linked_there).tolist()
+        names_of, size, named = self.linked_names, self.size[linked[kept]].tolist(), []
+        for at in range(0, len(kept), LINKED_STEP):
+            named += [(*names_of[i], n) for i, n in zip(kept[at:at + LINKED_STEP], size[at:at + LINKED_STEP])]
+            yield
+        return LayerSizes(out, entries, file_bytes, named)

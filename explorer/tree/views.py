@@ -415,7 +415,8 @@ def folders_of(paths: list[str]) -> set[str]:
 class FolderSizes:
     """A merged view counted a folder at a time, as ``_sized_paths`` counts it: by the index's
     encoder, whose walk visits every path anyway (the final image), and over an index file's
-    folders as stored (any layer); ``give`` hands the numbers to that view."""
+    folders as stored (any layer); ``give`` hands the numbers to that view. (For a view counted
+    from an index's columns, it counts what they leave out, and the names of linked files.)"""
 
     def __init__(self, tree: LayerTree, layer: int | None = None) -> None:
         self.layer = layer  # the merged view's layer (None: the final image)

@@ -169,7 +169,7 @@ class FilesPage(QWidget):
 
     def warm_up(self) -> None:
         """Compute every layer's folder sizes in the background, so switching layers shows them
-        at once (an image built in this process, or an index without columns)."""
+        at once (an image built in this process, or a small index without columns)."""
         layers, tree = len(self.image.layers), self.image.tree
         if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
             return  # sizes for every layer would take more memory than they save time
