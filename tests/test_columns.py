@@ -176,9 +176,12 @@ def test_a_forged_row_number_for_a_file_of_several_names_is_refused(tmp_path):
 
 
 def test_many_names_of_linked_files_are_counted_between_events(tmp_path, monkeypatch):
+    from explorer.tree import views
     from explorer.tree.views import DIFF
 
     monkeypatch.setattr(columns, "LINKED_AT_ONCE", 1)  # (past it, a layer's sizes are not worked out at once)
+    monkeypatch.setattr(columns, "LINKED_STEP", 1)  # and a step for each name, at every stage
+    monkeypatch.setattr(views, "_FEW", 0)
     fresh, cached = _reopened(tmp_path, _hard_linked(tmp_path))
     assert len(cached.tree.columns().linked_rows) == 3  # a row a name (the one removed there until layer 1)
     for layer in range(len(fresh.layers)):

@@ -264,12 +264,17 @@ class TreeView:
             if not i & _FEW:
                 yield
             sizes.name_of(path, key, size)
+        totals = sizes.merged_with(counted) if merged else counted.totals
+        for i, (size, paths) in enumerate(sizes.linked.values()):  # (``_with_links``, in steps)
+            if not i & _FEW:
+                yield
+            _add_to_folders_of(totals, paths, size)
         if self._totals is not None:
             return self._totals  # another walk of this view (a warm-up) finished first
-        if merged:
-            return sizes.give(self, counted)
-        self._totals = _with_links(counted.totals, sizes.linked)  # (what a layer stores: no counts)
-        return self._totals
+        self._totals = totals
+        if merged:  # (what a layer stores has no counts)
+            self.entries, self.file_bytes = sizes.entries, sizes.file_bytes
+        return totals
 
     def _sized_paths(self) -> Iterable[tuple[str, Entry] | None]:
         """(path, entry as stored) of every non-directory with bytes the view shows, and None
@@ -463,28 +468,35 @@ class FolderSizes:
         if size:
             self.linked.setdefault(key, (size, []))[1].append(path)
 
-    def give(self, view: "TreeView", counted: LayerSizes | None = None) -> dict[str, int]:
-        """Set ``view``'s sizes and counts from what was added, and from what the index's
-        columns ``counted`` of the rest; its totals."""
-        totals = roll_up(self.direct)
-        if counted is not None:  # (its files of several names given to ``name_of`` already)
-            for folder, size in totals.items():
-                counted.totals[folder] = counted.totals.get(folder, 0) + size
-            totals = counted.totals
-            self.entries += counted.entries
-            self.file_bytes += counted.file_bytes
-        view.use_totals(_with_links(totals, self.linked))
+    def give(self, view: "TreeView") -> dict[str, int]:
+        """Set ``view``'s sizes and counts from what was added; its totals."""
+        view.use_totals(_with_links(roll_up(self.direct), self.linked))
         view.entries, view.file_bytes = self.entries, self.file_bytes
         return view.known_totals  # type: ignore[return-value]
+
+    def merged_with(self, counted: LayerSizes) -> dict[str, int]:
+        """The folder sizes and counts of what was added and of what an index's columns
+        ``counted`` (the names of files of several names given to ``name_of`` already, and
+        not in the sizes yet): ``counted.totals``, added to."""
+        for folder, size in roll_up(self.direct).items():
+            counted.totals[folder] = counted.totals.get(folder, 0) + size
+        self.entries += counted.entries
+        self.file_bytes += counted.file_bytes
+        return counted.totals
 
 
 def _with_links(totals: dict[str, int], linked: dict[Inode, tuple[int, list[str]]]) -> dict[str, int]:
     """``totals`` with each file of several names added to every folder that holds one of them,
     once per folder whatever its names."""
     for size, paths in linked.values():
-        for folder in folders_of(paths):
-            totals[folder] = totals.get(folder, 0) + size
+        _add_to_folders_of(totals, paths, size)
     return totals
+
+
+def _add_to_folders_of(totals: dict[str, int], paths: list[str], size: int) -> None:
+    """Add ``size`` to every folder that holds one of ``paths``, once each."""
+    for folder in folders_of(paths):
+        totals[folder] = totals.get(folder, 0) + size
 
 
 def roll_up(direct: dict[str, int]) -> dict[str, int]:
