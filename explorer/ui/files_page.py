@@ -29,12 +29,9 @@ AUTO_EXPAND_CHANGES = 2000
 GATHER_AT_ONCE = 20_000
 # Changes views kept for a quick return (each holds the paths its layer changed).
 KEPT_CHANGE_VIEWS = 4
-# Folder sizes of every layer are computed ahead when layers x folders stays under this
-# (about 150 MB of them)...
+# Folder sizes of every layer of an image built in this process are computed ahead when
+# layers x folders stays under this (about 150 MB of them).
 WARM_UP_LIMIT = 1_000_000
-# ...and, for a mapped index without columns, when it has no more paths than this (a walk over
-# its folders, nothing of them kept; a bigger one's walk waits for its layer to be shown).
-WARM_UP_MAPPED = 400_000
 # Above this many paths "Expand all" opens the first levels only.
 EXPAND_ALL_LIMIT = 50_000
 
@@ -169,13 +166,12 @@ class FilesPage(QWidget):
 
     def warm_up(self) -> None:
         """Compute every layer's folder sizes in the background, so switching layers shows them
-        at once (an image built in this process, or a small index without columns)."""
+        at once (an image built in this process: a mapped index's come from its columns in
+        milliseconds, or, were they damaged, from a walk over its folders when asked)."""
         layers, tree = len(self.image.layers), self.image.tree
         if layers * max(1, len(tree.kids)) > WARM_UP_LIMIT:
             return  # sizes for every layer would take more memory than they save time
-        # a mapped index: any layer's sizes come from its columns in milliseconds (without them,
-        # a big one's from a walk over its folders, when the layer is shown)
-        if tree.columns() is not None or (tree.encoded() and len(tree.versions) > WARM_UP_MAPPED):
+        if tree.columns() is not None or tree.encoded():
             return
         views = [self.view_for(layer, MERGED) for layer in range(layers)]
 
