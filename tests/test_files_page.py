@@ -122,3 +122,39 @@ def test_a_reset_that_keeps_the_selected_row_says_it_once(qtbot, page):
     page.row_shown.connect(lambda row: shown.append(row.path))
     page.show_layer(0)  # a new view: the tree is reset, the row kept
     assert shown == ["/etc/os-release"]
+
+
+def test_a_search_of_many_folders_keeps_decoded_only_those_it_opens(qtbot, tmp_path, monkeypatch):
+    from explorer.image import index_cache
+    from explorer.ui import files_page
+
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(files_page, "MAX_EXPANDED_MATCHES", 1)  # it opens /srv, keeping four folders decoded
+    folders = [f"/srv/site{i:02}" for i in range(12)]
+    entries = [d("srv")]
+    for folder in folders:
+        entries += [d(folder[1:]), f(f"{folder[1:]}/match.txt", "m"), f(f"{folder[1:]}/other.txt", "o")]
+    path = tmp_path / "image.tar"
+    path.write_bytes(docker_archive([layer_tar(entries)]))
+    with open_source(str(path)) as source:
+        assert index_cache.save(source, load_image(source, source.images[0]))
+    source = open_source(str(path))
+    image = prepare_first_view(load_image(source, source.images[0]))
+    assert image.from_cache
+    chunks = image.tree.versions.chunks
+    files = FilesPage(source, image)
+    qtbot.addWidget(files)
+    files.apply_view()
+    files.show()
+    files.search_box.setText("match")
+    with qtbot.waitSignal(files.search_finished, timeout=10_000) as done:
+        files.filters_changed()
+    assert done.args == [1 + 2 * len(folders)]  # each match, its folder, and /srv
+    qtbot.waitUntil(lambda: not files.background.pending(), timeout=10_000)
+    # every folder was decoded to find which of its files show; those not opened are let go of
+    assert set(folders) - set(chunks.kids) >= set(folders[3:])
+    assert files.file_tree.isExpanded(files.tree_model.index_for_path("/srv"))
+    # and are decoded again as they are opened
+    assert _shown_paths(files.tree_model) == {"/srv", *folders, *(f"{p}/match.txt" for p in folders)}
+    source.close()

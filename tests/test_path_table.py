@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from explorer.formats.source import open_source
 from explorer.image import index_cache
 from explorer.image.loader import load_image
-from explorer.tree import pathtable
+from explorer.tree import lazy, pathtable
 from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, visible_paths_steps
@@ -101,6 +101,99 @@ def test_a_search_decodes_only_the_folders_of_its_matches(reopened):
     # the removed file matched too, and was looked up (its folder decoded) to be left out
     assert set(chunks.kids) == {"/usr/lib/pkg7", "/usr/lib/pkg3", "/usr/lib/pkg9", "/opt"}
     assert not chunks.complete
+
+
+def _decoded(chunks) -> int:
+    """How many paths of a reopened image are decoded now."""
+    return sum(len(names) for names in chunks.kids.values())
+
+
+def test_a_search_lets_go_of_the_folders_it_decoded_but_those_it_keeps(reopened, monkeypatch):
+    fresh, cached = reopened
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
+    most = 0
+
+    def watched(steps):  # the paths decoded at any moment of the search
+        nonlocal most
+        while True:
+            most = max(most, _decoded(chunks))
+            try:
+                step = next(steps)
+            except StopIteration as done:
+                return done.value
+            yield step
+
+    with tree.recording() as keep:
+        view = TreeView(tree, None, MERGED)
+        shown = drain(watched(visible_paths_steps(view, frozenset(), path_matcher(tree, None, "a", SUBSTRING))))
+        keep("/usr/lib/pkg7")
+        tree.kids.get("/usr/lib/pkg7")
+    assert "/usr/lib/pkg7/data.bin" in shown and "/usr/lib/pkg42/data.bin" in shown  # a match in every folder
+    assert most <= 4 + 3  # the budget, and the folder decoded last (three names)
+    assert len(chunks.forgettable) < 60
+    drain(tree.forget_steps())
+    assert set(chunks.kids) == {"/usr/lib/pkg7"} and not chunks.forgettable
+    # what was let go of is decoded again when asked for, as it was
+    assert _found(cached, None, MERGED, "a") == shown == _found(fresh, None, MERGED, "a")
+    for path in ["/usr/lib/pkg7/libssl.so.3", "/usr/lib/pkg42/README", "/opt/libssl-notes"]:
+        assert cached.tree.history(path) == fresh.tree.history(path)
+
+
+def test_a_filter_that_needs_every_folder_decodes_them_for_good_a_step_each(reopened, monkeypatch):
+    fresh, cached = reopened
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
+    most = 0
+
+    def watched(steps):  # the most folders decoded in one step
+        nonlocal most
+        for _ in range(10 * len(chunks.folders)):  # (decoding what it lets go of would never end)
+            before = len(chunks.kids)
+            try:
+                step = next(steps)
+            except StopIteration as done:
+                return done.value
+            most = max(most, len(chunks.kids) - before)
+            yield step
+        raise AssertionError("the walk does not end")
+
+    with tree.recording():  # as the window's searches and filters run
+        view = TreeView(tree, None, MERGED)
+        shown = drain(watched(visible_paths_steps(view, frozenset({"added"}), None)))
+    assert shown == _found(fresh, None, MERGED, "", hide=frozenset({"added"}))
+    assert most == 1 and chunks.complete and not chunks.forgettable
+
+
+def test_decoding_every_folder_while_some_are_let_go_of_ends_with_them_all(reopened):
+    fresh, cached = reopened
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    with tree.recording():
+        for i in range(10):
+            tree.kids.get(f"/usr/lib/pkg{i}")  # decoded for a walk now over, to be let go of
+    everything = tree.decode_steps()
+    while "/usr/lib/pkg50" not in chunks.kids:
+        next(everything)  # past those ten, which are then let go of
+    drain(tree.forget_steps())
+    assert "/usr/lib/pkg3" not in chunks.kids
+    drain(everything)
+    assert chunks.complete and set(chunks.kids) == set(chunks.folders)
+    assert dict(tree.versions.items()).keys() == fresh.tree.versions.keys()
+    assert tree.history("/usr/lib/pkg3/more-libssl") == fresh.tree.history("/usr/lib/pkg3/more-libssl")
+
+
+@pytest.mark.parametrize("layer", [None, 0, 2])
+@pytest.mark.parametrize("mode", [MERGED, DIFF])
+@pytest.mark.parametrize("text", ["libssl", "pkg1", "readme"])
+def test_whether_a_folder_holds_a_match_is_said_without_decoding_it(reopened, layer, mode, text):
+    fresh, cached = reopened
+    shown = _found(cached, layer, mode, text)
+    decoded = set(cached.tree.versions.chunks.kids)
+    view, built = TreeView(cached.tree, layer, mode), TreeView(fresh.tree, layer, mode)
+    for folder in {"/", *shown}:
+        rows = [built.row(folder.rstrip("/") + "/" + name) for name in fresh.tree.kids.get(folder, ())]
+        assert view.has_children(folder, shown) == any(r is not None and r.path in shown for r in rows), folder
+    assert set(cached.tree.versions.chunks.kids) == decoded
 
 
 @pytest.mark.parametrize("layer", [None, 0, 1])

@@ -7,6 +7,7 @@ layers x entries; the state at any layer k is the last version at or below k.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, NoReturn
 
 from explorer.model.values import DIR, FILE, HARDLINK, SYMLINK, TAR_TYPES, Entry
@@ -288,6 +289,19 @@ class LayerTree:
         if chunks is None:
             raise ValueError("not a tree read from an index file")
         return chunks.stored(folder)
+
+    def recording(self) -> "contextlib.AbstractContextManager[Callable[[str], None]]":
+        """For a tree read from an index file: the folders decoded inside the block are let
+        go of, as it goes and afterwards by ``forget_steps``, but for those handed to the
+        function it gives (``lazy.Chunks.recording``); else nothing is."""
+        chunks = self._chunks
+        return chunks.recording() if chunks is not None else contextlib.nullcontext(_keep_nothing)
+
+    def forget_steps(self) -> Iterator[None]:
+        """Let go of the folders decoded inside ``recording`` blocks now over (a walk)."""
+        chunks = self._chunks
+        if chunks is not None:
+            yield from chunks.forget_steps()
 
     def decode_steps(self) -> Iterator[None]:
         """Decode whatever of a tree read from the index cache is still encoded, a folder a step."""
@@ -653,6 +667,10 @@ class _LayerApplier:
             if change != UNCHANGED and path != "/":
                 changed(path)
                 kinds(codes[change])
+
+
+def _keep_nothing(_folder: str) -> None:
+    """What ``recording`` gives for a tree that lets go of nothing."""
 
 
 _ODD_START = ("", ".", "/")  # names that start so (or hold "//" or "/.") need ``normalise``'s care

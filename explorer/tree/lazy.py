@@ -10,10 +10,12 @@ from the columns (``explorer.tree.columns``).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gc
 import marshal
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from explorer.tree.columns import Columns
 from explorer.tree.index import LayerChanges
@@ -22,6 +24,22 @@ from explorer.tree.steps import Steps, drain
 
 Span = tuple[int, int]  # offset and length of a chunk in the body
 Folder = tuple[int, int, int]  # a folder's span, and the layers it has a child at (a bit a layer)
+
+
+FORGET_STEP = 20_000  # paths let go of between events (about 2 ms)
+KEPT_WHILE_RECORDING = 100_000  # paths a ``recording`` block keeps decoded at most (about 30 MB)
+
+
+class _Decoded:
+    """The folders decoded inside one ``recording`` block and not yet let go of, oldest first,
+    with how many names they hold, and those to keep."""
+
+    __slots__ = ("folders", "paths", "kept")
+
+    def __init__(self) -> None:
+        self.folders: collections.deque[tuple[str, int]] = collections.deque()
+        self.paths = 0
+        self.kept: set[str] = set()
 
 
 class Chunks:
@@ -44,6 +62,9 @@ class Chunks:
         self.kids: dict[str, list[str]] = {}
         self.complete = not folders
         self._lock = threading.Lock()  # the window's thread and a background one may both decode
+        self._recorders: list[_Decoded] = []  # the folders decoded meanwhile, for each ``recording``
+        self.forgettable: list[str] = []  # folders whose decoding was for a walk now over
+        self._for_good = 0  # walks decoding every folder for good (``load_steps``) under way
 
     def columns(self, layers: int) -> Columns | None:
         """The index's columns (``explorer.tree.columns``), read on first use; None when it
@@ -81,9 +102,59 @@ class Chunks:
                 if value is not None:
                     versions.setdefault(prefix + name, value)  # one already made an Entry stays
             self.kids[folder] = names  # last: whoever sees the names finds their versions too
+            for decoded in self._recorders if not self._for_good else ():
+                decoded.folders.append((folder, len(names)))
+                decoded.paths += len(names)
+                while decoded.paths > KEPT_WHILE_RECORDING and len(decoded.folders) > 1:
+                    old, count = decoded.folders.popleft()
+                    decoded.paths -= count
+                    if old not in decoded.kept:
+                        self._let_go(old)
             # What was decoded lives as long as the image, and is acyclic: out of the cycle
             # collector's sight, whose full passes over it took 114 ms on the GUI thread.
             gc.freeze()
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Callable[[str], None]]:
+        """Let go of the folders decoded inside the block: the oldest as soon as those kept
+        hold more than ``KEPT_WHILE_RECORDING`` paths, the rest after it (``forget_steps``),
+        but for those handed to the function it gives (the folders the caller shows next).
+        A search whose matches are everywhere decodes nearly every folder to tell which of
+        them show, and the window need not keep them (280 MB at a million paths). A folder
+        let go of is decoded again when next asked for."""
+        decoded = _Decoded()
+        self._recorders.append(decoded)
+        try:
+            yield decoded.kept.add
+        finally:
+            self._recorders.remove(decoded)
+            self.forgettable += [folder for folder, _ in decoded.folders if folder not in decoded.kept]
+
+    def forget_steps(self) -> Steps[None]:
+        """Let go of the folders ``recording`` left to let go of, a few thousand paths a step.
+        Nothing is let go of once every folder is decoded for good (the file's body is gone)."""
+        done = 0
+        while self.forgettable:
+            with self._lock:
+                done += self._let_go(self.forgettable.pop())
+            if done >= FORGET_STEP:
+                done = 0
+                yield
+
+    def _let_go(self, folder: str) -> int:
+        """Forget a decoded folder's names and their versions, all at once (never half of
+        them); how many names it had. Holding the lock."""
+        if self.body is None:
+            self.forgettable.clear()
+            return 0
+        names = self.kids.pop(folder, None)
+        if names is None:
+            return 0
+        prefix = folder if folder == "/" else folder + "/"
+        pop = self.versions.pop
+        for name in names:
+            pop(prefix + name, None)
+        return len(names)
 
     def stored_steps(self) -> Iterator[tuple[str, list[str], list[Any]] | None]:
         """Every folder's names and what is stored for each (paths their folder does not list
@@ -120,9 +191,14 @@ class Chunks:
         """``load_all`` as a walk that yields after each folder."""
         if self.complete:
             return
-        for folder in list(self.folders):
-            self.load(folder)
-            yield
+        self._for_good += 1  # (what is decoded meanwhile is kept, whoever records)
+        try:
+            while left := [folder for folder in self.folders if folder not in self.kids]:
+                for folder in left:  # (again for any that were let go of meanwhile: see ``forget_steps``)
+                    self.load(folder)
+                    yield
+        finally:
+            self._for_good -= 1
         self.complete = True
         self.body = None  # nothing left to decode here (the changes and waste chunks keep their own view)
 

@@ -167,8 +167,8 @@ class TreeView:
             said = self.tree.has_child_at(path, self.layer)  # index says, decoding nothing (a folder of
             if said is not None:  # 2,000 folders held the window 130 ms as it opened; a hard link's
                 return said  # row looks its other names up, in other folders)
-        holders = getattr(self._relevant, "holders", None)
-        if visible is None and holders is not None:
+        holders = getattr(self._relevant if visible is None else visible, "holders", None)
+        if holders is not None:
             return path in holders
         for name in self.tree.kids.get(path, ()):
             child = names.join(path, name)
@@ -374,7 +374,7 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
     A walk in steps of ``_CHUNK`` paths, then of their folders a level at a time (a layer may
     change hundreds of thousands of paths, and the window gathers them as the user clicks).
     """
-    keep = Changed()
+    keep = Shown()
     yield from tree.changes_steps(layer)
     for changes in [tree.changes[layer]] if layer is not None else tree.changes:
         for i in range(0, len(changes), _CHUNK):
@@ -395,10 +395,11 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
     return keep
 
 
-class Changed(set):
-    """The paths a DIFF view shows (``changed_paths_steps``), and ``holders``: the folders
-    that hold one of them, so that whether a folder has anything in the view is said
-    without decoding it (a folder of 2,488 folders held the window 70 ms as the view opened)."""
+class Shown(set):
+    """The paths a view shows (a DIFF view's, ``changed_paths_steps``, or what a search or
+    filter keeps, ``visible_paths_steps``), and ``holders``: the folders that hold one of
+    them, so that whether a folder has anything in the view is said without decoding it (a
+    folder of 2,488 folders held the window 70 ms as the view opened)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -545,8 +546,10 @@ def path_matcher(tree: LayerTree, layer: int | None, text: str, kind: str) -> Ca
 
 
 def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[set[str]]":
-    """Paths to show under filters and a search: each kept path and all its ancestors (a walk)."""
-    keep: set[str] = set()
+    """Paths to show under filters and a search: each kept path and all its ancestors (a walk),
+    with the folders that hold them."""
+    keep = Shown()
+    holders = keep.holders
     candidates: Iterable[str]
     test = None  # what the candidates still have to pass
     if view._relevant is not None:  # a layer's changes: few, next to every path
@@ -574,4 +577,5 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
         while p and p not in keep and p != "/":
             keep.add(p)
             p = names.split(p)[0]
+            holders.add(p)
     return keep

@@ -230,6 +230,7 @@ class FilesPage(QWidget):
         text = self.search_box.text().strip()
         hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
         self.background.cancel("visible")  # (a search still running would come back over this)
+        self._forget()
         if not text and not hide:
             self.search_status.setText("")
             self.tree_model.set_visible(None)
@@ -245,24 +246,32 @@ class FilesPage(QWidget):
         view = self.view
 
         def work():
-            visible = yield from visible_paths_steps(view, hide, match)
-            folders: list[str] = []  # which to open, shallowest first
-            if text:
-                kids = view.tree.kids
-                by_depth: dict[int, list[str]] = {}
-                for i, p in enumerate(visible):
-                    if kids.get(p):
-                        by_depth.setdefault(p.count("/"), []).append(p)
-                    if not i & EVERY:
+            # What it decodes to tell what shows is let go of, but for the folders it opens
+            with view.tree.recording() as keep:
+                visible = yield from visible_paths_steps(view, hide, match)
+                folders: list[str] = []  # which to open, shallowest first
+                if text:
+                    kids = view.tree.kids
+                    listed = kids.__contains__ if view.tree.encoded() else kids.get  # (no folder decoded)
+                    by_depth: dict[int, list[str]] = {}
+                    for i, p in enumerate(visible):
+                        if listed(p):
+                            by_depth.setdefault(p.count("/"), []).append(p)
+                        if not i & EVERY:
+                            yield
+                    # sorted a level at a time, and only as deep as needed: one sort of every
+                    # matching folder took 270 ms at 150,000
+                    for depth in sorted(by_depth):
+                        folders += sorted(by_depth[depth])
+                        if len(folders) >= MAX_EXPANDED_MATCHES * 4:
+                            break
                         yield
-                # sorted a level at a time, and only as deep as needed: one sort of every
-                # matching folder took 270 ms at 150,000
-                for depth in sorted(by_depth):
-                    folders += sorted(by_depth[depth])
-                    if len(folders) >= MAX_EXPANDED_MATCHES * 4:
-                        break
-                    yield
-            return view, visible, folders[: MAX_EXPANDED_MATCHES * 4]
+                    del folders[MAX_EXPANDED_MATCHES * 4:]
+                    for folder in folders:  # decoded here a step each, not all as the view opens them
+                        keep(folder)
+                        kids.get(folder)
+                        yield
+            return view, visible, folders
 
         self.background.run("visible", work(), then=self._shown)
 
@@ -279,8 +288,13 @@ class FilesPage(QWidget):
         if view is self.view:
             self.tree_model.set_totals(totals)
 
+    def _forget(self) -> None:
+        """Let go of what the searches so far decoded, between events (``LayerTree.recording``)."""
+        self.background.run("forget", self.image.tree.forget_steps(), idle=True)
+
     def _shown(self, value: tuple[TreeView, set[str], list[str]]) -> None:
         """A search or filter is done: show what it kept, its first matches opened."""
+        self._forget()
         view, visible, folders = value
         if view is not self.view:
             return
