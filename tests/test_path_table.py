@@ -3,6 +3,9 @@ exactly what asking each path finds, and decodes no folder but those of its matc
 
 from __future__ import annotations
 
+import hashlib
+import mmap
+import os
 import re
 
 import pytest
@@ -331,3 +334,61 @@ def test_whether_a_folder_holds_anything_in_a_layers_changes_is_what_its_rows_sa
         for folder, kids in tree.kids.items():
             rows = [view.row(folder.rstrip("/") + "/" + name) for name in kids]
             assert view.has_children(folder) == any(r is not None for r in rows), (folder, layer)
+
+
+def _mapped_rss(path) -> int:
+    """Bytes of the mapping of ``path`` resident in this process (Linux's smaps)."""
+    total, ours = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            if "-" in line.split(" ", 1)[0]:  # a mapping's first line: its range, then its file
+                ours = line.rstrip().endswith(str(path))
+            elif ours and line.startswith("Rss:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_DONTNEED") or not os.path.exists("/proc/self/smaps"),
+                    reason="needs Linux's madvise and smaps")
+def test_pages_read_are_let_go_of_and_read_again_the_same(tmp_path):
+    path = tmp_path / "index"
+    data = os.urandom(1 << 16) * 320  # 20 MB
+    path.write_bytes(b"head" + data)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        body = memoryview(mapped)[4:]
+        assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()  # every page read
+        assert _mapped_rss(path) >= 19 << 20
+        pages = pathtable.MappedPages(mapped, 4)
+        for offset in range(0, len(data), 1 << 20):
+            pages.release(offset, 1 << 20)  # in batches of a few MB as they come
+        assert _mapped_rss(path) < 12 << 20
+        pages.flush()
+        assert _mapped_rss(path) <= 2 * mmap.PAGESIZE  # the pages shared with the head, or past the end
+        assert bytes(body[(5 << 20) + 3:(5 << 20) + 99]) == data[(5 << 20) + 3:(5 << 20) + 99]
+        body.release()
+
+
+class _Spans(pathtable.MappedPages):
+    """Notes the spans handed to it, and lets nothing go."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int]] = []
+
+    def release(self, offset: int, length: int) -> None:
+        self.spans.append((offset, length))
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_search_hands_over_the_spans_it_read_and_let_go_of(reopened):
+    fresh, cached = reopened
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    spans = chunks._pages = chunks.table.pages = _Spans()
+    with tree.recording():
+        _found(cached, None, MERGED, "a")
+    parts = [(offset, length) for offset, length, _count in chunks.table.parts]
+    assert [span for span in spans.spans if span in parts] == parts  # each part, once searched
+    let_go = list(chunks.forgettable)
+    drain(tree.forget_steps())
+    assert {(chunks.folders[f][0], chunks.folders[f][1]) for f in let_go} <= set(spans.spans)

@@ -43,7 +43,7 @@ from explorer.tree.index import LayerStats, LayerTree
 from explorer.tree.steps import EVERY, Steps, drain
 from explorer.tree.columns import ColumnWriter
 from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
-from explorer.tree.pathtable import PART_PATHS, Part, PathTable, encode_parts
+from explorer.tree.pathtable import PART_PATHS, MappedPages, Part, PathTable, encode_parts
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
@@ -138,7 +138,8 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef, written: byte
         head = marshal.loads(data[end - head_size:end])
         if head["version"] != VERSION or head["key"] != key:
             return None
-        return _image(head, data[start:end - head_size], source, ref)
+        pages = MappedPages(mapped, start) if MappedPages.possible(mapped) else None
+        return _image(head, data[start:end - head_size], source, ref, pages)
     except (ValueError, KeyError, TypeError, IndexError, EOFError, struct.error):
         return None
 
@@ -577,7 +578,8 @@ def _fields(obj: Any) -> tuple:
     return tuple(getattr(obj, f.name) for f in fields(obj))
 
 
-def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef) -> Image:
+def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef,
+           pages: MappedPages | None = None) -> Image:
     """Rebuild an image from its head; its folders stay in ``body`` until looked at."""
     count, paths, strays, folders, changes, stats, warnings, unsafe, hardlink_data, links = data["tree"]
     wasted = data["waste"][1] if data["waste"] else (0, 0, 0)
@@ -587,7 +589,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
         if offset < 0 or offset + length > len(body):
             raise ValueError("a chunk lies outside the file")
     tree = LayerTree(count)
-    chunks = Chunks(body, folders, paths, strays, PathTable(body, data["paths"]), data["columns"])
+    chunks = Chunks(body, folders, paths, strays, PathTable(body, data["paths"], pages), data["columns"], pages)
     tree.versions, tree.kids, tree.changes = LazyVersions(chunks), LazyKids(chunks), LazyChanges(body, changes)  # type: ignore[assignment]
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]

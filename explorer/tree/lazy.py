@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from explorer.tree.columns import Columns
 from explorer.tree.index import LayerChanges
-from explorer.tree.pathtable import PathTable
+from explorer.tree.pathtable import MappedPages, PathTable
 from explorer.tree.steps import Steps, drain
 
 Span = tuple[int, int]  # offset and length of a chunk in the body
@@ -46,8 +46,9 @@ class Chunks:
     """The encoded folders of one index and what has been decoded of them so far."""
 
     def __init__(self, body: memoryview, folders: dict[str, Folder], count: int, versions: dict[str, Any],
-                 table: PathTable | None, layout: Any = None) -> None:
+                 table: PathTable | None, layout: Any = None, pages: MappedPages | None = None) -> None:
         self.body: memoryview | None = body
+        self._pages = pages  # (the file's pages of what ``recording`` lets go of are let go of too)
         self._columns: tuple[memoryview, Any] | None = (body, layout) if layout is not None else None
         self._read: Columns | None = None
         self.folders = folders
@@ -129,6 +130,8 @@ class Chunks:
         finally:
             self._recorders.remove(decoded)
             self.forgettable += [folder for folder, _ in decoded.folders if folder not in decoded.kept]
+            if self._pages is not None:
+                self._pages.flush()
 
     def forget_steps(self) -> Steps[None]:
         """Let go of the folders ``recording`` left to let go of, a few thousand paths a step.
@@ -140,6 +143,8 @@ class Chunks:
             if done >= FORGET_STEP:
                 done = 0
                 yield
+        if self._pages is not None:
+            self._pages.flush()
 
     def _let_go(self, folder: str) -> int:
         """Forget a decoded folder's names and their versions, all at once (never half of
@@ -154,6 +159,9 @@ class Chunks:
         pop = self.versions.pop
         for name in names:
             pop(prefix + name, None)
+        if self._pages is not None:
+            offset, length, _alive = self.folders[folder]
+            self._pages.release(offset, length)
         return len(names)
 
     def stored_steps(self) -> Iterator[tuple[str, list[str], list[Any]] | None]:

@@ -14,6 +14,8 @@ so every kind of search keeps the exact meaning it has over one path.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import sys
 from array import array
 from bisect import bisect_right
@@ -61,12 +63,54 @@ def encode_parts(paths: list[str]) -> list[tuple[bytes, int]]:
     return [(ends.tobytes() + blob, len(paths))]
 
 
+class MappedPages:
+    """Lets go of the pages of spans of an index file's body (which starts at ``base`` in the
+    file ``mapped``) once read: they stay in the page cache, but no longer count as the
+    process's memory. A search reads the whole path table and, on a big image, most folders,
+    which otherwise counted as the window's until it closed. Spans are gathered into one
+    range and let go of a few MB at a time (a call for each of ten thousand folders took
+    longer than decoding them); a page of the range still in use is read again if needed."""
+
+    BATCH = 8 << 20
+
+    def __init__(self, mapped: mmap.mmap, base: int) -> None:
+        self.mapped, self.base = mapped, base
+        self.low, self.high = -1, -1  # the range gathered so far, in the body
+
+    @staticmethod
+    def possible(mapped: object) -> bool:
+        """Whether the system lets go of a mapping's pages."""
+        return hasattr(mmap, "MADV_DONTNEED") and hasattr(mapped, "madvise")
+
+    def release(self, offset: int, length: int) -> None:
+        """Add a span read (offset and length in the body) to the range let go of."""
+        if self.low < 0:
+            self.low, self.high = offset, offset + length
+        else:
+            self.low, self.high = min(self.low, offset), max(self.high, offset + length)
+        if self.high - self.low >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Let go of the pages wholly within the range gathered so far."""
+        if self.low < 0:
+            return
+        page = mmap.PAGESIZE
+        first = -(-(self.base + self.low) // page) * page
+        last = (self.base + self.high) // page * page
+        self.low, self.high = -1, -1
+        if last > first:
+            with contextlib.suppress(OSError, ValueError):
+                self.mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
 class PathTable:
     """The table of an index file: its parts, read where the file is mapped."""
 
-    def __init__(self, body: memoryview, parts: list[Part]) -> None:
+    def __init__(self, body: memoryview, parts: list[Part], pages: MappedPages | None = None) -> None:
         self.body = body
         self.parts = parts
+        self.pages = pages  # (lets go of each part's pages once searched)
         for part in parts:
             if type(part) is not tuple or len(part) != 3 or any(type(n) is not int or n < 0 for n in part):
                 raise ValueError("a part of the path table is not three numbers")
@@ -85,7 +129,11 @@ class PathTable:
             part = self.body[offset:offset + length]
             blob = part[_WIDTH * count:].tobytes()
             found += _matches(blob, _ends(part[:_WIDTH * count], len(blob)), match, needles)
+            if self.pages is not None:
+                self.pages.release(offset, length)
             yield
+        if self.pages is not None:
+            self.pages.flush()
         return found
 
 
