@@ -4,7 +4,7 @@ says is shown by the panes beside it (``row_shown``)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
 
@@ -23,6 +23,7 @@ from explorer.ui.workers import Slices
 # 200 (with 4,600 rows) 70 to 80 ms, 64 28 to 36 ms (opening the rest a slice at a time laid the
 # tree out again each time: 6 s of stalls up to 123 ms).
 MAX_EXPANDED_MATCHES = 64
+FORGET_AFTER_MS = 1000  # a search's result shows this long before what it decoded is let go of
 # A layer's changes view opens fully when it shows at most this many paths.
 AUTO_EXPAND_CHANGES = 2000
 # A changes view of more paths than this gathers them between events before it shows.
@@ -56,6 +57,10 @@ class FilesPage(QWidget):
         self.view = image.first_view
         self._views: dict[tuple[int | None, str], TreeView] = {(None, MERGED): self.view}
         self.background = Slices(self)  # folder sizes, searches, ordering huge folders, between events
+        # What a search decoded is let go of a while after its result shows: at once, it took
+        # turns with painting the result and held the window 35 to 50 ms, not 25.
+        self._forget_timer = QTimer(self, singleShot=True, interval=FORGET_AFTER_MS)
+        self._forget_timer.timeout.connect(self._forget_now)
         self.pending_message: str | None = None
         self._selected_path: str | None = None
         self._build()
@@ -289,8 +294,15 @@ class FilesPage(QWidget):
             self.tree_model.set_totals(totals)
 
     def _forget(self) -> None:
-        """Let go of what the searches so far decoded, between events (``LayerTree.recording``)."""
-        self.background.run("forget", self.image.tree.forget_steps(), idle=True)
+        """Let go of what the searches so far decoded (``LayerTree.recording``), soon."""
+        self._forget_timer.start()
+
+    def _forget_now(self) -> None:
+        """Let go of it between events, unless a search runs (then after it, a while after)."""
+        if self.background.pending("visible"):
+            self._forget_timer.start()
+        else:
+            self.background.run("forget", self.image.tree.forget_steps(), idle=True)
 
     def _shown(self, value: tuple[TreeView, set[str], list[str]]) -> None:
         """A search or filter is done: show what it kept, its first matches opened."""
