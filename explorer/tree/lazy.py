@@ -4,8 +4,9 @@ Decoding a million entries takes seconds; showing the first screen needs a few f
 The cache stores each folder's children as one marshal chunk (and each layer's changes as
 another): ``versions`` and ``kids`` decode a folder the first time anything below it is asked
 for. A walk over all paths reads the folders as stored and keeps none (``stored_steps``); a
-search reads the path table (``explorer.tree.pathtable``), and any layer's folder sizes come
-from the columns (``explorer.tree.columns``).
+search reads the path table (``explorer.tree.pathtable``) and lets go of the folders it
+decoded to tell what shows (``recording``), and any layer's folder sizes come from the
+columns (``explorer.tree.columns``).
 """
 
 from __future__ import annotations
