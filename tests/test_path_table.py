@@ -3,6 +3,7 @@ exactly what asking each path finds, and decodes no folder but those of its matc
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import mmap
 import os
@@ -19,7 +20,7 @@ from explorer.tree import lazy, pathtable
 from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, visible_paths_steps
-from tests.builders import d, docker_archive, f, layer_tar, sym, wh
+from tests.builders import d, docker_archive, f, hard, layer_tar, sym, wh
 from tests.test_properties import _layer, stacks
 
 # Letters whose lowercase is longer, another letter, or context-dependent, an undecodable
@@ -141,6 +142,56 @@ def test_a_search_lets_go_of_the_folders_it_decoded_but_those_it_keeps(reopened,
     assert _found(cached, None, MERGED, "a") == shown == _found(fresh, None, MERGED, "a")
     for path in ["/usr/lib/pkg7/libssl.so.3", "/usr/lib/pkg42/README", "/opt/libssl-notes"]:
         assert cached.tree.history(path) == fresh.tree.history(path)
+
+
+def _counting(chunks) -> "collections.Counter[str]":
+    """How many times each folder is decoded from now on."""
+    counts: collections.Counter[str] = collections.Counter()
+    decode = chunks._decode
+
+    def counted(folder):
+        if folder not in chunks.kids and folder in chunks.folders:
+            counts[folder] += 1
+        return decode(folder)
+
+    chunks._decode = counted
+    return counts
+
+
+@pytest.mark.parametrize("mode, layer, text, hide", [
+    (DIFF, 0, "a", frozenset()), (DIFF, None, "", frozenset({"added"})),
+    (MERGED, 0, "", frozenset({"unchanged"})), (MERGED, 1, "", frozenset({"unchanged", "modified"}))])
+def test_a_search_of_a_set_of_paths_decodes_each_folder_once(reopened, monkeypatch, mode, layer, text, hide):
+    fresh, cached = reopened
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
+    counts = _counting(chunks)
+    with tree.recording():  # (a layer's changes, and what it changed, are sets: in no folder's order)
+        shown = _found(cached, layer, mode, text, hide=hide)
+    assert shown == _found(fresh, layer, mode, text, hide=hide) and shown
+    assert counts and max(counts.values()) == 1
+
+
+def test_hard_links_in_folders_over_the_budget_are_not_decoded_over_and_over(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+    files = [d("a"), d("b")] + [f(f"a/f{i:02}", b"x" * i) for i in range(30)]
+    links = [hard(f"b/l{i:02}", f"a/f{i:02}") for i in range(30)]
+    path = tmp_path / "image.tar"
+    path.write_bytes(docker_archive([layer_tar(files + links)]))
+    with open_source(str(path)) as src:
+        fresh = load_image(src, src.select())
+        assert index_cache.save(src, fresh)
+    with open_source(str(path)) as src:
+        cached = load_image(src, src.select())
+        assert cached.from_cache
+        tree, chunks = cached.tree, cached.tree.versions.chunks
+        monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 40)  # less than the two folders hold
+        counts = _counting(chunks)
+        with tree.recording():  # each link's row looks its other names up, in the other folder
+            shown = _found(cached, None, MERGED, "/l")
+        assert shown == _found(fresh, None, MERGED, "/l") and len(shown) == 31
+        assert counts["/a"] <= 2 and counts["/b"] <= 2
 
 
 def test_a_filter_that_needs_every_folder_decodes_them_for_good_a_step_each(reopened, monkeypatch):
@@ -390,5 +441,6 @@ def test_a_search_hands_over_the_spans_it_read_and_let_go_of(reopened):
     parts = [(offset, length) for offset, length, _count in chunks.table.parts]
     assert [span for span in spans.spans if span in parts] == parts  # each part, once searched
     let_go = list(chunks.forgettable)
+    assert let_go
     drain(tree.forget_steps())
     assert {(chunks.folders[f][0], chunks.folders[f][1]) for f in let_go} <= set(spans.spans)

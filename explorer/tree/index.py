@@ -210,7 +210,9 @@ class LayerTree:
 
     def stored_in_looked_at_folders(self) -> Callable[[str], Any]:
         """A plain dict lookup of what is stored for a path whose folder's ``kids`` were asked
-        for (a cached index decodes a folder then): no method call per path."""
+        for (a cached index decodes a folder then): no method call per path. While a search
+        records (``recording``), any other decode may let go of that folder: a miss must be
+        asked again the lazy way (``entry_at``, ``versions``), which decodes it again."""
         chunks = self._chunks
         return chunks.versions.get if chunks is not None else self.versions.get
 
@@ -296,6 +298,13 @@ class LayerTree:
         function it gives (``lazy.Chunks.recording``); else nothing is."""
         chunks = self._chunks
         return chunks.recording() if chunks is not None else contextlib.nullcontext(_keep_nothing)
+
+    def let_go_later(self, folders: Iterable[str]) -> None:
+        """For a tree read from an index file: let go of these folders too, with what
+        ``recording`` blocks left (``forget_steps``)."""
+        chunks = self._chunks
+        if chunks is not None:
+            chunks.let_go_later(folders)
 
     def forget_steps(self) -> Iterator[None]:
         """Let go of the folders decoded inside ``recording`` blocks now over (a walk)."""

@@ -16,7 +16,7 @@ import contextlib
 import gc
 import marshal
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from explorer.tree.columns import Columns
 from explorer.tree.index import LayerChanges
@@ -35,12 +35,32 @@ class _Decoded:
     """The folders decoded inside one ``recording`` block and not yet let go of, oldest first,
     with how many names they hold, and those to keep."""
 
-    __slots__ = ("folders", "paths", "kept")
+    __slots__ = ("folders", "paths", "kept", "gone", "holding")
 
     def __init__(self) -> None:
         self.folders: collections.deque[tuple[str, int]] = collections.deque()
         self.paths = 0
         self.kept: set[str] = set()
+        self.gone: set[str] = set()  # let go of so far
+        self.holding = False  # once a folder let go of is decoded again, none is until the end
+
+    def note(self, folder: str, names: int, let_go: Callable[[str], int]) -> None:
+        """A folder decoded: let go of the oldest while those kept hold too many paths.
+
+        A walk over paths folder by folder needs each folder once. One that needs a folder
+        again (the other names of hard links, in folders together over the budget) would
+        decode them over and over: from then on, nothing is let go of until the block ends.
+        """
+        self.folders.append((folder, names))
+        self.paths += names
+        if folder in self.gone:
+            self.holding = True
+        while not self.holding and self.paths > KEPT_WHILE_RECORDING and len(self.folders) > 1:
+            old, count = self.folders.popleft()
+            self.paths -= count
+            if old not in self.kept:
+                let_go(old)
+                self.gone.add(old)
 
 
 class Chunks:
@@ -89,38 +109,47 @@ class Chunks:
         span = self.folders.get(folder)
         return None if span is None else bool(span[2] >> layer & 1)
 
-    def load(self, folder: str) -> None:
-        """Decode one folder's children (once)."""
-        if not self.pending(folder):
-            return
+    def load(self, folder: str) -> list[str] | None:
+        """Decode one folder's children (unless they are); its names, None for no folder."""
+        names = self.kids.get(folder)
+        if names is not None or folder not in self.folders:
+            return names
         with self._lock:
-            if folder in self.kids or self.body is None:
-                return
-            offset, length, _alive = self.folders[folder]
-            names, values = marshal.loads(self.body[offset:offset + length])
-            prefix = folder if folder == "/" else folder + "/"
-            versions = self.versions
-            for name, value in zip(names, values):
-                if value is not None:
-                    versions.setdefault(prefix + name, value)  # one already made an Entry stays
-            self.kids[folder] = names  # last: whoever sees the names finds their versions too
-            for decoded in self._recorders if not self._for_good else ():
-                decoded.folders.append((folder, len(names)))
-                decoded.paths += len(names)
-                while decoded.paths > KEPT_WHILE_RECORDING and len(decoded.folders) > 1:
-                    old, count = decoded.folders.popleft()
-                    decoded.paths -= count
-                    if old not in decoded.kept:
-                        self._let_go(old)
-            # What was decoded lives as long as the image, and is acyclic: out of the cycle
-            # collector's sight, whose full passes over it took 114 ms on the GUI thread.
-            gc.freeze()
+            return self._decode(folder)
+
+    def lookup(self, path: str) -> Any:
+        """What is stored for a path, its folder decoded first if need be; None for none
+        (decoded and read under the lock: a folder is never let go of in between)."""
+        with self._lock:
+            self._decode(path[: path.rfind("/")] or "/")
+            return self.versions.get(path)
+
+    def _decode(self, folder: str) -> list[str] | None:
+        """``load``, holding the lock."""
+        names = self.kids.get(folder)
+        if names is not None or self.body is None or folder not in self.folders:
+            return names
+        offset, length, _alive = self.folders[folder]
+        names, values = marshal.loads(self.body[offset:offset + length])
+        prefix = folder if folder == "/" else folder + "/"
+        versions = self.versions
+        for name, value in zip(names, values):
+            if value is not None:
+                versions.setdefault(prefix + name, value)  # one already made an Entry stays
+        self.kids[folder] = names  # last: whoever sees the names finds their versions too
+        for decoded in self._recorders if not self._for_good else ():
+            decoded.note(folder, len(names), self._let_go)
+        # What was decoded and kept is acyclic: out of the cycle collector's sight, whose
+        # full passes over it took 114 ms on the GUI thread.
+        gc.freeze()
+        return names
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[Callable[[str], None]]:
         """Let go of the folders decoded inside the block: the oldest as soon as those kept
-        hold more than ``KEPT_WHILE_RECORDING`` paths, the rest after it (``forget_steps``),
-        but for those handed to the function it gives (the folders the caller shows next).
+        hold more than ``KEPT_WHILE_RECORDING`` paths (``_Decoded.note``), the rest after it
+        (``forget_steps``), but for those handed to the function it gives (the folders the
+        caller shows next).
         A search whose matches are everywhere decodes nearly every folder to tell which of
         them show, and the window need not keep them (280 MB at a million paths). A folder
         let go of is decoded again when next asked for."""
@@ -130,9 +159,15 @@ class Chunks:
             yield decoded.kept.add
         finally:
             self._recorders.remove(decoded)
-            self.forgettable += [folder for folder, _ in decoded.folders if folder not in decoded.kept]
+            kept = decoded.kept  # (an earlier block may have left one of them to let go of)
+            self.forgettable = [folder for folder in self.forgettable if folder not in kept]
+            self.forgettable += [folder for folder, _ in decoded.folders if folder not in kept]
             if self._pages is not None:
                 self._pages.flush()
+
+    def let_go_later(self, folders: Iterable[str]) -> None:
+        """Let go of these folders with the rest (``forget_steps``)."""
+        self.forgettable += folders
 
     def forget_steps(self) -> Steps[None]:
         """Let go of the folders ``recording`` left to let go of, a few thousand paths a step.
@@ -202,14 +237,18 @@ class Chunks:
             return
         self._for_good += 1  # (what is decoded meanwhile is kept, whoever records)
         try:
-            while left := [folder for folder in self.folders if folder not in self.kids]:
-                for folder in left:  # (again for any that were let go of meanwhile: see ``forget_steps``)
+            while True:
+                with self._lock:  # (checked and ended under the lock: none let go of in between)
+                    left = [folder for folder in self.folders if folder not in self.kids]
+                    if not left:
+                        self.complete = True
+                        self.body = None  # nothing left to decode (the changes and waste chunks keep their own view)
+                        return
+                for folder in left:  # (again for any let go of meanwhile: see ``forget_steps``)
                     self.load(folder)
                     yield
         finally:
             self._for_good -= 1
-        self.complete = True
-        self.body = None  # nothing left to decode here (the changes and waste chunks keep their own view)
 
 
 class _LazyMap:
@@ -245,8 +284,7 @@ class LazyVersions(_LazyMap):
         chunks = self.chunks
         v = chunks.versions.get(path)
         if v is None and not chunks.complete and path != "/":
-            chunks.load(path[: path.rfind("/")] or "/")
-            v = chunks.versions.get(path)
+            v = chunks.lookup(path)
         return default if v is None else v
 
     def __getitem__(self, path: str) -> Any:
@@ -278,8 +316,7 @@ class LazyKids(_LazyMap):
         chunks = self.chunks
         names = chunks.kids.get(folder)
         if names is None and not chunks.complete:
-            chunks.load(folder)
-            names = chunks.kids.get(folder)
+            names = chunks.load(folder)
         return default if names is None else names
 
     def __getitem__(self, folder: str) -> list[str]:

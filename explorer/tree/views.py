@@ -553,11 +553,12 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
     candidates: Iterable[str]
     test = None  # what the candidates still have to pass
     if view._relevant is not None:  # a layer's changes: few, next to every path
-        candidates, test = view._relevant, match
+        candidates = yield from _by_folder_steps(view._relevant)
+        test = match
     elif match is not None:  # the matches first: an index file's path table finds them with no folder decoded
         candidates = yield from view.tree.matching_steps(match)
     elif UNCHANGED in hide:  # what shows is what a layer changed (the layers' lists hold it)
-        candidates = yield from changed_paths_steps(view.tree, view.layer)
+        candidates = yield from _by_folder_steps((yield from changed_paths_steps(view.tree, view.layer)))
     else:
         yield from view.tree.decode_steps()
         candidates = view.tree.versions.keys()
@@ -579,3 +580,14 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
             p = names.split(p)[0]
             holders.add(p)
     return keep
+
+
+def _by_folder_steps(paths: Iterable[str]) -> "Steps[list[str]]":
+    """The paths of a set, a folder's together (a walk): looked up in that order, a folder
+    is decoded once, not each time the set's order comes back to it."""
+    folders: dict[str, list[str]] = {}
+    for i, path in enumerate(paths):
+        folders.setdefault(path[: path.rfind("/")] or "/", []).append(path)
+        if not i & EVERY:
+            yield
+    return [path for held in folders.values() for path in held]

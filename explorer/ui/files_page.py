@@ -309,27 +309,30 @@ class FilesPage(QWidget):
         self._forget()
         view, visible, folders = value
         if view is not self.view:
+            view.tree.let_go_later(folders)
             return
         self.tree_model.set_visible(visible)
         files = len(visible)
         self.search_status.setText(f"{files:,} shown" if visible else "nothing matches")
-        self.expand_matches(folders)
+        opened = self.expand_matches(folders)
+        view.tree.let_go_later(set(folders) - opened)  # (kept decoded for a chance to be opened)
         self.search_finished.emit(files)
 
-    def expand_matches(self, folders: list[str]) -> None:
-        """Open the folders that lead to the first matches (shallowest first).
+    def expand_matches(self, folders: list[str]) -> set[str]:
+        """Open the folders that lead to the first matches (shallowest first); which it opened.
 
         All at once, right after the model's reset: the view then only notes each one and
         lays them all out once, where one at a time it would lay out each.
         """
-        shown = 0
+        opened: set[str] = set()
         for path in folders:
             index = self.tree_model.index_for_path(path)
             if index.isValid() and self.tree_model.hasChildren(index):
                 self.file_tree.expand(index)
-                shown += 1
-                if shown >= MAX_EXPANDED_MATCHES:
+                opened.add(path)
+                if len(opened) >= MAX_EXPANDED_MATCHES:
                     break
+        return opened
 
     def show_only(self, files: list[str], label: str) -> None:
         """Show only ``files`` of the tree shown (the caller chooses the layer and mode), their
