@@ -219,6 +219,21 @@ def test_a_filter_that_needs_every_folder_decodes_them_for_good_a_step_each(reop
     assert most == 1 and chunks.complete and not chunks.forgettable
 
 
+def test_a_folder_kept_and_decoded_again_does_not_stop_the_letting_go(reopened, monkeypatch):
+    fresh, cached = reopened
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
+    with tree.recording() as keep:
+        _found(cached, None, MERGED, "pkg1")  # pkg1 and pkg10 to pkg19
+        assert "/usr/lib/pkg1" not in chunks.kids
+        keep("/usr/lib/pkg1")
+        tree.kids.get("/usr/lib/pkg1")  # decoded again to be shown, not by a walk going round
+        for i in range(40, 46):
+            tree.kids.get(f"/usr/lib/pkg{i}")
+        assert "/usr/lib/pkg1" in chunks.kids
+        assert _decoded(chunks) <= 4 + 2 + 2  # the budget, the folder decoded last, the one kept
+
+
 def test_decoding_every_folder_while_some_are_let_go_of_ends_with_them_all(reopened):
     fresh, cached = reopened
     tree, chunks = cached.tree, cached.tree.versions.chunks

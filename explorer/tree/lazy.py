@@ -53,7 +53,7 @@ class _Decoded:
         """
         self.folders.append((folder, names))
         self.paths += names
-        if folder in self.gone:
+        if folder in self.gone and folder not in self.kept:  # (one kept is asked for once more, to be shown)
             self.holding = True
         while not self.holding and self.paths > KEPT_WHILE_RECORDING and len(self.folders) > 1:
             old, count = self.folders.popleft()
