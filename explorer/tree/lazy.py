@@ -27,7 +27,7 @@ Span = tuple[int, int]  # offset and length of a chunk in the body
 Folder = tuple[int, int, int]  # a folder's span, and the layers it has a child at (a bit a layer)
 
 
-FORGET_STEP = 20_000  # paths let go of between events (about 2 ms)
+FORGET_STEP = 20_000  # paths let go of between events (a few ms)
 KEPT_WHILE_RECORDING = 100_000  # paths a ``recording`` block keeps decoded at most (about 30 MB)
 
 
@@ -110,7 +110,7 @@ class Chunks:
         return None if span is None else bool(span[2] >> layer & 1)
 
     def load(self, folder: str) -> list[str] | None:
-        """Decode one folder's children (unless they are); its names, None for no folder."""
+        """Decode one folder's children, unless they are decoded; its names (None for no folder)."""
         names = self.kids.get(folder)
         if names is not None or folder not in self.folders:
             return names
