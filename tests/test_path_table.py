@@ -19,7 +19,7 @@ from explorer.image.loader import load_image
 from explorer.tree import lazy, pathtable
 from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
-from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, visible_paths_steps
+from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, search_steps, visible_paths_steps
 from tests.builders import d, docker_archive, f, hard, layer_tar, sym, wh
 from tests.test_properties import _layer, stacks
 
@@ -232,6 +232,20 @@ def test_a_folder_kept_and_decoded_again_does_not_stop_the_letting_go(reopened, 
             tree.kids.get(f"/usr/lib/pkg{i}")
         assert "/usr/lib/pkg1" in chunks.kids
         assert _decoded(chunks) <= 4 + 2 + 2  # the budget, the folder decoded last, the one kept
+
+
+def test_a_search_names_the_folders_to_open_shallowest_first_and_keeps_them_decoded(reopened, monkeypatch):
+    fresh, cached = reopened
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
+    match = path_matcher(tree, None, "README", SUBSTRING)
+    shown, folders = drain(search_steps(TreeView(tree, None, MERGED), frozenset(), match, 3))
+    assert shown == _found(fresh, None, MERGED, "README")
+    assert folders == ["/usr", "/usr/lib", "/usr/lib/pkg0"]  # (pkg0 before pkg1: by name)
+    drain(tree.forget_steps())
+    assert set(chunks.kids) == set(folders)  # every other folder it decoded is let go of
+    built = drain(search_steps(TreeView(fresh.tree, None, MERGED), frozenset(), match, 3))
+    assert built == (shown, folders)
 
 
 def test_decoding_every_folder_while_some_are_let_go_of_ends_with_them_all(reopened):

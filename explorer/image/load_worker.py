@@ -25,7 +25,7 @@ import signal
 import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from explorer.formats.cache import scratch_dir, scratch_prefix
 from explorer.formats.container_layer import KeptContainer
@@ -191,10 +191,10 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
             shutil.rmtree(private, ignore_errors=True)
 
 
-def _next_message(worker, messages, stopped: Callable[[], bool]) -> Any:
-    """The worker's next message; None once ``stopped`` says so; ``EOFError`` when it has
+def _next_message(worker, messages, monitor: Monitor) -> Any:
+    """The worker's next message; None once ``monitor`` is cancelled; ``EOFError`` when it has
     ended without one more (a last word said just before it ended is still read)."""
-    while not stopped():
+    while not monitor.cancelled:
         if not messages.poll(WAIT):
             if worker.is_alive():
                 continue
@@ -208,7 +208,7 @@ def _wait(worker, messages, monitor: Monitor, path: str) -> Written:
     """Relay the worker's progress until it says it is done; where it wrote the index."""
     while True:
         try:
-            message = _next_message(worker, messages, lambda: monitor.cancelled)
+            message = _next_message(worker, messages, monitor)
         except (EOFError, OSError):
             worker.join(WAIT)
             raise SourceError(path, f"the loading process ended unexpectedly (exit code {worker.exitcode})",

@@ -100,12 +100,12 @@ class ColumnWriter:
         layers, row, links = self.layers, self._row, self.links
         plain = [v for v in stored if type(v) is tuple]  # one version, there from its layer on
         if links:  # a name of a file of several names takes a row of its own (``shared``'s rule)
-            singles = [v for v in plain if not (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links)]
-            if len(singles) != len(plain):
-                for child, v in zip(children, stored):
-                    if type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links):
+            named = [type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links) for v in stored]
+            if any(named):
+                for child, v, linked in zip(children, stored, named):
+                    if linked:
                         row(v[8], layers, v, prefix + child, CHANGED)
-                plain = singles
+                plain = [v for v, linked in zip(stored, named) if type(v) is tuple and not linked]
         if len(plain) != len(stored):
             for child, v in zip(children, stored):
                 if type(v) is list:  # each version until the first later one that replaces it (``stored_at``)

@@ -582,6 +582,40 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
     return keep
 
 
+def search_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None,
+                 opening: int) -> "Steps[tuple[set[str], list[str]]]":
+    """What a search or a filter shows (``visible_paths_steps``) and, for a search, the
+    folders to open to its first matches: shallowest first, at most ``opening``, each decoded
+    here a step at a time rather than all as the view opens them. Of a tree read from an
+    index file, what was decoded only to tell what shows is let go of (``LayerTree.recording``):
+    the folders to open are kept, to be let go of if they are not opened (``let_go_later``)."""
+    tree = view.tree
+    with tree.recording() as keep:
+        visible = yield from visible_paths_steps(view, hide, match)
+        folders: list[str] = []
+        if match is not None:
+            kids = tree.kids
+            by_depth: dict[int, list[str]] = {}
+            for i, path in enumerate(visible):
+                if path in kids:  # (a folder: said without decoding it)
+                    by_depth.setdefault(path.count("/"), []).append(path)
+                if not i & EVERY:
+                    yield
+            # sorted a level at a time, and only as deep as needed: one sort of every matching
+            # folder took 270 ms at 150,000
+            for depth in sorted(by_depth):
+                folders += sorted(by_depth[depth])
+                if len(folders) >= opening:
+                    break
+                yield
+            del folders[opening:]
+            for folder in folders:
+                keep(folder)
+                kids.get(folder)
+                yield
+    return visible, folders
+
+
 def _by_folder_steps(paths: Iterable[str]) -> "Steps[list[str]]":
     """The paths of a set, a folder's together (a walk): looked up in that order, a folder
     is decoded once, not each time the set's order comes back to it."""

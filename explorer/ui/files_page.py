@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTr
 from explorer.image.loader import Image
 from explorer.formats.source import Source
 from explorer.tree.diff import UNCHANGED
-from explorer.tree.steps import EVERY, drain
-from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, folders_of, path_matcher, visible_paths_steps
+from explorer.tree.steps import drain
+from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, folders_of, path_matcher, search_steps
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
@@ -251,31 +251,7 @@ class FilesPage(QWidget):
         view = self.view
 
         def work():
-            # What it decodes to tell what shows is let go of, but for the folders it opens
-            with view.tree.recording() as keep:
-                visible = yield from visible_paths_steps(view, hide, match)
-                folders: list[str] = []  # which to open, shallowest first
-                if text:
-                    kids = view.tree.kids
-                    listed = kids.__contains__ if view.tree.encoded() else kids.get  # (no folder decoded)
-                    by_depth: dict[int, list[str]] = {}
-                    for i, p in enumerate(visible):
-                        if listed(p):
-                            by_depth.setdefault(p.count("/"), []).append(p)
-                        if not i & EVERY:
-                            yield
-                    # sorted a level at a time, and only as deep as needed: one sort of every
-                    # matching folder took 270 ms at 150,000
-                    for depth in sorted(by_depth):
-                        folders += sorted(by_depth[depth])
-                        if len(folders) >= MAX_EXPANDED_MATCHES * 4:
-                            break
-                        yield
-                    del folders[MAX_EXPANDED_MATCHES * 4:]
-                    for folder in folders:  # decoded here a step each, not all as the view opens them
-                        keep(folder)
-                        kids.get(folder)
-                        yield
+            visible, folders = yield from search_steps(view, hide, match, MAX_EXPANDED_MATCHES * 4)
             return view, visible, folders
 
         self.background.run("visible", work(), then=self._shown)
