@@ -13,7 +13,8 @@ from explorer.image.loader import load_image
 from explorer.model.values import DIR, FILE
 from explorer.tree import columns
 from explorer.tree.columns import MAX_BYTES, ColumnWriter, Columns
-from explorer.tree.views import MERGED, TreeView
+from explorer.tree.steps import drain
+from explorer.tree.views import MERGED, SUBSTRING, TreeView, path_matcher, visible_paths_steps
 from tests.builders import d, docker_archive, f, layer_tar, wh
 
 DATA = Path(__file__).parent / "data"
@@ -88,18 +89,25 @@ def _set(i, value):
     _set(1, "Q"),  # a layer number of no known width
     _set(4, (0, 1 << 40)),  # a column past the end of the file
     _set(4, "nowhere"),
-    _set(9, [(0, "/etc/a", (0, 0))]),  # a file of several names that is no such row
-    _set(9, "not a list"),
+    _set(10, [(0, "/etc/a", (0, 0))]),  # a file of several names that is no such row
+    _set(10, "not a list"),
     lambda layout: layout.pop(),  # too short a layout
     lambda layout: layout.__setitem__(3, (layout[2][0], layout[3][1])),  # two columns over the same bytes
+    lambda layout: layout.__setitem__(9, (layout[9][0] + 8, layout[9][1] - 8)),  # the paths' first rows, one short
+    lambda layout: layout.__setitem__(9, layout[7]),  # the rows' sizes read as the paths' first rows
 ], ids=["starts-as-parents", "layers-swapped", "rows", "width", "past-end", "span-type", "linked", "linked-type", "short",
-        "overlap"])
+        "overlap", "held-short", "held-as-sizes"])
 def test_columns_that_do_not_hold_together_are_not_used(tmp_path, change):
     fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
     _forged(cached, change)
     assert cached.tree.columns() is None
     for layer in range(len(fresh.layers)):  # a walk over the folders answers instead
         assert _sizes(cached, layer) == _sizes(fresh, layer), layer
+        # and a search looks its matches up in their folders
+        match = path_matcher(fresh.tree, layer, "e", SUBSTRING)
+        assert drain(cached.tree.shown_matching_steps(match, layer)) is None
+        assert drain(visible_paths_steps(TreeView(cached.tree, layer, MERGED), frozenset(), match)) == \
+            drain(visible_paths_steps(TreeView(fresh.tree, layer, MERGED), frozenset(), match))
 
 
 def test_an_index_without_columns_still_has_every_layers_sizes(tmp_path):
@@ -169,7 +177,7 @@ def _hard_linked(tmp_path) -> Path:
 
 def test_a_forged_row_number_for_a_file_of_several_names_is_refused(tmp_path):
     fresh, cached = _reopened(tmp_path, _hard_linked(tmp_path))
-    _forged(cached, lambda layout: layout.__setitem__(9, [(float(row), path, key) for row, path, key in layout[9]]))
+    _forged(cached, lambda layout: layout.__setitem__(-1, [(float(row), path, key) for row, path, key in layout[-1]]))
     assert cached.tree.columns() is None  # (3.0 == 3, but no row is numbered 3.0)
     for layer in range(len(fresh.layers)):
         assert _sizes(cached, layer) == _sizes(fresh, layer), layer

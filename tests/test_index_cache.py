@@ -18,7 +18,7 @@ from explorer.image.content import read_entry
 from explorer.image.loader import load_image
 from explorer.formats.source import open_source
 from explorer.report import build_report
-from explorer.tree.views import DIFF, MERGED, TreeView
+from explorer.tree.views import DIFF, MERGED, SUBSTRING, TreeView, path_matcher, visible_paths_steps
 from tests.builders import docker_archive
 from tests.test_properties import _layer, linked_stacks, stacks
 
@@ -467,6 +467,27 @@ def test_each_layers_folders_told_and_sized_over_the_index_are_the_built_trees(t
         cached.tree.kids.get("/")  # one folder decoded by then, as the window's first screen does
         _no_folder_decoded_to_say_what_holds_anything(fresh, cached)
         _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)
+        _no_folder_decoded_to_say_which_matches_show(fresh, cached, len(layers))
+
+
+def _no_folder_decoded_to_say_which_matches_show(fresh, cached, layers: int) -> None:
+    """A search of each layer's merged view shows what looking at each path shows, the
+    columns telling which of the path table's matches are there."""
+    from explorer.tree.steps import drain
+
+    decoded = set(cached.tree.versions.chunks.kids)
+    for layer in [None, *range(layers)]:
+        view = TreeView(fresh.tree, layer, MERGED)
+        for text in ["/", "a", "b/"]:
+            match = path_matcher(fresh.tree, layer, text, SUBSTRING)
+            told = drain(cached.tree.shown_matching_steps(match, layer))
+            assert told is not None
+            shown, unsure = told  # (unsure: paths their folder does not list, which no layer makes)
+            every = {p for p in fresh.tree.versions if p != "/" and match(p) and view.row(p) is not None}
+            assert set(shown) == every - set(unsure), (layer, text)
+            built = drain(visible_paths_steps(view, frozenset(), match))
+            assert drain(visible_paths_steps(TreeView(cached.tree, layer, MERGED), frozenset(), match)) == built
+    assert set(cached.tree.versions.chunks.kids) == decoded
 
 
 def test_a_decoded_folder_holding_a_hard_link_says_so_without_decoding_another(tmp_path):

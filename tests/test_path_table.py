@@ -19,6 +19,7 @@ from explorer.image.loader import load_image
 from explorer.tree import lazy, pathtable
 from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
+from explorer.tree.diff import REMOVED
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, search_steps, visible_paths_steps
 from tests.builders import d, docker_archive, f, hard, layer_tar, sym, wh
 from tests.test_properties import _layer, stacks
@@ -95,14 +96,29 @@ def _found(image, layer, mode, text, kind=SUBSTRING, hide=frozenset()):
     return drain(visible_paths_steps(view, hide, path_matcher(image.tree, layer, text, kind) if text else None))
 
 
-def test_a_search_decodes_only_the_folders_of_its_matches(reopened):
+LIBSSL_SHOWN = {"/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg7/libssl.so.3", "/usr/lib/pkg3",
+                "/usr/lib/pkg3/more-libssl", "/opt", "/opt/libssl-notes"}
+
+
+def test_a_search_decodes_no_folder(reopened):
     fresh, cached = reopened
     chunks = cached.tree.versions.chunks
     shown = _found(cached, None, MERGED, "LIBSSL")
-    assert shown == _found(fresh, None, MERGED, "LIBSSL") == {
-        "/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg7/libssl.so.3", "/usr/lib/pkg3", "/usr/lib/pkg3/more-libssl",
-        "/opt", "/opt/libssl-notes"}
-    # the removed file matched too, and was looked up (its folder decoded) to be left out
+    assert shown == _found(fresh, None, MERGED, "LIBSSL") == LIBSSL_SHOWN
+    assert shown.holders == {"/", "/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg3", "/opt"}
+    # the removed file matched too, and the columns told it is gone: no folder was decoded
+    assert chunks.kids == {}
+    # at layer 0, before the second layer removed it
+    assert "/usr/lib/pkg9/Ünïcode-libssl.txt" in _found(cached, 0, MERGED, "libssl")
+    assert chunks.kids == {}
+
+
+def test_a_search_under_a_filter_decodes_only_the_folders_of_its_matches(reopened):
+    fresh, cached = reopened
+    chunks = cached.tree.versions.chunks
+    shown = _found(cached, None, MERGED, "LIBSSL", hide=frozenset({REMOVED}))
+    assert shown == _found(fresh, None, MERGED, "LIBSSL", hide=frozenset({REMOVED})) == LIBSSL_SHOWN
+    # the removed file was looked up (its folder decoded) to be left out
     assert set(chunks.kids) == {"/usr/lib/pkg7", "/usr/lib/pkg3", "/usr/lib/pkg9", "/opt"}
     assert not chunks.complete
 
@@ -128,9 +144,9 @@ def test_a_search_lets_go_of_the_folders_it_decoded_but_those_it_keeps(reopened,
                 return done.value
             yield step
 
-    with tree.recording() as keep:
+    with tree.recording() as keep:  # (under a filter: the folders of the matches are decoded)
         view = TreeView(tree, None, MERGED)
-        shown = drain(watched(visible_paths_steps(view, frozenset(), path_matcher(tree, None, "a", SUBSTRING))))
+        shown = drain(watched(visible_paths_steps(view, frozenset({REMOVED}), path_matcher(tree, None, "a", SUBSTRING))))
         keep("/usr/lib/pkg7")
         tree.kids.get("/usr/lib/pkg7")
     assert "/usr/lib/pkg7/data.bin" in shown and "/usr/lib/pkg42/data.bin" in shown  # a match in every folder
@@ -189,7 +205,7 @@ def test_hard_links_in_folders_over_the_budget_are_not_decoded_over_and_over(tmp
         monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 40)  # less than the two folders hold
         counts = _counting(chunks)
         with tree.recording():  # each link's row looks its other names up, in the other folder
-            shown = _found(cached, None, MERGED, "/l")
+            shown = _found(cached, None, MERGED, "/l", hide=frozenset({REMOVED}))
         assert shown == _found(fresh, None, MERGED, "/l") and len(shown) == 31
         assert counts["/a"] <= 2 and counts["/b"] <= 2
 
@@ -224,7 +240,7 @@ def test_a_folder_kept_and_decoded_again_does_not_stop_the_letting_go(reopened, 
     tree, chunks = cached.tree, cached.tree.versions.chunks
     monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
     with tree.recording() as keep:
-        _found(cached, None, MERGED, "pkg1")  # pkg1 and pkg10 to pkg19
+        _found(cached, None, MERGED, "pkg1", hide=frozenset({REMOVED}))  # pkg1 and pkg10 to pkg19
         assert "/usr/lib/pkg1" not in chunks.kids
         keep("/usr/lib/pkg1")
         tree.kids.get("/usr/lib/pkg1")  # decoded again to be shown, not by a walk going round
@@ -465,11 +481,12 @@ def test_a_search_hands_over_the_spans_it_read_and_let_go_of(reopened):
     fresh, cached = reopened
     tree, chunks = cached.tree, cached.tree.versions.chunks
     spans = chunks._pages = chunks.table.pages = _Spans()
-    with tree.recording():
-        _found(cached, None, MERGED, "a")
+    with tree.recording():  # (under a filter: the folders of the matches are decoded)
+        _found(cached, None, MERGED, "a", hide=frozenset({REMOVED}))
     parts = [(offset, length) for offset, length, _count in chunks.table.parts]
     assert [span for span in spans.spans if span in parts] == parts  # each part, once searched
     let_go = list(chunks.forgettable)
     assert let_go
     drain(tree.forget_steps())
     assert {(chunks.folders[f][0], chunks.folders[f][1]) for f in let_go} <= set(spans.spans)
+

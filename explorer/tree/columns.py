@@ -58,13 +58,15 @@ class Layout(NamedTuple):
     until: Span  # per row: the layer it is gone from (the layer count: never)
     size: Span  # per row: the bytes it adds to its folder (int64)
     flags: Span  # per row: IS_FILE, LINKED or IS_DIR, and CHANGED (uint8)
+    held: Span  # per path of the path table but the strays at its end, and one past: its first row (int64)
     linked: list[tuple[int, str, tuple[int, int]]]  # per LINKED row: (row, path, its file's key)
 
 
 # Each column's type ("layer": "<u2" or "<u4", as ``code`` says) and length ("folders" + 1,
-# "folders" or "rows"), in ``Layout``'s order.
+# "folders", "rows", or as long as it is: "paths"), in ``Layout``'s order.
 _COLUMNS = {"starts": ("<i8", 1), "parents": ("<i4", 0), "depths": ("<i4", 0), "first": ("layer", None),
-            "until": ("layer", None), "size": ("<i8", None), "flags": ("u1", None)}
+            "until": ("layer", None), "size": ("<i8", None), "flags": ("u1", None),
+            "held": ("<i8", "paths")}
 
 
 class ColumnWriter:
@@ -81,6 +83,7 @@ class ColumnWriter:
         self.first, self.until = array(self.code), array(self.code)
         self.size, self.flags = array("q"), array("B")
         self.linked: list[tuple[int, str, tuple[int, int]]] = []
+        self.held = array("q")  # per path of the path table, in its order: its first row
         self.broken = False  # a number out of the columns' range: none are written
 
     def folder(self, name: str, prefix: str, children: list[str], stored: list[Any]) -> None:
@@ -97,29 +100,41 @@ class ColumnWriter:
         self.starts.append(len(self.size))
 
     def _folder(self, prefix: str, children: list[str], stored: list[Any]) -> None:
-        layers, row, links = self.layers, self._row, self.links
+        layers, row, links, held = self.layers, self._row, self.links, self.held
         plain = [v for v in stored if type(v) is tuple]  # one version, there from its layer on
+        named: list[bool] | None = None
         if links:  # a name of a file of several names takes a row of its own (``shared``'s rule)
             named = [type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links) for v in stored]
-            if any(named):
-                for child, v, linked in zip(children, stored, named):
-                    if linked:
-                        row(v[8], layers, v, prefix + child, CHANGED)
-                plain = [v for v, linked in zip(stored, named) if type(v) is tuple and not linked]
-        if len(plain) != len(stored):
-            for child, v in zip(children, stored):
-                if type(v) is list:  # each version until the first later one that replaces it (``stored_at``)
-                    ends = layers
-                    for at, change, e in reversed(v):
-                        if e is not None and at < ends:
-                            row(at, ends, e, prefix + child, 0 if change == UNCHANGED else CHANGED)
-                        ends = min(ends, at)
-        # most paths, a million on a big image: whole columns a folder at a time, in C (the
-        # rows' order within a folder does not matter to its sums)
-        self.first.extend(map(_LAYER_OF, plain))
-        self.until.extend(array(self.code, [layers]) * len(plain))
-        self.size.extend(map(_SIZE_OF, plain))
-        self.flags.extend(map(_ADDED.get, map(_KIND_OF, plain), repeat(CHANGED)))
+            if not any(named):
+                named = None
+        if len(plain) == len(stored) and named is None:
+            # most folders, a million paths on a big image: whole columns at a time, in C
+            start = len(self.size)
+            held.extend(range(start, start + len(plain)))
+            self.first.extend(map(_LAYER_OF, plain))
+            self.until.extend(array(self.code, [layers]) * len(plain))
+            self.size.extend(map(_SIZE_OF, plain))
+            self.flags.extend(map(_ADDED.get, map(_KIND_OF, plain), repeat(CHANGED)))
+            return
+        # the rows of each path together, in the folder's order (the path table's): a search
+        # tells from them whether a path it matched is there at a layer
+        for i, (child, v) in enumerate(zip(children, stored)):
+            if v is None:
+                continue
+            held.append(len(self.size))
+            if type(v) is list:  # each version until the first later one that replaces it (``stored_at``)
+                ends = layers
+                for at, change, e in reversed(v):
+                    if e is not None and at < ends:
+                        row(at, ends, e, prefix + child, 0 if change == UNCHANGED else CHANGED)
+                    ends = min(ends, at)
+            elif named is not None and named[i]:
+                row(v[8], layers, v, prefix + child, CHANGED)
+            else:
+                self.first.append(v[8])
+                self.until.append(layers)
+                self.size.append(v[5])
+                self.flags.append(_ADDED.get(v[1], CHANGED))
 
     def _row(self, at: int, ends: int, e: Any, path: str, changed: int) -> None:
         """A row for version ``e`` of ``path``, there from layer ``at`` until ``ends``
@@ -155,7 +170,8 @@ class ColumnWriter:
             parents.append(parent)
             depths.append(name.count("/"))
         spans = []
-        for column in (self.starts, parents, depths, self.first, self.until, self.size, self.flags):
+        self.held.append(len(self.size))
+        for column in (self.starts, parents, depths, self.first, self.until, self.size, self.flags, self.held):
             data = _little(column)
             pad = -(base + offset) % 8  # each column at a multiple of 8 bytes in the file, so in memory
             if pad:
@@ -205,11 +221,15 @@ class Columns:
         arrays = []
         for (offset, length), (dtype, extra) in zip(spans, _COLUMNS.values()):
             dtype = ("<u2" if code == "H" else "<u4") if dtype == "layer" else dtype
-            count = rows if extra is None else len(names) + extra
+            if extra == "paths":  # (as long as it is: the caller knows the paths)
+                count = length // np.dtype(dtype).itemsize
+            else:
+                count = rows if extra is None else len(names) + extra
             if offset + length > len(body) or length != count * np.dtype(dtype).itemsize:
                 raise ValueError("a column lies outside the file")
             arrays.append(np.frombuffer(body, dtype, count, offset))
-        self.starts, self.parents, self.depths, self.first, self.until, self.size, self.flags = arrays
+        self.starts, self.parents, self.depths, self.first, self.until, self.size, self.flags, self.held = arrays
+        self.paths = len(self.held) - 1  # the path table's paths the columns say where the rows of are
         self.rows, self.names, self.layers = rows, names, layers
         self.linked_rows = np.flatnonzero(self.flags & LINKED)
         self._check(linked)
@@ -237,12 +257,34 @@ class Columns:
             raise ValueError("a row's bytes are out of range")
         if np.any(self.first > self.until) or (rows and int(self.until.max()) > self.layers):
             raise ValueError("a row's layers are out of range")
+        held = self.held
+        if len(held) < 1 or held[0] != 0 or held[-1] != rows or np.any(np.diff(held) < 0):
+            raise ValueError("the columns' paths do not hold their rows in order")
         if len(linked) != len(self.linked_rows) or not all(
                 type(item) is tuple and len(item) == 3 and type(item[0]) is int and item[0] == row
                 and type(item[1]) is str and type(item[2]) is tuple and len(item[2]) == 2
                 and all(type(n) is int for n in item[2])
                 for item, row in zip(linked, self.linked_rows.tolist())):
             raise ValueError("the files of several names are not the rows that say so")
+
+    def there(self, paths: Any, layer: int) -> Any:
+        """Which of the path table's paths ``paths`` (numbers below ``self.paths``, a numpy
+        array) the merged view at ``layer`` shows: those with a row there then."""
+        import numpy as np
+
+        starts, ends = self.held[paths], self.held[paths + 1]
+        counts = ends - starts
+        shown = np.zeros(len(paths), dtype=bool)
+        some = np.flatnonzero(counts)  # (a path whose every version is a removal has none)
+        if not len(some):
+            return shown
+        starts, counts = starts[some], counts[some]
+        # every row of those paths, a path's together, and where each path's begin
+        begins = np.cumsum(counts) - counts
+        rows = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(begins - starts, counts)
+        here = (self.first[rows] <= layer) & (self.until[rows] > layer)
+        shown[some] = np.add.reduceat(here, begins) > 0
+        return shown
 
     def at_once(self) -> bool:
         """Whether a layer's sizes take only a few milliseconds (``AT_ONCE``)."""

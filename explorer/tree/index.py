@@ -255,6 +255,40 @@ class LayerTree:
                 found.append(path)
         return found
 
+    def shown_matching_steps(self, match: Callable[[str], bool],
+                             layer: int | None) -> Steps[tuple[list[str], list[str]] | None]:
+        """For a tree read from an index file with a path table and columns: the paths but the
+        root that ``match`` accepts and the merged view at ``layer`` (None: the final image)
+        shows, told by the columns with no folder decoded; and those matched that the
+        columns do not cover (paths their folder does not list), to be asked one by one.
+        None for any other tree (a walk)."""
+        chunks = self._chunks
+        table = chunks.table if chunks is not None else None
+        columns = self.columns() if table is not None else None
+        at = self.layer_count - 1 if layer is None else layer
+        if columns is None or at < 0 or columns.paths > len(table):
+            return None
+        import numpy as np
+
+        uncovered = 0
+
+        def there(first: int, hits: list[int]) -> list[bool]:
+            nonlocal uncovered
+            numbers = np.asarray(hits, dtype=np.int64) + first
+            covered = numbers < columns.paths  # (the strays come last in the table)
+            shown = np.ones(len(numbers), dtype=bool)
+            shown[covered] = columns.there(numbers[covered], at)
+            uncovered += len(numbers) - int(np.count_nonzero(covered))
+            return shown.tolist()
+
+        try:
+            found = yield from table.matching_steps(match, there)
+        except ValueError:
+            chunks.table = None  # damaged: every path is asked instead, now and after
+            return None
+        cut = len(found) - uncovered
+        return found[:cut], found[cut:]
+
     def has_child_at(self, folder: str, layer: int | None) -> bool | None:
         """For a tree read from an index file, whether a folder has a child at ``layer``
         (None: the final image), said without decoding anything; else None."""

@@ -4,9 +4,10 @@ Decoding a million entries takes seconds; showing the first screen needs a few f
 The cache stores each folder's children as one marshal chunk (and each layer's changes as
 another): ``versions`` and ``kids`` decode a folder the first time anything below it is asked
 for. A walk over all paths reads the folders as stored and keeps none (``stored_steps``); a
-search reads the path table (``explorer.tree.pathtable``) and lets go of the folders it
-decoded to tell what shows (``recording``), and any layer's folder sizes come from the
-columns (``explorer.tree.columns``).
+search reads the path table (``explorer.tree.pathtable``) and the columns
+(``explorer.tree.columns``) tell which of its matches show, as they give any layer's folder
+sizes; a search that must look its matches up (under a filter) lets go of the folders it
+decoded to tell what shows (``recording``).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ import mmap
 import sys
 from array import array
 from bisect import bisect_right
-from itertools import accumulate
-from typing import Callable, Iterable
+from itertools import accumulate, compress
+from typing import Callable
 
 from explorer.tree.steps import Steps
 
@@ -121,21 +121,28 @@ class PathTable:
     def __len__(self) -> int:
         return sum(count for _, _, count in self.parts)
 
-    def matching_steps(self, match: Callable[[str], bool]) -> Steps[list[str]]:
-        """Every path ``match`` accepts, a part a step (a ``Match`` with needles the quickest)."""
+    def matching_steps(self, match: Callable[[str], bool],
+                       there: Callable[[int, list[int]], list[bool]] | None = None) -> Steps[list[str]]:
+        """Every path ``match`` accepts, a part a step (a ``Match`` with needles the quickest);
+        with ``there``, only those it says yes to: it gets the number of a part's first path
+        in the table and the numbers in that part of the paths matched."""
         needles = getattr(match, "needles", None)
         found: list[str] = []
+        first = 0
         for offset, length, count in self.parts:
             part = self.body[offset:offset + length]
             blob = part[_WIDTH * count:].tobytes()
-            found += _matches(blob, _ends(part[:_WIDTH * count], len(blob)), match, needles)
+            hits, paths = _matches(blob, _ends(part[:_WIDTH * count], len(blob)), match, needles)
+            if there is not None and paths:
+                paths = [p for p, shown in zip(paths, there(first, hits)) if shown]
+            found += paths
+            first += count
             if self.pages is not None:
                 self.pages.release(offset, length)
             yield
         if self.pages is not None:
             self.pages.flush()
         return found
-
 
 
 def _ends(raw: memoryview, size: int) -> list[int]:
@@ -151,17 +158,20 @@ def _ends(raw: memoryview, size: int) -> list[int]:
     return found
 
 
-def _matches(blob: bytes, ends: list[int], match: Callable[[str], bool], needles: tuple[str, ...] | None) -> list[str]:
-    """The paths of one part that ``match`` accepts, in the part's order."""
+def _matches(blob: bytes, ends: list[int], match: Callable[[str], bool],
+             needles: tuple[str, ...] | None) -> tuple[list[int], list[str]]:
+    """The paths of one part that ``match`` accepts, in the part's order: their numbers in
+    the part, and themselves."""
     if needles is not None and blob.isascii():
-        hits = _holding(blob.lower(), ends, needles)
-        return [blob[ends[i - 1] if i else 0:ends[i]].decode("ascii") for i in sorted(hits)]
+        hits = sorted(_holding(blob.lower(), ends, needles))
+        return hits, [blob[ends[i - 1] if i else 0:ends[i]].decode("ascii") for i in hits]
     if blob.isascii():
         text = blob.decode("ascii")
-        paths: Iterable[str] = (text[start:end] for start, end in zip((0, *ends), ends))
+        paths = [text[start:end] for start, end in zip((0, *ends), ends)]
     else:
-        paths = (blob[start:end].decode("utf-8", "surrogatepass") for start, end in zip((0, *ends), ends))
-    return [p for p in paths if match(p)]
+        paths = [blob[start:end].decode("utf-8", "surrogatepass") for start, end in zip((0, *ends), ends)]
+    accepted = list(map(match, paths))
+    return list(compress(range(len(paths)), accepted)), list(compress(paths, accepted))
 
 
 def _holding(lowered: bytes, ends: list[int], needles: tuple[str, ...]) -> set[int]:

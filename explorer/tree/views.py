@@ -549,20 +549,25 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
     """Paths to show under filters and a search: each kept path and all its ancestors (a walk),
     with the folders that hold them."""
     keep = Shown()
-    holders = keep.holders
     candidates: Iterable[str]
     test = None  # what the candidates still have to pass
     if view._relevant is not None:  # a layer's changes: few, next to every path
         candidates = yield from _by_folder_steps(view._relevant)
         test = match
     elif match is not None:  # the matches first: an index file's path table finds them with no folder decoded
-        candidates = yield from view.tree.matching_steps(match)
+        told = None if hide else (yield from view.tree.shown_matching_steps(match, view.layer))
+        if told is not None:  # and its columns tell which the view shows: none decoded either
+            shown, candidates = told
+            yield from _keep_steps(keep, shown)
+        else:
+            candidates = yield from view.tree.matching_steps(match)
     elif UNCHANGED in hide:  # what shows is what a layer changed (the layers' lists hold it)
         candidates = yield from _by_folder_steps((yield from changed_paths_steps(view.tree, view.layer)))
     else:
         yield from view.tree.decode_steps()
         candidates = view.tree.versions.keys()
     unread = view.tree.unread()
+    holders = keep.holders
     for i, path in enumerate(candidates):
         # (a path of a folder still encoded decodes it: a pause before each such one)
         if not i & EVERY or (unread is not None and unread(path)):
@@ -580,6 +585,19 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
             p = names.split(p)[0]
             holders.add(p)
     return keep
+
+
+def _keep_steps(keep: Shown, paths: Iterable[str]) -> Steps[None]:
+    """Add each path to ``keep`` with its ancestors, and their folders to its holders (a walk)."""
+    holders = keep.holders
+    for i, path in enumerate(paths):
+        if not i & EVERY:
+            yield
+        p = path
+        while p and p not in keep and p != "/":
+            keep.add(p)
+            p = names.split(p)[0]
+            holders.add(p)
 
 
 def search_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None,
