@@ -101,40 +101,47 @@ class ColumnWriter:
 
     def _folder(self, prefix: str, children: list[str], stored: list[Any]) -> None:
         layers, row, links, held = self.layers, self._row, self.links, self.held
-        plain = [v for v in stored if type(v) is tuple]  # one version, there from its layer on
         named: list[bool] | None = None
         if links:  # a name of a file of several names takes a row of its own (``shared``'s rule)
             named = [type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links) for v in stored]
             if not any(named):
                 named = None
-        if len(plain) == len(stored) and named is None:
-            # most folders, a million paths on a big image: whole columns at a time, in C
-            start = len(self.size)
-            held.extend(range(start, start + len(plain)))
-            self.first.extend(map(_LAYER_OF, plain))
-            self.until.extend(array(self.code, [layers]) * len(plain))
-            self.size.extend(map(_SIZE_OF, plain))
-            self.flags.extend(map(_ADDED.get, map(_KIND_OF, plain), repeat(CHANGED)))
+        if named is None and len([v for v in stored if type(v) is tuple]) == len(stored):
+            self._plain(stored)  # most folders: a million paths on a big image
             return
         # the rows of each path together, in the folder's order (the path table's): a search
         # tells from them whether a path it matched is there at a layer
-        for i, (child, v) in enumerate(zip(children, stored)):
+        plain: list[Any] = []  # a run of paths of one version, written whole when it ends
+        for i, v in enumerate(stored):
+            if type(v) is tuple and (named is None or not named[i]):
+                plain.append(v)
+                continue
             if v is None:
                 continue
+            if plain:
+                self._plain(plain)
+                plain = []
             held.append(len(self.size))
             if type(v) is list:  # each version until the first later one that replaces it (``stored_at``)
                 ends = layers
                 for at, change, e in reversed(v):
                     if e is not None and at < ends:
-                        row(at, ends, e, prefix + child, 0 if change == UNCHANGED else CHANGED)
+                        row(at, ends, e, prefix + children[i], 0 if change == UNCHANGED else CHANGED)
                     ends = min(ends, at)
-            elif named is not None and named[i]:
-                row(v[8], layers, v, prefix + child, CHANGED)
             else:
-                self.first.append(v[8])
-                self.until.append(layers)
-                self.size.append(v[5])
-                self.flags.append(_ADDED.get(v[1], CHANGED))
+                row(v[8], layers, v, prefix + children[i], CHANGED)
+        if plain:
+            self._plain(plain)
+
+    def _plain(self, plain: list[Any]) -> None:
+        """A row for each of paths of one version, there from its layer on: whole columns at
+        once, in C."""
+        start = len(self.size)
+        self.held.extend(range(start, start + len(plain)))
+        self.first.extend(map(_LAYER_OF, plain))
+        self.until.extend(array(self.code, [self.layers]) * len(plain))
+        self.size.extend(map(_SIZE_OF, plain))
+        self.flags.extend(map(_ADDED.get, map(_KIND_OF, plain), repeat(CHANGED)))
 
     def _row(self, at: int, ends: int, e: Any, path: str, changed: int) -> None:
         """A row for version ``e`` of ``path``, there from layer ``at`` until ``ends``
