@@ -105,7 +105,7 @@ def test_columns_that_do_not_hold_together_are_not_used(tmp_path, change):
         assert _sizes(cached, layer) == _sizes(fresh, layer), layer
         # and a search looks its matches up in their folders
         match = path_matcher(fresh.tree, layer, "e", SUBSTRING)
-        assert drain(cached.tree.shown_matching_steps(match, layer)) is None
+        assert drain(cached.tree.shown_steps(match, layer)) is None
         assert drain(visible_paths_steps(TreeView(cached.tree, layer, MERGED), frozenset(), match)) == \
             drain(visible_paths_steps(TreeView(fresh.tree, layer, MERGED), frozenset(), match))
 

@@ -19,7 +19,6 @@ from explorer.image.loader import load_image
 from explorer.tree import lazy, pathtable
 from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
-from explorer.tree.diff import REMOVED
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, search_steps, visible_paths_steps
 from tests.builders import d, docker_archive, f, hard, layer_tar, sym, wh
 from tests.test_properties import _layer, stacks
@@ -113,11 +112,33 @@ def test_a_search_decodes_no_folder(reopened):
     assert chunks.kids == {}
 
 
-def test_a_search_under_a_filter_decodes_only_the_folders_of_its_matches(reopened):
+def test_a_filter_decodes_no_folder(reopened):
     fresh, cached = reopened
     chunks = cached.tree.versions.chunks
-    shown = _found(cached, None, MERGED, "LIBSSL", hide=frozenset({REMOVED}))
-    assert shown == _found(fresh, None, MERGED, "LIBSSL", hide=frozenset({REMOVED})) == LIBSSL_SHOWN
+    for hide in [frozenset({"added"}), frozenset({"unchanged"}), frozenset({"unchanged", "modified"})]:
+        for layer in [None, 0, 1, 2]:
+            assert _found(cached, layer, MERGED, "", hide=hide) == _found(fresh, layer, MERGED, "", hide=hide)
+            assert _found(cached, layer, MERGED, "lib", hide=hide) == _found(fresh, layer, MERGED, "lib", hide=hide)
+    # what the second layer changed: the patched library, and the notes it added
+    assert _found(cached, 1, MERGED, "", hide=frozenset({"unchanged"})) == {
+        "/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg7/libssl.so.3", "/opt", "/opt/libssl-notes"}
+    assert _found(cached, 1, MERGED, "", hide=frozenset({"unchanged", "added"})) == {
+        "/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg7/libssl.so.3"}
+    assert chunks.kids == {}
+
+
+def _without_columns(image) -> None:
+    """Have a reopened image do without its columns, as one whose columns are damaged does."""
+    chunks = image.tree.versions.chunks
+    chunks._columns = chunks._read = None
+
+
+def test_a_search_without_columns_decodes_only_the_folders_of_its_matches(reopened):
+    fresh, cached = reopened
+    chunks = cached.tree.versions.chunks
+    _without_columns(cached)
+    shown = _found(cached, None, MERGED, "LIBSSL")
+    assert shown == _found(fresh, None, MERGED, "LIBSSL") == LIBSSL_SHOWN
     # the removed file was looked up (its folder decoded) to be left out
     assert set(chunks.kids) == {"/usr/lib/pkg7", "/usr/lib/pkg3", "/usr/lib/pkg9", "/opt"}
     assert not chunks.complete
@@ -144,9 +165,10 @@ def test_a_search_lets_go_of_the_folders_it_decoded_but_those_it_keeps(reopened,
                 return done.value
             yield step
 
-    with tree.recording() as keep:  # (under a filter: the folders of the matches are decoded)
+    _without_columns(cached)  # (then the folders of the matches are decoded)
+    with tree.recording() as keep:
         view = TreeView(tree, None, MERGED)
-        shown = drain(watched(visible_paths_steps(view, frozenset({REMOVED}), path_matcher(tree, None, "a", SUBSTRING))))
+        shown = drain(watched(visible_paths_steps(view, frozenset(), path_matcher(tree, None, "a", SUBSTRING))))
         keep("/usr/lib/pkg7")
         tree.kids.get("/usr/lib/pkg7")
     assert "/usr/lib/pkg7/data.bin" in shown and "/usr/lib/pkg42/data.bin" in shown  # a match in every folder
@@ -180,6 +202,7 @@ def _counting(chunks) -> "collections.Counter[str]":
 def test_a_search_of_a_set_of_paths_decodes_each_folder_once(reopened, monkeypatch, mode, layer, text, hide):
     fresh, cached = reopened
     tree, chunks = cached.tree, cached.tree.versions.chunks
+    _without_columns(cached)  # (with them, no folder is decoded to tell what shows)
     monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
     counts = _counting(chunks)
     with tree.recording():  # (a layer's changes, and what it changed, are sets: in no folder's order)
@@ -204,8 +227,9 @@ def test_hard_links_in_folders_over_the_budget_are_not_decoded_over_and_over(tmp
         tree, chunks = cached.tree, cached.tree.versions.chunks
         monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 40)  # less than the two folders hold
         counts = _counting(chunks)
+        _without_columns(cached)
         with tree.recording():  # each link's row looks its other names up, in the other folder
-            shown = _found(cached, None, MERGED, "/l", hide=frozenset({REMOVED}))
+            shown = _found(cached, None, MERGED, "/l")
         assert shown == _found(fresh, None, MERGED, "/l") and len(shown) == 31
         assert counts["/a"] <= 2 and counts["/b"] <= 2
 
@@ -213,6 +237,7 @@ def test_hard_links_in_folders_over_the_budget_are_not_decoded_over_and_over(tmp
 def test_a_filter_that_needs_every_folder_decodes_them_for_good_a_step_each(reopened, monkeypatch):
     fresh, cached = reopened
     tree, chunks = cached.tree, cached.tree.versions.chunks
+    _without_columns(cached)  # (with them, no folder is decoded to tell what shows)
     monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
     most = 0
 
@@ -238,9 +263,10 @@ def test_a_filter_that_needs_every_folder_decodes_them_for_good_a_step_each(reop
 def test_a_folder_kept_and_decoded_again_does_not_stop_the_letting_go(reopened, monkeypatch):
     fresh, cached = reopened
     tree, chunks = cached.tree, cached.tree.versions.chunks
+    _without_columns(cached)  # (with them, no folder is decoded to tell what shows)
     monkeypatch.setattr(lazy, "KEPT_WHILE_RECORDING", 4)
     with tree.recording() as keep:
-        _found(cached, None, MERGED, "pkg1", hide=frozenset({REMOVED}))  # pkg1 and pkg10 to pkg19
+        _found(cached, None, MERGED, "pkg1")  # pkg1 and pkg10 to pkg19
         assert "/usr/lib/pkg1" not in chunks.kids
         keep("/usr/lib/pkg1")
         tree.kids.get("/usr/lib/pkg1")  # decoded again to be shown, not by a walk going round
@@ -481,8 +507,9 @@ def test_a_search_hands_over_the_spans_it_read_and_let_go_of(reopened):
     fresh, cached = reopened
     tree, chunks = cached.tree, cached.tree.versions.chunks
     spans = chunks._pages = chunks.table.pages = _Spans()
-    with tree.recording():  # (under a filter: the folders of the matches are decoded)
-        _found(cached, None, MERGED, "a", hide=frozenset({REMOVED}))
+    _without_columns(cached)  # (then the folders of the matches are decoded)
+    with tree.recording():
+        _found(cached, None, MERGED, "a")
     parts = [(offset, length) for offset, length, _count in chunks.table.parts]
     assert [span for span in spans.spans if span in parts] == parts  # each part, once searched
     let_go = list(chunks.forgettable)

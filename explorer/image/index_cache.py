@@ -47,7 +47,7 @@ from explorer.tree.pathtable import PART_PATHS, MappedPages, Part, PathTable, en
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 17
+VERSION = 18
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30

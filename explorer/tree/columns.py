@@ -26,12 +26,14 @@ from operator import itemgetter
 from typing import Any, Callable, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK
-from explorer.tree.diff import UNCHANGED
+from explorer.tree.diff import ADDED, MODIFIED, UNCHANGED
 from explorer.tree.steps import Steps
 
-# A row's flags: a regular file; a file of several names; a folder; and a version its layer's
-# changes list (not one that wrote its path again as it was).
-IS_FILE, LINKED, IS_DIR, CHANGED = 1, 2, 4, 8
+# A row's flags: a regular file; a file of several names; a folder; a version its layer's
+# changes list (not one that wrote its path again as it was); and one of those that replaced
+# what was there (listed as modified, not added).
+IS_FILE, LINKED, IS_DIR, CHANGED, REPLACED = 1, 2, 4, 8, 16
+_CHANGE_FLAGS = {UNCHANGED: 0, ADDED: CHANGED, MODIFIED: CHANGED | REPLACED}
 _KIND = {FILE: IS_FILE, DIR: IS_DIR}
 _ADDED = {kind: flag | CHANGED for kind, flag in _KIND.items()}  # a path's only version (added)
 _LAYER_OF, _SIZE_OF, _KIND_OF = itemgetter(8), itemgetter(5), itemgetter(1)  # of a stored entry
@@ -57,7 +59,7 @@ class Layout(NamedTuple):
     first: Span  # per row: the first layer it is there at
     until: Span  # per row: the layer it is gone from (the layer count: never)
     size: Span  # per row: the bytes it adds to its folder (int64)
-    flags: Span  # per row: IS_FILE, LINKED or IS_DIR, and CHANGED (uint8)
+    flags: Span  # per row: IS_FILE, LINKED or IS_DIR, and CHANGED and REPLACED (uint8)
     held: Span  # per path of the path table but the strays at its end, and one past: its first row (int64)
     linked: list[tuple[int, str, tuple[int, int]]]  # per LINKED row: (row, path, its file's key)
 
@@ -126,7 +128,7 @@ class ColumnWriter:
                 ends = layers
                 for at, change, e in reversed(v):
                     if e is not None and at < ends:
-                        row(at, ends, e, prefix + children[i], 0 if change == UNCHANGED else CHANGED)
+                        row(at, ends, e, prefix + children[i], _CHANGE_FLAGS.get(change, CHANGED))
                     ends = min(ends, at)
             else:
                 row(v[8], layers, v, prefix + children[i], CHANGED)
@@ -145,7 +147,7 @@ class ColumnWriter:
 
     def _row(self, at: int, ends: int, e: Any, path: str, changed: int) -> None:
         """A row for version ``e`` of ``path``, there from layer ``at`` until ``ends``
-        (``changed``: CHANGED when its layer's changes list it)."""
+        (``changed``: CHANGED when its layer's changes list it, and REPLACED as modified)."""
         kind = e[1]
         key = self.shared(e, path) if self.links and (kind == FILE or kind == HARDLINK) else None
         if key is not None:
@@ -274,23 +276,42 @@ class Columns:
                 for item, row in zip(linked, self.linked_rows.tolist())):
             raise ValueError("the files of several names are not the rows that say so")
 
-    def there(self, paths: Any, layer: int) -> Any:
+    def shown(self, paths: Any, layer: int | None, hide: frozenset[str] = frozenset(), folders: bool = True) -> Any:
         """Which of the path table's paths ``paths`` (numbers below ``self.paths``, a numpy
-        array) the merged view at ``layer`` shows: those with a row there then."""
+        array) the merged view at ``layer`` (None: the final image) shows: those with a row
+        there then, but those whose change (``TreeView.change_of``) is in ``hide``, and the
+        folders unless ``folders``."""
         import numpy as np
 
+        at = self.layers - 1 if layer is None else layer
         starts, ends = self.held[paths], self.held[paths + 1]
         counts = ends - starts
         shown = np.zeros(len(paths), dtype=bool)
         some = np.flatnonzero(counts)  # (a path whose every version is a removal has none)
-        if not len(some):
+        if not len(some) or at < 0:
             return shown
         starts, counts = starts[some], counts[some]
         # every row of those paths, a path's together, and where each path's begin
         begins = np.cumsum(counts) - counts
         rows = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(begins - starts, counts)
-        here = (self.first[rows] <= layer) & (self.until[rows] > layer)
-        shown[some] = np.add.reduceat(here, begins) > 0
+        here = (self.first[rows] <= at) & (self.until[rows] > at)
+        if not hide and folders:
+            shown[some] = np.add.reduceat(here, begins) > 0
+            return shown
+        row = np.maximum.reduceat(np.where(here, rows, -1), begins)  # each path's row there (one at most)
+        there = row >= 0
+        row = row[there]
+        flags = self.flags[row]
+        if layer is None:  # over all layers: modified if any version replaced what was there
+            replaced = np.add.reduceat((self.flags[rows] & REPLACED) != 0, begins)[there] > 0
+            change = np.where(replaced, 2, 0)
+        else:  # what this layer did, if it wrote the version there
+            written = (self.first[row] == layer) & ((flags & CHANGED) != 0)
+            change = np.where(written, np.where((flags & REPLACED) != 0, 2, 1), 0)
+        keep = ~np.isin(change, [code for code, kind in enumerate((UNCHANGED, ADDED, MODIFIED)) if kind in hide])
+        if not folders:
+            keep &= (flags & IS_DIR) == 0
+        shown[some[np.flatnonzero(there)[keep]]] = True
         return shown
 
     def at_once(self) -> bool:

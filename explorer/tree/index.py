@@ -255,18 +255,18 @@ class LayerTree:
                 found.append(path)
         return found
 
-    def shown_matching_steps(self, match: Callable[[str], bool],
-                             layer: int | None) -> Steps[tuple[list[str], list[str]] | None]:
+    def shown_steps(self, match: Callable[[str], bool] | None, layer: int | None, hide: frozenset[str] = frozenset(),
+                    folders: bool = True) -> Steps[tuple[list[str], list[str]] | None]:
         """For a tree read from an index file with a path table and columns: the paths but the
-        root that ``match`` accepts and the merged view at ``layer`` (None: the final image)
-        shows, told by the columns with no folder decoded; and those matched that the
-        columns do not cover (paths their folder does not list), to be asked one by one.
+        root that ``match`` accepts (None: all) and the merged view at ``layer`` (None: the
+        final image) shows, but those whose change is in ``hide`` and folders unless
+        ``folders`` (``Columns.shown``), told with no folder decoded; and those matched that
+        the columns do not cover (paths their folder does not list), to be asked one by one.
         None for any other tree (a walk)."""
         chunks = self._chunks
         table = chunks.table if chunks is not None else None
         columns = self.columns() if table is not None else None
-        at = self.layer_count - 1 if layer is None else layer
-        if columns is None or at < 0 or columns.paths > len(table):
+        if columns is None or columns.paths > len(table):
             return None
         import numpy as np
 
@@ -277,7 +277,7 @@ class LayerTree:
             numbers = np.asarray(hits, dtype=np.int64) + first
             covered = numbers < columns.paths  # (the strays come last in the table)
             shown = np.ones(len(numbers), dtype=bool)
-            shown[covered] = columns.there(numbers[covered], at)
+            shown[covered] = columns.shown(numbers[covered], layer, hide, folders)
             uncovered += len(numbers) - int(np.count_nonzero(covered))
             return shown.tolist()
 

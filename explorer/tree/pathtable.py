@@ -20,7 +20,7 @@ import sys
 from array import array
 from bisect import bisect_right
 from itertools import accumulate, compress
-from typing import Callable
+from typing import Callable, Iterable
 
 from explorer.tree.steps import Steps
 
@@ -121,21 +121,27 @@ class PathTable:
     def __len__(self) -> int:
         return sum(count for _, _, count in self.parts)
 
-    def matching_steps(self, match: Callable[[str], bool],
+    def matching_steps(self, match: Callable[[str], bool] | None,
                        there: Callable[[int, list[int]], list[bool]] | None = None) -> Steps[list[str]]:
-        """Every path ``match`` accepts, a part a step (a ``Match`` with needles the quickest);
-        with ``there``, only those it says yes to: it gets the number of a part's first path
-        in the table and the numbers in that part of the paths matched."""
+        """Every path ``match`` accepts (None: every path), a part a step (a ``Match`` with
+        needles the quickest); with ``there``, only those it says yes to: it gets the number
+        of a part's first path in the table and the numbers in that part of the paths matched
+        (which are made strings only if kept)."""
         needles = getattr(match, "needles", None)
         found: list[str] = []
         first = 0
         for offset, length, count in self.parts:
             part = self.body[offset:offset + length]
             blob = part[_WIDTH * count:].tobytes()
-            hits, paths = _matches(blob, _ends(part[:_WIDTH * count], len(blob)), match, needles)
-            if there is not None and paths:
-                paths = [p for p, shown in zip(paths, there(first, hits)) if shown]
-            found += paths
+            ends = _ends(part[:_WIDTH * count], len(blob))
+            hits, paths = _matches(blob, ends, match, needles)
+            if there is not None and hits:
+                kept = there(first, hits)
+                if paths is None:
+                    hits = list(compress(hits, kept))
+                else:
+                    paths = list(compress(paths, kept))
+            found += _strings(blob, ends, hits) if paths is None else paths
             first += count
             if self.pages is not None:
                 self.pages.release(offset, length)
@@ -158,20 +164,28 @@ def _ends(raw: memoryview, size: int) -> list[int]:
     return found
 
 
-def _matches(blob: bytes, ends: list[int], match: Callable[[str], bool],
-             needles: tuple[str, ...] | None) -> tuple[list[int], list[str]]:
-    """The paths of one part that ``match`` accepts, in the part's order: their numbers in
-    the part, and themselves."""
+def _matches(blob: bytes, ends: list[int], match: Callable[[str], bool] | None,
+             needles: tuple[str, ...] | None) -> tuple[list[int], list[str] | None]:
+    """The paths of one part that ``match`` accepts (None: all), in the part's order: their
+    numbers in the part, and themselves when they had to be made strings to be asked."""
+    if match is None:
+        return list(range(len(ends))), None
     if needles is not None and blob.isascii():
-        hits = sorted(_holding(blob.lower(), ends, needles))
-        return hits, [blob[ends[i - 1] if i else 0:ends[i]].decode("ascii") for i in hits]
-    if blob.isascii():
+        return sorted(_holding(blob.lower(), ends, needles)), None
+    if blob.isascii():  # (one decode, then slices of it)
         text = blob.decode("ascii")
         paths = [text[start:end] for start, end in zip((0, *ends), ends)]
     else:
-        paths = [blob[start:end].decode("utf-8", "surrogatepass") for start, end in zip((0, *ends), ends)]
+        paths = _strings(blob, ends, range(len(ends)))
     accepted = list(map(match, paths))
     return list(compress(range(len(paths)), accepted)), list(compress(paths, accepted))
+
+
+def _strings(blob: bytes, ends: list[int], numbers: Iterable[int]) -> list[str]:
+    """The paths of one part with these numbers, as strings."""
+    if blob.isascii():
+        return [blob[ends[i - 1] if i else 0:ends[i]].decode("ascii") for i in numbers]
+    return [blob[ends[i - 1] if i else 0:ends[i]].decode("utf-8", "surrogatepass") for i in numbers]
 
 
 def _holding(lowered: bytes, ends: list[int], needles: tuple[str, ...]) -> set[int]:

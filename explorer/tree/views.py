@@ -551,16 +551,19 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
     keep = Shown()
     candidates: Iterable[str]
     test = None  # what the candidates still have to pass
-    if view._relevant is not None:  # a layer's changes: few, next to every path
+    told = None
+    if view._relevant is None and (match is not None or hide):
+        # an index file's path table finds the matches, and its columns tell which of them
+        # the view shows: no folder decoded (only paths their folder does not list are asked)
+        told = yield from view.tree.shown_steps(match, view.layer, hide, folders=match is not None or not hide)
+    if told is not None:
+        shown, candidates = told
+        yield from _keep_steps(keep, shown)
+    elif view._relevant is not None:  # a layer's changes: few, next to every path
         candidates = yield from _by_folder_steps(view._relevant)
         test = match
-    elif match is not None:  # the matches first: an index file's path table finds them with no folder decoded
-        told = None if hide else (yield from view.tree.shown_matching_steps(match, view.layer))
-        if told is not None:  # and its columns tell which the view shows: none decoded either
-            shown, candidates = told
-            yield from _keep_steps(keep, shown)
-        else:
-            candidates = yield from view.tree.matching_steps(match)
+    elif match is not None:  # the matches first: the path table finds them with no folder decoded
+        candidates = yield from view.tree.matching_steps(match)
     elif UNCHANGED in hide:  # what shows is what a layer changed (the layers' lists hold it)
         candidates = yield from _by_folder_steps((yield from changed_paths_steps(view.tree, view.layer)))
     else:
