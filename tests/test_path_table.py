@@ -21,7 +21,7 @@ from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, search_steps, visible_paths_steps
 from tests.builders import d, docker_archive, f, hard, layer_tar, sym, wh
-from tests.test_properties import _layer, stacks
+from tests.test_properties import _layer, linked_stacks, stacks
 
 # Letters whose lowercase is longer, another letter, or context-dependent, an undecodable
 # byte of a name (kept as a lone surrogate), a NUL (a PAX name may hold one), and separators.
@@ -197,7 +197,7 @@ def _counting(chunks) -> "collections.Counter[str]":
 
 
 @pytest.mark.parametrize("mode, layer, text, hide", [
-    (DIFF, 0, "a", frozenset()), (DIFF, None, "", frozenset({"added"})),
+    (DIFF, None, "libssl", frozenset()), (DIFF, None, "", frozenset({"added"})),
     (MERGED, 0, "", frozenset({"unchanged"})), (MERGED, 1, "", frozenset({"unchanged", "modified"}))])
 def test_a_search_of_a_set_of_paths_decodes_each_folder_once(reopened, monkeypatch, mode, layer, text, hide):
     fresh, cached = reopened
@@ -342,6 +342,56 @@ def test_hiding_what_a_layer_left_unchanged_decodes_only_the_folders_it_changed(
     assert shown == _found(fresh, 2, MERGED, "", hide=frozenset({"unchanged"})) == {
         "/usr", "/usr/lib", "/usr/lib/pkg3", "/usr/lib/pkg3/more-libssl"}
     assert set(chunks.kids) <= {"/", "/usr", "/usr/lib", "/usr/lib/pkg3"}
+
+
+def _shown_row_by_row(view: TreeView, hide: frozenset[str], match) -> set[str]:
+    """What a search or filters show, each path of the view looked at (its row, its change)."""
+    every = set()
+    for path in list(view._relevant if view._relevant is not None else view.tree.versions):
+        row = view.row(path)
+        if path == "/" or row is None or row.change in hide or (match is not None and not match(path)):
+            continue
+        if row.entry.type == "dir" and match is None and hide:
+            continue
+        while path != "/":
+            every.add(path)
+            path = path[: path.rfind("/")] or "/"
+    return every
+
+
+def test_a_layers_changes_view_searched_or_filtered_decodes_no_folder(reopened):
+    fresh, cached = reopened
+    chunks = cached.tree.versions.chunks
+    for layer in range(3):
+        for text, hide in [("", frozenset({"added"})), ("", frozenset({"modified", "removed"})), ("lib", frozenset()),
+                           ("pkg", frozenset({"unchanged"})), ("libssl", frozenset({"added"}))]:
+            view = TreeView(cached.tree, layer, DIFF)
+            match = path_matcher(cached.tree, layer, text, SUBSTRING) if text else None
+            shown = drain(visible_paths_steps(view, hide, match))
+            assert shown == _found(fresh, layer, DIFF, text, hide=hide), (layer, text, hide)
+            assert chunks.kids == {}, (layer, text, hide)
+    # the second layer patched a library, removed a file and added notes: hiding what it added
+    assert _found(cached, 1, DIFF, "", hide=frozenset({"added"})) == {
+        "/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg7/libssl.so.3", "/usr/lib/pkg9", "/usr/lib/pkg9/Ünïcode-libssl.txt"}
+    assert _shown_row_by_row(TreeView(fresh.tree, 1, DIFF), frozenset({"added"}), None) == \
+        _found(cached, 1, DIFF, "", hide=frozenset({"added"}))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(stacks, linked_stacks), st.sampled_from([frozenset(), frozenset({"unchanged"}), frozenset({"added"}),
+                                                         frozenset({"modified", "removed"})]),
+       st.sampled_from([None, "a", "/", "b/"]))
+def test_a_layers_changes_view_shows_what_looking_at_each_of_its_paths_shows(tmp_path_factory, layers, hide, text):
+    if text is None and not hide:
+        return  # (no search, no filter: no walk)
+    archive = tmp_path_factory.mktemp("stack") / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    with open_source(str(archive)) as src:
+        image = load_image(src, src.select(), cache=False)
+    for layer in range(len(layers)):
+        view = TreeView(image.tree, layer, DIFF)
+        match = path_matcher(image.tree, layer, text, SUBSTRING) if text is not None else None
+        assert drain(visible_paths_steps(view, hide, match)) == _shown_row_by_row(view, hide, match), layer
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -47,7 +47,7 @@ from explorer.tree.pathtable import PART_PATHS, MappedPages, Part, PathTable, en
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 18
+VERSION = 19
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -476,7 +476,8 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
     for layer in tree.changes:
         parts = []  # a layer's changes in parts: decoding 300,000 at once held the window 45 ms
         for start in range(0, max(len(layer), 1), CHANGES_PART):
-            chunk = marshal.dumps((layer.paths[start:start + CHANGES_PART], bytes(layer.kinds[start:start + CHANGES_PART])))
+            end = start + CHANGES_PART
+            chunk = marshal.dumps((layer.paths[start:end], bytes(layer.kinds[start:end]), bytes(layer.folders[start:end])))
             parts.append((offset, len(chunk)))
             put(chunk)
             offset += len(chunk)

@@ -64,22 +64,26 @@ class LayerStats(NamedTuple):
 
 
 class LayerChanges:
-    """One layer's net changes as (path, change) pairs, in the order they were made.
+    """One layer's net changes as (path, change) pairs, in the order they were made, and
+    whether each is of a folder (the one added or modified, or the one removed).
 
     Kept as a list of paths and a byte per change: a million pairs as tuples took 64 MB more.
     """
 
-    __slots__ = ("paths", "kinds")
+    __slots__ = ("paths", "kinds", "folders")
     NAMES = (ADDED, MODIFIED, REMOVED)  # (ADDED first: its code is 0, a zero byte)
     CODES = {name: code for code, name in enumerate(NAMES)}
 
-    def __init__(self, paths: list[str] | None = None, kinds: bytearray | None = None) -> None:
+    def __init__(self, paths: list[str] | None = None, kinds: bytearray | None = None,
+                 folders: bytearray | None = None) -> None:
         self.paths = paths if paths is not None else []
         self.kinds = kinds if kinds is not None else bytearray()
+        self.folders = folders if folders is not None else bytearray(len(self.paths))  # 1: a folder
 
-    def append(self, path: str, change: str) -> None:
+    def append(self, path: str, change: str, folder: bool = False) -> None:
         self.paths.append(path)
         self.kinds.append(self.CODES[change])
+        self.folders.append(folder)
 
     def count(self, change: str) -> int:
         """How many of the changes are ``change``."""
@@ -669,8 +673,9 @@ class _LayerApplier:
             versions.update(live)
             changes.paths += [path for path in live if path != "/"]
             changes.kinds += bytes(len(changes.paths))  # (ADDED is 0)
+            changes.folders += bytes([e[1] == DIR for path, e in live.items() if path != "/"])
             return
-        changed, kinds = changes.paths.append, changes.kinds.append
+        changed, kinds, folders = changes.paths.append, changes.kinds.append, changes.folders.append
         codes = LayerChanges.CODES
         added = codes[ADDED]
         new = tuple.__new__  # (a named tuple made directly: a third of the time of calling it)
@@ -685,6 +690,7 @@ class _LayerApplier:
                     versions[path] = after  # the compact form: added once
                     changed(path)
                     kinds(added)
+                    folders(after[1] == DIR)
                 continue
             if old is None:
                 if after is None:
@@ -710,6 +716,7 @@ class _LayerApplier:
             if change != UNCHANGED and path != "/":
                 changed(path)
                 kinds(codes[change])
+                folders((old if after is None else after)[1] == DIR)
 
 
 def _keep_nothing(_folder: str) -> None:

@@ -370,9 +370,10 @@ class LazyChanges:
                 done, changes = self._parts.get(layer, (0, LayerChanges()))
                 if done < len(spans):
                     offset, length = spans[done]
-                    paths, kinds = marshal.loads(self.body[offset:offset + length])
+                    paths, kinds, folders = marshal.loads(self.body[offset:offset + length])
                     changes.paths += paths
                     changes.kinds += kinds
+                    changes.folders += folders
                     done += 1
                 if done == len(spans):
                     self.decoded[layer] = changes

@@ -15,7 +15,7 @@ from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
 from explorer.tree.columns import Columns, LayerSizes
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
-from explorer.tree.index import Inode, LayerTree, stored_at
+from explorer.tree.index import Inode, LayerChanges, LayerTree, stored_at
 from explorer.tree.pathtable import Match
 from explorer.tree.resolve import resolve
 from explorer.tree.steps import EVERY, Steps, drain
@@ -551,6 +551,11 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
     keep = Shown()
     candidates: Iterable[str]
     test = None  # what the candidates still have to pass
+    if view._relevant is not None and view.layer is not None:
+        # one layer's changes: its list says what the layer did to each path and whether it is
+        # a folder, so no path is looked up (the folders that hold them were there, unchanged)
+        yield from _keep_steps(keep, (yield from _changes_shown_steps(view, hide, match)))
+        return keep
     told = None
     if view._relevant is None and (match is not None or hide):
         # an index file's path table finds the matches, and its columns tell which of them
@@ -588,6 +593,32 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
             p = names.split(p)[0]
             holders.add(p)
     return keep
+
+
+def _changes_shown_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> Steps[list[str]]:
+    """What a layer's changes view shows on its own under a search or filters (a walk): the
+    layer's changes but those of a kind hidden (and folders, under filters alone), and for a
+    search the folders that hold them, unchanged, that match."""
+    changes = view.tree.changes[view.layer]
+    hidden = {code for code, kind in enumerate(LayerChanges.NAMES) if kind in hide}
+    alone = match is None  # (under filters alone, folders show only to hold what shows)
+    shown: list[str] = []
+    for start in range(0, len(changes), _CHUNK):
+        yield
+        end = start + _CHUNK
+        shown += [path for path, kind, folder in zip(changes.paths[start:end], changes.kinds[start:end],
+                                                       changes.folders[start:end])
+                  if kind not in hidden and not (alone and folder) and (alone or match(path))]
+    if match is not None and UNCHANGED not in hide:
+        changed: set[str] = set()
+        for start in range(0, len(changes), _CHUNK):
+            yield
+            changed.update(changes.paths[start:start + _CHUNK])
+        holding = list(view._relevant or ())
+        for start in range(0, len(holding), _CHUNK):
+            yield
+            shown += [path for path in holding[start:start + _CHUNK] if path not in changed and match(path)]
+    return shown
 
 
 def _keep_steps(keep: Shown, paths: Iterable[str]) -> Steps[None]:
