@@ -566,7 +566,7 @@ def _discard(widget: QWidget) -> None:
     """Delete a widget that was closed or replaced, and free what its Python objects hold.
 
     Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
-    reference cycles that ``gc.freeze`` (after a load, and after each slice of a walk) put beyond
+    reference cycles that ``gc.freeze`` (after a load, and after a folder is decoded) put beyond
     the collector's reach; they are emptied once Qt has destroyed the widget, so the image
     they held is freed then rather than never.
     """

@@ -9,7 +9,6 @@ saving) run on the GUI thread in short slices instead (``Slices``).
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 import time
@@ -141,21 +140,13 @@ class Slices(QObject):
             then(value)
 
     def _tick(self) -> None:
-        try:
-            self._turn()  # looked up each time: tests hold the walks by replacing it
-        finally:
-            # What a walk builds lives on (entries made from a cached index's tuples, views,
-            # sizes) and is acyclic: out of the cycle collector's sight, whose passes over the
-            # 190,000 objects a search of a reopened index makes took 43 to 67 ms each.
-            # Tree rows hold their parent weakly and a closed tab breaks its cycles, so
-            # nothing frozen here is kept alive by a cycle.
-            gc.freeze()
+        self._turn()  # looked up each time: tests hold the walks by replacing it
 
 
 def empty_python_state(objects: list[Any]) -> None:
     """Clear the attributes of Qt objects whose C++ side is gone, and of the item models they
     held (views do not own their models), breaking the reference cycles among them: once
-    frozen (a load and every slice call ``gc.freeze``), the collector would
+    frozen (a load and a folder decoded call ``gc.freeze``), the collector would
     never free those cycles, nor the image they reach."""
     seen: set[int] = set()
     stack = list(objects)
