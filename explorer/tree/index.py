@@ -103,7 +103,7 @@ class LayerChanges:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LayerChanges):
-            return self.paths == other.paths and self.kinds == other.kinds
+            return self.paths == other.paths and self.kinds == other.kinds and self.folders == other.folders
         return isinstance(other, list) and list(self) == other
 
     __hash__ = None  # type: ignore[assignment]

@@ -371,6 +371,8 @@ class LazyChanges:
                 if done < len(spans):
                     offset, length = spans[done]
                     paths, kinds, folders = marshal.loads(self.body[offset:offset + length])
+                    if not len(paths) == len(kinds) == len(folders):
+                        raise ValueError(f"layer {layer}'s list of changes is damaged")
                     changes.paths += paths
                     changes.kinds += kinds
                     changes.folders += folders
