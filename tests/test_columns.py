@@ -110,6 +110,26 @@ def test_columns_that_do_not_hold_together_are_not_used(tmp_path, change):
             drain(visible_paths_steps(TreeView(fresh.tree, layer, MERGED), frozenset(), match))
 
 
+@pytest.mark.parametrize("step", [columns.ROWS_STEP, 2])  # (checked a part at a time)
+def test_paths_whose_rows_go_back_are_damage(tmp_path, monkeypatch, step):
+    import numpy as np
+
+    monkeypatch.setattr(columns, "ROWS_STEP", step)
+    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    chunks = cached.tree.versions.chunks
+    body, layout = chunks._columns
+    offset, length = layout[9]
+    copy = bytearray(body)
+    held = np.frombuffer(copy, "<i8", length // 8, offset)
+    assert held[-3] < held[-2]
+    held[-3], held[-2] = held[-2], held[-3]  # two paths' rows the wrong way round
+    chunks._columns, chunks._read = (memoryview(copy), layout), None
+    assert cached.tree.columns() is None
+    match = path_matcher(fresh.tree, None, "e", SUBSTRING)
+    assert drain(visible_paths_steps(TreeView(cached.tree, None, MERGED), frozenset(), match)) == \
+        drain(visible_paths_steps(TreeView(fresh.tree, None, MERGED), frozenset(), match))
+
+
 def test_an_index_without_columns_still_has_every_layers_sizes(tmp_path):
     fresh, cached = _reopened(tmp_path, DATA / "docker-legacy.tar")
     cached.tree.versions.chunks._columns = None

@@ -443,7 +443,10 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         if sizes is not None:
             sizes.add(name, prefix, children, values)
         placed += len(values) - values.count(None)
-        columns.folder(name, prefix, children, values)
+        order = columns.folder(name, prefix, children, values)
+        if order is not None:  # (the path table lists the folder's paths in the columns' order)
+            del listed[len(listed) - len(order):]
+            listed += [prefix + children[i] for i in order]
         chunk = marshal.dumps((list(children), values))
         folders[name] = (offset, len(chunk), alive | (every_layer >> first << first))
         put(chunk)

@@ -88,52 +88,50 @@ class ColumnWriter:
         self.held = array("q")  # per path of the path table, in its order: its first row
         self.broken = False  # a number out of the columns' range: none are written
 
-    def folder(self, name: str, prefix: str, children: list[str], stored: list[Any]) -> None:
+    def folder(self, name: str, prefix: str, children: list[str], stored: list[Any]) -> list[int] | None:
         """One folder's children and what is stored for each (an entry or a list of versions,
-        as tuples; None: nothing), in the order the file holds them."""
+        as tuples; None: nothing), in the order the file holds them. The order the path table
+        lists them in (numbers of those stored, ``held``'s order), or None for theirs."""
         if self.broken:
-            return
+            return None
         try:
-            self._folder(prefix, children, stored)
+            order = self._folder(prefix, children, stored)
         except (OverflowError, TypeError):  # (a size or a layer past its column's type)
             self.broken = True
-            return
+            return None
         self.names.append(name)
         self.starts.append(len(self.size))
+        return order
 
-    def _folder(self, prefix: str, children: list[str], stored: list[Any]) -> None:
-        layers, row, links, held = self.layers, self._row, self.links, self.held
-        named: list[bool] | None = None
+    def _folder(self, prefix: str, children: list[str], stored: list[Any]) -> list[int] | None:
+        layers, row, held, links = self.layers, self._row, self.held, self.links
+        linked: list[int] = []
         if links:  # a name of a file of several names takes a row of its own (``shared``'s rule)
-            named = [type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links) for v in stored]
-            if not any(named):
-                named = None
-        if named is None and len([v for v in stored if type(v) is tuple]) == len(stored):
-            self._plain(stored)  # most folders: a million paths on a big image
-            return
-        # the rows of each path together, in the folder's order (the path table's): a search
-        # tells from them whether a path it matched is there at a layer
-        plain: list[Any] = []  # a run of paths of one version, written whole when it ends
-        for i, v in enumerate(stored):
-            if type(v) is tuple and (named is None or not named[i]):
-                plain.append(v)
-                continue
-            if v is None:
-                continue
-            if plain:
-                self._plain(plain)
-                plain = []
+            linked = [i for i, v in enumerate(stored)
+                      if type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links)]
+        if not linked and len([v for v in stored if type(v) is tuple]) == len(stored):
+            self._plain(stored)  # most folders (one version each): a million paths on a big image
+            return None
+        plain = [i for i, v in enumerate(stored) if type(v) is tuple]  # one version, there from its layer on
+        # Each path's rows together (``held`` says where a path's begin): the names of linked
+        # files, then the paths of several versions, then the rest as whole columns; the path
+        # table lists them in that order.
+        for i in linked:
             held.append(len(self.size))
-            if type(v) is list:  # each version until the first later one that replaces it (``stored_at``)
-                ends = layers
-                for at, change, e in reversed(v):
-                    if e is not None and at < ends:
-                        row(at, ends, e, prefix + children[i], _CHANGE_FLAGS.get(change, CHANGED))
-                    ends = min(ends, at)
-            else:
-                row(v[8], layers, v, prefix + children[i], CHANGED)
-        if plain:
-            self._plain(plain)
+            row(stored[i][8], layers, stored[i], prefix + children[i], CHANGED)
+        several = [i for i, v in enumerate(stored) if type(v) is list]
+        for i in several:  # each version until the first later one that replaces it (``stored_at``)
+            held.append(len(self.size))
+            ends = layers
+            for at, change, e in reversed(stored[i]):
+                if e is not None and at < ends:
+                    row(at, ends, e, prefix + children[i], _CHANGE_FLAGS.get(change, CHANGED))
+                ends = min(ends, at)
+        if linked:
+            taken = set(linked)
+            plain = [i for i in plain if i not in taken]
+        self._plain([stored[i] for i in plain])
+        return linked + several + plain
 
     def _plain(self, plain: list[Any]) -> None:
         """A row for each of paths of one version, there from its layer on: whole columns at
@@ -267,8 +265,11 @@ class Columns:
         if np.any(self.first > self.until) or (rows and int(self.until.max()) > self.layers):
             raise ValueError("a row's layers are out of range")
         held = self.held
-        if len(held) < 1 or held[0] != 0 or held[-1] != rows or np.any(np.diff(held) < 0):
-            raise ValueError("the columns' paths do not hold their rows in order")
+        last = len(held) - 1
+        if last < 0 or held[0] != 0 or held[-1] != rows or any(
+                np.any(held[at + 1:min(at + ROWS_STEP, last) + 1] < held[at:min(at + ROWS_STEP, last)])
+                for at in range(0, last, ROWS_STEP)):
+            raise ValueError("the columns' paths do not hold their rows in order")  # (a part at a time: no copy of it all)
         if len(linked) != len(self.linked_rows) or not all(
                 type(item) is tuple and len(item) == 3 and type(item[0]) is int and item[0] == row
                 and type(item[1]) is str and type(item[2]) is tuple and len(item[2]) == 2
