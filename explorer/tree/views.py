@@ -365,6 +365,7 @@ def _stored_changes(tree: LayerTree, layer: int) -> Iterable[tuple[str, Entry] |
 
 
 _CHUNK = 32768  # paths per step: a set of half a million at once held the window for 160 ms
+_PARENTS_CHUNK = 8192  # paths whose folders are found in one step (a few ms)
 
 
 def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]":
@@ -381,16 +382,17 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
             yield
             paths = changes.paths[i:i + _CHUNK]  # (no pair made for each: a step took 42 ms)
             keep.update(paths if layer is not None else compress(paths, map(added.__ne__, changes.kinds[i:i + _CHUNK])))
-    level = list(keep)
+    level: set[str] = keep  # (read as it is: it grows only once the level is done)
     while level:  # their folders, a level at a time
         parents: set[str] = set()
-        for i in range(0, len(level), _CHUNK):
+        paths = iter(level)
+        for _ in range(0, len(level), _PARENTS_CHUNK):
             yield
-            parents.update({p[: p.rfind("/")] or "/" for p in level[i:i + _CHUNK]})
+            parents.update({p[: p.rfind("/")] or "/" for p in islice(paths, _PARENTS_CHUNK)})
         keep.holders |= parents
         parents -= keep
         keep |= parents
-        level = list(parents)
+        level = parents
     keep.discard("/")
     return keep
 
