@@ -179,3 +179,18 @@ def members_of(raw: bytes) -> dict[str, bytes]:
     """The files of a tar, by name (to tamper with an archive and put it back with ``tar_of``)."""
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+
+
+def reopened(folder, archive) -> tuple[Any, Any]:
+    """(an archive's image as built, the same image mapped from the index file it was saved
+    to, in ``folder``/index)."""
+    from explorer.formats.source import open_source
+    from explorer.image import index_cache
+    from explorer.image.loader import load_image
+
+    with open_source(str(archive)) as src:
+        ref = src.select()
+        fresh = load_image(src, ref, cache=False)
+        written = index_cache.save(src, fresh, where=str(folder / "index"))
+        cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
+    return fresh, cached

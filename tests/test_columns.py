@@ -7,28 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from explorer.formats.source import open_source
-from explorer.image import index_cache
-from explorer.image.loader import load_image
 from explorer.model.values import DIR, FILE
 from explorer.tree import columns
 from explorer.tree.columns import MAX_BYTES, ColumnWriter, Columns
 from explorer.tree.steps import drain
 from explorer.tree.views import MERGED, SUBSTRING, TreeView, path_matcher, visible_paths_steps
-from tests.builders import d, docker_archive, f, layer_tar, wh
+from tests.builders import d, docker_archive, f, layer_tar, reopened, wh
 
 DATA = Path(__file__).parent / "data"
-
-
-def _reopened(tmp_path, archive: Path):
-    """(the image as built, the same image mapped from the index file it was saved to)."""
-    src = open_source(str(archive))
-    ref = src.select()
-    fresh = load_image(src, ref, cache=False)
-    written = index_cache.save(src, fresh, where=str(tmp_path / "index"))
-    cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
-    src.close()
-    return fresh, cached
 
 
 def _sizes(image, layer):
@@ -50,7 +36,7 @@ def _rewritten(tmp_path) -> Path:
 @pytest.mark.parametrize("step", [columns.ROWS_STEP, 3])  # (a big image's rows are counted in steps)
 def test_every_layers_sizes_from_the_columns_are_the_built_images(tmp_path, monkeypatch, step):
     monkeypatch.setattr(columns, "ROWS_STEP", step)
-    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    fresh, cached = reopened(tmp_path, _rewritten(tmp_path))
     assert cached.tree.columns() is not None
     for layer in range(len(fresh.layers)):
         assert _sizes(cached, layer) == _sizes(fresh, layer), layer
@@ -98,7 +84,7 @@ def _set(i, value):
 ], ids=["starts-as-parents", "layers-swapped", "rows", "width", "past-end", "span-type", "linked", "linked-type", "short",
         "overlap", "held-short", "held-as-sizes"])
 def test_columns_that_do_not_hold_together_are_not_used(tmp_path, change):
-    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    fresh, cached = reopened(tmp_path, _rewritten(tmp_path))
     _forged(cached, change)
     assert cached.tree.columns() is None
     for layer in range(len(fresh.layers)):  # a walk over the folders answers instead
@@ -115,7 +101,7 @@ def test_paths_whose_rows_go_back_are_damage(tmp_path, monkeypatch, step):
     import numpy as np
 
     monkeypatch.setattr(columns, "ROWS_STEP", step)
-    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    fresh, cached = reopened(tmp_path, _rewritten(tmp_path))
     chunks = cached.tree.versions.chunks
     body, layout = chunks._columns
     offset, length = layout[9]
@@ -131,7 +117,7 @@ def test_paths_whose_rows_go_back_are_damage(tmp_path, monkeypatch, step):
 
 
 def test_an_index_without_columns_still_has_every_layers_sizes(tmp_path):
-    fresh, cached = _reopened(tmp_path, DATA / "docker-legacy.tar")
+    fresh, cached = reopened(tmp_path, DATA / "docker-legacy.tar")
     cached.tree.versions.chunks._columns = None
     assert cached.tree.columns() is None
     for layer in range(len(fresh.layers)):
@@ -158,7 +144,7 @@ def test_no_columns_are_written_for_numbers_they_cannot_hold():
 
 
 def test_the_columns_are_read_in_place_from_the_mapped_file(tmp_path):
-    fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    fresh, cached = reopened(tmp_path, _rewritten(tmp_path))
     columns: Columns = cached.tree.columns()
     assert columns.size.base is not None and not columns.size.flags.owndata  # a view of the file, no copy
     assert len(columns.size) >= len([p for p in fresh.tree.versions if p != "/"])
@@ -174,7 +160,7 @@ def test_a_layers_changes_are_sized_from_the_columns_as_the_built_image_sizes_th
     ]))
     seen = []
     for archive in (path, _rewritten(tmp_path)):
-        fresh, cached = _reopened(tmp_path / archive.stem, archive)
+        fresh, cached = reopened(tmp_path / archive.stem, archive)
         for layer in range(len(fresh.layers)):
             view = TreeView(cached.tree, layer, DIFF)
             assert view.sizes_at_once()
@@ -196,7 +182,7 @@ def _hard_linked(tmp_path) -> Path:
 
 
 def test_a_forged_row_number_for_a_file_of_several_names_is_refused(tmp_path):
-    fresh, cached = _reopened(tmp_path, _hard_linked(tmp_path))
+    fresh, cached = reopened(tmp_path, _hard_linked(tmp_path))
     _forged(cached, lambda layout: layout.__setitem__(-1, [(float(row), path, key) for row, path, key in layout[-1]]))
     assert cached.tree.columns() is None  # (3.0 == 3, but no row is numbered 3.0)
     for layer in range(len(fresh.layers)):
@@ -210,7 +196,7 @@ def test_many_names_of_linked_files_are_counted_between_events(tmp_path, monkeyp
     monkeypatch.setattr(columns, "LINKED_AT_ONCE", 1)  # (past it, a layer's sizes are not worked out at once)
     monkeypatch.setattr(columns, "LINKED_STEP", 1)  # and a step for each name, at every stage
     monkeypatch.setattr(views, "_FEW", 0)
-    fresh, cached = _reopened(tmp_path, _hard_linked(tmp_path))
+    fresh, cached = reopened(tmp_path, _hard_linked(tmp_path))
     assert len(cached.tree.columns().linked_rows) == 3  # a row a name (the one removed there until layer 1)
     for layer in range(len(fresh.layers)):
         for mode in (MERGED, DIFF):
@@ -221,7 +207,7 @@ def test_many_names_of_linked_files_are_counted_between_events(tmp_path, monkeyp
 
 
 def test_each_column_lies_on_its_own_8_bytes_in_memory(tmp_path):
-    _fresh, cached = _reopened(tmp_path, _rewritten(tmp_path))
+    _fresh, cached = reopened(tmp_path, _rewritten(tmp_path))
     read = cached.tree.columns()
     for column in (read.starts, read.parents, read.depths, read.first, read.until, read.size, read.flags):
         assert column.ctypes.data % 8 == 0 and column.flags.aligned

@@ -20,8 +20,7 @@ from explorer.formats.source import open_source
 from explorer.report import build_report
 from explorer.tree.diff import ADDED, MODIFIED, UNCHANGED
 from explorer.tree.views import DIFF, MERGED, SUBSTRING, TreeView, path_matcher, visible_paths_steps
-from tests.builders import docker_archive
-from tests.test_properties import _layer, linked_stacks, stacks
+from tests.test_properties import linked_stacks, reopened_stack, stacks
 
 DATA = Path(__file__).parent / "data"
 
@@ -457,18 +456,11 @@ def test_each_layers_folders_are_told_and_sized_without_decoding_them(tmp_path, 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(stacks, linked_stacks))
 def test_each_layers_folders_told_and_sized_over_the_index_are_the_built_trees(tmp_path_factory, layers):
-    work = tmp_path_factory.mktemp("stack")
-    archive = work / "img.tar"
-    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
-    with open_source(str(archive)) as src:
-        ref = src.select()
-        fresh = load_image(src, ref, cache=False)
-        written = index_cache.save(src, fresh, where=str(work / "index"))
-        cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
-        cached.tree.kids.get("/")  # one folder decoded by then, as the window's first screen does
-        _no_folder_decoded_to_say_what_holds_anything(fresh, cached)
-        _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)
-        _no_folder_decoded_to_say_which_matches_show(fresh, cached, len(layers))
+    fresh, cached = reopened_stack(tmp_path_factory, layers)
+    cached.tree.kids.get("/")  # one folder decoded by then, as the window's first screen does
+    _no_folder_decoded_to_say_what_holds_anything(fresh, cached)
+    _each_layers_sizes_are_counted_without_keeping_a_folder(fresh, cached)
+    _no_folder_decoded_to_say_which_matches_show(fresh, cached, len(layers))
 
 
 def _no_folder_decoded_to_say_which_matches_show(fresh, cached, layers: int) -> None:

@@ -21,7 +21,7 @@ from explorer.tree.pathtable import PathTable, encode_parts
 from explorer.tree.steps import drain
 from explorer.tree.views import DIFF, GLOB, MERGED, REGEX, SUBSTRING, TreeView, matcher, path_matcher, search_steps, visible_paths_steps
 from tests.builders import d, docker_archive, f, hard, layer_tar, sym, wh
-from tests.test_properties import _layer, linked_stacks, stacks
+from tests.test_properties import _layer, linked_stacks, reopened_stack, stacks
 
 # Letters whose lowercase is longer, another letter, or context-dependent, an undecodable
 # byte of a name (kept as a lone surrogate), a NUL (a PAX name may hold one), and separators.
@@ -384,14 +384,7 @@ def test_a_layers_changes_view_searched_or_filtered_decodes_no_folder(reopened):
 def test_a_layers_changes_view_shows_what_looking_at_each_of_its_paths_shows(tmp_path_factory, layers, hide, text):
     if text is None and not hide:
         return  # (no search, no filter: no walk)
-    folder = tmp_path_factory.mktemp("stack")
-    archive = folder / "img.tar"
-    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
-    with open_source(str(archive)) as src:
-        ref = src.select()
-        image = load_image(src, ref, cache=False)
-        written = index_cache.save(src, image, where=str(folder / "index"))
-        cached = index_cache.open_index(written, index_cache.key_for(src, ref), src, ref)
+    image, cached = reopened_stack(tmp_path_factory, layers)
     for layer in [None, *range(len(layers))]:
         view = TreeView(image.tree, layer, DIFF)
         match = path_matcher(image.tree, layer, text, SUBSTRING) if text is not None else None

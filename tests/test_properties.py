@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from explorer.image.loader import load_image
 from explorer.formats.source import open_source
-from tests.builders import docker_archive
+from tests.builders import docker_archive, reopened
 
 DIRS = ["a", "b", "a/c", "b/d", "a/c/e"]
 FILES = ["f1", "f2", "a/f3", "b/f4", "a/c/f5", "b/d/f6", "a/c/e/f7", "a", "b/d"]  # some names are folders elsewhere
@@ -32,6 +32,14 @@ op = st.one_of(
     st.tuples(st.just("hardlink"), st.sampled_from(FILES), st.sampled_from([f.encode() for f in FILES])),
 )
 stacks = st.lists(st.lists(op, min_size=1, max_size=8), min_size=1, max_size=4)
+
+
+def reopened_stack(tmp_path_factory, layers) -> tuple:
+    """A stack of layers as an archive: its image as built, and mapped from its index file."""
+    folder = tmp_path_factory.mktemp("stack")
+    archive = folder / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    return reopened(folder, archive)
 
 
 def _layer(ops) -> bytes:

@@ -264,12 +264,10 @@ class Columns:
             raise ValueError("a row's bytes are out of range")
         if np.any(self.first > self.until) or (rows and int(self.until.max()) > self.layers):
             raise ValueError("a row's layers are out of range")
-        held = self.held
-        last = len(held) - 1
-        if last < 0 or held[0] != 0 or held[-1] != rows or any(
-                np.any(held[at + 1:min(at + ROWS_STEP, last) + 1] < held[at:min(at + ROWS_STEP, last)])
-                for at in range(0, last, ROWS_STEP)):
-            raise ValueError("the columns' paths do not hold their rows in order")  # (a part at a time: no copy of it all)
+        held = self.held  # (checked a part at a time: no copy of it all)
+        if not len(held) or held[0] != 0 or held[-1] != rows or any(
+                np.any(np.diff(held[at:at + ROWS_STEP + 1]) < 0) for at in range(0, len(held), ROWS_STEP)):
+            raise ValueError("the columns' paths do not hold their rows in order")
         if len(linked) != len(self.linked_rows) or not all(
                 type(item) is tuple and len(item) == 3 and type(item[0]) is int and item[0] == row
                 and type(item[1]) is str and type(item[2]) is tuple and len(item[2]) == 2

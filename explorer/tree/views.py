@@ -365,7 +365,7 @@ def _stored_changes(tree: LayerTree, layer: int) -> Iterable[tuple[str, Entry] |
 
 
 _CHUNK = 32768  # paths per step: a set of half a million at once held the window for 160 ms
-_PARENTS_CHUNK = 8192  # paths whose folders are found in one step (a few ms)
+_SMALL_CHUNK = 8192  # paths a step where each takes a few lines of Python (a few ms)
 
 
 def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]":
@@ -386,9 +386,9 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
     while level:  # their folders, a level at a time
         parents: set[str] = set()
         paths = iter(level)
-        for _ in range(0, len(level), _PARENTS_CHUNK):
+        for _ in range(0, len(level), _SMALL_CHUNK):
             yield
-            parents.update({p[: p.rfind("/")] or "/" for p in islice(paths, _PARENTS_CHUNK)})
+            parents.update({p[: p.rfind("/")] or "/" for p in islice(paths, _SMALL_CHUNK)})
         keep.holders |= parents
         parents -= keep
         keep |= parents
@@ -551,8 +551,7 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
     """Paths to show under filters and a search: each kept path and all its ancestors (a walk),
     with the folders that hold them."""
     keep = Shown()
-    candidates: Iterable[str]
-    test = None  # what the candidates still have to pass
+    alone = _alone(hide, match)
     if view._relevant is not None:
         # a layer's changes (or every layer's): the lists say what each layer did to each path
         # and whether it is a folder, so no path is looked up (the folders that hold them were
@@ -560,17 +559,13 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
         steps = _changes_shown_steps if view.layer is not None else _all_changes_shown_steps
         yield from _keep_steps(keep, (yield from steps(view, hide, match)))
         return keep
-    told = None
-    if view._relevant is None and (match is not None or hide):
-        # an index file's path table finds the matches, and its columns tell which of them
-        # the view shows: no folder decoded (only paths their folder does not list are asked)
-        told = yield from view.tree.shown_steps(match, view.layer, hide, folders=match is not None or not hide)
+    # an index file's path table finds the matches, and its columns tell which of them the view
+    # shows: no folder decoded (only paths their folder does not list are asked, below)
+    told = yield from view.tree.shown_steps(match, view.layer, hide, folders=not alone)
+    candidates: Iterable[str]
     if told is not None:
         shown, candidates = told
         yield from _keep_steps(keep, shown)
-    elif view._relevant is not None:  # a layer's changes: few, next to every path
-        candidates = yield from _by_folder_steps(view._relevant)
-        test = match
     elif match is not None:  # the matches first: the path table finds them with no folder decoded
         candidates = yield from view.tree.matching_steps(match)
     elif UNCHANGED in hide:  # what shows is what a layer changed (the layers' lists hold it)
@@ -579,24 +574,23 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
         yield from view.tree.decode_steps()
         candidates = view.tree.versions.keys()
     unread = view.tree.unread()
-    holders = keep.holders
+    shows: list[str] = []
     for i, path in enumerate(candidates):
         # (a path of a folder still encoded decodes it: a pause before each such one)
         if not i & EVERY or (unread is not None and unread(path)):
             yield
-        if path == "/" or path in keep or (test is not None and not test(path)):
+        if path == "/" or path in keep:
             continue
         row = view.row(path)
-        if row is None or row.change in hide:
-            continue
-        if row.entry.type == DIR and match is None and hide:
-            continue  # under a filter alone, directories show only to hold what matched
-        p = path
-        while p and p not in keep and p != "/":
-            keep.add(p)
-            p = names.split(p)[0]
-            holders.add(p)
+        if row is not None and row.change not in hide and not (alone and row.entry.type == DIR):
+            shows.append(path)
+    yield from _keep_steps(keep, shows)
     return keep
+
+
+def _alone(hide: frozenset[str], match: Callable[[str], bool] | None) -> bool:
+    """Whether filters show without a search: then folders show only to hold what matched."""
+    return match is None and bool(hide)
 
 
 def _changes_shown_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> Steps[list[str]]:
@@ -605,27 +599,23 @@ def _changes_shown_steps(view: TreeView, hide: frozenset[str], match: Callable[[
     search the folders that hold them, unchanged, that match."""
     changes = view.tree.changes[view.layer]
     hidden = {code for code, kind in enumerate(LayerChanges.NAMES) if kind in hide}
-    alone = match is None  # (under filters alone, folders show only to hold what shows)
+    alone = _alone(hide, match)
     shown: list[str] = []
     for start in range(0, len(changes), _CHUNK):
         yield
         end = start + _CHUNK
         shown += [path for path, kind, folder in zip(changes.paths[start:end], changes.kinds[start:end],
                                                        changes.folders[start:end])
-                  if kind not in hidden and not (alone and folder) and (alone or match(path))]
+                  if kind not in hidden and not (alone and folder) and (match is None or match(path))]
     if match is not None and UNCHANGED not in hide:
-        # the folders that hold a change, but those the layer changed itself (few, next to
-        # the changes: a set of them all, and a list of the view's paths, held the window 35 ms)
-        holders = getattr(view._relevant, "holders", None)
-        held = holders if holders is not None else (view._relevant or set())
+        # those the layer changed itself, of the folders that hold a change (few, next to the
+        # changes: a set of them all, and a list of the view's paths, held the window 35 ms)
+        held = _held(view._relevant)
         changed: set[str] = set()
         for start in range(0, len(changes), _CHUNK):
             yield
             changed.update([path for path in changes.paths[start:start + _CHUNK] if path in held])
-        holding = list(held)
-        for start in range(0, len(holding), _CHUNK):
-            yield
-            shown += [path for path in holding[start:start + _CHUNK] if path not in changed and path != "/" and match(path)]
+        shown += yield from _unchanged_holding_steps(held, changed.__contains__, match)
     return shown
 
 
@@ -641,35 +631,44 @@ def _all_changes_shown_steps(view: TreeView, hide: frozenset[str], match: Callab
     last: dict[str, int] = {}
     get = last.get
     for changes in view.tree.changes:
-        for start in range(0, len(changes), _ALL_CHUNK):
+        for start in range(0, len(changes), _SMALL_CHUNK):
             yield
-            end = start + _ALL_CHUNK
+            end = start + _SMALL_CHUNK
             for path, kind, folder in zip(changes.paths[start:end], changes.kinds[start:end], changes.folders[start:end]):
                 if path not in relevant or (match is not None and not match(path)):
                     continue  # (only ever added: unchanged, as a folder that holds a change is; or not sought)
                 last[path] = (kind | (get(path, 0) & (ever_modified | ever_changed))
                               | (ever_modified if kind == modified else 0) | (ever_changed if kind != added else 0)
                               | (folder_last if folder else 0))
-    alone = match is None  # (under filters alone, folders show only to hold what shows)
+    alone = _alone(hide, match)
     shown: list[str] = []
     items = iter(last.items())
-    for _ in range(0, len(last), _ALL_CHUNK):
+    for _ in range(0, len(last), _SMALL_CHUNK):
         yield
-        for path, info in islice(items, _ALL_CHUNK):
+        for path, info in islice(items, _SMALL_CHUNK):  # (``match`` was asked above)
             change = REMOVED if info & 3 == removed else MODIFIED if info & ever_modified else UNCHANGED
-            if info & ever_changed and change not in hide and not (alone and info & folder_last) and (alone or match(path)):
+            if info & ever_changed and change not in hide and not (alone and info & folder_last):
                 shown.append(path)
-    if match is not None and UNCHANGED not in hide:  # the folders that hold them, unchanged
-        holders = getattr(relevant, "holders", None)
-        held = list(holders if holders is not None else relevant)
-        for start in range(0, len(held), _ALL_CHUNK):
-            yield
-            shown += [path for path in held[start:start + _ALL_CHUNK]
-                      if not get(path, 0) & ever_changed and path != "/" and match(path)]
+    if match is not None and UNCHANGED not in hide:
+        shown += yield from _unchanged_holding_steps(_held(relevant), lambda path: bool(get(path, 0) & ever_changed), match)
     return shown
 
 
-_ALL_CHUNK = 8192  # changes a step when every layer's are gathered (about 4 ms)
+def _held(relevant: set[str] | None) -> set[str]:
+    """The folders that hold a changes view's paths (its holders; all its paths if it has none)."""
+    holders = getattr(relevant, "holders", None)
+    return holders if holders is not None else (relevant or set())
+
+
+def _unchanged_holding_steps(held: set[str], changed: Callable[[str], bool], match: Callable[[str], bool]) -> Steps[list[str]]:
+    """Of the folders that hold a changes view's paths, those unchanged there that ``match``
+    accepts (a walk): they show on their own in a search."""
+    holding = list(held)
+    found: list[str] = []
+    for start in range(0, len(holding), _SMALL_CHUNK):
+        yield
+        found += [path for path in holding[start:start + _SMALL_CHUNK] if path != "/" and not changed(path) and match(path)]
+    return found
 
 
 def _keep_steps(keep: Shown, paths: Iterable[str]) -> Steps[None]:
