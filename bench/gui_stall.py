@@ -14,6 +14,11 @@ another process) and the window reopens from it. ``--expand`` names the folder t
 right after the load (default: the folder with the most children, expanded last);
 ``--search-first`` searches right after the load, before the other actions (which decode
 the folders of a reopened index that they show).
+``--compare OTHER`` compares the archive with OTHER right after the load instead (File >
+Compare; with ``--cached``, OTHER's index is written first too), and prints the time until the
+comparison shows, the largest stall meanwhile and the window's peak memory after it.
+``--extract PATH`` extracts that path of the final image (``/``: all of it) into a throwaway
+folder right after the load instead, and prints the same three figures for it.
 ``STALL_TRACE=1`` prints every stall over 25 ms with when it ended.
 """
 
@@ -115,15 +120,20 @@ def main() -> int:
     p.add_argument("--expand", help="the folder to expand right after the load")
     p.add_argument("--search-first", action="store_true",
                    help="search right after the load, before any other action has decoded folders")
+    p.add_argument("--compare", metavar="OTHER", help="compare with this archive after the load, and stop")
+    p.add_argument("--extract", metavar="PATH", help="extract this path of the final image after the load, and stop")
     args = p.parse_args()
     if args.cached:
         os.environ.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
         os.environ["LAYER_EXPLORER_CACHE"] = tempfile.mkdtemp()
-        subprocess.run([sys.executable, "-c", WRITE_CACHE, args.archive], check=True)
+        for archive in (args.archive, args.compare):
+            if archive:
+                subprocess.run([sys.executable, "-c", WRITE_CACHE, archive], check=True)
     else:
         os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
-    if "://" not in args.archive:  # (an engine or a registry reference is not a file)
-        warm(args.archive)  # like run.py: measure the program, not the disk
+    for archive in (args.archive, args.compare):
+        if archive and "://" not in archive:  # (an engine or a registry reference is not a file)
+            warm(archive)  # like run.py: measure the program, not the disk
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication(sys.argv[:1])
@@ -185,6 +195,12 @@ def main() -> int:
         results["all background work done (s)"] = time.perf_counter() - start
         results["largest stall from the drop until then (ms)"] = probe.largest()
         results["the window's process, peak RSS so far (MB)"] = peak_rss_mb()
+        if args.compare:
+            compare()
+            return
+        if args.extract:
+            extract(args.extract)
+            return
         if args.expand:
             expand(args.expand)
         if not args.search_first:
@@ -205,6 +221,42 @@ def main() -> int:
         view.search_box.setText("file0001")
         view.controls.search_timer.stop()
         view.files.filters_changed()
+
+    def compare() -> None:
+        probe.reset()
+        compare_start = time.perf_counter()
+
+        def shown(_view) -> None:
+            results["compare, comparison shown (s)"] = time.perf_counter() - compare_start
+            QTimer.singleShot(100, compared)  # (its stall may end after the signal)
+
+        def compared() -> None:
+            results["compare, largest stall (ms)"] = probe.largest()
+            results["the window's process, peak RSS after the comparison (MB)"] = peak_rss_mb()
+            app.quit()
+
+        window.comparison_ready.connect(shown)
+        window.compare_paths(args.archive, args.compare)
+
+    def extract(path: str) -> None:
+        target = tempfile.mkdtemp(prefix="gui-stall-extract-")
+        view.select_path(path) if path != "/" else None
+        probe.reset()
+        extract_start = time.perf_counter()
+        view.extract_all(target) if path == "/" else view.extract_selected(target)
+
+        def done(result) -> None:
+            results["extract, finished (s)"] = time.perf_counter() - extract_start
+            results["extract, entries written"] = getattr(result, "written", -1)
+            QTimer.singleShot(100, extracted)
+
+        def extracted() -> None:
+            results["extract, largest stall (ms)"] = probe.largest()
+            results["the window's process, peak RSS after the extraction (MB)"] = peak_rss_mb()
+            subprocess.run(["rm", "-rf", target], check=False)
+            app.quit()
+
+        view.extraction.finished.connect(done)
 
     def finish(search_start: float) -> None:
         results["search all paths, result shown (ms)"] = (time.perf_counter() - search_start) * 1000

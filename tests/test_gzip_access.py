@@ -45,13 +45,6 @@ def used(monkeypatch) -> list[int]:
     return calls
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
-    return tmp_path / "cache"
-
-
 def _files(image):
     return sorted((e for e in image.tree.merged() if e.type == "file"), key=lambda e: e.offset)
 

@@ -18,13 +18,6 @@ from tests.builders import docker_archive, f, layer_tar
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
-    return tmp_path / "cache"
-
-
 @pytest.mark.parametrize("name", ["docker-legacy.tar", "buildah-overlay.oci.tar"])
 def test_the_worker_gives_the_image_loading_here_gives(cache, name):
     path = str(DATA / name)

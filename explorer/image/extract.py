@@ -99,6 +99,7 @@ def extract(source: Source, image: Image, entries: Iterator[Entry], target: str,
     later: list[tuple[Entry, str]] = []
     try:
         for entry in entries:
+            monitor.tick(writer.result.bytes)  # (a cancel stops here too, between empty files)
             rel = entry.path[len(parent):].lstrip("/") if parent != "/" else entry.path.lstrip("/")
             if entry.type == HARDLINK and entry.target not in writer.written_paths:
                 later.append((entry, rel))  # its target may come later: link then, not copy

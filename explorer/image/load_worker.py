@@ -25,7 +25,7 @@ import signal
 import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator, TypeVar
 
 from explorer.formats.cache import scratch_dir, scratch_prefix
 from explorer.formats.container_layer import KeptContainer
@@ -43,18 +43,30 @@ EVERY = 0.05  # the worker sends progress at most this often (and at each new st
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
-    """What the worker loads: image ``index`` of the source at ``path``, its index written to
-    ``folder`` under ``key``; ``label`` is what the user opened (an engine's image is read from
-    the copy at ``path``)."""
+class Side:
+    """An image as a worker opens it again: image ``index`` of the source at ``path``;
+    ``label`` is what the user opened (an engine's image is read from the copy at ``path``)."""
 
     path: str
     index: int
     config_digest: str
-    folder: str
-    key: str
     label: str
     container: KeptContainer | None = None  # a container kept in files, opened again from them
+
+
+def side_of(source: Source, ref: ImageRef) -> Side:
+    """How a worker opens ``ref`` of ``source`` again."""
+    return Side(_kept(source) or source.info.path, ref.index, ref.config_digest, source.info.path,
+                _kept_container(source))
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What the worker loads: ``side``, its index written to ``folder`` under ``key``."""
+
+    side: Side
+    folder: str
+    key: str
     # The caller's environment as it is now (settings such as the cache's place): the fork
     # server has the one it was started with.
     env: dict[str, str] | None = None
@@ -78,6 +90,8 @@ class Failed:
 
     message: str
 
+
+T = TypeVar("T")
 
 PRELOAD = ["explorer.image.load_worker"]  # what the fork server imports once, for every worker
 
@@ -160,35 +174,47 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         os.makedirs(folder, exist_ok=True)
         if not os.access(folder, os.W_OK):
             raise OSError(f"{folder} is not writable")
-        context = _context()
-        # A pipe, not a queue: a queue sends from a thread of its own, and the worker, with no
-        # thread but its main one, may fork its layers child.
-        messages, said = context.Pipe(duplex=False)
     except OSError as exc:
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
         raise Unavailable(str(exc)) from None
-    job = Job(_kept(source) or source.info.path, ref.index, ref.config_digest, folder, key, source.info.path, container,
-              dict(os.environ))
-    worker = context.Process(target=_work, args=(job, said), name="layer-explorer load", daemon=False)
+    job = Job(side_of(source, ref), folder, key, dict(os.environ))
+    worker = messages = None
     try:
-        try:
-            worker.start()
-        except OSError as exc:
-            raise Unavailable(str(exc)) from None
-        finally:
-            said.close()  # the worker's end: its own copy is the one it writes to
-        written = _wait(worker, messages, monitor, source.info.path)
+        worker, messages = start(_work, job, "load")
+        written = wait(worker, messages, monitor, source.info.path, Written)
         image = index_cache.open_index(written.path, key, source, ref, written.checksum)
         if image is None:
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
         return image
     finally:
-        _end(worker)
-        messages.close()
+        if worker is not None:
+            end(worker)
+            messages.close()
         if private is not None:  # the map keeps the data; the name can go now
             shutil.rmtree(private, ignore_errors=True)
+
+
+def start(target: Callable[[Any, Any], None], job: Any, what: str) -> tuple[Any, Any]:
+    """A worker process (named for ``what`` it does) running ``target(job, messages)``, and the end of the pipe it says
+    how it goes on; ``Unavailable`` when no process can be had."""
+    try:
+        context = _context()
+        # A pipe, not a queue: a queue sends from a thread of its own, and the worker, with no
+        # thread but its main one, may fork its layers child.
+        messages, said = context.Pipe(duplex=False)
+    except OSError as exc:
+        raise Unavailable(str(exc)) from None
+    worker = context.Process(target=target, args=(job, said), name=f"layer-explorer {what}", daemon=False)
+    try:
+        worker.start()
+    except OSError as exc:
+        messages.close()
+        raise Unavailable(str(exc)) from None
+    finally:
+        said.close()  # the worker's end: its own copy is the one it writes to
+    return worker, messages
 
 
 def _next_message(worker, messages, monitor: Monitor) -> Any:
@@ -204,26 +230,31 @@ def _next_message(worker, messages, monitor: Monitor) -> Any:
     return None
 
 
-def _wait(worker, messages, monitor: Monitor, path: str) -> Written:
-    """Relay the worker's progress until it says it is done; where it wrote the index."""
+def wait(worker, messages, monitor: Monitor, path: str, result: type[T],
+         parts: Callable[[Any], bool] | None = None) -> T:
+    """Relay the worker's progress until it sends its ``result``; ``parts`` takes what else it
+    sends (the parts of a big result), and says whether it took it."""
     while True:
         try:
             message = _next_message(worker, messages, monitor)
         except (EOFError, OSError):
             worker.join(WAIT)
-            raise SourceError(path, f"the loading process ended unexpectedly (exit code {worker.exitcode})",
+            raise SourceError(path, f"the worker process ended unexpectedly (exit code {worker.exitcode})",
                               "the system may have run out of memory; close other images and try again") from None
         if message is None:
             raise Cancelled("cancelled")
         if isinstance(message, Progress):
             monitor.relay(message)
-        elif isinstance(message, Written):
+        elif isinstance(message, result):
             return message
         elif isinstance(message, Failed):
             raise ExplorerError(message.message)
+        elif parts is None or not parts(message):
+            raise SourceError(path, f"the worker process said what nobody asked for ({type(message).__name__})",
+                              "this is a bug; please report it")
 
 
-def _end(worker) -> None:
+def end(worker) -> None:
     """Stop the worker, and every process it started, now (nothing if it has finished)."""
     if worker.pid is None:
         return
@@ -237,11 +268,13 @@ def _end(worker) -> None:
         worker.close()
 
 
-def _work(job: Job, messages) -> None:
-    """In the worker: load the image and write its index, telling ``messages`` how it goes."""
-    if job.env is not None and job.env != os.environ:  # (every limit is read from it when needed)
+def entered(env: dict[str, str] | None, label: str, messages) -> Monitor:
+    """In a worker, first: the caller's environment, a process group of its own, a low
+    priority, and a monitor whose progress goes to ``messages`` (and which stops the work
+    once nobody reads it)."""
+    if env is not None and env != os.environ:  # (every limit is read from it when needed)
         os.environ.clear()
-        os.environ.update(job.env)
+        os.environ.update(env)
     with contextlib.suppress(AttributeError, OSError):
         os.setpgid(0, 0)  # a group of its own, so a cancel ends its helpers with it
     lower_priority(2)  # the window's thread must never wait for a core behind a load
@@ -250,19 +283,31 @@ def _work(job: Job, messages) -> None:
         os.register_at_fork(after_in_child=messages.close)
 
     def report(progress: Progress) -> None:
-        if os.getppid() != parent:  # the window is gone: nobody wants this load
+        if os.getppid() != parent:  # the window is gone: nobody wants this work
             raise Cancelled("cancelled")
         try:
             messages.send(progress)
-        except OSError:  # nobody reads: the window gave up on this load
+        except OSError:  # nobody reads: the window gave up on this work
             raise Cancelled("cancelled") from None
 
-    monitor = Monitor(job.label, throttled(report, EVERY))
-    try:
-        with _reopen(job, monitor) as source:
-            if job.index >= len(source.images) or source.images[job.index].config_digest != job.config_digest:
-                raise SourceError(job.label, "the image changed while it was being opened", "open it again")
-            ref = source.images[job.index]
+    return Monitor(label, throttled(report, EVERY))
+
+
+@contextlib.contextmanager
+def reopened(side: Side, monitor: Monitor) -> Iterator[tuple[Source, ImageRef]]:
+    """The source again, in the worker, and the image asked for (``SourceError`` when it is
+    no longer the one the window opened)."""
+    with _reopen(side, monitor) as source:
+        if side.index >= len(source.images) or source.images[side.index].config_digest != side.config_digest:
+            raise SourceError(side.label, "the image changed while it was being opened", "open it again")
+        yield source, source.images[side.index]
+
+
+def _work(job: Job, messages) -> None:
+    """In the worker: load the image and write its index, telling ``messages`` how it goes."""
+    monitor = entered(job.env, job.side.label, messages)
+    with answering(messages, job.side):
+        with reopened(job.side, monitor) as (source, ref):
             files: list[index_cache.FilesElsewhere] = []
 
             def on_tree(tree) -> None:
@@ -284,22 +329,30 @@ def _work(job: Job, messages) -> None:
                 for f in files:
                     f.cancel()  # (nothing once finished)
         if written is None:
-            raise SourceError(job.label, f"could not write the image's index in {job.folder}",
+            raise SourceError(job.side.label, f"could not write the image's index in {job.folder}",
                               "check that the cache folder is writable and the disk not full")
-        _say(messages, Written(written, index_cache.checksum(written)))
+        say(messages, Written(written, index_cache.checksum(written)))
+
+
+@contextlib.contextmanager
+def answering(messages, side: Side) -> Iterator[None]:
+    """In a worker, around its work: a failure is said to the window as ``Failed`` (a cancel
+    says nothing: nobody waits for it), and the pipe is closed at the end."""
+    try:
+        yield
     except Cancelled:
         pass
     except ExplorerError as exc:
-        _say(messages, Failed(_named(job, str(exc))))
+        say(messages, Failed(named(side, str(exc))))
     except MemoryError:
-        _say(messages, Failed(f"{job.label}: not enough memory to read this image"))
+        say(messages, Failed(f"{side.label}: not enough memory to read this image"))
     except Exception as exc:  # noqa: BLE001 (said to the window, which must not go down)
-        _say(messages, Failed(_named(job, f"{job.label}: unexpected error: {type(exc).__name__}: {exc}")))
+        say(messages, Failed(named(side, f"{side.label}: unexpected error: {type(exc).__name__}: {exc}")))
     finally:
         messages.close()
 
 
-def _say(messages, message: Written | Failed) -> bool:
+def say(messages, message: Any) -> bool:
     """Send one of the worker's last words; False when nobody is left to read it (the window
     gone: no error here)."""
     try:
@@ -309,12 +362,12 @@ def _say(messages, message: Written | Failed) -> bool:
     return True
 
 
-def _named(job: Job, text: str) -> str:
+def named(side: Side, text: str) -> str:
     """A message with the user's name for the source wherever it named the local copy read."""
-    return text.replace(job.path, job.label) if job.path != job.label else text
+    return text.replace(side.path, side.label) if side.path != side.label else text
 
 
-def _reopen(job: Job, monitor: Monitor) -> Source:
+def _reopen(job: Side, monitor: Monitor) -> Source:
     """The source again, in the worker: an engine's kept copy is opened as the archive it is,
     under the name the user gave (the window owns the copies and deletes them)."""
     if job.container is not None:

@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.model.packages import LayerPackages
-from explorer.image.compare import Comparison, ancestors_of, chain_summary
+from explorer.image.compare import CHANGES, Comparison, ancestors_of, chain_summary
 from explorer.image.content import BINARY, ContentError, kind_of, load_version, unified_diff
 from explorer.model.errors import ExplorerError
 from explorer.formats.source import Source
 from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
-from explorer.tree.views import GLOB, REGEX, SUBSTRING, Row, matcher, roll_up
+from explorer.tree.views import GLOB, REGEX, SUBSTRING, Row, matcher
 from explorer.ui import resources
 from explorer.ui.file_tree_model import BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.format import human_size, mode_string
@@ -50,10 +50,9 @@ class DiffTreeView:
 
     def __init__(self, cmp: Comparison) -> None:
         self.cmp = cmp
-        self.diffs = cmp.by_path()
-        self._relevant = ancestors_of(iter(self.diffs))
+        self.diffs = cmp.files
+        self._relevant = cmp.files.relevant()
         self.tree = cmp.b.tree
-        self._totals: dict[str, int] | None = None
 
     def row(self, path: str) -> Row | None:
         if path not in self._relevant:
@@ -89,15 +88,7 @@ class DiffTreeView:
 
     def totals(self) -> dict[str, int]:
         """Bytes below each folder, of the entries shown (B's side, or A's for removed ones)."""
-        if self._totals is None:
-            direct: dict[str, int] = {}
-            for d in self.diffs.values():
-                e = d.b if d.b is not None else d.a
-                if e is not None and e.type != "dir" and e.size:
-                    parent = names.split(d.path)[0]
-                    direct[parent] = direct.get(parent, 0) + e.size
-            self._totals = roll_up(direct)
-        return self._totals
+        return self.diffs.totals()
 
 
 class LayerPairModel(ImageTableModel):
@@ -222,7 +213,7 @@ class ComparisonView(QWidget):
 
     def _fill_summary(self) -> None:
         c = self.cmp
-        counts = {k: sum(1 for f in c.files if f.change == k) for k in (ADDED, MODIFIED, REMOVED)}
+        counts = c.files.counts()
         def who(img, src):
             return html.escape(f"{', '.join(img.tags) or img.config_digest[:19]} ({img.platform}) from {src.info.path}")
         self.summary.setText(
@@ -243,7 +234,9 @@ class ComparisonView(QWidget):
             match = matcher(text, self.search_kind.currentData()) if text else None
         except Exception:
             return  # a pattern being typed
-        keep = [p for p, d in self.view.diffs.items() if d.change not in hide and (match is None or match(p))]
+        files = self.cmp.files
+        hidden = {CHANGES.index(change) for change in hide}
+        keep = [p for p, code in zip(files.paths, files.codes) if code not in hidden and (match is None or match(p))]
         self.tree_model.set_visible(ancestors_of(iter(keep)))
         if len(keep) <= 2000:
             self.file_tree.expandAll()

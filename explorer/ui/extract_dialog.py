@@ -6,13 +6,14 @@ import atexit
 import os
 import shutil
 import tempfile
-from typing import Callable, Iterator
+from typing import Callable
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from explorer.image.content import ContentError
 from explorer.model.errors import ExplorerError
+from explorer.image.elsewhere import extract_selected
 from explorer.image.extract import ExtractOptions, ExtractResult, extract, write_layer_tar
 from explorer.image.loader import Image
 from explorer.model.values import Entry
@@ -86,11 +87,12 @@ def _report(parent: QWidget, result: ExtractResult) -> None:
     box.show()
 
 
-def run_extraction(parent: QWidget, source: Source, image: Image, entries: Callable[[], Iterator[Entry]],
-                   target: str, base: str, options: ExtractOptions | None = None) -> Extraction:
-    """Extract in the background into ``target``."""
-    return Extraction(parent, f"Extracting {base} into {target}",
-                      lambda m: extract(source, image, entries(), target, base=base, options=options, monitor=m))
+def run_extraction(parent: QWidget, source: Source, image: Image, path: str, layer: int | None, only_layer: bool,
+                   target: str, options: ExtractOptions | None = None) -> Extraction:
+    """Extract ``path`` as the view at ``layer`` shows it (or as ``layer`` stored it, with
+    ``only_layer``) into ``target``, in the background (``elsewhere.extract_selected``)."""
+    return Extraction(parent, f"Extracting {path} into {target}",
+                      lambda m: extract_selected(source, image, path, layer, only_layer, target, path, options, m))
 
 
 def run_layer_save(parent: QWidget, source: Source, image: Image, layer: int, target: str) -> Extraction:

@@ -374,15 +374,12 @@ class ImageView(QWidget):
         self._extract("/", False, target)
 
     def _extract(self, path: str, only_layer: bool, target: str | None) -> None:
-        from explorer.image.extract import select_entries
         from explorer.ui.extract_dialog import run_extraction
 
         target = target or QFileDialog.getExistingDirectory(self, f"Extract {path} into…")
         if not target:
             return
-        layer, image, source = self.layer, self.image, self.source
-        entries = lambda: select_entries(image, path, layer, only_layer)  # noqa: E731
-        self.extraction = run_extraction(self, source, image, entries, target, path)
+        self.extraction = run_extraction(self, self.source, self.image, path, self.layer, only_layer, target)
 
     def save_layer_tar(self, target: str | None = None) -> None:
         """Save the selected layer's tar, uncompressed."""

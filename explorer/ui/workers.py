@@ -304,6 +304,7 @@ class LoadController(QObject):
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
         """Open and load two images and compare them (then ``compared`` fires)."""
         from explorer.image.compare import compare
+        from explorer.image.elsewhere import compare_files
 
         def work(monitor: Monitor):
             a = open_source(a_path, monitor, keep=True)
@@ -314,8 +315,8 @@ class LoadController(QObject):
                     ref_b = b.images[b_index] if b_index is not None else b.select(platform=b_platform)
                     image_a = load_elsewhere(a, ref_a, monitor)
                     image_b = load_elsewhere(b, ref_b, monitor) if ref_b is not ref_a or b is not a else image_a
-                    monitor.begin("comparing the files")
-                    return a, b, compare(a, image_a, b, image_b)
+                    files = compare_files(a, image_a, b, image_b, monitor).prepare()  # (here, not on the GUI thread)
+                    return a, b, compare(a, image_a, b, image_b, files)
                 except BaseException:
                     if b is not a:
                         b.close()

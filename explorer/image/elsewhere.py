@@ -1,0 +1,177 @@
+"""Comparing two images, and extracting files, in a process of their own.
+
+Both read whole images: a comparison every path of two final filesystems, an extraction every
+folder below what it writes. Done in the window's process, they made an object of each entry
+there and held the interpreter lock for seconds. A worker, started as a load's is
+(``load_worker``), opens the sources again, maps the images' indexes from the cache (or
+builds the images when there is none), does the work and sends its result back: the paths
+that differ, or what was written. The window keeps only that.
+
+A cancelled comparison ends its worker at once. A cancelled extraction is asked to stop at
+its next step (``SIGTERM``), so that it removes the file it was writing; it is ended after
+``GRACE`` seconds if it has not stopped by then.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from explorer.formats.source import Source
+from explorer.image.compare import Differences, file_diffs
+from explorer.image.extract import ExtractOptions, ExtractResult, extract, select_entries
+from explorer.image.load_worker import (Side, Unavailable, answering, end, entered, reopened, say, side_of, start,
+                                        suitable, wait)
+from explorer.image.loader import Image, load_image
+from explorer.model.errors import Cancelled
+from explorer.model.progress import Monitor
+from explorer.model.values import ImageRef
+
+GRACE = 2.0  # seconds a cancelled extraction has to stop by itself before it is ended
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class CompareJob:
+    """Which paths differ between the final filesystems of ``a`` and ``b``."""
+
+    a: Side
+    b: Side
+    env: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ComparedPart:
+    """Part of the worker's answer to a ``CompareJob``: differing paths, in order, with their
+    changes (``Differences.paths`` and ``codes``). A part at a time, the window's loading
+    thread unpickles a few milliseconds' worth between the GUI thread's turns."""
+
+    paths: list[str]
+    codes: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Compared:
+    """The worker's last word on a ``CompareJob``, after its parts: ``Differences.direct``."""
+
+    direct: dict[str, int] = field(default_factory=dict)
+
+
+PART = 20_000  # differing paths a part: about a megabyte
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractJob:
+    """Write what ``select_entries(path, layer, only_layer)`` gives of ``side`` below ``target``."""
+
+    side: Side
+    path: str
+    layer: int | None
+    only_layer: bool
+    target: str  # absolute: the worker's working folder is not the window's
+    base: str
+    options: ExtractOptions
+    env: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """The worker's answer to an ``ExtractJob``."""
+
+    result: ExtractResult
+
+
+def compare_files(a_source: Source, a: Image, b_source: Source, b: Image, monitor: Monitor) -> Differences:
+    """The paths whose final state differs between two loaded images, worked out in a worker
+    process (here when none can be had, or a source can be read only once)."""
+    if suitable(a_source, a.ref) and suitable(b_source, b.ref):
+        job = CompareJob(side_of(a_source, a.ref), side_of(b_source, b.ref), dict(os.environ))
+        paths: list[str] = []
+        codes = bytearray()
+
+        def part(message: object) -> bool:
+            if not isinstance(message, ComparedPart):
+                return False
+            paths.extend(message.paths)
+            codes.extend(message.codes)
+            return True
+
+        try:
+            last = _run(_compare, job, "compare", monitor, a_source.info.path, Compared, graceful=False, parts=part)
+        except Unavailable:
+            pass
+        else:
+            return Differences(paths, codes, last.direct, a.tree, b.tree)
+    monitor.begin("comparing the files")
+    return Differences.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
+
+
+def extract_selected(source: Source, image: Image, path: str, layer: int | None, only_layer: bool, target: str,
+                     base: str, options: ExtractOptions | None, monitor: Monitor) -> ExtractResult:
+    """``extract`` of ``select_entries(image, path, layer, only_layer)``, in a worker process
+    (here when none can be had, or the source can be read only once)."""
+    options = options or ExtractOptions()
+    if suitable(source, image.ref):
+        job = ExtractJob(side_of(source, image.ref), path, layer, only_layer, os.path.abspath(target), base, options,
+                         dict(os.environ))
+        try:
+            return _run(_extract, job, "extract", monitor, source.info.path, Extracted, graceful=True).result
+        except Unavailable:
+            pass
+    return extract(source, image, select_entries(image, path, layer, only_layer), target, base=base,
+                   options=options, monitor=monitor)
+
+
+def _run(target: Callable[[Any, Any], None], job: Any, what: str, monitor: Monitor, path: str,
+         result: type[R], graceful: bool, parts: Callable[[Any], bool] | None = None) -> R:
+    """Start a worker on ``job`` and relay its progress (and ``parts``) until its ``result`` comes."""
+    worker, messages = start(target, job, what)
+    try:
+        return wait(worker, messages, monitor, path, result, parts)
+    except Cancelled:
+        if graceful and worker.exitcode is None:
+            os.kill(worker.pid, signal.SIGTERM)  # stop at the next step, tidily
+            worker.join(GRACE)
+        raise
+    finally:
+        end(worker)
+        messages.close()
+
+
+def _image(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+    """The image as the window has it: its index mapped from the cache, else built here."""
+    return load_image(source, ref, monitor, parallel=True, cache=True)
+
+
+def _compare(job: CompareJob, messages) -> None:
+    """In the worker: answer a ``CompareJob``, in parts."""
+    monitor = entered(job.env, job.a.label, messages)
+    with answering(messages, job.a):
+        with reopened(job.a, monitor) as (a_source, a_ref):
+            a = _image(a_source, a_ref, monitor)
+            if job.b == job.a:
+                found = Differences([], b"", {}, a.tree, a.tree)  # an image and itself: nothing differs
+            else:
+                with reopened(job.b, monitor) as (b_source, b_ref):
+                    b = _image(b_source, b_ref, monitor)
+                    monitor.begin("comparing the files")
+                    found = Differences.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
+        for start_at in range(0, len(found), PART):
+            monitor.tick(start_at)  # (a cancel stops here too)
+            say(messages, ComparedPart(found.paths[start_at:start_at + PART], found.codes[start_at:start_at + PART]))
+        say(messages, Compared(found.direct))
+
+
+def _extract(job: ExtractJob, messages) -> None:
+    """In the worker: answer an ``ExtractJob``; a ``SIGTERM`` stops it at its next step."""
+    monitor = entered(job.env, job.side.label, messages)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: setattr(monitor, "cancelled", True))
+    with answering(messages, job.side):
+        with reopened(job.side, monitor) as (source, ref):
+            image = _image(source, ref, monitor)
+            entries = select_entries(image, job.path, job.layer, job.only_layer)
+            result = extract(source, image, entries, job.target, base=job.base, options=job.options, monitor=monitor)
+        say(messages, Extracted(result))
