@@ -785,8 +785,16 @@ def test_two_archives_dropped_at_once_are_compared(qtbot, window, qtmodeltester,
     with qtbot.waitSignal(view.background.result, timeout=10_000):
         view.file_tree.setCurrentIndex(view.tree_model.index_for_path("/etc/hosts"))
     assert "/etc/hosts" in view.details.toPlainText() and "absent" in view.details.toPlainText()
-    view.hide_boxes["added"].setChecked(True)
-    assert _all_rows(view.tree_model) == []
+    with qtbot.waitSignal(view.filtered, timeout=10_000) as shown:
+        view.hide_boxes["added"].setChecked(True)
+    assert shown.args == [0] and _all_rows(view.tree_model) == []
+    with qtbot.waitSignal(view.filtered, timeout=10_000) as shown:
+        view.search_box.setText("hosts")  # matched off the GUI thread
+        view.hide_boxes["added"].setChecked(False)
+    assert shown.args == [1] and [p for p, c in _all_rows(view.tree_model) if c != "unchanged"] == ["/etc/hosts"]
+    with qtbot.waitSignal(view.filtered, timeout=10_000) as shown:
+        view.search_box.clear()
+    assert shown.args == [len(view.cmp.files)] and ("/dev", "added") in _all_rows(view.tree_model)
     window.findChild(type(window.actions()[0]), "actionClose").trigger()
     assert window.tabs.count() == 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -132,6 +132,8 @@ class LayerPairModel(ImageTableModel):
 class ComparisonView(QWidget):
     """One comparison (a tab of the main window)."""
 
+    filtered = Signal(int)  # the differing paths the newest search or filter shows
+
     def __init__(self, a_source: Source, b_source: Source, cmp: Comparison, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("comparisonView")
@@ -139,6 +141,8 @@ class ComparisonView(QWidget):
         self.view = DiffTreeView(cmp)
         self.background = BackgroundCall(self)
         self.background.result.connect(self._on_result)
+        self.filtering = BackgroundCall(self)  # a million paths are matched off the GUI thread
+        self.filtering.result.connect(self._filtered)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.summary = rich_label("comparisonSummary")
@@ -227,19 +231,37 @@ class ComparisonView(QWidget):
     def _filter(self) -> None:
         hide = {c for c, b in self.hide_boxes.items() if b.isChecked()}
         text = self.search_box.text().strip()
-        if not hide and not text:
-            self.tree_model.set_visible(None)
-            return
         try:
             match = matcher(text, self.search_kind.currentData()) if text else None
         except Exception:
             return  # a pattern being typed
         files = self.cmp.files
         hidden = {CHANGES.index(change) for change in hide}
-        keep = [p for p, code in zip(files.paths, files.codes) if code not in hidden and (match is None or match(p))]
-        self.tree_model.set_visible(ancestors_of(iter(keep)))
-        if len(keep) <= 2000:
+
+        def work(monitor) -> tuple[int, set[str]] | None:
+            if not hide and match is None:
+                return None  # everything (after any search still running: it is replaced)
+            keep = []
+            for i, (path, code) in enumerate(zip(files.paths, files.codes)):
+                if not i & 0x3FFF:
+                    monitor.tick(i)  # a newer search or filter stops this one
+                if code not in hidden and (match is None or match(path)):
+                    keep.append(path)
+            return len(keep), ancestors_of(iter(keep))
+
+        self.filtering.run("filter", work)
+
+    def _filtered(self, value: tuple[int, set[str]] | None) -> None:
+        """Show what the newest search or filter kept."""
+        if value is None:
+            self.tree_model.set_visible(None)
+            self.filtered.emit(len(self.cmp.files))
+            return
+        kept, visible = value
+        self.tree_model.set_visible(visible)
+        if kept <= 2000:
             self.file_tree.expandAll()
+        self.filtered.emit(kept)
 
     def _selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
@@ -309,6 +331,7 @@ class ComparisonView(QWidget):
     def close_source(self) -> None:
         """Release both archives (the same one may be on both sides), and stop what reads them."""
         self.background.cancel_all()
+        self.filtering.cancel_all()
         self.a_source.close()
         if self.b_source is not self.a_source:
             self.b_source.close()
