@@ -188,7 +188,7 @@ def main() -> int:
         QTimer.singleShot(0, after_load)  # once the window has scheduled what follows a load
 
     def after_load() -> None:
-        while window.loader.follow_up.pending() or window.loader.busy:  # (saving the index, if built here)
+        while window.loader.busy:
             QApplication.processEvents()
             time.sleep(0.001)
         QApplication.processEvents()  # (what the last of them posted)

@@ -7,7 +7,6 @@ without a display or Qt libraries.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import re
@@ -408,7 +407,6 @@ def run_report(argv: Sequence[str]) -> int:
                 checks = verify(source, image)
                 image = image.replace(warnings=image.warnings + tuple(describe(c) for c in checks if not c.ok),
                                       verification=[c.as_dict() for c in checks])
-            gc.disable()  # the report is made of acyclic objects only
             if fmt == "json":
                 write_json(image, source.images, args.source, sys.stdout, contents[0] if contents else None)
             else:
@@ -481,24 +479,24 @@ def entry() -> None:
     os._exit(code)
 
 
+def _command(name: str, argv: list[str]) -> int:
+    """Run one of ``COMMANDS``."""
+    if name in ("updates", "fleet"):
+        return run_many(name, argv)
+    run = {"report": run_report, "cat": run_cat, "extract": run_extract, "check": run_check, "diff": run_diff,
+           "inspect": run_inspect}[name]
+    return run(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] == "report":
-            return run_report(argv[1:])
-        if argv and argv[0] == "cat":
-            return run_cat(argv[1:])
-        if argv and argv[0] == "extract":
-            return run_extract(argv[1:])
-        if argv and argv[0] == "check":
-            return run_check(argv[1:])
-        if argv and argv[0] == "diff":
-            return run_diff(argv[1:])
-        if argv and argv[0] == "inspect":
-            return run_inspect(argv[1:])
-        if argv and argv[0] in ("updates", "fleet"):
-            return run_many(argv[0], argv[1:])
+        if argv and argv[0] in COMMANDS:
+            from explorer.image.loader import collector_off
+
+            with collector_off():  # (what a command builds, it holds until it ends)
+                return _command(argv[0], argv[1:])
         if argv and re.fullmatch(r"[a-z][a-z-]*", argv[0]) and not os.path.exists(argv[0]):
             # a word that is neither a command nor a file: a mistyped command, not an image to open
             raise SelectionError(f"no command or file named {argv[0]!r}; the commands are "

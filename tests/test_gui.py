@@ -262,7 +262,6 @@ def test_a_local_archive_is_indexed_by_its_worker_before_it_shows(qtbot, window,
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
     view = _open(qtbot, window)
     assert view.image.from_cache  # mapped from the file its worker wrote, not built here
-    assert window.loader.follow_up.pending("save ") == []  # nothing left to save
     saved = [p for p in (tmp_path / "cache" / "index").iterdir() if not p.name.startswith(".")]
     assert len(saved) == 1
 
@@ -298,7 +297,7 @@ def test_an_index_stays_mapped_whatever_walks_every_path(qtbot, window):
     view = _open(qtbot, window)
     assert view.image.from_cache
     chunks = view.image.tree.versions.chunks
-    qtbot.waitUntil(lambda: not view.background.pending() and not window.loader.follow_up.pending(), timeout=10_000)
+    qtbot.waitUntil(lambda: not view.background.pending(), timeout=10_000)
     shown = set(chunks.kids)  # only the folders shown so far are decoded, idle time or not
     assert not chunks.complete
     view.show_inspect()  # its Size reads every path, from the file
@@ -370,20 +369,31 @@ def test_a_source_opened_for_a_request_made_stale_is_closed(qtbot, window, monke
     blocker.args[0].close()
 
 
-def test_closing_the_window_completes_an_index_being_saved(qtbot, window, tmp_path, monkeypatch):
+def test_a_source_no_worker_can_open_is_built_here_and_shown_from_its_index(qtbot, window, tmp_path, monkeypatch):
+    import gc
+    import weakref
+
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
     from explorer.image import load_worker
-    from explorer.ui.workers import Slices
 
-    # a source loaded in the window's own process (an engine's stream) is saved after it shows
+    # a source read once (an engine's stream not kept in a file) is built in the window's process
     monkeypatch.setattr(load_worker, "suitable", lambda source, ref: False)
-    monkeypatch.setattr(Slices, "_turn", lambda self: None)  # the event loop never gets to it
-    _open(qtbot, window)
-    assert window.loader.follow_up.pending("save ")
-    window.close()
+    built = []
+
+    def load_image(*args, **kwargs):
+        image = real(*args, **kwargs)
+        built.append(weakref.ref(image.tree))
+        return image
+
+    real = load_worker.load_image
+    monkeypatch.setattr(load_worker, "load_image", load_image)
+    view = _open(qtbot, window)
+    assert view.image.from_cache and view.image.tree.encoded()  # what is shown is the index, mapped
     saved = [p for p in (tmp_path / "cache" / "index").iterdir() if not p.name.startswith(".")]
-    assert len(saved) == 1
+    assert len(saved) == 1  # and a reopen maps it
+    assert gc.isenabled()  # the collector as it was
+    assert built and built[0]() is None  # what was built is gone, without waiting for the collector
 
 
 # -- the window ---------------------------------------------------------------------------
@@ -664,7 +674,7 @@ def test_the_window_reopens_from_the_index_its_worker_wrote(qtbot, window, tmp_p
     assert "68 entries, 2.0 MB final files" in window.status_label.text()
     assert [view.tree_model.index(r, 1).data() for r in range(view.tree_model.rowCount())] == sizes
     # the folders stay in the file, idle time or not: a search reads its path table
-    qtbot.waitUntil(lambda: not view.background.pending() and not window.loader.follow_up.pending(), timeout=10_000)
+    qtbot.waitUntil(lambda: not view.background.pending(), timeout=10_000)
     with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
         view.search_box.setText("modify-me")
     assert blocker.args[0] == 2  # /data and /data/modify-me.txt
@@ -767,12 +777,12 @@ def test_several_archives_dropped_at_once_open_tabs(qtbot, window):
 
 
 def test_two_archives_dropped_at_once_are_compared(qtbot, window, qtmodeltester, monkeypatch):
-    from explorer.ui import workers
+    from explorer.image import load_worker
 
     def not_here(*_a, **_k):
         raise AssertionError("the window's process built a tree")
 
-    monkeypatch.setattr(workers, "load_image", not_here)  # both sides are loaded by loading processes
+    monkeypatch.setattr(load_worker, "load_here", not_here)  # both sides are loaded by loading processes
     with qtbot.waitSignal(window.comparison_ready, timeout=30_000) as blocker:
         _drop(window, [LEGACY, DATA / "buildah-overlay.oci.tar"])
     view = blocker.args[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -90,14 +91,24 @@ def test_only_sources_that_can_be_opened_again_go_to_a_worker():
         assert not load_worker.suitable(source(path), None)  # type: ignore[arg-type]  (read once, or not there)
 
 
-def test_nowhere_to_write_the_index_means_no_worker_not_a_failure(tmp_path, monkeypatch):
+def test_a_cache_that_cannot_be_written_means_an_index_in_the_temporary_folder(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(blocker / "cache"))  # a folder under a file
-    path = str(DATA / "docker-legacy.tar")
-    with open_source(path) as src:
-        with pytest.raises(load_worker.Unavailable):  # the window then loads in its own process
-            load_worker.load(src, src.select(), Monitor(path))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    tempfile.tempdir = None  # (read again from TMPDIR)
+    try:
+        path = str(DATA / "docker-legacy.tar")
+        for load in (load_worker.load, load_worker.load_here):
+            with open_source(path) as src:
+                image = load(src, src.select(), Monitor(path))
+                assert image.from_cache and image.file_count == 68
+                assert image.tree.entry_at("/data/modify-me.txt").size > 0  # readable after its file is gone
+            assert list((tmp_path / "tmp").iterdir()) == []  # written there, mapped, removed
+    finally:
+        tempfile.tempdir = None
     assert multiprocessing.active_children() == []
 
 

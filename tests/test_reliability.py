@@ -237,3 +237,18 @@ def test_sigterm_ends_the_window_as_quit_does(tmp_path):
     conf = (tmp_path / "config" / "layer-explorer" / "layer-explorer.conf").read_text()
     assert "geometry=" in conf, (conf, log.read_text())  # (written as the window closes)
     assert list(temporary.iterdir()) == []  # nothing left in the temporary folder (the fork server's socket)
+
+
+def test_with_nowhere_to_write_an_index_the_window_says_so(tmp_path, monkeypatch):
+    from explorer.image import load_worker
+    from explorer.model.errors import ExplorerError
+    from explorer.model.progress import Monitor
+    from explorer.ui.workers import load_elsewhere
+
+    monkeypatch.setattr(load_worker, "_private_folder", lambda: (_ for _ in ()).throw(load_worker.Unavailable("disk full")))
+    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+    path = str(DATA / "docker-legacy.tar")
+    with open_source(path) as src:
+        with pytest.raises(ExplorerError) as caught:
+            load_elsewhere(src, src.select(), Monitor(path))
+    assert path in str(caught.value) and "nowhere to write" in str(caught.value) and "LAYER_EXPLORER_CACHE" in str(caught.value)

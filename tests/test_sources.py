@@ -236,12 +236,12 @@ def engine_window(dockerd, qtbot, monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{dockerd.socket}")
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     from explorer.app import create_main_window
-    from explorer.ui import workers
+    from explorer.image import load_worker
 
     def not_here(*_a, **_k):
         raise AssertionError("the window's process built the tree")
 
-    monkeypatch.setattr(workers, "load_image", not_here)
+    monkeypatch.setattr(load_worker, "load_here", not_here)
     window = create_main_window()
     qtbot.addWidget(window)
     return window

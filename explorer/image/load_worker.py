@@ -18,6 +18,7 @@ child as the command line does.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import shutil
@@ -32,7 +33,7 @@ from explorer.formats.container_layer import KeptContainer
 from explorer.formats.source import REGISTRY_SCHEMES, Source, open_container, open_kept_container, open_source
 from explorer.formats.spool import SpooledContainer, kept_file
 from explorer.image import index_cache
-from explorer.image.loader import Image, building, load_image, prepare_first_view
+from explorer.image.loader import Image, collector_off, load_image, prepare_first_view
 from explorer.image.parallel import lower_priority
 from explorer.model.errors import Cancelled, ExplorerError, SourceError
 from explorer.model.progress import Monitor, Progress, throttled
@@ -159,41 +160,85 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
     workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
+    if index_cache.key_for(source, ref) is None and _kept_container(source) is None:
+        raise Unavailable(f"{source.info.path} cannot be keyed")
+
+    def in_worker(folder: str, key: str) -> Written:
+        worker = messages = None
+        try:
+            worker, messages = start(_work, Job(side_of(source, ref), folder, key, dict(os.environ)), "load")
+            return wait(worker, messages, monitor, source.info.path, Written)
+        finally:
+            if worker is not None:
+                end(worker)
+                messages.close()
+
+    return _mapped(source, ref, in_worker)
+
+
+def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+    """Load ``ref`` in this process, write its index as a worker would, and map that: what
+    was built is let go of, so the caller holds the map alone (for a source no worker can
+    open again, or where no worker process can be had)."""
+
+    def here(folder: str, key: str) -> Written:
+        with collector_off():
+            image = prepare_first_view(load_image(source, ref, monitor, parallel="process", cache=False))
+            monitor.begin("writing the index")
+            written = index_cache.save(source, image, folder, key)
+        if written is None:
+            raise SourceError(source.info.path, f"could not write the image's index in {folder}",
+                              "check that the disk is not full")
+        return Written(written)
+
+    return _mapped(source, ref, here)
+
+
+def _mapped(source: Source, ref: ImageRef, write: Callable[[str, str], Written]) -> Image:
+    """The image whose index ``write(folder, key)`` writes, mapped. The index goes to the
+    index cache when it is on, can be written, and the image has a key; else to a private
+    folder (the cache's scratch folder, or the system's temporary one), removed once mapped."""
     key = index_cache.key_for(source, ref)
-    container = _kept_container(source)
-    if key is None:
-        if container is None:
-            raise Unavailable(f"{source.info.path} cannot be keyed")
-        key = "container-" + uuid.uuid4().hex  # never cached: a container changes as it runs
+    # (never cached: a container changes as it runs, and an image with no key is never found again)
+    keep = key is not None and _kept_container(source) is None and index_cache.enabled()
+    folder = index_cache.folder() if keep else None
+    if folder is not None and not _writable(folder):
+        folder = None
     private = None
+    if folder is None:
+        folder = private = _private_folder()
+    name = key if keep and key is not None else "once-" + uuid.uuid4().hex
     try:
-        if index_cache.enabled() and container is None:
-            folder = index_cache.folder()
-        else:
-            folder = private = tempfile.mkdtemp(prefix=scratch_prefix("index-"), dir=scratch_dir())
-        os.makedirs(folder, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            raise OSError(f"{folder} is not writable")
-    except OSError as exc:
-        if private is not None:
-            shutil.rmtree(private, ignore_errors=True)
-        raise Unavailable(str(exc)) from None
-    job = Job(side_of(source, ref), folder, key, dict(os.environ))
-    worker = messages = None
-    try:
-        worker, messages = start(_work, job, "load")
-        written = wait(worker, messages, monitor, source.info.path, Written)
-        image = index_cache.open_index(written.path, key, source, ref, written.checksum)
+        written = write(folder, name)
+        image = index_cache.open_index(written.path, name, source, ref, written.checksum)
         if image is None:
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
         return image
     finally:
-        if worker is not None:
-            end(worker)
-            messages.close()
         if private is not None:  # the map keeps the data; the name can go now
             shutil.rmtree(private, ignore_errors=True)
+
+
+def _writable(folder: str) -> bool:
+    """Whether ``folder`` exists, or can be made, and can be written in."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def _private_folder() -> str:
+    """A new folder of this process's own for an index; ``Unavailable`` when none can be made."""
+    try:
+        return tempfile.mkdtemp(prefix=scratch_prefix("index-"), dir=scratch_dir())
+    except OSError:
+        pass
+    try:
+        return tempfile.mkdtemp(prefix="layer-explorer-index-")
+    except OSError as exc:
+        raise Unavailable(f"no folder to write an index in: {exc}") from None
 
 
 def start(target: Callable[[Any, Any], None], job: Any, what: str) -> tuple[Any, Any]:
@@ -278,6 +323,7 @@ def entered(env: dict[str, str] | None, label: str, messages) -> Monitor:
     with contextlib.suppress(AttributeError, OSError):
         os.setpgid(0, 0)  # a group of its own, so a cancel ends its helpers with it
     lower_priority(2)  # the window's thread must never wait for a core behind a load
+    gc.disable()  # it ends once it has answered: what it builds, it holds till then (``collector_off``)
     parent = os.getppid()
     if hasattr(os, "register_at_fork"):  # its layers child must not hold the window's pipe open
         os.register_at_fork(after_in_child=messages.close)
@@ -316,7 +362,7 @@ def _work(job: Job, messages) -> None:
                 files.append(index_cache.FilesElsewhere(tree, job.folder))
 
             try:
-                with building():
+                with collector_off():
                     image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree)
                     monitor.begin("writing the index")
                     written = files[0].finish(image, job.key) if files else None

@@ -105,7 +105,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
         if cached is not None:
             return cached
     try:
-        with building():
+        with collector_off():
             return _load(source, ref, monitor, parallel, on_tree)
     except MemoryError:  # what was built is gone by now: there is room to say so
         raise SourceError(source.info.path, "not enough memory to read this image",
@@ -113,16 +113,17 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
 
 
 @contextlib.contextmanager
-def building() -> Iterator[None]:
-    """Make millions of small acyclic objects that live as long as the image is shown: the
-    cycle collector stays off meanwhile and is kept from walking them after (``gc.freeze``):
-    a full pass over them blocks every thread, the window's too."""
+def collector_off() -> Iterator[None]:
+    """The cycle collector off for the block. Loading makes millions of small acyclic
+    objects: the collector's passes over them would find nothing, and they are what made a
+    load slow (a full pass at a million entries takes over a second). A worker process, or a
+    command, keeps it off for as long as it holds them; the window holds none of them (it
+    maps the index they are written to)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if was_enabled:
             gc.enable()
 

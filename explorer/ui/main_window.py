@@ -498,7 +498,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.loader.cancel(quiet=True)
         self.many_call.cancel_all()
-        self.loader.finish_saving()  # an index half saved would be lost
         remembered.save_geometry(self.settings, self)
         view = self.current_view()
         if view is not None:
@@ -566,7 +565,7 @@ def _discard(widget: QWidget) -> None:
     """Delete a widget that was closed or replaced, and free what its Python objects hold.
 
     Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
-    reference cycles that ``gc.freeze`` (after a load, and after a folder is decoded) put beyond
+    reference cycles that ``gc.freeze`` (after a folder is decoded) puts beyond
     the collector's reach; they are emptied once Qt has destroyed the widget, so the image
     they held is freed then rather than never.
     """

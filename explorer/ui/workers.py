@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from explorer.image import index_cache, load_worker, scan_pool
-from explorer.model.errors import Cancelled, ExplorerError
-from explorer.image.loader import Image, building, load_image, prepare_first_view
+from explorer.model.errors import Cancelled, ExplorerError, SourceError
+from explorer.image.loader import Image
 from explorer.model.values import ImageRef
 from explorer.model.progress import Monitor, Progress, ProgressFn, throttled
 from explorer.formats.source import Source, open_source
@@ -146,7 +146,7 @@ class Slices(QObject):
 def empty_python_state(objects: list[Any]) -> None:
     """Clear the attributes of Qt objects whose C++ side is gone, and of the item models they
     held (views do not own their models), breaking the reference cycles among them: once
-    frozen (a load and a folder decoded call ``gc.freeze``), the collector would
+    frozen (a folder decoded calls ``gc.freeze``), the collector would
     never free those cycles, nor the image they reach."""
     seen: set[int] = set()
     stack = list(objects)
@@ -189,8 +189,9 @@ def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) ->
 
 
 def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
-    """An image for the window: from the index cache, else built and written by a loading
-    process and mapped; built in this process only when no such process can run."""
+    """An image for the window, always mapped from its index: from the index cache, else
+    written by a loading process; written here (then let go of) only when no such process
+    can run."""
     cached = index_cache.load(source, ref)
     if cached is not None:
         return _columns_read(cached)
@@ -198,14 +199,12 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         try:
             return _columns_read(load_worker.load(source, ref, monitor))
         except load_worker.Unavailable:
-            pass  # no process or nowhere to write its index: built here instead
-    image = load_image(source, ref, monitor, parallel="process", cache=False)
-    if image.first_view is None:
-        # What the first screen needs, computed here rather than on the GUI thread.
-        monitor.begin("preparing the view")
-        with building():
-            image = prepare_first_view(image)
-    return image
+            pass  # no process to be had: built here instead
+    try:
+        return _columns_read(load_worker.load_here(source, ref, monitor))
+    except load_worker.Unavailable as exc:
+        raise SourceError(source.info.path, f"there is nowhere to write the image's index ({exc})",
+                          "free some disk space, or set LAYER_EXPLORER_CACHE to a writable folder") from None
 
 
 def _columns_read(image: Image) -> Image:
@@ -233,17 +232,11 @@ class LoadController(QObject):
         self._monitor: Monitor | None = None
         self._signals: dict[int, TaskSignals] = {}
         self._path = ""
-        self.follow_up = Slices(self)  # after a load: saving its index
         scan_pool.import_ahead()
         # numpy, for an index's columns, read in the loading thread: imported there, under Qt
         # for Python's import hook, it held the window 38 ms
         importlib.import_module("numpy")
         load_worker.warm_up()  # the process loading workers are forked from, ready by the first open
-
-    def finish_saving(self) -> None:
-        """Complete the indexes still being saved (the window is closing)."""
-        for kind in self.follow_up.pending("save "):
-            self.follow_up.finish(kind)
 
     @property
     def busy(self) -> bool:
@@ -287,18 +280,10 @@ class LoadController(QObject):
         def prepare(monitor: Monitor) -> Image:
             return load_elsewhere(source, ref, monitor)
 
-        def done(image: Image) -> None:
-            self.loaded.emit(source, image)
-            # after the tree is shown, not before: the user should not wait for it (a mapped
-            # index is not decoded ahead: searches, sizes and arrows read the file itself)
-            if not image.from_cache and index_cache.enabled():
-                where = index_cache.folder()  # as set now, whatever changes before it runs
-                self.follow_up.run(f"save {id(image)}", index_cache.save_steps(source, image, where), idle=True)
-
         def discard(_image: Image) -> None:
             source.close()
 
-        self._start(path, work, done, discard)
+        self._start(path, work, lambda image: self.loaded.emit(source, image), discard)
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
