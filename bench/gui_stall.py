@@ -17,6 +17,8 @@ the folders of a reopened index that they show).
 ``--compare OTHER`` compares the archive with OTHER right after the load instead (File >
 Compare; with ``--cached``, OTHER's index is written first too), and prints the time until the
 comparison shows, the largest stall meanwhile and the window's peak memory after it.
+``--updates OTHER`` measures the update from the archive to OTHER (File > Open versions)
+right after the load instead, and prints the same three figures for it.
 ``--extract PATH`` extracts that path of the final image (``/``: all of it) into a throwaway
 folder right after the load instead, and prints the same three figures for it.
 ``STALL_TRACE=1`` prints every stall over 25 ms with when it ended.
@@ -121,17 +123,18 @@ def main() -> int:
     p.add_argument("--search-first", action="store_true",
                    help="search right after the load, before any other action has decoded folders")
     p.add_argument("--compare", metavar="OTHER", help="compare with this archive after the load, and stop")
+    p.add_argument("--updates", metavar="OTHER", help="measure the update to this archive after the load, and stop")
     p.add_argument("--extract", metavar="PATH", help="extract this path of the final image after the load, and stop")
     args = p.parse_args()
     if args.cached:
         os.environ.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
         os.environ["LAYER_EXPLORER_CACHE"] = tempfile.mkdtemp()
-        for archive in (args.archive, args.compare):
+        for archive in (args.archive, args.compare, args.updates):
             if archive:
                 subprocess.run([sys.executable, "-c", WRITE_CACHE, archive], check=True)
     else:
         os.environ["LAYER_EXPLORER_NO_INDEX_CACHE"] = "1"
-    for archive in (args.archive, args.compare):
+    for archive in (args.archive, args.compare, args.updates):
         if archive and "://" not in archive:  # (an engine or a registry reference is not a file)
             warm(archive)  # like run.py: measure the program, not the disk
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
@@ -201,6 +204,9 @@ def main() -> int:
         if args.extract:
             extract(args.extract)
             return
+        if args.updates:
+            measure_updates()
+            return
         if args.expand:
             expand(args.expand)
         if not args.search_first:
@@ -247,6 +253,22 @@ def main() -> int:
 
         window.comparison_ready.connect(shown)
         window.compare_paths(args.archive, args.compare)
+
+    def measure_updates() -> None:
+        probe.reset()
+        updates_start = time.perf_counter()
+
+        def shown(_view) -> None:
+            results["updates, shown (s)"] = time.perf_counter() - updates_start
+            QTimer.singleShot(100, measured)
+
+        def measured() -> None:
+            results["updates, largest stall (ms)"] = probe.largest()
+            results["the window's process, peak RSS after the updates (MB)"] = peak_rss_mb()
+            app.quit()
+
+        window.many_ready.connect(shown)
+        window.open_many("updates", [args.archive, args.updates])
 
     def extract(path: str) -> None:
         target = tempfile.mkdtemp(prefix="gui-stall-extract-")

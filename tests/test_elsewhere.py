@@ -200,3 +200,40 @@ def test_a_comparison_bigger_than_a_part_comes_back_whole_and_in_order(cache, tm
                                                        sb, load_image(sb, sb.select(), cache=False))]
     assert list(zip(found.paths, (found.change(p) for p in found.paths))) == here
     assert found.counts() == {"added": many + 50, "modified": 0, "removed": 1}
+
+
+@pytest.mark.parametrize("kind", ["updates", "fleet"])
+def test_a_series_or_a_fleet_measured_in_a_worker_is_the_report_made_here(cache, kind):
+    names = [str(DATA / "updates" / f"app-v{i}.docker.tar") for i in (1, 2, 3)]
+    stages = []
+    there = elsewhere.measure_many(kind, names, Monitor(kind, lambda p: stages.append(p.stage)))
+    here = elsewhere.measured(kind, names, Monitor(kind))
+    listed = [layer for step in here.get("steps", ()) for layer in step["layers"] if "changed_paths" in layer]
+    assert kind == "fleet" or any(len(layer["changed_paths"]) > 0 for layer in listed)
+    for layer in listed:  # the window lists the first few of each layer's changed paths
+        layer["changed_paths"] = layer["changed_paths"][:elsewhere.PATHS_SHOWN]
+    assert there == here
+    assert any(s.startswith("indexed 3 of 3") for s in stages)  # its progress came through
+    assert multiprocessing.active_children() == []
+
+
+def test_a_series_that_cannot_be_measured_says_why(cache, tmp_path):
+    names = [str(DATA / "updates" / "app-v1.docker.tar"), str(tmp_path / "missing.tar")]
+    with pytest.raises(ExplorerError) as caught:
+        elsewhere.measure_many("updates", names, Monitor("updates"))
+    assert "missing.tar" in str(caught.value) and "Traceback" not in str(caught.value)
+    assert multiprocessing.active_children() == []
+
+
+def test_the_window_gets_the_first_changed_paths_of_a_layer_not_all(cache, tmp_path):
+    base = layer_tar([d("app")])
+    names = []
+    for version in (1, 2):
+        path = tmp_path / f"v{version}.tar"
+        path.write_bytes(docker_archive([base, layer_tar([f(f"app/f{i:02}", f"v{version}") for i in range(15)])]))
+        names.append(str(path))
+    here = elsewhere.measured("updates", names, Monitor("updates"))
+    there = elsewhere.measure_many("updates", names, Monitor("updates"))
+    assert len(here["steps"][0]["layers"][1]["changed_paths"]) == 15
+    assert there["steps"][0]["layers"][1]["changed_paths"] == here["steps"][0]["layers"][1]["changed_paths"][:10]
+    assert there["steps"][0]["layers"][1]["changed_bytes"] == here["steps"][0]["layers"][1]["changed_bytes"]

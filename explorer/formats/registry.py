@@ -328,6 +328,8 @@ class RegistryContainer(Container):
         except BaseException:
             remove(partial)
             raise
+        finally:
+            resp.close()  # now, not when a cycle with the error is collected: the registry sees it gone
         evict(os.path.join(self.cache, ".."))
         return final
 

@@ -1,13 +1,14 @@
-"""Comparing two images, and extracting files, in a process of their own.
+"""Comparing two images, extracting files, and measuring many images, in a process of their own.
 
 Both read whole images: a comparison every path of two final filesystems, an extraction every
 folder below what it writes. Done in the window's process, they made an object of each entry
 there and held the interpreter lock for seconds. A worker, started as a load's is
 (``load_worker``), opens the sources again, maps the images' indexes from the cache (or
 builds the images when there is none), does the work and sends its result back: the paths
-that differ, or what was written. The window keeps only that.
+that differ, what was written, or the report on a series of versions or a fleet (whose
+images it loads itself). The window keeps only that.
 
-A cancelled comparison ends its worker at once. A cancelled extraction is asked to stop at
+A cancelled comparison or measuring ends its worker at once. A cancelled extraction is asked to stop at
 its next step (``SIGTERM``), so that it removes the file it was writing; it is ended after
 ``GRACE`` seconds if it has not stopped by then.
 """
@@ -25,6 +26,8 @@ from explorer.image.extract import ExtractOptions, ExtractResult, extract, selec
 from explorer.image.load_worker import (Side, Unavailable, answering, end, entered, reopened, say, side_of, start,
                                         suitable, wait)
 from explorer.image.loader import Image, load_image
+from explorer.image.many import expand, load_many
+from explorer.image.updates import fleet, updates
 from explorer.model.errors import Cancelled
 from explorer.model.progress import Monitor
 from explorer.model.values import ImageRef
@@ -61,6 +64,23 @@ class Compared:
 
 
 PART = 20_000  # differing paths a part: about a megabyte
+PATHS_SHOWN = 10  # of a layer's changed paths, the window lists the first so many (``UpdatesView``)
+
+
+@dataclass(frozen=True, slots=True)
+class ManyJob:
+    """Measure ``updates`` across the images ``names`` name (oldest first), or what they share as a ``fleet``."""
+
+    kind: str
+    names: list[str]
+    env: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """The worker's answer to a ``ManyJob``: the report ``updates`` or ``fleet`` makes."""
+
+    report: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +145,29 @@ def extract_selected(source: Source, image: Image, path: str, layer: int | None,
                    options=options, monitor=monitor)
 
 
+def measure_many(kind: str, names: list[str], monitor: Monitor) -> dict[str, Any]:
+    """``measured``, in a worker process (here when none can be had): the window then loads
+    none of the images, however many. Each layer's ``changed_paths`` holds the first
+    ``PATHS_SHOWN`` only."""
+    job = ManyJob(kind, list(names), dict(os.environ))
+    try:
+        return _run(_measure, job, kind, monitor, kind, Measured, graceful=False).report
+    except Unavailable:
+        return measured(kind, names, monitor)
+
+
+def measured(kind: str, names: list[str], monitor: Monitor) -> dict[str, Any]:
+    """The ``updates`` across the images ``names`` name (oldest first), or their ``fleet``
+    report; each image indexed once, on every core."""
+    opened = load_many(expand(names, every_image=kind == "fleet"),
+                       lambda done, total, name: monitor.begin(f"indexed {done} of {total}: {name}"))
+    try:
+        return updates(opened) if kind == "updates" else fleet(opened)
+    finally:
+        for source in {id(o.source): o.source for o in opened}.values():
+            source.close()
+
+
 def _run(target: Callable[[Any, Any], None], job: Any, what: str, monitor: Monitor, path: str,
          result: type[R], graceful: bool, parts: Callable[[Any], bool] | None = None) -> R:
     """Start a worker on ``job`` and relay its progress (and ``parts``) until its ``result`` comes."""
@@ -163,6 +206,20 @@ def _compare(job: CompareJob, messages) -> None:
             monitor.tick(start_at)  # (a cancel stops here too)
             say(messages, ComparedPart(found.paths[start_at:start_at + PART], found.codes[start_at:start_at + PART]))
         say(messages, Compared(found.direct))
+
+
+def _measure(job: ManyJob, messages) -> None:
+    """In the worker: answer a ``ManyJob``, each layer's changed paths cut to those the
+    window lists (an update of a million files listed them all: 30 MB, which held the
+    window 64 ms as it was unpickled)."""
+    monitor = entered(job.env, job.kind, messages)
+    with answering(messages, Side(job.kind, 0, "", job.kind)):
+        report = measured(job.kind, job.names, monitor)
+        for step in report.get("steps", ()):
+            for layer in step.get("layers", ()):
+                if "changed_paths" in layer:
+                    layer["changed_paths"] = layer["changed_paths"][:PATHS_SHOWN]
+        say(messages, Measured(report))
 
 
 def _extract(job: ExtractJob, messages) -> None:

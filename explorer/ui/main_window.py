@@ -276,18 +276,11 @@ class MainWindow(QMainWindow):
 
     def open_many(self, kind: str, paths: list[str]) -> None:
         """Measure updates across versions (``updates``) or what a fleet shares (``fleet``), in
-        the background (each image indexed once, on every core), then show it in a tab."""
-        from explorer.image.many import expand, load_many
-        from explorer.image.updates import fleet, updates
+        a worker process (each image indexed once, on every core), then show it in a tab."""
+        from explorer.image.elsewhere import measure_many
 
         def work(monitor):
-            opened = load_many(expand(paths, every_image=kind == "fleet"),
-                               lambda done, total, name: monitor.begin(f"indexed {done} of {total}: {name}"))
-            try:
-                return kind, (updates(opened) if kind == "updates" else fleet(opened)), paths
-            finally:
-                for source in {id(o.source): o.source for o in opened}.values():
-                    source.close()
+            return kind, measure_many(kind, paths, monitor), paths
 
         self.many_call.run("many", work)
         self.status_label.setText(f"reading {len(paths)} images for {'the updates' if kind == 'updates' else 'the fleet'}…")
