@@ -94,7 +94,7 @@ class Failed:
 
 T = TypeVar("T")
 
-PRELOAD = ["explorer.image.load_worker"]  # what the fork server imports once, for every worker
+PRELOAD = ["explorer.image.load_worker", "explorer.image.elsewhere"]  # what the fork server imports once, for every worker
 
 
 def _context() -> Any:
