@@ -237,3 +237,14 @@ def test_the_window_gets_the_first_changed_paths_of_a_layer_not_all(cache, tmp_p
     assert len(here["steps"][0]["layers"][1]["changed_paths"]) == 15
     assert there["steps"][0]["layers"][1]["changed_paths"] == here["steps"][0]["layers"][1]["changed_paths"][:10]
     assert there["steps"][0]["layers"][1]["changed_bytes"] == here["steps"][0]["layers"][1]["changed_bytes"]
+
+
+def test_with_the_cache_off_an_extraction_runs_here_rather_than_build_the_image_again(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+    path = str(DATA / "docker-legacy.tar")
+    src, image = _mapped(path)
+    with src:
+        result = elsewhere.extract_selected(src, image, "/data", None, False, str(tmp_path / "out"), "/data", None,
+                                            Monitor(path))
+        assert "/data" in image.tree.versions.chunks.kids  # read here: no worker had an index to map
+    assert result.written > 0 and (tmp_path / "out" / "data" / "modify-me.txt").is_file()

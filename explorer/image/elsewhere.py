@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from explorer.formats.source import Source
+from explorer.image import index_cache
 from explorer.image.compare import Differences, file_diffs
 from explorer.image.extract import ExtractOptions, ExtractResult, extract, select_entries
 from explorer.image.load_worker import (Side, Unavailable, answering, end, entered, reopened, say, side_of, start,
@@ -132,9 +133,11 @@ def compare_files(a_source: Source, a: Image, b_source: Source, b: Image, monito
 def extract_selected(source: Source, image: Image, path: str, layer: int | None, only_layer: bool, target: str,
                      base: str, options: ExtractOptions | None, monitor: Monitor) -> ExtractResult:
     """``extract`` of ``select_entries(image, path, layer, only_layer)``, in a worker process
-    (here when none can be had, or the source can be read only once)."""
+    when it can map the image from the index cache; here when it would have to build the
+    image again (the cache off: a folder of a million-entry image would wait seconds for it),
+    when none can be had, or when the source can be read only once."""
     options = options or ExtractOptions()
-    if suitable(source, image.ref):
+    if suitable(source, image.ref) and _cached(source, image.ref):
         job = ExtractJob(side_of(source, image.ref), path, layer, only_layer, os.path.abspath(target), base, options,
                          dict(os.environ))
         try:
@@ -166,6 +169,12 @@ def measured(kind: str, names: list[str], monitor: Monitor) -> dict[str, Any]:
     finally:
         for source in {id(o.source): o.source for o in opened}.values():
             source.close()
+
+
+def _cached(source: Source, ref: ImageRef) -> bool:
+    """Whether the index cache holds this image's index, for a worker to map."""
+    key = index_cache.key_for(source, ref) if index_cache.enabled() else None
+    return key is not None and os.path.isfile(os.path.join(index_cache.folder(), key))
 
 
 def _run(target: Callable[[Any, Any], None], job: Any, what: str, monitor: Monitor, path: str,
