@@ -108,6 +108,8 @@ class Extracted:
 def compare_files(a_source: Source, a: Image, b_source: Source, b: Image, monitor: Monitor) -> Differences:
     """The paths whose final state differs between two loaded images, worked out in a worker
     process (here when none can be had, or a source can be read only once)."""
+    if a is b or (a_source is b_source and a.ref is b.ref):
+        return Differences([], b"", {}, a.tree, b.tree)  # an image and itself: nothing differs
     if suitable(a_source, a.ref) and suitable(b_source, b.ref):
         job = CompareJob(side_of(a_source, a.ref), side_of(b_source, b.ref), dict(os.environ))
         paths: list[str] = []
@@ -201,7 +203,7 @@ def _image(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
 def _compare(job: CompareJob, messages) -> None:
     """In the worker: answer a ``CompareJob``, in parts."""
     monitor = entered(job.env, job.a.label, messages)
-    with answering(messages, job.a):
+    with answering(messages, job.a, job.b):
         with reopened(job.a, monitor) as (a_source, a_ref):
             a = _image(a_source, a_ref, monitor)
             if job.b == job.a:

@@ -254,9 +254,11 @@ def start(target: Callable[[Any, Any], None], job: Any, what: str) -> tuple[Any,
     worker = context.Process(target=target, args=(job, said), name=f"layer-explorer {what}", daemon=False)
     try:
         worker.start()
-    except OSError as exc:
+    except BaseException as exc:
         messages.close()
-        raise Unavailable(str(exc)) from None
+        if isinstance(exc, OSError):
+            raise Unavailable(str(exc)) from None
+        raise
     finally:
         said.close()  # the worker's end: its own copy is the one it writes to
     return worker, messages
@@ -381,19 +383,26 @@ def _work(job: Job, messages) -> None:
 
 
 @contextlib.contextmanager
-def answering(messages, side: Side) -> Iterator[None]:
-    """In a worker, around its work: a failure is said to the window as ``Failed`` (a cancel
-    says nothing: nobody waits for it), and the pipe is closed at the end."""
+def answering(messages, side: Side, *others: Side) -> Iterator[None]:
+    """In a worker, around its work on ``side`` (and ``others``): a failure is said to the
+    window as ``Failed``, each side called by the user's name for it (a cancel says nothing:
+    nobody waits for it), and the pipe is closed at the end."""
+
+    def told(text: str) -> str:
+        for each in (side, *others):
+            text = named(each, text)
+        return text
+
     try:
         yield
     except Cancelled:
         pass
     except ExplorerError as exc:
-        say(messages, Failed(named(side, str(exc))))
+        say(messages, Failed(told(str(exc))))
     except MemoryError:
         say(messages, Failed(f"{side.label}: not enough memory to read this image"))
     except Exception as exc:  # noqa: BLE001 (said to the window, which must not go down)
-        say(messages, Failed(named(side, f"{side.label}: unexpected error: {type(exc).__name__}: {exc}")))
+        say(messages, Failed(told(f"{side.label}: unexpected error: {type(exc).__name__}: {exc}")))
     finally:
         messages.close()
 

@@ -3,8 +3,8 @@
 Loads and small reads run as a QRunnable per task, results back by queued signals. Every
 task carries a token; the controller ignores results whose token is not the current one, so
 a newer load silently drops an older one. Cancellation is cooperative: the core checks
-``Monitor.cancelled`` between chunks of work. Walks over every path (sizes, searches, index
-saving) run on the GUI thread in short slices instead (``Slices``).
+``Monitor.cancelled`` between chunks of work. Walks over every path (sizes, searches,
+a changes view) run on the GUI thread in short slices instead (``Slices``).
 """
 
 from __future__ import annotations
