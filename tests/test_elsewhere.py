@@ -112,7 +112,7 @@ def test_an_extraction_in_a_worker_writes_what_extracting_here_writes(cache, tmp
         expected = extract(src, image, select_entries(image, path, layer, only_layer), str(tmp_path / "here"), base=path)
     src, mapped = _mapped(b_path)
     with src:
-        result = elsewhere.extract_selected(src, mapped, path, layer, only_layer, str(tmp_path / "there"), path,
+        result = elsewhere.extract_selected(src, mapped, path, layer, only_layer, str(tmp_path / "there"),
                                             ExtractOptions(), Monitor(b_path))
         assert mapped.tree.versions.chunks.kids == {}  # the worker read the folders, not this process
     assert (result.written, result.bytes, result.skipped) == (expected.written, expected.bytes, expected.skipped)
@@ -128,10 +128,10 @@ def test_an_extraction_that_fails_in_the_worker_says_why(cache, tmp_path):
     src, image = _mapped(path)
     with src:
         with pytest.raises(ExplorerError) as caught:  # the target is below a file
-            elsewhere.extract_selected(src, image, "/", None, False, str(blocker / "out"), "/", None, Monitor(path))
+            elsewhere.extract_selected(src, image, "/", None, False, str(blocker / "out"), None, Monitor(path))
         assert "cannot create the folder" in str(caught.value) and "Traceback" not in str(caught.value)
         with pytest.raises(ExplorerError) as caught:
-            elsewhere.extract_selected(src, image, "/no/such", None, False, str(tmp_path / "out"), "/no/such", None,
+            elsewhere.extract_selected(src, image, "/no/such", None, False, str(tmp_path / "out"), None,
                                        Monitor(path))
         assert "/no/such does not exist" in str(caught.value)
     assert multiprocessing.active_children() == []
@@ -178,7 +178,7 @@ def test_a_cancelled_extraction_stops_at_its_next_step_and_leaves_no_half_writte
     monitor = Monitor(str(archive), progress)
     with src:
         with pytest.raises(Cancelled):
-            elsewhere.extract_selected(src, image, "/", None, False, str(tmp_path / "out"), "/", None, monitor)
+            elsewhere.extract_selected(src, image, "/", None, False, str(tmp_path / "out"), None, monitor)
     written = list((tmp_path / "out" / "data").iterdir())
     assert len(written) < count  # it stopped early
     assert all(p.stat().st_size == size for p in written)  # the file it was writing is gone
@@ -244,7 +244,7 @@ def test_with_the_cache_off_an_extraction_runs_here_rather_than_build_the_image_
     path = str(DATA / "docker-legacy.tar")
     src, image = _mapped(path)
     with src:
-        result = elsewhere.extract_selected(src, image, "/data", None, False, str(tmp_path / "out"), "/data", None,
+        result = elsewhere.extract_selected(src, image, "/data", None, False, str(tmp_path / "out"), None,
                                             Monitor(path))
         assert "/data" in image.tree.versions.chunks.kids  # read here: no worker had an index to map
     assert result.written > 0 and (tmp_path / "out" / "data" / "modify-me.txt").is_file()

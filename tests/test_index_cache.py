@@ -396,7 +396,6 @@ def test_a_file_read_back_by_its_writer_opens_and_any_other_is_checked(tmp_path)
 def test_a_path_its_folder_does_not_list_is_counted_too(tmp_path):
     """An index whose tree breaks the rule that every path is listed in its folder (the
     encoder then finds the strays by a search) counts the sizes as the view does."""
-    from explorer.tree.steps import drain
 
     src, fresh = _load(DATA / "docker-legacy.tar")
     with src:
@@ -406,7 +405,7 @@ def test_a_path_its_folder_does_not_list_is_counted_too(tmp_path):
         tree.kids[folder].remove(name)  # still in ``versions``: a stray
         want_view = TreeView(tree, None, MERGED)
         want = want_view.totals()
-        body = drain(index_cache._encode_files(tree, TreeView(tree, None, MERGED), -1, -1, lambda chunk: None))
+        body = index_cache._encode_files(tree, TreeView(tree, None, MERGED), -1, -1, lambda chunk: None)
         assert f"{folder}/{name}" in body.strays
         assert body.totals == want and (body.file_count, body.file_bytes) == (want_view.entries, want_view.file_bytes)
 

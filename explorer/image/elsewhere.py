@@ -86,14 +86,14 @@ class Measured:
 
 @dataclass(frozen=True, slots=True)
 class ExtractJob:
-    """Write what ``select_entries(path, layer, only_layer)`` gives of ``side`` below ``target``."""
+    """Write what ``select_entries(path, layer, only_layer)`` gives of ``side`` below ``target``,
+    named from ``path`` on (``/etc`` -> ``target/etc``)."""
 
     side: Side
     path: str
     layer: int | None
     only_layer: bool
     target: str  # absolute: the worker's working folder is not the window's
-    base: str
     options: ExtractOptions
     env: dict[str, str] | None = None
 
@@ -108,8 +108,8 @@ class Extracted:
 def compare_files(a_source: Source, a: Image, b_source: Source, b: Image, monitor: Monitor) -> Differences:
     """The paths whose final state differs between two loaded images, worked out in a worker
     process (here when none can be had, or a source can be read only once)."""
-    if a is b or (a_source is b_source and a.ref is b.ref):
-        return Differences([], b"", {}, a.tree, b.tree)  # an image and itself: nothing differs
+    if a is b or (suitable(a_source, a.ref) and side_of(a_source, a.ref) == side_of(b_source, b.ref)):
+        return Differences([], b"", {}, a.tree, b.tree)  # an image and itself (loaded twice, maybe): nothing differs
     if suitable(a_source, a.ref) and suitable(b_source, b.ref):
         job = CompareJob(side_of(a_source, a.ref), side_of(b_source, b.ref), dict(os.environ))
         paths: list[str] = []
@@ -133,20 +133,21 @@ def compare_files(a_source: Source, a: Image, b_source: Source, b: Image, monito
 
 
 def extract_selected(source: Source, image: Image, path: str, layer: int | None, only_layer: bool, target: str,
-                     base: str, options: ExtractOptions | None, monitor: Monitor) -> ExtractResult:
-    """``extract`` of ``select_entries(image, path, layer, only_layer)``, in a worker process
+                     options: ExtractOptions | None, monitor: Monitor) -> ExtractResult:
+    """``extract`` of ``select_entries(image, path, layer, only_layer)`` below ``target``,
+    named from ``path`` on, in a worker process
     when it can map the image from the index cache; here when it would have to build the
     image again (the cache off: a folder of a million-entry image would wait seconds for it),
     when none can be had, or when the source can be read only once."""
     options = options or ExtractOptions()
     if suitable(source, image.ref) and _cached(source, image.ref):
-        job = ExtractJob(side_of(source, image.ref), path, layer, only_layer, os.path.abspath(target), base, options,
+        job = ExtractJob(side_of(source, image.ref), path, layer, only_layer, os.path.abspath(target), options,
                          dict(os.environ))
         try:
             return _run(_extract, job, "extract", monitor, source.info.path, Extracted, graceful=True).result
         except Unavailable:
             pass
-    return extract(source, image, select_entries(image, path, layer, only_layer), target, base=base,
+    return extract(source, image, select_entries(image, path, layer, only_layer), target, base=path,
                    options=options, monitor=monitor)
 
 
@@ -204,15 +205,10 @@ def _compare(job: CompareJob, messages) -> None:
     """In the worker: answer a ``CompareJob``, in parts."""
     monitor = entered(job.env, job.a.label, messages)
     with answering(messages, job.a, job.b):
-        with reopened(job.a, monitor) as (a_source, a_ref):
-            a = _image(a_source, a_ref, monitor)
-            if job.b == job.a:
-                found = Differences([], b"", {}, a.tree, a.tree)  # an image and itself: nothing differs
-            else:
-                with reopened(job.b, monitor) as (b_source, b_ref):
-                    b = _image(b_source, b_ref, monitor)
-                    monitor.begin("comparing the files")
-                    found = Differences.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
+        with reopened(job.a, monitor) as (a_source, a_ref), reopened(job.b, monitor) as (b_source, b_ref):
+            a, b = _image(a_source, a_ref, monitor), _image(b_source, b_ref, monitor)
+            monitor.begin("comparing the files")
+            found = Differences.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
         for start_at in range(0, len(found), PART):
             monitor.tick(start_at)  # (a cancel stops here too)
             say(messages, ComparedPart(found.paths[start_at:start_at + PART], found.codes[start_at:start_at + PART]))
@@ -241,5 +237,5 @@ def _extract(job: ExtractJob, messages) -> None:
         with reopened(job.side, monitor) as (source, ref):
             image = _image(source, ref, monitor)
             entries = select_entries(image, job.path, job.layer, job.only_layer)
-            result = extract(source, image, entries, job.target, base=job.base, options=job.options, monitor=monitor)
+            result = extract(source, image, entries, job.target, base=job.path, options=job.options, monitor=monitor)
         say(messages, Extracted(result))

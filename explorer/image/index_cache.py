@@ -40,7 +40,6 @@ from explorer.model.packages import InstalledPackage, LayerPackages, Package, Pa
 from explorer.tree.advice import Advice, Secret
 from explorer.tree.efficiency import Efficiency
 from explorer.tree.index import LayerStats, LayerTree
-from explorer.tree.steps import EVERY, Steps, drain
 from explorer.tree.columns import ColumnWriter
 from explorer.tree.lazy import Chunks, LazyChanges, LazyKids, LazyRecords, LazyVersions
 from explorer.tree.pathtable import PART_PATHS, MappedPages, Part, PathTable, encode_parts
@@ -173,18 +172,9 @@ def checksum(path: str) -> bytes | None:
 
 
 def save(source: Source, image: Image, where: str | None = None, key: str | None = None) -> str | None:
-    """Store a loaded image (quietly skipped when the cache cannot be written).
-
-    ``where``: the folder, decided when the save was scheduled (a later change of the
-    setting must not redirect a save already on its way); by default the current one.
-    ``key``: the one the reader computed, when it opened the source in its own way.
-    """
-    return drain(save_steps(source, image, where, key))
-
-
-def save_steps(source: Source, image: Image, where: str | None = None, key: str | None = None) -> Steps[str | None]:
-    """``save`` as a walk that yields every few folders; returns the file's path, or None
-    when nothing was written."""
+    """Store a loaded image in ``where`` (by default the cache's folder) under ``key`` (by
+    default the image's cache key); the file's path, or None when nothing was written (quietly
+    skipped when the folder cannot be written)."""
     if where is None:
         where = folder() if enabled() else None
     if key is None and where is not None:
@@ -197,13 +187,12 @@ def save_steps(source: Source, image: Image, where: str | None = None, key: str 
         fd, tmp = tempfile.mkstemp(dir=where, prefix=_partial())
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
-            body = yield from _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, sink.put)
-            chunk = yield from _waste_chunk(image)
-            yield from _finish(f, sink.digest.digest(), _tail(image, key, body, chunk))
+            body = _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, sink.put)
+            _finish(f, sink.digest.digest(), _tail(image, key, body, _waste_chunk(image)))
         return _keep(tmp, where, key)
     except (OSError, ValueError):
         return None
-    finally:  # failed, or stopped half way (the window closing): no partial file left
+    finally:  # failed half way: no partial file left
         if tmp and os.path.exists(tmp):
             remove(tmp)
 
@@ -230,16 +219,13 @@ class _Sink:
         self.f.write(chunk)
 
 
-def _finish(f: Any, first: bytes, tail: bytes) -> Steps[None]:
+def _finish(f: Any, first: bytes, tail: bytes) -> None:
     """Write what follows the files, then the checksum: over the files' digest and the rest
-    (so the files and the rest can be written by two processes); a few MB a step."""
-    whole = hashlib.sha256(first)
-    view = memoryview(tail)
-    for at in range(0, len(view), 4 << 20):
-        whole.update(view[at:at + (4 << 20)])
-        f.write(view[at:at + (4 << 20)])
-        yield
+    (so the files and the rest can be written by two processes)."""
+    f.write(tail)
     f.seek(len(MAGIC))
+    whole = hashlib.sha256(first)
+    whole.update(tail)
     f.write(whole.digest())
 
 
@@ -295,7 +281,7 @@ class FilesElsewhere:
             self.cancel()
             return None
         try:
-            chunk = drain(_waste_chunk(image))  # made while the child still writes
+            chunk = _waste_chunk(image)  # made while the child still writes
             try:
                 said = marshal.loads(self._said.recv_bytes())
                 first, body = bytes(said[0]), Body(*said[1:])
@@ -304,7 +290,7 @@ class FilesElsewhere:
             with open(self.tmp, "r+b") as f:
                 if f.seek(0, os.SEEK_END) != len(MAGIC) + 32 + body.size:
                     return None
-                drain(_finish(f, first, _tail(image, key, body, chunk)))
+                _finish(f, first, _tail(image, key, body, chunk))
             proc, self.proc = self.proc, None
             proc.join()  # it has said all, and ended meanwhile (giving back its pages took 40 ms)
             self._said.close()
@@ -330,7 +316,7 @@ def _files_child(tree: LayerTree, fd: int, out: Any, said: Any) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
-            body = drain(_encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put))
+            body = _encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put)
         out.send_bytes(marshal.dumps((sink.digest.digest(), *body)))
     except BaseException:  # noqa: BLE001 (the parent, told nothing, saves the index itself)
         os._exit(1)
@@ -400,14 +386,14 @@ def _first_view(image: Image) -> TreeView:
 
 
 def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: int,
-                  put: Callable[[bytes], None]) -> Steps[Body]:
+                  put: Callable[[bytes], None]) -> Body:
     """Every folder's chunk and every layer's changes, handed to ``put`` in order, and where
     each is; the first screen's folder sizes with them (reopening then needs no walk)."""
     # The final view's sizes are counted a folder at a time on the way (the walk visits every
     # path anyway: a walk of their own took a fifth of the time here)
     sizes = FolderSizes(tree) if view.needs_totals() else None
     if sizes is None:
-        yield from view.totals_steps()
+        view.totals()
     versions = tree.versions
     offset = 0
     folders: dict[str, tuple[int, int, int]] = {}
@@ -424,7 +410,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         list_path = listed.append
         first = layers  # the first layer a child one layer wrote is there from
         alive = 0  # the layers the others are there at (a bit a layer)
-        for i, child in enumerate(children):
+        for child in children:
             path = prefix + child
             v = versions.get(path)
             if v is None:
@@ -438,8 +424,6 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
                 add((None, *v[1:]) if v[0] == path else tuple(v))
                 if v[8] < first:
                     first = v[8]
-            if not i & EVERY:
-                yield
         if sizes is not None:
             sizes.add(name, prefix, children, values)
         placed += len(values) - values.count(None)
@@ -453,21 +437,17 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         offset += len(chunk)
         if len(listed) >= PART_PATHS:
             offset = _put_parts(listed, len(listed) - len(listed) % PART_PATHS, offset, table, put)
-            yield
     # The root, and any path its folder does not list, travel in the head. Applying layers
     # lists every other path in its folder, so they are found by counting, not by a set of
     # every path (100 MB at a million); the search below is for an index that breaks that.
     strays = {"/": _plain_version(versions["/"], "/")} if "/" in versions else {}
     if placed + len(strays) != len(versions):
         listed_anywhere = {(n if n == "/" else n + "/") + c for n, children in tree.kids.items() for c in children}
-        yield
-        for i, (path, v) in enumerate(versions.items()):
+        for path, v in versions.items():
             if path not in listed_anywhere:
                 strays[path] = _plain_version(v, path)
-            if not i & EVERY:
-                yield
         if sizes is not None:  # (an index that breaks the rule: counted as any view counts)
-            yield from view.totals_steps()
+            view.totals()
             sizes = None
     listed += (path for path in strays if path != "/")
     offset = _put_parts(listed, len(listed), offset, table, put)
@@ -484,7 +464,6 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             parts.append((offset, len(chunk)))
             put(chunk)
             offset += len(chunk)
-            yield
         changes.append(parts)
     return Body(offset, folders, strays, changes, totals, file_count, file_bytes, table,
                 tuple(layout) if layout is not None else None)
@@ -505,17 +484,14 @@ def _put_parts(listed: list[str], upto: int, offset: int, table: list[Part], put
 TRAILER = struct.Struct("<QQ")  # the head's size, and where the first hashed part ends
 
 
-def _waste_chunk(image: Image) -> Steps[bytes]:
+def _waste_chunk(image: Image) -> bytes:
     """The wasted files' chunk, which follows the files (empty without waste): it needs
     nothing of theirs, so it can be made while they are still being written."""
     if image.waste is None:
         return b""
-    files = image.waste.files  # hundreds of thousands on a big image, and only the Insights tab reads them
-    records: list[tuple] = []
-    for start in range(0, len(files), EVERY + 1):
-        records += map(tuple, files[start:start + EVERY + 1])  # marshal takes plain tuples only
-        yield
-    return marshal.dumps(records)  # (version 2 was quicker, but wrote each kind's text again for each)
+    # hundreds of thousands on a big image, and only the Insights tab reads them; marshal
+    # takes plain tuples only
+    return marshal.dumps(list(map(tuple, image.waste.files)))  # (version 2 was quicker, but wrote each kind's text again for each)
 
 
 def _tail(image: Image, key: str, body: Body, chunk: bytes) -> bytes:

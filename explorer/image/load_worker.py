@@ -160,7 +160,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
     workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
-    if index_cache.key_for(source, ref) is None and _kept_container(source) is None:
+    key = index_cache.key_for(source, ref)
+    if key is None and _kept_container(source) is None:
         raise Unavailable(f"{source.info.path} cannot be keyed")
 
     def in_worker(folder: str, key: str) -> Written:
@@ -173,7 +174,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
                 end(worker)
                 messages.close()
 
-    return _mapped(source, ref, in_worker)
+    return _mapped(source, ref, key, in_worker)
 
 
 def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
@@ -192,7 +193,7 @@ def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
                               "check that the disk is not full")
         return Written(written)
 
-    return _mapped(source, ref, here)
+    return _mapped(source, ref, index_cache.key_for(source, ref), here)
 
 
 def _let_go(image: Image) -> None:
@@ -203,11 +204,11 @@ def _let_go(image: Image) -> None:
             table.popitem()
 
 
-def _mapped(source: Source, ref: ImageRef, write: Callable[[str, str], Written]) -> Image:
-    """The image whose index ``write(folder, key)`` writes, mapped. The index goes to the
-    index cache when it is on, can be written, and the image has a key; else to a private
-    folder (the cache's scratch folder, or the system's temporary one), removed once mapped."""
-    key = index_cache.key_for(source, ref)
+def _mapped(source: Source, ref: ImageRef, key: str | None, write: Callable[[str, str], Written]) -> Image:
+    """The image whose index ``write(folder, name)`` writes, mapped. The index goes to the
+    index cache, named ``key``, when the cache is on and can be written and the image has a
+    key; else to a private folder (the cache's scratch folder, or the system's temporary
+    one), removed once mapped."""
     # (never cached: a container changes as it runs, and an image with no key is never found again)
     keep = key is not None and _kept_container(source) is None and index_cache.enabled()
     folder = index_cache.folder() if keep else None

@@ -92,7 +92,7 @@ def run_extraction(parent: QWidget, source: Source, image: Image, path: str, lay
     """Extract ``path`` as the view at ``layer`` shows it (or as ``layer`` stored it, with
     ``only_layer``) into ``target``, in the background (``elsewhere.extract_selected``)."""
     return Extraction(parent, f"Extracting {path} into {target}",
-                      lambda m: extract_selected(source, image, path, layer, only_layer, target, path, options, m))
+                      lambda m: extract_selected(source, image, path, layer, only_layer, target, options, m))
 
 
 def run_layer_save(parent: QWidget, source: Source, image: Image, layer: int, target: str) -> Extraction:
