@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -487,3 +488,48 @@ def _no_folder_decoded_to_say_which_matches_show(fresh, cached, layers: int) -> 
                 built = drain(visible_paths_steps(view, hide, match))
                 assert drain(visible_paths_steps(TreeView(cached.tree, layer, MERGED), hide, match)) == built
     assert set(cached.tree.versions.chunks.kids) == decoded
+
+
+def test_what_a_reopened_index_decodes_adds_nothing_to_the_cycle_collectors_passes(tmp_path):
+    """Folders decoded, and entries looked up, leave no object the collector keeps walking:
+    with one per folder or per path of several versions, its full passes grew with the
+    image (120 ms at a million paths) and held the window."""
+    from tests.builders import docker_archive, f, layer_tar, reopened
+
+    first = layer_tar([f(f"srv/f{k}/n{i}", f"{k}.{i}") for k in range(80) for i in range(5)])
+    second = layer_tar([f(f"srv/f{k}/n{i}", f"again {k}.{i}") for k in range(80) for i in range(3)])
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(docker_archive([first, second]))
+    fresh, cached = reopened(tmp_path, archive)
+    tree, chunks = cached.tree, cached.tree.versions.chunks
+    gc.collect()
+    gc.collect()
+    before = len(gc.get_objects())
+    chunks.load_all()
+    several = [p for p, v in tree.versions.items() if len(tree.history(p)) > 1]
+    assert len(chunks.kids) > 80 and len(several) >= 240  # folders, and paths of two versions
+    for path in list(tree.versions):  # every entry looked at, and every folder's rows made
+        assert tree.entry_at(path) == fresh.tree.entry_at(path)
+        assert tree.history(path) == fresh.tree.history(path)
+    view = TreeView(tree, 0, MERGED)
+    assert sum(len(view.children(folder)) for folder in list(chunks.kids)) == sum(
+        len(TreeView(fresh.tree, 0, MERGED).children(folder)) for folder in list(chunks.kids))
+    del view, several
+    gc.collect()  # (a tuple of versions is let go of at the pass after its versions are)
+    gc.collect()
+    assert not gc.is_tracked(chunks.versions) and not gc.is_tracked(chunks.kids)
+    assert len(gc.get_objects()) - before < 40
+
+
+def test_a_search_makes_rows_only_for_the_children_it_shows(tmp_path):
+    from tests.builders import docker_archive, f, layer_tar, reopened
+
+    layer = layer_tar([f(f"lib/mod{i}.py", str(i)) for i in range(300)] + [f("lib/sub/x.py")])
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(docker_archive([layer]))
+    for image in reopened(tmp_path, archive):
+        view = TreeView(image.tree, None, MERGED)
+        every = view.children("/lib")
+        for wanted in ({"/lib/mod7.py", "/lib/sub", "/lib/nothing"}, set(), {r.path for r in every}):
+            rows = view.children("/lib", wanted)
+            assert sorted(rows) == sorted(r for r in every if r.path in wanted)

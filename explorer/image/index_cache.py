@@ -46,7 +46,7 @@ from explorer.tree.pathtable import PART_PATHS, MappedPages, Part, PathTable, en
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 19
+VERSION = 20
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -344,8 +344,11 @@ def evict(limit: int | None = None, where: str | None = None, spare: str | None 
 def _plain_version(v: Any, path: str) -> Any:
     """A path's versions as marshal-able tuples, without the path itself (the key says it:
     a third less to decode), which ``LayerTree`` puts back when it makes them entries."""
-    if type(v) is list:
-        return [(x[0], x[1], _pathless(x[2], path) if x[2] is not None else None) for x in v]
+    if type(v) is list:  # (flat: the cycle collector stops tracking a tuple of atomic values, never a list)
+        flat: list = []
+        for layer, change, e in v:
+            flat += (layer, change, None if e is None else (None, *e[1:]) if e[0] == path else tuple(e))
+        return tuple(flat)
     return _pathless(v, path)
 
 
@@ -431,7 +434,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         if order is not None:  # (the path table lists the folder's paths in the columns' order)
             del listed[len(listed) - len(order):]
             listed += [prefix + children[i] for i in order]
-        chunk = marshal.dumps((list(children), values))
+        chunk = marshal.dumps((tuple(children), values))  # (tuples: out of the cycle collector's sight once decoded)
         folders[name] = (offset, len(chunk), alive | (every_layer >> first << first))
         put(chunk)
         offset += len(chunk)

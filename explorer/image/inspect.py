@@ -11,7 +11,7 @@ from explorer.image.compare import chain_ids
 from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.model.values import FILE, HARDLINK, SYMLINK
-from explorer.tree.index import LayerTree
+from explorer.tree.index import LayerTree, several, versions_of
 from explorer.tree.steps import EVERY, Steps, drain
 from explorer.formats.source import Source
 
@@ -58,7 +58,7 @@ def docker_size_steps(image: Image) -> Steps[int]:
             if item is None:
                 continue
         path, versions = item
-        for v in versions if type(versions) is list else [(versions[8], None, versions)]:
+        for v in versions_of(versions) if several(versions) else [(versions[8], None, versions)]:
             e = v[2]
             if e is None or e[8] != v[0] or e[9] == -1:
                 continue  # not stored by that layer (removed, or a folder it only implied)

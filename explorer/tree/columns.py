@@ -105,25 +105,28 @@ class ColumnWriter:
 
     def _folder(self, prefix: str, children: list[str], stored: list[Any]) -> list[int] | None:
         layers, row, held, links = self.layers, self._row, self.held, self.links
+        # (as an index file holds them: one version is an entry's tuple, several are a flat
+        # tuple of layer, change and entry, told apart by their first field: ``several``)
         linked: list[int] = []
         if links:  # a name of a file of several names takes a row of its own (``shared``'s rule)
-            linked = [i for i, v in enumerate(stored)
-                      if type(v) is tuple and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links)]
-        if not linked and len([v for v in stored if type(v) is tuple]) == len(stored):
+            linked = [i for i, v in enumerate(stored) if type(v) is tuple and type(v[0]) is not int
+                      and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links)]
+        if not linked and len([v for v in stored if type(v) is tuple and type(v[0]) is not int]) == len(stored):
             self._plain(stored)  # most folders (one version each): a million paths on a big image
             return None
-        plain = [i for i, v in enumerate(stored) if type(v) is tuple]  # one version, there from its layer on
+        plain = [i for i, v in enumerate(stored) if type(v) is tuple and type(v[0]) is not int]  # one version, there from its layer on
         # Each path's rows together (``held`` says where a path's begin): the names of linked
         # files, then the paths of several versions, then the rest as whole columns; the path
         # table lists them in that order.
         for i in linked:
             held.append(len(self.size))
             row(stored[i][8], layers, stored[i], prefix + children[i], CHANGED)
-        several = [i for i, v in enumerate(stored) if type(v) is list]
+        several = [i for i, v in enumerate(stored) if type(v) is tuple and type(v[0]) is int]
         for i in several:  # each version until the first later one that replaces it (``stored_at``)
             held.append(len(self.size))
             ends = layers
-            for at, change, e in reversed(stored[i]):
+            v = stored[i]
+            for at, change, e in reversed(list(zip(v[::3], v[1::3], v[2::3]))):
                 if e is not None and at < ends:
                     row(at, ends, e, prefix + children[i], _CHANGE_FLAGS.get(change, CHANGED))
                 ends = min(ends, at)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import gc
 import marshal
 import threading
 from typing import Any, Callable, Iterable, Iterator
@@ -131,6 +130,9 @@ class Chunks:
         if names is not None or self.body is None or folder not in self.folders:
             return names
         offset, length, _alive = self.folders[folder]
+        # All tuples of atomic values (the names, and each path's entry or versions): the
+        # cycle collector stops tracking them at its next pass, so what is decoded adds
+        # nothing to its full passes (lists made them 30 to 120 ms at a million paths)
         names, values = marshal.loads(self.body[offset:offset + length])
         prefix = folder if folder == "/" else folder + "/"
         versions = self.versions
@@ -140,11 +142,6 @@ class Chunks:
         self.kids[folder] = names  # last: whoever sees the names finds their versions too
         for decoded in self._recorders if not self._for_good else ():
             decoded.note(folder, len(names), self._let_go)
-        # What was decoded and kept is acyclic: out of the cycle collector's sight, with
-        # the window's own objects (about 55,000: modules, classes, widgets). Without it,
-        # full passes over both took 26 to 48 ms, and one inside a search's step held the
-        # window 54 ms (docs/performance.md).
-        gc.freeze()
         return names
 
     @contextlib.contextmanager

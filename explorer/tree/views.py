@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from itertools import compress, islice
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Container, Iterable, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
@@ -108,8 +108,9 @@ class TreeView:
 
     # -- children ------------------------------------------------------------------------
 
-    def children(self, path: str) -> list[Row]:
-        """Rows inside directory ``path``, unsorted."""
+    def children(self, path: str, wanted: Container[str] | None = None) -> list[Row]:
+        """Rows inside directory ``path``, unsorted; only of the paths in ``wanted`` when given
+        (a search's: a folder of thousands where it shows a few makes only those)."""
         tree, layer, merged = self.tree, self.layer, self._relevant is None
         kids = tree.kids.get(path, ())  # (decodes the folder first, for a cached index)
         get = tree.stored_in_looked_at_folders()
@@ -118,6 +119,8 @@ class TreeView:
         append, row = out.append, self.row
         for name in kids:
             child = prefix + name
+            if wanted is not None and child not in wanted:
+                continue
             if merged:
                 # the common case, written out: a path one layer added and none touched again
                 # (a folder may hold a hundred thousand of them, and this runs as it opens)
@@ -151,8 +154,8 @@ class TreeView:
                 yield
             child = prefix + name
             e = get(child)
-            if type(e) is Entry or type(e) is tuple:  # one version (a tuple: as the index cache
-                if layer is not None and e[8] > layer:  # holds it, read as it is)
+            if type(e) is Entry or type(e) is tuple and type(e[0]) is not int:  # one version (a tuple:
+                if layer is not None and e[8] > layer:  # as the index cache holds it, read as it is)
                     continue
             else:  # several versions, or none
                 e = tree.entry_at(child, layer)
@@ -312,12 +315,8 @@ class TreeView:
         for i, (path, v) in enumerate(self.tree.versions.items()):
             if not i & EVERY:
                 yield None
-            if type(v) is list:
-                e = None
-                for version in reversed(v):
-                    if layer is None or version[0] <= layer:
-                        e = version[2]
-                        break
+            if type(v) is list or type(v[0]) is int:  # (``several``, inline: a million paths)
+                e = (v[-1][2] if type(v) is list else v[-1]) if layer is None else stored_at(v, layer)
                 if e is None:
                     continue
             else:
@@ -445,7 +444,7 @@ class FolderSizes:
             if layer is not None:
                 e = stored_at(v, layer)
             else:  # the final image (a million paths as the index is written: inline)
-                e = v[-1][2] if type(v) is list else v
+                e = v[-1][2] if type(v) is list else v[-1] if type(v[0]) is int else v
             if e is None:
                 continue  # removed (by the last layer that touched it, up to the view's)
             entries += 1

@@ -4,7 +4,7 @@ the same tree widget with filters, search, details and a content diff."""
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Container
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
@@ -75,9 +75,11 @@ class DiffTreeView:
         d = self.diffs.get(row.path)
         return d is not None and d.a is not None and d.a.type == "dir"
 
-    def children(self, path: str) -> list[Row]:
+    def children(self, path: str, wanted: Container[str] | None = None) -> list[Row]:
+        """Rows inside ``path``, unsorted; only of the paths in ``wanted`` when given."""
         kids = set(self.cmp.a.tree.kids.get(path, ())) | set(self.cmp.b.tree.kids.get(path, ()))
-        rows = (self.row(names.join(path, n)) for n in kids)
+        paths = (names.join(path, n) for n in kids)
+        rows = (self.row(p) for p in paths if wanted is None or p in wanted)
         return [r for r in rows if r is not None]
 
     def has_children(self, path: str, visible: set[str] | None = None) -> bool:

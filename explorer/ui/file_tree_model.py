@@ -63,7 +63,7 @@ class _Node:
     """One shown row and, once asked for, its children.
 
     Its parent is held weakly: a tree of nodes without cycles is freed as soon as the model
-    drops it, even once ``gc.freeze`` has put it beyond the cycle collector.
+    drops it, without waiting for the cycle collector.
     """
 
     __slots__ = ("row", "_parent", "index_in_parent", "children", "rows", "by_name", "ordering", "__weakref__")
@@ -160,10 +160,7 @@ class FileTreeModel(QAbstractItemModel):
                     return node.children
                 rows = drain(self._ordered_paths(node.path))  # rows made as handed out
             else:
-                rows = view.children(node.path)
-                if self.visible is not None:
-                    visible = self.visible
-                    rows = [r for r in rows if r.path in visible]
+                rows = view.children(node.path, self.visible)
                 descending = self.sort_order == Qt.SortOrder.DescendingOrder
                 if self.sort_column == NAME:
                     rows = _folders_first(rows, descending)

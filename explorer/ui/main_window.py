@@ -558,9 +558,9 @@ def _discard(widget: QWidget) -> None:
     """Delete a widget that was closed or replaced, and free what its Python objects hold.
 
     Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
-    reference cycles that ``gc.freeze`` (after a folder is decoded) puts beyond
-    the collector's reach; they are emptied once Qt has destroyed the widget, so the image
-    they held is freed then rather than never.
+    reference cycles, which only a full pass of the cycle collector frees, and those come
+    seldom; they are emptied once Qt has destroyed the widget, so the image they held (its
+    mapped index, its open archive) is freed then rather than some time later.
     """
     held = [widget, *widget.findChildren(QObject)]
     widget.destroyed.connect(lambda: empty_python_state(held))

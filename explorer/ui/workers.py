@@ -145,9 +145,8 @@ class Slices(QObject):
 
 def empty_python_state(objects: list[Any]) -> None:
     """Clear the attributes of Qt objects whose C++ side is gone, and of the item models they
-    held (views do not own their models), breaking the reference cycles among them: once
-    frozen (a folder decoded calls ``gc.freeze``), the collector would
-    never free those cycles, nor the image they reach."""
+    held (views do not own their models), breaking the reference cycles among them: the
+    image they reach is freed at once, not at the cycle collector's next full pass."""
     seen: set[int] = set()
     stack = list(objects)
     while stack:
