@@ -138,7 +138,7 @@ class Chunks:
         versions = self.versions
         for name, value in zip(names, values):
             if value is not None:
-                versions.setdefault(prefix + name, value)  # one already made an Entry stays
+                versions[prefix + name] = value
         self.kids[folder] = names  # last: whoever sees the names finds their versions too
         for decoded in self._recorders if not self._for_good else ():
             decoded.note(folder, len(names), self._let_go)
@@ -295,9 +295,6 @@ class LazyVersions(_LazyMap):
 
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and self.get(path) is not None
-
-    def __setitem__(self, path: str, value: Any) -> None:
-        self.chunks.versions[path] = value
 
     def __len__(self) -> int:
         return self.chunks.count
