@@ -347,7 +347,7 @@ def _plain_version(v: Any, path: str) -> Any:
     if type(v) is list:  # (flat: the cycle collector stops tracking a tuple of atomic values, never a list)
         flat: list = []
         for layer, change, e in v:
-            flat += (layer, change, None if e is None else (None, *e[1:]) if e[0] == path else tuple(e))
+            flat += (layer, change, None if e is None else _pathless(e, path))
         return tuple(flat)
     return _pathless(v, path)
 
@@ -363,7 +363,11 @@ def _alive(versions: list, layers: int) -> int:
 
 
 def _pathless(e: Any, path: str) -> tuple:
-    return (None,) + tuple(e[1:]) if e[0] == path else tuple(e)
+    """A stored entry as the index file holds it: without its path when the key says it, and
+    its extended attributes as (name, value) pairs (a tuple holding a dict stays tracked by
+    the cycle collector, and so would the mapping of decoded paths it is put in)."""
+    plain = (None, *e[1:]) if e[0] == path else tuple(e)
+    return plain if plain[10] is None else (*plain[:10], tuple(plain[10].items()), *plain[11:])
 
 
 class Body(NamedTuple):
@@ -424,7 +428,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
                 alive |= _alive(v, layers)
             else:  # ``_pathless``, inline: most paths, a million calls on a big image
                 list_path(path)
-                add((None, *v[1:]) if v[0] == path else tuple(v))
+                add(((None, *v[1:]) if v[0] == path else tuple(v)) if v[10] is None else _pathless(v, path))
                 if v[8] < first:
                     first = v[8]
         if sizes is not None:

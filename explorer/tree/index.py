@@ -63,6 +63,16 @@ def stored_at(stored: Any, layer: int) -> Any:
     return stored if stored[8] <= layer else None
 
 
+def _entry(path: str, plain: tuple) -> Entry:
+    """The entry an index file's tuple stands for: its path put back, and its extended
+    attributes a dict again (the file holds them as pairs)."""
+    if plain[0] is None:
+        plain = (path, *plain[1:])
+    if plain[10] is not None:
+        plain = (*plain[:10], dict(plain[10]), *plain[11:])
+    return _new(Entry, plain)
+
+
 class Version(NamedTuple):
     """The net effect of one layer on one path: the entry after it (None when removed)."""
 
@@ -384,9 +394,8 @@ class LayerTree:
         the cycle collector: 32 ms a full pass once a million were decoded.)"""
         if type(v) is tuple:
             if type(v[0]) is int:
-                return [_new(Version, (l, c, None if e is None else _new(Entry, (path, *e[1:]) if e[0] is None else e)))
-                        for l, c, e in zip(v[::3], v[1::3], v[2::3])]
-            return _new(Entry, (path, *v[1:]) if v[0] is None else v)
+                return [_new(Version, (l, c, None if e is None else _entry(path, e))) for l, c, e in zip(v[::3], v[1::3], v[2::3])]
+            return _entry(path, v)
         return v
 
     def entry_at(self, path: str, layer: int | None = None) -> Entry | None:
