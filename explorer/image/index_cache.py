@@ -12,6 +12,11 @@ trailer that says where the head starts: reopening decodes the head only, and ea
 when it is first looked at. The head comes last so that a child process can
 write the folders' chunks while its parent works out what the head says (``FilesElsewhere``);
 the checksum is over the digest of what the child wrote and the rest.
+
+A folder's chunk holds its names and, for each, its entry as a tuple (the path left out,
+extended attributes as pairs) or its versions as one flat tuple (layer, change, entry,
+...): tuples of atomic values, which the window's cycle collector stops tracking once they
+are decoded (``explorer.tree.index.several`` tells the two apart).
 """
 
 from __future__ import annotations
