@@ -15,7 +15,7 @@ def create_main_window() -> MainWindow:
     # What the process has made so far (modules, classes, the toolkit's wrappers, the window:
     # about 50,000 objects) lives as long as it does: out of the cycle collector's sight, so
     # that its full passes walk only what came since. Each pass over them took 16 to 32 ms,
-    # and one inside a search's step held the window 67 ms (docs/performance.md).
+    # and two during a search held the window 71 to 73 ms (docs/performance.md).
     gc.freeze()
     return window
 

@@ -145,9 +145,9 @@ class LayerTree:
     ``versions[path]`` is compact: a path that one layer added and nothing touched again
     (most of them) stores just its ``Entry``; others store the list of their ``Version``s.
     Read from an index file, they are plain tuples until used: an entry without its path,
-    and a flat tuple of versions (``several``). Tuples of atomic values, one level deep, the
-    cycle collector stops tracking before they reach its oldest generation; a list each, at
-    a million paths, made its full passes take 120 ms.
+    and a flat tuple of versions (``several``). Tuples of atomic values, which the cycle
+    collector stops tracking after a pass or two (most before they reach its oldest
+    generation); a list each, at a million paths, made its full passes take 120 ms.
     """
 
     def __init__(self, layer_count: int) -> None:
