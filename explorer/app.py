@@ -9,14 +9,22 @@ from typing import Sequence
 from explorer.ui.main_window import MainWindow
 
 
+_settled = False  # whether the process's first window has been made
+
+
 def create_main_window() -> MainWindow:
     """A new main window; the caller owns the QApplication."""
+    global _settled
     window = MainWindow()
-    # What the process has made so far (modules, classes, the toolkit's wrappers, the window:
-    # about 50,000 objects) lives as long as it does: out of the cycle collector's sight, so
-    # that its full passes walk only what came since. Each pass over them took 16 to 32 ms,
-    # and two during a search held the window 71 to 73 ms (docs/performance.md).
-    gc.freeze()
+    if not _settled:
+        # What the process holds once its first window is up (modules, classes, the toolkit's
+        # wrappers, the window: about 50,000 objects) lives as long as it does: out of the
+        # cycle collector's sight, so that its full passes walk only what came since. Each
+        # pass over them took 16 to 32 ms, and two during a search held the window 71 to 73 ms
+        # (docs/performance.md). Garbage is collected first: a frozen cycle is never freed.
+        gc.collect()
+        gc.freeze()
+        _settled = True
     return window
 
 
