@@ -21,12 +21,15 @@ comparison shows, the largest stall meanwhile and the window's peak memory after
 right after the load instead, and prints the same three figures for it.
 ``--extract PATH`` extracts that path of the final image (``/``: all of it) into a throwaway
 folder right after the load instead, and prints the same three figures for it.
-``STALL_TRACE=1`` prints every stall over 25 ms with when it ended.
+``STALL_TRACE=1`` prints every stall over 25 ms with when it ended; ``GC_TRACE=1`` prints
+every pass of the cycle collector over 5 ms in the window's process (its generation, how
+long it took and when it began).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import subprocess
@@ -115,6 +118,22 @@ index_cache.save(source, load_image(source, source.select(), cache=False))
 """
 
 
+def trace_collections() -> None:
+    """Print each pass of the cycle collector over 5 ms (``GC_TRACE=1``)."""
+    origin = time.perf_counter()
+    began = [0.0]
+
+    def timed(phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            began[0] = now
+        elif now - began[0] > 0.005:
+            print(f"collection of generation {info['generation']}: {(now - began[0]) * 1000:.0f} ms, "
+                  f"from {began[0] - origin:.2f} s", file=sys.stderr)
+
+    gc.callbacks.append(timed)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("archive")
@@ -139,6 +158,8 @@ def main() -> int:
             warm(archive)  # like run.py: measure the program, not the disk
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    if os.environ.get("GC_TRACE"):
+        trace_collections()
     app = QApplication(sys.argv[:1])
     from explorer.app import create_main_window
     from explorer.tree.views import DIFF, MERGED
