@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import shutil
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from explorer.formats.source import open_source  # noqa: E402
-from explorer.image import index_cache  # noqa: E402
-from explorer.image.loader import load_image  # noqa: E402
+from explorer.formats.source import open_source
+from explorer.image import index_cache
+from explorer.image.loader import load_image
 
 
 def full_pass_ms() -> float:

@@ -270,8 +270,7 @@ def _many_parser(command: str) -> argparse.ArgumentParser:
 def run_many(command: str, argv: Sequence[str]) -> int:
     """``layer-explorer updates`` and ``layer-explorer fleet``."""
     from explorer.formats.registry import insecure_url
-    from explorer.image.many import expand, load_many
-    from explorer.image.updates import fleet, updates
+    from explorer.image.many import expand, measure
     from explorer.report import fleet_text, updates_text
 
     args = _source_args(_many_parser(command).parse_args(argv), ())
@@ -288,16 +287,9 @@ def run_many(command: str, argv: Sequence[str]) -> int:
         if sys.stderr.isatty():
             print(f"\rlayer-explorer: indexed {done} of {total} ({name})\033[K", end="", file=sys.stderr, flush=True)
 
-    opened = load_many(wanted, progress)
+    report = measure(command, wanted, progress, hold=lambda opened: _left_for_exit(opened.image))
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    try:
-        for o in opened:
-            _left_for_exit(o.image)
-        report = updates(opened) if command == "updates" else fleet(opened)
-    finally:
-        for o in {id(o.source): o.source for o in opened}.values():
-            o.close()
     if fmt == "json":
         sys.stdout.write(json.dumps(report) + "\n")
     else:

@@ -82,6 +82,11 @@ class Differences(Sequence[FileDiff]):
                 direct[parent] = direct.get(parent, 0) + shown.size
         return cls(paths, codes, direct, a, b)
 
+    @classmethod
+    def between(cls, a_source: Source, a: Image, b_source: Source, b: Image) -> "Differences":
+        """How two loaded images' final filesystems differ (``file_diffs``), kept as ``of`` keeps it."""
+        return cls.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
+
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -110,6 +115,16 @@ class Differences(Sequence[FileDiff]):
         """How ``path`` differs; None when it does not."""
         i = self._index().get(path)
         return None if i is None else CHANGES[self.codes[i]]
+
+    def shown(self, path: str) -> tuple[str, Entry] | None:
+        """How ``path`` differs and the one entry a tree of differences shows for it (B's; A's
+        when removed), without looking the other side up; None when it does not differ."""
+        change = self.change(path)
+        if change is None:
+            return None
+        a, b = self._trees
+        entry = _final(a if change == REMOVED else b, path)
+        return None if entry is None else (change, entry)
 
     def get(self, path: str) -> FileDiff | None:
         """``path``'s difference with its entries; None when it does not differ."""
@@ -170,7 +185,7 @@ class Comparison:
 
 def compare(a_source: Source, a: Image, b_source: Source, b: Image, files: Differences | None = None) -> Comparison:
     """Compare two loaded images (from the same source or two); ``files``: their differing
-    paths, when worked out elsewhere (``Differences.of(file_diffs(...))``)."""
+    paths, when worked out elsewhere (``Differences.between``)."""
     ca, cb = chain_ids([l.diff_id for l in a.layers]), chain_ids([l.diff_id for l in b.layers])
     shared = []
     for i, (x, y) in enumerate(zip(ca, cb)):
@@ -180,7 +195,7 @@ def compare(a_source: Source, a: Image, b_source: Source, b: Image, files: Diffe
     have = {l.digest for l in a.layers} | {l.diff_id for l in a.layers}
     skip = sum(l.blob_size for l in b.layers if l.digest in have or l.diff_id in have)
     if files is None:
-        files = Differences.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
+        files = Differences.between(a_source, a, b_source, b)
     return Comparison(a, b, shared, len(shared), skip, files, difference(a.packages, b.packages))
 
 

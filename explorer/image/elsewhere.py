@@ -10,7 +10,7 @@ images it loads itself). The window keeps only that.
 
 A cancelled comparison or measuring ends its worker at once. A cancelled extraction is asked to stop at
 its next step (``SIGTERM``), so that it removes the file it was writing; it is ended after
-``GRACE`` seconds if it has not stopped by then.
+``load_worker.GRACE`` seconds if it has not stopped by then.
 """
 
 from __future__ import annotations
@@ -18,24 +18,19 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from explorer.formats.source import Source
 from explorer.image import index_cache
-from explorer.image.compare import Differences, file_diffs
+from explorer.image.compare import Differences
 from explorer.image.extract import ExtractOptions, ExtractResult, extract, select_entries
-from explorer.image.load_worker import (Side, Unavailable, answering, end, entered, reopened, say, side_of, start,
-                                        suitable, wait)
+from explorer.image.load_worker import Side, Unavailable, answering, entered, reopened, run, say, side_of, suitable
 from explorer.image.loader import Image, load_image
-from explorer.image.many import expand, load_many
-from explorer.image.updates import fleet, updates
-from explorer.model.errors import Cancelled
+from explorer.image.many import expand, measure
 from explorer.model.progress import Monitor
 from explorer.model.values import ImageRef
 
-GRACE = 2.0  # seconds a cancelled extraction has to stop by itself before it is ended
 
-R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +103,12 @@ class Extracted:
 def compare_files(a_source: Source, a: Image, b_source: Source, b: Image, monitor: Monitor) -> Differences:
     """The paths whose final state differs between two loaded images, worked out in a worker
     process (here when none can be had, or a source can be read only once)."""
-    if a is b or (suitable(a_source, a.ref) and side_of(a_source, a.ref) == side_of(b_source, b.ref)):
+    a_side = side_of(a_source, a.ref) if suitable(a_source, a.ref) else None
+    b_side = side_of(b_source, b.ref) if suitable(b_source, b.ref) else None
+    if a is b or (a_side is not None and a_side == b_side):
         return Differences([], b"", {}, a.tree, b.tree)  # an image and itself (loaded twice, maybe): nothing differs
-    if suitable(a_source, a.ref) and suitable(b_source, b.ref):
-        job = CompareJob(side_of(a_source, a.ref), side_of(b_source, b.ref), dict(os.environ))
+    if a_side is not None and b_side is not None:
+        job = CompareJob(a_side, b_side, dict(os.environ))
         paths: list[str] = []
         codes = bytearray()
 
@@ -123,13 +120,13 @@ def compare_files(a_source: Source, a: Image, b_source: Source, b: Image, monito
             return True
 
         try:
-            last = _run(_compare, job, "compare", monitor, a_source.info.path, Compared, graceful=False, parts=part)
+            last = run(_compare, job, "compare", monitor, a_source.info.path, Compared, graceful=False, parts=part)
         except Unavailable:
             pass
         else:
             return Differences(paths, codes, last.direct, a.tree, b.tree)
     monitor.begin("comparing the files")
-    return Differences.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
+    return Differences.between(a_source, a, b_source, b)
 
 
 def extract_selected(source: Source, image: Image, path: str, layer: int | None, only_layer: bool, target: str,
@@ -144,7 +141,7 @@ def extract_selected(source: Source, image: Image, path: str, layer: int | None,
         job = ExtractJob(side_of(source, image.ref), path, layer, only_layer, os.path.abspath(target), options,
                          dict(os.environ))
         try:
-            return _run(_extract, job, "extract", monitor, source.info.path, Extracted, graceful=True).result
+            return run(_extract, job, "extract", monitor, source.info.path, Extracted, graceful=True).result
         except Unavailable:
             pass
     return extract(source, image, select_entries(image, path, layer, only_layer), target, base=path,
@@ -157,43 +154,21 @@ def measure_many(kind: str, names: list[str], monitor: Monitor) -> dict[str, Any
     ``PATHS_SHOWN`` only."""
     job = ManyJob(kind, list(names), dict(os.environ))
     try:
-        return _run(_measure, job, kind, monitor, kind, Measured, graceful=False).report
+        return run(_measure, job, kind, monitor, kind, Measured, graceful=False).report
     except Unavailable:
         return measured(kind, names, monitor)
 
 
-def measured(kind: str, names: list[str], monitor: Monitor) -> dict[str, Any]:
-    """The ``updates`` across the images ``names`` name (oldest first), or their ``fleet``
-    report; each image indexed once, on every core."""
-    opened = load_many(expand(names, every_image=kind == "fleet"),
-                       lambda done, total, name: monitor.begin(f"indexed {done} of {total}: {name}"))
-    try:
-        return updates(opened) if kind == "updates" else fleet(opened)
-    finally:
-        for source in {id(o.source): o.source for o in opened}.values():
-            source.close()
+def measured(kind: str, names: list[str], monitor: Monitor, hold: Callable[[Any], object] = lambda _opened: None) -> dict[str, Any]:
+    """``many.measure`` of the images ``names`` name, telling ``monitor`` how it goes."""
+    return measure(kind, expand(names, every_image=kind == "fleet"),
+                   lambda done, total, name: monitor.begin(f"indexed {done} of {total}: {name}"), hold)
 
 
 def _cached(source: Source, ref: ImageRef) -> bool:
     """Whether the index cache holds this image's index, for a worker to map."""
     key = index_cache.key_for(source, ref) if index_cache.enabled() else None
     return key is not None and os.path.isfile(os.path.join(index_cache.folder(), key))
-
-
-def _run(target: Callable[[Any, Any], None], job: Any, what: str, monitor: Monitor, path: str,
-         result: type[R], graceful: bool, parts: Callable[[Any], bool] | None = None) -> R:
-    """Start a worker on ``job`` and relay its progress (and ``parts``) until its ``result`` comes."""
-    worker, messages = start(target, job, what)
-    try:
-        return wait(worker, messages, monitor, path, result, parts)
-    except Cancelled:
-        if graceful and worker.exitcode is None:
-            os.kill(worker.pid, signal.SIGTERM)  # stop at the next step, tidily
-            worker.join(GRACE)
-        raise
-    finally:
-        end(worker)
-        messages.close()
 
 
 def _image(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
@@ -208,7 +183,7 @@ def _compare(job: CompareJob, messages) -> None:
         with reopened(job.a, monitor) as (a_source, a_ref), reopened(job.b, monitor) as (b_source, b_ref):
             a, b = _image(a_source, a_ref, monitor), _image(b_source, b_ref, monitor)
             monitor.begin("comparing the files")
-            found = Differences.of(file_diffs(a_source, a, b_source, b), a.tree, b.tree)
+            found = Differences.between(a_source, a, b_source, b)
         for start_at in range(0, len(found), PART):
             monitor.tick(start_at)  # (a cancel stops here too)
             say(messages, ComparedPart(found.paths[start_at:start_at + PART], found.codes[start_at:start_at + PART]))
@@ -220,8 +195,9 @@ def _measure(job: ManyJob, messages) -> None:
     window lists (an update of a million files listed them all: 30 MB, which held the
     window 64 ms as it was unpickled)."""
     monitor = entered(job.env, job.kind, messages)
+    held: list[Any] = []  # (freed only once the answer is sent: the process ends then anyway)
     with answering(messages, Side(job.kind, 0, "", job.kind)):
-        report = measured(job.kind, job.names, monitor)
+        report = measured(job.kind, job.names, monitor, held.append)
         for step in report.get("steps", ()):
             for layer in step.get("layers", ()):
                 if "changed_paths" in layer:

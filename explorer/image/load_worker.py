@@ -41,6 +41,7 @@ from explorer.model.values import ImageRef
 
 WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
 EVERY = 0.05  # the worker sends progress at most this often (and at each new stage)
+GRACE = 2.0  # seconds a cancelled worker (an extraction) has to stop by itself before it is ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,14 +166,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         raise Unavailable(f"{source.info.path} cannot be keyed")
 
     def in_worker(folder: str, key: str) -> Written:
-        worker = messages = None
-        try:
-            worker, messages = start(_work, Job(side_of(source, ref), folder, key, dict(os.environ)), "load")
-            return wait(worker, messages, monitor, source.info.path, Written)
-        finally:
-            if worker is not None:
-                end(worker)
-                messages.close()
+        return run(_work, Job(side_of(source, ref), folder, key, dict(os.environ)), "load", monitor, source.info.path, Written)
 
     return _mapped(source, ref, key, in_worker)
 
@@ -184,16 +178,26 @@ def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
 
     def here(folder: str, key: str) -> Written:
         with collector_off():
-            image = prepare_first_view(load_image(source, ref, monitor, parallel="process", cache=False))
-            monitor.begin("writing the index")
-            written = index_cache.save(source, image, folder, key)
-            _let_go(image)
-        if written is None:
-            raise SourceError(source.info.path, f"could not write the image's index in {folder}",
-                              "check that the disk is not full")
-        return Written(written)
+            image = load_image(source, ref, monitor, parallel="process", cache=False)
+            try:
+                return _written(source, image, folder, key, monitor, source.info.path)
+            finally:
+                _let_go(image)
 
     return _mapped(source, ref, index_cache.key_for(source, ref), here)
+
+
+def _written(source: Source, image: Image, folder: str, key: str, monitor: Monitor, label: str) -> Written:
+    """``image``'s index, its first view prepared, written in ``folder`` under ``key`` by this
+    process, and the checksum it holds (``SourceError`` naming ``label`` when it cannot be)."""
+    monitor.begin("preparing the view")
+    image = prepare_first_view(image)
+    monitor.begin("writing the index")
+    written = index_cache.save(source, image, folder, key)
+    if written is None:
+        raise SourceError(label, f"could not write the image's index in {folder}",
+                          "check that the folder is writable and the disk not full")
+    return Written(written, index_cache.checksum(written))
 
 
 def _let_go(image: Image) -> None:
@@ -325,6 +329,24 @@ def end(worker) -> None:
         worker.close()
 
 
+def run(target: Callable[[Any, Any], None], job: Any, what: str, monitor: Monitor, path: str,
+        result: type[T], graceful: bool = False, parts: Callable[[Any], bool] | None = None) -> T:
+    """Start a worker on ``job`` and relay its progress (and ``parts``) until its ``result``
+    comes; the worker ended in any case. ``graceful``: a cancel first asks it to stop at its
+    next step (``SIGTERM``), and ends it only after ``GRACE`` seconds."""
+    worker, messages = start(target, job, what)
+    try:
+        return wait(worker, messages, monitor, path, result, parts)
+    except Cancelled:
+        if graceful and worker.exitcode is None:
+            os.kill(worker.pid, signal.SIGTERM)  # stop at the next step, tidily
+            worker.join(GRACE)
+        raise
+    finally:
+        end(worker)
+        messages.close()
+
+
 def entered(env: dict[str, str] | None, label: str, messages) -> Monitor:
     """In a worker, first: the caller's environment, a process group of its own, a low
     priority, and a monitor whose progress goes to ``messages`` (and which stops the work
@@ -373,23 +395,16 @@ def _work(job: Job, messages) -> None:
                 works out the accounting and waits for dive's numbers."""
                 files.append(index_cache.FilesElsewhere(tree, job.folder))
 
-            try:
-                with collector_off():
-                    image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree)
-                    monitor.begin("writing the index")
-                    written = files[0].finish(image, job.key) if files else None
-                    if written is None:  # (no child to be had, or it failed: written here)
-                        monitor.begin("preparing the view")
-                        image = prepare_first_view(image)
-                        monitor.begin("writing the index")
-                        written = index_cache.save(source, image, job.folder, job.key)
+            try:  # (the collector is off in a worker: ``entered``)
+                image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree)
+                monitor.begin("writing the index")
+                written = files[0].finish(image, job.key) if files else None
+                answer = (Written(written, index_cache.checksum(written)) if written is not None  # (else no child to be had, or it failed)
+                          else _written(source, image, job.folder, job.key, monitor, job.side.label))
             finally:
                 for f in files:
                     f.cancel()  # (nothing once finished)
-        if written is None:
-            raise SourceError(job.side.label, f"could not write the image's index in {job.folder}",
-                              "check that the cache folder is writable and the disk not full")
-        say(messages, Written(written, index_cache.checksum(written)))
+        say(messages, answer)
 
 
 @contextlib.contextmanager

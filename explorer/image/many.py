@@ -13,13 +13,13 @@ import multiprocessing
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 
 from explorer.formats.source import open_source
 from explorer.image import index_cache
 from explorer.image.loader import load_image, preview_image
 from explorer.image.parallel import cores
-from explorer.image.updates import Opened
+from explorer.image.updates import Opened, fleet, updates
 from explorer.model.errors import SourceError
 from explorer.model.text import parse_time
 
@@ -86,6 +86,21 @@ def _index_one(name: str, index: int | None) -> None:
         ref = source.images[index] if index is not None else source.select()
         if index_cache.load(source, ref) is None:
             index_cache.save(source, load_image(source, ref, cache=False))
+
+
+def measure(kind: str, wanted: list[Wanted], progress: Callable[[int, int, str], None] | None = None,
+            hold: Callable[[Opened], object] = lambda _opened: None) -> dict[str, Any]:
+    """The ``updates`` across the wanted images (oldest first), or their ``fleet`` report;
+    each image indexed once (``load_many``), its source closed after. ``hold`` is handed each
+    opened image, for a caller that ends without waiting for them to be freed."""
+    opened = load_many(wanted, progress)
+    try:
+        for o in opened:
+            hold(o)
+        return updates(opened) if kind == "updates" else fleet(opened)
+    finally:
+        for source in {id(o.source): o.source for o in opened}.values():
+            source.close()
 
 
 def load_many(wanted: list[Wanted], progress: Callable[[int, int, str], None] | None = None) -> list[Opened]:

@@ -107,14 +107,13 @@ class ColumnWriter:
         layers, row, held, links = self.layers, self._row, self.held, self.links
         # (as an index file holds them: one version is an entry's tuple, several are a flat
         # tuple of layer, change and entry, told apart by their first field: ``several``)
+        plain = [i for i, v in enumerate(stored) if type(v) is tuple and type(v[0]) is not int]  # one version, there from its layer on
         linked: list[int] = []
         if links:  # a name of a file of several names takes a row of its own (``shared``'s rule)
-            linked = [i for i, v in enumerate(stored) if type(v) is tuple and type(v[0]) is not int
-                      and (v[1] == HARDLINK or v[1] == FILE and (v[8], v[9]) in links)]
-        if not linked and len([v for v in stored if type(v) is tuple and type(v[0]) is not int]) == len(stored):
+            linked = [i for i in plain if stored[i][1] == HARDLINK or stored[i][1] == FILE and (stored[i][8], stored[i][9]) in links]
+        if not linked and len(plain) == len(stored):
             self._plain(stored)  # most folders (one version each): a million paths on a big image
             return None
-        plain = [i for i, v in enumerate(stored) if type(v) is tuple and type(v[0]) is not int]  # one version, there from its layer on
         # Each path's rows together (``held`` says where a path's begin): the names of linked
         # files, then the paths of several versions, then the rest as whole columns; the path
         # table lists them in that order.

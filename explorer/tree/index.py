@@ -394,7 +394,7 @@ class LayerTree:
         the cycle collector: 32 ms a full pass once a million were decoded.)"""
         if type(v) is tuple:
             if type(v[0]) is int:
-                return [_new(Version, (l, c, None if e is None else _entry(path, e))) for l, c, e in zip(v[::3], v[1::3], v[2::3])]
+                return [_new(Version, (l, c, None if e is None else _entry(path, e))) for l, c, e in versions_of(v)]
             return _entry(path, v)
         return v
 

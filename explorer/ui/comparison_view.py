@@ -57,10 +57,10 @@ class DiffTreeView:
     def row(self, path: str) -> Row | None:
         if path not in self._relevant:
             return None
-        d = self.diffs.get(path)
-        if d is not None:
-            entry = d.b if d.b is not None else d.a
-            return Row(path, names.split(path)[1], entry, d.change)  # type: ignore[arg-type]
+        shown = self.diffs.shown(path)
+        if shown is not None:
+            change, entry = shown
+            return Row(path, names.split(path)[1], entry, change)
         for tree in (self.cmp.b.tree, self.cmp.a.tree):
             entry = tree.entry_at(path)
             if entry is not None:  # hard links as that image has them
@@ -72,8 +72,10 @@ class DiffTreeView:
         a file in B shows what A held under it)."""
         if row.entry.type == "dir":
             return True
-        d = self.diffs.get(row.path)
-        return d is not None and d.a is not None and d.a.type == "dir"
+        if self.diffs.change(row.path) != MODIFIED:
+            return False  # (a removed row shows A's entry already)
+        before = self.cmp.a.tree.entry_at(row.path)
+        return before is not None and before.type == "dir"
 
     def children(self, path: str, wanted: Container[str] | None = None) -> list[Row]:
         """Rows inside ``path``, unsorted; only of the paths in ``wanted`` when given."""
