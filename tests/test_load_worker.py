@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import tempfile
 from pathlib import Path
 
@@ -110,6 +111,75 @@ def test_a_cache_that_cannot_be_written_means_an_index_in_the_temporary_folder(t
     finally:
         tempfile.tempdir = None
     assert multiprocessing.active_children() == []
+
+
+def test_a_cache_that_cannot_take_the_index_means_a_temporary_copy(cache):
+    # The cache's folder can be written, but not the index's name in it (a folder is in the
+    # way), as a full disk takes nothing more: the index goes to a private temporary folder.
+    path = str(DATA / "docker-legacy.tar")
+    with open_source(path) as src:
+        key = index_cache.key_for(src, src.select())
+    (cache / "index" / key / "in-the-way").mkdir(parents=True)
+    for load in (load_worker.load, load_worker.load_here):
+        with open_source(path) as src:
+            image = load(src, src.select(), Monitor(path))
+            assert image.from_cache and image.file_count == 68 and image.warnings == ()
+            assert image.tree.entry_at("/data/modify-me.txt").size > 0  # readable after its file is gone
+        assert [p.name for p in (cache / "index").iterdir()] == [key]  # no half-written file left
+        assert list((cache / "tmp").iterdir()) == []  # the copy was mapped, then removed
+    assert multiprocessing.active_children() == []
+
+
+FULL_DISK = """
+import json, resource, signal, sys
+from pathlib import Path
+# Every file this process and its children write stops at 8 KiB, as on a full disk (the
+# write fails; the signal that would end the process is ignored)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+from explorer.formats.source import open_source
+from explorer.image import load_worker
+from explorer.model.progress import Monitor
+from explorer.report import build_report
+path = sys.argv[1]
+said = {}
+with open_source(path) as src:
+    try:
+        load_worker.load(src, src.select(), Monitor(path))
+    except load_worker.NoRoom as exc:
+        said["worker"] = str(exc)
+    image = load_worker.load_here(src, src.select(), Monitor(path))
+    said["from_cache"] = image.from_cache
+    said["warnings"] = list(image.warnings)
+    report = build_report(image, src.images, path)
+    report["image"]["warnings"] = []
+    said["report"] = report
+print(json.dumps(said))
+"""
+
+
+def test_with_no_room_anywhere_for_the_index_the_image_is_held_in_memory(cache, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    path = str(DATA / "docker-legacy.tar")
+    env = dict(os.environ, LAYER_EXPLORER_CACHE=str(cache), TMPDIR=str(tmp_path))
+    env.pop("LAYER_EXPLORER_NO_INDEX_CACHE", None)
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, path], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert "no folder would hold the image's index" in said["worker"] and path in said["worker"]
+    assert said["from_cache"] is False  # built here and kept as it is
+    (note,) = said["warnings"]
+    assert "held in memory" in note and "free some disk space" in note
+    with open_source(path) as src:  # the same image as any load gives
+        assert said["report"] == json.loads(json.dumps(build_report(load_image(src, src.select(), cache=False),
+                                                                    src.images, path)))
+    assert list((cache / "index").iterdir()) == []  # nothing half-written left anywhere
+    assert list((cache / "tmp").iterdir()) == []
+    assert [p for p in tmp_path.iterdir() if p.name != "cache"] == []
 
 
 def test_the_worker_reads_the_settings_of_now_not_of_the_fork_server_start(cache, tmp_path, monkeypatch):

@@ -239,16 +239,25 @@ def test_sigterm_ends_the_window_as_quit_does(tmp_path):
     assert list(temporary.iterdir()) == []  # nothing left in the temporary folder (the fork server's socket)
 
 
-def test_with_nowhere_to_write_an_index_the_window_says_so(tmp_path, monkeypatch):
-    from explorer.image import load_worker
-    from explorer.model.errors import ExplorerError
+def test_with_nowhere_to_write_an_index_the_window_holds_the_image_and_says_so(tmp_path, monkeypatch):
+    import tempfile
+
     from explorer.model.progress import Monitor
     from explorer.ui.workers import load_elsewhere
 
-    monkeypatch.setattr(load_worker, "_private_folder", lambda: (_ for _ in ()).throw(load_worker.Unavailable("disk full")))
-    monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # neither the cache's folder nor a temporary one can be made: each would be under a file
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(blocker / "cache"))
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    tempfile.tempdir = str(blocker / "tmp")  # (a bad TMPDIR would only send it on to /tmp)
     path = str(DATA / "docker-legacy.tar")
-    with open_source(path) as src:
-        with pytest.raises(ExplorerError) as caught:
-            load_elsewhere(src, src.select(), Monitor(path))
-    assert path in str(caught.value) and "nowhere to write" in str(caught.value) and "LAYER_EXPLORER_CACHE" in str(caught.value)
+    try:
+        with open_source(path) as src:
+            image = load_elsewhere(src, src.select(), Monitor(path))
+            assert not image.from_cache and image.file_count == 68
+            assert image.tree.entry_at("/data/modify-me.txt").size > 0
+    finally:
+        tempfile.tempdir = None
+    (note,) = image.warnings
+    assert "held in memory" in note and str(blocker / "cache") in note and "free some disk space" in note

@@ -2,7 +2,8 @@
 
 The window's process never builds the tree itself: a process of its own, safe beside the
 window's threads, opens the same source, loads the image, writes its index (into the index
-cache, or a private temporary folder when the cache is off) and says where. It is forked by
+cache, or a private temporary folder when the cache is off or its disk is full) and says
+where. It is forked by
 multiprocessing's fork server, a fresh interpreter started with the window (``warm_up``) that
 has imported the loader already: a new interpreter for each load spent 0.12 s importing it
 before reading a byte (``spawn`` remains where there is no fork server). The caller maps
@@ -11,8 +12,9 @@ who wrote the index. Loading then never competes with painting for the interpret
 cancel ends the process and everything it started at once, its memory with it.
 
 Messages come back on one pipe, each a typed value: ``Progress`` while loading, then one
-``Written`` or ``Failed``. The worker has no thread but its main one, so it forks its layers
-child as the command line does.
+``Written``, ``Failed`` or ``Unwritten`` (no folder would hold the index: the caller then
+keeps the image in its own memory, ``in_memory``). The worker has no thread but its main
+one, so it forks its layers child as the command line does.
 """
 
 from __future__ import annotations
@@ -64,10 +66,11 @@ def side_of(source: Source, ref: ImageRef) -> Side:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """What the worker loads: ``side``, its index written to ``folder`` under ``key``."""
+    """What the worker loads: ``side``, its index written under ``key`` to the first of
+    ``folders`` that holds it."""
 
     side: Side
-    folder: str
+    folders: tuple[str, ...]
     key: str
     # The caller's environment as it is now (settings such as the cache's place): the fork
     # server has the one it was started with.
@@ -86,9 +89,21 @@ class Unavailable(ExplorerError):
     """No worker can load here (no process to be had, nowhere to write the index): load in-process."""
 
 
+class NoRoom(ExplorerError):
+    """No folder would hold the image's index (each full, or read-only): it can only be held
+    in memory (``in_memory``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Failed:
     """The worker could not load the image; ``message`` says why, for the user."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unwritten:
+    """The worker loaded the image but no folder would hold its index; ``message`` says where it tried."""
 
     message: str
 
@@ -165,8 +180,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     if key is None and _kept_container(source) is None:
         raise Unavailable(f"{source.info.path} cannot be keyed")
 
-    def in_worker(folder: str, key: str) -> Written:
-        return run(_work, Job(side_of(source, ref), folder, key, dict(os.environ)), "load", monitor, source.info.path, Written)
+    def in_worker(folders: tuple[str, ...], key: str) -> Written:
+        return run(_work, Job(side_of(source, ref), folders, key, dict(os.environ)), "load", monitor, source.info.path, Written)
 
     return _mapped(source, ref, key, in_worker)
 
@@ -174,30 +189,53 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
 def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     """Load ``ref`` in this process, write its index as a worker would, and map that: what
     was built is let go of, so the caller holds the map alone (for a source no worker can
-    open again, or where no worker process can be had)."""
+    open again, or where no worker process can be had). Where no folder holds the index,
+    the image is kept as built (``in_memory``): a stream read once cannot be read again."""
+    built: list[Image] = []
 
-    def here(folder: str, key: str) -> Written:
+    def here(folders: tuple[str, ...], key: str) -> Written:
         with collector_off():
             image = load_image(source, ref, monitor, parallel="process", cache=False)
             try:
-                return _written(source, image, folder, key, monitor, source.info.path)
+                return _written(source, image, folders, key, monitor, source.info.path)
+            except NoRoom:
+                built.append(image)
+                raise
             finally:
-                _let_go(image)
+                if not built:
+                    _let_go(image)
 
-    return _mapped(source, ref, index_cache.key_for(source, ref), here)
+    try:
+        return _mapped(source, ref, index_cache.key_for(source, ref), here)
+    except (NoRoom, Unavailable):  # (Unavailable: no folder at all, said before reading)
+        return in_memory(source, ref, monitor, built[0] if built else None)
 
 
-def _written(source: Source, image: Image, folder: str, key: str, monitor: Monitor, label: str) -> Written:
-    """``image``'s index, its first view prepared, written in ``folder`` under ``key`` by this
-    process, and the checksum it holds (``SourceError`` naming ``label`` when it cannot be)."""
+def in_memory(source: Source, ref: ImageRef, monitor: Monitor, image: Image | None = None) -> Image:
+    """``ref`` loaded (or ``image``, built already) and kept in this process's memory as it is,
+    for when no folder would hold its index; a warning on it says so."""
+    if image is None:
+        with collector_off():
+            image = load_image(source, ref, monitor, parallel="process", cache=False)
+    image = prepare_first_view(image)
+    note = (f"the image's index could not be written in {index_cache.folder()} or a temporary folder (the "
+            "disk is full, or they are read-only), so the image is held in memory, which takes more of it "
+            "for a big image; free some disk space and open it again")
+    return image.replace(warnings=(*image.warnings, note))
+
+
+def _written(source: Source, image: Image, folders: tuple[str, ...], key: str, monitor: Monitor, label: str) -> Written:
+    """``image``'s index, its first view prepared, written under ``key`` by this process in
+    the first of ``folders`` that holds it, and the checksum it holds (``NoRoom`` naming
+    ``label`` when none does)."""
     monitor.begin("preparing the view")
     image = prepare_first_view(image)
     monitor.begin("writing the index")
-    written = index_cache.save(source, image, folder, key)
-    if written is None:
-        raise SourceError(label, f"could not write the image's index in {folder}",
-                          "check that the folder is writable and the disk not full")
-    return Written(written, index_cache.checksum(written))
+    for folder in folders:  # (a full disk refuses the first write: each try fails at once)
+        written = index_cache.save(source, image, folder, key)
+        if written is not None:
+            return Written(written, index_cache.checksum(written))
+    raise NoRoom(f"{label}: no folder would hold the image's index ({', '.join(folders)}: full, or read-only)")
 
 
 def _let_go(image: Image) -> None:
@@ -208,30 +246,31 @@ def _let_go(image: Image) -> None:
             table.popitem()
 
 
-def _mapped(source: Source, ref: ImageRef, key: str | None, write: Callable[[str, str], Written]) -> Image:
-    """The image whose index ``write(folder, name)`` writes, mapped. The index goes to the
-    index cache, named ``key``, when the cache is on and can be written and the image has a
-    key; else to a private folder (the cache's scratch folder, or the system's temporary
-    one), removed once mapped."""
+def _mapped(source: Source, ref: ImageRef, key: str | None,
+            write: Callable[[tuple[str, ...], str], Written]) -> Image:
+    """The image whose index ``write(folders, name)`` writes in the first of ``folders`` that
+    holds it, mapped. The first is the index cache, when the cache is on and can be written
+    and the image has a key (the file is named ``key`` and kept there); then private folders
+    (in the cache's scratch folder, and in the system's temporary one: the other may be on
+    another disk, not full), removed once mapped. ``Unavailable`` when there is no folder."""
     # (never cached: a container changes as it runs, and an image with no key is never found again)
     keep = key is not None and _kept_container(source) is None and index_cache.enabled()
-    folder = index_cache.folder() if keep else None
-    if folder is not None and not _writable(folder):
-        folder = None
-    private = None
-    if folder is None:
-        folder = private = _private_folder()
+    cache = index_cache.folder() if keep else None
+    private = _private_folders()
+    folders = ([cache] if cache is not None and _writable(cache) else []) + private
+    if not folders:
+        raise Unavailable("no folder to write an index in (neither the cache's nor a temporary one can be made)")
     name = key if keep and key is not None else "once-" + uuid.uuid4().hex
     try:
-        written = write(folder, name)
+        written = write(tuple(folders), name)
         image = index_cache.open_index(written.path, name, source, ref, written.checksum)
         if image is None:
             raise SourceError(source.info.path, "the index written while loading could not be read back",
                               "the image changed while it was read, or the disk is full; open it again")
         return image
     finally:
-        if private is not None:  # the map keeps the data; the name can go now
-            shutil.rmtree(private, ignore_errors=True)
+        for folder in private:  # the map keeps the data; the name can go now
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _writable(folder: str) -> bool:
@@ -243,16 +282,15 @@ def _writable(folder: str) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def _private_folder() -> str:
-    """A new folder of this process's own for an index; ``Unavailable`` when none can be made."""
-    try:
-        return tempfile.mkdtemp(prefix=scratch_prefix("index-"), dir=scratch_dir())
-    except OSError:
-        pass
-    try:
-        return tempfile.mkdtemp(prefix="layer-explorer-index-")
-    except OSError as exc:
-        raise Unavailable(f"no folder to write an index in: {exc}") from None
+def _private_folders() -> list[str]:
+    """New folders of this process's own for an index, those that can be made: one in the
+    cache's scratch folder, one in the system's temporary folder."""
+    made = []
+    for where in (lambda: tempfile.mkdtemp(prefix=scratch_prefix("index-"), dir=scratch_dir()),
+                  lambda: tempfile.mkdtemp(prefix="layer-explorer-index-")):
+        with contextlib.suppress(OSError):
+            made.append(where())
+    return made
 
 
 def start(target: Callable[[Any, Any], None], job: Any, what: str) -> tuple[Any, Any]:
@@ -310,6 +348,8 @@ def wait(worker, messages, monitor: Monitor, path: str, result: type[T],
             return message
         elif isinstance(message, Failed):
             raise ExplorerError(message.message)
+        elif isinstance(message, Unwritten):
+            raise NoRoom(message.message)
         elif parts is None or not parts(message):
             raise SourceError(path, f"the worker process said what nobody asked for ({type(message).__name__})",
                               "this is a bug; please report it")
@@ -393,14 +433,14 @@ def _work(job: Job, messages) -> None:
             def on_tree(tree) -> None:
                 """The files' part of the index written by a forked child while this process
                 works out the accounting and waits for dive's numbers."""
-                files.append(index_cache.FilesElsewhere(tree, job.folder))
+                files.append(index_cache.FilesElsewhere(tree, job.folders[0]))
 
             try:  # (the collector is off in a worker: ``entered``)
                 image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree)
                 monitor.begin("writing the index")
                 written = files[0].finish(image, job.key) if files else None
                 answer = (Written(written, index_cache.checksum(written)) if written is not None  # (else no child to be had, or it failed)
-                          else _written(source, image, job.folder, job.key, monitor, job.side.label))
+                          else _written(source, image, job.folders, job.key, monitor, job.side.label))
             finally:
                 for f in files:
                     f.cancel()  # (nothing once finished)
@@ -422,6 +462,8 @@ def answering(messages, side: Side, *others: Side) -> Iterator[None]:
         yield
     except Cancelled:
         pass
+    except NoRoom as exc:
+        say(messages, Unwritten(told(str(exc))))
     except ExplorerError as exc:
         say(messages, Failed(told(str(exc))))
     except MemoryError:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from explorer.image import index_cache, load_worker, scan_pool
-from explorer.model.errors import Cancelled, ExplorerError, SourceError
+from explorer.model.errors import Cancelled, ExplorerError
 from explorer.image.loader import Image
 from explorer.model.values import ImageRef
 from explorer.model.progress import Monitor, Progress, ProgressFn, throttled
@@ -188,9 +188,9 @@ def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) ->
 
 
 def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
-    """An image for the window, always mapped from its index: from the index cache, else
-    written by a loading process; written here (then let go of) only when no such process
-    can run."""
+    """An image for the window, mapped from its index: from the index cache, else written
+    by a loading process; written here (then let go of) when no such process can run. Only
+    when no folder would hold the index is the image kept in memory as built, and says so."""
     cached = index_cache.load(source, ref)
     if cached is not None:
         return _columns_read(cached)
@@ -199,11 +199,9 @@ def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
             return _columns_read(load_worker.load(source, ref, monitor))
         except load_worker.Unavailable:
             pass  # no process to be had: built here instead
-    try:
-        return _columns_read(load_worker.load_here(source, ref, monitor))
-    except load_worker.Unavailable as exc:
-        raise SourceError(source.info.path, f"there is nowhere to write the image's index ({exc})",
-                          "free some disk space, or set LAYER_EXPLORER_CACHE to a writable folder") from None
+        except load_worker.NoRoom:  # (the worker's image is gone with it: built again here)
+            return load_worker.in_memory(source, ref, monitor)
+    return _columns_read(load_worker.load_here(source, ref, monitor))
 
 
 def _columns_read(image: Image) -> Image:
