@@ -396,6 +396,41 @@ def test_a_source_no_worker_can_open_is_built_here_and_shown_from_its_index(qtbo
     assert built and built[0]() is None  # what was built is gone, without waiting for the collector
 
 
+def test_what_the_load_noticed_is_said_above_the_pages(qtbot, window, tmp_path):
+    from tests.builders import hard
+
+    archive = tmp_path / "noted.tar"
+    archive.write_bytes(docker_archive([layer_tar([f("etc/a", "x"), hard("bin/x", "no/such/file"),
+                                                   hard("bin/y", "gone/too")])]))
+    view = _open(qtbot, window, archive)
+    assert view.notes.isVisible()
+    text = view.notes.text()
+    assert "Layer 0: hardlink /bin/x points to" in text and "and 1 more" in text
+    view.notes.linkActivated.emit("notes")  # "and 1 more…": every note, in a box to copy them from
+    box = view.findChild(QMessageBox)
+    qtbot.waitUntil(box.isVisible)
+    assert "/bin/x" in box.detailedText() and "/bin/y" in box.detailedText()
+    box.close()
+    clean = _open(qtbot, window)  # an image with nothing to say says nothing
+    assert clean.image.warnings == () and clean.notes.isHidden()
+
+
+def test_with_no_room_for_its_index_the_image_is_shown_from_memory_and_says_so(qtbot, window, tmp_path, monkeypatch):
+    from explorer.image import load_worker
+
+    monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
+
+    def no_room(source, ref, monitor):  # what the worker says when no folder took its index
+        raise load_worker.NoRoom(f"{source.info.path}: no folder would hold the image's index")
+
+    monkeypatch.setattr(load_worker, "load", no_room)
+    view = _open(qtbot, window)
+    assert not view.image.from_cache and view.image.file_count == 68  # built here, kept as built
+    assert view.notes.isVisible() and "held in memory" in view.notes.text()
+    assert "free some disk space" in view.notes.text()
+
+
 # -- the window ---------------------------------------------------------------------------
 
 

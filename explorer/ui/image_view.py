@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from explorer.formats import gzip_access
 from explorer.image import index_cache
@@ -24,6 +24,7 @@ from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layers_panel import LayersPanel
+from explorer.ui.widgets import rich_label
 from explorer.ui.workers import BackgroundCall, side_pool
 
 INSPECT_PAGE, PACKAGES_PAGE = 2, 3  # Files, Insights, Inspect, Packages
@@ -103,8 +104,17 @@ class ImageView(QWidget):
         self.center_tabs.addTab(QWidget(), "Pac&kages")
         self.center_tabs.currentChanged.connect(self._center_tab_changed)
 
+        # What the load noticed and worked around (a whiteout of nothing, a layer cut short, an
+        # index held in memory): one line above the pages, all of it a click away
+        self.notes = rich_label("imageNotes")
+        self.notes.setStyleSheet("QLabel { background: #fff3cd; color: #4d3800; padding: 4px 6px; border-radius: 4px; }")
+        self.notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.notes.linkActivated.connect(self._show_all_notes)
+        self._show_notes()
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.notes)
         layout.addWidget(self.center_tabs)
         self.layer_list.selectRow(0)
         self._pane_order()
@@ -120,6 +130,7 @@ class ImageView(QWidget):
         self.image = image = prepare_first_view(image)  # (done already by the loader and the index cache)
         self.files.adopt(image)
         self.layers_panel.set_image(image)
+        self._show_notes()
         page_shown = self.center_tabs.currentIndex()
         for page, title in ((1, "&Insights"), (INSPECT_PAGE, "Ins&pect"), (PACKAGES_PAGE, "Pac&kages")):
             self._unbuild_page(page, title)  # built from the preview: made anew when next shown
@@ -132,6 +143,24 @@ class ImageView(QWidget):
         else:
             self._center_tab_changed(page_shown)
         self._warm_up()
+
+    def _show_notes(self) -> None:
+        """The image's warnings in one line (the first, and how many more), or nothing."""
+        notes = self.image.warnings
+        self.notes.setVisible(bool(notes))
+        if not notes:
+            return
+        more = f" <a href='notes'>and {len(notes) - 1} more…</a>" if len(notes) > 1 else ""
+        self.notes.setText(f"⚠ {html.escape(_sentence(notes[0]))}{more}")
+        self.notes.setToolTip("\n".join(notes[:20]) + (f"\n… {len(notes) - 20} more" if len(notes) > 20 else ""))
+
+    def _show_all_notes(self, _link: str = "") -> None:
+        """Every warning, in a box the user can copy them from."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "About this image",
+                          f"{len(self.image.warnings)} things were noticed while reading {self.source.info.path}:",
+                          QMessageBox.StandardButton.Close, self)
+        box.setDetailedText("\n".join(self.image.warnings))
+        box.open()
 
     def _unbuild_page(self, page: int, title: str) -> None:
         """Put a placeholder back in place of a built page."""
@@ -342,8 +371,6 @@ class ImageView(QWidget):
         self.verification.finished.connect(self._verified)
 
     def _verified(self, checks) -> None:
-        from PySide6.QtWidgets import QMessageBox
-
         from explorer.image.verify import describe
 
         if not checks:
@@ -423,6 +450,11 @@ class ImageView(QWidget):
         for call in self.findChildren(BackgroundCall):
             call.cancel_all()
         self.source.close()
+
+
+def _sentence(text: str) -> str:
+    """A warning as a sentence: its first letter capitalised."""
+    return text[:1].upper() + text[1:]
 
 
 def _placeholder(page: int) -> QWidget:
