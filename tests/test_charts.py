@@ -191,6 +191,37 @@ def test_many_small_files_are_lumped_and_hover_finds_the_innermost_box(qtbot, tm
         assert not treemap.grab().isNull()
 
 
+def test_the_treemap_is_laid_out_between_events_the_biggest_folders_first(qtbot, tmp_path, monkeypatch):
+    from explorer.ui import charts
+
+    # a big folder of 40 files and 30 small folders of 40 files each: with room to list 71
+    # entries, the root's 31 and the big folder's 40 are listed, and no small folder is opened
+    files = [f(f"big/file-{k}", b"b" * 50_000) for k in range(40)]
+    files += [f(f"small{j:02}/file-{k}", b"s" * 100) for j in range(30) for k in range(40)]
+    path = tmp_path / "folders.tar"
+    path.write_bytes(docker_archive([layer_tar(files)]))
+    monkeypatch.setattr(charts, "LIST_BUDGET", 71)
+    with open_source(str(path)) as src:
+        image = load_image(src, src.select())
+        treemap = Treemap()
+        qtbot.addWidget(treemap)
+        treemap.set_image(image, TreeView(image.tree, None, MERGED).totals())
+        treemap.resize(600, 400)
+        treemap.show()
+        qtbot.waitExposed(treemap)
+        # until its boxes come, a hover finds none: nothing is laid out at the window's expense
+        qtbot.waitUntil(lambda: treemap._laid_out_for == (600, 400))
+        boxes = treemap._boxes
+        assert any(b.path.startswith("/big/") for b in boxes)  # inside the biggest folder
+        assert not any(b.path.startswith("/small") and b.depth > 0 for b in boxes)  # the budget was spent
+        assert any(b.path.startswith("/small") and b.kind == FOLDER_BOX for b in boxes)  # shown, not opened
+        inside = next(b for b in boxes if b.path.startswith("/big/"))
+        assert treemap.box_at(inside.rect.center()) == inside
+        assert "/big/" in treemap.tooltip_at(inside.rect.center())
+        big = next(b for b in boxes if b.path == "/big")
+        assert "in 40 entries" in treemap.tooltip_at(QPointF(big.x + 5, big.y + 5))
+
+
 def _lightness(picture, rect):
     """(darkest, lightest) lightness of the pixels in ``rect`` of a grabbed picture."""
     ratio = picture.devicePixelRatio()

@@ -3,16 +3,18 @@ treemap of the final filesystem, folders holding their entries, coloured by laye
 
 from __future__ import annotations
 
+import heapq
 import html
 import math
 from typing import NamedTuple, Sequence
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
     QFontMetricsF,
     QHelpEvent,
+    QHideEvent,
     QMouseEvent,
     QPainter,
     QPaintEvent,
@@ -25,7 +27,10 @@ from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 from explorer.image.loader import Image
 from explorer.model.values import DIR, HARDLINK, LayerInfo
 from explorer.tree import names
+from explorer.tree.index import stored_at
+from explorer.tree.steps import Steps, drain
 from explorer.ui.format import human_size, short_command
+from explorer.ui.workers import Slices
 
 # Paul Tol's colour-blind safe hues without red, orange and pink: those stay for waste alone.
 LAYER_COLOURS = ["#4477aa", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#7766bb"]
@@ -317,7 +322,6 @@ MIN_LEAF = 3.0  # px²: entries smaller than this are drawn as one box per folde
 MIN_BOX = 7000.0  # px²: the least a small entry gets, so that small folders stay visible ...
 FLOOR_SHARE = 3  # ... but all such minimums together take at most 1/(1+3) of a folder
 CELL = 24  # px: side of a cell of the hover grid
-DEFER_BOXES = 5000  # above this many boxes, drawing anew waits until resizing stops
 LEGEND_LINES = 3  # a longer legend of layers keeps those with the most bytes on the map
 
 
@@ -390,6 +394,112 @@ def squarify(weights: Sequence[float], x: float, y: float, w: float, h: float) -
     return out
 
 
+LIST_BUDGET = 150_000  # entries listed for one layout at most: the biggest folders first (a
+# million-entry image listed every one, 1.6 s, for boxes too small to show; the rest are lumps)
+
+
+class TreemapLayout(NamedTuple):
+    """The boxes for one size, parents before what they hold; the layers with a file box; and
+    how many entries each folder laid out holds."""
+
+    size: tuple[int, int]
+    boxes: list[TreemapBox]
+    shown: list[int]
+    entries: dict[str, int]
+
+
+LIST_STEP = 8192  # entries listed between two looks at the event loop (a few milliseconds)
+
+
+def _listed_steps(image: Image, totals: dict[str, int], folder: str) -> Steps[list[tuple[int, str, int, int]]]:
+    """A folder's entries that take room, as (bytes, name, layer, kind), in the order it lists
+    them: read as stored, with no entry made but for the names of a hard-linked file (its
+    bytes count under one of its names only)."""
+    tree = image.tree
+    if tree.encoded():
+        got, stored = tree.stored_in(folder)
+    else:
+        got = list(tree.kids.get(folder, ()))
+        stored = [tree.versions.get(names.join(folder, name)) for name in got]
+    last = tree.layer_count - 1
+    prefix = folder if folder == "/" else folder + "/"
+    kids = []
+    for i, (name, value) in enumerate(zip(got, stored)):
+        if not i % LIST_STEP and i:
+            yield
+        e = stored_at(value, last) if value is not None else None
+        if e is None:
+            continue
+        kind = e[1]
+        if kind == DIR:
+            size = totals.get(prefix + name, 0)
+            if size > 0:
+                kids.append((size, name, -1, FOLDER_BOX))
+            continue
+        if kind == HARDLINK:
+            entry = tree.entry_at(prefix + name)
+            if entry is None or tree.effective(entry).type == HARDLINK:
+                continue
+        if e[5] > 0:
+            kids.append((e[5], name, e[8], FILE_BOX))
+    return kids
+
+
+def lay_out_steps(image: Image, totals: dict[str, int], size: tuple[int, int], height: float,
+                  band: float) -> Steps[TreemapLayout]:
+    """The treemap of ``image`` for a widget of ``size``, its map ``height`` px tall (the
+    legend below) with folder names in bands of ``band`` px, as a walk (``Slices``: on the
+    GUI thread a few milliseconds at a time, as every folder it opens is read): the biggest
+    boxes are opened first, each folder read from the index as stored (nothing kept), until
+    ``LIST_BUDGET`` entries are listed."""
+    boxes: list[TreemapBox] = []
+    layers: set[int] = set()
+    entries: dict[str, int] = {}
+    budget = LIST_BUDGET
+    # the biggest boxes first, so that a budget spent leaves only small folders unopened
+    heap = [(-size[0] * height, 0, "/", 0.0, 0.0, float(size[0]), height, 0)]
+    order = 1
+    while heap and budget > 0:
+        _area, _n, folder, x, y, w, h, depth = heapq.heappop(heap)
+        kids = yield from _listed_steps(image, totals, folder)
+        yield
+        n = len(kids)
+        budget -= n
+        entries[folder] = n
+        total = sum(kid[0] for kid in kids)
+        area = w * h
+        if total <= 0 or area < MIN_LEAF:
+            continue
+        floor = total * min(1 / (n * FLOOR_SHARE), MIN_BOX / area)
+        scale = area / (total + floor * n)
+        # those big enough for a box of their own, biggest first (the rest are one box: sorting
+        # only these is what keeps a folder of 100,000 small files quick)
+        kept = [kid for kid in kids if (kid[0] + floor) * scale >= MIN_LEAF]
+        kept.sort(key=lambda kid: -kid[0])
+        keep = len(kept)
+        weights = [kid[0] + floor for kid in kept]
+        rest = total - sum(kid[0] for kid in kept)
+        if keep < n:
+            weights.append(rest + floor * (n - keep))
+        rects = squarify(weights, x, y, w, h)
+        prefix = folder if folder == "/" else folder + "/"
+        for rect, (bytes_, name, layer, kind) in zip(rects, kept):
+            path = prefix + name
+            boxes.append(_new(TreemapBox, (*rect, bytes_, path, layer, kind, 0, depth)))  # a box is its rect and its entry
+            layers.add(layer)
+            if kind == FOLDER_BOX:
+                bx, by, bw, bh = rect
+                if bw > 4 and bh > 4:  # its entries inside, under a band with its name when it fits
+                    top = band if bw >= 40 and bh >= 2.2 * band else 1.0
+                    inner = (bw - 2) * (bh - top - 1)
+                    heapq.heappush(heap, (-inner, order, path, bx + 1, by + top, bw - 2, bh - top - 1, depth + 1))
+                    order += 1
+        if keep < n and len(rects) > keep:
+            boxes.append(_new(TreemapBox, rects[keep] + (rest, folder, -1, MORE_BOX, n - keep, depth)))
+    layers.discard(-1)
+    return TreemapLayout(size, boxes, sorted(layers), entries)
+
+
 class Treemap(QWidget):
     """The final filesystem as nested boxes sized by bytes, files coloured by the layer that wrote them."""
 
@@ -401,26 +511,33 @@ class Treemap(QWidget):
         self.setMinimumSize(200, 160)
         self.image: Image | None = None
         self.totals: dict[str, int] = {}
-        self._kids: dict[str, tuple[int, list[tuple[int, str, int, int, int]]]] = {}
         self._boxes: list[TreemapBox] = []
+        self._entries: dict[str, int] = {}  # entries in each folder laid out
         self._laid_out_for: tuple[int, int] | None = None
+        self._asked: tuple[int, int] | None = None  # the size a layout is being made for
         self._grid: list[list[int]] | None = None
         self._cols = 0
         self._shown: list[int] = []
         self._pixmap: QPixmap | None = None
-        self._settle = QTimer(self, singleShot=True, interval=150)
-        self._settle.timeout.connect(self._draw_anew)
+        # the layout reads every folder it opens: between events, a few milliseconds at a time
+        # (in a thread, it held the lock every call into Python waits for: 150 ms at once)
+        self._layouts = Slices(self)
 
     def set_image(self, image: Image, totals: dict[str, int]) -> None:
         """Map another image (``totals``: bytes below each folder of the final image)."""
         self.image, self.totals = image, totals
-        self._kids = {}
+        self._boxes, self._entries, self._shown = [], {}, []
         self._forget()
 
     def _forget(self) -> None:
         """Lay out and draw again at the next paint."""
-        self._laid_out_for, self._grid, self._pixmap = None, None, None
+        self._laid_out_for, self._asked, self._grid, self._pixmap = None, None, None, None
         self.update()
+
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 (Qt API)
+        self._layouts.cancel_all()  # (its page closed, or its tab)
+        self._asked = None
+        super().hideEvent(event)
 
     @property
     def boxes(self) -> list[TreemapBox]:
@@ -434,31 +551,6 @@ class Treemap(QWidget):
         return self._shown
 
     # -- layout --------------------------------------------------------------------------------
-
-    def _children(self, folder: str) -> tuple[int, list[tuple[int, str, int, int, int]]]:
-        """(bytes, entries biggest first as (size, path, layer, kind, entries inside)) of a folder."""
-        # kept for the image: each resize lays the same folders out again
-        found = self._kids.get(folder)
-        if found is None:
-            assert self.image is not None
-            tree, totals = self.image.tree, self.totals
-            kids = []
-            for name in tree.kids.get(folder, ()):
-                path = names.join(folder, name)
-                e = tree.entry_at(path)
-                if e is None:
-                    continue
-                if e.type == DIR:
-                    size = totals.get(path, 0)
-                    if size > 0:
-                        kids.append((size, path, -1, FOLDER_BOX, 0))
-                    continue
-                e = tree.effective(e)  # a file's bytes take room under one of its names only
-                if e.type != HARDLINK and e.size > 0:
-                    kids.append((e.size, path, e.layer, FILE_BOX, 0))
-            kids.sort(key=lambda kid: -kid[0])
-            found = self._kids[folder] = (sum(k[0] for k in kids), kids)
-        return found
 
     def _legend_lines(self, layers: Sequence[int], width: float, lumps: bool = True,
                       more: int = 0) -> list[list[tuple[float, str, QColor | None]]]:
@@ -509,48 +601,44 @@ class Treemap(QWidget):
     def _header(self) -> float:
         return math.ceil(QFontMetricsF(self.font()).height()) + 2
 
+    def _geometry(self) -> tuple[tuple[int, int], float, float]:
+        """The widget's size, the map's height (the legend below it) and a name band's."""
+        return (self.width(), self.height()), self.height() - self._legend_height(), self._header()
+
     def _ensure_layout(self) -> None:
-        """Lay the boxes out for the current size (only when it changed)."""
-        size = (self.width(), self.height())
+        """Lay the boxes out for the current size now, here (only when it changed)."""
+        size, height, band = self._geometry()
         if self._laid_out_for == size:
             return
-        self._laid_out_for, self._grid, self._boxes, self._shown = size, None, [], []
         if self.image is None:
+            self._use(TreemapLayout(size, [], [], {}))
             return
-        band = self._header()
-        boxes = self._boxes
-        layers: set[int] = set()
-        stack = [("/", 0.0, 0.0, float(self.width()), self.height() - self._legend_height(), 0)]
-        while stack:
-            folder, x, y, w, h, depth = stack.pop()
-            total, kids = self._children(folder)
-            area = w * h
-            if total <= 0 or area < MIN_LEAF:
-                continue
-            n = len(kids)
-            floor = total * min(1 / (n * FLOOR_SHARE), MIN_BOX / area)
-            scale = area / (total + floor * n)
-            keep = n
-            while keep and (kids[keep - 1][0] + floor) * scale < MIN_LEAF:
-                keep -= 1
-            weights = [kid[0] + floor for kid in kids[:keep]]
-            if keep < n:
-                weights.append(sum(kid[0] for kid in kids[keep:]) + floor * (n - keep))
-            rects = squarify(weights, x, y, w, h)
-            tail = (depth,)
-            for rect, kid in zip(rects, kids[:keep]):
-                boxes.append(_new(TreemapBox, rect + kid + tail))  # a box is its rect and its entry
-                layers.add(kid[2])
-                if kid[3] == FOLDER_BOX:
-                    bx, by, bw, bh = rect
-                    if bw > 4 and bh > 4:  # its entries inside, under a band with its name when it fits
-                        top = band if bw >= 40 and bh >= 2.2 * band else 1.0
-                        stack.append((kid[1], bx + 1, by + top, bw - 2, bh - top - 1, depth + 1))
-            if keep < n and len(rects) > keep:
-                rest = sum(kid[0] for kid in kids[keep:])
-                boxes.append(_new(TreemapBox, rects[keep] + (rest, folder, -1, MORE_BOX, n - keep, depth)))
-        layers.discard(-1)
-        self._shown = sorted(layers)
+        self._layouts.cancel("layout")
+        self._asked = None
+        self._use(drain(lay_out_steps(self.image, self.totals, size, height, band)))
+
+    def _use(self, layout: TreemapLayout) -> None:
+        self._boxes, self._shown, self._entries = layout.boxes, layout.shown, layout.entries
+        self._laid_out_for, self._grid = layout.size, None
+
+    def _ask_layout(self) -> None:
+        """Have the boxes for the current size laid out in the background (``_laid_out``)."""
+        size, height, band = self._geometry()
+        if self._asked == size:
+            return
+        self._asked = size
+        image, totals = self.image, self.totals
+        if image is None:
+            self._use(TreemapLayout(size, [], [], {}))
+            return
+        self._layouts.run("layout", lay_out_steps(image, totals, size, height, band), then=self._laid_out)
+
+    def _laid_out(self, layout: TreemapLayout) -> None:
+        if layout.size != (self.width(), self.height()):
+            return  # resized meanwhile: the paint this asked for asks again
+        self._use(layout)
+        self._pixmap = None
+        self.update()
 
     def _lookup(self) -> list[list[int]]:
         """A grid of cells, each with the boxes over it in layout order (built at the first hover)."""
@@ -571,8 +659,9 @@ class Treemap(QWidget):
         return self._grid
 
     def box_at(self, pos: QPointF) -> TreemapBox | None:
-        """The innermost box under a point."""
-        self._ensure_layout()
+        """The innermost box under a point (None while the boxes for this size are being laid out)."""
+        if self._laid_out_for != (self.width(), self.height()):
+            return None
         px, py = pos.x(), pos.y()
         if not (0 <= px < self.width() and 0 <= py < self.height()):
             return None
@@ -591,7 +680,8 @@ class Treemap(QWidget):
         if box.kind == MORE_BOX:
             return f"{box.count:,} smaller entries in {box.path}\n{human_size(box.size)} together"
         if box.kind == FOLDER_BOX:
-            return f"{box.path}/\n{human_size(box.size)} in {len(self._children(box.path)[1]):,} entries"
+            held = self._entries.get(box.path)
+            return f"{box.path}/\n{human_size(box.size)}" + (f" in {held:,} entries" if held is not None else "")
         step = self.image.layers[box.layer].created_by if 0 <= box.layer < len(self.image.layers) else ""
         return f"{box.path}\n{human_size(box.size)}, from layer {box.layer}: {short_command(step, 80)}"
 
@@ -599,21 +689,24 @@ class Treemap(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
         p = QPainter(self)
-        if self._pixmap is not None and self._pixmap.deviceIndependentSize().toSize() != self.size():
-            if len(self._boxes) > DEFER_BOXES:  # stretch the old picture while the size keeps changing
-                p.drawPixmap(self.rect(), self._pixmap)
-                self._settle.start()
+        if self._pixmap is None or self._pixmap.deviceIndependentSize().toSize() != self.size():
+            if self._laid_out_for != (self.width(), self.height()):
+                self._ask_layout()  # drawn once its boxes come (while resizing: the last size's)
+                self._paint_waiting(p)
                 p.end()
                 return
-            self._pixmap = None
-        if self._pixmap is None:
             self._pixmap = self._render()
         p.drawPixmap(0, 0, self._pixmap)
         p.end()
 
-    def _draw_anew(self) -> None:
-        self._pixmap = None
-        self.update()
+    def _paint_waiting(self, p: QPainter) -> None:
+        """What shows while the boxes are laid out: the last picture stretched, or a line."""
+        if self._pixmap is not None:
+            p.drawPixmap(self.rect(), self._pixmap)
+            return
+        p.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Window))
+        p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        p.drawText(QRectF(self.rect()), Qt.AlignmentFlag.AlignCenter, "Mapping the filesystem…")
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.FontChange, QEvent.Type.StyleChange):
@@ -621,8 +714,7 @@ class Treemap(QWidget):
         super().changeEvent(event)
 
     def _render(self) -> QPixmap:
-        """The whole picture, drawn once per size, image and palette."""
-        self._ensure_layout()
+        """The whole picture, drawn once per size, image and palette (its boxes laid out)."""
         dpr = self.devicePixelRatioF()
         pix = QPixmap(self.size() * dpr)
         if pix.isNull():
