@@ -92,6 +92,29 @@ def test_a_damaged_or_old_cache_file_is_rebuilt(tmp_path):
         s.close()
 
 
+def test_the_first_wasted_files_are_read_without_the_rest(tmp_path):
+    from tests.builders import docker_archive, f, layer_tar
+
+    # 1,500 files written in layer 0 and again in layer 1: 1,500 wasted, biggest first
+    archive = tmp_path / "rewritten.tar"
+    archive.write_bytes(docker_archive([layer_tar([f(f"srv/{i:04}", b"x" * (i + 1)) for i in range(1500)]),
+                                        layer_tar([f(f"srv/{i:04}", b"y") for i in range(1500)])]))
+    src, fresh = _load(archive)
+    index_cache.save(src, fresh)
+    src.close()
+    src, cached = _load(archive)
+    with src:
+        assert cached.from_cache
+        wasted = cached.waste.files
+        assert len(wasted) == len(fresh.waste.files) == 1500
+        # the rows the Insights tab lists come from the first part alone
+        assert [wasted[i] for i in range(500)] == fresh.waste.files[:500]
+        assert wasted._items is None and wasted._source is not None
+        assert wasted[index_cache.WASTE_FIRST] == fresh.waste.files[index_cache.WASTE_FIRST]  # then the rest
+        assert list(wasted) == fresh.waste.files and wasted[-1] == fresh.waste.files[-1]
+        assert wasted[0].size == 1500 and wasted[0].path == "/srv/1499"
+
+
 def test_reopening_decodes_only_the_folders_looked_at(tmp_path):
     src, fresh = _load(DATA / "docker-legacy.tar")
     index_cache.save(src, fresh)
@@ -303,6 +326,8 @@ def test_a_layers_changes_are_decoded_a_part_at_a_time(tmp_path, monkeypatch):
         assert sum(1 for _ in steps) == parts - 1
         assert changes[layer] == fresh.tree.changes[layer]
         assert [changes[k] for k in range(len(changes))] == fresh.tree.changes  # the others, decoded when read
+        assert len(changes.decoded) == 2  # only the two latest stay decoded...
+        assert [changes[k] for k in range(len(changes))] == fresh.tree.changes  # ...the others decoded again
         gathered = TreeView(cached.tree, layer, DIFF, drain(changed_paths_steps(cached.tree, layer)))
         assert gathered.totals() == TreeView(fresh.tree, layer, DIFF).totals()
 

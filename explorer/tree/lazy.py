@@ -28,6 +28,9 @@ Folder = tuple[int, int, int]  # a folder's span, and the layers it has a child 
 
 
 FORGET_STEP = 20_000  # paths let go of between events (a few ms)
+# Layers whose lists of changes stay decoded, the latest asked for (a million-entry image's
+# four took 190 MB of the window's, and every full pass of the cycle collector walked them)
+KEPT_CHANGES = 2
 KEPT_WHILE_RECORDING = 100_000  # paths a ``recording`` block keeps decoded at most (about 30 MB)
 
 
@@ -376,6 +379,8 @@ class LazyChanges:
                 if done == len(spans):
                     self.decoded[layer] = changes
                     self._parts.pop(layer, None)
+                    while len(self.decoded) > KEPT_CHANGES:  # the oldest let go of: decoded again if asked
+                        del self.decoded[next(iter(self.decoded))]
                 else:
                     self._parts[layer] = (done, changes)
             yield
@@ -385,28 +390,49 @@ class LazyChanges:
 
 
 class LazyRecords:
-    """A list stored as one chunk, decoded and built into records when first read."""
+    """A list stored as one chunk of two parts (the first ``first[1]`` records in the first
+    ``first[0]`` bytes, then the rest), decoded and built into records when first read: the
+    first part alone while only its records are asked for."""
 
-    def __init__(self, body: memoryview, span: Span, count: int, build: Any) -> None:
+    def __init__(self, body: memoryview, span: Span, count: int, build: Any, first: tuple[int, ...] = (0, 0)) -> None:
         self._source: tuple[memoryview, Span] | None = (body, span)
         self._count = count
         self._build = build
+        self._split, self._held = first
+        self._first: list[Any] | None = None
         self._items: list[Any] | None = None
         self._lock = threading.Lock()
 
+    def _decoded(self, offset: int, length: int) -> list[Any]:
+        body = self._source[0]  # type: ignore[index]
+        return [self._build(*r) for r in marshal.loads(body[offset:offset + length])]
+
+    def _head(self) -> list[Any]:
+        """The first part's records."""
+        with self._lock:
+            if self._items is not None:  # (all decoded meanwhile: the first part starts them)
+                return self._items
+            if self._first is None:
+                offset, _length = self._source[1]  # type: ignore[index]
+                self._first = self._decoded(offset, self._split)
+        return self._first
+
     def _all(self) -> list[Any]:
         if self._items is None:
+            head = self._head() if self._split else []
             with self._lock:
                 if self._items is None and self._source is not None:
-                    body, (offset, length) = self._source
-                    self._items = [self._build(*r) for r in marshal.loads(body[offset:offset + length])]
-                    self._source = None
+                    offset, length = self._source[1]
+                    self._items = head + self._decoded(offset + self._split, length - self._split)
+                    self._source, self._first = None, None
         return self._items  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return self._count
 
     def __getitem__(self, index: Any) -> Any:
+        if self._items is None and type(index) is int and 0 <= index < self._held:
+            return self._head()[index]
         return self._all()[index]
 
     def __iter__(self) -> Iterator[Any]:
