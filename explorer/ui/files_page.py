@@ -29,7 +29,7 @@ AUTO_EXPAND_CHANGES = 2000
 # A changes view of more paths than this gathers them between events before it shows.
 GATHER_AT_ONCE = 20_000
 # Changes views kept for a quick return (each holds the paths its layer changed).
-KEPT_CHANGE_VIEWS = 4
+KEPT_CHANGE_VIEWS = 2
 # Folder sizes of every layer of an image built in this process are computed ahead when
 # layers x folders stays under this (about 150 MB of them).
 WARM_UP_LIMIT = 1_000_000
