@@ -396,6 +396,23 @@ def test_a_source_no_worker_can_open_is_built_here_and_shown_from_its_index(qtbo
     assert built and built[0]() is None  # what was built is gone, without waiting for the collector
 
 
+@pytest.mark.parametrize("big", [False, True])
+def test_star_opens_a_folders_subtree_but_only_two_levels_of_a_big_image(qtbot, window, tmp_path, monkeypatch, big):
+    from explorer.ui import files_page
+
+    if big:  # (a big image, as far as the rule goes: more paths than the limit)
+        monkeypatch.setattr(files_page, "EXPAND_ALL_LIMIT", 5)
+    archive = tmp_path / "deep.tar"
+    archive.write_bytes(docker_archive([layer_tar([f("a/b/c/d/e/file", "x"), f("a/b/other", "y")])]))
+    view = _open(qtbot, window, archive)
+    tree, model = view.file_tree, view.tree_model
+    tree.setFocus()
+    tree.setCurrentIndex(model.index_for_path("/a"))
+    qtbot.keyClick(tree, Qt.Key.Key_Asterisk)
+    opened = {p for p in ("/a", "/a/b", "/a/b/c", "/a/b/c/d") if tree.isExpanded(model.index_for_path(p))}
+    assert opened == ({"/a", "/a/b"} if big else {"/a", "/a/b", "/a/b/c", "/a/b/c/d"})
+
+
 def test_what_the_load_noticed_is_said_above_the_pages(qtbot, window, tmp_path):
     from tests.builders import hard
 
@@ -520,6 +537,21 @@ def test_a_search_opens_the_first_folders_of_its_matches_not_all(qtbot, window, 
     opened = [i for i in range(many) if view.file_tree.isExpanded(model.index_for_path(f"/srv/d{i:04d}"))]
     assert view.file_tree.isExpanded(srv) and len(opened) == MAX_EXPANDED_MATCHES - 1  # /srv is one of them
     assert opened == list(range(len(opened)))  # the first ones, in path order
+
+
+def test_a_search_opens_folders_only_while_they_hold_a_few_thousand_rows(qtbot, window, tmp_path, monkeypatch):
+    from explorer.ui import files_page
+
+    monkeypatch.setattr(files_page, "MAX_OPENED_ROWS", 7)  # (a few thousand, as far as the rule goes)
+    archive = tmp_path / "wide.tar"
+    archive.write_bytes(docker_archive([layer_tar([f(f"m{j}/hit-{k}", "x") for j in range(4) for k in range(3)])]))
+    view = _open(qtbot, window, archive)
+    with qtbot.waitSignal(view.search_finished, timeout=10_000) as blocker:
+        view.search_box.setText("hit")
+    assert blocker.args[0] == 16  # every match is there to open by hand
+    model = view.tree_model
+    opened = [j for j in range(4) if view.file_tree.isExpanded(model.index_for_path(f"/m{j}"))]
+    assert opened == [0, 1]  # 3 rows and 3 more; a third folder's would make 9
 
 
 @pytest.mark.parametrize("kind,text", [("substring", "MODIFY"), ("glob", "modify-*.txt"), ("regex", r"modify-me\.t.t$")])
