@@ -133,7 +133,7 @@ class InspectPanel(QWidget):
         raw = self.docs.get(label, "")
         from explorer.ui.preview_panel import highlight
 
-        coloured = highlight("doc.json", raw)
+        coloured = highlight("doc.json", raw, language="json")
         if coloured:
             self.text.setHtml(coloured)
         else:
