@@ -374,7 +374,7 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
     A walk in steps of ``_CHUNK`` paths, then of their folders a level at a time (a layer may
     change hundreds of thousands of paths, and the window gathers them as the user clicks).
     """
-    keep = Shown()
+    keep = _old(Shown())  # (it grows to every changed path: walked by full passes only)
     yield from tree.changes_steps(layer)
     added = LayerChanges.CODES[ADDED]
     for changes in [tree.changes[layer]] if layer is not None else tree.changes:
@@ -675,8 +675,10 @@ def _old(container: Shown) -> Shown:
     """A set that is about to grow big without making objects the cycle collector counts,
     made old while it is empty. Adding strings starts no pass of the collector: grown to
     464,000 paths in the youngest generation, a search's set was walked by three passes in a
-    row (20, 18 and 25 ms) as the rows that show it were made. Old, only full passes walk it."""
-    gc.collect(1)
+    row (20, 18 and 25 ms) as the rows that show it were made. Old, only full passes walk it.
+    (Not where the collector is off, as in a command: its youngest generation holds all.)"""
+    if gc.isenabled():
+        gc.collect(1)
     return container
 
 
