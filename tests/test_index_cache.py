@@ -306,6 +306,41 @@ def test_an_image_is_a_value_built_or_mapped(tmp_path, cache_on):
     assert prepare_first_view(counted) is counted and prepare_first_view(mapped) is mapped  # (they have it)
 
 
+def test_every_layers_changes_are_read_a_part_a_step_though_few_stay_decoded(tmp_path, monkeypatch):
+    from explorer.tree import lazy
+    from explorer.tree.views import changed_paths_steps
+
+    monkeypatch.setattr(index_cache, "CHANGES_PART", 4)
+    src, fresh = _load(DATA / "docker-legacy.tar")
+    index_cache.save(src, fresh)
+    src.close()
+    src, cached = _load(DATA / "docker-legacy.tar")
+    with src:
+        assert len(cached.tree.changes) > lazy.KEPT_CHANGES
+        real, decoded = lazy.marshal.loads, []
+        monkeypatch.setattr(lazy.marshal, "loads", lambda data: decoded.append(1) or real(data))
+        for layer in (None, None, 0):  # every layer's changes (twice: decoded again), then one layer's
+            steps, most = changed_paths_steps(cached.tree, layer), 0
+            while True:
+                decoded.clear()
+                try:
+                    next(steps)
+                except StopIteration as stop:
+                    shown = stop.value
+                    break
+                most = max(most, len(decoded))
+            assert most <= 1  # a part a step: no layer is decoded whole between two events
+            assert shown == _gathered(fresh.tree, layer)  # what the built tree's lists give
+        assert len(cached.tree.changes.decoded) <= lazy.KEPT_CHANGES
+
+
+def _gathered(tree, layer):
+    from explorer.tree.steps import drain
+    from explorer.tree.views import changed_paths_steps
+
+    return drain(changed_paths_steps(tree, layer))
+
+
 def test_a_layers_changes_are_decoded_a_part_at_a_time(tmp_path, monkeypatch):
     from explorer.tree.steps import drain
     from explorer.tree.views import DIFF, changed_paths_steps

@@ -353,11 +353,13 @@ class LazyChanges:
     def __getitem__(self, layer: int) -> LayerChanges:
         if layer < 0:
             layer += len(self.spans)
-        found = self.decoded.get(layer)
-        if found is None:
+        while True:
+            with self._lock:
+                found = self.decoded.pop(layer, None)
+                if found is not None:
+                    self.decoded[layer] = found  # (the latest asked for: let go of last)
+                    return found
             drain(self.decode_steps(layer))  # (IndexError past the end, like a list)
-            found = self.decoded[layer]
-        return found
 
     def decode_steps(self, layer: int) -> Steps[None]:
         """Decode a layer's changes a part at a time (nothing when they are decoded)."""
@@ -379,7 +381,7 @@ class LazyChanges:
                 if done == len(spans):
                     self.decoded[layer] = changes
                     self._parts.pop(layer, None)
-                    while len(self.decoded) > KEPT_CHANGES:  # the oldest let go of: decoded again if asked
+                    while len(self.decoded) > KEPT_CHANGES:  # the longest not asked for let go of: decoded again if asked
                         del self.decoded[next(iter(self.decoded))]
                 else:
                     self._parts[layer] = (done, changes)
@@ -415,7 +417,7 @@ class LazyRecords:
             if self._first is None:
                 offset, _length = self._source[1]  # type: ignore[index]
                 self._first = self._decoded(offset, self._split)
-        return self._first
+            return self._first
 
     def _all(self) -> list[Any]:
         if self._items is None:

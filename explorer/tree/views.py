@@ -375,9 +375,11 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
     change hundreds of thousands of paths, and the window gathers them as the user clicks).
     """
     keep = _old(Shown())  # (it grows to every changed path: walked by full passes only)
-    yield from tree.changes_steps(layer)
     added = LayerChanges.CODES[ADDED]
-    for changes in [tree.changes[layer]] if layer is not None else tree.changes:
+    for k in [layer] if layer is not None else range(len(tree.changes)):
+        # each layer decoded a part a step, and read at once (only the latest few stay decoded)
+        yield from tree.changes_steps(k)
+        changes = tree.changes[k]
         for i in range(0, len(changes), _CHUNK):
             yield
             paths = changes.paths[i:i + _CHUNK]  # (no pair made for each: a step took 42 ms)
@@ -630,7 +632,9 @@ def _all_changes_shown_steps(view: TreeView, hide: frozenset[str], match: Callab
     ever_modified, ever_changed, folder_last = 4, 8, 16
     last: dict[str, int] = {}
     get = last.get
-    for changes in view.tree.changes:
+    for k in range(len(view.tree.changes)):
+        yield from view.tree.changes_steps(k)  # (a part a step, then read at once: see above)
+        changes = view.tree.changes[k]
         for start in range(0, len(changes), _SMALL_CHUNK):
             yield
             end = start + _SMALL_CHUNK
