@@ -222,6 +222,36 @@ def test_the_treemap_is_laid_out_between_events_the_biggest_folders_first(qtbot,
         assert "in 40 entries" in treemap.tooltip_at(QPointF(big.x + 5, big.y + 5))
 
 
+def test_a_treemap_laid_out_for_another_image_or_that_fails_is_not_shown(qtbot, tmp_path, monkeypatch):
+    from explorer.ui import charts
+
+    images = []
+    for name in ("first", "second"):
+        path = tmp_path / f"{name}.tar"
+        path.write_bytes(docker_archive([layer_tar([f(f"{name}/file-{k}", b"x" * 1000 * (k + 1)) for k in range(5)])]))
+        with open_source(str(path)) as src:
+            images.append(load_image(src, src.select()))
+    treemap = Treemap()
+    qtbot.addWidget(treemap)
+    treemap.resize(400, 300)
+    treemap.set_image(images[0], TreeView(images[0].tree, None, MERGED).totals())
+    treemap.show()
+    qtbot.waitExposed(treemap)  # (its layout begun)
+    treemap.set_image(images[1], TreeView(images[1].tree, None, MERGED).totals())  # before it ends
+    qtbot.waitUntil(lambda: treemap._laid_out_for == (400, 300))
+    assert {b.path.split("/")[1] for b in treemap._boxes} == {"second"}
+
+    def broken(*args, **kwargs):  # (a damaged index file: a folder's chunk will not decode)
+        raise ValueError("a folder's chunk is damaged")
+        yield
+
+    monkeypatch.setattr(charts, "lay_out_steps", broken)
+    treemap.resize(420, 300)
+    qtbot.waitUntil(lambda: treemap._laid_out_for == (420, 300))  # said, not asked again and again
+    assert treemap._boxes == [] and "damaged" in treemap._failed
+    assert not treemap.grab().isNull()
+
+
 def _lightness(picture, rect):
     """(darkest, lightest) lightness of the pixels in ``rect`` of a grabbed picture."""
     ratio = picture.devicePixelRatio()

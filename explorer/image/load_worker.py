@@ -218,8 +218,8 @@ def in_memory(source: Source, ref: ImageRef, monitor: Monitor, image: Image | No
         with collector_off():
             image = load_image(source, ref, monitor, parallel="process", cache=False)
     image = prepare_first_view(image)
-    note = (f"the image's index could not be written in {index_cache.folder()} or a temporary folder (the "
-            "disk is full, or they are read-only), so the image is held in memory, which takes more of it "
+    note = (f"the image's index could not be written in a temporary folder or the index cache ({index_cache.folder()}): "
+            "the disk is full, or they are read-only; so the image is held in memory, which takes more of it "
             "for a big image; free some disk space and open it again")
     return image.replace(warnings=(*image.warnings, note))
 

@@ -500,6 +500,14 @@ def lay_out_steps(image: Image, totals: dict[str, int], size: tuple[int, int], h
     return TreemapLayout(size, boxes, sorted(layers), entries)
 
 
+def _or_failure(steps: Steps[TreemapLayout]) -> Steps[TreemapLayout | str]:
+    """A layout's walk, or what stopped it (a damaged index file), said in a sentence."""
+    try:
+        return (yield from steps)
+    except (ValueError, EOFError, TypeError, OSError, IndexError, KeyError) as exc:
+        return f"the image's index is damaged ({type(exc).__name__}: {exc}); open the image again"
+
+
 class Treemap(QWidget):
     """The final filesystem as nested boxes sized by bytes, files coloured by the layer that wrote them."""
 
@@ -507,21 +515,22 @@ class Treemap(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # the layout reads every folder it opens: between events, a few milliseconds at a time
+        # (in a thread, it held the lock every call into Python waits for: 150 ms at once)
+        self._layouts = Slices(self)
         self.setObjectName("treemap")
         self.setMinimumSize(200, 160)
         self.image: Image | None = None
         self.totals: dict[str, int] = {}
         self._boxes: list[TreemapBox] = []
         self._entries: dict[str, int] = {}  # entries in each folder laid out
+        self._failed = ""  # why the last layout could not be made (a damaged index file)
         self._laid_out_for: tuple[int, int] | None = None
         self._asked: tuple[int, int] | None = None  # the size a layout is being made for
         self._grid: list[list[int]] | None = None
         self._cols = 0
         self._shown: list[int] = []
         self._pixmap: QPixmap | None = None
-        # the layout reads every folder it opens: between events, a few milliseconds at a time
-        # (in a thread, it held the lock every call into Python waits for: 150 ms at once)
-        self._layouts = Slices(self)
 
     def set_image(self, image: Image, totals: dict[str, int]) -> None:
         """Map another image (``totals``: bytes below each folder of the final image)."""
@@ -530,8 +539,10 @@ class Treemap(QWidget):
         self._forget()
 
     def _forget(self) -> None:
-        """Lay out and draw again at the next paint."""
+        """Lay out and draw again at the next paint (a layout under way is for what was)."""
+        self._layouts.cancel("layout")
         self._laid_out_for, self._asked, self._grid, self._pixmap = None, None, None, None
+        self._failed = ""
         self.update()
 
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 (Qt API)
@@ -631,9 +642,13 @@ class Treemap(QWidget):
         if image is None:
             self._use(TreemapLayout(size, [], [], {}))
             return
-        self._layouts.run("layout", lay_out_steps(image, totals, size, height, band), then=self._laid_out)
+        self._layouts.run("layout", _or_failure(lay_out_steps(image, totals, size, height, band)),
+                          then=self._laid_out)
 
-    def _laid_out(self, layout: TreemapLayout) -> None:
+    def _laid_out(self, layout: TreemapLayout | str) -> None:
+        if isinstance(layout, str):  # it failed: said in place of the map, not asked again at this size
+            self._failed = layout
+            layout = TreemapLayout(self._asked or (self.width(), self.height()), [], [], {})
         if layout.size != (self.width(), self.height()):
             return  # resized meanwhile: the paint this asked for asks again
         self._use(layout)
@@ -764,8 +779,10 @@ class Treemap(QWidget):
                        "\n".join(fm.elidedText(t, Qt.TextElideMode.ElideRight, b.w - 6) for t in text.split("\n")))
         if not self._boxes and self.image is not None:
             p.setPen(ink)
-            p.drawText(QRectF(0, 0, self.width(), self.height() - self._legend_height()), Qt.AlignmentFlag.AlignCenter,
-                       "The final image holds no file bytes to map.")
+            p.drawText(QRectF(0, 0, self.width(), self.height() - self._legend_height()),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       f"The map could not be drawn: {self._failed}" if self._failed
+                       else "The final image holds no file bytes to map.")
         self._paint_legend(p, fm, ink)
         p.end()
         return pix
