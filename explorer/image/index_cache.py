@@ -510,7 +510,7 @@ def _waste_chunk(image: Image) -> tuple[bytes, int, int]:
     # tuples only
     records = list(map(tuple, image.waste.files))  # (version 2 was quicker, but wrote each kind's text again for each)
     first = marshal.dumps(records[:WASTE_FIRST])
-    return first + marshal.dumps(records[WASTE_FIRST:]), len(first), len(records[:WASTE_FIRST])
+    return first + marshal.dumps(records[WASTE_FIRST:]), len(first), min(len(records), WASTE_FIRST)
 
 
 def _tail(image: Image, key: str, body: Body, waste: tuple[bytes, int, int]) -> bytes:

@@ -176,14 +176,10 @@ def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
     workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
-    key = index_cache.key_for(source, ref)
-    if key is None and _kept_container(source) is None:
-        raise Unavailable(f"{source.info.path} cannot be keyed")
-
     def in_worker(folders: tuple[str, ...], key: str) -> Written:
         return run(_work, Job(side_of(source, ref), folders, key, dict(os.environ)), "load", monitor, source.info.path, Written)
 
-    return _mapped(source, ref, key, in_worker)
+    return _mapped(source, ref, index_cache.key_for(source, ref), in_worker)
 
 
 def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
@@ -194,16 +190,15 @@ def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
     built: list[Image] = []
 
     def here(folders: tuple[str, ...], key: str) -> Written:
-        with collector_off():
-            image = load_image(source, ref, monitor, parallel="process", cache=False)
-            try:
-                return _written(source, image, folders, key, monitor, source.info.path)
-            except NoRoom:
-                built.append(image)
-                raise
-            finally:
-                if not built:
-                    _let_go(image)
+        image = _built(source, ref, monitor)
+        try:
+            return _written(source, image, folders, key, monitor, source.info.path)
+        except NoRoom:
+            built.append(image)
+            raise
+        finally:
+            if not built:
+                _let_go(image)
 
     try:
         return _mapped(source, ref, index_cache.key_for(source, ref), here)
@@ -211,13 +206,20 @@ def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
         return in_memory(source, ref, monitor, built[0] if built else None)
 
 
+def _built(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+    """``ref`` loaded in this process, its first view prepared (in a process with threads:
+    dive's numbers in a new interpreter, when big enough)."""
+    with collector_off():
+        image = load_image(source, ref, monitor, parallel="process", cache=False)
+        monitor.begin("preparing the view")
+        return prepare_first_view(image)
+
+
 def in_memory(source: Source, ref: ImageRef, monitor: Monitor, image: Image | None = None) -> Image:
-    """``ref`` loaded (or ``image``, built already) and kept in this process's memory as it is,
-    for when no folder would hold its index; a warning on it says so."""
+    """``ref`` loaded (or ``image``, built already by ``_built``) and kept in this process's
+    memory as it is, for when no folder would hold its index; a warning on it says so."""
     if image is None:
-        with collector_off():
-            image = load_image(source, ref, monitor, parallel="process", cache=False)
-    image = prepare_first_view(image)
+        image = _built(source, ref, monitor)
     note = (f"the image's index could not be written in a temporary folder or the index cache ({index_cache.folder()}): "
             "the disk is full, or they are read-only; so the image is held in memory, which takes more of it "
             "for a big image; free some disk space and open it again")
@@ -250,14 +252,17 @@ def _mapped(source: Source, ref: ImageRef, key: str | None,
             write: Callable[[tuple[str, ...], str], Written]) -> Image:
     """The image whose index ``write(folders, name)`` writes in the first of ``folders`` that
     holds it, mapped. The first is the index cache, when the cache is on and can be written
-    and the image has a key (the file is named ``key`` and kept there); then private folders
-    (in the cache's scratch folder, and in the system's temporary one: the other may be on
-    another disk, not full), removed once mapped. ``Unavailable`` when there is no folder."""
+    and the image has a key (the file is named ``key`` and kept there); then private folders,
+    removed once mapped: one in the cache's scratch folder when the cache is not used, and one
+    in the system's temporary folder (often on another disk than a full cache's).
+    ``Unavailable`` when there is no folder."""
     # (never cached: a container changes as it runs, and an image with no key is never found again)
     keep = key is not None and _kept_container(source) is None and index_cache.enabled()
     cache = index_cache.folder() if keep else None
-    private = _private_folders()
-    folders = ([cache] if cache is not None and _writable(cache) else []) + private
+    if cache is not None and not _writable(cache):
+        cache = None
+    private = _private_folders(scratch=cache is None)
+    folders = ([cache] if cache is not None else []) + private
     if not folders:
         raise Unavailable("no folder to write an index in (neither the cache's nor a temporary one can be made)")
     name = key if keep and key is not None else "once-" + uuid.uuid4().hex
@@ -282,14 +287,16 @@ def _writable(folder: str) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def _private_folders() -> list[str]:
-    """New folders of this process's own for an index, those that can be made: one in the
-    cache's scratch folder, one in the system's temporary folder."""
+def _private_folders(scratch: bool) -> list[str]:
+    """New folders of this process's own for an index, those that can be made: with
+    ``scratch``, one in the cache's scratch folder (not worth it beside a usable cache
+    folder: the same disk), then one in the system's temporary folder."""
     made = []
-    for where in (lambda: tempfile.mkdtemp(prefix=scratch_prefix("index-"), dir=scratch_dir()),
-                  lambda: tempfile.mkdtemp(prefix="layer-explorer-index-")):
+    if scratch:
         with contextlib.suppress(OSError):
-            made.append(where())
+            made.append(tempfile.mkdtemp(prefix=scratch_prefix("index-"), dir=scratch_dir()))
+    with contextlib.suppress(OSError):
+        made.append(tempfile.mkdtemp(prefix="layer-explorer-index-"))
     return made
 
 

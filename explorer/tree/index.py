@@ -354,12 +354,14 @@ class LayerTree:
         return chunks.stored_steps()
 
     def stored_in(self, folder: str) -> tuple[list[str], list[Any]]:
-        """For a tree read from an index file: a folder's names and what is stored for each,
-        not kept when still encoded (``lazy.Chunks.stored``)."""
+        """A folder's names and what is stored for each (``stored_at`` reads either form); of
+        a tree read from an index file, not kept when still encoded (``lazy.Chunks.stored``)."""
         chunks = self._chunks
-        if chunks is None:
-            raise ValueError("not a tree read from an index file")
-        return chunks.stored(folder)
+        if chunks is not None:
+            return chunks.stored(folder)
+        got = list(self.kids.get(folder, ()))
+        prefix = folder if folder == "/" else folder + "/"
+        return got, [self.versions.get(prefix + name) for name in got]
 
     def recording(self) -> "contextlib.AbstractContextManager[Callable[[str], None]]":
         """For a tree read from an index file: the folders decoded inside the block are let

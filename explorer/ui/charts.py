@@ -26,7 +26,6 @@ from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from explorer.image.loader import Image
 from explorer.model.values import DIR, HARDLINK, LayerInfo
-from explorer.tree import names
 from explorer.tree.index import stored_at
 from explorer.tree.steps import Steps, drain
 from explorer.ui.format import human_size, short_command
@@ -416,11 +415,7 @@ def _listed_steps(image: Image, totals: dict[str, int], folder: str) -> Steps[li
     them: read as stored, with no entry made but for the names of a hard-linked file (its
     bytes count under one of its names only)."""
     tree = image.tree
-    if tree.encoded():
-        got, stored = tree.stored_in(folder)
-    else:
-        got = list(tree.kids.get(folder, ()))
-        stored = [tree.versions.get(names.join(folder, name)) for name in got]
+    got, stored = tree.stored_in(folder)
     last = tree.layer_count - 1
     prefix = folder if folder == "/" else folder + "/"
     kids = []

@@ -399,9 +399,14 @@ class FilesPage(QWidget):
 
     # -- actions --------------------------------------------------------------------------
 
+    def _big(self) -> bool:
+        """Whether the image has too many paths to open every folder at once (the view lays out
+        each row it opens, all in one go)."""
+        return len(self.image.tree.versions) > EXPAND_ALL_LIMIT
+
     def expand_all(self) -> None:
         """Expand every folder (on a big image, only the first levels)."""
-        if len(self.image.tree.versions) > EXPAND_ALL_LIMIT:
+        if self._big():
             self.file_tree.expandToDepth(1)
         else:
             self.file_tree.expandAll()
@@ -411,7 +416,7 @@ class FilesPage(QWidget):
         whole tree: Qt's own opened every folder below at once (92,000 rows of a 200,000-entry
         image's /usr held the window 1.7 s)."""
         if (watched is self.file_tree and event.type() == QEvent.Type.KeyPress
-                and event.key() == Qt.Key.Key_Asterisk and len(self.image.tree.versions) > EXPAND_ALL_LIMIT):
+                and event.key() == Qt.Key.Key_Asterisk and self._big()):
             current = self.file_tree.currentIndex()
             if current.isValid():
                 self.file_tree.expandRecursively(current, 1)
