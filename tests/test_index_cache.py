@@ -585,6 +585,36 @@ def test_what_a_reopened_index_decodes_adds_nothing_to_the_cycle_collectors_pass
     assert len(gc.get_objects()) - before < 40
 
 
+def test_what_a_changes_view_or_a_search_shows_is_not_walked_by_the_cycle_collector(tmp_path):
+    """A layer's changes, and the paths a changes view or a search shows, are held where the
+    collector does not look: in sets and lists, each full pass walked them all (480,000 paths
+    of a million-path image's views: 50 ms a pass)."""
+    from explorer.tree.steps import drain
+    from explorer.tree.views import changed_paths_steps
+    from tests.builders import docker_archive, f, layer_tar, reopened
+
+    first = layer_tar([f(f"srv/f{k}/n{i}", f"{k}.{i}") for k in range(40) for i in range(5)])
+    second = layer_tar([f(f"srv/f{k}/n{i}", "again") for k in range(0, 40, 2) for i in range(2)])
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(docker_archive([first, second]))
+    fresh, cached = reopened(tmp_path, archive)
+    tree = cached.tree
+    changed = drain(changed_paths_steps(tree, 1))
+    view = TreeView(tree, None, MERGED)
+    found = drain(visible_paths_steps(view, frozenset(), path_matcher(tree, None, "n1", SUBSTRING)))
+    assert changed == drain(changed_paths_steps(fresh.tree, 1))  # what the built tree gives
+    assert "/srv/f2/n1" in changed and "/srv/f2" in changed and "/srv/f1/n1" not in changed
+    assert "/srv/f1/n1" in found and "/srv/f1" in found and "/srv/f1/n0" not in found
+    assert "/srv" in changed.holders and "/srv/f1" in found.holders
+    layers = [tree.changes[k] for k in range(2)]  # (both decoded: two stay so)
+    for _ in range(2):  # (a tuple is let go of at the first pass that finds it holding only strings)
+        gc.collect()
+    for shown in (changed, found):
+        assert not gc.is_tracked(shown.paths) and not gc.is_tracked(shown.holders)
+    assert [len(changes) for changes in layers] == [len(changes) for changes in fresh.tree.changes]
+    assert all(not gc.is_tracked(changes.paths) for changes in layers)
+
+
 def test_a_search_makes_rows_only_for_the_children_it_shows(tmp_path):
     from tests.builders import docker_archive, f, layer_tar, reopened
 

@@ -104,7 +104,7 @@ def test_a_search_decodes_no_folder(reopened):
     chunks = cached.tree.versions.chunks
     shown = _found(cached, None, MERGED, "LIBSSL")
     assert shown == _found(fresh, None, MERGED, "LIBSSL") == LIBSSL_SHOWN
-    assert shown.holders == {"/", "/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg3", "/opt"}
+    assert set(shown.holders) == {"/", "/usr", "/usr/lib", "/usr/lib/pkg7", "/usr/lib/pkg3", "/opt"}
     # the removed file matched too, and the columns told it is gone: no folder was decoded
     assert chunks.kids == {}
     # at layer 0, before the second layer removed it

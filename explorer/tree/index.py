@@ -94,14 +94,15 @@ class LayerChanges:
     """One layer's net changes as (path, change) pairs, in the order they were made, and
     whether each is of a folder (the one added or modified, or the one removed).
 
-    Kept as a list of paths and a byte per change: a million pairs as tuples took 64 MB more.
+    Kept as a list of paths (a tuple once read whole from an index file) and a byte per
+    change: a million pairs as tuples took 64 MB more.
     """
 
     __slots__ = ("paths", "kinds", "folders")
     NAMES = (ADDED, MODIFIED, REMOVED)  # (ADDED first: its code is 0, a zero byte)
     CODES = {name: code for code, name in enumerate(NAMES)}
 
-    def __init__(self, paths: list[str] | None = None, kinds: bytearray | None = None,
+    def __init__(self, paths: list[str] | tuple[str, ...] | None = None, kinds: bytearray | None = None,
                  folders: bytearray | None = None) -> None:
         self.paths = paths if paths is not None else []
         self.kinds = kinds if kinds is not None else bytearray()
@@ -130,7 +131,7 @@ class LayerChanges:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LayerChanges):
-            return self.paths == other.paths and self.kinds == other.kinds and self.folders == other.folders
+            return list(self.paths) == list(other.paths) and self.kinds == other.kinds and self.folders == other.folders
         return isinstance(other, list) and list(self) == other
 
     __hash__ = None  # type: ignore[assignment]

@@ -379,6 +379,9 @@ class LazyChanges:
                     changes.folders += folders
                     done += 1
                 if done == len(spans):
+                    # a tuple, which the cycle collector stops tracking, where every full pass
+                    # walks a list (600,000 paths for a million-path image's first layer)
+                    changes.paths = tuple(changes.paths)
                     self.decoded[layer] = changes
                     self._parts.pop(layer, None)
                     while len(self.decoded) > KEPT_CHANGES:  # the longest not asked for let go of: decoded again if asked

@@ -7,10 +7,9 @@ only, so nothing is built for the whole tree up front.
 from __future__ import annotations
 
 import fnmatch
-import gc
 import re
 from itertools import compress, islice
-from typing import Callable, Container, Iterable, NamedTuple
+from typing import Callable, Collection, Container, Iterable, Iterator, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
@@ -40,12 +39,12 @@ class Row(NamedTuple):
 class TreeView:
     """The tree of one image at ``layer`` (None: all layers) in MERGED or DIFF mode."""
 
-    def __init__(self, tree: LayerTree, layer: int | None, mode: str = MERGED, relevant: set[str] | None = None) -> None:
+    def __init__(self, tree: LayerTree, layer: int | None, mode: str = MERGED, relevant: Collection[str] | None = None) -> None:
         """``relevant``: for DIFF, the paths ``changed_paths_steps`` gathered (else gathered here)."""
         self.tree = tree
         self.layer = layer
         self.mode = mode
-        self._relevant: set[str] | None = None
+        self._relevant: Collection[str] | None = None
         if mode == DIFF:
             self._relevant = relevant if relevant is not None else drain(changed_paths_steps(tree, layer))
         self._totals: dict[str, int] | None = None
@@ -165,7 +164,7 @@ class TreeView:
             out.append((name, e[1] == DIR))
         return out
 
-    def has_children(self, path: str, visible: set[str] | None = None) -> bool:
+    def has_children(self, path: str, visible: Collection[str] | None = None) -> bool:
         """Whether ``children(path)`` would be non-empty; stops at the first child found."""
         if visible is None and self._relevant is None:  # the merged view of a mapped index: the
             said = self.tree.has_child_at(path, self.layer)  # index says, decoding nothing (a folder of
@@ -368,13 +367,14 @@ _CHUNK = 32768  # paths per step: a set of half a million at once held the windo
 _SMALL_CHUNK = 8192  # paths a step where each takes a few lines of Python (a few ms)
 
 
-def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]":
+def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[Shown]":
     """DIFF mode: the paths a layer changed (all layers: ever removed too), with their folders.
 
     A walk in steps of ``_CHUNK`` paths, then of their folders a level at a time (a layer may
     change hundreds of thousands of paths, and the window gathers them as the user clicks).
     """
-    keep = _old(Shown())  # (it grows to every changed path: walked by full passes only)
+    keep = Shown()
+    kept = keep.paths
     added = LayerChanges.CODES[ADDED]
     for k in [layer] if layer is not None else range(len(tree.changes)):
         # each layer decoded a part a step, and read at once (only the latest few stay decoded)
@@ -383,31 +383,61 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[set[str]]"
         for i in range(0, len(changes), _CHUNK):
             yield
             paths = changes.paths[i:i + _CHUNK]  # (no pair made for each: a step took 42 ms)
-            keep.update(paths if layer is not None else compress(paths, map(added.__ne__, changes.kinds[i:i + _CHUNK])))
-    level: set[str] = keep  # (read as it is: it grows only once the level is done)
+            kept.update(dict.fromkeys(paths if layer is not None
+                                      else compress(paths, map(added.__ne__, changes.kinds[i:i + _CHUNK]))))
+    level: list[str] = list(kept)
     while level:  # their folders, a level at a time
-        parents: set[str] = set()
-        paths = iter(level)
-        for _ in range(0, len(level), _SMALL_CHUNK):
+        parents: dict[str, None] = {}
+        for i in range(0, len(level), _SMALL_CHUNK):
             yield
-            parents.update({p[: p.rfind("/")] or "/" for p in islice(paths, _SMALL_CHUNK)})
-        keep.holders |= parents
-        parents -= keep
-        keep |= parents
-        level = parents
-    keep.discard("/")
+            parents.update(dict.fromkeys([p[: p.rfind("/")] or "/" for p in level[i:i + _SMALL_CHUNK]]))
+        keep.holders.update(parents)
+        level = [p for p in parents if p not in kept]
+        kept.update(dict.fromkeys(level))
+    kept.pop("/", None)
     return keep
 
 
-class Shown(set):
+class Shown:
     """The paths a view shows (a DIFF view's, ``changed_paths_steps``, or what a search or
     filter keeps, ``visible_paths_steps``), and ``holders``: the folders that hold one of
     them, so that whether a folder has anything in the view is said without decoding it (a
-    folder of 2,488 folders held the window 70 ms as the view opened)."""
+    folder of 2,488 folders held the window 70 ms as the view opened).
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.holders: set[str] = set()
+    Both are dicts of strings, which the cycle collector does not track, where a set is
+    walked by every full pass: a million-path image's changes views and filters held
+    480,000 paths in sets, and each full pass took 50 ms.
+    """
+
+    __slots__ = ("paths", "holders")
+
+    def __init__(self, paths: Iterable[str] = ()) -> None:
+        self.paths: dict[str, None] = dict.fromkeys(paths)
+        self.holders: dict[str, None] = {}
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.paths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __eq__(self, other: object) -> bool:
+        """The same paths shown (as a set of them: ``holders`` follow from them)."""
+        if isinstance(other, Shown):
+            return self.paths.keys() == other.paths.keys()
+        return self.paths.keys() == other if isinstance(other, (set, frozenset)) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Shown({sorted(self.paths)!r})"
+
+    def add(self, path: str) -> None:
+        """Show ``path`` too."""
+        self.paths[path] = None
 
 
 def folders_of(paths: list[str]) -> set[str]:
@@ -549,10 +579,10 @@ def path_matcher(tree: LayerTree, layer: int | None, text: str, kind: str) -> Ca
     return match
 
 
-def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[set[str]]":
+def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[Shown]":
     """Paths to show under filters and a search: each kept path and all its ancestors (a walk),
     with the folders that hold them."""
-    keep = _old(Shown())
+    keep = Shown()
     alone = _alone(hide, match)
     if view._relevant is not None:
         # a layer's changes (or every layer's): the lists say what each layer did to each path
@@ -658,13 +688,13 @@ def _all_changes_shown_steps(view: TreeView, hide: frozenset[str], match: Callab
     return shown
 
 
-def _held(relevant: set[str] | None) -> set[str]:
+def _held(relevant: Collection[str] | None) -> Collection[str]:
     """The folders that hold a changes view's paths (its holders; all its paths if it has none)."""
     holders = getattr(relevant, "holders", None)
     return holders if holders is not None else (relevant or set())
 
 
-def _unchanged_holding_steps(held: set[str], changed: Callable[[str], bool], match: Callable[[str], bool]) -> Steps[list[str]]:
+def _unchanged_holding_steps(held: Collection[str], changed: Callable[[str], bool], match: Callable[[str], bool]) -> Steps[list[str]]:
     """Of the folders that hold a changes view's paths, those unchanged there that ``match``
     accepts (a walk): they show on their own in a search."""
     holding = list(held)
@@ -675,32 +705,21 @@ def _unchanged_holding_steps(held: set[str], changed: Callable[[str], bool], mat
     return found
 
 
-def _old(container: Shown) -> Shown:
-    """A set that is about to grow big without making objects the cycle collector counts,
-    made old while it is empty. Adding strings starts no pass of the collector: grown to
-    464,000 paths in the youngest generation, a search's set was walked by three passes in a
-    row (20, 18 and 25 ms) as the rows that show it were made. Old, only full passes walk it.
-    (Not where the collector is off, as in a command: its youngest generation holds all.)"""
-    if gc.isenabled():
-        gc.collect(1)
-    return container
-
-
 def _keep_steps(keep: Shown, paths: Iterable[str]) -> Steps[None]:
     """Add each path to ``keep`` with its ancestors, and their folders to its holders (a walk)."""
-    holders = keep.holders
+    kept, holders = keep.paths, keep.holders
     for i, path in enumerate(paths):
         if not i & EVERY:
             yield
         p = path
-        while p and p not in keep and p != "/":
-            keep.add(p)
+        while p and p not in kept and p != "/":
+            kept[p] = None
             p = names.split(p)[0]
-            holders.add(p)
+            holders[p] = None
 
 
 def search_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None,
-                 opening: int) -> "Steps[tuple[set[str], list[str]]]":
+                 opening: int) -> "Steps[tuple[Shown, list[str]]]":
     """What a search or a filter shows (``visible_paths_steps``) and, for a search, the
     folders to open to its first matches: shallowest first, at most ``opening``, each decoded
     here a step at a time rather than all as the view opens them. Of a tree read from an
