@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import gc
+import linecache
 import sys
 from typing import Sequence
 
 from explorer.ui.main_window import MainWindow
 
 
-_settled = False  # whether the process's first window has been made
-
-
 def create_main_window() -> MainWindow:
     """A new main window; the caller owns the QApplication."""
-    global _settled
     window = MainWindow()
-    if not _settled:
-        # What the process holds once its first window is up (modules, classes, the toolkit's
-        # wrappers, the window: about 50,000 objects) lives as long as it does: out of the
-        # cycle collector's sight, so that its full passes walk only what came since. Each
-        # pass over them took 16 to 32 ms, and two during a search held the window 71 to 73 ms
-        # (docs/performance.md). Garbage is collected first: a frozen cycle is never freed.
-        gc.collect()
-        gc.freeze()
-        _settled = True
+    # PySide6 reads the source of each module imported after it (to tell whether it uses its
+    # ``__feature__`` switches), and the lines stay in ``linecache``: 140,000 lines in 257
+    # lists, which each full pass of the cycle collector walked (a third of its work).
+    linecache.clearcache()
     return window
 
 
