@@ -257,6 +257,47 @@ def test_long_walks_run_between_events_and_the_newest_of_a_kind_wins(qtbot, caps
     timer.stop()
 
 
+def test_freed_memory_goes_back_to_the_system_once_the_walks_are_done(qtbot, monkeypatch):
+    """The heap's free pages are given back once no walk has ended for a while, not after
+    each one, and not while walks follow one another."""
+    import time
+
+    from explorer.ui import memory
+    from explorer.ui.workers import Slices
+
+    trims = []
+    monkeypatch.setattr(memory, "_TRIM", lambda pad: trims.append((time.perf_counter(), pad)))
+    monkeypatch.setattr(memory, "IDLE_MS", 200)
+    slices, done = Slices(), []
+
+    def walk(n):
+        for _ in range(n):
+            yield
+        return n
+
+    for n in range(3):  # one walk after another, each as the last ends
+        slices.run("sizes", walk(50 + n), then=done.append)
+        qtbot.waitUntil(lambda: len(done) == n + 1, timeout=5_000)
+    ended = time.perf_counter()
+    assert trims == []  # (none while the user is at work)
+    qtbot.waitUntil(lambda: len(trims) == 1, timeout=5_000)
+    assert trims[0][1] == 0 and trims[0][0] - ended >= 0.15  # once, after the wait
+    qtbot.wait(400)
+    assert len(trims) == 1  # and not again until more work is done
+
+
+def test_the_window_leaves_the_cycle_collector_as_it_was_and_holds_no_modules_source(qtbot, window):
+    """Nothing is frozen out of the collector's sight (a frozen cycle is never freed), and the
+    lines of source PySide6 reads as each module is imported are let go of."""
+    import gc
+    import linecache
+
+    import explorer.ui.main_window
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert explorer.ui.main_window.__file__ not in linecache.cache
+
+
 def test_a_local_archive_is_indexed_by_its_worker_before_it_shows(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))

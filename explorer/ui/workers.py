@@ -23,6 +23,7 @@ from explorer.model.values import ImageRef
 from explorer.model.progress import Monitor, Progress, ProgressFn, throttled
 from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
+from explorer.ui.memory import give_back_soon
 
 
 class TaskSignals(QObject):
@@ -136,6 +137,7 @@ class Slices(QObject):
             del self._jobs[kind]
         if not self._jobs:
             self._timer.stop()
+            give_back_soon()  # (what a walk held, and what it replaced, is freed by now)
         if not failed and then is not None:
             then(value)
 
@@ -160,6 +162,7 @@ def empty_python_state(objects: list[Any]) -> None:
         stack.extend(v for v in state.values() if isinstance(v, QAbstractItemModel))
         state.clear()
     objects.clear()
+    give_back_soon()
 
 
 _SIDE: list[QThreadPool] = []
