@@ -212,6 +212,8 @@ class Chunks:
             yield None
         for folder in self.strays.keys() - self.folders.keys():
             yield folder, *self.stored(folder)
+        if self._pages is not None:
+            self._pages.flush()
 
     def stored(self, folder: str) -> tuple[list[str], list[Any]]:
         """A folder's names and what is stored for each (paths it does not list too), decoded
@@ -222,6 +224,8 @@ class Chunks:
         prefix = folder if folder == "/" else folder + "/"
         if names is None and body is not None and span is not None:
             names, values = marshal.loads(body[span[0]:span[0] + span[1]])
+            if self._pages is not None:  # (read, not kept: the file's pages need not stay the window's)
+                self._pages.release(span[0], span[1])
         else:  # decoded (whoever decoded it may have made some entries already)
             names = names or []
             values = [self.versions.get(prefix + name) for name in names]
