@@ -258,8 +258,8 @@ def test_long_walks_run_between_events_and_the_newest_of_a_kind_wins(qtbot, caps
 
 
 def test_freed_memory_goes_back_to_the_system_once_the_walks_are_done(qtbot, monkeypatch):
-    """The heap's free pages are given back once no walk has ended for a while, not after
-    each one, and not while walks follow one another."""
+    """The heap's free pages are given back once no walk has ended for a while: not after
+    each one, not while walks follow one another, not while another walk is under way."""
     import time
 
     from explorer.ui import memory
@@ -268,10 +268,11 @@ def test_freed_memory_goes_back_to_the_system_once_the_walks_are_done(qtbot, mon
     trims = []
     monkeypatch.setattr(memory, "_TRIM", lambda pad: trims.append((time.perf_counter(), pad)))
     monkeypatch.setattr(memory, "IDLE_MS", 200)
-    slices, done = Slices(), []
+    slices, other, done = Slices(), Slices(), []
 
-    def walk(n):
+    def walk(n, pause=0.0):
         for _ in range(n):
+            time.sleep(pause)
             yield
         return n
 
@@ -284,6 +285,13 @@ def test_freed_memory_goes_back_to_the_system_once_the_walks_are_done(qtbot, mon
     assert trims[0][1] == 0 and trims[0][0] - ended >= 0.15  # once, after the wait
     qtbot.wait(400)
     assert len(trims) == 1  # and not again until more work is done
+    other.run("search", walk(100, 0.005), then=done.append)  # half a second of another walk
+    slices.run("sizes", walk(1), then=done.append)
+    qtbot.waitUntil(lambda: done[-1] == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: done[-1] == 100, timeout=5_000)
+    last = time.perf_counter()
+    qtbot.waitUntil(lambda: len(trims) == 2, timeout=5_000)
+    assert trims[1][0] - last >= 0.15  # only once both were done
 
 
 def test_the_window_leaves_the_cycle_collector_as_it_was_and_holds_no_modules_source(qtbot, window):

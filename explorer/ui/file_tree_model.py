@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import weakref
 from operator import itemgetter
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QEvent, QMimeData, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, QUrl
 from PySide6.QtGui import QFont, QIcon
@@ -22,7 +22,7 @@ from explorer.tree.diff import REMOVED, UNCHANGED
 from explorer.tree.explain import Removal, dangling, dangling_text, removal
 from explorer.tree.resolve import Resolved
 from explorer.tree.steps import drain
-from explorer.tree.views import MERGED, Row, TreeView
+from explorer.tree.views import MERGED, Row, TreeView, members
 from explorer.ui import resources
 from explorer.ui.format import human_size, mode_string
 
@@ -92,7 +92,7 @@ class FileTreeModel(QAbstractItemModel):
     def __init__(self, view: TreeView | None = None) -> None:
         super().__init__()
         self.view = view
-        self.visible: set[str] | None = None
+        self.visible: Collection[str] | None = None
         self.totals: dict[str, int] | None = None
         self.sort_column = NAME
         self.sort_order = Qt.SortOrder.AscendingOrder
@@ -111,7 +111,7 @@ class FileTreeModel(QAbstractItemModel):
 
     # -- what is shown -------------------------------------------------------------------
 
-    def set_view(self, view: TreeView | None, visible: set[str] | None = None, totals: dict[str, int] | None = None) -> None:
+    def set_view(self, view: TreeView | None, visible: Collection[str] | None = None, totals: dict[str, int] | None = None) -> None:
         """Show another view (layer or mode), optionally restricted to ``visible`` paths."""
         self.beginResetModel()
         self.view, self.visible, self.totals = view, visible, totals
@@ -124,7 +124,7 @@ class FileTreeModel(QAbstractItemModel):
                 self.slices.cancel(kind)  # folders of the tree shown before
         self.endResetModel()
 
-    def set_visible(self, visible: set[str] | None) -> None:
+    def set_visible(self, visible: Collection[str] | None) -> None:
         """Restrict the tree to these paths (filters and search), or show all (None)."""
         self.set_view(self.view, visible, self.totals)
 
@@ -200,7 +200,7 @@ class FileTreeModel(QAbstractItemModel):
         prefix = path if path == "/" else path + "/"
         items = yield from self.view.shown_names_steps(path)  # type: ignore[union-attr]
         if self.visible is not None:
-            visible = self.visible
+            visible = members(self.visible)
             items = [t for t in items if prefix + t[0] in visible]
         descending = self.sort_order == Qt.SortOrder.DescendingOrder
         folders = sorted((n for n, is_dir in items if is_dir), reverse=descending)

@@ -4,6 +4,8 @@ says is shown by the panes beside it (``row_shown``)."""
 
 from __future__ import annotations
 
+from typing import Collection
+
 from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
@@ -12,7 +14,7 @@ from explorer.image.loader import Image
 from explorer.formats.source import Source
 from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import drain
-from explorer.tree.views import DIFF, MERGED, TreeView, changed_paths_steps, folders_of, path_matcher, search_steps
+from explorer.tree.views import DIFF, MERGED, Shown, TreeView, changed_paths_steps, folders_of, path_matcher, search_steps
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
@@ -159,7 +161,7 @@ class FilesPage(QWidget):
         self.hide_boxes[UNCHANGED].setEnabled(mode == MERGED)
         self.apply_view()
 
-    def view_for(self, layer: int | None, mode: str, relevant: set[str] | None = None) -> TreeView:
+    def view_for(self, layer: int | None, mode: str, relevant: Collection[str] | None = None) -> TreeView:
         """The view of a layer and mode, kept for the next visit (with its folder sizes)."""
         key = (layer, mode)
         view = self._views.get(key)
@@ -260,7 +262,7 @@ class FilesPage(QWidget):
 
         self.background.run("visible", work(), then=self._shown)
 
-    def _gathered(self, value: tuple[tuple[int | None, str], set[str]]) -> None:
+    def _gathered(self, value: tuple[tuple[int | None, str], Shown]) -> None:
         """A layer's changed paths are gathered: its changes view can show."""
         key, relevant = value
         self.view_for(key[0], key[1], relevant)
@@ -284,7 +286,7 @@ class FilesPage(QWidget):
         else:
             self.background.run("forget", self.image.tree.forget_steps(), idle=True)
 
-    def _shown(self, value: tuple[TreeView, set[str], list[str]]) -> None:
+    def _shown(self, value: tuple[TreeView, Shown, list[str]]) -> None:
         """A search or filter is done: show what it kept, its first matches opened."""
         self._forget()
         view, visible, folders = value

@@ -23,7 +23,7 @@ from explorer.model.values import ImageRef
 from explorer.model.progress import Monitor, Progress, ProgressFn, throttled
 from explorer.formats.source import Source, open_source
 from explorer.tree.steps import drain
-from explorer.ui.memory import give_back_soon
+from explorer.ui import memory
 
 
 class TaskSignals(QObject):
@@ -89,6 +89,7 @@ class Slices(QObject):
             old[0].close()
         self._jobs[kind] = (steps, idle, then)
         self._timer.start()
+        memory.at_work(self)
 
     def pending(self, prefix: str = "") -> list[str]:
         """Kinds of the walks not finished yet."""
@@ -99,6 +100,8 @@ class Slices(QObject):
         job = self._jobs.pop(kind, None)
         if job is not None:
             value = drain(job[0])
+            if not self._jobs:
+                memory.done(self)
             if job[2] is not None:
                 job[2](value)
 
@@ -107,6 +110,8 @@ class Slices(QObject):
         job = self._jobs.pop(kind, None)
         if job is not None:
             job[0].close()
+            if not self._jobs:
+                memory.done(self)
 
     def cancel_all(self) -> None:
         """Stop every walk (their tab is closing)."""
@@ -114,6 +119,7 @@ class Slices(QObject):
             steps.close()
         self._jobs.clear()
         self._timer.stop()
+        memory.done(self)
 
     def _turn(self) -> None:
         if not self._jobs:
@@ -137,7 +143,7 @@ class Slices(QObject):
             del self._jobs[kind]
         if not self._jobs:
             self._timer.stop()
-            give_back_soon()  # (what a walk held, and what it replaced, is freed by now)
+            memory.done(self)  # (what a walk held, and what it replaced, is freed by now)
         if not failed and then is not None:
             then(value)
 
@@ -162,7 +168,7 @@ def empty_python_state(objects: list[Any]) -> None:
         stack.extend(v for v in state.values() if isinstance(v, QAbstractItemModel))
         state.clear()
     objects.clear()
-    give_back_soon()
+    memory.done()
 
 
 _SIDE: list[QThreadPool] = []
