@@ -22,16 +22,22 @@ def page(qtbot, tmp_path):
     """A Files page over a two-layer image: the second layer adds a file and removes one."""
     base = layer_tar([d("etc"), f("etc/os-release", "debian"), f("etc/motd", "hello"), d("app")])
     top = layer_tar([f("app/server.py", "print('up')"), wh("etc/motd")])
+    source, files = _page(qtbot, tmp_path, [base, top])
+    yield files
+    source.close()
+
+
+def _page(qtbot, tmp_path, layers):
+    """An image of these layers, opened, and a shown Files page over it."""
     path = tmp_path / "image.tar"
-    path.write_bytes(docker_archive([base, top]))
+    path.write_bytes(docker_archive(layers))
     source = open_source(str(path))
     image = prepare_first_view(load_image(source, source.images[0]))
     files = FilesPage(source, image)
     qtbot.addWidget(files)
     files.apply_view()
     files.show()
-    yield files
-    source.close()
+    return source, files
 
 
 def _shown_paths(model) -> set[str]:
@@ -156,4 +162,41 @@ def test_a_search_of_many_folders_keeps_decoded_only_those_it_opens(qtbot, tmp_p
     assert files.file_tree.isExpanded(files.tree_model.index_for_path("/srv")) and "/srv" in chunks.kids
     # and are decoded again as they are opened
     assert _shown_paths(files.tree_model) == {"/srv", *folders, *(f"{p}/match.txt" for p in folders)}
+    source.close()
+
+
+def test_going_back_to_the_merged_view_opens_again_the_folders_that_were_open(qtbot, tmp_path):
+    """The first few at once, the rest between events, then the row that was selected; a
+    change of view before they are all open stops it."""
+    from explorer.ui import files_page
+
+    folders = [f"srv/app{k:02d}" for k in range(files_page.RESTORE_AT_ONCE * 3)]
+    base = layer_tar([d("srv"), *(d(p) for p in folders), *(f(f"{p}/old.txt", "old") for p in folders)])
+    top = layer_tar([f(f"{p}/new.txt", "new") for p in folders])
+    source, page = _page(qtbot, tmp_path, [base, top])
+    page.show_layer(1)
+    page.set_mode(DIFF)  # (a layer of a few changes opens fully)
+    qtbot.waitUntil(lambda: page.tree_model.index_for_path("/srv/app00/new.txt").isValid(), timeout=5_000)
+    opened = ["/srv", *(f"/{p}" for p in folders)]
+    assert all(page.file_tree.isExpanded(page.tree_model.index_for_path(p)) for p in opened)
+    last = f"/{folders[-1]}/new.txt"
+    page.select_path(last)
+    assert page.current_path() == last
+
+    def open_now() -> list[str]:
+        return [p for p in opened if page.file_tree.isExpanded(page.tree_model.index_for_path(p))]
+
+    page.set_mode(MERGED)
+    first = open_now()
+    # the first few at once (and the selected row's folder, kept by the model), not all
+    assert set(opened[:files_page.RESTORE_AT_ONCE]) <= set(first) and len(first) <= files_page.RESTORE_AT_ONCE + 1
+    assert page.background.pending("restore")
+    qtbot.waitUntil(lambda: open_now() == opened, timeout=5_000)
+    assert page.current_path() == last  # selected again once its folder is open
+    page.set_mode(DIFF)
+    page.set_mode(MERGED)
+    page.collapse_all()  # before they are all open again: none opens after
+    assert not page.background.pending("restore")
+    qtbot.wait(100)
+    assert open_now() == []
     source.close()

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTr
 from explorer.image.loader import Image
 from explorer.formats.source import Source
 from explorer.tree.diff import UNCHANGED
-from explorer.tree.steps import drain
+from explorer.tree.steps import Steps, drain
 from explorer.tree.views import DIFF, MERGED, Shown, TreeView, changed_paths_steps, folders_of, path_matcher, search_steps
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
@@ -33,6 +33,7 @@ FORGET_AFTER_MS = 1000  # a search's result shows this long before what it decod
 AUTO_EXPAND_CHANGES = 2000
 # A changes view of more paths than this gathers them between events before it shows.
 GATHER_AT_ONCE = 20_000
+RESTORE_AT_ONCE = 8  # folders opened again at once as the view changes (the rest between events)
 # Changes views kept for a quick return (each holds the paths its layer changed).
 KEPT_CHANGE_VIEWS = 2
 # Folder sizes of every layer of an image built in this process are computed ahead when
@@ -209,6 +210,7 @@ class FilesPage(QWidget):
             self.background.run("gather", gather(), then=self._gathered)
             self.status_changed.emit()
             return
+        self.background.cancel("restore")  # (what was open in a view before the last is not asked for)
         expanded = self._expanded_paths()
         current = self.current_path()
         self.package_filter.hide()  # (a package's files were picked from the view before)
@@ -241,6 +243,7 @@ class FilesPage(QWidget):
         text = self.search_box.text().strip()
         hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
         self.background.cancel("visible")  # (a search still running would come back over this)
+        self.background.cancel("restore")
         self._forget()
         if not text and not hide:
             self.search_status.setText("")
@@ -392,12 +395,29 @@ class FilesPage(QWidget):
         return out
 
     def _restore(self, expanded: list[str], current: str | None) -> None:
-        for path in expanded:
-            index = self.tree_model.index_for_path(path)
-            if index.isValid():
-                self.file_tree.expand(index)
-        if current:
-            self.select_path(current)
+        """Open again the folders that were open, and select the row that was: the first few
+        at once, the rest between events (on the realistic image, going back to the merged
+        view from a layer's changes, all opened, opened 44 big folders in one go: 60 to 100 ms)."""
+
+        def open_again(paths: list[str]) -> None:
+            for path in paths:
+                index = self.tree_model.index_for_path(path)
+                if index.isValid():
+                    self.file_tree.expand(index)
+
+        def steps() -> Steps[None]:
+            for path in expanded[RESTORE_AT_ONCE:]:
+                yield
+                open_again([path])
+            if current:
+                self.select_path(current)
+
+        open_again(expanded[:RESTORE_AT_ONCE])
+        if len(expanded) <= RESTORE_AT_ONCE:
+            if current:
+                self.select_path(current)
+        else:
+            self.background.run("restore", steps())
 
     # -- actions --------------------------------------------------------------------------
 
@@ -408,6 +428,7 @@ class FilesPage(QWidget):
 
     def expand_all(self) -> None:
         """Expand every folder (on a big image, only the first levels)."""
+        self.background.cancel("restore")
         if self._big():
             self.file_tree.expandToDepth(1)
         else:
@@ -427,6 +448,7 @@ class FilesPage(QWidget):
 
     def collapse_all(self) -> None:
         """Collapse every folder."""
+        self.background.cancel("restore")  # (folders still to open again would open after)
         self.file_tree.collapseAll()
 
     def focus_search(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSignalBlocker, QSortFilterProxyModel, Qt,
+                            Signal)
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView,
                                QVBoxLayout, QWidget)
 
@@ -65,11 +66,16 @@ class PackagesModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[PackageRow] = []
+        self.keys: list[tuple[Any, ...]] = []  # each row's sort keys, a column's each
 
     def set_rows(self, rows: list[PackageRow]) -> None:
         """Show other rows."""
         self.beginResetModel()
         self.rows = rows
+        # (made once: a sort asks for two keys a comparison, thousands for a few hundred rows)
+        self.keys = [(p.name, p.version, p.manager, w.size if w else -1, w.files if w else -1,
+                      -1 if layer is None else layer, what)
+                     for p, w, what, layer in rows]
         self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
@@ -86,17 +92,19 @@ class PackagesModel(QAbstractTableModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):
             return None
-        row, col = self.rows[index.row()], index.column()
+        at, col = index.row(), index.column()
+        if role == SORT_ROLE:
+            return self.keys[at][col]
+        row = self.rows[at]
         p, weight = row.package, row.installed
-        if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
-            numbers = {SIZE: weight.size if weight else -1, FILES: weight.files if weight else -1,
-                       LAYER: row.layer if row.layer is not None else -1}
-            if role == SORT_ROLE and col in numbers:
-                return numbers[col]
-            if col in (SIZE, FILES) and weight is None:
-                return "" if role == Qt.ItemDataRole.DisplayRole else -1
-            return (p.name, p.version, p.manager, human_size(weight.size) if weight else "",
-                    f"{weight.files:,}" if weight else "", "" if row.layer is None else str(row.layer), row.what)[col]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == SIZE:
+                return human_size(weight.size) if weight else ""
+            if col == FILES:
+                return f"{weight.files:,}" if weight else ""
+            if col == LAYER:
+                return "" if row.layer is None else str(row.layer)
+            return self.keys[at][col]
         if role == Qt.ItemDataRole.ToolTipRole:
             where = f"\nin {p.where}" if p.where else ""
             arch = f" ({p.arch})" if p.arch else ""
@@ -171,10 +179,11 @@ class PackagesPanel(QWidget):
             self.scope.addItem("Not read yet" if self.image.pending else "No package database was read", FINAL)
             self._scope_changed()
             return
-        self.scope.addItem(f"The final image: {len(report.installed)} packages", FINAL)
-        for k, did in enumerate(report.layers):
-            step = short_command(self.image.layers[k].created_by, 60) if k < len(self.image.layers) else ""
-            self.scope.addItem(f"Layer {k}: +{len(did.added)} ~{len(did.changed)} −{len(did.removed)}  {step}", k)
+        with QSignalBlocker(self.scope):  # (the first item made current would list and sort them once more)
+            self.scope.addItem(f"The final image: {len(report.installed)} packages", FINAL)
+            for k, did in enumerate(report.layers):
+                step = short_command(self.image.layers[k].created_by, 60) if k < len(self.image.layers) else ""
+                self.scope.addItem(f"Layer {k}: +{len(did.added)} ~{len(did.changed)} −{len(did.removed)}  {step}", k)
         self._scope_changed()
 
     def show_scope(self, scope: int) -> None:
