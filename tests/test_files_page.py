@@ -194,6 +194,14 @@ def test_going_back_to_the_merged_view_opens_again_the_folders_that_were_open(qt
     qtbot.waitUntil(lambda: open_now() == opened, timeout=5_000)
     assert page.current_path() == last  # selected again once its folder is open
     page.set_mode(DIFF)
+    page.set_mode(MERGED)  # and once more before they are all open: none is lost
+    page.show_layer(0)
+    page.show_layer(1)
+    assert page.background.pending("restore")
+    page.select_path("/srv/app00/old.txt")  # chosen meanwhile (the Insights page's "show file" does)
+    qtbot.waitUntil(lambda: not page.background.pending("restore"), timeout=5_000)
+    assert open_now() == opened and page.current_path() == "/srv/app00/old.txt"
+    page.set_mode(DIFF)
     page.set_mode(MERGED)
     page.collapse_all()  # before they are all open again: none opens after
     assert not page.background.pending("restore")

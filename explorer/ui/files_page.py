@@ -4,6 +4,7 @@ says is shown by the panes beside it (``row_shown``)."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Collection
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt, QTimer, Signal
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTr
 
 from explorer.image.loader import Image
 from explorer.formats.source import Source
+from explorer.model.values import DIR
 from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import Steps, drain
 from explorer.tree.views import DIFF, MERGED, Shown, TreeView, changed_paths_steps, folders_of, path_matcher, search_steps
@@ -69,6 +71,7 @@ class FilesPage(QWidget):
         self._forget_timer.timeout.connect(self._forget_now)
         self.pending_message: str | None = None
         self._selected_path: str | None = None
+        self._reopening: deque[str] = deque()  # folders that were open, still to open again (``_restore``)
         self._build()
 
     def _build(self) -> None:
@@ -210,8 +213,11 @@ class FilesPage(QWidget):
             self.background.run("gather", gather(), then=self._gathered)
             self.status_changed.emit()
             return
-        self.background.cancel("restore")  # (what was open in a view before the last is not asked for)
+        self.background.cancel("restore")
         expanded = self._expanded_paths()
+        opened = set(expanded)  # and those a change of view just before had still to open
+        expanded += [path for path in self._reopening if path not in opened]
+        self._reopening.clear()
         current = self.current_path()
         self.package_filter.hide()  # (a package's files were picked from the view before)
         view = self.view = self.view_for(self.layer, self.mode)
@@ -243,7 +249,7 @@ class FilesPage(QWidget):
         text = self.search_box.text().strip()
         hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
         self.background.cancel("visible")  # (a search still running would come back over this)
-        self.background.cancel("restore")
+        self._stop_restoring()
         self._forget()
         if not text and not hide:
             self.search_status.setText("")
@@ -333,6 +339,7 @@ class FilesPage(QWidget):
             box.setChecked(False)
         self.controls.search_timer.stop()  # (a search typed a moment ago, not yet started)
         self.background.cancel("visible")  # (one still running, or just started, would replace them)
+        self._stop_restoring()
         folders = folders_of(files) - {"/"}
         self.tree_model.set_visible(folders.union(files))
         self.expand_matches(sorted(folders, key=lambda p: (p.count("/"), p)))
@@ -388,36 +395,51 @@ class FilesPage(QWidget):
             parent = stack.pop()
             node = parent.internalPointer() if parent.isValid() else model._root
             for child in node.children or []:
+                if child.children is None and (child.row is None or child.row.entry.type != DIR):
+                    continue  # (a file: not asked)
                 idx = model.createIndex(child.index_in_parent, 0, child)
-                if child.children is not None and self.file_tree.isExpanded(idx):
+                if self.file_tree.isExpanded(idx):  # (opened a moment ago, its rows perhaps not asked for yet)
                     out.append(child.path)
-                    stack.append(idx)
+                    if child.children is not None:
+                        stack.append(idx)
         return out
 
     def _restore(self, expanded: list[str], current: str | None) -> None:
         """Open again the folders that were open, and select the row that was: the first few
         at once, the rest between events (on the realistic image, going back to the merged
-        view from a layer's changes, all opened, opened 44 big folders in one go: 60 to 100 ms)."""
+        view from a layer's changes, all opened, opened 44 big folders in one go: 40 to 100
+        ms). Those not open yet when the view changes again are kept for the next view; a row
+        selected meanwhile stays selected."""
 
-        def open_again(paths: list[str]) -> None:
-            for path in paths:
-                index = self.tree_model.index_for_path(path)
-                if index.isValid():
-                    self.file_tree.expand(index)
+        def open_again(path: str) -> None:
+            index = self.tree_model.index_for_path(path)
+            if index.isValid():
+                self.file_tree.expand(index)
+
+        for path in expanded[:RESTORE_AT_ONCE]:
+            open_again(path)
+        self._reopening = later = deque(expanded[RESTORE_AT_ONCE:])
+        if not later:
+            if current:
+                self.select_path(current)
+            return
+        generation, chosen = self.tree_model._generation, self._selected_path
 
         def steps() -> Steps[None]:
-            for path in expanded[RESTORE_AT_ONCE:]:
+            while later:
                 yield
-                open_again([path])
-            if current:
+                if self.tree_model._generation != generation:
+                    return  # (the tree was reset, by a sort: what it had open is gone with it)
+                open_again(later.popleft())
+            if current and self._selected_path == chosen:
                 self.select_path(current)
 
-        open_again(expanded[:RESTORE_AT_ONCE])
-        if len(expanded) <= RESTORE_AT_ONCE:
-            if current:
-                self.select_path(current)
-        else:
-            self.background.run("restore", steps())
+        self.background.run("restore", steps())
+
+    def _stop_restoring(self) -> None:
+        """Open no more of the folders that were open (the user chose what to show)."""
+        self.background.cancel("restore")
+        self._reopening.clear()
 
     # -- actions --------------------------------------------------------------------------
 
@@ -428,7 +450,7 @@ class FilesPage(QWidget):
 
     def expand_all(self) -> None:
         """Expand every folder (on a big image, only the first levels)."""
-        self.background.cancel("restore")
+        self._stop_restoring()
         if self._big():
             self.file_tree.expandToDepth(1)
         else:
@@ -448,7 +470,7 @@ class FilesPage(QWidget):
 
     def collapse_all(self) -> None:
         """Collapse every folder."""
-        self.background.cancel("restore")  # (folders still to open again would open after)
+        self._stop_restoring()  # (folders still to open again would open after)
         self.file_tree.collapseAll()
 
     def focus_search(self) -> None:
