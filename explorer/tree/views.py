@@ -412,8 +412,8 @@ class Shown:
 
     __slots__ = ("paths", "holders")
 
-    def __init__(self, paths: Iterable[str] = ()) -> None:
-        self.paths: dict[str, None] = dict.fromkeys(paths)
+    def __init__(self) -> None:
+        self.paths: dict[str, None] = {}
         self.holders: dict[str, None] = {}
 
     def __contains__(self, path: object) -> bool:

@@ -109,6 +109,11 @@ class FileTreeModel(QAbstractItemModel):
         one then never blocks the window; its rows appear when ordered."""
         self.slices = slices
 
+    @property
+    def generation(self) -> int:
+        """How many times the tree has been reset (a view, a filter, a sort)."""
+        return self._generation
+
     # -- what is shown -------------------------------------------------------------------
 
     def set_view(self, view: TreeView | None, visible: Collection[str] | None = None, totals: dict[str, int] | None = None) -> None:

@@ -213,11 +213,10 @@ class FilesPage(QWidget):
             self.background.run("gather", gather(), then=self._gathered)
             self.status_changed.emit()
             return
-        self.background.cancel("restore")
         expanded = self._expanded_paths()
         opened = set(expanded)  # and those a change of view just before had still to open
         expanded += [path for path in self._reopening if path not in opened]
-        self._reopening.clear()
+        self._stop_restoring()
         current = self.current_path()
         self.package_filter.hide()  # (a package's files were picked from the view before)
         view = self.view = self.view_for(self.layer, self.mode)
@@ -423,12 +422,12 @@ class FilesPage(QWidget):
             if current:
                 self.select_path(current)
             return
-        generation, chosen = self.tree_model._generation, self._selected_path
+        generation, chosen = self.tree_model.generation, self._selected_path
 
         def steps() -> Steps[None]:
             while later:
                 yield
-                if self.tree_model._generation != generation:
+                if self.tree_model.generation != generation:
                     return  # (the tree was reset, by a sort: what it had open is gone with it)
                 open_again(later.popleft())
             if current and self._selected_path == chosen:

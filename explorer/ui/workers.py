@@ -100,8 +100,7 @@ class Slices(QObject):
         job = self._jobs.pop(kind, None)
         if job is not None:
             value = drain(job[0])
-            if not self._jobs:
-                memory.done(self)
+            self._settle()
             if job[2] is not None:
                 job[2](value)
 
@@ -110,16 +109,14 @@ class Slices(QObject):
         job = self._jobs.pop(kind, None)
         if job is not None:
             job[0].close()
-            if not self._jobs:
-                memory.done(self)
+            self._settle()
 
     def cancel_all(self) -> None:
         """Stop every walk (their tab is closing)."""
         for steps, _idle, _then in self._jobs.values():
             steps.close()
         self._jobs.clear()
-        self._timer.stop()
-        memory.done(self)
+        self._settle()
 
     def _turn(self) -> None:
         if not self._jobs:
@@ -141,11 +138,16 @@ class Slices(QObject):
             failed = True
         if self._jobs.get(kind, (None,))[0] is steps:
             del self._jobs[kind]
-        if not self._jobs:
-            self._timer.stop()
-            memory.done(self)  # (what a walk held, and what it replaced, is freed by now)
+        self._settle()
         if not failed and then is not None:
             then(value)
+
+    def _settle(self) -> None:
+        """Once no walk is left: the timer stops, and what the walks held can go back to the
+        system (``memory``)."""
+        if not self._jobs:
+            self._timer.stop()
+            memory.done(self)
 
     def _tick(self) -> None:
         self._turn()  # looked up each time: tests hold the walks by replacing it
