@@ -9,7 +9,7 @@ the window reopens it offscreen. Then, each waited for until the window is idle:
 layer's changes view, the merged view again, the Insights, Inspect and Packages pages, back
 to the files, ``*`` on /usr (its subtree opened), Collapse all, a search for "lib" and its
 clearing, and each kind of change hidden in turn. Each line gives the process's resident
-memory now and at its peak so far, and the largest gap of a 5 ms timer on the GUI thread
+memory now (and how much of it is pages of mapped files) and at its peak so far, and the largest gap of a 5 ms timer on the GUI thread
 during that step (``gui_stall.py`` measures the load and single actions the same way).
 """
 
@@ -31,15 +31,16 @@ from gui_stall import WRITE_CACHE, Probe  # noqa: E402  (bench/gui_stall.py, nex
 from run import warm  # noqa: E402
 
 
-def memory_mb() -> tuple[float, float]:
-    """This process's resident memory now and at its peak (Linux's VmRSS and VmHWM)."""
+def memory_mb() -> tuple[float, float, float]:
+    """This process's resident memory now and at its peak, and how much of it now is pages
+    of mapped files (Linux's VmRSS, VmHWM and RssFile: the index's pages are among those)."""
     found = {}
     with open("/proc/self/status") as f:
         for line in f:
             name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
+            if name in ("VmRSS", "VmHWM", "RssFile"):
                 found[name] = int(value.split()[0]) / 1024
-    return found.get("VmRSS", 0.0), found.get("VmHWM", 0.0)
+    return found.get("VmRSS", 0.0), found.get("VmHWM", 0.0), found.get("RssFile", 0.0)
 
 
 def idle(window, view, at_least: float) -> None:
@@ -85,8 +86,9 @@ def main() -> int:
         probe.reset()
         action()
         idle(window, view, wait)
-        now, peak = memory_mb()
-        print(f"{name:<34} {now:7.0f} MB now {peak:7.0f} MB peak {probe.largest():6d} ms longest stall", flush=True)
+        now, peak, mapped = memory_mb()
+        print(f"{name:<34} {now:7.0f} MB now ({mapped:4.0f} of files) {peak:7.0f} MB peak "
+              f"{probe.largest():6d} ms longest stall", flush=True)
 
     def star(folder: str) -> None:
         view.file_tree.setFocus()

@@ -595,3 +595,19 @@ def test_a_list_of_changes_whose_columns_differ_in_length_is_refused():
         chunk = marshal.dumps((paths, kinds, folders))
         with pytest.raises(ValueError):
             lazy.LazyChanges(memoryview(chunk), [[(0, len(chunk))]])[0]
+
+
+def test_a_layers_changes_and_the_wasted_files_decoded_let_go_of_the_pages_they_were_read_from(reopened):
+    """The changes views read each layer's list once and keep it decoded: the file's pages it
+    was read from stayed the window's too (36 MB at a million paths)."""
+    fresh, cached = reopened
+    tree = cached.tree
+    spans = tree.changes._pages = _Spans()
+    for layer in range(len(tree.changes)):
+        assert list(tree.changes[layer]) == list(fresh.tree.changes[layer])  # what the built tree holds
+    assert spans.spans == [span for parts in tree.changes.spans for span in parts]
+    records = cached.waste.files
+    spans = records._pages = _Spans()
+    assert [w.path for w in records] == [w.path for w in fresh.waste.files]
+    assert spans.spans and all(offset >= 0 and length > 0 for offset, length in spans.spans)
+

@@ -592,7 +592,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
             raise ValueError("a chunk lies outside the file")
     tree = LayerTree(count)
     chunks = Chunks(body, folders, paths, strays, PathTable(body, data["paths"], pages), data["columns"], pages)
-    tree.versions, tree.kids, tree.changes = LazyVersions(chunks), LazyKids(chunks), LazyChanges(body, changes)  # type: ignore[assignment]
+    tree.versions, tree.kids, tree.changes = LazyVersions(chunks), LazyKids(chunks), LazyChanges(body, changes, pages)  # type: ignore[assignment]
     tree._plain = True  # entries become Entry tuples when first used: the window shows at once
     tree.stats = [_new(LayerStats, s) for s in stats]
     tree.warnings, tree.unsafe, tree.hardlink_data, tree.links = warnings, unsafe, hardlink_data, links
@@ -607,7 +607,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
         scans=[LayerScan([], c, size, blob_digest=bd, tar_size=ts, warnings=w, flagged=fl) for c, size, bd, ts, w, fl in scans],
         blobs=blobs, file_count=count_files, file_bytes=file_bytes,
         efficiency=Efficiency(*eff) if eff else None,
-        waste=Waste(waste[0], LazyRecords(body, wasted[:2], wasted[2], WastedFile, wasted[3:]), waste[2], waste[3])  # type: ignore[arg-type]
+        waste=Waste(waste[0], LazyRecords(body, wasted[:2], wasted[2], WastedFile, wasted[3:], pages), waste[2], waste[3])  # type: ignore[arg-type]
         if waste else None,
         advice=[Advice(*a) for a in data["advice"]],
         secrets=[Secret(*s) for s in data["secrets"]],

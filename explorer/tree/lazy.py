@@ -344,9 +344,10 @@ class LazyChanges:
     """``LayerTree.changes``: each layer's list decoded when that layer is first looked at,
     from the parts it is stored in (``decode_steps`` decodes them a part a step)."""
 
-    def __init__(self, body: memoryview, spans: list[list[Span]]) -> None:
+    def __init__(self, body: memoryview, spans: list[list[Span]], pages: MappedPages | None = None) -> None:
         self.body = body
         self.spans = spans
+        self._pages = pages  # (a list decoded is what is kept: the file's pages of it need not be)
         self.decoded: dict[int, LayerChanges] = {}
         self._parts: dict[int, tuple[int, LayerChanges]] = {}  # a layer's parts decoded so far, and how many
         self._lock = threading.Lock()
@@ -376,6 +377,8 @@ class LazyChanges:
                 if done < len(spans):
                     offset, length = spans[done]
                     paths, kinds, folders = marshal.loads(self.body[offset:offset + length])
+                    if self._pages is not None:
+                        self._pages.release(offset, length)
                     if not len(paths) == len(kinds) == len(folders):
                         raise ValueError(f"layer {layer}'s list of changes is damaged")
                     changes.paths += paths
@@ -387,6 +390,8 @@ class LazyChanges:
                     # walks a list (600,000 paths for a million-path image's first layer)
                     changes.paths = tuple(changes.paths)
                     self.decoded[layer] = changes
+                    if self._pages is not None:
+                        self._pages.flush()
                     self._parts.pop(layer, None)
                     while len(self.decoded) > KEPT_CHANGES:  # the longest not asked for let go of: decoded again if asked
                         del self.decoded[next(iter(self.decoded))]
@@ -403,8 +408,10 @@ class LazyRecords:
     ``first[0]`` bytes, then the rest), decoded and built into records when first read: the
     first part alone while only its records are asked for."""
 
-    def __init__(self, body: memoryview, span: Span, count: int, build: Any, first: tuple[int, ...] = (0, 0)) -> None:
+    def __init__(self, body: memoryview, span: Span, count: int, build: Any, first: tuple[int, ...] = (0, 0),
+                 pages: MappedPages | None = None) -> None:
         self._source: tuple[memoryview, Span] | None = (body, span)
+        self._pages = pages  # (the records decoded are kept: the file's pages of them need not be)
         self._count = count
         self._build = build
         self._split, self._held = first
@@ -414,7 +421,11 @@ class LazyRecords:
 
     def _decoded(self, offset: int, length: int) -> list[Any]:
         body = self._source[0]  # type: ignore[index]
-        return [self._build(*r) for r in marshal.loads(body[offset:offset + length])]
+        records = [self._build(*r) for r in marshal.loads(body[offset:offset + length])]
+        if self._pages is not None:
+            self._pages.release(offset, length)
+            self._pages.flush()
+        return records
 
     def _head(self) -> list[Any]:
         """The first part's records."""
