@@ -609,8 +609,9 @@ def test_what_a_changes_view_or_a_search_shows_is_not_walked_by_the_cycle_collec
     layers = [tree.changes[k] for k in range(2)]  # (both decoded: two stay so)
     for _ in range(2):  # (a tuple is let go of at the first pass that finds it holding only strings)
         gc.collect()
-    for shown in (changed, found):
-        assert not gc.is_tracked(shown.paths) and not gc.is_tracked(shown.holders)
+    assert not gc.is_tracked(changed.paths) and not gc.is_tracked(changed.holders)
+    assert not gc.is_tracked(found.holders)  # (a search's: each folder's names, as one text)
+    assert all(type(names) is str for names in found.holders.values())
     assert [len(changes) for changes in layers] == [len(changes) for changes in fresh.tree.changes]
     assert all(not gc.is_tracked(changes.paths) for changes in layers)
 

@@ -611,3 +611,59 @@ def test_a_layers_changes_and_the_wasted_files_decoded_let_go_of_the_pages_they_
     assert [w.path for w in records] == [w.path for w in fresh.waste.files]
     assert spans.spans and all(offset >= 0 and length > 0 for offset, length in spans.spans)
 
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("abc"), min_size=1, max_size=4).map(lambda p: "/" + "/".join(p)),
+                unique=True, max_size=40),
+       st.lists(st.lists(st.sampled_from("abcd"), min_size=1, max_size=4).map(lambda p: "/" + "/".join(p)), max_size=8),
+       st.integers(1, 7), st.booleans())
+def test_what_a_search_keeps_folder_by_folder_is_every_path_and_its_folders(taken, added, step, packed_first):
+    """``Visible`` holds each folder's names as texts: paths handed over a part at a time,
+    their folders (themselves among the paths or not), paths added one by one, before or
+    after it is packed, show exactly as a set of them and their folders would."""
+    from explorer.tree.views import Visible
+
+    visible = Visible()
+    for start in range(0, len(taken), step):
+        visible.take(taken[start:start + step])
+    if packed_first:
+        visible.pack()
+    for path in added:
+        visible.add(path)
+    visible.pack()
+    expected = set()
+    for path in taken + added:
+        while path != "/":
+            expected.add(path)
+            path = path[:path.rfind("/")] or "/"
+    assert set(visible) == expected and len(visible) == len(expected) and len(list(visible)) == len(expected)
+    assert all(path in visible for path in expected)
+    assert not any(path + "z" in visible or path + "/z" in visible for path in expected) and "/" not in visible
+    folders = {path[:path.rfind("/")] or "/" for path in expected}
+    assert set(visible.holders) == folders
+    for folder in folders:
+        prefix = folder if folder == "/" else folder + "/"
+        assert set(visible.names_in(folder)) == {p[len(prefix):] for p in expected if (p[:p.rfind("/")] or "/") == folder}
+    assert all(type(names) is str for names in visible.holders.values())
+
+
+def test_a_filter_over_the_path_table_is_kept_a_part_at_a_time(reopened):
+    """The paths a filter shows are handed over as each part of the table is read, never all
+    held at once (a filter of a million paths held 70 MB of them before keeping any)."""
+    fresh, cached = reopened
+    tree = cached.tree
+    parts = tree.versions.chunks.table.parts
+    handed: list[int] = []
+
+    def into(paths):
+        handed.append(len(paths))
+        yield
+
+    told = drain(tree.shown_steps(None, None, frozenset({"added"}), folders=False, into=into))
+    whole = drain(tree.shown_steps(None, None, frozenset({"added"}), folders=False))
+    assert told is not None and told[0] == [] and told[1] == whole[1]
+    assert len(handed) == len(parts) and max(handed) <= max(count for _o, _l, count in parts)
+    assert sum(handed) == len(whole[0]) > 0
+    view = TreeView(cached.tree, None, MERGED)
+    assert drain(visible_paths_steps(view, frozenset({"added"}), None)) == \
+        drain(visible_paths_steps(TreeView(fresh.tree, None, MERGED), frozenset({"added"}), None))

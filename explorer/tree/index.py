@@ -292,13 +292,15 @@ class LayerTree:
         return found
 
     def shown_steps(self, match: Callable[[str], bool] | None, layer: int | None, hide: frozenset[str] = frozenset(),
-                    folders: bool = True) -> Steps[tuple[list[str], list[str]] | None]:
+                    folders: bool = True, into: Callable[[list[str]], Steps[None]] | None = None,
+                    ) -> Steps[tuple[list[str], list[str]] | None]:
         """For a tree read from an index file with a path table and columns: the paths but the
         root that ``match`` accepts (None: all) and the merged view at ``layer`` (None: the
         final image) shows, but those whose change is in ``hide`` and folders unless
         ``folders`` (``Columns.shown``), told with no folder decoded; and those matched that
         the columns do not cover (paths their folder does not list), to be asked one by one.
-        None for any other tree (a walk)."""
+        With ``into``, the first are handed to that walk a part of the table at a time (none
+        returned). None for any other tree (a walk)."""
         chunks = self._chunks
         table = chunks.table if chunks is not None else None
         columns = self.columns() if table is not None else None
@@ -306,22 +308,30 @@ class LayerTree:
             return None
         import numpy as np
 
-        uncovered = 0
+        uncovered = cut = 0
+        rest: list[str] = []
 
         def there(first: int, hits: list[int]) -> list[bool]:
-            nonlocal uncovered
+            nonlocal uncovered, cut
             numbers = np.asarray(hits, dtype=np.int64) + first
             covered = numbers < columns.paths  # (the strays come last in the table)
             shown = np.ones(len(numbers), dtype=bool)
             shown[covered] = columns.shown(numbers[covered], layer, hide, folders)
             uncovered += len(numbers) - int(np.count_nonzero(covered))
+            cut = int(np.count_nonzero(shown & covered))  # (of this part's kept, those covered come first)
             return shown.tolist()
 
+        def taken(paths: list[str]) -> Steps[None]:
+            yield from into(paths[:cut])  # type: ignore[misc]
+            rest.extend(paths[cut:])
+
         try:
-            found = yield from table.matching_steps(match, there)
+            found = yield from table.matching_steps(match, there, taken if into is not None else None)
         except ValueError:
             chunks.table = None  # damaged: every path is asked instead, now and after
             return None
+        if into is not None:
+            return [], rest
         cut = len(found) - uncovered
         return found[:cut], found[cut:]
 

@@ -122,11 +122,14 @@ class PathTable:
         return sum(count for _, _, count in self.parts)
 
     def matching_steps(self, match: Callable[[str], bool] | None,
-                       there: Callable[[int, list[int]], list[bool]] | None = None) -> Steps[list[str]]:
+                       there: Callable[[int, list[int]], list[bool]] | None = None,
+                       into: Callable[[list[str]], Steps[None]] | None = None) -> Steps[list[str]]:
         """Every path ``match`` accepts (None: every path), a part a step (a ``Match`` with
         needles the quickest); with ``there``, only those it says yes to: it gets the number
         of a part's first path in the table and the numbers in that part of the paths matched
-        (which are made strings only if kept)."""
+        (which are made strings only if kept). With ``into``, each part's are handed to that
+        walk as they are found, and none are returned (a filter kept 713,225 of a million:
+        70 MB of strings held at once)."""
         needles = getattr(match, "needles", None)
         found: list[str] = []
         first = 0
@@ -141,7 +144,12 @@ class PathTable:
                     hits = list(compress(hits, kept))
                 else:
                     paths = list(compress(paths, kept))
-            found += _strings(blob, ends, hits) if paths is None else paths
+            strings = _strings(blob, ends, hits) if paths is None else paths
+            if into is not None:
+                yield from into(strings)
+            else:
+                found += strings
+            del strings, paths
             first += count
             if self.pages is not None:
                 self.pages.release(offset, length)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from itertools import compress, islice
-from typing import Callable, Collection, Container, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Collection, Container, Iterable, Iterator, NamedTuple
 
 from explorer.model.values import DIR, FILE, HARDLINK, Entry
 from explorer.tree import names
@@ -117,10 +117,10 @@ class TreeView:
         prefix = path if path == "/" else path + "/"
         out: list[Row] = []
         append, row = out.append, self.row
-        wanted = members(wanted)
+        wanted, by_name = wanted_names(wanted, path)
         for name in kids:
             child = prefix + name
-            if wanted is not None and child not in wanted:
+            if wanted is not None and (name if by_name else child) not in wanted:
                 continue
             if merged:
                 # the common case, written out: a path one layer added and none touched again
@@ -400,10 +400,11 @@ def changed_paths_steps(tree: LayerTree, layer: int | None) -> "Steps[Shown]":
 
 
 class Shown:
-    """The paths a view shows (a DIFF view's, ``changed_paths_steps``, or what a search or
-    filter keeps, ``visible_paths_steps``), and ``holders``: the folders that hold one of
-    them, so that whether a folder has anything in the view is said without decoding it (a
-    folder of 2,488 folders held the window 70 ms as the view opened).
+    """The paths a layer's changes view shows (``changed_paths_steps``), and ``holders``: the
+    folders that hold one of them, so that whether a folder has anything in the view is said
+    without decoding it (a folder of 2,488 folders held the window 70 ms as the view opened).
+    Asked of path after path as the view's rows are made, they are kept as whole paths (what
+    a search or filter keeps, held by folder instead, is ``Visible``).
 
     Both are dicts of strings, which the cycle collector does not track, where a set is
     walked by every full pass: a million-path image's changes views and filters held
@@ -429,6 +430,8 @@ class Shown:
         """The same paths shown (as a set of them: ``holders`` follow from them)."""
         if isinstance(other, Shown):
             return self.paths.keys() == other.paths.keys()
+        if isinstance(other, Visible):
+            return other == self
         return self.paths.keys() == other if isinstance(other, (set, frozenset)) else NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
@@ -439,6 +442,168 @@ class Shown:
     def add(self, path: str) -> None:
         """Show ``path`` too."""
         self.paths[path] = None
+
+
+class Visible:
+    """What a search or filter shows (``visible_paths_steps``): each path kept with its
+    ancestors, held by folder as the names shown in it. ``holders``, the folders that hold
+    one of them, are its keys, so whether a folder has anything shown is said without
+    decoding it.
+
+    Once gathered (``pack``), a folder's names are one text, joined by "/" (which no name
+    holds): a filter that showed 713,225 of a million paths kept them as that many strings
+    in a dict, 82 MB of the window's; as names in a text, a byte more than their characters
+    each, 9 MB. A folder's names are made a set again when it is shown (the few last
+    asked for are kept: the view asks a folder's children more than once as it opens).
+    """
+
+    __slots__ = ("holders", "_count", "_sets", "_chained", "_mixed")
+
+    KEPT_SETS = 4  # folders whose names stay a set once asked for (a few MB at most, but for huge folders)
+
+    def __init__(self) -> None:
+        # folder -> its names shown: while gathered, a dict of them (``add``) or a list of
+        # texts (``take``); one text once packed (a dict of strings: untracked by the cycle
+        # collector)
+        self.holders: dict[str, Any] = {}
+        self._count: int | None = 0  # (None: to be counted again, once packed)
+        self._sets: dict[str, frozenset[str]] = {}
+        self._chained: dict[str, None] = {}  # folders ``take`` has shown in their folders
+        self._mixed: dict[str, None] = {}  # folders whose texts may name a path twice
+
+    def add(self, path: str) -> None:
+        """Show ``path`` and its folders."""
+        holders = self.holders
+        while path != "/" and path:
+            cut = path.rfind("/")
+            folder, name = path[:cut] or "/", path[cut + 1:]
+            held = holders.get(folder)
+            if held is None:
+                holders[folder] = held = {}
+            elif type(held) is not dict:  # (texts, taken or packed: names to add to one by one)
+                holders[folder] = held = dict.fromkeys(self._names_of(held))
+                self._sets.pop(folder, None)
+                self._count = None
+            if name in held:
+                return  # (and so are its folders)
+            held[name] = None
+            if self._count is not None:
+                self._count += 1
+            path = folder
+
+    def take(self, paths: list[str]) -> None:
+        """Show ``paths``, none shown yet nor twice among them (a part of an index's path
+        table), and their folders. Each folder's names among them become one text at once:
+        as names kept one by one, between the part's paths made and let go of, the
+        allocator's pages they were on could not go back (30 MB more after a filter)."""
+        runs: dict[str, list[str]] = {}
+        for path in paths:
+            cut = path.rfind("/")
+            folder = path[:cut] or "/"
+            run = runs.get(folder)
+            if run is None:
+                runs[folder] = run = []
+            run.append(path[cut + 1:])
+        chained, mixed = self._chained, self._mixed
+        self._count = None
+        for folder, run in runs.items():
+            self._append(folder, "/".join(run))
+            while folder != "/" and folder not in chained:  # its folders, each once
+                chained[folder] = None
+                cut = folder.rfind("/")
+                parent = folder[:cut] or "/"
+                self._append(parent, folder[cut + 1:])
+                mixed[parent] = None  # (the folder may be among the paths taken too)
+                folder = parent
+
+    def _append(self, folder: str, text: str) -> None:
+        """Add a text of names to what ``folder`` shows."""
+        held = self.holders.get(folder)
+        if held is None:
+            self.holders[folder] = [text]
+        elif type(held) is list:
+            held.append(text)
+        else:
+            if type(held) is str:
+                self.holders[folder] = held = dict.fromkeys(held.split("/"))
+                self._sets.pop(folder, None)
+            held.update(dict.fromkeys(text.split("/")))
+
+    @staticmethod
+    def _names_of(held: Any) -> list[str]:
+        """A folder's names, as any of its forms holds them."""
+        if type(held) is str:
+            return held.split("/")
+        if type(held) is list:
+            return "/".join(held).split("/")
+        return list(held)
+
+    def pack(self) -> None:
+        """Keep each folder's names as one text (see the class), each once."""
+        self._sets.clear()
+        holders, mixed = self.holders, self._mixed
+        for folder, held in holders.items():
+            if type(held) is dict:
+                holders[folder] = "/".join(held)
+            elif type(held) is list:
+                text = "/".join(held)
+                holders[folder] = "/".join(dict.fromkeys(text.split("/"))) if folder in mixed else text
+        self._chained, self._mixed = {}, {}
+        self._count = None
+
+    def names_in(self, folder: str) -> Container[str]:
+        """The names shown in ``folder`` (none for a folder that holds nothing shown)."""
+        held = self.holders.get(folder)
+        if type(held) is dict:
+            return held
+        if held is None:
+            return ()
+        found = self._sets.pop(folder, None)
+        if found is None:
+            found = frozenset(self._names_of(held))
+            if len(self._sets) >= self.KEPT_SETS:
+                del self._sets[next(iter(self._sets))]
+        self._sets[folder] = found  # (the last asked for, last)
+        return found
+
+    def __contains__(self, path: object) -> bool:
+        if type(path) is not str or path == "/" or not path:
+            return False
+        cut = path.rfind("/")
+        return path[cut + 1:] in self.names_in(path[:cut] or "/")
+
+    def __iter__(self) -> Iterator[str]:
+        for folder, held in list(self.holders.items()):
+            prefix = folder if folder == "/" else folder + "/"
+            for name in self._names_of(held) if type(held) is not dict else list(held):
+                yield prefix + name
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(len(held) if type(held) is dict else len(frozenset(self._names_of(held)))
+                              if folder in self._mixed or type(held) is list else held.count("/") + 1
+                              for folder, held in self.holders.items())
+        return self._count
+
+    def __eq__(self, other: object) -> bool:
+        """The same paths shown."""
+        if isinstance(other, (Visible, Shown)):
+            return len(self) == len(other) and set(self) == set(other)
+        return set(self) == other if isinstance(other, (set, frozenset)) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Visible({sorted(self)!r})"
+
+
+def wanted_names(wanted: Collection[str] | None, folder: str) -> tuple[Container[str] | None, bool]:
+    """What to ask whether a child of ``folder`` is among ``wanted``, and whether it is asked
+    by name (a ``Visible``'s names there) rather than by path."""
+    names_in = getattr(wanted, "names_in", None)
+    if names_in is not None:
+        return names_in(folder), True
+    return members(wanted), False
 
 
 def members(paths: Collection[str] | None) -> Container[str] | None:
@@ -586,10 +751,10 @@ def path_matcher(tree: LayerTree, layer: int | None, text: str, kind: str) -> Ca
     return match
 
 
-def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[Shown]":
+def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None) -> "Steps[Visible]":
     """Paths to show under filters and a search: each kept path and all its ancestors (a walk),
     with the folders that hold them."""
-    keep = Shown()
+    keep = Visible()
     alone = _alone(hide, match)
     if view._relevant is not None:
         # a layer's changes (or every layer's): the lists say what each layer did to each path
@@ -597,14 +762,15 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
         # there, unchanged)
         steps = _changes_shown_steps if view.layer is not None else _all_changes_shown_steps
         yield from _keep_steps(keep, (yield from steps(view, hide, match)))
+        keep.pack()
         return keep
     # an index file's path table finds the matches, and its columns tell which of them the view
     # shows: no folder decoded (only paths their folder does not list are asked, below)
-    told = yield from view.tree.shown_steps(match, view.layer, hide, folders=not alone)
+    told = yield from view.tree.shown_steps(match, view.layer, hide, folders=not alone,
+                                            into=lambda paths: _take_steps(keep, paths))
     candidates: Iterable[str]
     if told is not None:
-        shown, candidates = told
-        yield from _keep_steps(keep, shown)
+        candidates = told[1]
     elif match is not None:  # the matches first: the path table finds them with no folder decoded
         candidates = yield from view.tree.matching_steps(match)
     elif UNCHANGED in hide:  # what shows is what a layer changed (the layers' lists hold it)
@@ -618,12 +784,13 @@ def visible_paths_steps(view: TreeView, hide: frozenset[str], match: Callable[[s
         # (a path of a folder still encoded decodes it: a pause before each such one)
         if not i & EVERY or (unread is not None and unread(path)):
             yield
-        if path == "/" or path in keep.paths:
+        if path == "/" or path in keep:
             continue
         row = view.row(path)
         if row is not None and row.change not in hide and not (alone and row.entry.type == DIR):
             shows.append(path)
     yield from _keep_steps(keep, shows)
+    keep.pack()
     return keep
 
 
@@ -712,21 +879,24 @@ def _unchanged_holding_steps(held: Collection[str], changed: Callable[[str], boo
     return found
 
 
-def _keep_steps(keep: Shown, paths: Iterable[str]) -> Steps[None]:
-    """Add each path to ``keep`` with its ancestors, and their folders to its holders (a walk)."""
-    kept, holders = keep.paths, keep.holders
+def _take_steps(keep: Visible, paths: list[str]) -> Steps[None]:
+    """``Visible.take`` of paths none shown yet nor twice among them (a walk)."""
+    for start in range(0, len(paths), EVERY + 1):
+        keep.take(paths[start:start + EVERY + 1])
+        yield
+
+
+def _keep_steps(keep: Visible, paths: Iterable[str]) -> Steps[None]:
+    """Add each path to ``keep`` with its ancestors (a walk)."""
+    add = keep.add
     for i, path in enumerate(paths):
         if not i & EVERY:
             yield
-        p = path
-        while p and p not in kept and p != "/":
-            kept[p] = None
-            p = names.split(p)[0]
-            holders[p] = None
+        add(path)
 
 
 def search_steps(view: TreeView, hide: frozenset[str], match: Callable[[str], bool] | None,
-                 opening: int) -> "Steps[tuple[Shown, list[str]]]":
+                 opening: int) -> "Steps[tuple[Visible, list[str]]]":
     """What a search or a filter shows (``visible_paths_steps``) and, for a search, the
     folders to open to its first matches: shallowest first, at most ``opening``, each decoded
     here a step at a time rather than all as the view opens them. Of a tree read from an

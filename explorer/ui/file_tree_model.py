@@ -22,7 +22,7 @@ from explorer.tree.diff import REMOVED, UNCHANGED
 from explorer.tree.explain import Removal, dangling, dangling_text, removal
 from explorer.tree.resolve import Resolved
 from explorer.tree.steps import drain
-from explorer.tree.views import MERGED, Row, TreeView, members
+from explorer.tree.views import MERGED, Row, TreeView, wanted_names
 from explorer.ui import resources
 from explorer.ui.format import human_size, mode_string
 
@@ -205,8 +205,8 @@ class FileTreeModel(QAbstractItemModel):
         prefix = path if path == "/" else path + "/"
         items = yield from self.view.shown_names_steps(path)  # type: ignore[union-attr]
         if self.visible is not None:
-            visible = members(self.visible)
-            items = [t for t in items if prefix + t[0] in visible]
+            wanted, by_name = wanted_names(self.visible, path)
+            items = [t for t in items if t[0] in wanted] if by_name else [t for t in items if prefix + t[0] in wanted]
         descending = self.sort_order == Qt.SortOrder.DescendingOrder
         folders = sorted((n for n, is_dir in items if is_dir), reverse=descending)
         files = sorted((n for n, is_dir in items if not is_dir), reverse=descending)

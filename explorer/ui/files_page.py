@@ -16,7 +16,7 @@ from explorer.formats.source import Source
 from explorer.model.values import DIR
 from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import Steps, drain
-from explorer.tree.views import DIFF, MERGED, Shown, TreeView, changed_paths_steps, folders_of, path_matcher, search_steps
+from explorer.tree.views import DIFF, MERGED, Shown, TreeView, Visible, changed_paths_steps, folders_of, path_matcher, search_steps
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
@@ -294,7 +294,7 @@ class FilesPage(QWidget):
         else:
             self.background.run("forget", self.image.tree.forget_steps(), idle=True)
 
-    def _shown(self, value: tuple[TreeView, Shown, list[str]]) -> None:
+    def _shown(self, value: tuple[TreeView, Visible, list[str]]) -> None:
         """A search or filter is done: show what it kept, its first matches opened."""
         self._forget()
         view, visible, folders = value
