@@ -620,30 +620,39 @@ def test_a_layers_changes_and_the_wasted_files_decoded_let_go_of_the_pages_they_
 def test_what_a_search_keeps_folder_by_folder_is_every_path_and_its_folders(taken, added, step, packed_first):
     """``Visible`` holds each folder's names as texts: paths handed over a part at a time,
     their folders (themselves among the paths or not), paths added one by one, before or
-    after it is packed, show exactly as a set of them and their folders would."""
+    after it is packed, show exactly as a set of them and their folders would, asked at
+    any moment."""
     from explorer.tree.views import Visible
 
-    visible = Visible()
+    def check(visible, paths):
+        expected = set()
+        for path in paths:
+            while path != "/":
+                expected.add(path)
+                path = path[:path.rfind("/")] or "/"
+        listed = list(visible)
+        assert set(listed) == expected and len(listed) == len(expected) == len(visible)
+        assert all(path in visible for path in expected)
+        assert not any(path + "z" in visible or path + "/z" in visible for path in expected) and "/" not in visible
+        folders = {path[:path.rfind("/")] or "/" for path in expected}
+        assert set(visible.holders) == folders
+        for folder in folders:
+            prefix = folder if folder == "/" else folder + "/"
+            assert set(visible.names_in(folder)) == {p[len(prefix):] for p in expected if (p[:p.rfind("/")] or "/") == folder}
+
+    visible, so_far = Visible(), []
     for start in range(0, len(taken), step):
         visible.take(taken[start:start + step])
+        so_far += taken[start:start + step]
+        check(visible, so_far)
     if packed_first:
         visible.pack()
     for path in added:
         visible.add(path)
+        so_far.append(path)
+        check(visible, so_far)
     visible.pack()
-    expected = set()
-    for path in taken + added:
-        while path != "/":
-            expected.add(path)
-            path = path[:path.rfind("/")] or "/"
-    assert set(visible) == expected and len(visible) == len(expected) and len(list(visible)) == len(expected)
-    assert all(path in visible for path in expected)
-    assert not any(path + "z" in visible or path + "/z" in visible for path in expected) and "/" not in visible
-    folders = {path[:path.rfind("/")] or "/" for path in expected}
-    assert set(visible.holders) == folders
-    for folder in folders:
-        prefix = folder if folder == "/" else folder + "/"
-        assert set(visible.names_in(folder)) == {p[len(prefix):] for p in expected if (p[:p.rfind("/")] or "/") == folder}
+    check(visible, so_far)
     assert all(type(names) is str for names in visible.holders.values())
 
 

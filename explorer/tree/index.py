@@ -322,8 +322,10 @@ class LayerTree:
             return shown.tolist()
 
         def taken(paths: list[str]) -> Steps[None]:
-            yield from into(paths[:cut])  # type: ignore[misc]
-            rest.extend(paths[cut:])
+            nonlocal cut
+            kept, cut = cut, 0  # (a part with no match asks ``there`` nothing)
+            yield from into(paths[:kept])  # type: ignore[misc]
+            rest.extend(paths[kept:])
 
         try:
             found = yield from table.matching_steps(match, there, taken if into is not None else None)

@@ -459,7 +459,8 @@ class Visible:
 
     __slots__ = ("holders", "_count", "_sets", "_chained", "_mixed")
 
-    KEPT_SETS = 4  # folders whose names stay a set once asked for (a few MB at most, but for huge folders)
+    KEPT_SETS = 4  # folders whose names stay a set once asked for
+    KEPT_NAMES = 20_000  # but not one of more names once packed (700,000 names of 15 letters: 78 MB)
 
     def __init__(self) -> None:
         # folder -> its names shown: while gathered, a dict of them (``add``) or a list of
@@ -523,6 +524,7 @@ class Visible:
             self.holders[folder] = [text]
         elif type(held) is list:
             held.append(text)
+            self._sets.pop(folder, None)
         else:
             if type(held) is str:
                 self.holders[folder] = held = dict.fromkeys(held.split("/"))
@@ -561,6 +563,8 @@ class Visible:
         found = self._sets.pop(folder, None)
         if found is None:
             found = frozenset(self._names_of(held))
+            if type(held) is str and len(found) > self.KEPT_NAMES:
+                return found  # (made again if asked again: the view asks once as the folder opens)
             if len(self._sets) >= self.KEPT_SETS:
                 del self._sets[next(iter(self._sets))]
         self._sets[folder] = found  # (the last asked for, last)
@@ -575,8 +579,8 @@ class Visible:
     def __iter__(self) -> Iterator[str]:
         for folder, held in list(self.holders.items()):
             prefix = folder if folder == "/" else folder + "/"
-            for name in self._names_of(held) if type(held) is not dict else list(held):
-                yield prefix + name
+            for name in dict.fromkeys(self._names_of(held)) if type(held) is list else self._names_of(held):
+                yield prefix + name  # (a folder's texts, while taken, may name a path twice)
 
     def __len__(self) -> int:
         if self._count is None:
