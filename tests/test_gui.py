@@ -257,6 +257,30 @@ def test_long_walks_run_between_events_and_the_newest_of_a_kind_wins(qtbot, caps
     timer.stop()
 
 
+def test_a_walk_that_waits_for_another_does_not_keep_it_from_running(qtbot):
+    """Walks take turns: opening a folder's subtree waits for a huge folder's rows, which
+    another walk orders (the first walk ran every turn, and both forever)."""
+    from explorer.ui.workers import Slices
+
+    slices, ordered, results = Slices(), [], []
+
+    def waiting():
+        while not ordered:
+            yield
+        return "opened"
+
+    def ordering():
+        for _ in range(20):
+            yield
+        ordered.append(True)
+        return "ordered"
+
+    slices.run("open below", waiting(), then=results.append)
+    slices.run("order", ordering(), then=results.append)
+    qtbot.waitUntil(lambda: len(results) == 2, timeout=5_000)
+    assert results == ["ordered", "opened"]
+
+
 def test_freed_memory_goes_back_to_the_system_once_the_walks_are_done(qtbot, monkeypatch):
     """The heap's free pages are given back once no walk has ended for a while: not after
     each one, not while walks follow one another, not while another walk is under way."""
@@ -458,6 +482,7 @@ def test_star_opens_a_folders_subtree_but_only_two_levels_of_a_big_image(qtbot, 
     tree.setFocus()
     tree.setCurrentIndex(model.index_for_path("/a"))
     qtbot.keyClick(tree, Qt.Key.Key_Asterisk)
+    qtbot.waitUntil(lambda: not view.files.background.pending("open below"), timeout=5_000)
     opened = {p for p in ("/a", "/a/b", "/a/b/c", "/a/b/c/d") if tree.isExpanded(model.index_for_path(p))}
     assert opened == ({"/a", "/a/b"} if big else {"/a", "/a/b", "/a/b/c", "/a/b/c/d"})
 

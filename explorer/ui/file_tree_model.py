@@ -240,6 +240,10 @@ class FileTreeModel(QAbstractItemModel):
         finally:
             self._fetching = False
 
+    def rows_pending(self, index: Index) -> bool:
+        """Whether a folder's rows are still being ordered (they come between events)."""
+        return index.isValid() and index.model() is self and self._node(index).ordering
+
     def canFetchMore(self, parent: Index) -> bool:  # noqa: N802 (Qt API)
         node = self._node(parent)
         return node.children is not None and len(node.children) < len(node.rows)
