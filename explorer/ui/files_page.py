@@ -489,14 +489,20 @@ class FilesPage(QWidget):
                     return  # (the tree was reset, by a sort: what was opened is gone with it)
                 if not folder.isValid() or not model.hasChildren(folder):
                     continue
+                if not tree.isExpanded(folder):
+                    # its rows made, then it opens, in a later step: rows added to an open folder
+                    # lay the whole tree out again (a huge folder's are ordered between events)
+                    model.rowCount(folder)
+                    while True:
+                        yield
+                        if model.generation != generation:
+                            return
+                        folder = QModelIndex(persistent)
+                        if not model.rows_pending(folder):
+                            break
                 tree.expand(folder)
                 if depth is not None and level >= depth:
                     continue
-                while model.rows_pending(folder):
-                    yield  # (a huge folder is ordered between events: its rows come then)
-                    if model.generation != generation:
-                        return
-                    folder = QModelIndex(persistent)
                 rows = [model.index(row, 0, folder) for row in range(model.rowCount(folder))]
                 stack.extend((QPersistentModelIndex(row), level + 1) for row in reversed(rows) if model.hasChildren(row))
 
