@@ -205,7 +205,7 @@ def test_going_back_to_the_merged_view_opens_again_the_folders_that_were_open(qt
     page.set_mode(MERGED)
     page.collapse_all()  # before they are all open again: none opens after
     assert not page.background.pending("restore")
-    QCoreApplication.processEvents()
+    _turns()
     assert open_now() == []
     source.close()
 
@@ -227,10 +227,34 @@ def _open_now(page, folders):
     return [p for p in folders if page.file_tree.isExpanded(model.index_for_path(p))]
 
 
-def test_star_opens_every_folder_below_between_events(qtbot, tmp_path):
+def _slow_ordering(monkeypatch, steps: int = 30):
+    """A huge folder's rows ordered over several turns of the event loop, as on a big image."""
+    import time
+
+    from explorer.ui.file_tree_model import FileTreeModel
+
+    real = FileTreeModel._order_steps
+
+    def slow(self, node):
+        for _ in range(steps):
+            time.sleep(0.002)
+            yield
+        return (yield from real(self, node))
+
+    monkeypatch.setattr(FileTreeModel, "_order_steps", slow)
+
+
+def _turns(count: int = 20) -> None:
+    """Let the event loop take a few turns (a walk takes a slice of each)."""
+    for _ in range(count):
+        QCoreApplication.processEvents()
+
+
+def test_star_opens_every_folder_below_between_events(qtbot, tmp_path, monkeypatch):
     """"*" on a folder opens its whole subtree a folder a step between events (Qt's own held
     the window 285 to 450 ms on the realistic image's /usr), and a huge folder's folders
-    once its rows are ordered."""
+    once its rows are ordered, over several turns."""
+    _slow_ordering(monkeypatch)
     source, page, folders = _deep_page(qtbot, tmp_path)
     tree, model = page.file_tree, page.tree_model
     for top in ("/srv", "/var"):
@@ -238,22 +262,92 @@ def test_star_opens_every_folder_below_between_events(qtbot, tmp_path):
         tree.setCurrentIndex(model.index_for_path(top))
         qtbot.keyClick(tree, Qt.Key.Key_Asterisk)
         assert page.background.pending("open below")
-        below = [p for p in folders if p == top or p.startswith(top + "/")]
-        assert len(_open_now(page, below)) <= 1  # nothing opened yet but by the key's event
+        assert not tree.isExpanded(model.index_for_path(top))  # nothing opened by the key's event itself
         qtbot.waitUntil(lambda: not page.background.pending("open below"), timeout=10_000)
+        below = [p for p in folders if p == top or p.startswith(top + "/")]
         assert _open_now(page, below) == below
     assert _open_now(page, ["/var/many/sub1/inner"]) == ["/var/many/sub1/inner"]  # (below the huge folder)
     source.close()
 
 
-def test_opening_every_folder_stops_at_a_change_of_view_or_collapse_all(qtbot, tmp_path):
+def test_star_waits_for_a_huge_folder_opened_a_moment_before(qtbot, tmp_path, monkeypatch):
+    """A huge folder opened by hand, its rows still being ordered: "*" above it opens the
+    folders below it once they come; and if ordering them fails, it ends all the same."""
+    _slow_ordering(monkeypatch)
+    source, page, folders = _deep_page(qtbot, tmp_path)
+    tree, model = page.file_tree, page.tree_model
+    tree.expand(model.index_for_path("/var"))
+    tree.expand(model.index_for_path("/var/many"))  # (its rows ordered between events from now)
+    assert model.rows_pending(model.index_for_path("/var/many"))
+    tree.setCurrentIndex(model.index_for_path("/var"))
+    tree.setFocus()
+    qtbot.keyClick(tree, Qt.Key.Key_Asterisk)
+    qtbot.waitUntil(lambda: not page.background.pending("open below"), timeout=10_000)
+    below = [p for p in folders if p.startswith("/var/")]
+    assert _open_now(page, below) == below
+    source.close()
+
+    from explorer.ui.file_tree_model import FileTreeModel
+
+    def broken(self, node):
+        yield
+        raise ValueError("a damaged folder")
+
+    monkeypatch.setattr(FileTreeModel, "_order_steps", broken)
+    (tmp_path / "again").mkdir()
+    source, page, folders = _deep_page(qtbot, tmp_path / "again")
+    tree, model = page.file_tree, page.tree_model
+    tree.setCurrentIndex(model.index_for_path("/var"))
+    tree.setFocus()
+    qtbot.keyClick(tree, Qt.Key.Key_Asterisk)
+    qtbot.waitUntil(lambda: page.background.pending() == [], timeout=10_000)  # (not waiting forever)
+    assert tree.isExpanded(model.index_for_path("/var"))
+    source.close()
+
+
+def test_sizes_that_come_after_a_search_keep_its_folders_open(qtbot, tmp_path, monkeypatch):
+    """Sorted by size, the tree is made again when the sizes come: the folders a search had
+    opened meanwhile open again."""
+    import time
+
+    from explorer.tree.views import TreeView
+    from explorer.ui.file_tree_model import SIZE
+
+    real = TreeView.totals_steps
+
+    def slow(self):
+        for _ in range(40):
+            time.sleep(0.002)
+            yield
+        return (yield from real(self))
+
+    monkeypatch.setattr(TreeView, "totals_steps", slow)
+    monkeypatch.setattr(TreeView, "sizes_at_once", lambda self: False)
+    source, page, folders = _deep_page(qtbot, tmp_path)
+    page.file_tree.sortByColumn(SIZE, Qt.SortOrder.DescendingOrder)
+    page.show_layer(0)
+    page.set_mode(DIFF)  # a view whose sizes are counted between events
+    assert page.background.pending("totals")
+    page.search_box.setText("file")
+    with qtbot.waitSignal(page.search_finished, timeout=10_000):
+        page.filters_changed()
+    assert page.background.pending("totals")  # (the search was quicker)
+    opened = [p for p in folders if page.file_tree.isExpanded(page.tree_model.index_for_path(p))]
+    assert opened
+    qtbot.waitUntil(lambda: page.background.pending() == [], timeout=10_000)
+    assert page.tree_model.totals is not None and _open_now(page, folders) == opened
+    source.close()
+
+
+def test_opening_every_folder_stops_at_a_change_of_view_a_sort_or_collapse_all(qtbot, tmp_path):
+    from explorer.ui.file_tree_model import SIZE
+
     source, page, folders = _deep_page(qtbot, tmp_path)
     page.expand_all()  # a small image: every folder, between events
     assert page.background.pending("open below")
     page.collapse_all()
     assert not page.background.pending("open below")
-    for _ in range(3):
-        QCoreApplication.processEvents()
+    _turns()
     assert _open_now(page, folders) == []
     page.expand_all()
     qtbot.waitUntil(lambda: not page.background.pending("open below"), timeout=10_000)
@@ -262,4 +356,11 @@ def test_opening_every_folder_stops_at_a_change_of_view_or_collapse_all(qtbot, t
     page.expand_all()
     page.set_mode(DIFF)  # another view: what was being opened stops
     assert not page.background.pending("open below")
+    page.set_mode(MERGED)
+    qtbot.waitUntil(lambda: page.background.pending() == [], timeout=10_000)
+    page.collapse_all()
+    page.expand_all()
+    page.file_tree.sortByColumn(SIZE, Qt.SortOrder.DescendingOrder)  # the tree made again: nothing more opens
+    _turns()
+    assert _open_now(page, folders) == []
     source.close()

@@ -260,13 +260,14 @@ def test_long_walks_run_between_events_and_the_newest_of_a_kind_wins(qtbot, caps
 def test_a_walk_that_waits_for_another_does_not_keep_it_from_running(qtbot):
     """Walks take turns: opening a folder's subtree waits for a huge folder's rows, which
     another walk orders (the first walk ran every turn, and both forever)."""
-    from explorer.ui.workers import Slices
+    from explorer.ui.workers import PAUSE, Slices
 
-    slices, ordered, results = Slices(), [], []
+    slices, ordered, results, asked = Slices(), [], [], []
 
     def waiting():
         while not ordered:
-            yield
+            asked.append(True)
+            yield PAUSE  # (its turn ends: it does not spin through its slice)
         return "opened"
 
     def ordering():
@@ -278,7 +279,7 @@ def test_a_walk_that_waits_for_another_does_not_keep_it_from_running(qtbot):
     slices.run("open below", waiting(), then=results.append)
     slices.run("order", ordering(), then=results.append)
     qtbot.waitUntil(lambda: len(results) == 2, timeout=5_000)
-    assert results == ["ordered", "opened"]
+    assert results == ["ordered", "opened"] and len(asked) <= 25  # once a turn at most
 
 
 def test_freed_memory_goes_back_to_the_system_once_the_walks_are_done(qtbot, monkeypatch):

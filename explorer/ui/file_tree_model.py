@@ -241,8 +241,12 @@ class FileTreeModel(QAbstractItemModel):
             self._fetching = False
 
     def rows_pending(self, index: Index) -> bool:
-        """Whether a folder's rows are still being ordered (they come between events)."""
-        return index.isValid() and index.model() is self and self._node(index).ordering
+        """Whether a folder's rows are still being ordered (they come between events; not when
+        the walk ordering them failed)."""
+        if not index.isValid() or index.model() is not self:
+            return False
+        node = self._node(index)
+        return node.ordering and self.slices is not None and _order_kind(node) in self.slices.pending("order ")
 
     def canFetchMore(self, parent: Index) -> bool:  # noqa: N802 (Qt API)
         node = self._node(parent)

@@ -20,7 +20,7 @@ from explorer.tree.views import DIFF, MERGED, Shown, TreeView, Visible, changed_
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
-from explorer.ui.workers import Slices
+from explorer.ui.workers import PAUSE, Slices
 
 # The folders a search opens, at most, to show its first matches: Qt lays them out in one go
 # once the search is done; on a search of a million paths 2,000 held the window 160 to 260 ms,
@@ -280,8 +280,19 @@ class FilesPage(QWidget):
     def _sized(self, value: tuple[TreeView, dict[str, int]]) -> None:
         """A view's folder sizes are ready."""
         view, totals = value
-        if view is self.view:
+        if view is not self.view:
+            return
+        if self.tree_model.sort_column != SIZE:
             self.tree_model.set_totals(totals)
+            return
+        # sorted by size, the tree is reset to order it by them: what was open opens again (a
+        # search shown meanwhile had opened its first matches' folders)
+        expanded, current = self._expanded_paths(), self.current_path()
+        opened = set(expanded)
+        expanded += [path for path in self._reopening if path not in opened]
+        self._stop_restoring()
+        self.tree_model.set_totals(totals)
+        self._restore(expanded, current)
 
     def _forget(self) -> None:
         """Let go of what the searches so far decoded (``LayerTree.recording``), soon."""
@@ -489,17 +500,17 @@ class FilesPage(QWidget):
                     return  # (the tree was reset, by a sort: what was opened is gone with it)
                 if not folder.isValid() or not model.hasChildren(folder):
                     continue
-                if not tree.isExpanded(folder):
-                    # its rows made, then it opens, in a later step: rows added to an open folder
-                    # lay the whole tree out again (a huge folder's are ordered between events)
+                # its rows made, then it opens, in a later step: rows added to an open folder lay
+                # the whole tree out again (a huge folder's are ordered between events)
+                made = not tree.isExpanded(folder)
+                if made:
                     model.rowCount(folder)
-                    while True:
-                        yield
-                        if model.generation != generation:
-                            return
-                        folder = QModelIndex(persistent)
-                        if not model.rows_pending(folder):
-                            break
+                while made or model.rows_pending(folder):
+                    yield PAUSE if not made else None  # (nothing to do until they are ordered)
+                    made = False
+                    if model.generation != generation:
+                        return
+                    folder = QModelIndex(persistent)
                 tree.expand(folder)
                 if depth is not None and level >= depth:
                     continue

@@ -62,6 +62,9 @@ class Task(QRunnable):
             pass  # whoever asked is gone (a closed tab, the window closing): nobody to tell
 
 
+PAUSE = object()  # what a walk yields when it waits for another: its turn ends there
+
+
 class Slices(QObject):
     """Walks over the whole tree, run on the GUI thread a few milliseconds at a time.
 
@@ -130,7 +133,8 @@ class Slices(QObject):
         failed = False
         try:
             while time.perf_counter() < deadline:
-                next(steps)
+                if next(steps) is PAUSE:
+                    break
             if self._jobs.get(kind, (None,))[0] is steps:  # more next turn, after the others'
                 self._jobs[kind] = self._jobs.pop(kind)  # (a walk may wait for another: opening a folder's subtree for its rows)
             return
