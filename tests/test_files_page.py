@@ -305,6 +305,31 @@ def test_star_waits_for_a_huge_folder_opened_a_moment_before(qtbot, tmp_path, mo
     source.close()
 
 
+def test_closing_a_folder_stops_opening_the_folders_below(qtbot, tmp_path):
+    import time
+
+    source, page, folders = _deep_page(qtbot, tmp_path)
+    tree, model = page.file_tree, page.tree_model
+    real = tree.expand
+
+    def slow(index):  # (a few folders a turn, as big ones are)
+        time.sleep(0.003)
+        real(index)
+
+    tree.expand = slow
+    srv = model.index_for_path("/srv")
+    tree.setCurrentIndex(srv)
+    tree.setFocus()
+    qtbot.keyClick(tree, Qt.Key.Key_Asterisk)
+    qtbot.waitUntil(lambda: tree.isExpanded(model.index_for_path("/srv")), timeout=10_000)
+    tree.collapse(model.index_for_path("/srv"))  # as a click on its arrow does
+    assert not page.background.pending("open below")
+    opened = _open_now(page, folders)
+    _turns()
+    assert _open_now(page, folders) == opened and "/srv/a2/b2/c1/d" not in opened
+    source.close()
+
+
 def test_sizes_that_come_after_a_search_keep_its_folders_open(qtbot, tmp_path, monkeypatch):
     """Sorted by size, the tree is made again when the sizes come: the folders a search had
     opened meanwhile open again."""

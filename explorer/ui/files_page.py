@@ -96,6 +96,7 @@ class FilesPage(QWidget):
         tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         tree.customContextMenuRequested.connect(self._tree_menu)
         tree.installEventFilter(self)  # ("*" opens a folder's whole subtree: bounded below)
+        tree.collapsed.connect(lambda _index: self.background.cancel("open below"))  # (the user had enough)
         widget_shortcut(tree, self.copy_path)
 
         layout = QVBoxLayout(self)
