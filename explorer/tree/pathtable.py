@@ -149,7 +149,7 @@ class PathTable:
                 yield from into(strings)
             else:
                 found += strings
-            del strings, paths
+            del strings, paths  # (let go of before the next part is read)
             first += count
             if self.pages is not None:
                 self.pages.release(offset, length)

@@ -583,10 +583,9 @@ class Visible:
                 yield prefix + name  # (a folder's texts, while taken, may name a path twice)
 
     def __len__(self) -> int:
-        if self._count is None:
-            self._count = sum(len(held) if type(held) is dict else len(frozenset(self._names_of(held)))
-                              if folder in self._mixed or type(held) is list else held.count("/") + 1
-                              for folder, held in self.holders.items())
+        if self._count is None:  # (a dict or a packed text names each once; texts taken may not)
+            self._count = sum(len(held) if type(held) is dict else held.count("/") + 1 if type(held) is str
+                              else len(frozenset(self._names_of(held))) for held in self.holders.values())
         return self._count
 
     def __eq__(self, other: object) -> bool:

@@ -214,11 +214,7 @@ class FilesPage(QWidget):
             self.background.run("gather", gather(), then=self._gathered)
             self.status_changed.emit()
             return
-        expanded = self._expanded_paths()
-        opened = set(expanded)  # and those a change of view just before had still to open
-        expanded += [path for path in self._reopening if path not in opened]
-        self._stop_restoring()
-        current = self.current_path()
+        expanded, current = self._taken_open()
         self.package_filter.hide()  # (a package's files were picked from the view before)
         view = self.view = self.view_for(self.layer, self.mode)
         if view.known_totals is None and view.sizes_at_once():
@@ -249,7 +245,7 @@ class FilesPage(QWidget):
         text = self.search_box.text().strip()
         hide = frozenset(c for c, b in self.hide_boxes.items() if b.isChecked())
         self.background.cancel("visible")  # (a search still running would come back over this)
-        self._stop_restoring()
+        self._stop_opening()
         self._forget()
         if not text and not hide:
             self.search_status.setText("")
@@ -288,10 +284,7 @@ class FilesPage(QWidget):
             return
         # sorted by size, the tree is reset to order it by them: what was open opens again (a
         # search shown meanwhile had opened its first matches' folders)
-        expanded, current = self._expanded_paths(), self.current_path()
-        opened = set(expanded)
-        expanded += [path for path in self._reopening if path not in opened]
-        self._stop_restoring()
+        expanded, current = self._taken_open()
         self.tree_model.set_totals(totals)
         self._restore(expanded, current)
 
@@ -350,7 +343,7 @@ class FilesPage(QWidget):
             box.setChecked(False)
         self.controls.search_timer.stop()  # (a search typed a moment ago, not yet started)
         self.background.cancel("visible")  # (one still running, or just started, would replace them)
-        self._stop_restoring()
+        self._stop_opening()
         folders = folders_of(files) - {"/"}
         self.tree_model.set_visible(folders.union(files))
         self.expand_matches(sorted(folders, key=lambda p: (p.count("/"), p)))
@@ -415,6 +408,16 @@ class FilesPage(QWidget):
                         stack.append(idx)
         return out
 
+    def _taken_open(self) -> tuple[list[str], str | None]:
+        """Before the tree is made again: the folders open, and those still to open again (a
+        change of view just before), no more opened meanwhile; and the selected path."""
+        expanded = self._expanded_paths()
+        opened = set(expanded)
+        expanded += [path for path in self._reopening if path not in opened]
+        current = self.current_path()
+        self._stop_opening()
+        return expanded, current
+
     def _restore(self, expanded: list[str], current: str | None) -> None:
         """Open again the folders that were open, and select the row that was: the first few
         at once, the rest between events (on the realistic image, going back to the merged
@@ -447,7 +450,7 @@ class FilesPage(QWidget):
 
         self.background.run("restore", steps())
 
-    def _stop_restoring(self) -> None:
+    def _stop_opening(self) -> None:
         """Open no more of the folders that were open, nor those below a folder being opened
         (the user chose what to show)."""
         self.background.cancel("restore")
@@ -463,8 +466,8 @@ class FilesPage(QWidget):
 
     def expand_all(self) -> None:
         """Expand every folder (on a big image, only the first levels)."""
-        self._stop_restoring()
         if self._big():
+            self._stop_opening()
             self.file_tree.expandToDepth(1)
         else:
             self.open_below(QModelIndex())
@@ -486,7 +489,7 @@ class FilesPage(QWidget):
         they are listed. Qt's own opened them all in one go: the realistic image's /usr, 822
         folders, held the window 285 to 450 ms. As Qt's does, it opens the folders among
         the rows a folder has handed to the view (``BATCH`` at first for a huge one)."""
-        self._stop_restoring()
+        self._stop_opening()
         model, tree = self.tree_model, self.file_tree
         generation = model.generation
         top = [] if index.isValid() else [model.index(row, 0) for row in range(model.rowCount())]
@@ -522,7 +525,7 @@ class FilesPage(QWidget):
 
     def collapse_all(self) -> None:
         """Collapse every folder."""
-        self._stop_restoring()  # (folders still to open again would open after)
+        self._stop_opening()  # (folders still to open again would open after)
         self.file_tree.collapseAll()
 
     def focus_search(self) -> None:
