@@ -73,7 +73,10 @@ class _Node:
         self._parent = None if parent is None else weakref.ref(parent)
         self.index_in_parent = index_in_parent
         self.children: list[_Node] | None = None  # the rows handed to the view so far
-        self.rows: list = []  # all of them, sorted: rows, or paths whose rows are made when handed out
+        # all of them, sorted: rows, or paths whose rows are made when handed out (a file's
+        # stays the shared empty tuple: an empty list each would be one more object a row for
+        # every full pass of the cycle collector to walk)
+        self.rows: list | tuple = ()
         self.by_name: dict[str, int] | None = None  # name -> place in ``rows``, once looked up
         self.ordering = False  # a huge folder being ordered between events: rows come later
 
