@@ -106,6 +106,7 @@ class FileTreeModel(QAbstractItemModel):
         self.slices = None  # with one (its tab's), huge folders are ordered between events
         self.drag_provider = None  # row -> a local file to drag out, or None
         self._broken: dict[str, Resolved | None] = {}  # symlink path -> where it fails to lead
+        self.followed = False  # whether a ``BatchFollower`` hands its view more rows, not Qt
 
     def use_slices(self, slices: Any) -> None:
         """Order huge folders a slice at a time on ``slices`` (a ``workers.Slices``): opening
@@ -251,9 +252,13 @@ class FileTreeModel(QAbstractItemModel):
         node = self._node(index)
         return node.ordering and self.slices is not None and _order_kind(node) in self.slices.pending("order ")
 
-    def canFetchMore(self, parent: Index) -> bool:  # noqa: N802 (Qt API)
+    def has_more(self, parent: Index) -> bool:
+        """Whether a folder has rows not handed to the view yet."""
         node = self._node(parent)
         return node.children is not None and len(node.children) < len(node.rows)
+
+    def canFetchMore(self, parent: Index) -> bool:  # noqa: N802 (Qt API)
+        return not self.followed and self.has_more(parent)  # (see ``BatchFollower``)
 
     def fetchMore(self, parent: Index) -> None:  # noqa: N802
         node = self._node(parent)
@@ -494,11 +499,17 @@ class BatchFollower(QObject):
 
     Qt asks a folder for more (``fetchMore``) only when that folder ends the whole list; a
     big folder with others after it would otherwise stop at its first batch.
+
+    It does it for Qt, too: Qt fetches as it opens a folder, batch after batch, each laid out
+    again as it comes, all in one go (45 to 55 ms to open a folder of 2,488 entries). With a
+    follower the model offers Qt nothing to fetch; a folder opens with the rows it has, and
+    more come as they come into sight.
     """
 
     def __init__(self, tree: QTreeView, model: FileTreeModel) -> None:
         super().__init__(tree)
         self.tree, self.model = tree, model
+        model.followed = True
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self.fetch_shown)
         tree.verticalScrollBar().valueChanged.connect(lambda _v: self._timer.start())
