@@ -231,6 +231,82 @@ def test_a_huge_folder_opens_with_the_rows_it_has_and_the_rest_come_into_sight(q
     source.close()
 
 
+def _wide_page(qtbot, tmp_path, count: int, height: int = 600, folders_after: int = 40):
+    """A shown page over a folder of ``count`` files (``/wide``, its rows ordered) with
+    folders listed after it, and the folder's index."""
+    entries = [f(f"wide/f{n:05d}", "x") for n in range(count)] + [f(f"zz{k}/a", "y") for k in range(folders_after)]
+    source, page = _page(qtbot, tmp_path, [layer_tar(entries)])
+    page.resize(900, height)
+    qtbot.waitExposed(page)
+    model = page.tree_model
+    wide = model.index_for_path("/wide")
+    model.rowCount(wide)
+    qtbot.waitUntil(lambda: not model.rows_pending(wide), timeout=5_000)
+    return source, page, wide
+
+
+def test_page_down_walks_a_huge_folder_to_its_end(qtbot, tmp_path):
+    """Rows are handed a page before they are needed: Page Down through a folder of three
+    batches, with folders after it, reaches its last rows before it leaves it (it used to
+    step from the first batch's end straight to the next folder)."""
+    from explorer.ui.file_tree_model import BATCH
+
+    count = BATCH * 3
+    source, page, wide = _wide_page(qtbot, tmp_path, count)
+    tree, model = page.file_tree, page.tree_model
+    tree.expand(wide)
+    tree.setFocus()
+    tree.setCurrentIndex(model.index(0, 0, wide))
+    seen = []
+    while len(seen) < 300 and (not seen or seen[-1].startswith("/wide/")):
+        qtbot.keyClick(tree, Qt.Key.Key_PageDown)
+        _turns(3)
+        seen.append(tree.currentIndex().data(PATH_ROLE))
+    inside = [p for p in seen if p.startswith("/wide/")]
+    assert inside == sorted(inside) and inside[-1] >= f"/wide/f{count - 40:05d}"  # (a page of the end)
+    assert seen[-1].startswith("/zz") and model.rowCount(wide) == count
+    source.close()
+
+
+def test_rows_come_when_the_tree_grows_to_show_the_last_handed_one(qtbot, tmp_path):
+    """No scroll: the window grows, and the rows after the last one handed are made."""
+    from explorer.ui.file_tree_model import BATCH
+
+    source, page, wide = _wide_page(qtbot, tmp_path, BATCH * 3, height=400)
+    tree, model = page.file_tree, page.tree_model
+    tree.expand(wide)
+    _turns()
+    row_height = tree.visualRect(model.index(0, 0, wide)).height()
+    away = int(3 * tree.viewport().height() / row_height)  # the last handed row three views down
+    tree.scrollTo(model.index(BATCH - away, 0, wide), tree.ScrollHint.PositionAtTop)
+    _turns()
+    assert model.rowCount(wide) == BATCH  # (too far below for more yet)
+    page.resize(900, 1200)
+    qtbot.waitUntil(lambda: model.rowCount(wide) > BATCH, timeout=5_000)
+    source.close()
+
+
+def test_a_top_folder_of_more_than_a_batch_shows_its_rows(qtbot, tmp_path):
+    """The top of the tree holding more than a batch: its first rows are shown once ordered,
+    and the rest as the user scrolls (the rows were handed as a child of a row that is not
+    there, and the tree stayed empty)."""
+    from explorer.ui.file_tree_model import BATCH
+
+    count = BATCH * 3
+    source, page = _page(qtbot, tmp_path, [layer_tar([f(f"r{n:05d}", "x") for n in range(count)])])
+    qtbot.waitExposed(page)
+    tree, model = page.file_tree, page.tree_model
+    qtbot.waitUntil(lambda: model.rowCount() == BATCH, timeout=5_000)
+    _turns()
+    assert tree.indexAt(tree.viewport().rect().topLeft()).data(PATH_ROLE) == "/r00000"
+    qtbot.waitUntil(lambda: (tree.scrollToBottom(), model.rowCount() == count)[1], timeout=10_000)
+    tree.scrollToBottom()
+    _turns()
+    last = model.index(count - 1, 0)
+    assert last.data(PATH_ROLE) == f"/r{count - 1:05d}" and tree.viewport().rect().intersects(tree.visualRect(last))
+    source.close()
+
+
 def _deep_page(qtbot, tmp_path):
     """A page over an image of a folder with a subtree of five levels, a few folders each,
     and a folder of more children than the model hands out at once, a few of them folders."""
@@ -291,6 +367,9 @@ def test_star_opens_every_folder_below_between_events(qtbot, tmp_path, monkeypat
         assert _open_now(page, below) == below
     assert _open_now(page, ["/var/many/sub1/inner"]) == ["/var/many/sub1/inner"]  # (below the huge folder)
     assert into_open == []  # (the huge folder's last rows too were made before it opened)
+    from explorer.ui.file_tree_model import BATCH
+
+    assert model.rowCount(model.index_for_path("/var/many")) == BATCH + 23  # (two batches at most: whole)
     source.close()
 
 

@@ -1,8 +1,9 @@
 """The file tree: a lazy QAbstractItemModel over a ``TreeView``.
 
 Rows are made only for directories the user expands; nothing is built for the whole tree.
-A folder with more than ``BATCH`` children hands them to the view a batch at a time, as it
-scrolls (Qt's fetchMore), so opening one of a hundred thousand files lays out only the first.
+A folder with more than ``BATCH`` children hands them to the view a batch at a time, as they
+come into sight (``BatchFollower``), so opening one of a hundred thousand files lays out only
+the first.
 Filtering, search and directory sizes are computed between events (``workers.Slices``) and
 handed in.
 """
@@ -176,7 +177,7 @@ class FileTreeModel(QAbstractItemModel):
                 else:
                     rows.sort(key=_name)  # ties keep name order, whichever way the column sorts
                     rows.sort(key=self._sort_key, reverse=descending)
-            node.rows = rows
+            node.rows = rows or ()  # (none: the shared empty tuple, as a file's)
             node.children = [_Node(self._row_at(node, i), node, i) for i in range(min(BATCH, len(rows)))]
             if len(rows) > BATCH:
                 self._partial[id(node)] = node
@@ -198,7 +199,8 @@ class FileTreeModel(QAbstractItemModel):
         node.rows, node.by_name = paths, None
         count = min(BATCH, len(paths))
         if count:
-            self.beginInsertRows(self.createIndex(node.index_in_parent, 0, node), 0, count - 1)
+            parent = self.createIndex(node.index_in_parent, 0, node) if node.row is not None else QModelIndex()
+            self.beginInsertRows(parent, 0, count - 1)
             node.children = [_Node(self._row_at(node, i), node, i) for i in range(count)]
             if len(paths) > BATCH:
                 self._partial[id(node)] = node
@@ -498,12 +500,12 @@ class BatchFollower(QObject):
     """Hands a tree view more rows of each open folder whose last row so far comes into sight.
 
     Qt asks a folder for more (``fetchMore``) only when that folder ends the whole list; a
-    big folder with others after it would otherwise stop at its first batch.
-
-    It does it for Qt, too: Qt fetches as it opens a folder, batch after batch, each laid out
-    again as it comes, all in one go (45 to 55 ms to open a folder of 2,488 entries). With a
-    follower the model offers Qt nothing to fetch; a folder opens with the rows it has, and
-    more come as they come into sight.
+    big folder with others after it would otherwise stop at its first batch. Nor does the
+    model offer Qt anything to fetch once it has a follower: Qt fetches as it opens a folder,
+    batch after batch, each laid out again as it comes, all in one go (45 to 55 ms to open a
+    folder of 2,488 entries). A folder opens with the rows it has; more come once its last row
+    is in sight or a page below (Page Down would step past it), after a scroll, a folder
+    opened or closed, rows added, or the tree grown.
     """
 
     def __init__(self, tree: QTreeView, model: FileTreeModel) -> None:
@@ -514,9 +516,17 @@ class BatchFollower(QObject):
         self._timer.timeout.connect(self.fetch_shown)
         tree.verticalScrollBar().valueChanged.connect(lambda _v: self._timer.start())
         tree.expanded.connect(lambda _i: self._timer.start())
+        tree.collapsed.connect(lambda _i: self._timer.start())
+        model.rowsInserted.connect(lambda *_: self._timer.start())
+        tree.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.Resize:
+            self._timer.start()
+        return False
 
     def fetch_shown(self) -> None:
-        """Fetch for every open folder whose last row handed out is in sight."""
+        """Fetch for every open folder whose last row handed out is in sight or a page below."""
         tree, model = self.tree, self.model
         height = tree.viewport().height()
         for folder in model.partial_folders():
@@ -524,7 +534,7 @@ class BatchFollower(QObject):
                 continue
             last = model.index(model.rowCount(folder) - 1, 0, folder)
             rect = tree.visualRect(last)
-            if rect.isValid() and rect.bottom() >= 0 and rect.top() < height:
+            if rect.isValid() and rect.bottom() >= 0 and rect.top() < 2 * height:
                 model.fetchMore(folder)
 
 

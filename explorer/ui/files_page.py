@@ -487,8 +487,9 @@ class FilesPage(QWidget):
         """Open a folder (an invalid index: the top of the tree) and the folders below it,
         ``depth`` levels down (None: all), one folder a step between events, in the order
         they are listed. Qt's own opened them all in one go: the realistic image's /usr, 822
-        folders, held the window 285 to 450 ms. As Qt's does, it opens the folders among
-        the rows a folder has handed to the view (``BATCH`` at first for a huge one)."""
+        folders, held the window 285 to 450 ms. It opens the folders among the rows a folder
+        has handed to the view: all of them up to two batches (``BATCH``), the first two of a
+        bigger one."""
         self._stop_opening()
         model, tree = self.tree_model, self.file_tree
         generation = model.generation
@@ -516,9 +517,9 @@ class FilesPage(QWidget):
                         return
                     folder = QModelIndex(persistent)
                 if not tree.isExpanded(folder) and model.has_more(folder):
-                    # a huge folder's next rows too, while it is closed: handed to it once open,
-                    # they would be laid out again (30 ms on the realistic image's
-                    # /usr/include/linux, 571 rows)
+                    # a huge folder's next batch too, while it is closed (rows handed to an open
+                    # folder make Qt lay the tree out again): a folder of up to two batches
+                    # opens whole, as when Qt fetched them itself as it opened it
                     model.fetchMore(folder)
                     yield
                     if model.generation != generation:
