@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QDialog, QMessageBox, QProgressBar, QTableView, QTreeView  # noqa: E402
 
@@ -86,6 +86,33 @@ def test_tree_model_is_lazy(qtbot):
     model = FileTreeModel(TreeView(image.tree, None, MERGED))
     assert model.rowCount() == 9  # bin data etc opt root srv tmp usr var
     assert all(c.children is None for c in model._root.children)  # nothing below the top built
+    src.close()
+
+
+def test_a_shown_row_costs_the_cycle_collector_one_object(qtbot, qtmodeltester):
+    """A row the tree shows keeps its values in a plain tuple, which CPython's collector stops
+    tracking, not in named tuples (a ``Row`` holding an ``Entry``) that every full pass walks
+    for as long as they are shown: after * on the realistic image's /usr the window held
+    103,000 objects for each pass to walk, 82,000 with plain tuples. The rows read the same."""
+    import gc
+
+    src, image = _loaded_image()
+    view = TreeView(image.tree, None, MERGED)
+    model = FileTreeModel(view)
+    nodes, stack = [], [QModelIndex()]
+    while stack:  # every folder opened
+        parent = stack.pop()
+        for r in range(model.rowCount(parent)):
+            index = model.index(r, 0, parent)
+            nodes.append(index.internalPointer())
+            stack.append(index)
+    gc.collect()
+    assert len(nodes) > 20
+    assert not any(gc.is_tracked(n.plain) for n in nodes)
+    assert not any(gc.is_tracked(r) for n in nodes for r in n.rows)
+    for n in nodes:  # (and each still reads as the view's row)
+        assert n.row == view.row(n.path)
+    qtmodeltester.check(model, force_py=True)
     src.close()
 
 

@@ -18,7 +18,7 @@ from PySide6.QtCore import QAbstractItemModel, QEvent, QMimeData, QModelIndex, Q
 from PySide6.QtGui import QFont, QIcon
 from PySide6.QtWidgets import QStyle, QTreeView
 
-from explorer.model.values import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK
+from explorer.model.values import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from explorer.tree.diff import REMOVED, UNCHANGED
 from explorer.tree.explain import Removal, dangling, dangling_text, removal
 from explorer.tree.resolve import Resolved
@@ -60,6 +60,22 @@ def icon_kind(row: Row, broken: bool) -> str:
     return kind if kind in (DIR, HARDLINK) else FILE
 
 
+# A row as the model keeps it: one plain tuple of plain values, (path, name, change, *entry).
+# CPython's cycle collector stops tracking such a tuple after its first pass, where it tracks a
+# named tuple (a ``Row``, and the ``Entry`` in it) for as long as it lives: two objects a row
+# less for every full pass to walk.
+_PATH, _NAME, _CHANGE, _ENTRY = 0, 1, 2, 3
+_TYPE, _UID, _GID = _ENTRY + 1, _ENTRY + 3, _ENTRY + 4  # (fields of ``Entry``, after its path)
+
+
+def _plain(row: Row) -> tuple:
+    return (row.path, row.name, row.change, *row.entry)
+
+
+def _row(plain: tuple) -> Row:
+    return Row(plain[_PATH], plain[_NAME], Entry._make(plain[_ENTRY:]), plain[_CHANGE])
+
+
 class _Node:
     """One shown row and, once asked for, its children.
 
@@ -67,16 +83,16 @@ class _Node:
     drops it, without waiting for the cycle collector.
     """
 
-    __slots__ = ("row", "_parent", "index_in_parent", "children", "rows", "by_name", "ordering", "__weakref__")
+    __slots__ = ("plain", "_parent", "index_in_parent", "children", "rows", "by_name", "ordering", "__weakref__")
 
-    def __init__(self, row: Row | None, parent: "_Node | None", index_in_parent: int) -> None:
-        self.row = row
+    def __init__(self, plain: tuple | None, parent: "_Node | None", index_in_parent: int) -> None:
+        self.plain = plain  # the row (None: the top of the tree)
         self._parent = None if parent is None else weakref.ref(parent)
         self.index_in_parent = index_in_parent
         self.children: list[_Node] | None = None  # the rows handed to the view so far
-        # all of them, sorted: rows, or paths whose rows are made when handed out (a file's
-        # stays the shared empty tuple: an empty list each would be one more object a row for
-        # every full pass of the cycle collector to walk)
+        # all of them, sorted: rows as plain tuples, or paths whose rows are made when handed
+        # out (a file's stays the shared empty tuple: an empty list each would be one more
+        # object a row for every full pass of the cycle collector to walk)
         self.rows: list | tuple = ()
         self.by_name: dict[str, int] | None = None  # name -> place in ``rows``, once looked up
         self.ordering = False  # a huge folder being ordered between events: rows come later
@@ -86,8 +102,13 @@ class _Node:
         return None if self._parent is None else self._parent()
 
     @property
+    def row(self) -> Row | None:
+        """The row shown, made anew from the plain tuple at each call."""
+        return None if self.plain is None else _row(self.plain)
+
+    @property
     def path(self) -> str:
-        return self.row.path if self.row else "/"
+        return self.plain[_PATH] if self.plain is not None else "/"
 
 
 class FileTreeModel(QAbstractItemModel):
@@ -107,6 +128,7 @@ class FileTreeModel(QAbstractItemModel):
         self.slices = None  # with one (its tab's), huge folders are ordered between events
         self.drag_provider = None  # row -> a local file to drag out, or None
         self._broken: dict[str, Resolved | None] = {}  # symlink path -> where it fails to lead
+        self._painted: tuple = (None, None)  # the node ``data`` was last asked of, and its row
         self.followed = False  # whether a ``BatchFollower`` hands its view more rows, not Qt
 
     def use_slices(self, slices: Any) -> None:
@@ -126,6 +148,7 @@ class FileTreeModel(QAbstractItemModel):
         self.beginResetModel()
         self.view, self.visible, self.totals = view, visible, totals
         self._root = _Node(None, None, 0)
+        self._painted = (None, None)  # (the rows shown before go at once)
         self._broken = {}  # another layer may hold what a link leads to
         self._partial = {}
         self._generation += 1
@@ -161,7 +184,7 @@ class FileTreeModel(QAbstractItemModel):
         if node.children is None:
             rows: list[Row] | list[str] = []
             view = self.view
-            if view is None or (node.row is not None and not view.holds_rows(node.row)):
+            if view is None or (node.plain is not None and not self._holds_rows(node)):
                 pass
             elif self.sort_column == NAME and view.mode == MERGED and len(view.tree.kids.get(node.path, ())) > BATCH:
                 if self.slices is not None:  # ordered between events; ``_ordered`` adds the rows
@@ -177,7 +200,8 @@ class FileTreeModel(QAbstractItemModel):
                 else:
                     rows.sort(key=_name)  # ties keep name order, whichever way the column sorts
                     rows.sort(key=self._sort_key, reverse=descending)
-            node.rows = rows or ()  # (none: the shared empty tuple, as a file's)
+            # (paths of a huge folder stay paths; none: the shared empty tuple, as a file's)
+            node.rows = [_plain(r) for r in rows] if rows and type(rows[0]) is Row else rows or ()
             node.children = [_Node(self._row_at(node, i), node, i) for i in range(min(BATCH, len(rows)))]
             if len(rows) > BATCH:
                 self._partial[id(node)] = node
@@ -199,7 +223,7 @@ class FileTreeModel(QAbstractItemModel):
         node.rows, node.by_name = paths, None
         count = min(BATCH, len(paths))
         if count:
-            parent = self.createIndex(node.index_in_parent, 0, node) if node.row is not None else QModelIndex()
+            parent = self.createIndex(node.index_in_parent, 0, node) if node.plain is not None else QModelIndex()
             self.beginInsertRows(parent, 0, count - 1)
             node.children = [_Node(self._row_at(node, i), node, i) for i in range(count)]
             if len(paths) > BATCH:
@@ -218,15 +242,20 @@ class FileTreeModel(QAbstractItemModel):
         files = sorted((n for n, is_dir in items if not is_dir), reverse=descending)
         return [prefix + n for n in (files + folders if descending else folders + files)]
 
-    def _row_at(self, node: _Node, i: int) -> Row:
-        """The row at ``i`` of a folder, made now if only its path was kept."""
+    def _row_at(self, node: _Node, i: int) -> tuple:
+        """The row at ``i`` of a folder (a plain tuple), made now if only its path was kept."""
         r = node.rows[i]
         if type(r) is str:
-            r = node.rows[i] = self.view.row(r)  # type: ignore[union-attr]
+            r = node.rows[i] = _plain(self.view.row(r))  # type: ignore[union-attr,arg-type]
         return r  # type: ignore[return-value]
+
+    def _holds_rows(self, node: _Node) -> bool:
+        """Whether a row can have rows below it (a folder: told without making its row)."""
+        return node.plain[_TYPE] == DIR or self.view.holds_rows(node.row)  # type: ignore[index,union-attr,arg-type]
+
     def partial_folders(self) -> list[QModelIndex]:
         """Folders whose rows the view has not all been handed yet (see ``fetchMore``)."""
-        return [self.createIndex(n.index_in_parent, 0, n) if n.row is not None else QModelIndex()
+        return [self.createIndex(n.index_in_parent, 0, n) if n.plain is not None else QModelIndex()
                 for n in self._partial.values()]
 
     def _fetch(self, node: _Node, parent: QModelIndex, upto: int) -> None:
@@ -322,8 +351,7 @@ class FileTreeModel(QAbstractItemModel):
         children = self._node(parent).children or []
         widest = ""
         for child in children[first:] if last < 0 else children[first:last + 1]:
-            e = child.row.entry
-            text = f"{e.uid}:{e.gid}"
+            text = f"{child.plain[_UID]}:{child.plain[_GID]}"
             if len(text) > len(widest):
                 widest = text
         return widest
@@ -340,7 +368,7 @@ class FileTreeModel(QAbstractItemModel):
                 self.slices.finish(_order_kind(node))  # wanted now: order it at once
                 children = node.children or []
             if node.by_name is None:  # every row's place, handed to the view yet or not
-                node.by_name = {(r[r.rfind("/") + 1:] if type(r) is str else r.name): i for i, r in enumerate(node.rows)}
+                node.by_name = {(r[r.rfind("/") + 1:] if type(r) is str else r[_NAME]): i for i, r in enumerate(node.rows)}
             row = node.by_name.get(part)
             if row is not None and row >= len(children):  # not handed out yet: fetch up to it
                 self._fetch(node, index, row + 1)
@@ -381,7 +409,7 @@ class FileTreeModel(QAbstractItemModel):
         if parent.isValid() and parent.column() != 0:
             return False
         node = self._node(parent)
-        if node.row is not None and (self.view is None or not self.view.holds_rows(node.row)):
+        if node.plain is not None and (self.view is None or not self._holds_rows(node)):
             return False
         if node.children is not None:
             return bool(node.children) or node.ordering
@@ -396,7 +424,7 @@ class FileTreeModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        if index.internalPointer().row.entry.type in ("file", "hardlink") and self.drag_provider is not None:
+        if index.internalPointer().plain[_TYPE] in (FILE, HARDLINK) and self.drag_provider is not None:
             return _DRAGGABLE
         return _SELECTABLE
 
@@ -418,7 +446,10 @@ class FileTreeModel(QAbstractItemModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        r: Row = index.internalPointer().row
+        node = index.internalPointer()
+        if node is not self._painted[0]:  # (Qt asks for a row's cells and roles one after another)
+            self._painted = (node, node.row)
+        r: Row = self._painted[1]  # type: ignore[assignment]
         e = r.entry
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
