@@ -180,6 +180,10 @@ class FileTreeModel(QAbstractItemModel):
     def _node(self, index: Index) -> _Node:
         return index.internalPointer() if index.isValid() else self._root
 
+    def _index_of(self, node: _Node) -> QModelIndex:
+        """A node's index (the top of the tree's: the invalid one)."""
+        return self.createIndex(node.index_in_parent, 0, node) if node.plain is not None else QModelIndex()
+
     def _children(self, node: _Node) -> list[_Node]:
         if node.children is None:
             rows: list[Row] | list[str] = []
@@ -201,7 +205,7 @@ class FileTreeModel(QAbstractItemModel):
                     rows.sort(key=_name)  # ties keep name order, whichever way the column sorts
                     rows.sort(key=self._sort_key, reverse=descending)
             # (paths of a huge folder stay paths; none: the shared empty tuple, as a file's)
-            node.rows = [_plain(r) for r in rows] if rows and type(rows[0]) is Row else rows or ()
+            node.rows = [_plain(r) for r in rows] if rows and type(rows[0]) is not str else rows or ()
             node.children = [_Node(self._row_at(node, i), node, i) for i in range(min(BATCH, len(rows)))]
             if len(rows) > BATCH:
                 self._partial[id(node)] = node
@@ -223,8 +227,7 @@ class FileTreeModel(QAbstractItemModel):
         node.rows, node.by_name = paths, None
         count = min(BATCH, len(paths))
         if count:
-            parent = self.createIndex(node.index_in_parent, 0, node) if node.plain is not None else QModelIndex()
-            self.beginInsertRows(parent, 0, count - 1)
+            self.beginInsertRows(self._index_of(node), 0, count - 1)
             node.children = [_Node(self._row_at(node, i), node, i) for i in range(count)]
             if len(paths) > BATCH:
                 self._partial[id(node)] = node
@@ -255,8 +258,7 @@ class FileTreeModel(QAbstractItemModel):
 
     def partial_folders(self) -> list[QModelIndex]:
         """Folders whose rows the view has not all been handed yet (see ``fetchMore``)."""
-        return [self.createIndex(n.index_in_parent, 0, n) if n.plain is not None else QModelIndex()
-                for n in self._partial.values()]
+        return [self._index_of(n) for n in self._partial.values()]
 
     def _fetch(self, node: _Node, parent: QModelIndex, upto: int) -> None:
         """Hand the view the rows of ``node`` up to ``upto`` (exclusive)."""
@@ -391,11 +393,8 @@ class FileTreeModel(QAbstractItemModel):
     def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
         if not index.isValid():
             return QModelIndex()
-        node: _Node = index.internalPointer()
-        up = node.parent
-        if up is None or up is self._root:
-            return QModelIndex()
-        return self.createIndex(up.index_in_parent, 0, up)
+        up = index.internalPointer().parent
+        return self._index_of(up) if up is not None else QModelIndex()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
         if parent.isValid() and parent.column() != 0:
