@@ -137,11 +137,11 @@ def test_changes_view_shows_what_a_folder_replaced_by_a_file_held(image):
     view = TreeView(img.tree, 6, DIFF)
     row = view.row("/data/dir-to-file")
     assert row.change == MODIFIED and row.entry.type == "file"
-    assert view.holds_rows(row)
+    assert view.holds(row.path, row.entry.type, row.change)
     below = {r.path: r.change for r in view.children("/data/dir-to-file")}
     assert below == {"/data/dir-to-file/g": REMOVED, "/data/dir-to-file/sub": REMOVED}
     assert {r.path for r in view.children("/data/dir-to-file/sub")} == {"/data/dir-to-file/sub/f"}
-    assert not TreeView(img.tree, 6, MERGED).holds_rows(row)
+    assert not TreeView(img.tree, 6, MERGED).holds(row.path, row.entry.type, row.change)
 
 
 def test_paths_resolve_through_symlinked_folders(image):

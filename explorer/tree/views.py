@@ -69,16 +69,17 @@ class TreeView:
             entry = tree.effective(entry, layer)
         return Row(path, names.split(path)[1], entry, change)
 
-    def holds_rows(self, row: Row) -> bool:
-        """Whether a row can have rows below it: a folder, or in a layer's changes a folder
-        that the layer replaced by a file (what it held is shown removed under it)."""
-        if row.entry.type == DIR:
+    def holds(self, path: str, kind: str, change: str) -> bool:
+        """Whether the row of ``path`` (of type ``kind``, ``change`` shown) can have rows below
+        it: a folder, or in a layer's changes a folder that the layer replaced by a file (what
+        it held is shown removed under it)."""
+        if kind == DIR:
             return True
-        if self.mode != DIFF or row.change != MODIFIED:
+        if self.mode != DIFF or change != MODIFIED:
             return False
         if self.layer is None:  # all layers: a folder at any time before
-            return any(v.entry is not None and v.entry.type == DIR for v in self.tree.history(row.path))
-        before = self.tree.entry_at(row.path, self.layer - 1) if self.layer else None
+            return any(v.entry is not None and v.entry.type == DIR for v in self.tree.history(path))
+        before = self.tree.entry_at(path, self.layer - 1) if self.layer else None
         return before is not None and before.type == DIR
 
     def change_of(self, path: str) -> str:

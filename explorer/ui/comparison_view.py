@@ -67,14 +67,14 @@ class DiffTreeView:
                 return Row(path, names.split(path)[1], tree.effective(entry), UNCHANGED)
         return None
 
-    def holds_rows(self, row: Row) -> bool:
-        """Whether a row can have rows below it: a folder on either side (a folder in A that is
-        a file in B shows what A held under it)."""
-        if row.entry.type == "dir":
+    def holds(self, path: str, kind: str, _change: str) -> bool:
+        """Whether the row of ``path`` (of type ``kind``) can have rows below it: a folder on
+        either side (a folder in A that is a file in B shows what A held under it)."""
+        if kind == "dir":
             return True
-        if self.diffs.change(row.path) != MODIFIED:
+        if self.diffs.change(path) != MODIFIED:
             return False  # (a removed row shows A's entry already)
-        before = self.cmp.a.tree.entry_at(row.path)
+        before = self.cmp.a.tree.entry_at(path)
         return before is not None and before.type == "dir"
 
     def children(self, path: str, wanted: Container[str] | None = None) -> list[Row]:

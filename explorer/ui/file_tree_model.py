@@ -188,7 +188,7 @@ class FileTreeModel(QAbstractItemModel):
         if node.children is None:
             rows: list[Row] | list[str] = []
             view = self.view
-            if view is None or (node.plain is not None and not self._holds_rows(node)):
+            if view is None or (node.plain is not None and not self._holds(node)):
                 pass
             elif self.sort_column == NAME and view.mode == MERGED and len(view.tree.kids.get(node.path, ())) > BATCH:
                 if self.slices is not None:  # ordered between events; ``_ordered`` adds the rows
@@ -252,9 +252,10 @@ class FileTreeModel(QAbstractItemModel):
             r = node.rows[i] = _plain(self.view.row(r))  # type: ignore[union-attr,arg-type]
         return r  # type: ignore[return-value]
 
-    def _holds_rows(self, node: _Node) -> bool:
-        """Whether a row can have rows below it (a folder: told without making its row)."""
-        return node.plain[_TYPE] == DIR or self.view.holds_rows(node.row)  # type: ignore[index,union-attr,arg-type]
+    def _holds(self, node: _Node) -> bool:
+        """Whether a row can have rows below it (told from its plain values: no ``Row`` made)."""
+        p = node.plain
+        return self.view.holds(p[_PATH], p[_TYPE], p[_CHANGE])  # type: ignore[index,union-attr]
 
     def partial_folders(self) -> list[QModelIndex]:
         """Folders whose rows the view has not all been handed yet (see ``fetchMore``)."""
@@ -408,7 +409,7 @@ class FileTreeModel(QAbstractItemModel):
         if parent.isValid() and parent.column() != 0:
             return False
         node = self._node(parent)
-        if node.plain is not None and (self.view is None or not self._holds_rows(node)):
+        if node.plain is not None and (self.view is None or not self._holds(node)):
             return False
         if node.children is not None:
             return bool(node.children) or node.ordering
