@@ -394,6 +394,28 @@ def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, 
     assert view.file_tree.isVisible()
 
 
+def test_the_window_answers_between_building_a_preview_and_showing_it(qtbot, window, monkeypatch):
+    """Building the layers' view, and laying it out and painting it, are two waits with what
+    came meanwhile (a click, a timer) handled between them, not one long wait."""
+    from PySide6.QtCore import QTimer
+
+    from explorer.ui.image_view import ImageView
+
+    order: list[str] = []
+    build = ImageView._build
+
+    def _build(view):  # a timer due while the view is being built
+        QTimer.singleShot(1, lambda: order.append("a timer due meanwhile"))
+        build(view)
+
+    placed = window._place_preview
+    monkeypatch.setattr(ImageView, "_build", _build)
+    monkeypatch.setattr(window, "_place_preview", lambda view: (order.append("shown"), placed(view)))
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000), qtbot.waitSignal(window.layers_shown, timeout=30_000):
+        _drop(window, [LEGACY])
+    assert order[:2] == ["a timer due meanwhile", "shown"]
+
+
 def test_an_index_stays_mapped_whatever_walks_every_path(qtbot, window):
     view = _open(qtbot, window)
     assert view.image.from_cache
