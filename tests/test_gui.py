@@ -380,6 +380,8 @@ def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, 
         _drop(window, [LEGACY])
     preview = shown.args[0]
     assert preview.image.pending and not preview.file_tree.isVisible() and not preview.search_box.isEnabled()
+    # a docker-archive's manifest gives no sizes: none is made up before the layers are read
+    assert preview.layer_strip.fields["sizes"].full_text() == "final files … · stored in layers …"
     preview.show_insights()  # looked at while the files are still being read
     early = preview.insights
     with qtbot.waitSignal(window.image_loaded, timeout=30_000) as loaded:
@@ -387,6 +389,7 @@ def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, 
     view = loaded.args[0]
     assert view is preview and window.tabs.count() == 1  # the same widgets, now with the files
     assert not view.image.pending and view.search_box.isEnabled()
+    assert "…" not in view.layer_strip.fields["sizes"].full_text()
     assert view.tree_model.rowCount() > 0
     assert isinstance(view.insights, InsightsPanel) and view.insights is not early  # made anew from the loaded image
     assert view.center_tabs.currentWidget() is view.insights

@@ -116,7 +116,9 @@ class LayerStrip(QFrame):
                                              if image.created else "not recorded")
         stored = sum(l.blob_size for l in image.layers)
         if image.pending or image.file_bytes < 0:
-            self.fields["sizes"].set_full_text(f"final files … · stored in layers {human_size(stored)}")
+            # (a docker-archive's manifest gives no blob sizes: they are known once read)
+            known = all(l.blob_size for l in image.layers)
+            self.fields["sizes"].set_full_text(f"final files … · stored in layers {human_size(stored) if known else '…'}")
             self.fields["changes"].set_full_text("…")
         else:
             self.fields["sizes"].set_full_text(f"final files {human_size(image.file_bytes)} · "
