@@ -144,6 +144,20 @@ def test_image_selection_by_position_tag_and_digest(capsys):
         assert [i["selected"] for i in rep["images"]] == [False, True]
 
 
+def test_a_position_past_the_end_is_refused_not_read_as_a_digest(capsys):
+    """The second config's digest starts "sha256:ab10", the first's "sha256:57b2": "5" is no
+    image at position 5, not the first image by a digest prefix; "sha256:5" still is one."""
+    src = str(DATA / "multiplatform.oci.tar")
+    assert main(["report", "--json", "--image", "5", src]) == 1
+    err = capsys.readouterr().err
+    assert "no image at position 5" in err and "0..1" in err and len(err.strip().splitlines()) == 1
+    assert main(["report", "--json", "--image", "sha256:5", src]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["image"]["config_digest"].startswith("sha256:57b2")
+    assert main(["report", "--json", "--image", "nope", src]) == 1
+    assert capsys.readouterr().err.count("localhost/fixture-multi:latest") == 1  # both platforms' one name, once
+
+
 def test_text_output_is_readable(capsys):
     assert main(["report", "--text", str(DATA / "docker-legacy.tar")]) == 0
     text = capsys.readouterr().out

@@ -304,11 +304,15 @@ def _platform_matches(text: str, wanted: Platform) -> bool:
 
 def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef]:
     """Images matching a tag, a position, or a config digest (or a unique prefix of it)."""
-    if ref.isascii() and ref.isdigit() and int(ref) < len(images):
+    position = ref.isascii() and ref.isdigit()
+    if position and int(ref) < len(images):
         return [images[int(ref)]]
     tagged = [i for i in images if ref in i.tags or any(t.endswith("/" + ref) for t in i.tags)]
     if tagged:
         return tagged
+    if position:  # a position past the end, never taken as a digest ("5" would be any config's sha256:5…)
+        raise SelectionError(f"{source}: no image at position {ref}: it holds {len(images)} (positions 0..{len(images) - 1}; "
+                             "a config digest of digits only is given with its 'sha256:')")
     prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
     by_digest = [i for i in images if i.config_digest.startswith(prefix)]
     configs = {i.config_digest for i in by_digest}
@@ -316,5 +320,5 @@ def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef
         raise SelectionError(f"{source}: {ref} matches {len(configs)} images; give more of the digest")
     if by_digest:
         return by_digest
-    tags = ", ".join(t for i in images for t in i.tags) or "none"
+    tags = ", ".join(dict.fromkeys(t for i in images for t in i.tags)) or "none"  # (the platforms of one index share theirs)
     raise SelectionError(f"{source}: no image {ref!r} (tags: {tags}; or give a position 0..{len(images) - 1} or a config digest)")
