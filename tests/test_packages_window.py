@@ -91,6 +91,10 @@ def test_insights_name_the_packages_behind_layers_and_waste(qtbot, window):
     lines = [view.insights.advice.item(i).text() for i in range(view.insights.advice.count())]
     packages = [line for line in lines if line.startswith("Packages: ")]
     assert any("tree removed in layer 5" in line and "still stored in layer 1" in line for line in packages)
+    # the list is "biggest saving first": the advice with a saving, in order, then these notes
+    savings = lines[: len(lines) - len(packages)]
+    assert savings and all(" — saves " in line for line in savings) and lines[len(savings):] == packages
+    assert [a.bytes for a in view.image.advice] == sorted((a.bytes for a in view.image.advice), reverse=True)
     assert any("biggest packages" in line for line in packages)
     item = next(view.insights.advice.item(i) for i in range(view.insights.advice.count())
                 if "tree removed" in view.insights.advice.item(i).text())

@@ -117,12 +117,6 @@ class InsightsPanel(QWidget):
             self.secrets.show()
         else:
             self.secrets.hide()
-        if img.packages is not None and img.packages.installed:
-            wasted = ((f.path, f.layer, f.size) for f in img.waste.files) if img.waste is not None else ()
-            for text, layer in insights(img.tree, img.packages, [l.size for l in img.layers], wasted):
-                item = QListWidgetItem(f"Packages: {text}")
-                item.setData(Qt.ItemDataRole.UserRole, ("", layer))
-                self.advice.addItem(item)
         for a in img.advice:
             item = QListWidgetItem(f"{a.title} — saves {human_size(a.bytes)}\n{a.detail}")
             item.setData(Qt.ItemDataRole.UserRole, (a.paths[0] if a.paths else "", a.layer))
@@ -130,6 +124,12 @@ class InsightsPanel(QWidget):
             self.advice.addItem(item)
         if not img.advice:
             self.advice.addItem("No advice: nothing in this image is stored twice or deleted later.")
+        if img.packages is not None and img.packages.installed:  # (after the savings: these notes name no saving of their own)
+            wasted = ((f.path, f.layer, f.size) for f in img.waste.files) if img.waste is not None else ()
+            for text, layer in insights(img.tree, img.packages, [l.size for l in img.layers], wasted):
+                item = QListWidgetItem(f"Packages: {text}")
+                item.setData(Qt.ItemDataRole.UserRole, ("", layer))
+                self.advice.addItem(item)
 
     def _waste_clicked(self, index: QModelIndex) -> None:
         path, layer = index.data(Qt.ItemDataRole.UserRole)
