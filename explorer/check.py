@@ -72,18 +72,37 @@ def read_dive_ci(path: str) -> dict[str, str]:
     return rules
 
 
+_OPTIONS = {"lowestEfficiency": "--lowest-efficiency", "highestWastedBytes": "--highest-wasted-bytes",
+            "highestUserWastedPercent": "--highest-user-wasted-percent"}
+
+
 def rules_from(config: str | None, lowest: str | None, wasted: str | None, percent: str | None) -> dict[str, str]:
-    """Rules from the command line, over a .dive-ci file, over dive's defaults."""
+    """Rules from the command line, over a .dive-ci file, over dive's defaults; each threshold
+    checked now, before any image is read, and a wrong one named with where it was written."""
     rules: dict[str, str] = {}
+    where: dict[str, str] = {}
     path = config or (".dive-ci" if os.path.isfile(".dive-ci") else None)
     if path:
         rules.update(read_dive_ci(path))
+        where.update(dict.fromkeys(rules, path))
     for key, value in (("lowestEfficiency", lowest), ("highestWastedBytes", wasted), ("highestUserWastedPercent", percent)):
         if value is not None:
-            rules[key] = value
+            rules[key], where[key] = value, _OPTIONS[key]
     if not rules:
         rules = dict(DEFAULTS)
+    for rule, threshold in rules.items():
+        try:
+            _threshold(rule, threshold)
+        except SelectionError as exc:
+            raise SelectionError(f"{where[rule]}: {exc}") from None
     return rules
+
+
+def _threshold(rule: str, text: str) -> float | None:
+    """A rule's threshold as a number; None when the rule is disabled."""
+    if text.lower() == "disabled":
+        return None
+    return parse_bytes(text) if rule == "highestWastedBytes" else _fraction(text, rule)
 
 
 def evaluate(image: Image, rules: dict[str, str]) -> list[RuleResult]:
@@ -97,14 +116,11 @@ def evaluate(image: Image, rules: dict[str, str]) -> list[RuleResult]:
         if rule not in values:
             continue
         value = values[rule]
-        if threshold.lower() == "disabled":  # (its figure all the same, for whoever reads the JSON)
+        limit = _threshold(rule, threshold)
+        if limit is None:  # disabled (its figure all the same, for whoever reads the JSON)
             out.append(RuleResult(rule, threshold, value, True, skipped=True))
-        elif rule == "highestWastedBytes":
-            out.append(RuleResult(rule, threshold, value, value <= parse_bytes(threshold)))
-        elif rule == "lowestEfficiency":
-            out.append(RuleResult(rule, threshold, value, value >= _fraction(threshold, rule)))
         else:
-            out.append(RuleResult(rule, threshold, value, value <= _fraction(threshold, rule)))
+            out.append(RuleResult(rule, threshold, value, value >= limit if rule == "lowestEfficiency" else value <= limit))
     return out
 
 

@@ -203,6 +203,22 @@ def test_check_gate(tmp_path, capsys, monkeypatch):
     assert "unknown rule" in capsys.readouterr().err
 
 
+def test_check_names_a_wrong_threshold_and_where_it_is_written_before_reading_the_image(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rules = tmp_path / "rules.yml"
+    rules.write_text("rules:\n  lowestEfficiency: banana\n")
+    missing = str(tmp_path / "not-there.tar")  # never opened: the rules are wrong first
+    assert main(["check", missing, "--config", str(rules)]) == 1
+    assert capsys.readouterr().err.strip() == f"layer-explorer: {rules}: lowestEfficiency: not a number: 'banana'"
+    assert main(["check", missing, "--highest-wasted-bytes", "20XB"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("layer-explorer: --highest-wasted-bytes: not a size: '20XB'") and len(err.splitlines()) == 1
+    (tmp_path / ".dive-ci").write_text("rules:\n  highestUserWastedPercent: 1.5\n")
+    assert main(["check", missing]) == 1
+    assert ".dive-ci: highestUserWastedPercent: 1.5 is not between 0 and 1" in capsys.readouterr().err
+    assert main(["check", missing, "--highest-user-wasted-percent", "0.2"]) == 2  # the option wins: then the source
+
+
 def test_sizes_like_dive():
     from explorer.check import parse_bytes
 
