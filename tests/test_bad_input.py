@@ -64,7 +64,10 @@ CASES = {
     "truncated.tar": ((DATA / "docker-legacy.tar").read_bytes()[:1_000_000], "truncated"),
     "no-manifest.tar": (tar_of({"foo/bar.txt": b"x"}), "neither manifest.json nor index.json"),
     "bad-json.tar": (docker_archive([_layer()], manifest=b"[{not json"), "not valid JSON"),
-    "wrong-shape.tar": (docker_archive([_layer()], manifest={"Config": 1}), "malformed"),
+    "wrong-shape.tar": (docker_archive([_layer()], manifest={"Config": 1}), "malformed manifest.json (a list of images): "
+                        "a list was expected, found an object"),
+    "config-missing.tar": (docker_archive([_layer()], manifest=[{"Layers": []}]), "malformed manifest.json entry 0 Config: "
+                           "a string was expected, found nothing (missing, or null)"),
     "tampered-config.tar": (_tampered_config(), "digest mismatch"),
     "swapped-layer.tar": (_swapped_layer(), "mismatch for layer 0"),  # its size gives it away before its digest
     "corrupt-layer.tar": (_corrupt_gzip_layer(), "layer"),

@@ -127,8 +127,14 @@ def read_config(container: Container, plan: "ImagePlan") -> dict[str, Any]:
     return plan.config
 
 
+_JSON_KINDS = {str: "a string", list: "a list", dict: "an object", int: "a number", float: "a number",
+               bool: "true or false", type(None): "nothing (missing, or null)"}
+
+
 def expect(container: Container, value: Any, kind: type, what: str) -> Any:
-    """Check the type of a JSON value, with a message naming the field."""
+    """Check the type of a JSON value, with a message naming the field (and JSON's names of types)."""
     if not isinstance(value, kind):
-        raise SourceError(container.path, f"malformed {what}: expected {kind.__name__}, found {type(value).__name__}")
+        found = _JSON_KINDS.get(type(value), type(value).__name__)
+        raise SourceError(container.path, f"malformed {what}: {_JSON_KINDS.get(kind, kind.__name__)} was expected, "
+                          f"found {found}", "it was written wrongly or altered; write the image again with the tool that made it")
     return value
