@@ -186,7 +186,7 @@ def run_extract(argv: Sequence[str]) -> int:
         result = extract(source, image, entries, args.output, base=path,
                          options=ExtractOptions(devices=args.devices, special_bits=args.keep_special_bits,
                                                 owners=args.same_owner))
-    print(f"extracted {result.written:,} entries ({result.bytes:,} bytes) into {result.target}", file=sys.stderr)
+    print(result.summary(), file=sys.stderr)
     _say_paths("skipped", result.skipped, "skipped")
     _say_paths("note:", result.changed, "written so")
     if result.changed:

@@ -217,6 +217,24 @@ def test_existing_files_are_never_overwritten(tmp_path):
     assert ("/etc/hostname", "already exists in the target folder; not overwritten") in result.skipped
 
 
+def test_extracting_again_writes_nothing_and_says_so(tmp_path, capsys):
+    """A second extraction into the same folder: every file is there already (skipped), every
+    folder too (left as the user may have changed it), and the summary counts none as written."""
+    target = tmp_path / "t"
+    assert main(["extract", str(DATA / "docker-legacy.tar"), "-o", str(target)]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    written = int(first.split()[1].replace(",", ""))
+    folders = sum(1 for p in target.rglob("*") if p.is_dir() and not p.is_symlink())
+    (target / "etc").chmod(0o700)  # the user's change, kept
+    assert main(["extract", str(DATA / "docker-legacy.tar"), "-o", str(target)]) == 0
+    again = capsys.readouterr().err.splitlines()[0]
+    assert again == f"extracted 0 entries (0 bytes) into {target}; {folders} folders already there; " \
+                    f"{written - folders} skipped"
+    assert (target / "etc").stat().st_mode & 0o777 == 0o700
+    assert main(["extract", str(DATA / "docker-legacy.tar"), "/etc/hostname", "-o", str(tmp_path / "one")]) == 0
+    assert capsys.readouterr().err.startswith("extracted 1 entry (")
+
+
 def test_cat_and_extract_commands(tmp_path, capsysbinary):
     assert main(["cat", str(DATA / "buildah-overlay.oci-zstd.tar"), "/data/modify-me.txt", "--layer", "1"]) == 0
     assert capsysbinary.readouterr().out == b"original\n"

@@ -35,8 +35,18 @@ class ExtractResult:
     target: str
     written: int = 0
     bytes: int = 0
+    existing: int = 0  # folders that were there already (used as they are: their modes and times untouched)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     changed: list[tuple[str, str]] = field(default_factory=list)  # written, but not as stored: (path, how)
+
+    def summary(self) -> str:
+        """One line: what was written where, and what was not."""
+        text = f"extracted {self.written:,} entr{'y' if self.written == 1 else 'ies'} ({self.bytes:,} bytes) into {self.target}"
+        if self.existing:
+            text += f"; {self.existing:,} folder{'' if self.existing == 1 else 's'} already there"
+        if self.skipped:
+            text += f"; {len(self.skipped):,} skipped"
+        return text
 
 
 @dataclass
@@ -187,6 +197,9 @@ class _Writer:
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(out).st_mode):
                     raise
+                self.safe_dirs.add(out)  # (the folder of an earlier extraction, or the user's: left as it is)
+                self.result.existing += 1
+                return
             self.safe_dirs.add(out)
             self.dir_modes.append((out, e))  # modes last: a read-only folder would refuse its children
         elif e.type == SYMLINK:

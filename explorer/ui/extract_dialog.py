@@ -71,7 +71,7 @@ class Extraction(QObject):
 
 def _report(parent: QWidget, result: ExtractResult) -> None:
     """Say what was written and list what was left out, with reasons."""
-    text = f"Extracted {result.written:,} entries ({result.bytes:,} bytes) into {result.target}."
+    text = result.summary().capitalize() + "."
     box = QMessageBox(QMessageBox.Icon.Information, "Extraction finished", text, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("extractResult")
     said = []
