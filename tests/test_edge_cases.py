@@ -156,8 +156,15 @@ def test_image_by_digest_prefix_made_of_digits(tmp_path, capsys):
                 break
             prefix += c
         if len(prefix) >= 2 and all(not o.startswith(prefix) for o in digests if o != dig):
-            assert main(["report", "--json", "--image", prefix, str(path)]) == 0
+            assert main(["report", "--json", "--image", "sha256:" + prefix, str(path)]) == 0
             assert json.loads(capsys.readouterr().out)["image"]["tags"] == [f"r/i{n}:1"]
+            # plain digits are a position when they could be one, a digest prefix from four of them
+            assert main(["report", "--json", "--image", prefix, str(path)]) == (0 if len(prefix) >= 4 else 1)
+            out, err = capsys.readouterr()
+            if len(prefix) >= 4:
+                assert json.loads(out)["image"]["tags"] == [f"r/i{n}:1"]
+            else:
+                assert f"no image at position {prefix}" in err
     assert main(["report", "--image", "²", str(path)]) == 1
     assert "no image" in capsys.readouterr().err
 

@@ -302,6 +302,9 @@ def _platform_matches(text: str, wanted: Platform) -> bool:
     return not wanted.variant or have.variant == wanted.variant
 
 
+DIGITS_AS_DIGEST = 4  # a number this long, past the last position, is a config digest's prefix (no position typo)
+
+
 def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef]:
     """Images matching a tag, a position, or a config digest (or a unique prefix of it)."""
     position = ref.isascii() and ref.isdigit()
@@ -310,9 +313,9 @@ def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef
     tagged = [i for i in images if ref in i.tags or any(t.endswith("/" + ref) for t in i.tags)]
     if tagged:
         return tagged
-    if position:  # a position past the end, never taken as a digest ("5" would be any config's sha256:5…)
+    if position and len(ref) < DIGITS_AS_DIGEST:  # a position past the end ("5" would be any config's sha256:5…)
         raise SelectionError(f"{source}: no image at position {ref}: it holds {len(images)} (positions 0..{len(images) - 1}; "
-                             "a config digest of digits only is given with its 'sha256:')")
+                             f"a config digest's first digits are taken as such from {DIGITS_AS_DIGEST} of them, or after 'sha256:')")
     prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
     by_digest = [i for i in images if i.config_digest.startswith(prefix)]
     configs = {i.config_digest for i in by_digest}
