@@ -898,6 +898,11 @@ def test_bad_file_shows_the_error_dialog_and_window_stays_usable(qtbot, window, 
     assert "broken.tar" in dialog.text()
     assert "open a file written by docker save" in dialog.text() and not dialog.informativeText()  # its own advice, once
     dialog.close()
+    with qtbot.waitSignal(window.load_failed, timeout=10_000):
+        window.open_paths([str(tmp_path / "gone.tar")])
+    dialog = window.dialogs[-1]  # advice for a missing file, not for a damaged archive
+    assert "gone.tar: no such file or folder (check the path" in dialog.text() and not dialog.informativeText()
+    dialog.close()
     _open(qtbot, window)
     assert window.tabs.count() == 1
 

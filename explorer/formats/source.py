@@ -103,11 +103,11 @@ def _open_container(path: str, monitor: Monitor, keep: bool = False) -> Containe
         with open(path, "rb") as f:
             head = f.read(BLOCK)
     except FileNotFoundError:
-        raise SourceError(path, "no such file or folder") from None
+        raise SourceError(path, "no such file or folder", "check the path; it may have been moved or deleted") from None
     except IsADirectoryError:
-        raise SourceError(path, "is a folder but cannot be listed") from None
+        raise SourceError(path, "is a folder but cannot be listed", "check its permissions") from None
     except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror}") from None
+        raise SourceError(path, f"cannot read: {exc.strerror}", "check the file's permissions and the disk") from None
     kind = compression.sniff(head)
     if kind != compression.NONE:
         monitor.begin(f"reading {kind}-compressed archive", total=os.path.getsize(path))
