@@ -613,8 +613,10 @@ def updates_text(report: dict[str, Any]) -> str:
         for l in fresh:
             paths = ", ".join(l["changed_paths"][:3]) + (f", … ({len(l['changed_paths']) - 3} more)"
                                                          if len(l["changed_paths"]) > 3 else "")
-            lines.append(f"       layer {l['index']}: {human_size(l['blob_size'])} downloaded, "
-                         f"{human_size(l['changed_bytes'])} changed" + (f": {paths}" if paths else " (rebuilt unchanged)"))
+            count = len(l["changed_paths"])
+            lines.append(f"       layer {l['index']}: {human_size(l['blob_size'])} downloaded, " + (
+                f"{count} file{'' if count == 1 else 's'} changed ({human_size(l['changed_bytes'])}): {paths}"
+                if count else "rebuilt unchanged"))
     if report["advice"]:
         lines += ["", "Advice:"] + [f"  - {a['kind']}: {a['detail']}" for a in report["advice"]]
     return printable_lines(lines)

@@ -50,6 +50,9 @@ def test_the_layer_every_update_downloads_for_one_small_file_is_to_be_split(caps
     assert main(["updates", "--text", *versions]) == 0
     text = capsys.readouterr().out
     assert "split-layer: each update re-downloads layer 2" in text and "/app/config.yaml" in text
+    # the download is compressed, the files are not: the share of the files' bytes, with both sizes
+    assert "(85.5 kB) though only 0.13% of its files' bytes changed (106 B of 82.0 kB)" in advice["detail"]
+    assert "layer 2: 85.5 kB downloaded, 1 file changed (106 B): /app/config.yaml" in text
 
 
 def test_a_fleet_counts_each_layer_once_and_finds_its_bases(capsys):

@@ -120,6 +120,11 @@ def updates(versions: list[Opened]) -> dict[str, Any]:
             "advice": update_advice(versions, steps, rebuilt)}
 
 
+def _share(fraction: float) -> str:
+    """A fraction as a percentage, a small one to two digits (never rounded to none)."""
+    return f"{fraction:.0%}" if fraction >= 0.01 else f"{fraction * 100:.2g}%"
+
+
 def update_advice(versions: list[Opened], steps: list[dict[str, Any]],
                   rebuilt: dict[tuple[int, int], bool]) -> list[dict[str, Any]]:
     """Split a layer that is re-downloaded for a few changed files; merge layers that always
@@ -147,9 +152,11 @@ def update_advice(versions: list[Opened], steps: list[dict[str, Any]],
             saving = round(blob * (1 - share))
             advice.append({"kind": "split-layer", "layer": k, "bytes_per_update": round(blob),
                            "changed_bytes_per_update": round(changed), "saving_per_update": saving, "paths": often,
+                           # (the share of the files' bytes: a download is compressed, the files are not)
                            "detail": f"each update re-downloads layer {k} ({human_size(blob)}) though only "
-                                     f"{human_size(changed)} of it changed; put {', '.join(often[:3])} in a layer "
-                                     f"of its own above the rest and each update shrinks by about {human_size(saving)}"})
+                                     f"{_share(share)} of its files' bytes changed ({human_size(changed)} of "
+                                     f"{human_size(size)}); put {', '.join(often[:3])} in a layer of its own above "
+                                     f"the rest and each update shrinks by about {human_size(saving)}"})
     changes = [[bool(k < len(s["layers"]) and s["layers"][k]["new"]) for s in steps] for k in range(depth)]
     for k in range(depth - 1):
         if any(changes[k]) and changes[k] == changes[k + 1]:
