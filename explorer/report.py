@@ -627,8 +627,8 @@ def fleet_text(report: dict[str, Any]) -> str:
     images = report["images"]
     lines = [f"Images ({len(images)}):"]
     for i, img in enumerate(images):
-        lines.append(f"  {i:>2}  {', '.join(img['tags']) or img['config_digest'][:19]}  {len(img['layers'])} layers  "
-                     f"({img['source']})")
+        lines.append(f"  {i:>2}  {', '.join(img['tags']) or img['config_digest'][:19]}  {img['platform'] or 'unknown platform'}  "
+                     f"{len(img['layers'])} layers  ({img['source']})")
     shared = [l for l in report["layers"] if len(l["used_by"]) > 1]
     lines += ["", f"Layers: {len(report['layers'])} distinct, {len(shared)} shared by several images",
               f"Bytes: {human_size(report['total_bytes'])} if each image is stored alone, "

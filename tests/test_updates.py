@@ -74,6 +74,14 @@ def test_a_fleet_counts_each_layer_once_and_finds_its_bases(capsys):
     assert "/os" in by_depth[1]  # the images disagree on a name: the step that made it
 
 
+def test_a_fleet_tells_the_platforms_of_one_name_apart(capsys):
+    rep = _run(capsys, "fleet", "--json", str(DATA.parent / "multiplatform.oci.tar"))
+    assert [i["platform"] for i in rep["images"]] == ["linux/amd64", "linux/arm64"]
+    assert main(["fleet", "--text", str(DATA.parent / "multiplatform.oci.tar")]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:3]
+    assert "linux/amd64" in rows[0] and "linux/arm64" in rows[1]
+
+
 def test_updates_needs_two_versions_and_says_so(capsys):
     assert main(["updates", str(DATA / "app-v1.docker.tar")]) == 1
     assert "at least two versions" in capsys.readouterr().err

@@ -194,7 +194,7 @@ def fleet(images: list[Opened]) -> dict[str, Any]:
     return {
         "schema": FLEET_SCHEMA,
         "images": [{"source": o.name, "tags": list(o.image.tags), "config_digest": o.image.config_digest,
-                    "layers": [l.diff_id for l in o.image.layers]} for o in images],
+                    "platform": o.image.platform, "layers": [l.diff_id for l in o.image.layers]} for o in images],
         "layers": sorted(layers.values(), key=lambda l: (-len(l["used_by"]), -l["blob_size"])),
         "total_bytes": total,
         "unique_bytes": unique,
