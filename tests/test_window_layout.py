@@ -12,7 +12,7 @@ pytest.importorskip("PySide6.QtWidgets")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QFontMetrics  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QAbstractScrollArea, QApplication, QHeaderView, QTabBar  # noqa: E402
+from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QAbstractScrollArea, QApplication, QHeaderView, QStyle, QTabBar  # noqa: E402
 
 from explorer.ui.format import short_command  # noqa: E402
 from explorer.ui.layer_model import COMMAND  # noqa: E402
@@ -95,6 +95,10 @@ def test_nothing_on_the_first_screen_is_clipped_at_1366x768(qtbot, small):
     qtbot.waitUntil(lambda: view.width() > 1000)
     for button in (view.merged_button, view.diff_button, view.hide_button, view.search_kind):
         assert _fits(button), button.objectName()
+    hide = view.hide_button  # its text and, beside it, the arrow of its menu
+    room = QFontMetrics(hide.font()).horizontalAdvance(hide.text()) + \
+        hide.style().pixelMetric(QStyle.PixelMetric.PM_MenuButtonIndicator, None, hide)
+    assert hide.width() >= hide.sizeHint().width() >= room + 8
     for bar in (view.center_tabs.tabBar(), view.side_tabs.tabBar(), small.tabs.tabBar()):
         assert _tabs_fit(bar)
     # the numbers of the layer list and the tree are whole in their columns

@@ -42,6 +42,8 @@ class TreeControls(QWidget):
         self.hide_button = QToolButton(objectName="hideButton")
         self.hide_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.hide_button.setAccessibleName("Hide rows by change")
+        # room for the menu's arrow, which the style draws over the end of the text otherwise ("Hide…")
+        self.hide_button.setStyleSheet("QToolButton { padding-right: 14px; }")
         menu = QMenu(self.hide_button)
         self.hide_boxes: dict[str, QAction] = {}
         for change in (ADDED, MODIFIED, REMOVED, UNCHANGED):
