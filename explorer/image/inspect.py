@@ -26,7 +26,7 @@ def documents(source: Source, image: Image) -> dict[str, str]:
     if plan is not None and plan.manifest_digest:
         names.append((f"manifest ({plan.manifest_digest[:19]})", "blobs/" + plan.manifest_digest.replace(":", "/")))
     if plan is not None:
-        names.append((f"config ({plan.config_name.rsplit('/', 1)[-1][:19]})", plan.config_name))
+        names.append((f"config ({image.config_digest[:19]})", plan.config_name))  # (named as the manifest is)
     if container.has("manifest.json"):
         names.append(("manifest.json", "manifest.json"))
     out = {}
