@@ -235,6 +235,19 @@ def test_extracting_again_writes_nothing_and_says_so(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("extracted 1 entry (")
 
 
+def test_a_folder_this_extraction_made_for_what_came_first_still_gets_its_mode(tmp_path):
+    """A folder's entry after a file in it (entries as a case-insensitive disk would merge them):
+    the folder was made on the file's way, by this extraction, so its own entry gives its mode."""
+    path = tmp_path / "img.tar"
+    path.write_bytes(docker_archive([layer_tar([d("app", mode=0o750), f("app/run", "x")])]))
+    src, img = _open(path)
+    with src:
+        entries = sorted(select_entries(img), key=lambda e: e.type == "dir")  # the file first
+        result = extract(src, img, entries, str(tmp_path / "out"))
+    assert (tmp_path / "out/app").stat().st_mode & 0o777 == 0o750
+    assert result.existing == 0 and result.written == 2
+
+
 def test_cat_and_extract_commands(tmp_path, capsysbinary):
     assert main(["cat", str(DATA / "buildah-overlay.oci-zstd.tar"), "/data/modify-me.txt", "--layer", "1"]) == 0
     assert capsysbinary.readouterr().out == b"original\n"

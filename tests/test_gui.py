@@ -1096,11 +1096,15 @@ def test_compare_two_versions(qtbot, window):
 def test_extract_from_the_window(qtbot, window, tmp_path):
     view = _open(qtbot, window)
     view.select_path("/etc")
-    view.extract_selected(target=str(tmp_path / "out"))
+    target = tmp_path / "My Images"  # said as it is named, capitals and all
+    view.extract_selected(target=str(target))
     with qtbot.waitSignal(view.extraction.finished, timeout=20_000) as blocker:
         pass
     result = blocker.args[0]
-    assert result.written == 4 and (tmp_path / "out/etc/passwd").read_bytes().startswith(b"root:")
+    assert result.written == 4 and (target / "etc/passwd").read_bytes().startswith(b"root:")
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "extractResult") is not None)
+    said = window.findChild(QMessageBox, "extractResult").text()
+    assert said.startswith("Extracted 4 entries (") and said.endswith(f" into {target}.")
     view.set_layer(3)
     view.save_layer_tar(target=str(tmp_path / "layer3.tar"))
     with qtbot.waitSignal(view.extraction.finished, timeout=20_000):

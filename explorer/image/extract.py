@@ -134,6 +134,7 @@ class _Writer:
         self.options, self.monitor = options, monitor
         self.result = ExtractResult(root)
         self.safe_dirs: set[str] = {root}
+        self.made_dirs: set[str] = set()  # the folders this extraction made (a folder entry there is its own)
         self.written_paths: dict[str, str] = {}  # image path -> file on disk (for hardlinks)
         self.dir_modes: list[tuple[str, Entry]] = []
 
@@ -183,6 +184,7 @@ class _Writer:
                 st = os.lstat(folder)
             except FileNotFoundError:
                 os.mkdir(folder, 0o755)
+                self.made_dirs.add(folder)
                 st = os.lstat(folder)
             if not stat.S_ISDIR(st.st_mode):
                 return False
@@ -194,12 +196,14 @@ class _Writer:
         if e.type == DIR:
             try:
                 os.mkdir(out, 0o700)
+                self.made_dirs.add(out)
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(out).st_mode):
                     raise
-                self.safe_dirs.add(out)  # (the folder of an earlier extraction, or the user's: left as it is)
-                self.result.existing += 1
-                return
+                if out not in self.made_dirs:  # (an earlier extraction's, or the user's: left as it is)
+                    self.safe_dirs.add(out)
+                    self.result.existing += 1
+                    return
             self.safe_dirs.add(out)
             self.dir_modes.append((out, e))  # modes last: a read-only folder would refuse its children
         elif e.type == SYMLINK:

@@ -71,16 +71,17 @@ class Extraction(QObject):
 
 def _report(parent: QWidget, result: ExtractResult) -> None:
     """Say what was written and list what was left out, with reasons."""
-    text = result.summary().capitalize() + "."
+    summary = result.summary()
+    text = summary[:1].upper() + summary[1:] + "."  # (not ``capitalize``: it would lower the folder's name)
     box = QMessageBox(QMessageBox.Icon.Information, "Extraction finished", text, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("extractResult")
     said = []
     if result.skipped:
-        said.append(f"{len(result.skipped):,} left out")
+        said.append("what was skipped, and why")  # (the summary counts them)
     if result.changed:
         said.append(f"{len(result.changed):,} written without their setuid/setgid bit")
     if said:
-        box.setInformativeText("; ".join(said) + "; see the details.")
+        box.setInformativeText("See the details: " + "; ".join(said) + ".")
         box.setDetailedText("\n".join([*(f"{p}: left out: {reason}" for p, reason in result.skipped),
                                         *(f"{p}: {how}" for p, how in result.changed)]))
     box.setModal(False)
