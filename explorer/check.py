@@ -37,13 +37,13 @@ def parse_bytes(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def _fraction(text: str, rule: str) -> float:
+def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise SelectionError(f"{rule}: not a number: {text!r}") from None
+        raise SelectionError(f"not a number: {text!r}") from None
     if not 0 <= value <= 1:
-        raise SelectionError(f"{rule}: {text} is not between 0 and 1")
+        raise SelectionError(f"{text} is not between 0 and 1")
     return value
 
 
@@ -80,11 +80,11 @@ def rules_from(config: str | None, lowest: str | None, wasted: str | None, perce
     """Rules from the command line, over a .dive-ci file, over dive's defaults; each threshold
     checked now, before any image is read, and a wrong one named with where it was written."""
     rules: dict[str, str] = {}
-    where: dict[str, str] = {}
+    where: dict[str, str] = {}  # rule -> where it is written: "FILE: rule" or "--option"
     path = config or (".dive-ci" if os.path.isfile(".dive-ci") else None)
     if path:
         rules.update(read_dive_ci(path))
-        where.update(dict.fromkeys(rules, path))
+        where.update((rule, f"{path}: {rule}") for rule in rules)
     for key, value in (("lowestEfficiency", lowest), ("highestWastedBytes", wasted), ("highestUserWastedPercent", percent)):
         if value is not None:
             rules[key], where[key] = value, _OPTIONS[key]
@@ -102,7 +102,7 @@ def _threshold(rule: str, text: str) -> float | None:
     """A rule's threshold as a number; None when the rule is disabled."""
     if text.lower() == "disabled":
         return None
-    return parse_bytes(text) if rule == "highestWastedBytes" else _fraction(text, rule)
+    return parse_bytes(text) if rule == "highestWastedBytes" else _fraction(text)
 
 
 def evaluate(image: Image, rules: dict[str, str]) -> list[RuleResult]:

@@ -213,9 +213,17 @@ def test_check_names_a_wrong_threshold_and_where_it_is_written_before_reading_th
     assert main(["check", missing, "--highest-wasted-bytes", "20XB"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("layer-explorer: --highest-wasted-bytes: not a size: '20XB'") and len(err.splitlines()) == 1
-    (tmp_path / ".dive-ci").write_text("rules:\n  highestUserWastedPercent: 1.5\n")
+    assert main(["check", missing, "--lowest-efficiency", "1.5"]) == 1
+    assert capsys.readouterr().err.strip() == "layer-explorer: --lowest-efficiency: 1.5 is not between 0 and 1"
+    (tmp_path / ".dive-ci").write_text("rules:\n  highestUserWastedPercent: 1.5\n  highestWastedBytes: 20XB\n")
     assert main(["check", missing]) == 1
     assert ".dive-ci: highestUserWastedPercent: 1.5 is not between 0 and 1" in capsys.readouterr().err
+    (tmp_path / ".dive-ci").write_text("rules:\n  highestWastedBytes: 20XB\n  lowestEfficiency: .95\n")
+    assert main(["check", missing]) == 1
+    assert ".dive-ci: highestWastedBytes: not a size: '20XB'" in capsys.readouterr().err
+    (tmp_path / ".dive-ci").write_text("rules:\n  highestWastedBytes: Disabled\n  lowestEfficiency: .95\n"
+                                       "  highestUserWastedPercent: 0.1\n")
+    assert main(["check", missing]) == 2  # every one of dive's forms is taken: then the source
     assert main(["check", missing, "--highest-user-wasted-percent", "0.2"]) == 2  # the option wins: then the source
 
 
