@@ -67,7 +67,7 @@ CASES = {
     "wrong-shape.tar": (docker_archive([_layer()], manifest={"Config": 1}), "malformed manifest.json (a list of images): "
                         "a list was expected, found an object"),
     "config-missing.tar": (docker_archive([_layer()], manifest=[{"Layers": []}]), "malformed manifest.json entry 0 Config: "
-                           "a string was expected, found nothing (missing, or null)"),
+                           "a string was expected, found none (the field is missing or null)"),
     "tampered-config.tar": (_tampered_config(), "digest mismatch"),
     "swapped-layer.tar": (_swapped_layer(), "mismatch for layer 0"),  # its size gives it away before its digest
     "corrupt-layer.tar": (_corrupt_gzip_layer(), "layer"),
@@ -153,12 +153,34 @@ def test_a_position_past_the_end_is_refused_not_read_as_a_digest(capsys):
     src = str(DATA / "multiplatform.oci.tar")
     assert main(["report", "--json", "--image", "5", src]) == 1
     err = capsys.readouterr().err
-    assert "no image at position 5" in err and "0..1" in err and len(err.strip().splitlines()) == 1
+    assert "no image at position 5: it holds 2 images (positions 0 to 1); to give a config digest by its first " \
+        "digits, give at least 4 of them, or write sha256:5" in err and len(err.strip().splitlines()) == 1
     assert main(["report", "--json", "--image", "sha256:5", src]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["image"]["config_digest"].startswith("sha256:57b2")
     assert main(["report", "--json", "--image", "nope", src]) == 1
     assert capsys.readouterr().err.count("localhost/fixture-multi:latest") == 1  # both platforms' one name, once
+
+
+def test_a_number_is_a_position_then_from_four_digits_a_digest_prefix():
+    import errno
+
+    from explorer.formats.source import SelectionError, _match_image, _what_to_check
+    from explorer.model.values import ImageRef
+
+    images = [ImageRef(0, ("r/a:1",), "sha256:8826e0" + "0" * 58, "linux/amd64"),
+              ImageRef(1, ("r/b:1",), "sha256:123" + "0" * 61, "linux/amd64")]
+    assert _match_image(images, "01", "s") == [images[1]]  # a position, leading zero and all
+    assert _match_image(images, "8826", "s") == [images[0]]  # past the last position, four digits: a digest
+    assert _match_image(images, "sha256:882", "s") == [images[0]]
+    for short in ("882", "12", "5"):  # fewer: refused, however well they would match
+        with pytest.raises(SelectionError, match=f"no image at position {short}: it holds 2 images"):
+            _match_image(images, short, "s")
+    with pytest.raises(SelectionError, match=r"it holds 1 image \(position 0\)"):
+        _match_image(images[:1], "3", "s")
+    assert _what_to_check(PermissionError(errno.EACCES, "Permission denied")) == "check the file's permissions"
+    assert _what_to_check(OSError(errno.ENAMETOOLONG, "File name too long")) == "check the path"
+    assert "disk" in _what_to_check(OSError(errno.EIO, "Input/output error"))
 
 
 def test_text_output_is_readable(capsys):

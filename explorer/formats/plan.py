@@ -128,7 +128,7 @@ def read_config(container: Container, plan: "ImagePlan") -> dict[str, Any]:
 
 
 _JSON_KINDS = {str: "a string", list: "a list", dict: "an object", int: "a number", float: "a number",
-               bool: "true or false", type(None): "nothing (missing, or null)"}
+               bool: "true or false", type(None): "none (the field is missing or null)"}
 
 
 def expect(container: Container, value: Any, kind: type, what: str) -> Any:
@@ -136,5 +136,5 @@ def expect(container: Container, value: Any, kind: type, what: str) -> Any:
     if not isinstance(value, kind):
         found = _JSON_KINDS.get(type(value), type(value).__name__)
         raise SourceError(container.path, f"malformed {what}: {_JSON_KINDS.get(kind, kind.__name__)} was expected, "
-                          f"found {found}", "it was written wrongly or altered; write the image again with the tool that made it")
+                          f"found {found}", "the archive is damaged or was edited; save the image again")
     return value

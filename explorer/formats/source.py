@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import platform as host_platform
 import stat
@@ -107,7 +108,7 @@ def _open_container(path: str, monitor: Monitor, keep: bool = False) -> Containe
     except IsADirectoryError:
         raise SourceError(path, "is a folder but cannot be listed", "check its permissions") from None
     except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror}", "check the file's permissions and the disk") from None
+        raise SourceError(path, f"cannot read: {exc.strerror}", _what_to_check(exc)) from None
     kind = compression.sniff(head)
     if kind != compression.NONE:
         monitor.begin(f"reading {kind}-compressed archive", total=os.path.getsize(path))
@@ -302,6 +303,17 @@ def _platform_matches(text: str, wanted: Platform) -> bool:
     return not wanted.variant or have.variant == wanted.variant
 
 
+def _what_to_check(exc: OSError) -> str:
+    """What to look at when a source cannot be opened, by the system's reason."""
+    if isinstance(exc, PermissionError):
+        return "check the file's permissions"
+    if exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
+        return "check the path"
+    if exc.errno == errno.EIO:
+        return "the disk reported an error; check it"
+    return ""
+
+
 DIGITS_AS_DIGEST = 4  # a number this long, past the last position, is a config digest's prefix (no position typo)
 
 
@@ -314,8 +326,11 @@ def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef
     if tagged:
         return tagged
     if position and len(ref) < DIGITS_AS_DIGEST:  # a position past the end ("5" would be any config's sha256:5…)
-        raise SelectionError(f"{source}: no image at position {ref}: it holds {len(images)} (positions 0..{len(images) - 1}; "
-                             f"a config digest's first digits are taken as such from {DIGITS_AS_DIGEST} of them, or after 'sha256:')")
+        count = len(images)
+        held = f"{count} image{'' if count == 1 else 's'} (position{'' if count == 1 else 's'} " \
+               f"{'0' if count == 1 else f'0 to {count - 1}'})"
+        raise SelectionError(f"{source}: no image at position {ref}: it holds {held}; to give a config digest by its "
+                             f"first digits, give at least {DIGITS_AS_DIGEST} of them, or write sha256:{ref}")
     prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
     by_digest = [i for i in images if i.config_digest.startswith(prefix)]
     configs = {i.config_digest for i in by_digest}
