@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, T
 
 from explorer.image.compare import SCHEMA as DIFF_SCHEMA, chain_summary
 from explorer.image.loader import Image
+from explorer.image.updates import changed_files
 from explorer.model.packages import PackageChange
 from explorer.model.text import human_size, printable_lines
 from explorer.model.values import Entry, ImageRef
@@ -613,10 +614,8 @@ def updates_text(report: dict[str, Any]) -> str:
         for l in fresh:
             paths = ", ".join(l["changed_paths"][:3]) + (f", … ({len(l['changed_paths']) - 3} more)"
                                                          if len(l["changed_paths"]) > 3 else "")
-            count = len(l["changed_paths"])
-            lines.append(f"       layer {l['index']}: {human_size(l['blob_size'])} downloaded, " + (
-                f"{count} file{'' if count == 1 else 's'} changed ({human_size(l['changed_bytes'])}): {paths}"
-                if count else "rebuilt unchanged"))
+            lines.append(f"       layer {l['index']}: {human_size(l['blob_size'])} downloaded, {changed_files(l)}"
+                         + (f": {paths}" if paths else ""))
     if report["advice"]:
         lines += ["", "Advice:"] + [f"  - {a['kind']}: {a['detail']}" for a in report["advice"]]
     return printable_lines(lines)

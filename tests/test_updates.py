@@ -74,6 +74,15 @@ def test_a_fleet_counts_each_layer_once_and_finds_its_bases(capsys):
     assert "/os" in by_depth[1]  # the images disagree on a name: the step that made it
 
 
+def test_shares_and_changes_are_said_in_plain_words():
+    from explorer.image.updates import _share, changed_files
+
+    assert [_share(x) for x in (0.5, 0.1, 0.099, 0.013, 0.0013, 0.0001, 0.00001)] == [
+        "50%", "10%", "9.9%", "1.3%", "0.13%", "0.01%", "under 0.01%"]
+    assert changed_files({"changed_paths": [], "changed_bytes": 0}) == "no regular file added or changed"
+    assert changed_files({"changed_paths": ["/a", "/b"], "changed_bytes": 0}) == "2 files changed (0 B)"
+
+
 def test_a_fleet_tells_the_platforms_of_one_name_apart(capsys):
     rep = _run(capsys, "fleet", "--json", str(DATA.parent / "multiplatform.oci.tar"))
     assert [i["platform"] for i in rep["images"]] == ["linux/amd64", "linux/arm64"]

@@ -121,8 +121,18 @@ def updates(versions: list[Opened]) -> dict[str, Any]:
 
 
 def _share(fraction: float) -> str:
-    """A fraction as a percentage, a small one to two digits (never rounded to none)."""
-    return f"{fraction:.0%}" if fraction >= 0.01 else f"{fraction * 100:.2g}%"
+    """A fraction as a percentage: whole from 10%, else to two decimals, never rounded to none."""
+    if fraction < 0.0001:
+        return "under 0.01%"
+    return f"{fraction:.0%}" if fraction >= 0.1 else f"{fraction * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def changed_files(layer: dict[str, Any]) -> str:
+    """What a downloaded layer of an update changed, in words (its files, and their bytes)."""
+    count = len(layer["changed_paths"])
+    if not count:
+        return "no regular file added or changed"
+    return f"{count:,} file{'' if count == 1 else 's'} changed ({human_size(layer['changed_bytes'])})"
 
 
 def update_advice(versions: list[Opened], steps: list[dict[str, Any]],

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidg
 
 from explorer.ui.charts import layer_colour, waste_colour
 from explorer.image.elsewhere import PATHS_SHOWN
+from explorer.image.updates import changed_files
 from explorer.ui.format import human_size
 from explorer.ui.widgets import rich_label, titled
 
@@ -196,7 +197,7 @@ class UpdatesView(QWidget):
                 s = step["layers"][k]
                 row.append(f"new {human_size(s['blob_size'])}" if s["new"] else "reused")
                 tip.append(f"layer {k}: {layer['diff_id']}\n" + (
-                    f"downloaded ({human_size(s['blob_size'])}); {human_size(s['changed_bytes'])} of files changed"
+                    f"downloaded ({human_size(s['blob_size'])}); {changed_files(s)}"
                     + "".join(f"\n  {p}" for p in s["changed_paths"][:PATHS_SHOWN]) if s["new"] else "reused: not downloaded"))
             cells.append(row)
             tips.append(tip)
