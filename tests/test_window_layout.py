@@ -95,9 +95,11 @@ def test_nothing_on_the_first_screen_is_clipped_at_1366x768(qtbot, small):
     qtbot.waitUntil(lambda: view.width() > 1000)
     for button in (view.merged_button, view.diff_button, view.hide_button, view.search_kind):
         assert _fits(button), button.objectName()
-    hide = view.hide_button  # its text and, beside it, the arrow of its menu
-    room = QFontMetrics(hide.font()).horizontalAdvance(hide.text()) + \
-        hide.style().pixelMetric(QStyle.PixelMetric.PM_MenuButtonIndicator, None, hide)
+    hide = view.hide_button  # its text and, beside it, the arrow of its menu (as the application's style draws it:
+    # the button's own style sheet says the arrow takes no room)
+    arrow = QApplication.style().pixelMetric(QStyle.PixelMetric.PM_MenuButtonIndicator)
+    assert arrow > 0
+    room = QFontMetrics(hide.font()).horizontalAdvance(hide.text()) + arrow
     assert hide.width() >= hide.sizeHint().width() >= room + 8
     for bar in (view.center_tabs.tabBar(), view.side_tabs.tabBar(), small.tabs.tabBar()):
         assert _tabs_fit(bar)
