@@ -1,6 +1,6 @@
 """A mutation fuzzer over the archive reader and the layer applier.
 
-    python -m tests.fuzz [--minutes 5] [--seed 1] [--out tests/data/fuzz-findings]
+    python -m tests.fuzz [--minutes 5] [--seed 1] [--out fuzz-findings]
 
 Seeds are the corpus' healthy archives; each round mutates one (bit flips, cut, bytes
 inserted or repeated, a tar block duplicated; or, three rounds in ten, a value of the manifest
@@ -12,9 +12,11 @@ kept as a regression case.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import random
+import shutil
 import signal
 import sys
 import time
@@ -153,8 +155,21 @@ def fuzz(seconds: float, seed: int, out: Path, on_finding: Callable[[str, bytes]
     rng = random.Random(seed)
     base = seeds()
     work = out / ".work"
+    made = not out.exists()
     work.mkdir(parents=True, exist_ok=True)
     end = time.monotonic() + seconds
+    try:
+        return _rounds(rng, base, work, out, end, rounds, on_finding)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if made:  # the output folder made here goes too when it holds no finding
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+def _rounds(rng: random.Random, base: list[bytes], work: Path, out: Path, end: float, rounds: int | None,
+            on_finding: Callable[[str, bytes], None] | None) -> int:
+    """``fuzz``'s loop: the findings it saved."""
     found = n = 0
     while time.monotonic() < end and (rounds is None or n < rounds):
         n += 1
