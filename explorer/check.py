@@ -13,9 +13,9 @@ from explorer.image.loader import Image
 
 # dive's defaults when no rule is configured at all
 DEFAULTS = {"lowestEfficiency": "0.9", "highestWastedBytes": "disabled", "highestUserWastedPercent": "0.1"}
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
-          "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+# the size names dive's parser (go-humanize's ParseBytes) takes, each as short and as long
+_UNITS = {"": 1, "b": 1, **{name: 1000**power for power, letter in enumerate("kmgtpe", 1) for name in (letter, letter + "b")},
+          **{name: 1024**power for power, letter in enumerate("kmgtpe", 1) for name in (letter + "i", letter + "ib")}}
 
 
 @dataclass
@@ -30,8 +30,8 @@ class RuleResult:
 
 
 def parse_bytes(text: str) -> int:
-    """``20MB`` -> 20000000, ``1.5GiB`` -> 1610612736 (the units dive accepts)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    """``20MB`` -> 20000000, ``1.5GiB`` -> 1610612736, ``20,000,000`` -> 20000000 (as dive reads them)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text).replace(",", ""))
     if not m or m.group(2).lower() not in _UNITS:
         raise SelectionError(f"not a size: {text!r} (use e.g. 20MB, 512KiB, 1.5GB)")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])

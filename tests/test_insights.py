@@ -231,6 +231,9 @@ def test_sizes_like_dive():
     from explorer.check import parse_bytes
 
     assert parse_bytes("20MB") == 20_000_000 and parse_bytes("512KiB") == 524_288 and parse_bytes("1.5GB") == 1_500_000_000
+    # the rest of what dive's parser takes: thousands separators, and peta and exa, short and long
+    assert parse_bytes("20,000,000") == 20_000_000 and parse_bytes("2Ti") == 2 * 1024**4 and parse_bytes("1pb") == 1000**5
+    assert parse_bytes("1 EiB") == 1024**6 and parse_bytes("3e") == 3 * 1000**6 and parse_bytes("7") == 7
     with pytest.raises(Exception):
         parse_bytes("lots")
 
