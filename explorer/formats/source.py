@@ -15,6 +15,7 @@ from explorer.formats.container import Container, FolderContainer, StreamContain
 from explorer.formats.engine import Engine, split_container_url, split_url
 from explorer.formats.spool import SpooledContainer, keep_stream
 from explorer.model.errors import SelectionError, SourceError
+from explorer.model.text import counted
 from explorer.model.values import ImageRef, Platform, SourceInfo
 from explorer.formats.plan import ImagePlan, LayerRef, digest_of, read_config
 from explorer.model.progress import Monitor
@@ -327,8 +328,7 @@ def _match_image(images: list[ImageRef], ref: str, source: str) -> list[ImageRef
         return tagged
     if position and len(ref) < DIGITS_AS_DIGEST:  # a position past the end ("5" would be any config's sha256:5…)
         count = len(images)
-        held = f"{count} image{'' if count == 1 else 's'} (position{'' if count == 1 else 's'} " \
-               f"{'0' if count == 1 else f'0 to {count - 1}'})"
+        held = f"{counted(count, 'image')} ({'position 0' if count == 1 else f'positions 0 to {count - 1}'})"
         raise SelectionError(f"{source}: no image at position {ref}: it holds {held}; to give a config digest by its "
                              f"first digits, give at least {DIGITS_AS_DIGEST} of them, or write sha256:{ref}")
     prefix = ref if ref.startswith("sha256:") else "sha256:" + ref

@@ -20,6 +20,7 @@ from explorer.model.errors import ExplorerError
 from explorer.image.loader import Image
 from explorer.model.values import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from explorer.model.progress import Monitor
+from explorer.model.text import counted
 from explorer.formats.source import Source
 from explorer.tree import names
 
@@ -41,9 +42,9 @@ class ExtractResult:
 
     def summary(self) -> str:
         """One line: what was written where, and what was not."""
-        text = f"extracted {self.written:,} entr{'y' if self.written == 1 else 'ies'} ({self.bytes:,} bytes) into {self.target}"
+        text = f"extracted {counted(self.written, 'entry', 'entries')} ({self.bytes:,} bytes) into {self.target}"
         if self.existing:
-            text += f"; {self.existing:,} folder{'' if self.existing == 1 else 's'} already there"
+            text += f"; {counted(self.existing, 'folder')} already there"
         if self.skipped:
             text += f"; {len(self.skipped):,} skipped"
         return text

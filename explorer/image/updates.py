@@ -14,7 +14,7 @@ from explorer.formats.source import Source
 from explorer.image.compare import chain_ids
 from explorer.image.content import ContentError, content_digest
 from explorer.image.loader import Image
-from explorer.model.text import human_size, short_command
+from explorer.model.text import counted, human_size, short_command
 from explorer.model.values import FILE, HARDLINK, Entry
 
 UPDATES_SCHEMA = "layer-explorer.updates/1"
@@ -132,7 +132,7 @@ def changed_files(layer: dict[str, Any]) -> str:
     count = len(layer["changed_paths"])
     if not count:
         return "no regular file added or changed"
-    return f"{count:,} file{'' if count == 1 else 's'} changed ({human_size(layer['changed_bytes'])})"
+    return f"{counted(count, 'file')} changed ({human_size(layer['changed_bytes'])})"
 
 
 def update_advice(versions: list[Opened], steps: list[dict[str, Any]],

@@ -36,6 +36,11 @@ def human_size(n: float) -> str:
     return f"{n} B"
 
 
+def counted(n: int, word: str, plural: str = "") -> str:
+    """``1 file``, ``2,048 files``: a count and its word (``plural`` where it is not the word and an s)."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+
+
 def short_count(n: int) -> str:
     """A count for a narrow column, rounded half up: 9,999 as it is, 14,500 as 15k, 1,250,000 as 1.3M."""
     if n < 10_000:
