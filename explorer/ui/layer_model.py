@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
+from explorer.image.loader import Image
 from explorer.ui.table_model import ImageTableModel
 from explorer.ui.format import human_size, short_command, short_count
 
@@ -13,6 +14,14 @@ ALL_LAYERS_ROW = 0
 COLUMNS = ("#", "Size", "Stored", "Changes", "Digest", "Created by")
 CHANGES, DIGEST, COMMAND = 3, 4, 5
 Index = QModelIndex | QPersistentModelIndex
+
+
+def stored_text(image: Image) -> str:
+    """The bytes an image's layers take stored, or "…" while a layer's is not known yet (a
+    docker-archive's manifest gives none: they are known once the layers are read)."""
+    if image.pending and not all(l.blob_size for l in image.layers):
+        return "…"
+    return human_size(sum(l.blob_size for l in image.layers))
 
 
 class LayerTableModel(ImageTableModel):
@@ -82,9 +91,7 @@ class LayerTableModel(ImageTableModel):
             if col == 1:  # the final files, as the status bar and the strip label them
                 return "…" if image.pending or image.file_bytes < 0 else human_size(image.file_bytes)
             if col == 2:
-                if image.pending and not all(l.blob_size for l in image.layers):
-                    return "…"
-                return human_size(sum(l.blob_size for l in image.layers))
+                return stored_text(image)
             if col == COMMAND:
                 return "All layers: the final image"
             return ""

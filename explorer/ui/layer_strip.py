@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QPlainTextEdit, QSize
 
 from explorer.image.loader import Image
 from explorer.ui.format import exact_time, human_size, relative_time, short_command
+from explorer.ui.layer_model import stored_text
 
 COMMAND_LINES = 3  # the step's text shows this many lines before it scrolls
 
@@ -114,15 +115,13 @@ class LayerStrip(QFrame):
         self.command.setPlainText(", ".join(image.tags) or "untagged")
         self.fields["created"].set_full_text(f"{exact_time(image.created)} ({relative_time(image.created)})"
                                              if image.created else "not recorded")
-        stored = sum(l.blob_size for l in image.layers)
+        stored = stored_text(image)
         if image.pending or image.file_bytes < 0:
-            # (a docker-archive's manifest gives no blob sizes: they are known once read)
-            known = all(l.blob_size for l in image.layers)
-            self.fields["sizes"].set_full_text(f"final files … · stored in layers {human_size(stored) if known else '…'}")
+            self.fields["sizes"].set_full_text(f"final files … · stored in layers {stored}")
             self.fields["changes"].set_full_text("…")
         else:
             self.fields["sizes"].set_full_text(f"final files {human_size(image.file_bytes)} · "
-                                               f"stored in layers {human_size(stored)}")
+                                               f"stored in layers {stored}")
             self.fields["changes"].set_full_text(f"{image.file_count:,} entries in the final filesystem")
         report = image.packages
         self.fields["packages"].set_full_text(
