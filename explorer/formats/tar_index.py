@@ -357,6 +357,7 @@ def scan_stream_with_data(read: Callable[[int], bytes]) -> Iterator[tuple[TarMem
 
 
 NUMBERS = 1 << 16  # modes, owners and times kept for sharing, at most
+BULK = True  # whether runs of plain headers in a buffer are read together (``tar_bulk``)
 
 
 def _too_long(name: bytes, link: bytes, symlink: bool, at: int, limits: Budgets) -> None:
@@ -426,8 +427,33 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     buf, base, end = (src.buf, src.base, src.end) if buffered else (b"", 0, 0)  # type: ignore[attr-defined]
     adler = zlib.adler32
     sums: dict[bytes, int] = {}
+    # Long runs of plain headers in a buffer are read together (``tar_bulk``); up to
+    # ``careful_until``, and after the first header and inside a run too short to pay, here.
+    from explorer.formats import tar_bulk  # (it reads fields with this module's functions)
+
+    bulk = BULK and buffered and not hash_files and not hand_out and tar_bulk.usable(buf)
+    careful_until = BLOCK
     while True:
         header_at = src.pos
+        if bulk and header_at >= careful_until and pax is None and long_name is None and long_link is None \
+                and not global_pax:
+            run = tar_bulk.walk(buf, base, header_at, end, tar_bulk.ROWS)
+            if len(run) < tar_bulk.MIN_RUN:
+                careful_until = tar_bulk.after(buf, base, run[-1], end) if run else header_at + BLOCK
+            else:
+                try:
+                    got, names = tar_bulk.decode(buf, base, run)
+                except TarFormatError:
+                    got, names = [], 0  # (read here, it fails where it should, after the members before)
+                if not got or entries + len(got) > max_entries or named + names > max_paths:
+                    careful_until = end  # (read here, it stops where the budget is passed)
+                else:
+                    entries += len(got)
+                    named += names
+                    first = False
+                    src.pos = tar_bulk.after(buf, base, run[-1], end)
+                    yield from got
+                    continue
         if buffered and header_at + BLOCK <= end:
             hdr = buf[base + header_at : base + header_at + BLOCK]
             src.pos = header_at + BLOCK
