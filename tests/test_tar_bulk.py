@@ -19,6 +19,12 @@ from explorer.formats.tar_index import TarFormatError
 ENTRIES = 3000  # over the probe and the shortest run, so that runs are read in bulk
 
 
+@pytest.fixture(autouse=True)
+def _bulk_early(monkeypatch):
+    """Runs read in bulk after the first hundred entries (not 32,768: these tars are small)."""
+    monkeypatch.setattr(tar_bulk, "AFTER", 100)
+
+
 def _listing(buf: bytes, bulk: bool, start: int = 0, end: int | None = None) -> tuple[list, str | None]:
     """The members listed before any error, and the error's message (None without one)."""
     saved = tar_index.BULK

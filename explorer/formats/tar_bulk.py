@@ -21,6 +21,7 @@ from typing import Any
 from explorer.formats import tar_index as ti
 from explorer.formats.tar_index import BLOCK, TarMember
 
+AFTER = 1 << 15  # entries of a layer read header by header first (a smaller layer is read so whole)
 MIN_RUN = 512  # plain headers worth the arrays' set-up; a shorter run is left to the careful reader
 ROWS = 16384  # headers decoded at once (8 MB of them)
 _PLAIN = frozenset(b"01234567\0")  # the types that stand alone (a record before an entry is another type)
@@ -54,8 +55,11 @@ def walk(buf: Any, base: int, pos: int, end: int, most: int) -> list[int]:
 
 
 PROBE = 64  # headers walked one by one first: they tell whether the entries are small
-DENSE = 8 * BLOCK  # entries this small on average: every page holds headers, all of it is read anyway
-WINDOW = 1 << 15  # blocks looked at once (16 MB)
+# Entries this small on average: every page holds headers, all of it is read anyway (bigger,
+# the blocks of a window are the files' own, which a header-by-header walk leaves unread)
+DENSE = 8 * BLOCK
+WINDOW = 1 << 15  # blocks looked at once, at most (16 MB)
+FIRST_WINDOW = 1 << 11  # and the first time (1 MB): each window after may be four times the last
 
 
 def _walked(buf: Any, base: int, pos: int, end: int, most: int) -> list[int]:
@@ -94,10 +98,11 @@ def _chained(np: Any, buf: Any, base: int, pos: int, end: int, most: int, found:
         plain, no_data = (np.zeros(256, dtype=bool) for _ in range(2))
         plain[list(_PLAIN)] = True
         no_data[list(_NO_DATA)] = True
+        reach = FIRST_WINDOW  # (the probe may have met a few small files among big ones)
         while len(found) < most:
             first = zero + pos // BLOCK
             wanted = (most - len(found)) * size // BLOCK * 5 // 4 + 64
-            window = rows[first : min(first + min(wanted, WINDOW), last)]
+            window = rows[first : min(first + min(wanted, reach), last)]
             if not len(window):
                 return
             fields = window[:, 124:157]  # (a copy of the bytes read here: the rest of each block is not)
@@ -123,9 +128,11 @@ def _chained(np: Any, buf: Any, base: int, pos: int, end: int, most: int, found:
                 left -= 1
                 r = step
             found.extend(((np.asarray(taken, dtype=np.int64) + (first - zero)) * BLOCK).tolist())
-            if not left or r < count:
-                return  # (the run stops at row r, or has all it may take)
+            if not left or r < count or len(taken) * DENSE < count * BLOCK:
+                return  # (the run stops at row r, has all it may take, or its entries are no longer small)
             pos = (first - zero + r) * BLOCK
+            size = r * BLOCK // len(taken)
+            reach = min(reach * 4, WINDOW)
     finally:
         del whole, rows  # (an mmap with arrays over it cannot be closed)
 
