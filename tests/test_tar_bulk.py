@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+import sys
 import tarfile
 
 import pytest
@@ -21,8 +22,23 @@ ENTRIES = 3000  # over the probe and the shortest run, so that runs are read in 
 
 @pytest.fixture(autouse=True)
 def _bulk_early(monkeypatch):
-    """Runs read in bulk after the first hundred entries (not 32,768: these tars are small)."""
+    """Runs read in bulk after the first hundred entries, however few are left (these tars are
+    small: by default, a layer this size is read a header at a time)."""
     monkeypatch.setattr(tar_bulk, "AFTER", 100)
+    monkeypatch.setattr(tar_bulk, "LEFT", 0)
+    monkeypatch.setattr(tar_bulk, "LEFT_FIRST", 0)
+
+
+def test_runs_only_where_enough_entries_are_left(monkeypatch):
+    monkeypatch.undo()
+    import numpy  # noqa: F401  (once imported, a few thousand left are enough)
+
+    entry = 600  # bytes an entry, on average
+    assert tar_bulk.worth(32_768, 32_768 * entry, 600_000 * entry)  # a layer of 600,000
+    assert not tar_bulk.worth(32_768, 32_768 * entry, 40_000 * entry)  # of 40,000: a few thousand left
+    monkeypatch.delitem(sys.modules, "numpy")  # (the first layer worth it imports numpy: a hundred thousand)
+    assert not tar_bulk.worth(32_768, 32_768 * entry, 100_000 * entry)
+    assert tar_bulk.worth(32_768, 32_768 * entry, 200_000 * entry)
 
 
 def _listing(buf: bytes, bulk: bool, start: int = 0, end: int | None = None) -> tuple[list, str | None]:

@@ -15,6 +15,7 @@ from there, so both give the same members, and the same errors at the same bytes
 from __future__ import annotations
 
 import mmap
+import sys
 from itertools import repeat
 from typing import Any
 
@@ -22,6 +23,9 @@ from explorer.formats import tar_index as ti
 from explorer.formats.tar_index import BLOCK, TarMember
 
 AFTER = 1 << 15  # entries of a layer read header by header first (a smaller layer is read so whole)
+# The entries left in a layer, by the bytes left and the entries so far, for runs to pay:
+# numpy's import (80 to 100 ms) only over a hundred thousand, its arrays' set-up over a few.
+LEFT, LEFT_FIRST = 1 << 14, 100_000
 MIN_RUN = 512  # plain headers worth the arrays' set-up; a shorter run is left to the careful reader
 ROWS = 16384  # headers decoded at once (8 MB of them)
 _PLAIN = frozenset(b"01234567\0")  # the types that stand alone (a record before an entry is another type)
@@ -37,6 +41,13 @@ def usable(buf: Any) -> bool:
     plain header's 100 bytes cannot pass: every such run is within them)."""
     limits = ti.budgets()
     return type(buf) in (bytes, mmap.mmap) and min(limits.name, limits.link, limits.depth) > 256
+
+
+def worth(entries: int, pos: int, end: int) -> bool:
+    """Whether the rest of a layer (``end`` bytes, ``entries`` of them in the first ``pos``)
+    holds enough entries to pay for reading it in runs."""
+    left = (end - pos) * entries // max(pos, 1)
+    return left >= (LEFT if "numpy" in sys.modules else LEFT_FIRST)
 
 
 def walk(buf: Any, base: int, pos: int, end: int, most: int) -> list[int]:

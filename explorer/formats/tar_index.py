@@ -427,10 +427,9 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     buf, base, end = (src.buf, src.base, src.end) if buffered else (b"", 0, 0)  # type: ignore[attr-defined]
     adler = zlib.adler32
     sums: dict[bytes, int] = {}
-    # Long runs of plain headers in a buffer are read together (``tar_bulk``) once a layer
-    # has shown itself big (numpy's import and set-up pay for themselves over a hundred
-    # thousand entries, not a few thousand); up to ``careful_until``, inside a run too short
-    # to pay, and up to ``tar_bulk.AFTER`` entries, here.
+    # Long runs of plain headers in a buffer are read together (``tar_bulk``) where a layer
+    # has shown itself big enough to pay for it (``tar_bulk.worth``); up to ``careful_until``,
+    # inside a run too short to pay, and up to ``tar_bulk.AFTER`` entries, here.
     from explorer.formats import tar_bulk  # (it reads fields with this module's functions)
 
     bulk = BULK and buffered and not hash_files and not hand_out and tar_bulk.usable(buf)
@@ -439,8 +438,10 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
         header_at = src.pos
         if bulk and entries >= tar_bulk.AFTER and header_at >= careful_until and pax is None and long_name is None and long_link is None \
                 and not global_pax:
-            run = tar_bulk.walk(buf, base, header_at, end, tar_bulk.ROWS)
-            if len(run) < tar_bulk.MIN_RUN:
+            run = tar_bulk.walk(buf, base, header_at, end, tar_bulk.ROWS) if tar_bulk.worth(entries, header_at, end) else None
+            if run is None:
+                careful_until = end  # (what is left of the layer is read here)
+            elif len(run) < tar_bulk.MIN_RUN:
                 careful_until = tar_bulk.after(buf, base, run[-1], end) if run else header_at + BLOCK
             else:
                 try:
