@@ -181,6 +181,17 @@ def test_a_damaged_header_fails_in_the_same_place_with_the_same_message():
     assert error == f"corrupt tar header at byte {offsets[2000]} (bad checksum)" and len(members) == 2000
 
 
+@pytest.mark.parametrize("size", [b"-0000000001\0", b"\xff" * 12])
+@pytest.mark.parametrize("kind", [b"5", b"2", b"0"])
+def test_a_negative_size_fails_whatever_the_type(size, kind):
+    buf = bytearray(_tar())
+    offsets = _header_offsets(bytes(buf))
+    at = next(o for i, o in enumerate(offsets) if i > 120 and buf[o + 156 : o + 157] == kind)
+    _rewrite(buf, at, slice(124, 136), size)
+    members, error = _listing(bytes(buf), True)
+    assert error == f"negative size in tar header at byte {at}" and (members, error) == _listing(bytes(buf), False)
+
+
 def test_a_tar_cut_short_fails_as_the_careful_reader_fails():
     buf = _tar()
     offsets = _header_offsets(buf)

@@ -221,6 +221,8 @@ def _members(np: Any, headers: Any, at: Any) -> tuple[list[TarMember], int]:
             raise ti.TarFormatError(f"corrupt tar header at byte {offsets[i]} (bad checksum)")
         modes[i], uids[i], gids[i], size_n, times[i] = ti._decode_numbers(mode_f, uid, gid, size, mtime, offsets[i],
                                                                           hdr, {})
+        if size_n < 0:  # (any type: the careful reader refuses it, where it is)
+            raise ti.TarFormatError(f"negative size in tar header at byte {offsets[i]}")
         shown[i] = size_n if kinds[i] in ti._REGULAR else 0
         raw_names[i] = ti._cstring(name)
         if magic == b"ustar\0" and prefix[0]:
