@@ -36,10 +36,9 @@ _NUMBERS = ((100, 7), (108, 7), (116, 7), (124, 11), (136, 11), (148, 6))
 _OWNER = (1 << 21) - 1  # a uid or gid of seven octal digits
 
 
-def usable(buf: Any) -> bool:
+def usable(buf: Any, limits: ti.Budgets) -> bool:
     """Whether a buffer's runs can be read here (bytes or an mmap, and names' budgets that a
     plain header's 100 bytes cannot pass: every such run is within them)."""
-    limits = ti.budgets()
     return type(buf) in (bytes, mmap.mmap) and min(limits.name, limits.link, limits.depth) > 256
 
 

@@ -432,7 +432,7 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
     # inside a run too short to pay, and up to ``tar_bulk.AFTER`` entries, here.
     from explorer.formats import tar_bulk  # (it reads fields with this module's functions)
 
-    bulk = BULK and buffered and not hash_files and not hand_out and tar_bulk.usable(buf)
+    bulk = BULK and buffered and not hash_files and not hand_out and tar_bulk.usable(buf, limits)
     careful_until = BLOCK
     while True:
         header_at = src.pos
@@ -447,16 +447,16 @@ def _scan(src: _Source, hash_files: bool, hand_out: bool = False,
                 try:
                     got, names = tar_bulk.decode(buf, base, run)
                 except TarFormatError:
-                    got, names = [], 0  # (read here, it fails where it should, after the members before)
-                if not got or entries + len(got) > max_entries or named + names > max_paths:
-                    careful_until = end  # (read here, it stops where the budget is passed)
-                else:
-                    entries += len(got)
-                    named += names
-                    first = False
-                    src.pos = tar_bulk.after(buf, base, run[-1], end)
-                    yield from got
+                    careful_until = end  # (read here, it fails where it should, after the members before)
                     continue
+                if entries + len(got) > max_entries or named + names > max_paths:
+                    careful_until = end  # (read here, it stops where the budget is passed)
+                    continue
+                entries += len(got)
+                named += names
+                src.pos = tar_bulk.after(buf, base, run[-1], end)
+                yield from got
+                continue
         if buffered and header_at + BLOCK <= end:
             hdr = buf[base + header_at : base + header_at + BLOCK]
             src.pos = header_at + BLOCK
