@@ -2,10 +2,13 @@
 
 It forks only in a process with no thread but its main one, and a test session has others.
 
-    python -m tests.index_child ARCHIVE FOLDER (whole | failing | unread)
+    python -m tests.index_child ARCHIVE FOLDER (whole | failing | unread)[-halves]
 
 prints a JSON object: what ``finish`` returned, whether the reopened index reports the same
-image, and whether the child had ended.
+image, and whether the child had ended. With ``-halves`` the parent takes the last half of
+the folders and writes them itself, however small the image (the child waits for it to say
+which before it starts); the object then also says where the parent's folders began
+(``taken``) and whether the index holds what one written in one piece holds (``as_one``).
 """
 
 from __future__ import annotations
@@ -13,14 +16,57 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 from explorer.formats.source import open_source
 from explorer.image import index_cache
 from explorer.image.loader import load_image
 from explorer.report import build_report
+from explorer.tree.steps import drain
+from explorer.tree.views import MERGED, TreeView
+
+
+def held(image) -> dict:
+    """Everything an index file holds of the files: each folder's names and versions, the
+    path table, the columns, every layer's folder sizes and changes, and the final image's
+    count and bytes of regular files."""
+    tree = image.tree
+    columns = tree.columns()
+    return {
+        "folders": {name: (list(tree.kids[name]), [tree.versions.get(name.rstrip("/") + "/" + c) for c in tree.kids[name]])
+                    for name in tree.kids},
+        "paths": drain(tree.versions.chunks.table.matching_steps(None)),
+        "columns": None if columns is None else [list(map(int, getattr(columns, n))) for n in
+                                                 ("starts", "parents", "depths", "first", "until", "size", "flags", "held")],
+        "linked": None if columns is None else (list(map(int, columns.linked_rows)), repr(columns.linked_names)),
+        "sizes": [TreeView(tree, layer, MERGED).totals() for layer in [None, *range(tree.layer_count)]],
+        "changes": [list(tree.changes[i].paths) for i in range(tree.layer_count)],
+        "counts": (image.file_count, image.file_bytes),
+    }
 
 
 def main(archive: str, where: str, mode: str) -> dict:
+    mode, _, halves = mode.partition("-")
+    if halves:
+        index_cache.SHARE_AT, index_cache.LEAST, index_cache.SHARED = 0, 0, 0.5
+        index_cache.cores = lambda: 2  # (this machine may have one core: the sharing is what is tried)
+        alone = index_cache._files_child
+
+        def waiting(tree, claim, *rest):  # (inherited by the fork)
+            shared = claim[1]
+            deadline = time.monotonic() + 60
+            while shared[1] == len(tree.kids) and shared[0] >= 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            alone(tree, claim, *rest)
+
+        def take(files):
+            taken = decide(files)
+            if taken is None:
+                files._claim[1][0] = -1  # (the child need wait no more)
+            return taken
+
+        index_cache._files_child, decide = waiting, index_cache.FilesElsewhere._take
+        index_cache.FilesElsewhere._take = take
     if mode == "failing":
         index_cache._files_child = lambda *args: os._exit(1)  # (inherited by the fork)
     with open_source(archive) as src:
@@ -34,13 +80,16 @@ def main(archive: str, where: str, mode: str) -> dict:
 
             files._said.recv_bytes = broken
         written = files.finish(fresh, "the-key")
-        same = None
+        same = as_one = None
         if written is not None:
             reopened = index_cache.open_index(written, "the-key", src, src.select())
             same = reopened is not None and reopened.from_cache and \
                 build_report(reopened, src.images, archive) == build_report(fresh, src.images, archive)
-        return {"forked": child is not None, "written": written, "same": same,
-                "ended": child is None or child.exitcode is not None}
+            if halves and reopened is not None:
+                one = index_cache.save(src, fresh, os.path.join(where, "one"), "the-key")
+                as_one = held(reopened) == held(index_cache.open_index(one, "the-key", src, src.select()))
+        return {"forked": child is not None, "written": written, "same": same, "taken": files.taken,
+                "as_one": as_one, "ended": child is None or child.exitcode is not None}
 
 
 if __name__ == "__main__":

@@ -195,15 +195,15 @@ def test_a_truncated_or_empty_cache_file_is_rebuilt(tmp_path, damage):
 
         start, trailer = len(index_cache.MAGIC) + 32, index_cache.TRAILER
         end = len(data) - trailer.size
-        size, _ = trailer.unpack_from(data, end)
+        size, _, _ = trailer.unpack_from(data, end)
         head = marshal.loads(data[end - size:end])
         tree = list(head["tree"])
         tree[3] = {k: (o + 10**9, n, alive) for k, (o, n, alive) in tree[3].items()}
         head["tree"] = tuple(tree)
         head_bytes = marshal.dumps(head)
         body = data[start:end - size]
-        tail = head_bytes + trailer.pack(len(head_bytes), start + len(body))
-        checksum = hashlib.sha256(hashlib.sha256(body).digest() + tail).digest()
+        tail = head_bytes + trailer.pack(len(head_bytes), start + len(body), start + len(body))
+        checksum = hashlib.sha256(hashlib.sha256(body).digest() + hashlib.sha256().digest() + tail).digest()
         cached.write_bytes(index_cache.MAGIC + checksum + body + tail)
     src, again = _load(DATA / "docker-legacy.tar")
     with src:
@@ -380,20 +380,71 @@ def _files_elsewhere(archive: str, where: Path, mode: str = "whole") -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("archive", ["docker-legacy.tar", "hardlinks.docker.tar", "umoci.oci-layout"])
-def test_an_index_whose_files_a_child_wrote_reopens_as_the_same_image(tmp_path, archive):
+def _linked_across(tmp_path) -> str:
+    """An archive whose files of several names have names in folders far apart (so in both
+    parts when the child and its parent share the writing), one changed by a later layer."""
+    from tests.builders import d, docker_archive, f, hard, layer_tar, wh
+
+    first = layer_tar([d("a"), f("a/big", b"x" * 3000), f("a/small", b"y" * 10), d("m"), f("m/other", b"o" * 500),
+                       d("z"), hard("z/big-again", "a/big"), hard("z/small-again", "a/small"), f("z/last", b"l")])
+    second = layer_tar([d("m"), f("m/other", b"p" * 700), d("z"), wh("z/small-again"), hard("z/third", "a/big")])
+    archive = tmp_path / "linked.tar"
+    archive.write_bytes(docker_archive([first, second]))
+    return str(archive)
+
+
+@pytest.mark.parametrize("halves", ["", "-halves"])
+@pytest.mark.parametrize("archive", ["docker-legacy.tar", "hardlinks.docker.tar", "umoci.oci-layout", "linked"])
+def test_an_index_whose_files_a_child_wrote_reopens_as_the_same_image(tmp_path, archive, halves):
     where = tmp_path / "written"
-    got = _files_elsewhere(archive, where)
-    assert got == {"forked": True, "written": str(where / "the-key"), "same": True, "ended": True}
-    assert [p.name for p in where.iterdir()] == ["the-key"]  # nothing partial left
+    got = _files_elsewhere(_linked_across(tmp_path) if archive == "linked" else archive, where, "whole" + halves)
+    taken = got.pop("taken")
+    assert got == {"forked": True, "written": str(where / "the-key"), "same": True,
+                   "as_one": True if halves else None, "ended": True}
+    assert (taken is not None and taken > 0) if halves else taken is None  # the parent wrote the last folders
+    assert sorted(p.name for p in where.iterdir()) == (["one", "the-key"] if halves else ["the-key"])  # nothing partial left
 
 
-@pytest.mark.parametrize("mode", ["failing", "unread"])
+@pytest.mark.parametrize("mode", ["failing", "unread", "failing-halves", "unread-halves"])
 def test_a_child_that_fails_or_is_not_heard_leaves_nothing(tmp_path, mode):
     where = tmp_path / "written"
     got = _files_elsewhere("docker-legacy.tar", where, mode)
-    assert got == {"forked": True, "written": None, "same": None, "ended": True}  # stopped, not waited for
+    assert (got.pop("taken") is not None) == ("halves" in mode)
+    assert got == {"forked": True, "written": None, "same": None, "as_one": None, "ended": True}  # stopped, not waited for
     assert list(where.iterdir()) == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(stacks, linked_stacks), st.integers(min_value=0))
+def test_two_halves_of_the_folders_count_and_gather_what_one_pass_does(tmp_path_factory, layers, cut):
+    """The folder sizes and the columns of two runs of folders, the second's added to the
+    first's, are those of one run over them all, wherever the folders are cut in two."""
+    from explorer.tree.columns import ColumnWriter
+    from explorer.tree.views import FolderSizes
+    from tests.test_properties import _layer
+    from tests.builders import docker_archive
+
+    archive = tmp_path_factory.mktemp("halves") / "img.tar"
+    archive.write_bytes(docker_archive([_layer(ops) for ops in layers]))
+    with open_source(str(archive)) as src:
+        tree = load_image(src, src.select(), cache=False).tree
+    items = list(tree.kids.items())
+    cut %= len(items) + 1
+
+    def gathered(runs):
+        """Their sizes and columns, made by one writer (no ``runs``) or added up from each run's."""
+        sizes, columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
+        if runs is None:
+            index_cache._encode_folders(tree, items, sizes, columns, lambda chunk: None, 0, [], [])
+        for run in runs or ():
+            part_sizes, part_columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
+            index_cache._encode_folders(tree, run, part_sizes, part_columns, lambda chunk: None, 0, [], [])
+            sizes.absorb(part_sizes.state())
+            columns.absorb(part_columns.state())
+        view = TreeView(tree, None, MERGED)
+        return sizes.give(view), view.entries, view.file_bytes, columns.state()
+
+    assert gathered([items[:cut], items[cut:]]) == gathered(None)
 
 
 def test_an_index_cut_short_or_altered_after_its_files_is_not_used(tmp_path):

@@ -443,13 +443,14 @@ def _forged(path, change):
     data = path.read_bytes()
     start, trailer = len(index_cache.MAGIC) + 32, index_cache.TRAILER
     end = len(data) - trailer.size
-    size, split = trailer.unpack_from(data, end)
+    size, mid, split = trailer.unpack_from(data, end)
     head = marshal.loads(data[end - size:end])
     change(head)
     head_bytes = marshal.dumps(head)
-    body, rest = data[start:split], data[split:end - size]
-    tail = rest + head_bytes + trailer.pack(len(head_bytes), split)
-    path.write_bytes(index_cache.MAGIC + hashlib.sha256(hashlib.sha256(body).digest() + tail).digest() + body + tail)
+    first, second, rest = data[start:mid], data[mid:split], data[split:end - size]
+    tail = rest + head_bytes + trailer.pack(len(head_bytes), mid, split)
+    digests = hashlib.sha256(first).digest() + hashlib.sha256(second).digest()
+    path.write_bytes(index_cache.MAGIC + hashlib.sha256(digests + tail).digest() + first + second + tail)
 
 
 def _saved(tmp_path, monkeypatch):

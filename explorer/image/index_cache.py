@@ -10,8 +10,10 @@ sizes are added up from, a layer's changes in parts, the wasted files), then a h
 image without its files, the first screen's folder sizes, and where each chunk lies) and a
 trailer that says where the head starts: reopening decodes the head only, and each folder
 when it is first looked at. The head comes last so that a child process can
-write the folders' chunks while its parent works out what the head says (``FilesElsewhere``);
-the checksum is over the digest of what the child wrote and the rest.
+write the folders' chunks while its parent works out what the head says (``FilesElsewhere``;
+on a big image the parent then writes the last folders the child has not reached); the
+checksum is over the digests of those two parts (the second empty when the child wrote them
+all) and the rest.
 
 A folder's chunk holds its names and, for each, its entry as a tuple (the path left out,
 extended attributes as pairs) or its versions as one flat tuple (layer, change, entry,
@@ -32,12 +34,13 @@ import struct
 import tempfile
 import threading
 import time
-from typing import Any, Callable, NamedTuple
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from explorer.formats.cache import cache_dir, keep_under, left_behind, remove
 from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
-from explorer.image.parallel import stop
+from explorer.image.parallel import cores, stop
 from explorer.model.values import HistoryEntry, ImageRef, LayerInfo
 from explorer.formats.source import REGISTRY_SCHEMES, Source
 from explorer.formats.spool import kept_file
@@ -51,7 +54,7 @@ from explorer.tree.pathtable import PART_PATHS, MappedPages, Part, PathTable, en
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 21
+VERSION = 22
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 DEFAULT_MAX = 2 << 30
@@ -130,11 +133,11 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef, written: byte
     end = len(data) - TRAILER.size  # where the head ends
     if end < start or data[: len(MAGIC)] != MAGIC:
         return None
-    head_size, split = TRAILER.unpack_from(data, end)
-    if not start <= split <= end - head_size:
+    head_size, mid, split = TRAILER.unpack_from(data, end)
+    if not start <= mid <= split <= end - head_size:
         return None
     if written is None or written != data[len(MAGIC):start]:
-        whole = hashlib.sha256(_digest(mapped, data, start, split).digest())
+        whole = hashlib.sha256(_digest(mapped, data, start, mid).digest() + _digest(mapped, data, mid, split).digest())
         whole.update(data[split:])
         if whole.digest() != data[len(MAGIC):start]:
             return None
@@ -193,7 +196,8 @@ def save(source: Source, image: Image, where: str | None = None, key: str | None
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
             body = _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, sink.put)
-            _finish(f, sink.digest.digest(), _tail(image, key, body, _waste_chunk(image)))
+            end = len(MAGIC) + 32 + body.size
+            _finish(f, sink.digest.digest() + NOTHING, _tail(image, key, body, _waste_chunk(image), (end, end)))
         return _keep(tmp, where, key)
     except (OSError, ValueError):
         return None
@@ -212,24 +216,29 @@ def _keep(tmp: str, where: str, key: str) -> str:
 
 
 class _Sink:
-    """Where the files' chunks go: written after the file's start, and hashed on the way."""
+    """Where the files' chunks go: written after the file's start (``head``: the file's magic
+    and room for its checksum first), and hashed on the way."""
 
-    def __init__(self, f: Any) -> None:
+    def __init__(self, f: Any, head: bool = True) -> None:
         self.f = f
         self.digest = hashlib.sha256()
-        f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
+        if head:
+            f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
 
     def put(self, chunk: bytes) -> None:
         self.digest.update(chunk)
         self.f.write(chunk)
 
 
-def _finish(f: Any, first: bytes, tail: bytes) -> None:
-    """Write what follows the files, then the checksum: over the files' digest and the rest
-    (so the files and the rest can be written by two processes)."""
+NOTHING = hashlib.sha256().digest()  # the digest of a second part that is empty
+
+
+def _finish(f: Any, digests: bytes, tail: bytes) -> None:
+    """Write what follows the files, then the checksum: over the digests of the two parts of
+    the files and the rest (so they and the rest can be written by several processes)."""
     f.write(tail)
     f.seek(len(MAGIC))
-    whole = hashlib.sha256(first)
+    whole = hashlib.sha256(digests)
     whole.update(tail)
     f.write(whole.digest())
 
@@ -243,16 +252,31 @@ def _partial() -> str:
     return f"{PARTIAL}{os.getpid()}-"
 
 
+SHARE_AT = 100_000  # paths: from here on, the parent takes its share of the folders the child has not reached
+SHARED = 0.55  # the share of them it takes
+LEAST = 20_000  # paths left: fewer, and the child writes them all (adding two parts up costs more)
+LOCKED = 5.0  # seconds the parent waits for the lock it shares with the child
+
+
 class FilesElsewhere:
     """The files' part of an image's index, encoded and written by a forked child while this
     process works out the rest (the accounting, dive's numbers); ``finish`` then adds the
-    rest and names the file. For a process with no thread but its main one."""
+    rest and names the file. For a process with no thread but its main one.
+
+    On a big image the child took longer than the accounting beside it, a core idle meanwhile:
+    so ``finish`` takes the last folders the child has not reached (``SHARED`` of their paths)
+    and writes them itself, into a file of its own that follows the child's, while the child
+    writes the others and every layer's changes. Another child would share no work with this
+    process's: both would copy most of the pages they share with it as they read the entries."""
 
     def __init__(self, tree: LayerTree, where: str) -> None:
+        self.tree = tree
         self.proc: Any = None
         self.tmp = ""
         self._said: Any = None
         self.where = where
+        self._claim: Any = None  # (lock, [folders the child has started, folders it may start])
+        self.taken: int | None = None  # the first folder this process wrote, if it took any
         if threading.active_count() > 1:
             return  # a fork must not copy other threads (a scan pool's): the caller saves it itself
         try:
@@ -263,12 +287,14 @@ class FilesElsewhere:
         try:
             context = multiprocessing.get_context("fork")
             self._said, out = context.Pipe(duplex=False)
+            if len(tree.versions) >= SHARE_AT and cores() > 1:
+                self._claim = (context.Lock(), context.RawArray("q", [0, len(tree.kids)]))
         except (OSError, ValueError):  # no descriptors, no fork: the caller saves it itself
             os.close(fd)
             self.cancel()
             return
         try:
-            self.proc = context.Process(target=_files_child, args=(tree, fd, out, self._said),
+            self.proc = context.Process(target=_files_child, args=(tree, self._claim, fd, out, self._said),
                                         name="layer-explorer index", daemon=True)
             self.proc.start()
         except BaseException as exc:
@@ -285,26 +311,66 @@ class FilesElsewhere:
         if self.proc is None:
             self.cancel()
             return None
+        mine = ""
         try:
+            taken = self.taken = self._take()
+            if taken is not None:
+                fd, mine = tempfile.mkstemp(dir=self.where, prefix=_partial())
+                with os.fdopen(fd, "wb") as f:
+                    sink = _Sink(f, head=False)
+                    own = _Part(self.tree, islice(self.tree.kids.items(), taken, None), sink.put).told(sink, with_changes=False)
             chunk = _waste_chunk(image)  # made while the child still writes
             try:
                 said = marshal.loads(self._said.recv_bytes())
-                first, body = bytes(said[0]), Body(*said[1:])
-            except (EOFError, OSError, ValueError, TypeError, IndexError):
+            except (EOFError, OSError, ValueError, TypeError):
                 return None  # (``cancel`` below stops the child: it may be blocked writing)
+            whole = said[0] == "whole"
+            if whole == (taken is not None) or os.path.getsize(self.tmp) != len(MAGIC) + 32 + said[2]:
+                return None
             with open(self.tmp, "r+b") as f:
-                if f.seek(0, os.SEEK_END) != len(MAGIC) + 32 + body.size:
-                    return None
-                _finish(f, first, _tail(image, key, body, chunk))
+                f.seek(0, os.SEEK_END)
+                if whole:
+                    digests, body, rest = said[1] + NOTHING, Body(*said[2:]), b""
+                else:
+                    digests, body, rest = _joined(self.tree, [said[1:], own], f, mine)
+                hashed = len(MAGIC) + 32 + said[2]
+                _finish(f, digests, rest + _tail(image, key, body, chunk, (hashed, len(MAGIC) + 32 + body.size - len(rest))))
             proc, self.proc = self.proc, None
             proc.join()  # it has said all, and ended meanwhile (giving back its pages took 40 ms)
             self._said.close()
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError, IndexError):
             return None
         finally:
+            if mine:
+                remove(mine)
             self.cancel()
+
+    def _take(self) -> int | None:
+        """Claim the last folders the child has not reached, about ``SHARED`` of their paths:
+        the number of the first, or None (the child writes them all: too few are left)."""
+        if self._claim is None:
+            return None
+        lock, claim = self._claim
+        counts = list(map(len, self.tree.kids.values()))
+        if not lock.acquire(timeout=LOCKED):  # (a child killed while it held it)
+            return None
+        try:
+            started = claim[0]
+            left = sum(counts[started:])
+            if left < LEAST:
+                return None
+            kept, at = left * SHARED, len(counts)
+            while at > started + 1 and kept > 0:  # (the child keeps one folder it has not started, at least)
+                at -= 1
+                kept -= counts[at]
+            if at == len(counts):
+                return None
+            claim[1] = at
+        finally:
+            lock.release()
+        return at
 
     def cancel(self) -> None:
         """Stop the child and remove its file (the load failed, or the file was not finished)."""
@@ -315,16 +381,114 @@ class FilesElsewhere:
             self.tmp = ""
 
 
-def _files_child(tree: LayerTree, fd: int, out: Any, said: Any) -> None:
-    """In the forked child: write the files' part, then say its digest, size and layout."""
+def _files_child(tree: LayerTree, claim: Any, fd: int, out: Any, said: Any) -> None:
+    """In the forked child: write the files' part, then say its digest and layout (``whole``);
+    or, when the parent has claimed the last folders (``claim``), the part of those before
+    them and every layer's changes, then what it gathered of them for the parent (``part``)."""
     said.close()  # the parent's end
     try:
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
-            body = _encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put)
-        out.send_bytes(marshal.dumps((sink.digest.digest(), *body)))
+            if claim is None:
+                body = _encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put)
+                out.send_bytes(marshal.dumps(("whole", sink.digest.digest(), *body)))
+                return
+            stopped: list[bool] = []
+            part = _Part(tree, _unclaimed(tree.kids.items(), claim, stopped), sink.put)
+            if not stopped:  # none claimed: the whole part, as one writer makes it
+                body = _ended(tree, TreeView(tree, None, MERGED), (-1, -1), part.body(), part.placed, part.listed,
+                              part.sizes, part.columns, sink.put, with_changes=True)
+                out.send_bytes(marshal.dumps(("whole", sink.digest.digest(), *body)))
+                return
+            told = part.told(sink, with_changes=True)
+        out.send_bytes(marshal.dumps(("part", *told)))
     except BaseException:  # noqa: BLE001 (the parent, told nothing, saves the index itself)
         os._exit(1)
+
+
+def _unclaimed(items: Iterable[tuple[str, list[str]]], claim: Any, stopped: list[bool]) -> Iterator[tuple[str, list[str]]]:
+    """The folders of ``items`` until the first the parent has claimed (then ``stopped`` says so)."""
+    lock, shared = claim
+    for number, item in enumerate(items):
+        with lock:
+            if number >= shared[1]:
+                stopped.append(True)
+                return
+            shared[0] = number + 1
+        yield item
+
+
+class _Part:
+    """The folders ``items`` names, written by one process (``put``), and what it gathered of
+    them: their sizes, their columns, their paths."""
+
+    def __init__(self, tree: LayerTree, items: Iterable[tuple[str, list[str]]], put: Callable[[bytes], None]) -> None:
+        self.tree = tree
+        self.sizes, self.columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
+        self.listed: list[str] = []  # paths not yet in a part of the path table
+        self.table: list[Part] = []
+        self.offset, self.placed, self.folders = _encode_folders(tree, items, self.sizes, self.columns, put, 0,
+                                                                 self.listed, self.table)
+
+    def body(self) -> Body:
+        """Where its folders and the path table's parts so far are."""
+        return Body(self.offset, self.folders, {}, [], None, 0, 0, self.table, None)
+
+    def told(self, sink: _Sink, with_changes: bool) -> tuple:
+        """Its paths' last part of the path table (and ``with_changes``, every layer's changes)
+        handed to ``sink``, then what ``_joined`` takes of it, as marshal-able values."""
+        offset = _put_parts(self.listed, len(self.listed), self.offset, self.table, sink.put)
+        changes, offset = _encode_changes(self.tree, sink.put, offset) if with_changes else ([], offset)
+        return (sink.digest.digest(), offset, self.folders, self.placed, self.table, changes,
+                self.columns.state(), self.sizes.state())
+
+
+def _joined(tree: LayerTree, told: list[tuple], f: Any, second: str) -> tuple[bytes, Body, bytes]:
+    """The child's part and this process's made one (``f``: the child's file, at its end, to
+    which ``second``, this process's, is appended): their digests, the body, and what follows
+    them (the strays, the rest of the path table, the columns), hashed with the tail."""
+    (first_digest, shift, *_), (second_digest, length, *_) = told
+    with open(second, "rb") as src:
+        _append(src, f, length)
+    folders: dict[str, tuple[int, int, int]] = {}
+    table: list[Part] = []
+    changes: list[list[tuple[int, int]]] = []
+    placed = 0
+    view = TreeView(tree, None, MERGED)
+    sizes, columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
+    for moved, (_, _, held, count, parts, layers, gathered, counted) in zip((0, shift), told):
+        folders.update((name, (at + moved, n, alive)) for name, (at, n, alive) in held.items())
+        table += [(at + moved, n, k) for at, n, k in parts]
+        changes += [[(at + moved, n) for at, n in layer] for layer in layers]
+        placed += count
+        columns.absorb(gathered)
+        sizes.absorb(counted)
+    rest: list[bytes] = []
+    body = _ended(tree, view, (-1, -1), Body(shift + length, folders, {}, changes, None, 0, 0, table, None),
+                  placed, [], sizes, columns, rest.append, with_changes=False)
+    return first_digest + second_digest, body, b"".join(rest)
+
+
+def _append(src: Any, dst: Any, length: int) -> None:
+    """Copy ``length`` bytes of ``src`` to the end of ``dst`` (in the kernel where it can)."""
+    dst.flush()
+    done = 0
+    try:
+        while done < length:
+            step = os.copy_file_range(src.fileno(), dst.fileno(), length - done)
+            if not step:
+                break
+            done += step
+    except (AttributeError, OSError):  # (not Linux, or a file system that does not)
+        pass
+    dst.seek(0, os.SEEK_END)
+    src.seek(done)
+    while done < length:
+        data = src.read(min(length - done, 1 << 24))
+        if not data:
+            raise OSError("the second part of the index is shorter than its writer said")
+        dst.write(data)
+        done += len(data)
 
 
 def evict(limit: int | None = None, where: str | None = None, spare: str | None = None) -> None:
@@ -406,16 +570,26 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
     sizes = FolderSizes(tree) if view.needs_totals() else None
     if sizes is None:
         view.totals()
-    versions = tree.versions
-    offset = 0
-    folders: dict[str, tuple[int, int, int]] = {}
-    placed = 0
     listed: list[str] = []  # paths not yet in a part of the path table
     table: list[Part] = []
+    columns = ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
+    offset, placed, folders = _encode_folders(tree, tree.kids.items(), sizes, columns, put, 0, listed, table)
+    return _ended(tree, view, (file_count, file_bytes), Body(offset, folders, {}, [], None, 0, 0, table, None),
+                  placed, listed, sizes, columns, put, with_changes=True)
+
+
+def _encode_folders(tree: LayerTree, items: Iterable[tuple[str, list[str]]], sizes: FolderSizes | None,
+                    columns: ColumnWriter, put: Callable[[bytes], None], offset: int, listed: list[str],
+                    table: list[Part]) -> tuple[int, int, dict[str, tuple[int, int, int]]]:
+    """The chunks of the folders ``items`` names (with their children), handed to ``put`` from
+    ``offset`` on; their paths into ``listed``, and the path table's parts it fills into
+    ``table``. The offset after them, how many paths they hold, and where each chunk is."""
+    versions = tree.versions
+    folders: dict[str, tuple[int, int, int]] = {}
+    placed = 0
     layers = tree.layer_count
     every_layer = (1 << layers) - 1
-    columns = ColumnWriter(layers, tree.links, tree.shared_file)
-    for name, children in tree.kids.items():
+    for name, children in items:
         prefix = name if name == "/" else name + "/"
         values = []
         add = values.append
@@ -449,6 +623,17 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         offset += len(chunk)
         if len(listed) >= PART_PATHS:
             offset = _put_parts(listed, len(listed) - len(listed) % PART_PATHS, offset, table, put)
+    return offset, placed, folders
+
+
+def _ended(tree: LayerTree, view: TreeView, files: tuple[int, int], body: Body, placed: int, listed: list[str],
+           sizes: FolderSizes | None, columns: ColumnWriter, put: Callable[[bytes], None], with_changes: bool) -> Body:
+    """``body``, whose folders are written (``placed`` paths in them; ``listed``: those of its
+    paths not in the path table yet), completed: the paths no folder lists, the rest of the
+    path table, the columns, the sizes, and (``with_changes``) every layer's changes, handed
+    to ``put`` from ``body.size`` on. ``files``: the count and bytes of regular files, if known
+    (else -1, -1: counted)."""
+    versions = tree.versions
     # The root, and any path its folder does not list, travel in the head. Applying layers
     # lists every other path in its folder, so they are found by counting, not by a set of
     # every path (100 MB at a million); the search below is for an index that breaks that.
@@ -461,12 +646,24 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
         if sizes is not None:  # (an index that breaks the rule: counted as any view counts)
             view.totals()
             sizes = None
+    table = list(body.paths)
     listed += (path for path in strays if path != "/")
-    offset = _put_parts(listed, len(listed), offset, table, put)
+    offset = _put_parts(listed, len(listed), body.size, table, put)
     layout, offset = columns.finish(put, offset, len(MAGIC) + 32)  # (the body starts after the checksum)
     totals = sizes.give(view) if sizes is not None else view.totals()
+    file_count, file_bytes = files
     if file_count < 0 or file_bytes < 0:
         file_count, file_bytes = view.entries, view.file_bytes
+    changes = body.changes
+    if with_changes:
+        changes, offset = _encode_changes(tree, put, offset)
+    return Body(offset, body.folders, strays, changes, totals, file_count, file_bytes, table,
+                tuple(layout) if layout is not None else None)
+
+
+def _encode_changes(tree: LayerTree, put: Callable[[bytes], None], offset: int) -> tuple[list[list[tuple[int, int]]], int]:
+    """Every layer's changes, in parts, handed to ``put`` from ``offset`` on: where each part
+    is, and the offset after them."""
     changes = []
     for layer in tree.changes:
         parts = []  # a layer's changes in parts: decoding 300,000 at once held the window 45 ms
@@ -477,8 +674,7 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
             put(chunk)
             offset += len(chunk)
         changes.append(parts)
-    return Body(offset, folders, strays, changes, totals, file_count, file_bytes, table,
-                tuple(layout) if layout is not None else None)
+    return changes, offset
 
 
 def _put_parts(listed: list[str], upto: int, offset: int, table: list[Part], put: Callable[[bytes], None]) -> int:
@@ -493,7 +689,7 @@ def _put_parts(listed: list[str], upto: int, offset: int, table: list[Part], put
     return offset
 
 
-TRAILER = struct.Struct("<QQ")  # the head's size, and where the first hashed part ends
+TRAILER = struct.Struct("<QQQ")  # the head's size, and where the two parts hashed on their own end
 
 
 WASTE_FIRST = 1000  # wasted files (the biggest) decoded on their own: the Insights tab lists 500
@@ -513,12 +709,13 @@ def _waste_chunk(image: Image) -> tuple[bytes, int, int]:
     return first + marshal.dumps(records[WASTE_FIRST:]), len(first), min(len(records), WASTE_FIRST)
 
 
-def _tail(image: Image, key: str, body: Body, waste: tuple[bytes, int, int]) -> bytes:
-    """What follows the files: the wasted files' chunk (``_waste_chunk``), the head, and the trailer."""
+def _tail(image: Image, key: str, body: Body, waste: tuple[bytes, int, int], hashed: tuple[int, int]) -> bytes:
+    """What follows the files: the wasted files' chunk (``_waste_chunk``), the head, and the
+    trailer (``hashed``: where in the file the two parts hashed on their own end)."""
     chunk, first, held = waste
     wasted = (body.size, len(chunk), len(image.waste.files), first, held) if image.waste is not None else (0, 0, 0, 0, 0)
     head = marshal.dumps(_head(image, key, body, wasted))
-    return chunk + head + TRAILER.pack(len(head), len(MAGIC) + 32 + body.size)
+    return chunk + head + TRAILER.pack(len(head), *hashed)
 
 
 def _head(image: Image, key: str, body: Body, wasted: tuple[int, int, int, int, int]) -> dict[str, Any]:

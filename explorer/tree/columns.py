@@ -145,6 +145,30 @@ class ColumnWriter:
         self.size.extend(map(_SIZE_OF, plain))
         self.flags.extend(map(_ADDED.get, map(_KIND_OF, plain), repeat(CHANGED)))
 
+    def state(self) -> tuple:
+        """What was gathered, as marshal-able values (for ``absorb`` in another process)."""
+        return (self.broken, self.names, self.starts.tobytes(), self.first.tobytes(), self.until.tobytes(),
+                self.size.tobytes(), self.flags.tobytes(), self.held.tobytes(), self.linked)
+
+    def absorb(self, state: tuple) -> None:
+        """Add what another writer gathered (``state``) over the folders after this one's."""
+        broken, names, *raw, linked = state
+        if broken or self.broken:
+            self.broken = True
+            return
+        starts, first, until, size, flags, held = (array(code, b"") for code in ("q", self.code, self.code, "q", "B", "q"))
+        for column, data in zip((starts, first, until, size, flags, held), raw):
+            column.frombytes(data)
+        base = len(self.size)  # its rows come after these: their numbers move by as many
+        self.names += names
+        self.starts.extend(map(base.__add__, starts[1:]))
+        self.held.extend(map(base.__add__, held))
+        self.first += first
+        self.until += until
+        self.size += size
+        self.flags += flags
+        self.linked += [(row + base, path, tuple(key)) for row, path, key in linked]
+
     def _row(self, at: int, ends: int, e: Any, path: str, changed: int) -> None:
         """A row for version ``e`` of ``path``, there from layer ``at`` until ``ends``
         (``changed``: CHANGED when its layer's changes list it, and REPLACED as modified)."""

@@ -679,6 +679,23 @@ class FolderSizes:
         if size:
             self.linked.setdefault(key, (size, []))[1].append(path)
 
+    def state(self) -> tuple:
+        """What was counted, as marshal-able values (for ``absorb`` in another process)."""
+        return self.entries, self.file_bytes, self.direct, self.linked, self.counted
+
+    def absorb(self, state: tuple) -> None:
+        """Add what another count (``state``) made of other folders of the same view."""
+        entries, file_bytes, direct, linked, counted = state
+        for key in counted & self.counted:  # a file of several names both counted: its bytes once
+            file_bytes -= linked.get(key, (0,))[0]
+        self.entries += entries
+        self.file_bytes += file_bytes
+        self.counted |= counted
+        for folder, here in direct.items():
+            self.direct[folder] = self.direct.get(folder, 0) + here
+        for key, (size, paths) in linked.items():
+            self.linked.setdefault(key, (size, []))[1].extend(paths)
+
     def give(self, view: "TreeView") -> dict[str, int]:
         """Set ``view``'s sizes and counts from what was added; its totals."""
         view.use_totals(_with_links(roll_up(self.direct), self.linked))
