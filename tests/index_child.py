@@ -2,13 +2,14 @@
 
 It forks only in a process with no thread but its main one, and a test session has others.
 
-    python -m tests.index_child ARCHIVE FOLDER (whole | failing | unread)[-halves]
+    python -m tests.index_child ARCHIVE FOLDER (whole | failing | unread)[-shared | -one]
 
 prints a JSON object: what ``finish`` returned, whether the reopened index reports the same
-image, and whether the child had ended. With ``-halves`` the parent takes the last half of
-the folders and writes them itself, however small the image (the child waits for it to say
-which before it starts); the object then also says where the parent's folders began
-(``taken``) and whether the index holds what one written in one piece holds (``as_one``).
+image, and whether the child had ended. With ``-shared`` the parent takes blocks of the last
+folders and writes them itself, however small the image (the child waits for the first
+before it starts), until it meets the child; with ``-one``, one block only. The object then
+also says where the parent's folders began (``taken``) and whether the index holds what one
+written in one piece holds (``as_one``).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def held(image) -> dict:
 
 
 def main(archive: str, where: str, mode: str) -> dict:
-    mode, _, halves = mode.partition("-")
-    if halves:
-        index_cache.SHARE_AT, index_cache.LEAST, index_cache.SHARED = 0, 0, 0.5
+    mode, _, shared = mode.partition("-")
+    if shared:
+        index_cache.SHARE_AT, index_cache.LEAST = 0, 0
         index_cache.cores = lambda: 2  # (this machine may have one core: the sharing is what is tried)
         alone = index_cache._files_child
 
@@ -59,8 +60,8 @@ def main(archive: str, where: str, mode: str) -> dict:
                 time.sleep(0.01)
             alone(tree, claim, *rest)
 
-        def take(files):
-            taken = decide(files)
+        def take(files, before):
+            taken = decide(files, before) if shared == "shared" or files._claim[1][1] == len(files.tree.kids) else None
             if taken is None:
                 files._claim[1][0] = -1  # (the child need wait no more)
             return taken
@@ -80,12 +81,13 @@ def main(archive: str, where: str, mode: str) -> dict:
 
             files._said.recv_bytes = broken
         written = files.finish(fresh, "the-key")
+        files.cancel()  # (as the loading process does once it has passed the index on: the child reaped)
         same = as_one = None
         if written is not None:
             reopened = index_cache.open_index(written, "the-key", src, src.select())
             same = reopened is not None and reopened.from_cache and \
                 build_report(reopened, src.images, archive) == build_report(fresh, src.images, archive)
-            if halves and reopened is not None:
+            if shared and reopened is not None:
                 one = index_cache.save(src, fresh, os.path.join(where, "one"), "the-key")
                 as_one = held(reopened) == held(index_cache.open_index(one, "the-key", src, src.select()))
         return {"forked": child is not None, "written": written, "same": same, "taken": files.taken,

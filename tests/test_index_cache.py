@@ -393,23 +393,25 @@ def _linked_across(tmp_path) -> str:
     return str(archive)
 
 
-@pytest.mark.parametrize("halves", ["", "-halves"])
+@pytest.mark.parametrize("shared", ["", "-shared", "-one"])
 @pytest.mark.parametrize("archive", ["docker-legacy.tar", "hardlinks.docker.tar", "umoci.oci-layout", "linked"])
-def test_an_index_whose_files_a_child_wrote_reopens_as_the_same_image(tmp_path, archive, halves):
+def test_an_index_whose_files_a_child_wrote_reopens_as_the_same_image(tmp_path, archive, shared):
+    """Written by the child alone, or with the parent taking the last folders: a block at a
+    time until it meets the child, or one block only."""
     where = tmp_path / "written"
-    got = _files_elsewhere(_linked_across(tmp_path) if archive == "linked" else archive, where, "whole" + halves)
+    got = _files_elsewhere(_linked_across(tmp_path) if archive == "linked" else archive, where, "whole" + shared)
     taken = got.pop("taken")
     assert got == {"forked": True, "written": str(where / "the-key"), "same": True,
-                   "as_one": True if halves else None, "ended": True}
-    assert (taken is not None and taken > 0) if halves else taken is None  # the parent wrote the last folders
-    assert sorted(p.name for p in where.iterdir()) == (["one", "the-key"] if halves else ["the-key"])  # nothing partial left
+                   "as_one": True if shared else None, "ended": True}
+    assert (taken is not None and taken > 0) if shared else taken is None  # the parent wrote the last folders
+    assert sorted(p.name for p in where.iterdir()) == (["one", "the-key"] if shared else ["the-key"])  # nothing partial left
 
 
-@pytest.mark.parametrize("mode", ["failing", "unread", "failing-halves", "unread-halves"])
+@pytest.mark.parametrize("mode", ["failing", "unread", "failing-shared", "unread-shared"])
 def test_a_child_that_fails_or_is_not_heard_leaves_nothing(tmp_path, mode):
     where = tmp_path / "written"
     got = _files_elsewhere("docker-legacy.tar", where, mode)
-    assert (got.pop("taken") is not None) == ("halves" in mode)
+    assert (got.pop("taken") is not None) == ("shared" in mode)
     assert got == {"forked": True, "written": None, "same": None, "as_one": None, "ended": True}  # stopped, not waited for
     assert list(where.iterdir()) == []
 

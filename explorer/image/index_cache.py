@@ -34,7 +34,7 @@ import struct
 import tempfile
 import threading
 import time
-from itertools import islice
+from itertools import accumulate
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from explorer.formats.cache import cache_dir, keep_under, left_behind, remove
@@ -216,14 +216,13 @@ def _keep(tmp: str, where: str, key: str) -> str:
 
 
 class _Sink:
-    """Where the files' chunks go: written after the file's start (``head``: the file's magic
-    and room for its checksum first), and hashed on the way."""
+    """Where the files' chunks go: written after the file's start (its magic and room for its
+    checksum first), and hashed on the way."""
 
-    def __init__(self, f: Any, head: bool = True) -> None:
+    def __init__(self, f: Any) -> None:
         self.f = f
         self.digest = hashlib.sha256()
-        if head:
-            f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
+        f.write(MAGIC + bytes(32))  # the checksum, once the rest is written
 
     def put(self, chunk: bytes) -> None:
         self.digest.update(chunk)
@@ -253,8 +252,8 @@ def _partial() -> str:
 
 
 SHARE_AT = 100_000  # paths: from here on, the parent takes its share of the folders the child has not reached
-SHARED = 0.55  # the share of them it takes
-LEAST = 20_000  # paths left: fewer, and the child writes them all (adding two parts up costs more)
+BLOCK = 0.2  # of the paths between the child and the parent's last block: the next block the parent takes
+LEAST = 10_000  # paths between them: fewer, and the child writes them (each block costs a little to add up)
 LOCKED = 5.0  # seconds the parent waits for the lock it shares with the child
 
 
@@ -264,10 +263,10 @@ class FilesElsewhere:
     rest and names the file. For a process with no thread but its main one.
 
     On a big image the child took longer than the accounting beside it, a core idle meanwhile:
-    so ``finish`` takes the last folders the child has not reached (``SHARED`` of their paths)
-    and writes them itself, into a file of its own that follows the child's, while the child
-    writes the others and every layer's changes. Another child would share no work with this
-    process's: both would copy most of the pages they share with it as they read the entries."""
+    so ``finish`` writes every layer's changes, then takes the last folders the child has not
+    reached, a block at a time from the end (``BLOCK`` of the paths between them), until it
+    meets the child, which writes the others. Another child would share no work with this process's:
+    both would copy most of the pages they share with it as they read the entries."""
 
     def __init__(self, tree: LayerTree, where: str) -> None:
         self.tree = tree
@@ -277,6 +276,7 @@ class FilesElsewhere:
         self.where = where
         self._claim: Any = None  # (lock, [folders the child has started, folders it may start])
         self.taken: int | None = None  # the first folder this process wrote, if it took any
+        self.blocks: list[str] = []  # the files of what this process wrote of them
         if threading.active_count() > 1:
             return  # a fork must not copy other threads (a scan pool's): the caller saves it itself
         try:
@@ -311,80 +311,108 @@ class FilesElsewhere:
         if self.proc is None:
             self.cancel()
             return None
-        mine = ""
+        written = None
         try:
-            taken = self.taken = self._take()
-            if taken is not None:
-                fd, mine = tempfile.mkstemp(dir=self.where, prefix=_partial())
-                with os.fdopen(fd, "wb") as f:
-                    sink = _Sink(f, head=False)
-                    own = _Part(self.tree, islice(self.tree.kids.items(), taken, None), sink.put).told(sink, with_changes=False)
             chunk = _waste_chunk(image)  # made while the child still writes
+            blocks = self._share()
+            self.taken = blocks[0][0] if blocks else None
             try:
                 said = marshal.loads(self._said.recv_bytes())
             except (EOFError, OSError, ValueError, TypeError):
                 return None  # (``cancel`` below stops the child: it may be blocked writing)
             whole = said[0] == "whole"
-            if whole == (taken is not None) or os.path.getsize(self.tmp) != len(MAGIC) + 32 + said[2]:
+            if whole == bool(blocks) or os.path.getsize(self.tmp) != len(MAGIC) + 32 + said[2]:
                 return None
             with open(self.tmp, "r+b") as f:
                 f.seek(0, os.SEEK_END)
                 if whole:
                     digests, body, rest = said[1] + NOTHING, Body(*said[2:]), b""
                 else:
-                    digests, body, rest = _joined(self.tree, [said[1:], own], f, mine)
+                    digests, body, rest = _joined(self.tree, said[1], said[2:], blocks, f)
                 hashed = len(MAGIC) + 32 + said[2]
                 _finish(f, digests, rest + _tail(image, key, body, chunk, (hashed, len(MAGIC) + 32 + body.size - len(rest))))
-            proc, self.proc = self.proc, None
-            proc.join()  # it has said all, and ended meanwhile (giving back its pages took 40 ms)
-            self._said.close()
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
         except (OSError, ValueError, TypeError, IndexError):
             return None
         finally:
-            if mine:
-                remove(mine)
-            self.cancel()
+            for path in self.blocks:
+                remove(path)
+            self.blocks = []
+            if written is None:
+                self.cancel()
+            # else the child has said all and ends by itself: the caller's ``cancel`` reaps it
+            # once it has passed the index on (giving back its pages took 0.1 to 0.2 s)
 
-    def _take(self) -> int | None:
-        """Claim the last folders the child has not reached, about ``SHARED`` of their paths:
-        the number of the first, or None (the child writes them all: too few are left)."""
+    def _share(self) -> list[tuple[int, tuple, str]]:
+        """The blocks of folders this process took from the child and wrote, in their order,
+        then every layer's changes (none when it took none): the number of each one's first
+        folder, what ``_joined`` takes of it, and the file it is written in (held on disk, not
+        in memory: half the index's folders, 70 MB at a million entries)."""
         if self._claim is None:
-            return None
+            return []
+        tree = self.tree
+        # the changes first, so that the blocks it takes then make up for them
+        with self._block() as (f, path):
+            changes, size = _encode_changes(tree, f.write, 0)
+        nothing = (ColumnWriter(tree.layer_count, tree.links, tree.shared_file).state(), FolderSizes(tree).state())
+        last = (len(tree.kids), (size, {}, 0, [], changes, *nothing), path)
+        items = list(tree.kids.items())
+        before = list(accumulate(map(len, tree.kids.values()), initial=0))  # paths before each folder
+        blocks = []
+        while (taken := self._take(before)) is not None:
+            first, end = taken
+            with self._block() as (f, path):
+                blocks.append((first, _Part(tree, items[first:end], f.write).told(f.write, False), path))
+        blocks.reverse()
+        return blocks + [last] if blocks else []
+
+    @contextlib.contextmanager
+    def _block(self) -> Iterator[tuple[Any, str]]:
+        """A new file for a block this process writes (removed with the child's, by ``cancel``)."""
+        fd, path = tempfile.mkstemp(dir=self.where, prefix=_partial())
+        self.blocks.append(path)
+        with os.fdopen(fd, "wb") as f:
+            yield f, path
+
+    def _take(self, before: list[int]) -> tuple[int, int] | None:
+        """Claim the next block of folders (``BLOCK`` of the paths between the child and this
+        process's last block): its first folder and the one after it; None once too few are
+        left between them (the child writes those)."""
         lock, claim = self._claim
-        counts = list(map(len, self.tree.kids.values()))
         if not lock.acquire(timeout=LOCKED):  # (a child killed while it held it)
             return None
         try:
-            started = claim[0]
-            left = sum(counts[started:])
-            if left < LEAST:
+            started, end = claim[0], claim[1]  # (the child has started the folders before ``started``)
+            left = before[end] - before[started]
+            if left < max(LEAST, 1):
                 return None
-            kept, at = left * SHARED, len(counts)
-            while at > started + 1 and kept > 0:  # (the child keeps one folder it has not started, at least)
+            at = end - 1
+            while at > started + 1 and before[end] - before[at] < left * BLOCK:  # (the child keeps one folder at least)
                 at -= 1
-                kept -= counts[at]
-            if at == len(counts):
+            if at <= started:
                 return None
             claim[1] = at
         finally:
             lock.release()
-        return at
+        return at, end
 
     def cancel(self) -> None:
-        """Stop the child and remove its file (the load failed, or the file was not finished)."""
+        """Stop the child (or reap it, once the index is finished) and remove its file, if unfinished."""
         proc, self.proc = self.proc, None
         stop(proc, self._said)
         if self.tmp:
             remove(self.tmp)
             self.tmp = ""
+        for path in self.blocks:
+            remove(path)
+        self.blocks = []
 
 
 def _files_child(tree: LayerTree, claim: Any, fd: int, out: Any, said: Any) -> None:
     """In the forked child: write the files' part, then say its digest and layout (``whole``);
     or, when the parent has claimed the last folders (``claim``), the part of those before
-    them and every layer's changes, then what it gathered of them for the parent (``part``)."""
+    them, then what it gathered of them for the parent (``part``)."""
     said.close()  # the parent's end
     try:
         with os.fdopen(fd, "wb") as f:
@@ -400,8 +428,8 @@ def _files_child(tree: LayerTree, claim: Any, fd: int, out: Any, said: Any) -> N
                               part.sizes, part.columns, sink.put, with_changes=True)
                 out.send_bytes(marshal.dumps(("whole", sink.digest.digest(), *body)))
                 return
-            told = part.told(sink, with_changes=True)
-        out.send_bytes(marshal.dumps(("part", *told)))
+            told = part.told(sink.put, with_changes=False)  # (the parent writes the changes)
+        out.send_bytes(marshal.dumps(("part", sink.digest.digest(), *told)))
     except BaseException:  # noqa: BLE001 (the parent, told nothing, saves the index itself)
         os._exit(1)
 
@@ -434,61 +462,44 @@ class _Part:
         """Where its folders and the path table's parts so far are."""
         return Body(self.offset, self.folders, {}, [], None, 0, 0, self.table, None)
 
-    def told(self, sink: _Sink, with_changes: bool) -> tuple:
+    def told(self, put: Callable[[bytes], None], with_changes: bool) -> tuple:
         """Its paths' last part of the path table (and ``with_changes``, every layer's changes)
-        handed to ``sink``, then what ``_joined`` takes of it, as marshal-able values."""
-        offset = _put_parts(self.listed, len(self.listed), self.offset, self.table, sink.put)
-        changes, offset = _encode_changes(self.tree, sink.put, offset) if with_changes else ([], offset)
-        return (sink.digest.digest(), offset, self.folders, self.placed, self.table, changes,
-                self.columns.state(), self.sizes.state())
+        handed to ``put``, then what ``_joined`` takes of it, as marshal-able values."""
+        offset = _put_parts(self.listed, len(self.listed), self.offset, self.table, put)
+        changes, offset = _encode_changes(self.tree, put, offset) if with_changes else ([], offset)
+        return offset, self.folders, self.placed, self.table, changes, self.columns.state(), self.sizes.state()
 
 
-def _joined(tree: LayerTree, told: list[tuple], f: Any, second: str) -> tuple[bytes, Body, bytes]:
-    """The child's part and this process's made one (``f``: the child's file, at its end, to
-    which ``second``, this process's, is appended): their digests, the body, and what follows
-    them (the strays, the rest of the path table, the columns), hashed with the tail."""
-    (first_digest, shift, *_), (second_digest, length, *_) = told
-    with open(second, "rb") as src:
-        _append(src, f, length)
+def _joined(tree: LayerTree, digest: bytes, child: tuple, blocks: list[tuple[int, tuple, str]],
+            f: Any) -> tuple[bytes, Body, bytes]:
+    """The child's part (``f``: its file, at its end; ``digest``: its digest) and the blocks
+    this process wrote, copied after it and made one: the two parts' digests, the body, and
+    what follows them (the strays, the rest of the path table, the columns), hashed with the tail."""
+    theirs = hashlib.sha256()
+    for _, (length, *_), path in blocks:
+        with open(path, "rb") as block:
+            while data := block.read(_WINDOW):
+                theirs.update(data)
+                f.write(data)
+            if block.tell() != length:
+                raise OSError("a block of the index is not as long as its writer said")
     folders: dict[str, tuple[int, int, int]] = {}
     table: list[Part] = []
     changes: list[list[tuple[int, int]]] = []
-    placed = 0
-    view = TreeView(tree, None, MERGED)
+    placed = moved = 0
     sizes, columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
-    for moved, (_, _, held, count, parts, layers, gathered, counted) in zip((0, shift), told):
+    for length, held, count, parts, layers, gathered, counted in [child, *(told for _, told, _ in blocks)]:
         folders.update((name, (at + moved, n, alive)) for name, (at, n, alive) in held.items())
         table += [(at + moved, n, k) for at, n, k in parts]
         changes += [[(at + moved, n) for at, n in layer] for layer in layers]
         placed += count
         columns.absorb(gathered)
         sizes.absorb(counted)
+        moved += length
     rest: list[bytes] = []
-    body = _ended(tree, view, (-1, -1), Body(shift + length, folders, {}, changes, None, 0, 0, table, None),
+    body = _ended(tree, TreeView(tree, None, MERGED), (-1, -1), Body(moved, folders, {}, changes, None, 0, 0, table, None),
                   placed, [], sizes, columns, rest.append, with_changes=False)
-    return first_digest + second_digest, body, b"".join(rest)
-
-
-def _append(src: Any, dst: Any, length: int) -> None:
-    """Copy ``length`` bytes of ``src`` to the end of ``dst`` (in the kernel where it can)."""
-    dst.flush()
-    done = 0
-    try:
-        while done < length:
-            step = os.copy_file_range(src.fileno(), dst.fileno(), length - done)
-            if not step:
-                break
-            done += step
-    except (AttributeError, OSError):  # (not Linux, or a file system that does not)
-        pass
-    dst.seek(0, os.SEEK_END)
-    src.seek(done)
-    while done < length:
-        data = src.read(min(length - done, 1 << 24))
-        if not data:
-            raise OSError("the second part of the index is shorter than its writer said")
-        dst.write(data)
-        done += len(data)
+    return digest + theirs.digest(), body, b"".join(rest)
 
 
 def evict(limit: int | None = None, where: str | None = None, spare: str | None = None) -> None:

@@ -446,12 +446,11 @@ def _work(job: Job, messages) -> None:
                 image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree)
                 monitor.begin("writing the index")
                 written = files[0].finish(image, job.key) if files else None
-                answer = (Written(written, index_cache.checksum(written)) if written is not None  # (else no child to be had, or it failed)
-                          else _written(source, image, job.folders, job.key, monitor, job.side.label))
+                say(messages, Written(written, index_cache.checksum(written)) if written is not None  # (else no child to be had, or it failed)
+                    else _written(source, image, job.folders, job.key, monitor, job.side.label))
             finally:
                 for f in files:
-                    f.cancel()  # (nothing once finished)
-        say(messages, answer)
+                    f.cancel()  # (its child reaped, once the index is passed on)
 
 
 @contextlib.contextmanager
