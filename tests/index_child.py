@@ -2,14 +2,17 @@
 
 It forks only in a process with no thread but its main one, and a test session has others.
 
-    python -m tests.index_child ARCHIVE FOLDER (whole | failing | unread)[-shared | -one]
+    python -m tests.index_child ARCHIVE FOLDER (whole | late | failing | unread)[-shared | -one | -none]
 
 prints a JSON object: what ``finish`` returned, whether the reopened index reports the same
 image, and whether the child had ended. With ``-shared`` the parent takes blocks of the last
 folders and writes them itself, however small the image (the child waits for the first
-before it starts), until it meets the child; with ``-one``, one block only. The object then
-also says where the parent's folders began (``taken``) and whether the index holds what one
-written in one piece holds (``as_one``).
+before it starts), until it meets the child; with ``-one``, one block only; with ``-none``,
+none, though it could. The object then also says where the parent's folders began
+(``taken``), whether the index holds what one written in one piece holds (``as_one``), and
+how many other files being written lay beside the index as it was named (``beside``: the
+cache's limit counts them). ``late``: as ``whole``, but the child is slow to end once it has
+said all (the parent may then look at its file before it is closed).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import sys
 import time
+from multiprocessing import connection
 
 from explorer.formats.source import open_source
 from explorer.image import index_cache
@@ -48,8 +52,23 @@ def held(image) -> dict:
 
 def main(archive: str, where: str, mode: str) -> dict:
     mode, _, shared = mode.partition("-")
+    if mode == "late":
+        told = connection.Connection.send_bytes
+
+        def slowly(self, data):  # (inherited by the fork: only the child says anything)
+            told(self, data)
+            time.sleep(0.5)
+
+        connection.Connection.send_bytes = slowly
+    keep, beside = index_cache._keep, []
+
+    def keeping(tmp, where, key):
+        beside.append(sum(1 for name in os.listdir(where) if name.startswith(index_cache.PARTIAL)) - 1)
+        return keep(tmp, where, key)
+
+    index_cache._keep = keeping
     if shared:
-        index_cache.SHARE_AT, index_cache.LEAST = 0, 0
+        index_cache.SHARE_AT, index_cache.LEAST = 0, (10**12 if shared == "none" else 0)
         index_cache.cores = lambda: 2  # (this machine may have one core: the sharing is what is tried)
         alone = index_cache._files_child
 
@@ -91,7 +110,8 @@ def main(archive: str, where: str, mode: str) -> dict:
                 one = index_cache.save(src, fresh, os.path.join(where, "one"), "the-key")
                 as_one = held(reopened) == held(index_cache.open_index(one, "the-key", src, src.select()))
         return {"forked": child is not None, "written": written, "same": same, "taken": files.taken,
-                "as_one": as_one, "ended": child is None or child.exitcode is not None}
+                "as_one": as_one, "beside": beside[0] if written is not None else None,
+                "ended": child is None or child.exitcode is not None}
 
 
 if __name__ == "__main__":

@@ -331,14 +331,13 @@ class FilesElsewhere:
                     digests, body, rest = _joined(self.tree, said[1], said[2:], blocks, f)
                 hashed = len(MAGIC) + 32 + said[2]
                 _finish(f, digests, rest + _tail(image, key, body, chunk, (hashed, len(MAGIC) + 32 + body.size - len(rest))))
+            self._drop_blocks()  # (before ``_keep`` sizes up the cache folder)
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
         except (OSError, ValueError, TypeError, IndexError):
             return None
         finally:
-            for path in self.blocks:
-                remove(path)
-            self.blocks = []
+            self._drop_blocks()
             if written is None:
                 self.cancel()
             # else the child has said all and ends by itself: the caller's ``cancel`` reaps it
@@ -360,7 +359,7 @@ class FilesElsewhere:
         items = list(tree.kids.items())
         before = list(accumulate(map(len, tree.kids.values()), initial=0))  # paths before each folder
         blocks = []
-        while (taken := self._take(before)) is not None:
+        while self.proc.is_alive() and (taken := self._take(before)) is not None:  # (a child gone says nothing)
             first, end = taken
             with self._block() as (f, path):
                 blocks.append((first, _Part(tree, items[first:end], f.write).told(f.write, False), path))
@@ -404,6 +403,10 @@ class FilesElsewhere:
         if self.tmp:
             remove(self.tmp)
             self.tmp = ""
+        self._drop_blocks()
+
+    def _drop_blocks(self) -> None:
+        """Remove the files of the blocks this process wrote."""
         for path in self.blocks:
             remove(path)
         self.blocks = []
@@ -418,18 +421,17 @@ def _files_child(tree: LayerTree, claim: Any, fd: int, out: Any, said: Any) -> N
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
             if claim is None:
-                body = _encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put)
-                out.send_bytes(marshal.dumps(("whole", sink.digest.digest(), *body)))
-                return
-            stopped: list[bool] = []
-            part = _Part(tree, _unclaimed(tree.kids.items(), claim, stopped), sink.put)
-            if not stopped:  # none claimed: the whole part, as one writer makes it
-                body = _ended(tree, TreeView(tree, None, MERGED), (-1, -1), part.body(), part.placed, part.listed,
-                              part.sizes, part.columns, sink.put, with_changes=True)
-                out.send_bytes(marshal.dumps(("whole", sink.digest.digest(), *body)))
-                return
-            told = part.told(sink.put, with_changes=False)  # (the parent writes the changes)
-        out.send_bytes(marshal.dumps(("part", sink.digest.digest(), *told)))
+                told = ("whole", *_encode_files(tree, TreeView(tree, None, MERGED), -1, -1, sink.put))
+            else:
+                stopped: list[bool] = []
+                part = _Part(tree, _unclaimed(tree.kids.items(), claim, stopped), sink.put)
+                if stopped:
+                    told = ("part", *part.told(sink.put, with_changes=False))  # (the parent writes the changes)
+                else:  # none claimed: the whole part, as one writer makes it
+                    told = ("whole", *_ended(tree, TreeView(tree, None, MERGED), (-1, -1), part.body(), part.placed,
+                                             part.listed, part.sizes, part.columns, sink.put, with_changes=True))
+        # (said once the file is closed: the parent checks its size as soon as it hears)
+        out.send_bytes(marshal.dumps((told[0], sink.digest.digest(), *told[1:])))
     except BaseException:  # noqa: BLE001 (the parent, told nothing, saves the index itself)
         os._exit(1)
 
