@@ -81,6 +81,77 @@ def test_file_tree_model_passes_the_model_tester(qapp, qtmodeltester, layer, mod
     src.close()
 
 
+def _as_painted(index, role):
+    """A cell's value for one role as Qt's item delegate reads it: through ``multiData``."""
+    from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan
+
+    wanted = QModelRoleData(role)
+    index.multiData(QModelRoleDataSpan(wanted))
+    return _comparable(wanted.data())
+
+
+def _comparable(value):
+    from PySide6.QtGui import QIcon
+
+    return ("icon", value.cacheKey()) if isinstance(value, QIcon) else value
+
+
+PAINTED_ROLES = [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.FontRole,
+                 Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.BackgroundRole,
+                 Qt.ItemDataRole.CheckStateRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.UserRole]
+
+
+def _cells(model, parent=None):
+    parent = parent or QModelIndex()
+    for row in range(model.rowCount(parent)):
+        for col in range(model.columnCount(parent)):
+            yield model.index(row, col, parent)
+        yield from _cells(model, model.index(row, 0, parent))
+
+
+@pytest.mark.parametrize("layer", [None, 1, 2])
+@pytest.mark.parametrize("mode", [MERGED, DIFF])
+def test_what_the_tree_paints_is_what_its_cells_hold(qapp, layer, mode):
+    """The delegate reads a cell's roles all in one call: the same values, for every cell
+    (removed rows struck out, links with their targets, folders with their sizes)."""
+    src, image = _loaded_image()
+    model = FileTreeModel(TreeView(image.tree, layer, mode))
+    cells = list(_cells(model))
+    assert cells
+    seen = {}
+    for index in cells:
+        for role in PAINTED_ROLES:
+            value = _as_painted(index, role)
+            assert value == _comparable(model.data(index, role)), (index.data(Qt.ItemDataRole.UserRole), role)
+            seen.setdefault(role, set()).add(str(value))
+    assert len(seen[Qt.ItemDataRole.DecorationRole]) > 1  # (icons of more than one kind were compared)
+    removed = [i for i in cells if i.column() == CHANGE and i.data() == "removed"]
+    assert all(_as_painted(i, Qt.ItemDataRole.FontRole).strikeOut() for i in removed)
+    src.close()
+
+
+def test_some_layer_of_the_tree_test_image_removes_a_path(qapp):
+    """(So that the test above compares the struck-out rows too.)"""
+    src, image = _loaded_image()
+    assert any(i.column() == CHANGE and i.data() == "removed"
+               for i in _cells(FileTreeModel(TreeView(image.tree, 2, DIFF))))
+    src.close()
+
+
+def test_what_the_layer_and_history_tables_paint_is_what_their_cells_hold(qapp):
+    from explorer.image.loader import preview_image
+
+    src = open_source(str(LEGACY))
+    for image in (load_image(src, src.select()), preview_image(src, src.select())):
+        for model in (LayerTableModel(image), HistoryTableModel(image)):
+            cells = list(_cells(model))
+            assert cells
+            for index in cells:
+                for role in PAINTED_ROLES:
+                    assert _as_painted(index, role) == _comparable(model.data(index, role)), (type(model), index.row(), index.column(), role)
+    src.close()
+
+
 def test_tree_model_is_lazy(qtbot):
     src, image = _loaded_image()
     model = FileTreeModel(TreeView(image.tree, None, MERGED))

@@ -11,11 +11,12 @@ handed in.
 from __future__ import annotations
 
 import weakref
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Collection, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QEvent, QMimeData, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, QUrl
-from PySide6.QtGui import QFont, QIcon
+from PySide6.QtGui import QColor, QFont, QIcon
 from PySide6.QtWidgets import QStyle, QTreeView
 
 from explorer.model.values import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
@@ -25,6 +26,7 @@ from explorer.tree.resolve import Resolved
 from explorer.tree.steps import drain
 from explorer.tree.views import MERGED, Row, TreeView, wanted_names
 from explorer.ui import resources
+from explorer.ui.roles import ALIGNMENT, DECORATION, DESCRIPTION, DISPLAY, FONT, FOREGROUND, RIGHT, TOOLTIP, USER
 from explorer.ui.format import human_size, mode_string
 
 COLUMNS = ("Name", "Size", "Mode", "Owner", "Layer", "Change")
@@ -32,11 +34,10 @@ NAME, SIZE, MODE, OWNER, LAYER, CHANGE = range(6)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 Index = QModelIndex | QPersistentModelIndex
 BATCH = 500
-# Made once: the view asks for every row's flags and alignment as it lays them out and
+# Made once: the view asks for every row's flags as it lays them out and
 # paints, and each enum "|" is a Python call.
 _SELECTABLE = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _DRAGGABLE = _SELECTABLE | Qt.ItemFlag.ItemIsDragEnabled
-_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 _SPECIAL_TYPES = frozenset((CHAR, BLOCK, FIFO))
@@ -46,6 +47,14 @@ _RUNNABLE = 0o111
 def _kind_icon(kind: str, change: str = UNCHANGED) -> QIcon:
     """The icon of an entry kind (``resources.entry_icon``), with the change marker at its corner."""
     return resources.entry_icon(kind, change)
+
+
+@lru_cache(maxsize=1)
+def _struck_out() -> QFont:
+    """The font of a removed row."""
+    font = QFont()
+    font.setStrikeOut(True)
+    return font
 
 
 def icon_kind(row: Row, broken: bool) -> str:
@@ -128,7 +137,7 @@ class FileTreeModel(QAbstractItemModel):
         self.slices = None  # with one (its tab's), huge folders are ordered between events
         self.drag_provider = None  # row -> a local file to drag out, or None
         self._broken: dict[str, Resolved | None] = {}  # symlink path -> where it fails to lead
-        self._painted: tuple = (None, None)  # the node ``data`` was last asked of, and its row
+        self._painted: tuple = (None, None)  # the node last painted, and its row and colour
         self.followed = False  # whether a ``BatchFollower`` hands its view more rows, not Qt
 
     def use_slices(self, slices: Any) -> None:
@@ -446,13 +455,33 @@ class FileTreeModel(QAbstractItemModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        node = index.internalPointer()
-        if node is not self._painted[0]:  # (Qt asks for a row's cells and roles one after another)
-            self._painted = (node, node.row)
-        r: Row = self._painted[1]  # type: ignore[assignment]
-        e = r.entry
+        r, colour = self._painting(index.internalPointer())
+        return self._value(r, colour, index.column(), role)
+
+    def multiData(self, index: Index, roles: Any) -> None:  # noqa: N802 (Qt API)
+        """A cell's roles in one call: a delegate asks seven for each cell it paints, and each
+        call of ``data`` costs a crossing into Python (a third of a big tree's paint)."""
+        if not index.isValid():
+            return
+        r, colour = self._painting(index.internalPointer())
         col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        for wanted in roles:
+            value = self._value(r, colour, col, wanted.role())
+            if value is not None:  # (the delegate's own array: each value starts empty)
+                wanted.setData(value)
+
+    def _painting(self, node: _Node) -> tuple[Row, QColor | None]:
+        """A node's row and its colour, made once while Qt asks for its cells one after another."""
+        if node is not self._painted[0]:
+            row = node.row
+            self._painted = (node, (row, resources.change_colour(row.change)))
+        return self._painted[1]  # type: ignore[return-value]
+
+    def _value(self, r: Row, colour: QColor | None, col: int, role: int) -> Any:
+        """What a cell shows for one role (roles as plain ints: comparing with an enum member
+        is a Python call, made for every role of every cell painted)."""
+        e = r.entry
+        if role == DISPLAY:
             if col == NAME:
                 if e.type in (SYMLINK, HARDLINK) and e.target is not None:
                     return f"{r.name} → {e.target}"
@@ -469,21 +498,20 @@ class FileTreeModel(QAbstractItemModel):
                 return str(self.layer_of(r))
             if col == CHANGE:
                 return resources.LABELS.get(r.change, r.change) if r.change != UNCHANGED else ""
-        elif role == Qt.ItemDataRole.DecorationRole and col == NAME:
-            return _kind_icon(icon_kind(r, self.broken_link(r) is not None), r.change)
-        elif role == Qt.ItemDataRole.ForegroundRole:
-            return resources.change_colour(r.change)
-        elif role == Qt.ItemDataRole.FontRole and r.change == REMOVED:
-            font = QFont()
-            font.setStrikeOut(True)
-            return font
-        elif role == Qt.ItemDataRole.ToolTipRole:
+            return None
+        if role == DECORATION:
+            return _kind_icon(icon_kind(r, self.broken_link(r) is not None), r.change) if col == NAME else None
+        if role == FOREGROUND:
+            return colour
+        if role == FONT:
+            return _struck_out() if r.change == REMOVED else None
+        if role == ALIGNMENT:
+            return RIGHT if col in (SIZE, LAYER) else None
+        if role == TOOLTIP:
             return self._tooltip(r, col)
-        elif role == Qt.ItemDataRole.TextAlignmentRole and col in (SIZE, LAYER):
-            return _RIGHT
-        elif role == PATH_ROLE:
+        if role == USER:  # (PATH_ROLE)
             return r.path
-        elif role == Qt.ItemDataRole.AccessibleDescriptionRole and col == NAME:
+        if role == DESCRIPTION and col == NAME:
             broken = self.broken_link(r)
             return ", ".join(t for t in (self.change_text(r), dangling_text(broken) if broken else "") if t)
         return None

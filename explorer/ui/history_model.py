@@ -8,6 +8,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
+from explorer.ui.roles import ALIGNMENT, DISPLAY, FOREGROUND, RIGHT, TOOLTIP, USER
 from explorer.ui.table_model import ImageTableModel
 from explorer.ui.format import exact_time, human_size, relative_time, short_command
 
@@ -19,6 +20,7 @@ class HistoryTableModel(ImageTableModel):
     """History entries of one image; empty-layer steps are dimmed."""
 
     COLUMNS = COLUMNS
+    ROLES = frozenset((DISPLAY, TOOLTIP, FOREGROUND, ALIGNMENT, USER))
 
     def row_of_layer(self, layer: int | None) -> int | None:
         """The history row that made a layer, if the mapping is known."""
@@ -37,26 +39,27 @@ class HistoryTableModel(ImageTableModel):
             return None
         h = self.image.history[index.row()]
         col = index.column()
-        size = self.image.layers[h.layer].size if h.layer is not None else 0
-        if role == Qt.ItemDataRole.DisplayRole:
-            return (
-                relative_time(h.created),
-                short_command(h.created_by, 2000) or "(no command recorded)",
-                ("…" if self.image.pending else human_size(size)) if h.layer is not None
-                else ("0 B" if h.empty_layer else "?"),
-                h.comment,
-            )[col]
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == DISPLAY:
+            if col == 0:
+                return relative_time(h.created)
+            if col == 1:
+                return short_command(h.created_by, 2000) or "(no command recorded)"
+            if col == 2:
+                if h.layer is None:
+                    return "0 B" if h.empty_layer else "?"
+                return "…" if self.image.pending else human_size(self.image.layers[h.layer].size)
+            return h.comment
+        if role == TOOLTIP:
             if col == 0:
                 return exact_time(h.created)
             if col == 1:
                 where = f"layer {h.layer}" if h.layer is not None else ("no layer (metadata only)" if h.empty_layer else "layer unknown")
                 return f"{h.created_by}\n\n{where}" + (f"\nauthor: {h.author}" if h.author else "")
             return None
-        if role == Qt.ItemDataRole.ForegroundRole and h.empty_layer:
+        if role == FOREGROUND and h.empty_layer:
             return QApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.UserRole:
+        if role == ALIGNMENT and col == 2:
+            return RIGHT
+        if role == USER:
             return h.layer
         return None

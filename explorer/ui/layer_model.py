@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from explorer.image.loader import Image
+from explorer.ui.roles import ALIGNMENT, DISPLAY, RIGHT, TOOLTIP, USER
 from explorer.ui.table_model import ImageTableModel
 from explorer.ui.format import human_size, short_command, short_count
 
@@ -28,6 +29,7 @@ class LayerTableModel(ImageTableModel):
     """Layers of one image; row 0 stands for the final image (all layers applied)."""
 
     COLUMNS = COLUMNS
+    ROLES = frozenset((DISPLAY, TOOLTIP, ALIGNMENT, USER))
 
     @staticmethod
     def layer_of_row(row: int) -> int | None:
@@ -51,23 +53,21 @@ class LayerTableModel(ImageTableModel):
         if row == ALL_LAYERS_ROW:
             return self._all_layers(col, role)
         layer = self.image.layers[row - 1]
-        if role == Qt.ItemDataRole.DisplayRole and self.image.pending and col in (1, 2, CHANGES, DIGEST):
-            # known once the layer is read (the stored size and digest, when the manifest has them)
-            if col == 2 and layer.blob_size:
+        if role == DISPLAY:
+            if col == 0:
+                return str(layer.index)
+            if col == COMMAND:
+                return short_command(layer.created_by, 2000) if layer.created_by else "(no history)"
+            if col == DIGEST:  # (the stored digest is known before the layer is read, when the manifest has it)
+                return (layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12]) or ("…" if self.image.pending else "")
+            if col == 2 and (layer.blob_size or not self.image.pending):
                 return human_size(layer.blob_size)
-            if col == DIGEST and layer.digest:
-                return layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12]
-            return "…"
-        if role == Qt.ItemDataRole.DisplayRole:
-            return (
-                str(layer.index),
-                human_size(layer.size),
-                human_size(layer.blob_size),
-                f"+{short_count(layer.added)} ~{short_count(layer.modified)} −{short_count(layer.removed)}",
-                layer.digest[7:19] if layer.digest.startswith("sha256:") else layer.digest[:12],
-                short_command(layer.created_by, 2000) if layer.created_by else "(no history)",
-            )[col]
-        if role == Qt.ItemDataRole.ToolTipRole:
+            if self.image.pending:  # known once the layer is read
+                return "…"
+            if col == 1:
+                return human_size(layer.size)
+            return f"+{short_count(layer.added)} ~{short_count(layer.modified)} −{short_count(layer.removed)}"
+        if role == TOOLTIP:
             if col == COMMAND:
                 return layer.created_by or "The image's history does not say which step made this layer."
             if col == DIGEST:
@@ -76,16 +76,16 @@ class LayerTableModel(ImageTableModel):
                 return f"{layer.added:,} added, {layer.modified:,} modified, {layer.removed:,} removed"
             if col in (1, 2):
                 return f"{layer.size:,} bytes of files; stored as {layer.blob_size:,} bytes ({layer.compression})"
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 1, 2):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.UserRole:
+        if role == ALIGNMENT and col in (0, 1, 2):
+            return RIGHT
+        if role == USER:
             return layer.index
         return None
 
     def _all_layers(self, col: int, role: int) -> Any:
         image = self.image
         assert image is not None
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == DISPLAY:
             if col == 0:
                 return "all"
             if col == 1:  # the final files, as the status bar and the strip label them
@@ -95,15 +95,15 @@ class LayerTableModel(ImageTableModel):
             if col == COMMAND:
                 return "All layers: the final image"
             return ""
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == TOOLTIP:
             text = "The merged filesystem with every layer applied: what a container started from the image sees."
             if not image.pending and image.file_bytes >= 0:
                 text += (f"\nFinal files: {image.file_bytes:,} bytes. The layers' files add up to "
                          f"{sum(l.size for l in image.layers):,} bytes, counting what later layers replaced or removed; "
                          f"stored in layers: {sum(l.blob_size for l in image.layers):,} bytes.")
             return text
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 1, 2):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.UserRole:
+        if role == ALIGNMENT and col in (0, 1, 2):
+            return RIGHT
+        if role == USER:
             return -1
         return None

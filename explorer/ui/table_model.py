@@ -15,6 +15,9 @@ class ImageTableModel(QAbstractTableModel):
     """A table about one image, with the column titles in ``COLUMNS``."""
 
     COLUMNS: tuple[str, ...] = ()
+    # The roles ``data`` answers (None: any): a painted cell is asked for seven, most of them
+    # never answered by these tables.
+    ROLES: frozenset[int] | None = None
 
     def __init__(self, image: Image | None = None) -> None:
         super().__init__()
@@ -28,6 +31,16 @@ class ImageTableModel(QAbstractTableModel):
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
         return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def multiData(self, index: Index, roles: Any) -> None:  # noqa: N802 (Qt API)
+        """A cell's roles in one call, asking ``data`` only for those it answers."""
+        answered = self.ROLES
+        for wanted in roles:
+            role = wanted.role()
+            if answered is None or role in answered:
+                value = self.data(index, role)
+                if value is not None:  # (the delegate's own array: each value starts empty)
+                    wanted.setData(value)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.COLUMNS):
