@@ -226,7 +226,7 @@ def main() -> int:
         QTimer.singleShot(0, after_load)  # once the window has scheduled what follows a load
 
     def after_load() -> None:
-        while window.loader.busy:
+        while window.loader.busy or view.access_points.busy:  # (a gzip layer's access points, made after the load)
             QApplication.processEvents()
             time.sleep(0.001)
         QApplication.processEvents()  # (what the last of them posted)

@@ -377,6 +377,11 @@ class BackgroundCall(QObject):
         self._signals: dict[int, TaskSignals] = {}
         self._next = 0
 
+    @property
+    def busy(self) -> bool:
+        """Whether a call runs whose result is still wanted."""
+        return bool(self._monitors)
+
     def run(self, kind: str, fn: Callable[[Monitor], Any]) -> None:
         """Run ``fn`` for ``kind``; a newer call of the same kind cancels and replaces it."""
         if kind in self._monitors:
