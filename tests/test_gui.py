@@ -490,6 +490,20 @@ def test_the_window_answers_between_building_a_preview_and_showing_it(qtbot, win
     assert order[:2] == ["a timer due meanwhile", "shown"]
 
 
+def test_a_loaded_view_is_painted_in_turns_and_all_of_it_in_the_end(qtbot, window):
+    """The files, then the layers and history beside them, then the focus (which makes a row
+    current, and the side panel shows it): turns of their own, with what came meanwhile
+    handled between; in the end every part paints again and the tree has the focus."""
+    from PySide6.QtCore import QTimer
+
+    order: list[tuple[str, bool]] = []
+    window.image_loaded.connect(lambda view: QTimer.singleShot(0, lambda: order.append(("a timer", view.file_tree.hasFocus()))))
+    view = _open(qtbot, window)
+    qtbot.waitUntil(lambda: view.file_tree.hasFocus() and view.current_path() is not None, timeout=10_000)
+    assert order == [("a timer", False)]  # (it ran before the focus was taken)
+    assert view.layers_panel.updatesEnabled() and window.tabs.updatesEnabled()
+
+
 def test_an_index_stays_mapped_whatever_walks_every_path(qtbot, window):
     view = _open(qtbot, window)
     assert view.image.from_cache
