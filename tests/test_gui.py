@@ -81,11 +81,12 @@ def test_file_tree_model_passes_the_model_tester(qapp, qtmodeltester, layer, mod
     src.close()
 
 
-def _as_painted(index, role):
-    """A cell's value for one role as Qt's item delegate reads it: through ``multiData``."""
+def _as_painted(index, role, kept):
+    """A cell's value for one role as Qt's item delegate reads it: through ``multiData``, into
+    an array the delegate keeps from cell to cell (``kept``, by role)."""
     from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan
 
-    wanted = QModelRoleData(role)
+    wanted = kept.setdefault(role, QModelRoleData(role))
     index.multiData(QModelRoleDataSpan(wanted))
     return _comparable(wanted.data())
 
@@ -118,15 +119,15 @@ def test_what_the_tree_paints_is_what_its_cells_hold(qapp, layer, mode):
     model = FileTreeModel(TreeView(image.tree, layer, mode))
     cells = list(_cells(model))
     assert cells
-    seen = {}
+    seen, kept = {}, {}
     for index in cells:
         for role in PAINTED_ROLES:
-            value = _as_painted(index, role)
-            assert value == _comparable(model.data(index, role)), (index.data(Qt.ItemDataRole.UserRole), role)
+            value = _as_painted(index, role, kept)
+            assert value == _comparable(model.data(index, role)), (index.data(Qt.ItemDataRole.UserRole), index.column(), role)
             seen.setdefault(role, set()).add(str(value))
     assert len(seen[Qt.ItemDataRole.DecorationRole]) > 1  # (icons of more than one kind were compared)
     removed = [i for i in cells if i.column() == CHANGE and i.data() == "removed"]
-    assert all(_as_painted(i, Qt.ItemDataRole.FontRole).strikeOut() for i in removed)
+    assert all(_as_painted(i, Qt.ItemDataRole.FontRole, kept).strikeOut() for i in removed)
     src.close()
 
 
@@ -144,11 +145,44 @@ def test_what_the_layer_and_history_tables_paint_is_what_their_cells_hold(qapp):
     src = open_source(str(LEGACY))
     for image in (load_image(src, src.select()), preview_image(src, src.select())):
         for model in (LayerTableModel(image), HistoryTableModel(image)):
-            cells = list(_cells(model))
+            cells, kept = list(_cells(model)), {}
             assert cells
             for index in cells:
                 for role in PAINTED_ROLES:
-                    assert _as_painted(index, role) == _comparable(model.data(index, role)), (type(model), index.row(), index.column(), role)
+                    assert _as_painted(index, role, kept) == _comparable(model.data(index, role)), (type(model), index.row(), index.column(), role)
+    src.close()
+
+
+def _by_data(model_type):
+    """``model_type`` painted as Qt paints a model of its own: ``data`` called for each role."""
+    from PySide6.QtCore import QAbstractItemModel
+
+    return type("ByData", (model_type,), {"multiData": lambda self, index, roles: QAbstractItemModel.multiData(self, index, roles)})
+
+
+@pytest.mark.parametrize("what", ["tree", "diff", "layers", "history"])
+def test_the_views_paint_what_a_call_of_data_for_each_role_paints(qtbot, what):
+    """What the user sees, pixel for pixel: the tree and the tables painted through their
+    ``multiData``, and through Qt's own, which asks ``data`` for each role."""
+    from explorer.ui.widgets import side_table
+
+    src, image = _loaded_image()
+    pictures = []
+    for wrap in (lambda t: t, _by_data):
+        if what in ("tree", "diff"):
+            model = wrap(FileTreeModel)(TreeView(image.tree, 2 if what == "diff" else None, DIFF if what == "diff" else MERGED))
+            view = QTreeView()
+            view.setModel(model)
+            view.expandAll()
+        else:
+            model = wrap(LayerTableModel if what == "layers" else HistoryTableModel)(image)
+            view = side_table(what, what, model)
+        qtbot.addWidget(view)
+        view.resize(900, 700)
+        view.show()
+        qtbot.waitExposed(view)
+        pictures.append(view.viewport().grab().toImage())
+    assert pictures[0] == pictures[1]
     src.close()
 
 

@@ -467,7 +467,9 @@ class FileTreeModel(QAbstractItemModel):
         col = index.column()
         for wanted in roles:
             value = self._value(r, colour, col, wanted.role())
-            if value is not None:  # (the delegate's own array: each value starts empty)
+            if value is None:  # (the delegate keeps its array from cell to cell: what is not
+                wanted.clearData()  # set here would be the cell before's)
+            else:
                 wanted.setData(value)
 
     def _painting(self, node: _Node) -> tuple[Row, QColor | None]:

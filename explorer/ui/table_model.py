@@ -37,10 +37,11 @@ class ImageTableModel(QAbstractTableModel):
         answered = self.ROLES
         for wanted in roles:
             role = wanted.role()
-            if answered is None or role in answered:
-                value = self.data(index, role)
-                if value is not None:  # (the delegate's own array: each value starts empty)
-                    wanted.setData(value)
+            value = self.data(index, role) if answered is None or role in answered else None
+            if value is None:  # (the delegate keeps its array from cell to cell: what is not
+                wanted.clearData()  # set here would be the cell before's)
+            else:
+                wanted.setData(value)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.COLUMNS):
