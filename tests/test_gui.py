@@ -538,6 +538,89 @@ def test_a_loaded_view_is_painted_in_turns_and_all_of_it_in_the_end(qtbot, windo
     assert view.layers_panel.updatesEnabled() and window.tabs.updatesEnabled()
 
 
+def test_the_focus_stays_where_the_user_put_it_while_the_view_is_painted(qtbot, window):
+    """A click into the search box as the files arrive is not undone by the focus the window
+    gives the tree a turn or two later."""
+    typed = []
+    window.image_loaded.connect(lambda view: (view.search_box.setFocus(), typed.append(view)))
+    view = _open(qtbot, window)
+    qtbot.waitUntil(lambda: view.layers_panel.updatesEnabled(), timeout=10_000)
+    qtbot.wait(50)  # (the turns after the load: no signal says they are over, as nothing happens)
+    assert typed == [view] and view.search_box.hasFocus() and not view.file_tree.hasFocus()
+
+
+@pytest.mark.qt_no_exception_capture
+def test_a_failure_while_the_view_is_put_in_place_leaves_no_part_unpainted(qtbot, window, monkeypatch, capsys):
+    from explorer.ui import remembered
+
+    def broken(*_args):
+        raise RuntimeError("the settings cannot be written")
+
+    monkeypatch.setattr(remembered, "add_recent", broken)  # (after the files are put in place)
+    with qtbot.waitSignal(window.layers_shown, timeout=30_000) as shown:
+        _drop(window, [LEGACY])
+    view = shown.args[0]
+    qtbot.waitUntil(lambda: not view.image.pending, timeout=30_000)
+    qtbot.waitUntil(lambda: view.layers_panel.updatesEnabled() and window.tabs.updatesEnabled(), timeout=10_000)
+    assert "the settings cannot be written" in capsys.readouterr().err
+
+
+def test_the_tree_takes_the_colours_of_a_new_theme(qtbot):
+    """The row the tree painted last keeps its colour for the next paint; a theme chosen
+    meanwhile makes it again (a tree not on screen: nothing else is painted in between)."""
+    from explorer.ui import resources, theme
+    from explorer.ui.file_tree_model import follow
+
+    src, image = _loaded_image()
+    model = FileTreeModel(TreeView(image.tree, 2, DIFF))
+    tree = QTreeView()
+    qtbot.addWidget(tree)
+    tree.setModel(model)
+    follow(tree, model)
+    index = model.index_for_path("/data/delete-me.txt")
+    assert index.isValid() and model.index(index.row(), CHANGE, index.parent()).data() == "removed"
+    kept = {}
+    light = _as_painted(index, Qt.ItemDataRole.ForegroundRole, kept)
+    assert light == resources.change_colour("removed")
+    try:
+        theme.apply(theme.DARK)
+        qtbot.waitUntil(lambda: _as_painted(index, Qt.ItemDataRole.ForegroundRole, kept) == resources.change_colour("removed"), timeout=5_000)
+        assert resources.is_dark() and resources.change_colour("removed") != light
+    finally:
+        theme.apply(theme.LIGHT)
+    src.close()
+
+
+def test_the_layer_and_history_tables_before_and_after_the_layers_are_read(qapp):
+    """A docker-archive's manifest gives no stored sizes: "…" until the layers are read, never a
+    made-up size; the digests it does give are shown at once."""
+    from explorer.image.loader import preview_image
+
+    src = open_source(str(LEGACY))
+    ref = src.select()
+    preview, loaded = preview_image(src, ref), load_image(src, ref)
+    for image, pending in ((preview, True), (loaded, False)):
+        layers, history = LayerTableModel(image), HistoryTableModel(image)
+        first = layers.index(1, 0)
+        row = [layers.index(1, c).data() for c in range(layers.columnCount())]
+        assert row[0] == "0" and row[5].startswith("ADD") or row[5] == "(no history)", row
+        sizes = row[1:4]
+        if pending:
+            assert sizes == ["…", "…", "…"] and layers.index(0, 1).data() == "…"
+        else:
+            assert all(s.endswith("B") for s in sizes[:2]) and sizes[2].startswith("+")
+        digest = image.layers[0].digest
+        assert row[4] == (digest[7:19] if digest.startswith("sha256:") else digest[:12]) or (pending and not digest and row[4] == "…")
+        assert first.data(Qt.ItemDataRole.UserRole) == 0
+        made = [h for h in image.history if h.layer is not None]
+        size = history.index(made[0].index, 2).data()
+        assert size == "…" if pending else size.endswith("B")
+        empty = [h for h in image.history if h.layer is None and h.empty_layer]
+        if empty:
+            assert history.index(empty[0].index, 2).data() == "0 B"
+    src.close()
+
+
 def test_an_index_stays_mapped_whatever_walks_every_path(qtbot, window):
     view = _open(qtbot, window)
     assert view.image.from_cache

@@ -33,7 +33,7 @@ from explorer.tree import names
 from explorer.tree.diff import ADDED, MODIFIED, REMOVED, UNCHANGED
 from explorer.tree.views import GLOB, REGEX, SUBSTRING, Row, matcher
 from explorer.ui import resources
-from explorer.ui.file_tree_model import BatchFollower, FileTreeModel, OwnerColumn
+from explorer.ui.file_tree_model import FileTreeModel, follow
 from explorer.ui.format import human_size, mode_string
 from explorer.ui.table_model import ImageTableModel
 from explorer.ui.widgets import rich_label
@@ -166,8 +166,7 @@ class ComparisonView(QWidget):
         self.file_tree = QTreeView(objectName="comparisonTree")
         self.file_tree.setAccessibleName("Files that differ")
         self.file_tree.setModel(self.tree_model)
-        BatchFollower(self.file_tree, self.tree_model)
-        OwnerColumn(self.file_tree, self.tree_model)
+        follow(self.file_tree, self.tree_model)
         self.file_tree.setUniformRowHeights(True)
         self.file_tree.setSortingEnabled(True)
         self.file_tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)

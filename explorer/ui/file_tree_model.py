@@ -11,7 +11,6 @@ handed in.
 from __future__ import annotations
 
 import weakref
-from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Collection, Iterator
 
@@ -49,7 +48,6 @@ def _kind_icon(kind: str, change: str = UNCHANGED) -> QIcon:
     return resources.entry_icon(kind, change)
 
 
-@lru_cache(maxsize=1)
 def _struck_out() -> QFont:
     """The font of a removed row."""
     font = QFont()
@@ -462,6 +460,8 @@ class FileTreeModel(QAbstractItemModel):
         """A cell's roles in one call: a delegate asks seven for each cell it paints, and each
         call of ``data`` costs a crossing into Python (a third of a big tree's paint)."""
         if not index.isValid():
+            for wanted in roles:
+                wanted.clearData()
             return
         r, colour = self._painting(index.internalPointer())
         col = index.column()
@@ -471,6 +471,10 @@ class FileTreeModel(QAbstractItemModel):
                 wanted.clearData()  # set here would be the cell before's)
             else:
                 wanted.setData(value)
+
+    def forget_painted(self) -> None:
+        """Drop the row kept for painting (its colour is the palette's before a theme change)."""
+        self._painted = (None, None)
 
     def _painting(self, node: _Node) -> tuple[Row, QColor | None]:
         """A node's row and its colour, made once while Qt asks for its cells one after another."""
@@ -555,6 +559,28 @@ def _folders_first(rows: list[Row], descending: bool) -> list[Row]:
     folders.sort(key=_name, reverse=descending)
     files.sort(key=_name, reverse=descending)
     return files + folders if descending else folders + files
+
+
+def follow(tree: QTreeView, model: FileTreeModel) -> None:
+    """What a tree view showing ``model`` needs beside it: rows handed over as they come
+    into sight, the Owner column widened to fit, and colours made again after a theme change."""
+    BatchFollower(tree, model)
+    OwnerColumn(tree, model)
+    PaletteFollower(tree, model)
+
+
+class PaletteFollower(QObject):
+    """Tells the model when the tree's palette changes (a theme chosen, or the desktop's)."""
+
+    def __init__(self, tree: QTreeView, model: FileTreeModel) -> None:
+        super().__init__(tree)
+        self.model = model
+        tree.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.model.forget_painted()
+        return False
 
 
 class BatchFollower(QObject):

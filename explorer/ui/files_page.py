@@ -17,7 +17,7 @@ from explorer.model.values import DIR
 from explorer.tree.diff import UNCHANGED
 from explorer.tree.steps import Steps, drain
 from explorer.tree.views import DIFF, MERGED, Shown, TreeView, Visible, changed_paths_steps, folders_of, path_matcher, search_steps
-from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, BatchFollower, FileTreeModel, OwnerColumn
+from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, FileTreeModel, follow
 from explorer.ui.tree_controls import TreeControls, legend
 from explorer.ui.widgets import text_width, widget_shortcut
 from explorer.ui.workers import PAUSE, Slices
@@ -122,8 +122,7 @@ class FilesPage(QWidget):
         layout.addWidget(legend())
         tree.selectionModel().currentChanged.connect(self._tree_current_changed)
         self.tree_model.modelReset.connect(self._after_reset)
-        BatchFollower(tree, self.tree_model)
-        OwnerColumn(tree, self.tree_model)
+        follow(tree, self.tree_model)
 
     def adopt(self, image: Image) -> None:
         """Show a newly loaded image (the same layer and mode are then chosen again)."""

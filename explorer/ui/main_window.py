@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QFileDialog,
     QLabel,
@@ -361,8 +362,7 @@ class MainWindow(QMainWindow):
         doing = "downloading…" if view.source.info.format == "registry" else "reading…"
         # painted at the next turn: showing the tab (the first time, the tabs in place of the
         # start page) and painting it were one wait of 37 to 51 ms on the realistic image
-        self.tabs.setUpdatesEnabled(False)
-        QTimer.singleShot(1, self.tabs, lambda: self.tabs.setUpdatesEnabled(True))
+        self._paint_later(self.tabs)
         index = self.tabs.addTab(view, f"{view.title()} ({doing})")
         self.tabs.setTabToolTip(index, view.source.info.path)
         self.tabs.setCurrentIndex(index)
@@ -371,12 +371,20 @@ class MainWindow(QMainWindow):
         self._update_status()
         self.layers_shown.emit(view)
 
+    @staticmethod
+    def _paint_later(widget: QWidget) -> None:
+        """Paint ``widget`` at the next turn of the event loop, not with what changes now (its
+        pixels stay as they are meanwhile; the timer is set first, so nothing raised before
+        it runs can leave the widget unpainted)."""
+        widget.setUpdatesEnabled(False)
+        QTimer.singleShot(1, widget, lambda: widget.setUpdatesEnabled(True))
+
     def _on_loaded(self, source: Source, image: Image) -> None:
         preview, self._preview = self._preview, None
         adopted = preview is not None and preview.source is source
         if adopted:
             view = preview  # the preview becomes the full view (its panes as the user left them)
-            view.layers_panel.setUpdatesEnabled(False)  # (painted at the next turn: see below)
+            self._paint_later(view.layers_panel)  # (see below)
             view.adopt(image)
             view.status_changed.connect(self._update_status)
             index = self.tabs.indexOf(view)
@@ -402,13 +410,17 @@ class MainWindow(QMainWindow):
             self._refresh_recent()
         self._update_status()
         # Painted in three turns of the event loop: the files, then the layers and the history
-        # beside them, then the focus (which makes the first row current, and the side panel
-        # shows it). In one turn they held the window 50 to 80 ms on the realistic image.
-        def then() -> None:
-            view.layers_panel.setUpdatesEnabled(True)
-            QTimer.singleShot(1, view.file_tree, view.file_tree.setFocus)
+        # beside them (``_paint_later``), then the focus (which makes the first row current, and
+        # the side panel shows it). In one turn they held the window 50 to 80 ms on the
+        # realistic image. The focus goes to the tree unless the user has put it elsewhere, or
+        # shown another tab, meanwhile.
+        focused = QApplication.focusWidget()
 
-        QTimer.singleShot(1, view, then)
+        def focus() -> None:
+            if self.tabs.currentWidget() is view and QApplication.focusWidget() in (focused, None):
+                view.file_tree.setFocus()
+
+        QTimer.singleShot(1, view.file_tree, lambda: QTimer.singleShot(1, view.file_tree, focus))
         self.image_loaded.emit(view)
         self._next()
 

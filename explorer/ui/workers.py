@@ -409,9 +409,10 @@ class BackgroundCall(QObject):
     def _dropped(self, token: int, message: str, cancelled: bool) -> None:
         self._signals.pop(token, None)
         kind = self._kinds.pop(token, None)
-        if not cancelled and kind is not None and self._tokens.get(kind) == token:
-            self._monitors.pop(kind, None)
-            self.failed.emit(message)
+        if kind is not None and self._tokens.get(kind) == token:
+            self._monitors.pop(kind, None)  # (cancelled or not: it is no longer busy)
+            if not cancelled:
+                self.failed.emit(message)
 
     def _deliver(self, token: int, value: Any) -> None:
         self._signals.pop(token, None)
