@@ -538,6 +538,18 @@ def test_a_loaded_view_is_painted_in_turns_and_all_of_it_in_the_end(qtbot, windo
     assert view.layers_panel.updatesEnabled() and window.tabs.updatesEnabled()
 
 
+def test_a_layer_chosen_has_its_files_at_once_and_painted_a_turn_later(qtbot, window):
+    """The tree's rows are the layer's as soon as it is chosen (what a test or a shortcut reads
+    next); their pixels follow a turn after the layer's row, strip and step."""
+    view = _open(qtbot, window)
+    qtbot.waitUntil(view.files.updatesEnabled, timeout=10_000)
+    view.set_layer(1)
+    assert view.tree_model.view.layer == 1 and view.layer_list.currentIndex().row() == 2
+    qtbot.waitUntil(view.files.updatesEnabled, timeout=10_000)
+    view.set_layer(1)  # (the same layer again: nothing to paint)
+    assert view.files.updatesEnabled()
+
+
 def test_the_focus_stays_where_the_user_put_it_while_the_view_is_painted(qtbot, window):
     """A click into the search box as the files arrive is not undone by the focus the window
     gives the tree a turn or two later."""
@@ -625,7 +637,8 @@ def test_an_index_stays_mapped_whatever_walks_every_path(qtbot, window):
     view = _open(qtbot, window)
     assert view.image.from_cache
     chunks = view.image.tree.versions.chunks
-    qtbot.waitUntil(lambda: not view.background.pending(), timeout=10_000)
+    # (the view painted, and its first row current: the turns after the load are over)
+    qtbot.waitUntil(lambda: not view.background.pending() and view.current_path() is not None, timeout=10_000)
     shown = set(chunks.kids)  # only the folders shown so far are decoded, idle time or not
     assert not chunks.complete
     view.show_inspect()  # its Size reads every path, from the file

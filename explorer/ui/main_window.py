@@ -34,6 +34,7 @@ from explorer.ui.image_view import ImageView
 from explorer.ui.menus import make_menus
 from explorer.ui.start_page import StartPage
 from explorer.ui.workers import BackgroundCall, LoadController, empty_python_state
+from explorer.ui.widgets import paint_later
 
 # ms after the window first shows: past its first paint, long before anyone drops an image on it
 WARM_UP_DELAY = 100
@@ -362,7 +363,7 @@ class MainWindow(QMainWindow):
         doing = "downloading…" if view.source.info.format == "registry" else "reading…"
         # painted at the next turn: showing the tab (the first time, the tabs in place of the
         # start page) and painting it were one wait of 37 to 51 ms on the realistic image
-        self._paint_later(self.tabs)
+        paint_later(self.tabs)
         index = self.tabs.addTab(view, f"{view.title()} ({doing})")
         self.tabs.setTabToolTip(index, view.source.info.path)
         self.tabs.setCurrentIndex(index)
@@ -371,20 +372,12 @@ class MainWindow(QMainWindow):
         self._update_status()
         self.layers_shown.emit(view)
 
-    @staticmethod
-    def _paint_later(widget: QWidget) -> None:
-        """Paint ``widget`` at the next turn of the event loop, not with what changes now (its
-        pixels stay as they are meanwhile; the timer is set first, so nothing raised before
-        it runs can leave the widget unpainted)."""
-        widget.setUpdatesEnabled(False)
-        QTimer.singleShot(1, widget, lambda: widget.setUpdatesEnabled(True))
-
     def _on_loaded(self, source: Source, image: Image) -> None:
         preview, self._preview = self._preview, None
         adopted = preview is not None and preview.source is source
         if adopted:
             view = preview  # the preview becomes the full view (its panes as the user left them)
-            self._paint_later(view.layers_panel)  # (see below)
+            paint_later(view.layers_panel)  # (see below)
             view.adopt(image)
             view.status_changed.connect(self._update_status)
             index = self.tabs.indexOf(view)
@@ -410,7 +403,7 @@ class MainWindow(QMainWindow):
             self._refresh_recent()
         self._update_status()
         # Painted in three turns of the event loop: the files, then the layers and the history
-        # beside them (``_paint_later``), then the focus (which makes the first row current, and
+        # beside them (``paint_later``), then the focus (which makes the first row current, and
         # the side panel shows it). In one turn they held the window 50 to 80 ms on the
         # realistic image. The focus goes to the tree unless the user has put it elsewhere, or
         # shown another tab, meanwhile.

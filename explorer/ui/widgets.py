@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QAbstractItemModel, Qt
+from PySide6.QtCore import QAbstractItemModel, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
@@ -56,3 +56,12 @@ def side_table(name: str, accessible: str, model: QAbstractItemModel) -> QTableV
     table.setWordWrap(False)
     table.horizontalHeader().setHighlightSections(False)
     return table
+
+
+def paint_later(widget: QWidget) -> None:
+    """Paint ``widget`` at the next turn of the event loop, not with what changes now: what
+    came meanwhile (a key, a timer) is handled between the two, and each wait is shorter. Its
+    pixels stay as they were until then; the timer is set first, so nothing raised after this
+    call can leave the widget unpainted."""
+    widget.setUpdatesEnabled(False)
+    QTimer.singleShot(1, widget, lambda: widget.setUpdatesEnabled(True))
