@@ -553,11 +553,16 @@ def test_a_layer_chosen_has_its_files_at_once_and_painted_a_turn_later(qtbot, wi
 def test_the_focus_stays_where_the_user_put_it_while_the_view_is_painted(qtbot, window):
     """A click into the search box as the files arrive is not undone by the focus the window
     gives the tree a turn or two later."""
-    typed = []
-    window.image_loaded.connect(lambda view: (view.search_box.setFocus(), typed.append(view)))
+    from PySide6.QtCore import QTimer
+
+    typed, later = [], []
+
+    def after(turns: int) -> None:  # (a chain of timers set after the window's own: it ends after them)
+        QTimer.singleShot(1, lambda: after(turns - 1) if turns else later.append(True))
+
+    window.image_loaded.connect(lambda view: (view.search_box.setFocus(), typed.append(view), after(4)))
     view = _open(qtbot, window)
-    qtbot.waitUntil(lambda: view.layers_panel.updatesEnabled(), timeout=10_000)
-    qtbot.wait(50)  # (the turns after the load: no signal says they are over, as nothing happens)
+    qtbot.waitUntil(lambda: bool(later), timeout=10_000)
     assert typed == [view] and view.search_box.hasFocus() and not view.file_tree.hasFocus()
 
 
