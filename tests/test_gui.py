@@ -131,6 +131,19 @@ def test_what_the_tree_paints_is_what_its_cells_hold(qapp, layer, mode):
     src.close()
 
 
+def test_a_cell_of_no_row_leaves_nothing_of_the_cell_before(qapp):
+    from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan
+
+    src, image = _loaded_image()
+    model = FileTreeModel(TreeView(image.tree, None, MERGED))
+    wanted = QModelRoleData(Qt.ItemDataRole.DisplayRole)
+    model.index(0, 0).multiData(QModelRoleDataSpan(wanted))
+    assert wanted.data() == "bin"  # (what the array held from the cell before)
+    model.multiData(QModelIndex(), QModelRoleDataSpan(wanted))
+    assert wanted.data() is None
+    src.close()
+
+
 def test_some_layer_of_the_tree_test_image_removes_a_path(qapp):
     """(So that the test above compares the struck-out rows too.)"""
     src, image = _loaded_image()
