@@ -25,7 +25,7 @@ from explorer.tree.resolve import Resolved
 from explorer.tree.steps import drain
 from explorer.tree.views import MERGED, Row, TreeView, wanted_names
 from explorer.ui import resources
-from explorer.ui.roles import ALIGNMENT, DECORATION, DESCRIPTION, DISPLAY, FONT, FOREGROUND, RIGHT, TOOLTIP, USER
+from explorer.ui.roles import ALIGNMENT, DECORATION, DESCRIPTION, DISPLAY, FONT, FOREGROUND, RIGHT, TOOLTIP, USER, answer
 from explorer.ui.format import human_size, mode_string
 
 COLUMNS = ("Name", "Size", "Mode", "Owner", "Layer", "Change")
@@ -460,17 +460,11 @@ class FileTreeModel(QAbstractItemModel):
         """A cell's roles in one call: a delegate asks seven for each cell it paints, and each
         call of ``data`` costs a crossing into Python (a third of a big tree's paint)."""
         if not index.isValid():
-            for wanted in roles:
-                wanted.clearData()
+            answer(roles, lambda _role: None)
             return
         r, colour = self._painting(index.internalPointer())
         col = index.column()
-        for wanted in roles:
-            value = self._value(r, colour, col, wanted.role())
-            if value is None:  # (the delegate keeps its array from cell to cell: what is not
-                wanted.clearData()  # set here would be the cell before's)
-            else:
-                wanted.setData(value)
+        answer(roles, lambda role: self._value(r, colour, col, role))
 
     def forget_painted(self) -> None:
         """Drop the row kept for painting (its colour is the palette's before a theme change)."""

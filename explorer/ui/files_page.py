@@ -19,7 +19,7 @@ from explorer.tree.steps import Steps, drain
 from explorer.tree.views import DIFF, MERGED, Shown, TreeView, Visible, changed_paths_steps, folders_of, path_matcher, search_steps
 from explorer.ui.file_tree_model import NAME, PATH_ROLE, SIZE, FileTreeModel, follow
 from explorer.ui.tree_controls import TreeControls, legend
-from explorer.ui.widgets import text_width, widget_shortcut
+from explorer.ui.widgets import paint_later, text_width, widget_shortcut
 from explorer.ui.workers import PAUSE, Slices
 
 # The folders a search opens, at most, to show its first matches: Qt lays them out in one go
@@ -150,9 +150,12 @@ class FilesPage(QWidget):
     # -- layer, mode, filters ------------------------------------------------------------
 
     def show_layer(self, layer: int | None) -> None:
-        """Show the tree at a layer (None: all layers, the final image)."""
+        """Show the tree at a layer (None: all layers, the final image); its rows are the
+        layer's at once, and painted at the next turn, after what else the choice changed (the
+        layer's row, strip and step): two short waits, not one."""
         if layer != self.layer:
             self.layer = layer
+            paint_later(self)
             self.apply_view()
 
     def set_mode(self, mode: str) -> None:

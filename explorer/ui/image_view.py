@@ -24,7 +24,7 @@ from explorer.ui.insights_panel import InsightsPanel
 from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layers_panel import LayersPanel
-from explorer.ui.widgets import paint_later, rich_label
+from explorer.ui.widgets import rich_label
 from explorer.ui.workers import BackgroundCall, side_pool
 
 INSPECT_PAGE, PACKAGES_PAGE = 2, 3  # Files, Insights, Inspect, Packages
@@ -229,9 +229,6 @@ class ImageView(QWidget):
     def _on_layer_chosen(self, layer: int | None) -> None:
         if self.packages is not None:  # the Packages page follows the selected layer
             self.packages.show_scope(FINAL if layer is None else layer)
-        # the files painted a turn after the layer's row, strip and step: two short waits
-        if layer != self.files.layer:
-            paint_later(self.files)
         self.files.show_layer(layer)
 
     def _show_selected(self, row) -> None:

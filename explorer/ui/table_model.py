@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from explorer.image.loader import Image
+from explorer.ui.roles import answer
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -35,13 +36,7 @@ class ImageTableModel(QAbstractTableModel):
     def multiData(self, index: Index, roles: Any) -> None:  # noqa: N802 (Qt API)
         """A cell's roles in one call, asking ``data`` only for those it answers."""
         answered = self.ROLES
-        for wanted in roles:
-            role = wanted.role()
-            value = self.data(index, role) if answered is None or role in answered else None
-            if value is None:  # (the delegate keeps its array from cell to cell: what is not
-                wanted.clearData()  # set here would be the cell before's)
-            else:
-                wanted.setData(value)
+        answer(roles, lambda role: self.data(index, role) if answered is None or role in answered else None)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.COLUMNS):
