@@ -69,7 +69,7 @@ def main(archive: str, where: str, mode: str) -> dict:
     index_cache._keep = keeping
     if shared:
         index_cache.SHARE_AT, index_cache.LEAST = 0, (10**12 if shared == "none" else 0)
-        index_cache.cores = lambda: 2  # (this machine may have one core: the sharing is what is tried)
+        index_cache.spare_core = lambda: True  # (this machine may have one core: the sharing is what is tried)
         alone = index_cache._files_child
 
         def waiting(tree, claim, *rest):  # (inherited by the fork)

@@ -448,10 +448,10 @@ def test_two_halves_of_the_folders_count_and_gather_what_one_pass_does(tmp_path_
         """Their sizes and columns, made by one writer (no ``runs``) or added up from each run's."""
         sizes, columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
         if runs is None:
-            index_cache._encode_folders(tree, items, sizes, columns, lambda chunk: None, 0, [], [])
+            index_cache._encode_folders(tree, items, sizes, columns, lambda chunk: None, [], [])
         for run in runs or ():
             part_sizes, part_columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
-            index_cache._encode_folders(tree, run, part_sizes, part_columns, lambda chunk: None, 0, [], [])
+            index_cache._encode_folders(tree, run, part_sizes, part_columns, lambda chunk: None, [], [])
             sizes.absorb(part_sizes.state())
             columns.absorb(part_columns.state())
         view = TreeView(tree, None, MERGED)

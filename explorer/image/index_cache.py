@@ -8,7 +8,8 @@ truncated or old-version file is detected, removed and rebuilt, never trusted.
 A file is a body of chunks (one per folder, the path table, the columns any layer's folder
 sizes are added up from, a layer's changes in parts, the wasted files), then a head (the
 image without its files, the first screen's folder sizes, and where each chunk lies) and a
-trailer that says where the head starts: reopening decodes the head only, and each folder
+trailer that says where the head starts and where the two parts hashed on their own end
+(below): reopening decodes the head only, and each folder
 when it is first looked at. The head comes last so that a child process can
 write the folders' chunks while its parent works out what the head says (``FilesElsewhere``;
 on a big image the parent then writes the last folders the child has not reached); the
@@ -40,7 +41,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 from explorer.formats.cache import cache_dir, keep_under, left_behind, remove
 from explorer.formats.container import LayerScan
 from explorer.image.loader import Image
-from explorer.image.parallel import cores, stop
+from explorer.image.parallel import spare_core, stop
 from explorer.model.values import HistoryEntry, ImageRef, LayerInfo
 from explorer.formats.source import REGISTRY_SCHEMES, Source
 from explorer.formats.spool import kept_file
@@ -57,6 +58,7 @@ from explorer.tree.waste import Waste, WastedFile
 VERSION = 22
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
+START = len(MAGIC) + 32  # where the body starts: after the magic and the checksum
 DEFAULT_MAX = 2 << 30
 _new = tuple.__new__
 
@@ -129,7 +131,7 @@ def open_index(path: str, key: str, source: Source, ref: ImageRef, written: byte
             data = memoryview(mapped)
     except (OSError, ValueError):  # ValueError: empty, cannot be mapped
         return None
-    start = len(MAGIC) + 32
+    start = START
     end = len(data) - TRAILER.size  # where the head ends
     if end < start or data[: len(MAGIC)] != MAGIC:
         return None
@@ -196,7 +198,7 @@ def save(source: Source, image: Image, where: str | None = None, key: str | None
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f)
             body = _encode_files(image.tree, _first_view(image), image.file_count, image.file_bytes, sink.put)
-            end = len(MAGIC) + 32 + body.size
+            end = START + body.size
             _finish(f, sink.digest.digest() + NOTHING, _tail(image, key, body, _waste_chunk(image), (end, end)))
         return _keep(tmp, where, key)
     except (OSError, ValueError):
@@ -287,7 +289,7 @@ class FilesElsewhere:
         try:
             context = multiprocessing.get_context("fork")
             self._said, out = context.Pipe(duplex=False)
-            if len(tree.versions) >= SHARE_AT and cores() > 1:
+            if len(tree.versions) >= SHARE_AT and spare_core():
                 self._claim = (context.Lock(), context.RawArray("q", [0, len(tree.kids)]))
         except (OSError, ValueError):  # no descriptors, no fork: the caller saves it itself
             os.close(fd)
@@ -321,16 +323,17 @@ class FilesElsewhere:
             except (EOFError, OSError, ValueError, TypeError):
                 return None  # (``cancel`` below stops the child: it may be blocked writing)
             whole = said[0] == "whole"
-            if whole == bool(blocks) or os.path.getsize(self.tmp) != len(MAGIC) + 32 + said[2]:
+            hashed = START + said[2]  # where the child's part ends
+            if whole == bool(blocks):
                 return None
             with open(self.tmp, "r+b") as f:
-                f.seek(0, os.SEEK_END)
+                if f.seek(0, os.SEEK_END) != hashed:
+                    return None
                 if whole:
                     digests, body, rest = said[1] + NOTHING, Body(*said[2:]), b""
                 else:
                     digests, body, rest = _joined(self.tree, said[1], said[2:], blocks, f)
-                hashed = len(MAGIC) + 32 + said[2]
-                _finish(f, digests, rest + _tail(image, key, body, chunk, (hashed, len(MAGIC) + 32 + body.size - len(rest))))
+                _finish(f, digests, rest + _tail(image, key, body, chunk, (hashed, START + body.size - len(rest))))
             self._drop_blocks()  # (before ``_keep`` sizes up the cache folder)
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
@@ -368,7 +371,7 @@ class FilesElsewhere:
 
     @contextlib.contextmanager
     def _block(self) -> Iterator[tuple[Any, str]]:
-        """A new file for a block this process writes (removed with the child's, by ``cancel``)."""
+        """A new file for a block this process writes (removed once copied into the index, or by ``cancel``)."""
         fd, path = tempfile.mkstemp(dir=self.where, prefix=_partial())
         self.blocks.append(path)
         with os.fdopen(fd, "wb") as f:
@@ -397,7 +400,8 @@ class FilesElsewhere:
         return at, end
 
     def cancel(self) -> None:
-        """Stop the child (or reap it, once the index is finished) and remove its file, if unfinished."""
+        """Stop the child (killed: once the index is finished, it has said all) and remove its
+        file and the blocks' files, if unfinished."""
         proc, self.proc = self.proc, None
         stop(proc, self._said)
         if self.tmp:
@@ -457,7 +461,7 @@ class _Part:
         self.sizes, self.columns = FolderSizes(tree), ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
         self.listed: list[str] = []  # paths not yet in a part of the path table
         self.table: list[Part] = []
-        self.offset, self.placed, self.folders = _encode_folders(tree, items, self.sizes, self.columns, put, 0,
+        self.offset, self.placed, self.folders = _encode_folders(tree, items, self.sizes, self.columns, put,
                                                                  self.listed, self.table)
 
     def body(self) -> Body:
@@ -476,7 +480,8 @@ def _joined(tree: LayerTree, digest: bytes, child: tuple, blocks: list[tuple[int
             f: Any) -> tuple[bytes, Body, bytes]:
     """The child's part (``f``: its file, at its end; ``digest``: its digest) and the blocks
     this process wrote, copied after it and made one: the two parts' digests, the body, and
-    what follows them (the strays, the rest of the path table, the columns), hashed with the tail."""
+    what follows them (the rest of the path table, with the strays' paths, and the columns), hashed
+    with the tail."""
     theirs = hashlib.sha256()
     for _, (length, *_), path in blocks:
         with open(path, "rb") as block:
@@ -586,18 +591,20 @@ def _encode_files(tree: LayerTree, view: TreeView, file_count: int, file_bytes: 
     listed: list[str] = []  # paths not yet in a part of the path table
     table: list[Part] = []
     columns = ColumnWriter(tree.layer_count, tree.links, tree.shared_file)
-    offset, placed, folders = _encode_folders(tree, tree.kids.items(), sizes, columns, put, 0, listed, table)
+    offset, placed, folders = _encode_folders(tree, tree.kids.items(), sizes, columns, put, listed, table)
     return _ended(tree, view, (file_count, file_bytes), Body(offset, folders, {}, [], None, 0, 0, table, None),
                   placed, listed, sizes, columns, put, with_changes=True)
 
 
 def _encode_folders(tree: LayerTree, items: Iterable[tuple[str, list[str]]], sizes: FolderSizes | None,
-                    columns: ColumnWriter, put: Callable[[bytes], None], offset: int, listed: list[str],
+                    columns: ColumnWriter, put: Callable[[bytes], None], listed: list[str],
                     table: list[Part]) -> tuple[int, int, dict[str, tuple[int, int, int]]]:
-    """The chunks of the folders ``items`` names (with their children), handed to ``put`` from
-    ``offset`` on; their paths into ``listed``, and the path table's parts it fills into
-    ``table``. The offset after them, how many paths they hold, and where each chunk is."""
+    """The chunks of the folders ``items`` names (with their children), handed to ``put``, at
+    offsets from 0 (a part's own); their paths into ``listed``, and the path table's parts it
+    fills into ``table``. The offset after them, how many paths they hold, and where each
+    chunk is."""
     versions = tree.versions
+    offset = 0
     folders: dict[str, tuple[int, int, int]] = {}
     placed = 0
     layers = tree.layer_count
@@ -662,7 +669,7 @@ def _ended(tree: LayerTree, view: TreeView, files: tuple[int, int], body: Body, 
     table = list(body.paths)
     listed += (path for path in strays if path != "/")
     offset = _put_parts(listed, len(listed), body.size, table, put)
-    layout, offset = columns.finish(put, offset, len(MAGIC) + 32)  # (the body starts after the checksum)
+    layout, offset = columns.finish(put, offset, START)
     totals = sizes.give(view) if sizes is not None else view.totals()
     file_count, file_bytes = files
     if file_count < 0 or file_bytes < 0:
