@@ -301,22 +301,3 @@ def _apply_in_root(ops) -> None:
 @given(linked_stacks)
 def test_entries_through_symlinked_folders_land_where_the_kernel_puts_them(tmp_path_factory, layers):
     _check_against(tmp_path_factory.mktemp("chroot"), layers, lambda stack, root: _in_chroot(root, stack))
-
-
-_PARTS = st.sampled_from(["a", "b", ".", "..", "", ".wh.x", ".wh..wh.plnk", "c\nd", "é"])
-_NAMES = st.lists(st.tuples(st.lists(_PARTS, min_size=1, max_size=4).map("/".join), st.booleans())
-                  .map(lambda t: t[0] + "/" if t[1] else t[0]), max_size=30)
-
-
-@settings(max_examples=300, deadline=None)
-@given(_NAMES)
-def test_names_looked_at_together_read_as_each_alone(named):
-    from explorer.tree.efficiency import _dive_path
-    from explorer.tree.names import plain_names
-
-    together = plain_names(named)
-    careful = [n for n in named if not n or n[0] in "./" or any(c in n for c in ("//", "/.", "\n"))]
-    if together is None:
-        assert careful  # only a name that needs a careful look sends them all the careful way
-    else:
-        assert not careful and together == [_dive_path(n) for n in named]

@@ -17,7 +17,7 @@ from typing import Iterable, NamedTuple
 from explorer.formats import tar_index
 from explorer.formats.tar_index import TarMember
 from explorer.tree.index import TooManyPaths, too_many_paths
-from explorer.tree.names import AUFS_META as AUFS, WHITEOUT, any_holds, plain_names
+from explorer.tree.names import AUFS_META as AUFS, WHITEOUT
 
 
 @dataclass
@@ -34,15 +34,6 @@ def _clean(name: str) -> str | None:
     """Go's path.Clean of a tar name, without the leading slash; None for the root."""
     p = posixpath.normpath("/" + name).lstrip("/")
     return None if p in ("", ".") else p
-
-
-def _dive_path(name: str) -> str | None:
-    """A member's path as dive has it: one trailing slash off, and Go's path.Clean where
-    that changes it (no leading slash; None for the root)."""
-    path = name[:-1] if name.endswith("/") else name
-    if not path or "//" in path or "./" in path or path.startswith((".", "/")) or path.endswith("/."):
-        return _clean(path)  # the rare names that need Go's full path.Clean
-    return path
 
 
 class _Layer(NamedTuple):
@@ -71,17 +62,16 @@ def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
     top: list[str] = []
     folder = None  # the folder of the entry before, which has its node and its parents' already
     here = top  # its list
-    members = members if type(members) is list else list(members)
-    named = [m[0] for m in members]
-    paths = plain_names(named) or list(map(_dive_path, named))
-    aufs = any_holds(named, AUFS)  # (looked for in them all at once: in C)
-    marked = aufs or any_holds(named, WHITEOUT)
-    del named
-    for path, m in zip(paths, members):
-        if path is None:
-            continue
+    for m in members:
+        path = m[0]  # (by position: plain tuples, as a scan crosses between processes, do too)
+        if path.endswith("/"):
+            path = path[:-1]
+        if not path or "//" in path or "./" in path or path.startswith((".", "/")) or path.endswith("/."):
+            path = _clean(path)  # the rare names that need Go's full path.Clean
+            if path is None:
+                continue
         cut = path.rfind("/")
-        if aufs and AUFS in path:
+        if AUFS in path:
             parts = path.split("/")
             stop = next((i for i, part in enumerate(parts) if part.startswith(AUFS)), None)
             if stop is not None:
@@ -97,7 +87,7 @@ def _layer_tree(members: Iterable[TarMember], room: int) -> _Layer:
                 dirs.add(path)
             elif path in dirs:
                 dirs.discard(path)  # named twice: the last one counts
-            if marked and path.startswith(WHITEOUT, cut + 1):
+            if path.startswith(WHITEOUT, cut + 1):
                 whiteouts.add(path)
         if cut <= 0:
             top.append(path)

@@ -26,35 +26,6 @@ def normalise(name: str) -> str | None:
     return "/" + n
 
 
-_BLOCK = 65536  # names looked at together (their texts are made and dropped a block at a time)
-_CAREFUL = ("//", "/.", "\n.", "\n/", "\n\n")  # in names joined by newlines: a name that needs care
-
-
-def plain_names(names: list[str]) -> list[str] | None:
-    """Each name with one trailing slash taken off, when no name needs a careful look (empty,
-    or starting with "." or "/", or holding "//", "/." or a newline); None when one does. A
-    few passes over a block of names joined, in C: looked at one by one, a third of the
-    time dive's model of a layer took went on them."""
-    out: list[str] = []
-    for start in range(0, len(names), _BLOCK):
-        block = names[start : start + _BLOCK]
-        text = "\n".join(block)
-        if not text or text[0] in "./\n" or text[-1] == "\n" or any(c in text for c in _CAREFUL):
-            return None
-        paths = (text + "\n").replace("/\n", "\n").split("\n")
-        paths.pop()  # (after the last newline: nothing)
-        if len(paths) != len(block):  # a newline inside a name
-            return None
-        out += paths
-    return out
-
-
-def any_holds(names: list[str], part: str) -> bool:
-    """Whether any of ``names`` holds ``part`` (which holds no newline), looked for in blocks of
-    them joined: in C, not a name at a time."""
-    return any(part in "\n".join(names[i : i + _BLOCK]) for i in range(0, len(names), _BLOCK))
-
-
 def split(path: str) -> tuple[str, str]:
     """(parent, name) of an absolute normalised path; the root's parent is ""."""
     if path == "/":
