@@ -5,7 +5,8 @@
 
 A QTimer probe fires every 5 ms on the GUI thread; the largest gap between two firings is
 the longest the event loop was blocked. Prints: time until the layer list shows, time until
-the file tree shows, the largest stall during the load, and for each action (switching
+the file tree shows (on a big image, before the waste and the advice), then until they do,
+the largest stall during the load, and for each action (switching
 layers, the changes view, expanding a folder, a search of all paths) the time until its
 tree shows, the time until its folder sizes (computed in the background) follow, and the
 largest stall meanwhile. The load is a first open from a warm page cache: the index cache
@@ -217,10 +218,13 @@ def main() -> int:
     def layers(shown) -> None:
         results["layer list shown (s)"] = time.perf_counter() - start
 
+    def files(_shown) -> None:
+        results.setdefault("tree shown (s)", time.perf_counter() - start)
+
     def loaded(shown) -> None:
         nonlocal view
         view = shown
-        results["tree shown (s)"] = time.perf_counter() - start
+        results["waste and advice shown (s)"] = time.perf_counter() - start
         results["largest stall during load (ms)"] = probe.largest()
         results["folder sizes of the first view shown (ms)"] = settle(view)
         QTimer.singleShot(0, after_load)  # once the window has scheduled what follows a load
@@ -333,6 +337,7 @@ def main() -> int:
 
     view = None
     window.layers_shown.connect(layers)
+    window.files_shown.connect(files)
     window.image_loaded.connect(loaded)
     window.load_failed.connect(lambda msg: (print(msg, file=sys.stderr), app.exit(2)))
     probe.reset()

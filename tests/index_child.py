@@ -2,7 +2,7 @@
 
 It forks only in a process with no thread but its main one, and a test session has others.
 
-    python -m tests.index_child ARCHIVE FOLDER (whole | late | failing | unread)[-shared | -one | -none]
+    python -m tests.index_child ARCHIVE FOLDER (whole | late | shown | failing | unread)[+shown][-shared | -one | -none]
 
 prints a JSON object: what ``finish`` returned, whether the reopened index reports the same
 image, and whether the child had ended. With ``-shared`` the parent takes blocks of the last
@@ -12,7 +12,11 @@ none, though it could. The object then also says where the parent's folders bega
 (``taken``), whether the index holds what one written in one piece holds (``as_one``), and
 how many other files being written lay beside the index as it was named (``beside``: the
 cache's limit counts them). ``late``: as ``whole``, but the child is slow to end once it has
-said all (the parent may then look at its file before it is closed).
+said all (the parent may then look at its file before it is closed). ``shown``: as ``whole``,
+but the files' index is written first, before the accounting (``shown``), and the whole one
+from it; the object then says whether the first was left behind (``early``) and whether it
+held the same files as the whole one, with no accounting (``early_same``); ``+shown`` asks
+for it first in the other modes.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def held(image) -> dict:
 
 def main(archive: str, where: str, mode: str) -> dict:
     mode, _, shared = mode.partition("-")
+    mode, _, then = mode.partition("+")  # ``failing+shown``: a failing child, the files' index asked for first
     if mode == "late":
         told = connection.Connection.send_bytes
 
@@ -99,7 +104,17 @@ def main(archive: str, where: str, mode: str) -> dict:
                 raise OSError("read failed")
 
             files._said.recv_bytes = broken
+        early = early_same = None
+        if "shown" in (mode, then):  # the files' index first, as a window is shown it, then the whole one from it
+            bare = fresh.replace(efficiency=None, waste=None, advice=(), secrets=(), packages=None, analysed=False)
+            early = files.shown(bare, "the-key")
+            first = index_cache.open_index(early, "the-key", src, src.select()) if early else None
+            early_same = first is not None and first.waste is None and first.packages is None
+            early_held = held(first) if first is not None else None
         written = files.finish(fresh, "the-key")
+        if early is not None:
+            early_same = early_same and held(index_cache.open_index(written, "the-key", src, src.select())) == early_held
+            early = os.path.exists(early)  # (still there: the whole index's writer left it behind)
         files.cancel()  # (as the loading process does once it has passed the index on: the child reaped)
         same = as_one = None
         if written is not None:
@@ -111,6 +126,7 @@ def main(archive: str, where: str, mode: str) -> dict:
                 as_one = held(reopened) == held(index_cache.open_index(one, "the-key", src, src.select()))
         return {"forked": child is not None, "written": written, "same": same, "taken": files.taken,
                 "as_one": as_one, "beside": beside[0] if written is not None else None,
+                "early": early, "early_same": early_same,
                 "ended": child is None or child.exitcode is not None}
 
 

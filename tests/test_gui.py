@@ -515,6 +515,93 @@ def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, 
     assert view.file_tree.isVisible()
 
 
+def _accounting_held(monkeypatch):
+    """Any image's files shown before their accounting (as a big image's are), and the
+    accounting held back until the event returned is set."""
+    import threading
+
+    from explorer.image import load_worker
+
+    monkeypatch.setattr(load_worker, "EARLY_AT", 0)
+    go = threading.Event()
+    real = load_worker._mapped
+
+    def held(*args):
+        image = real(*args)  # (the files were shown meanwhile)
+        go.wait(30)
+        return image
+
+    monkeypatch.setattr(load_worker, "_mapped", held)
+    return go
+
+
+def test_a_big_image_shows_its_files_before_its_waste_and_advice(qtbot, window, monkeypatch, qtmodeltester):
+    from explorer.ui.insights_panel import InsightsPanel
+
+    go = _accounting_held(monkeypatch)
+    with qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
+        _drop(window, [LEGACY])
+    view = shown.args[0]
+    assert not view.image.analysed and view.image.waste is None and window.loader.busy
+    assert view.file_tree.isVisible() and view.search_box.isEnabled() and view.tree_model.rowCount() > 0
+    qtmodeltester.check(view.tree_model)
+    assert window.tabs.tabText(window.tabs.indexOf(view)).endswith("(working out…)")
+    assert view.layer_strip.fields["packages"].full_text() == "…"  # not "none found": not looked for yet
+    view.set_layer(1)  # the user goes on meanwhile
+    view.show_insights()
+    waiting = view.center_tabs.currentWidget()
+    assert view.insights is None and waiting.objectName() == "analysing" and "Working out" in waiting.text()
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000) as loaded:
+        go.set()
+    assert loaded.args[0] is view and window.tabs.count() == 1  # the same view, the files as the user left them
+    assert view.image.analysed and view.image.tree is shown.args[0].image.tree and view.layer == 1
+    assert isinstance(view.insights, InsightsPanel) and view.center_tabs.currentWidget() is view.insights
+    qtmodeltester.check(view.insights.waste_model)
+    assert view.insights.waste_model.rowCount() == len(view.image.waste.files) == 8  # as report --json counts them
+    assert "working out" not in window.tabs.tabText(window.tabs.indexOf(view))
+    assert view.layer_strip.fields["packages"].full_text() == "no package database in this image"
+    assert not window.loader.busy
+
+
+def test_files_shown_early_then_an_image_built_another_way_replace_them(qtbot, window, monkeypatch):
+    """When the whole index cannot be had after the files were shown (no room for it, say),
+    the image built instead is shown in their place, not half of each."""
+    from explorer.image import load_worker
+
+    real = load_worker.load
+
+    def no_room_after(source, ref, monitor, on_files=None, early_at=None):
+        real(source, ref, monitor, on_files, 0)  # (the files shown)
+        return load_worker.in_memory(source, ref, monitor)  # as when no folder took the whole index
+
+    monkeypatch.setattr(load_worker, "load", no_room_after)
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000) as loaded, \
+            qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
+        _drop(window, [LEGACY])
+    view = loaded.args[0]
+    assert view is shown.args[0] and window.tabs.count() == 1
+    assert view.image.analysed and not view.image.from_cache and "held in memory" in view.notes.text()
+    assert view.files.view.tree is view.image.tree  # the files shown are the new image's
+    assert view.tree_model.rowCount() > 0 and "working out" not in window.tabs.tabText(0)
+
+
+def test_closing_a_tab_whose_accounting_is_worked_out_stops_the_load(qtbot, window, monkeypatch):
+    from PySide6.QtCore import QThreadPool
+
+    go = _accounting_held(monkeypatch)
+    loaded = []
+    window.image_loaded.connect(loaded.append)
+    with qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
+        _drop(window, [LEGACY])
+    window.close_tab(window.tabs.indexOf(shown.args[0]))
+    assert window.tabs.count() == 0 and not window.loader.busy
+    assert window.stack.currentWidget() is window.start_page
+    go.set()
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    qtbot.waitUntil(lambda: window.loader._signals == {}, timeout=10_000)  # its result came, and was dropped
+    assert loaded == [] and window.tabs.count() == 0
+
+
 def test_the_window_answers_between_building_a_preview_and_showing_it(qtbot, window, monkeypatch):
     """Building the layers' view, and laying it out and painting it, are two waits with what
     came meanwhile (a click, a timer) handled between them, not one long wait."""
@@ -798,7 +885,7 @@ def test_with_no_room_for_its_index_the_image_is_shown_from_memory_and_says_so(q
     monkeypatch.delenv("LAYER_EXPLORER_NO_INDEX_CACHE", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_CACHE", str(tmp_path / "cache"))
 
-    def no_room(source, ref, monitor):  # what the worker says when no folder took its index
+    def no_room(source, ref, monitor, _on_files=None):  # what the worker says when no folder took its index
         raise load_worker.NoRoom(f"{source.info.path}: no folder would hold the image's index")
 
     monkeypatch.setattr(load_worker, "load", no_room)

@@ -403,9 +403,23 @@ def test_an_index_whose_files_a_child_wrote_reopens_as_the_same_image(tmp_path, 
     got = _files_elsewhere(_linked_across(tmp_path) if archive == "linked" else archive, where, "whole" + shared)
     taken = got.pop("taken")
     assert got == {"forked": True, "written": str(where / "the-key"), "same": True,
-                   "as_one": True if shared else None, "beside": 0, "ended": True}
+                   "as_one": True if shared else None, "beside": 0, "ended": True, "early": None, "early_same": None}
     assert (taken is not None and taken > 0) if shared in ("-shared", "-one") else taken is None
     assert sorted(p.name for p in where.iterdir()) == (["one", "the-key"] if shared else ["the-key"])  # nothing partial left
+
+
+@pytest.mark.parametrize("shared", ["", "-shared", "-one"])
+@pytest.mark.parametrize("archive", ["docker-legacy.tar", "umoci.oci-layout", "linked"])
+def test_the_files_index_written_first_then_the_whole_one_from_it(tmp_path, archive, shared):
+    """The files' index a window is shown before the accounting holds the same files as the
+    whole index then written from it (its files copied, the accounting added), whoever wrote
+    which folders; only the whole one is left, named."""
+    where = tmp_path / "written"
+    got = _files_elsewhere(_linked_across(tmp_path) if archive == "linked" else archive, where, "shown" + shared)
+    assert got["written"] == str(where / "the-key") and got["same"] and got["ended"]
+    assert got["early_same"] is True and got["early"] is False and got["beside"] == 0
+    assert (got["taken"] is not None) == (shared != "")
+    assert sorted(p.name for p in where.iterdir()) == (["one", "the-key"] if shared else ["the-key"])
 
 
 @pytest.mark.parametrize("shared", ["", "-none", "-one"])
@@ -417,13 +431,17 @@ def test_a_child_slow_to_end_once_it_has_said_all_still_wrote_the_index(tmp_path
     assert got["written"] == str(where / "the-key") and got["same"] and got["ended"]
 
 
+@pytest.mark.parametrize("first", ["", "+shown"])
 @pytest.mark.parametrize("mode", ["failing", "unread", "failing-shared", "unread-shared"])
-def test_a_child_that_fails_or_is_not_heard_leaves_nothing(tmp_path, mode):
+def test_a_child_that_fails_or_is_not_heard_leaves_nothing(tmp_path, mode, first):
+    """Nor does the files' index asked for first: neither it nor the whole one is written
+    (the loading process then writes the whole index itself)."""
     where = tmp_path / "written"
-    got = _files_elsewhere("docker-legacy.tar", where, mode)
+    failing, _, shared = mode.partition("-")
+    got = _files_elsewhere("docker-legacy.tar", where, failing + first + ("-" + shared if shared else ""))
     got.pop("taken")  # (a child gone before the parent looks: it takes nothing)
     assert got == {"forked": True, "written": None, "same": None, "as_one": None, "beside": None,
-                   "ended": True}  # stopped, not waited for
+                   "ended": True, "early": None, "early_same": False if first else None}  # stopped, not waited for
     assert list(where.iterdir()) == []
 
 

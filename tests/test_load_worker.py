@@ -11,7 +11,7 @@ import pytest
 
 from explorer.formats.source import open_source
 from explorer.image import index_cache, load_worker
-from explorer.image.loader import load_image
+from explorer.image.loader import load_image, prepare_first_view
 from explorer.model.errors import Cancelled, ExplorerError
 from explorer.model.progress import Monitor
 from explorer.report import build_report
@@ -238,3 +238,82 @@ def test_the_worker_ends_once_its_index_is_written_and_leaves_nothing_behind(cac
             assert TreeView(image.tree, layer, MERGED).totals() == TreeView(built.tree, layer, MERGED).totals(), layer
         if cache_off:
             assert list((cache / "tmp").iterdir()) == []  # the private index, gone once mapped
+
+
+# -- the files first, their accounting after -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["docker-legacy.tar", "buildah-overlay.oci.tar", "packages/dpkg.docker.tar"])
+@pytest.mark.parametrize("cache_off", [False, True])
+def test_the_files_come_first_then_the_image_loading_here_gives(cache, monkeypatch, name, cache_off):
+    if cache_off:
+        monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+    path = str(DATA / name)
+    with open_source(path) as src:
+        built = prepare_first_view(load_image(src, src.select(), cache=False))
+        here = build_report(built, src.images, path)
+    shown = []
+    with open_source(path) as src:
+        image = load_worker.load(src, src.select(), Monitor(path), on_files=shown.append, early_at=0)
+        assert build_report(image, src.images, path) == here  # waste, advice, secrets, packages, dive's numbers
+    (first,) = shown
+    assert not first.analysed and image.analysed
+    assert first.waste is None and first.efficiency is None and first.packages is None and first.advice == ()
+    assert first.tree is image.tree  # what the window shows stays: only the accounting is added
+    assert (first.file_count, first.file_bytes) == (built.file_count, built.file_bytes)
+    assert [l.size for l in first.layers] == [l.size for l in built.layers]
+    for path_ in built.tree.versions:
+        assert image.tree.entry_at(path_) == built.tree.entry_at(path_), path_
+    assert multiprocessing.active_children() == []
+    if cache_off:
+        assert not (cache / "index").exists() and list((cache / "tmp").iterdir()) == []
+        return
+    (written,) = (cache / "index").iterdir()  # the whole index alone, named: nothing half-written beside it
+    with open_source(path) as src:  # whose checksum holds for a reader that hashes it all
+        ref = src.select()
+        reopened = index_cache.open_index(str(written), index_cache.key_for(src, ref), src, ref)
+        assert reopened is not None and reopened.analysed
+        assert build_report(reopened, src.images, path) == here
+
+
+def test_a_small_image_comes_whole_as_before(cache):
+    path = str(DATA / "docker-legacy.tar")  # 68 paths: far fewer than ``EARLY_AT``
+    shown = []
+    with open_source(path) as src:
+        image = load_worker.load(src, src.select(), Monitor(path), on_files=shown.append)
+    assert shown == [] and image.analysed and image.waste is not None
+
+
+def test_files_that_cannot_be_read_back_early_leave_the_whole_image_to_come(cache, monkeypatch):
+    path = str(DATA / "docker-legacy.tar")
+    real = index_cache.open_index
+    opened = []
+
+    def damaged_at_first(file, *args):  # the files' index, damaged (or gone) as the worker said it
+        opened.append(os.path.basename(file))
+        return None if len(opened) == 1 else real(file, *args)
+
+    monkeypatch.setattr(index_cache, "open_index", damaged_at_first)
+    shown = []
+    with open_source(path) as src:
+        image = load_worker.load(src, src.select(), Monitor(path), on_files=shown.append, early_at=0)
+        assert shown == [] and image.analysed and image.file_count == 68
+    assert opened[0].startswith(index_cache.PARTIAL) and len(opened) == 2
+    assert [p.name for p in (cache / "index").iterdir()] == [opened[1]]  # the partial one removed
+    assert multiprocessing.active_children() == []
+
+
+def test_a_cancel_while_the_accounting_is_worked_out_ends_the_worker(cache):
+    path = str(DATA / "docker-legacy.tar")
+    monitor = Monitor(path)
+    shown = []
+
+    def cancel(image):
+        shown.append(image)
+        monitor.cancelled = True  # the user closes the tab once the files show
+
+    with open_source(path) as src:
+        with pytest.raises(Cancelled):
+            load_worker.load(src, src.select(), monitor, on_files=cancel, early_at=0)
+    assert len(shown) == 1
+    assert multiprocessing.active_children() == []

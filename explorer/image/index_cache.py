@@ -244,6 +244,26 @@ def _finish(f: Any, digests: bytes, tail: bytes) -> None:
     f.write(whole.digest())
 
 
+def _copy(source: int, target: int, length: int) -> None:
+    """The first ``length`` bytes of the file ``source`` into ``target`` (file descriptors),
+    by the kernel where it can (no trip through this process's memory), else read and written."""
+    at = 0
+    try:
+        while at < length:
+            copied = os.copy_file_range(source, target, length - at, at, at)
+            if not copied:
+                break
+            at += copied
+    except (AttributeError, OSError):  # (no such call, or not between these files)
+        pass
+    while at < length:
+        data = os.pread(source, min(_WINDOW, length - at), at)
+        if not data:
+            raise OSError("the index being copied is shorter than its head says")
+        os.pwrite(target, data, at)
+        at += len(data)
+
+
 PARTIAL = ".partial-"
 
 
@@ -279,6 +299,7 @@ class FilesElsewhere:
         self._claim: Any = None  # (lock, [folders the child has started, folders it may start])
         self.taken: int | None = None  # the first folder this process wrote, if it took any
         self.blocks: list[str] = []  # the files of what this process wrote of them
+        self._stage: tuple[int, bytes, Body, tuple[int, int]] | None = None  # what ``shown`` wrote: its file, held open, and its layout
         if threading.active_count() > 1:
             return  # a fork must not copy other threads (a scan pool's): the caller saves it itself
         try:
@@ -308,33 +329,38 @@ class FilesElsewhere:
             out.close()
             os.close(fd)  # the child has its own
 
+    def shown(self, image: Image, key: str) -> str | None:
+        """The index of ``image`` as it is before its accounting (``analysed`` False), complete
+        but not named: its path, for a caller to map and show the files from while the rest
+        is worked out; ``finish`` then writes the whole index from it (its files copied, not
+        written again). None when the child could not write its part (``finish`` then says so)."""
+        if self.proc is None:
+            return None
+        try:
+            stage = self._written(image, key, (b"", 0, 0))
+        except (OSError, ValueError, TypeError, IndexError):
+            stage = None
+        if stage is None:
+            self.cancel()
+            return None
+        try:  # (held open: the caller removes the file once it has mapped it)
+            self._stage = (os.open(self.tmp, os.O_RDONLY), *stage)
+        except OSError:
+            self.cancel()
+            return None
+        return self.tmp
+
     def finish(self, image: Image, key: str) -> str | None:
         """The index file, complete and named; None when the child could not write its part."""
+        if self._stage is not None:
+            return self._whole(image, key)
         if self.proc is None:
             self.cancel()
             return None
         written = None
         try:
-            chunk = _waste_chunk(image)  # made while the child still writes
-            blocks = self._share()
-            self.taken = blocks[0][0] if blocks else None
-            try:
-                said = marshal.loads(self._said.recv_bytes())
-            except (EOFError, OSError, ValueError, TypeError):
-                return None  # (``cancel`` below stops the child: it may be blocked writing)
-            whole = said[0] == "whole"
-            hashed = START + said[2]  # where the child's part ends
-            if whole == bool(blocks):
+            if self._written(image, key, _waste_chunk(image)) is None:  # (the wasted files' chunk made while the child still writes)
                 return None
-            with open(self.tmp, "r+b") as f:
-                if f.seek(0, os.SEEK_END) != hashed:
-                    return None
-                if whole:
-                    digests, body, rest = said[1] + NOTHING, Body(*said[2:]), b""
-                else:
-                    digests, body, rest = _joined(self.tree, said[1], said[2:], blocks, f)
-                _finish(f, digests, rest + _tail(image, key, body, chunk, (hashed, START + body.size - len(rest))))
-            self._drop_blocks()  # (before ``_keep`` sizes up the cache folder)
             written, self.tmp = _keep(self.tmp, self.where, key), ""
             return written
         except (OSError, ValueError, TypeError, IndexError):
@@ -345,6 +371,65 @@ class FilesElsewhere:
                 self.cancel()
             # else the child has said all and ends by itself: the caller's ``cancel`` reaps it
             # once it has passed the index on (giving back its pages took 0.1 to 0.2 s)
+
+    def _written(self, image: Image, key: str, chunk: tuple[bytes, int, int]) -> tuple[bytes, Body, tuple[int, int]] | None:
+        """The child's part and this process's made one file, ``image``'s head and ``chunk``
+        (the wasted files) after them: the two parts' digests, the body, and where the two
+        parts end; None when the child could not write its part."""
+        blocks = self._share()
+        self.taken = blocks[0][0] if blocks else None
+        try:
+            said = marshal.loads(self._said.recv_bytes())
+        except (EOFError, OSError, ValueError, TypeError):
+            return None  # (``cancel`` stops the child: it may be blocked writing)
+        whole = said[0] == "whole"
+        mid = START + said[2]  # where the child's part ends
+        if whole == bool(blocks):
+            return None
+        with open(self.tmp, "r+b") as f:
+            if f.seek(0, os.SEEK_END) != mid:
+                return None
+            if whole:
+                digests, body, rest = said[1] + NOTHING, Body(*said[2:]), b""
+            else:
+                digests, body, rest = _joined(self.tree, said[1], said[2:], blocks, f)
+            hashed = (mid, START + body.size - len(rest))
+            _finish(f, digests, rest + _tail(image, key, body, chunk, hashed))
+        self._drop_blocks()  # (before ``_keep`` sizes up the cache folder)
+        return digests, body, hashed
+
+    def _whole(self, image: Image, key: str) -> str | None:
+        """The whole index, named: the files of the one ``shown`` wrote, then ``image``'s
+        wasted files and head. None when it could not be written."""
+        fd, digests, body, hashed = self._stage  # type: ignore[misc]
+        self._stage = None
+        end = START + body.size  # where the files end
+        written = tmp = ""
+        try:
+            out, tmp = tempfile.mkstemp(dir=self.where, prefix=_partial())
+            with os.fdopen(out, "wb") as f:
+                _copy(fd, f.fileno(), end)
+                f.seek(end)
+                whole = hashlib.sha256(digests)
+                for at in range(hashed[1], end, _WINDOW):  # (the rest is hashed with the tail)
+                    whole.update(os.pread(fd, min(_WINDOW, end - at), at))
+                tail = _tail(image, key, body, _waste_chunk(image), hashed)
+                f.write(tail)
+                whole.update(tail)
+                f.seek(len(MAGIC))
+                f.write(whole.digest())
+            remove(self.tmp)  # (the caller has mapped it, or given up on it)
+            self.tmp = ""
+            written, tmp = _keep(tmp, self.where, key), ""
+            return written
+        except (OSError, ValueError, TypeError, IndexError):
+            return None
+        finally:
+            os.close(fd)
+            if tmp:
+                remove(tmp)
+            if not written:
+                self.cancel()
 
     def _share(self) -> list[tuple[int, tuple, str]]:
         """The blocks of folders this process took from the child and wrote, in their order,
@@ -404,6 +489,9 @@ class FilesElsewhere:
         file and the blocks' files, if unfinished."""
         proc, self.proc = self.proc, None
         stop(proc, self._said)
+        if self._stage is not None:
+            os.close(self._stage[0])
+            self._stage = None
         if self.tmp:
             remove(self.tmp)
             self.tmp = ""

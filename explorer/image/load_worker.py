@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
-from explorer.formats.cache import scratch_dir, scratch_prefix
+from explorer.formats.cache import remove, scratch_dir, scratch_prefix
 from explorer.formats.container_layer import KeptContainer
 from explorer.formats.source import REGISTRY_SCHEMES, Source, open_container, open_kept_container, open_source
 from explorer.formats.spool import SpooledContainer, kept_file
@@ -43,6 +43,9 @@ from explorer.model.values import ImageRef
 
 WAIT = 0.05  # seconds between looks at the cancel flag while the worker runs
 EVERY = 0.05  # the worker sends progress at most this often (and at each new stage)
+# paths: from here on, the window is shown the files before their accounting (at 200,000 they
+# came 0.2 s sooner and the accounting 0.7 s later; at 500,000, 1.3 s sooner and 0.4 s later)
+EARLY_AT = 500_000
 GRACE = 2.0  # seconds a cancelled worker (an extraction) has to stop by itself before it is ended
 
 
@@ -75,6 +78,16 @@ class Job:
     # The caller's environment as it is now (settings such as the cache's place): the fork
     # server has the one it was started with.
     env: dict[str, str] | None = None
+    early: int | None = None  # on an image of this many paths or more, say ``Shown`` before the accounting
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The worker wrote the index of the image's files, before their accounting, at ``path``
+    (with ``checksum`` in it): the caller maps it and removes it; ``Written`` follows."""
+
+    path: str
+    checksum: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,16 +183,39 @@ def _kept(source: Source) -> str | None:
     return container.save if container is not None else kept_file(getattr(source, "container", None))
 
 
-def load(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+def load(source: Source, ref: ImageRef, monitor: Monitor, on_files: Callable[[Image], Any] | None = None,
+         early_at: int | None = None) -> Image:
     """Load ``ref`` in a worker process and map the index it writes.
 
+    ``on_files`` is called (in this thread) with the image as soon as its files are written,
+    before their accounting (``analysed`` False), on an image of ``early_at`` paths or more
+    (by default ``EARLY_AT``: on a small one it would only add a copy of its index); the
+    image returned is then that one, its accounting added (the whole index is in the cache).
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
     workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
-    def in_worker(folders: tuple[str, ...], key: str) -> Written:
-        return run(_work, Job(side_of(source, ref), folders, key, dict(os.environ)), "load", monitor, source.info.path, Written)
+    early: list[Image] = []
 
-    return _mapped(source, ref, index_cache.key_for(source, ref), in_worker)
+    def in_worker(folders: tuple[str, ...], key: str) -> Written:
+        def parts(message: Any) -> bool:
+            if not isinstance(message, Shown) or on_files is None:
+                return False
+            image = index_cache.open_index(message.path, key, source, ref, message.checksum)
+            remove(message.path)  # (the map keeps it)
+            if image is not None:  # (else the whole image follows, as without it)
+                early.append(image.replace(analysed=False))
+                on_files(early[0])
+            return True
+
+        at_least = (EARLY_AT if early_at is None else early_at) if on_files is not None else None
+        job = Job(side_of(source, ref), folders, key, dict(os.environ), at_least)
+        return run(_work, job, "load", monitor, source.info.path, Written, parts=parts)
+
+    image = _mapped(source, ref, index_cache.key_for(source, ref), in_worker)
+    if not early:
+        return image
+    return early[0].replace(efficiency=image.efficiency, waste=image.waste, advice=image.advice, secrets=image.secrets,
+                            packages=image.packages, warnings=image.warnings, analysed=True)
 
 
 def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
@@ -439,11 +475,19 @@ def _work(job: Job, messages) -> None:
 
             def on_tree(tree) -> None:
                 """The files' part of the index written by a forked child while this process
-                works out the accounting and waits for dive's numbers."""
+                works out the accounting and waits for dive's numbers (or, ``early``, while
+                it writes the last folders itself, before the accounting)."""
                 files.append(index_cache.FilesElsewhere(tree, job.folders[0]))
 
+            def on_files(image: Image) -> None:
+                """The files' index finished and said before the accounting, for the window
+                to show them meanwhile."""
+                if files and len(image.tree.versions) >= job.early and (shown := files[0].shown(image, job.key)):
+                    say(messages, Shown(shown, index_cache.checksum(shown)))
+
             try:  # (the collector is off in a worker: ``entered``)
-                image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree)
+                image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree,
+                                   on_files=on_files if job.early is not None else None)
                 monitor.begin("writing the index")
                 written = files[0].finish(image, job.key) if files else None
                 say(messages, Written(written, index_cache.checksum(written)) if written is not None  # (else no child to be had, or it failed)

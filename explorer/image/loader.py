@@ -70,6 +70,7 @@ class Image:
     from_cache: bool = False  # mapped from an index file (the cache's, or a loading process's) rather than built here
     verification: tuple[dict[str, Any], ...] | None = None  # per layer, when --verify read every blob
     pending: bool = False  # layers and history only: the files are still being read
+    analysed: bool = True  # False: the files are here, their accounting (waste, advice, packages...) still being worked out
     packages: PackageReport | None = None  # what the package managers' databases say, layer by layer
 
     def __post_init__(self) -> None:
@@ -87,7 +88,8 @@ _SEQUENCES = ("tags", "layers", "history", "warnings", "scans", "blobs", "advice
 
 
 def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, parallel: bool | str = False,
-               cache: bool = True, on_tree: Callable[[LayerTree], Any] | None = None) -> Image:
+               cache: bool = True, on_tree: Callable[[LayerTree], Any] | None = None,
+               on_files: Callable[["Image"], Any] | None = None) -> Image:
     """Read the config and every layer of ``ref`` and build its layered tree.
 
     ``parallel`` computes dive's numbers in another process: True forks one (for a process
@@ -96,7 +98,9 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
     load in a thread of the window: a process with threads must not fork). With ``cache``,
     an index saved by an earlier load of the same, unchanged source is used instead (see
     ``index_cache``). ``on_tree`` is called with the tree as soon as every layer is applied,
-    before the accounting that follows (not for a cached index).
+    before the accounting that follows (not for a cached index); ``on_files`` then, with the
+    image as it is before that accounting (``analysed`` False: no waste, advice, secrets,
+    packages or dive's numbers yet), for a caller that shows the files meanwhile.
     """
     if cache:
         from explorer.image import index_cache
@@ -106,7 +110,7 @@ def load_image(source: Source, ref: ImageRef, monitor: Monitor | None = None, pa
             return cached
     try:
         with collector_off():
-            return _load(source, ref, monitor, parallel, on_tree)
+            return _load(source, ref, monitor, parallel, on_tree, on_files)
     except MemoryError:  # what was built is gone by now: there is room to say so
         raise SourceError(source.info.path, "not enough memory to read this image",
                           "close other programs, or use a machine with more memory") from None
@@ -139,7 +143,7 @@ def prepare_first_view(image: Image) -> Image:
 
 
 def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool | str,
-          on_tree: Callable[[LayerTree], Any] | None) -> Image:
+          on_tree: Callable[[LayerTree], Any] | None, on_files: Callable[[Image], Any] | None = None) -> Image:
     """``load_image`` without the collector's bookkeeping."""
     monitor = monitor or Monitor(source.info.path)
     plan: ImagePlan = ref.locator
@@ -175,6 +179,12 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             on_tree(tree)
         history = _history(config, len(plan.layers), warnings)
         layers = _layers(plan, scans, diff_ids, history, tree)
+        if on_files is not None:
+            on_files(Image(source=source.info, ref=ref, tags=list(plan.tags), config_digest=ref.config_digest,
+                           platform=plan.platform, created=str(config.get("created") or ""), config=config,
+                           layers=layers, history=history, tree=tree, warnings=[*warnings, *tree.warnings],
+                           scans=scans, blobs=blobs, analysed=False))
+        monitor.begin("working out the waste, the advice and the packages")
         digest = lambda e: reader.digest(e, tree.data_layer(e))  # noqa: E731
         waste = compute_waste(tree, digest)
         advice = advise(tree, layers, history, waste)

@@ -198,6 +198,8 @@ def _package_text(image: Image, path: str) -> str:
     """The package of the final image that lists a file, as its manager says."""
     report = image.packages
     at = report.owner.get(path) if report is not None else None
+    if at is None and not image.analysed:
+        return "…"
     if at is None:
         return "none (no package database lists it)" if report is not None and report.installed else "—"
     p = report.installed[at]

@@ -142,7 +142,27 @@ class ImageView(QWidget):
             self.center_tabs.setCurrentIndex(page_shown)  # the page looked at, rebuilt
         else:
             self._center_tab_changed(page_shown)
+        if image.analysed:  # (else once it is: the load still has the cores)
+            self._warm_up()
+
+    def complete(self, image: Image) -> None:
+        """The accounting of the image whose files are shown (waste, advice, secrets, packages,
+        dive's numbers), worked out since: the pages that show it are made anew; the files,
+        the layer and the selection stay as the user left them."""
+        self.image = self.files.image = image
+        self.layers_panel.image = self.layer_model.image = self.history_model.image = image
+        self.layer_strip.show_layer(image, self.layer)
+        self._show_notes()
+        page_shown = self.center_tabs.currentIndex()
+        for page, title in ((1, "&Insights"), (PACKAGES_PAGE, "Pac&kages")):
+            self._unbuild_page(page, title)
+        if page_shown in (1, PACKAGES_PAGE):
+            self._center_tab_changed(page_shown)
+        index = self.file_tree.currentIndex()
+        if index.isValid():  # (its package, in Details)
+            self._show_selected(index.internalPointer().row)
         self._warm_up()
+        self.status_changed.emit()
 
     def _show_notes(self) -> None:
         """The image's warnings in one line (the first, and how many more), or nothing."""
@@ -163,17 +183,35 @@ class ImageView(QWidget):
         box.open()
 
     def _unbuild_page(self, page: int, title: str) -> None:
-        """Put a placeholder back in place of a built page."""
+        """Put a placeholder back in place of a built page (or of one that said it waits)."""
         attribute = {1: "insights", INSPECT_PAGE: "inspect", PACKAGES_PAGE: "packages"}[page]
-        built = getattr(self, attribute)
-        if built is None:
+        built = getattr(self, attribute) or self.center_tabs.widget(page)
+        if getattr(self, attribute) is None and built.objectName() != "analysing":
             return
         setattr(self, attribute, None)
+        self._put_page(page, _placeholder(page), title)
+        built.deleteLater()
+
+    def _put_page(self, page: int, widget: QWidget, title: str) -> None:
+        """``widget`` in place of page ``page``, the page looked at staying as it is."""
         self.center_tabs.blockSignals(True)
         self.center_tabs.removeTab(page)
-        self.center_tabs.insertTab(page, _placeholder(page), title)
+        self.center_tabs.insertTab(page, widget, title)
         self.center_tabs.blockSignals(False)
-        built.deleteLater()
+
+    def _waiting(self, page: int, title: str) -> bool:
+        """While the image's accounting is worked out, page ``page`` says so (and is shown):
+        True then, False once there is an accounting to show."""
+        if self.image.analysed:
+            return False
+        if self.center_tabs.widget(page).objectName() != "analysing":
+            label = QLabel("Working out the waste, the advice and the packages of this image…\n\n"
+                           "The files are here already; this page follows.", objectName="analysing")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setAccessibleName(f"{title.replace('&', '')}, being prepared")
+            self._put_page(page, label, title)
+        self.center_tabs.setCurrentIndex(page)
+        return True
 
     def _pane_order(self) -> None:
         """Tab and Shift+Tab go from pane to pane (tables would move between their cells)."""
@@ -316,6 +354,8 @@ class ImageView(QWidget):
 
     def show_packages(self, scope: int | None = None) -> None:
         """Open the Packages page (building it the first time); ``scope``: a layer to list."""
+        if self._waiting(PACKAGES_PAGE, "Pac&kages"):
+            return
         if self.packages is None:
             self.packages = PackagesPanel(self.image)
             self.packages.show_files.connect(self.show_package_files)
@@ -338,6 +378,8 @@ class ImageView(QWidget):
 
     def show_insights(self) -> None:
         """Open the Insights tab (building it the first time)."""
+        if self._waiting(1, "&Insights"):
+            return
         if self.insights is None:
             # the final image's view, kept since the load with its sizes (computed there)
             self.insights = InsightsPanel(self.image, self.files.view_for(None, MERGED).totals())

@@ -126,7 +126,7 @@ class LayerStrip(QFrame):
         report = image.packages
         self.fields["packages"].set_full_text(
             f"{len(report.installed)} installed, {human_size(sum(i.size for i in report.installed))} of files"
-            if report is not None and report.installed else "none found" if not image.pending else "…")
+            if report is not None and report.installed else "none found" if image.analysed and not image.pending else "…")
         self.fields["digest"].set_full_text(image.config_digest or "not recorded")
         self.fields["diff_id"].set_full_text(image.platform or "unknown platform")
 
@@ -134,7 +134,7 @@ class LayerStrip(QFrame):
 def _layer_packages(image: Image, layer: int) -> str:
     """What a layer did to the packages, and the bytes it wrote that no package lists."""
     report = image.packages
-    if image.pending:
+    if image.pending or not image.analysed:
         return "…"
     if report is None or layer >= len(report.layers) or not (report.installed or any(report.layers)):
         return "no package database in this image"

@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
 
     image_loaded = Signal(object)  # ImageView
     layers_shown = Signal(object)  # ImageView: layers and history, before the files are read
+    files_shown = Signal(object)  # ImageView: the files too (on a big image, before their accounting)
     comparison_ready = Signal(object)  # ComparisonView
     many_ready = Signal(object)  # UpdatesView or FleetView
     load_failed = Signal(str)  # message
@@ -59,6 +60,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, "layer-explorer", "layer-explorer")
         self.loader = LoadController(self)
         self.loader.opened.connect(self._on_opened)
+        self.loader.files_loaded.connect(self._on_files_loaded)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.compared.connect(self._on_compared)
         # (connected before _on_failed, which may start the next queued open)
@@ -372,14 +374,39 @@ class MainWindow(QMainWindow):
         self._update_status()
         self.layers_shown.emit(view)
 
+    def _on_files_loaded(self, source: Source, image: Image) -> None:
+        """A big image's files, shown before their accounting (waste, advice, packages): the
+        view stays the load's preview until it is done (closing it still stops the load)."""
+        preview = self._preview
+        if preview is None or preview.source is not source:
+            return
+        self._show_files(preview, source, image)
+        self.tabs.setTabText(self.tabs.indexOf(preview), f"{preview.title()} (working out…)")
+
     def _on_loaded(self, source: Source, image: Image) -> None:
         preview, self._preview = self._preview, None
-        adopted = preview is not None and preview.source is source
-        if adopted:
+        if preview is not None and preview.source is source and image.tree is preview.image.tree:
+            preview.complete(image)  # its files shown already: what is new is their accounting
+            view = preview
+            self.tabs.setTabText(self.tabs.indexOf(view), view.title())
+            self._update_status()
+        else:
+            if preview is not None and preview.source is not source:
+                self._discard_preview(preview)
+                preview = None
+            view = self._show_files(preview, source, image)
+        if "://" in source.info.path or os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
+            remembered.add_recent(self.settings, source.info.path)
+            self._refresh_recent()
+        self.image_loaded.emit(view)
+        self._next()
+
+    def _show_files(self, preview: ImageView | None, source: Source, image: Image) -> ImageView:
+        """The loaded image's files in the preview's place (or a new tab): the view."""
+        if preview is not None:
             view = preview  # the preview becomes the full view (its panes as the user left them)
             paint_later(view.layers_panel)  # (see below)
             view.adopt(image)
-            view.status_changed.connect(self._update_status)
             index = self.tabs.indexOf(view)
             if index < 0:  # loaded before its preview was placed
                 index = self.tabs.addTab(view, view.title())
@@ -387,20 +414,15 @@ class MainWindow(QMainWindow):
                 self.layers_shown.emit(view)
             self.tabs.setTabText(index, view.title())
         else:
-            if preview is not None:
-                self._discard_preview(preview)
             view = ImageView(source, image)
-            view.status_changed.connect(self._update_status)
             index = self.tabs.addTab(view, view.title())
             self.layers_shown.emit(view)
+        view.status_changed.connect(self._update_status, Qt.ConnectionType.UniqueConnection)  # (once: a view shown early is shown again)
         self.tabs.setTabToolTip(index, source.info.path)
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
-        if not adopted:
+        if preview is None:
             remembered.restore_panes(self.settings, view, self)
-        if "://" in source.info.path or os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
-            remembered.add_recent(self.settings, source.info.path)
-            self._refresh_recent()
         self._update_status()
         # Painted in three turns of the event loop: the files, then the layers and the history
         # beside them (``paint_later``), then the focus (which makes the first row current, and
@@ -414,8 +436,8 @@ class MainWindow(QMainWindow):
                 view.file_tree.setFocus()
 
         QTimer.singleShot(1, view.file_tree, lambda: QTimer.singleShot(1, view.file_tree, focus))
-        self.image_loaded.emit(view)
-        self._next()
+        self.files_shown.emit(view)
+        return view
 
     def _drop_preview(self) -> None:
         preview, self._preview = self._preview, None

@@ -30,6 +30,7 @@ class TaskSignals(QObject):
     """Signals of one background task (lives on the GUI thread)."""
 
     progress = Signal(int, object)  # token, Progress
+    part = Signal(int, object)  # token, what can be shown before the result (a loaded image's files)
     done = Signal(int, object)
     failed = Signal(int, str, bool)  # token, message, cancelled
 
@@ -205,16 +206,20 @@ def throttled_progress(signals: TaskSignals, token: int, every: float = 0.05) ->
     return throttled(lambda progress: signals.progress.emit(token, progress), every)
 
 
-def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor) -> Image:
+def load_elsewhere(source: Source, ref: ImageRef, monitor: Monitor,
+                   on_files: Callable[[Image], None] | None = None) -> Image:
     """An image for the window, mapped from its index: from the index cache, else written
     by a loading process; written here (then let go of) when no such process can run. Only
-    when no folder would hold the index is the image kept in memory as built, and says so."""
+    when no folder would hold the index is the image kept in memory as built, and says so.
+    ``on_files``: given the image as soon as its files can be shown, before their accounting
+    (by a loading process, on a big image)."""
     cached = index_cache.load(source, ref)
     if cached is not None:
         return _columns_read(cached)
     if load_worker.suitable(source, ref):
         try:
-            return _columns_read(load_worker.load(source, ref, monitor))
+            files = (lambda image: on_files(_columns_read(image))) if on_files is not None else None
+            return _columns_read(load_worker.load(source, ref, monitor, files))
         except load_worker.Unavailable:
             pass  # no process to be had: built here instead
         except load_worker.NoRoom:  # (the worker's image is gone with it: built again here)
@@ -234,6 +239,7 @@ class LoadController(QObject):
 
     opened = Signal(object)  # Source: the window picks an image when there are several
     compared = Signal(object, object, object)  # Source A, Source B, Comparison
+    files_loaded = Signal(object, object)  # Source, Image: its files, their accounting still being worked out
     loaded = Signal(object, object)  # Source, Image
     failed = Signal(str, str)  # path, message
     cancelled = Signal(str)  # path
@@ -258,11 +264,14 @@ class LoadController(QObject):
         """Whether a load is running."""
         return self._monitor is not None
 
-    def _start(self, path: str, fn: Callable[[Monitor], Any], on_done: Callable[[Any], None],
-               discard: Callable[[Any], None] = lambda _result: None) -> None:
+    def _start(self, path: str, fn: Callable[..., Any], on_done: Callable[[Any], None],
+               discard: Callable[[Any], None] = lambda _result: None,
+               on_part: Callable[[Any], None] | None = None) -> None:
         """Run ``fn`` as the current task; ``on_done`` gets its result, or ``discard`` when a
         newer task or a cancel made it stale (it closes what the result holds open: a kept
-        copy of an engine's stream is the size of the image)."""
+        copy of an engine's stream is the size of the image). With ``on_part``, ``fn`` is
+        also given a callable that hands ``on_part`` what can be shown before the result
+        (dropped once stale)."""
         self.cancel(quiet=True)
         self._token += 1
         token = self._token
@@ -274,6 +283,9 @@ class LoadController(QObject):
         signals.progress.connect(self._on_progress)
         signals.done.connect(lambda t, result: on_done(result) if self._finish(t) else discard(result))
         signals.failed.connect(self._on_failed)
+        if on_part is not None:
+            signals.part.connect(lambda t, value: on_part(value) if t == self._token else None)
+            fn = (lambda task, emit: lambda m: task(m, emit))(fn, lambda value: signals.part.emit(token, value))
         self.busy_changed.emit(True)
         self.pool.start(Task(token, fn, monitor, signals))
 
@@ -282,23 +294,22 @@ class LoadController(QObject):
         self._start(path, lambda m: open_source(path, m, keep=True), self.opened.emit, lambda source: source.close())
 
     def load(self, source: Source, ref: ImageRef) -> None:
-        """Load one image of an opened source (then ``loaded`` fires)."""
+        """Load one image of an opened source (then ``loaded`` fires; on a big image,
+        ``files_loaded`` first, once its files can be shown)."""
         path = source.info.path
 
-        def work(monitor: Monitor) -> Image:
+        def work(monitor: Monitor, files: Callable[[Image], None]) -> Image:
             try:
-                return prepare(monitor)
+                return load_elsewhere(source, ref, monitor, files)
             except BaseException:
                 source.close()  # cancelled or failed: nobody else holds this source
                 raise
 
-        def prepare(monitor: Monitor) -> Image:
-            return load_elsewhere(source, ref, monitor)
-
         def discard(_image: Image) -> None:
             source.close()
 
-        self._start(path, work, lambda image: self.loaded.emit(source, image), discard)
+        self._start(path, work, lambda image: self.loaded.emit(source, image), discard,
+                    lambda image: self.files_loaded.emit(source, image))
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
