@@ -517,7 +517,8 @@ def test_the_preview_becomes_the_loaded_view_and_rebuilds_what_it_showed(qtbot, 
 
 def _accounting_held(monkeypatch):
     """Any image's files shown before their accounting (as a big image's are), and the
-    accounting held back until the event returned is set."""
+    accounting, once the worker has sent it, held back from the window until the event
+    returned is set."""
     import threading
 
     from explorer.image import load_worker
@@ -575,17 +576,20 @@ def test_files_shown_early_then_an_image_built_another_way_replace_them(qtbot, w
         return load_worker.in_memory(source, ref, monitor)  # as when no folder took the whole index
 
     monkeypatch.setattr(load_worker, "load", no_room_after)
-    with qtbot.waitSignal(window.image_loaded, timeout=30_000) as loaded, \
-            qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
+    seen = []
+    window.files_shown.connect(lambda shown: seen.append((shown, shown.image.analysed)))
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000) as loaded:
         _drop(window, [LEGACY])
     view = loaded.args[0]
-    assert view is shown.args[0] and window.tabs.count() == 1
+    assert seen == [(view, False), (view, True)] and window.tabs.count() == 1  # early, then in their place
     assert view.image.analysed and not view.image.from_cache and "held in memory" in view.notes.text()
     assert view.files.view.tree is view.image.tree  # the files shown are the new image's
     assert view.tree_model.rowCount() > 0 and "working out" not in window.tabs.tabText(0)
 
 
 def test_closing_a_tab_whose_accounting_is_worked_out_stops_the_load(qtbot, window, monkeypatch):
+    """The tab goes, with what the view had started (a file's preview), and the load's result
+    is dropped when it comes: the tab does not come back."""
     from PySide6.QtCore import QThreadPool
 
     go = _accounting_held(monkeypatch)
@@ -593,7 +597,10 @@ def test_closing_a_tab_whose_accounting_is_worked_out_stops_the_load(qtbot, wind
     window.image_loaded.connect(loaded.append)
     with qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
         _drop(window, [LEGACY])
-    window.close_tab(window.tabs.indexOf(shown.args[0]))
+    view = shown.args[0]
+    view.select_path("/data/modify-me.txt")  # its preview is read in the background
+    window.close_tab(window.tabs.indexOf(view))
+    assert not view.preview.background.busy  # stopped with the tab
     assert window.tabs.count() == 0 and not window.loader.busy
     assert window.stack.currentWidget() is window.start_page
     go.set()

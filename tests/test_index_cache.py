@@ -710,3 +710,27 @@ def test_a_search_makes_rows_only_for_the_children_it_shows(tmp_path):
         for wanted in ({"/lib/mod7.py", "/lib/sub", "/lib/nothing"}, set(), {r.path for r in every}):
             rows = view.children("/lib", wanted)
             assert sorted(rows) == sorted(r for r in every if r.path in wanted)
+
+
+@pytest.mark.parametrize("kernel", ["copies", "refuses", "missing"])
+def test_an_index_s_files_are_copied_whether_or_not_the_kernel_can(tmp_path, monkeypatch, kernel):
+    """The whole index takes the files of the one shown first: by ``copy_file_range``, else
+    read and written (another file system, an older kernel); a file shorter than its head says is refused."""
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (tmp_path / "first").write_bytes(data)
+    if kernel == "refuses":
+        def refuse(*_args):
+            raise OSError(18, "Invalid cross-device link")
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    elif kernel == "missing":
+        monkeypatch.delattr(os, "copy_file_range")
+    source = os.open(tmp_path / "first", os.O_RDONLY)
+    target = os.open(tmp_path / "whole", os.O_WRONLY | os.O_CREAT)
+    try:
+        index_cache._copy(source, target, len(data) - 5)
+        with pytest.raises(OSError):
+            index_cache._copy(source, target, len(data) + 1)
+    finally:
+        os.close(source)
+        os.close(target)
+    assert (tmp_path / "whole").read_bytes()[:len(data) - 5] == data[:-5]

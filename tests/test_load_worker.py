@@ -303,7 +303,7 @@ def test_files_that_cannot_be_read_back_early_leave_the_whole_image_to_come(cach
     assert multiprocessing.active_children() == []
 
 
-def test_a_cancel_while_the_accounting_is_worked_out_ends_the_worker(cache):
+def test_a_cancel_once_the_files_are_shown_gives_no_image(cache):
     path = str(DATA / "docker-legacy.tar")
     monitor = Monitor(path)
     shown = []

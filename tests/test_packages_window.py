@@ -128,3 +128,30 @@ def test_the_packages_page_follows_the_selected_layer(qtbot, window):
     assert _rows(view.packages) == [("fixture-tool", "changed from 1.0")]
     view.set_layer(None)
     assert len(_rows(view.packages)) == 3
+
+
+def test_packages_shown_early_say_they_follow_then_show(qtbot, window, monkeypatch, qtmodeltester):
+    """A big image's files come before their packages: the Packages page, a file's package and
+    a layer's say they follow, then show, the page the user is on made when they come."""
+    from tests.test_gui import _accounting_held
+
+    go = _accounting_held(monkeypatch)
+    with qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
+        window.open_paths([str(DPKG)])
+    view = shown.args[0]
+    qtbot.waitUntil(lambda: view.tree_model.index_for_path("/usr").isValid())
+    view.file_tree.expand(view.tree_model.index_for_path("/usr"))
+    view.file_tree.expand(view.tree_model.index_for_path("/usr/bin"))
+    view.select_path("/usr/bin/hostname")
+    assert view.details.values["Package"].text() == "…"
+    view.set_layer(7)
+    assert view.layer_strip.fields["packages"].full_text() == "…"
+    view.show_packages(1)
+    assert view.packages is None and view.center_tabs.currentWidget().objectName() == "analysing"
+    with qtbot.waitSignal(window.image_loaded, timeout=30_000):
+        go.set()
+    assert view.details.values["Package"].text().startswith("hostname 3.23+nmu1 (dpkg)")  # the file still selected
+    assert "102.4 kB not from a package" in view.layer_strip.fields["packages"].full_text()
+    assert view.center_tabs.currentWidget() is view.packages  # made on the page the user is on
+    qtmodeltester.check(view.packages.model)
+    assert "3 packages hold" not in view.packages.summary.text() and "Layer 7 wrote" in view.packages.summary.text()

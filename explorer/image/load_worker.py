@@ -11,7 +11,8 @@ that file exactly as it would reopen a cached image, so a first open and a reope
 who wrote the index. Loading then never competes with painting for the interpreter lock, and a
 cancel ends the process and everything it started at once, its memory with it.
 
-Messages come back on one pipe, each a typed value: ``Progress`` while loading, then one
+Messages come back on one pipe, each a typed value: ``Progress`` while loading (on a big image,
+``Shown`` once its files alone are written, for the window to show them), then one
 ``Written``, ``Failed`` or ``Unwritten`` (no folder would hold the index: the caller then
 keeps the image in its own memory, ``in_memory``). The worker has no thread but its main
 one, so it forks its layers child as the command line does.
@@ -190,7 +191,8 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, on_files: Callable[[Im
     ``on_files`` is called (in this thread) with the image as soon as its files are written,
     before their accounting (``analysed`` False), on an image of ``early_at`` paths or more
     (by default ``EARLY_AT``: on a small one it would only add a copy of its index); the
-    image returned is then that one, its accounting added (the whole index is in the cache).
+    image returned is then that one, its accounting added from the whole index (the one the
+    cache keeps, when the cache is on).
     Raises ``Cancelled`` as soon as ``monitor.cancelled`` is set (the worker and its own
     workers are killed), and ``SourceError`` with the worker's reason when it fails.
     """
@@ -482,8 +484,10 @@ def _work(job: Job, messages) -> None:
             def on_files(image: Image) -> None:
                 """The files' index finished and said before the accounting, for the window
                 to show them meanwhile."""
-                if files and len(image.tree.versions) >= job.early and (shown := files[0].shown(image, job.key)):
-                    say(messages, Shown(shown, index_cache.checksum(shown)))
+                if files and len(image.tree.versions) >= job.early:
+                    monitor.begin("writing the index of the files")
+                    if shown := files[0].shown(image, job.key):
+                        say(messages, Shown(shown, index_cache.checksum(shown)))
 
             try:  # (the collector is off in a worker: ``entered``)
                 image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree,

@@ -159,8 +159,8 @@ class ImageView(QWidget):
         if page_shown in (1, PACKAGES_PAGE):
             self._center_tab_changed(page_shown)
         index = self.file_tree.currentIndex()
-        if index.isValid():  # (its package, in Details)
-            self._show_selected(index.internalPointer().row)
+        if index.isValid():  # its package, in Details (the preview and the comparison stay)
+            self.details.show_row(image, index.internalPointer().row, self.layer)
         self._warm_up()
         self.status_changed.emit()
 
@@ -193,7 +193,8 @@ class ImageView(QWidget):
         built.deleteLater()
 
     def _put_page(self, page: int, widget: QWidget, title: str) -> None:
-        """``widget`` in place of page ``page``, the page looked at staying as it is."""
+        """``widget`` in place of page ``page``, quietly (replacing the page looked at, Qt
+        shows another: the caller shows the page it wants)."""
         self.center_tabs.blockSignals(True)
         self.center_tabs.removeTab(page)
         self.center_tabs.insertTab(page, widget, title)
@@ -488,10 +489,15 @@ class ImageView(QWidget):
 
     def close_source(self) -> None:
         """Release the archive, and stop the work done for this tab (its panels' too)."""
+        self.stop_work()
+        self.source.close()
+
+    def stop_work(self) -> None:
+        """Stop the work done for this tab (its panels' too), the archive left open (a loading
+        view's is the load's to close)."""
         self.background.cancel_all()
         for call in self.findChildren(BackgroundCall):
             call.cancel_all()
-        self.source.close()
 
 
 def _sentence(text: str) -> str:

@@ -447,7 +447,9 @@ class MainWindow(QMainWindow):
                 self.stack.setCurrentWidget(self.start_page)
 
     def _discard_preview(self, preview: ImageView) -> None:
-        """Remove a preview, placed in its tab or not yet."""
+        """Remove a preview, placed in its tab or not yet (with what it started: a view
+        showing the files early may have begun a preview or an extraction)."""
+        preview.stop_work()
         if self.tabs.indexOf(preview) >= 0:
             self.tabs.removeTab(self.tabs.indexOf(preview))
         _discard(preview)
