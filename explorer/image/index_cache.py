@@ -288,8 +288,9 @@ class FilesElsewhere:
     so ``finish`` writes every layer's changes, then takes the last folders the child has not
     reached, a block at a time from the end (``BLOCK`` of the paths between them), until it
     meets the child, which writes the others. ``shown``, called before the accounting, does
-    that at once and finishes an index of the files alone; ``finish`` then copies its files. Another child would share no work with this process's:
-    both would copy most of the pages they share with it as they read the entries."""
+    that at once and finishes an index of the files alone; ``finish`` then copies its files.
+    Another child would share no work with this process's: both would copy most of the pages
+    they share with it as they read the entries."""
 
     def __init__(self, tree: LayerTree, where: str) -> None:
         self.tree = tree

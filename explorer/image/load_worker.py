@@ -216,8 +216,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, on_files: Callable[[Im
     image = _mapped(source, ref, index_cache.key_for(source, ref), in_worker)
     if not early:
         return image
-    return early[0].replace(efficiency=image.efficiency, waste=image.waste, advice=image.advice, secrets=image.secrets,
-                            packages=image.packages, warnings=image.warnings, analysed=True)
+    return early[0].accounted(image)
 
 
 def load_here(source: Source, ref: ImageRef, monitor: Monitor) -> Image:

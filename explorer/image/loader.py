@@ -83,7 +83,13 @@ class Image:
         """A copy with these fields changed."""
         return dataclasses.replace(self, **changes)
 
+    def accounted(self, other: "Image") -> "Image":
+        """This image (its files shown already) with what ``other``, the same image, had
+        worked out from them: the waste, advice, secrets, packages, dive's numbers, warnings."""
+        return self.replace(**{name: getattr(other, name) for name in _ACCOUNTING}, analysed=True)
 
+
+_ACCOUNTING = ("efficiency", "waste", "advice", "secrets", "packages", "warnings")  # what follows the files
 _SEQUENCES = ("tags", "layers", "history", "warnings", "scans", "blobs", "advice", "secrets", "verification")
 
 
@@ -179,11 +185,12 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             on_tree(tree)
         history = _history(config, len(plan.layers), warnings)
         layers = _layers(plan, scans, diff_ids, history, tree)
+        image = Image(source=source.info, ref=ref, tags=list(plan.tags), config_digest=ref.config_digest,
+                      platform=plan.platform, created=str(config.get("created") or ""), config=config,
+                      layers=layers, history=history, tree=tree, warnings=[*warnings, *tree.warnings],
+                      scans=scans, blobs=blobs, analysed=False)
         if on_files is not None:
-            on_files(Image(source=source.info, ref=ref, tags=list(plan.tags), config_digest=ref.config_digest,
-                           platform=plan.platform, created=str(config.get("created") or ""), config=config,
-                           layers=layers, history=history, tree=tree, warnings=[*warnings, *tree.warnings],
-                           scans=scans, blobs=blobs, analysed=False))
+            on_files(image)
         monitor.begin("working out the waste, the advice and the packages")
         digest = lambda e: reader.digest(e, tree.data_layer(e))  # noqa: E731
         waste = compute_waste(tree, digest)
@@ -198,25 +205,8 @@ def _load(source: Source, ref: ImageRef, monitor: Monitor | None, parallel: bool
             scan.kept = None  # read: no need to hold them while the image is shown
         warnings.extend(tree.warnings)
         warnings.extend(packages.warnings if packages is not None else ())
-        image = Image(
-            source=source.info,
-            ref=ref,
-            tags=list(plan.tags),
-            config_digest=ref.config_digest,
-            platform=plan.platform,
-            created=str(config.get("created") or ""),
-            config=config,
-            layers=layers,
-            history=history,
-            tree=tree,
-            warnings=warnings,
-            scans=scans,
-            blobs=[l.blob for l in plan.layers],
-            waste=waste,
-            advice=advice,
-            secrets=secrets,
-            packages=packages,
-        )
+        image = image.replace(warnings=warnings, waste=waste, advice=advice, secrets=secrets, packages=packages,
+                              analysed=True)
         efficiency = child.result(monitor) if child is not None else dive.result()  # type: ignore[union-attr]
     except TooManyPaths as exc:  # (the tree's or dive's model's, here or in a child: each names its layer)
         if child is not None:

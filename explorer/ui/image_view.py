@@ -154,8 +154,11 @@ class ImageView(QWidget):
         self.layer_strip.show_layer(image, self.layer)
         self._show_notes()
         page_shown = self.center_tabs.currentIndex()
-        for page, title in ((1, "&Insights"), (PACKAGES_PAGE, "Pac&kages")):
-            self._unbuild_page(page, title)
+        for page, title in ((1, "&Insights"), (PACKAGES_PAGE, "Pac&kages")):  # (never built meanwhile: ``_waiting``)
+            waiting = self.center_tabs.widget(page)
+            if waiting.objectName() == "analysing":
+                self._put_page(page, _placeholder(page), title)
+                waiting.deleteLater()
         if page_shown in (1, PACKAGES_PAGE):
             self._center_tab_changed(page_shown)
         index = self.file_tree.currentIndex()
@@ -183,10 +186,10 @@ class ImageView(QWidget):
         box.open()
 
     def _unbuild_page(self, page: int, title: str) -> None:
-        """Put a placeholder back in place of a built page (or of one that said it waits)."""
+        """Put a placeholder back in place of a built page."""
         attribute = {1: "insights", INSPECT_PAGE: "inspect", PACKAGES_PAGE: "packages"}[page]
-        built = getattr(self, attribute) or self.center_tabs.widget(page)
-        if getattr(self, attribute) is None and built.objectName() != "analysing":
+        built = getattr(self, attribute)
+        if built is None:
             return
         setattr(self, attribute, None)
         self._put_page(page, _placeholder(page), title)
@@ -206,11 +209,7 @@ class ImageView(QWidget):
         if self.image.analysed:
             return False
         if self.center_tabs.widget(page).objectName() != "analysing":
-            label = QLabel("Working out the waste, the advice and the packages of this image…\n\n"
-                           "The files are here already; this page follows.", objectName="analysing")
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label.setAccessibleName(f"{title.replace('&', '')}, being prepared")
-            self._put_page(page, label, title)
+            self._put_page(page, _placeholder(page, analysing=True), title)
         self.center_tabs.setCurrentIndex(page)
         return True
 
@@ -505,12 +504,18 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _placeholder(page: int) -> QWidget:
-    """What a page shows until it is built (Inspect's Size reads every path first)."""
-    if page != INSPECT_PAGE:
+def _placeholder(page: int, analysing: bool = False) -> QWidget:
+    """What a page shows until it is built (Inspect's Size reads every path first;
+    ``analysing``: Insights and Packages wait for the image's accounting)."""
+    if analysing:
+        label = QLabel("Working out the waste, the advice and the packages of this image…\n\n"
+                       "The files are here already; this page follows.", objectName="analysing")
+        label.setAccessibleName(f"{'Insights' if page == 1 else 'Packages'}, being prepared")
+    elif page == INSPECT_PAGE:
+        label = QLabel("Adding up the image's size…", objectName="inspectWaiting")
+        label.setAccessibleName("Inspect, being prepared")
+    else:
         return QWidget()
-    label = QLabel("Adding up the image's size…", objectName="inspectWaiting")
-    label.setAccessibleName("Inspect, being prepared")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     return label
 

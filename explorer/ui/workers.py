@@ -9,6 +9,7 @@ a changes view) run on the GUI thread in short slices instead (``Slices``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import time
@@ -270,8 +271,8 @@ class LoadController(QObject):
         """Run ``fn`` as the current task; ``on_done`` gets its result, or ``discard`` when a
         newer task or a cancel made it stale (it closes what the result holds open: a kept
         copy of an engine's stream is the size of the image). With ``on_part``, ``fn`` is
-        also given a callable that hands ``on_part`` what can be shown before the result
-        (dropped once stale)."""
+        also given ``part``, a callable that hands ``on_part`` what can be shown before the
+        result (dropped once stale)."""
         self.cancel(quiet=True)
         self._token += 1
         token = self._token
@@ -285,7 +286,7 @@ class LoadController(QObject):
         signals.failed.connect(self._on_failed)
         if on_part is not None:
             signals.part.connect(lambda t, value: on_part(value) if t == self._token else None)
-            fn = (lambda task, emit: lambda m: task(m, emit))(fn, lambda value: signals.part.emit(token, value))
+            fn = functools.partial(fn, part=lambda value: signals.part.emit(token, value))
         self.busy_changed.emit(True)
         self.pool.start(Task(token, fn, monitor, signals))
 
@@ -298,9 +299,9 @@ class LoadController(QObject):
         ``files_loaded`` first, once its files can be shown)."""
         path = source.info.path
 
-        def work(monitor: Monitor, files: Callable[[Image], None]) -> Image:
+        def work(monitor: Monitor, part: Callable[[Image], None]) -> Image:
             try:
-                return load_elsewhere(source, ref, monitor, files)
+                return load_elsewhere(source, ref, monitor, part)
             except BaseException:
                 source.close()  # cancelled or failed: nobody else holds this source
                 raise
