@@ -228,7 +228,9 @@ def run_check(argv: Sequence[str]) -> int:
         results = evaluate(image, rules)
         _keep_index(source, image)
     if args.json:
-        sys.stdout.write(json.dumps({"source": args.source, "efficiency": image.efficiency.__dict__ if image.efficiency else None,
+        from explorer.report import efficiency_record
+
+        sys.stdout.write(json.dumps({"source": args.source, "efficiency": efficiency_record(image),
                                      "rules": [r.__dict__ for r in results],
                                      "passed": all(r.passed for r in results)}, default=str) + "\n")
     else:

@@ -92,16 +92,22 @@ def test_a_damaged_or_old_cache_file_is_rebuilt(tmp_path):
         s.close()
 
 
-def test_the_first_wasted_files_are_read_without_the_rest(tmp_path):
+def _rewritten(tmp_path, count):
+    """An archive of ``count`` files written in layer 0 and again in layer 1 (``count`` wasted,
+    the bigger first), loaded and saved in the cache: its path and the image loaded."""
     from tests.builders import docker_archive, f, layer_tar
 
-    # 1,500 files written in layer 0 and again in layer 1: 1,500 wasted, biggest first
     archive = tmp_path / "rewritten.tar"
-    archive.write_bytes(docker_archive([layer_tar([f(f"srv/{i:04}", b"x" * (i + 1)) for i in range(1500)]),
-                                        layer_tar([f(f"srv/{i:04}", b"y") for i in range(1500)])]))
+    archive.write_bytes(docker_archive([layer_tar([f(f"srv/{i:04}", b"x" * (i + 1)) for i in range(count)]),
+                                        layer_tar([f(f"srv/{i:04}", b"y") for i in range(count)])]))
     src, fresh = _load(archive)
     index_cache.save(src, fresh)
     src.close()
+    return archive, fresh
+
+
+def test_the_first_wasted_files_are_read_without_the_rest(tmp_path):
+    archive, fresh = _rewritten(tmp_path, 1500)
     src, cached = _load(archive)
     with src:
         assert cached.from_cache
@@ -113,6 +119,26 @@ def test_the_first_wasted_files_are_read_without_the_rest(tmp_path):
         assert wasted[index_cache.WASTE_FIRST] == fresh.waste.files[index_cache.WASTE_FIRST]  # then the rest
         assert list(wasted) == fresh.waste.files and wasted[-1] == fresh.waste.files[-1]
         assert wasted[0].size == 1500 and wasted[0].path == "/srv/1499"
+
+
+def test_dives_wasteful_files_are_decoded_only_when_listed(tmp_path, capsys):
+    archive, fresh = _rewritten(tmp_path, 300)
+    src, cached = _load(archive)
+    with src:
+        assert cached.from_cache
+        eff = cached.efficiency
+        assert callable(eff.listed)  # opening the index made no dict of a file
+        assert (eff.score, eff.wasted_bytes) == (fresh.efficiency.score, fresh.efficiency.wasted_bytes)
+        assert eff.files == fresh.efficiency.files and len(eff.files) == 300
+        assert eff.files[0] == {"path": "/srv/0299", "count": 2, "size": 301}
+        assert eff == fresh.efficiency
+    assert main(["check", "--json", str(archive)]) in (0, 1)
+    listed = json.loads(capsys.readouterr().out)["efficiency"]["files"]
+    assert listed == fresh.efficiency.files
+    import marshal
+
+    for stored in (b"not marshal", marshal.dumps([("/a", 2, 3)]), marshal.dumps({"path": "/a"})):
+        assert index_cache._dive_files(stored) == []  # (only dicts in a list are files)
 
 
 def test_reopening_decodes_only_the_folders_looked_at(tmp_path):

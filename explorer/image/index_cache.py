@@ -25,6 +25,7 @@ are decoded (``explorer.tree.index.several`` tells the two apart).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import marshal
@@ -55,7 +56,7 @@ from explorer.tree.pathtable import PART_PATHS, MappedPages, Part, PathTable, en
 from explorer.tree.views import MERGED, FolderSizes, TreeView
 from explorer.tree.waste import Waste, WastedFile
 
-VERSION = 22
+VERSION = 23
 CHANGES_PART = 32768  # changes a chunk: a few milliseconds to decode
 MAGIC = b"layer-explorer index\n"
 START = len(MAGIC) + 32  # where the body starts: after the magic and the checksum
@@ -840,7 +841,7 @@ def _head(image: Image, key: str, body: Body, wasted: tuple[int, int, int, int, 
                   [_fields(l) for l in image.layers], [_fields(h) for h in image.history], image.warnings,
                   [(s.compression, s.blob_size, s.blob_digest, s.tar_size, s.warnings, s.flagged) for s in image.scans],
                   image.blobs, body.file_count, body.file_bytes),
-        "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, eff.files) if eff else None,
+        "efficiency": (eff.score, eff.wasted_bytes, eff.user_wasted_percent, marshal.dumps(eff.files)) if eff else None,
         "waste": (waste.bytes, wasted, waste.per_layer, waste.merge_savings) if waste else None,
         "advice": [_fields(a) for a in image.advice],
         "secrets": [_fields(s) for s in image.secrets],
@@ -879,6 +880,15 @@ def _packages(plain: Any) -> PackageReport | None:
                          tuple(warnings), owner)
 
 
+def _dive_files(encoded: bytes) -> list[dict]:
+    """dive's wasteful files as the head keeps them (encoded apart, decoded when asked for)."""
+    try:
+        files = marshal.loads(encoded)
+    except (EOFError, ValueError, TypeError):
+        return []
+    return files if type(files) is list and all(type(f) is dict for f in files) else []
+
+
 def _fields(obj: Any) -> tuple:
     from dataclasses import fields
 
@@ -905,6 +915,8 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
     tree.warnings, tree.unsafe, tree.hardlink_data, tree.links = warnings, unsafe, hardlink_data, links
     _tags, digest, platform, created, config, layers, history, warns, scans, blobs, count_files, file_bytes = data["image"]
     eff = data["efficiency"]
+    if eff and (len(eff) != 4 or type(eff[3]) is not bytes):
+        raise ValueError("dive's numbers are not as written")
     waste = data["waste"]
     view = TreeView(tree, None, MERGED)
     view.use_totals(data["totals"])
@@ -913,7 +925,7 @@ def _image(data: dict[str, Any], body: memoryview, source: Source, ref: ImageRef
         layers=[LayerInfo(*l) for l in layers], history=[HistoryEntry(*h) for h in history], tree=tree, warnings=warns,
         scans=[LayerScan([], c, size, blob_digest=bd, tar_size=ts, warnings=w, flagged=fl) for c, size, bd, ts, w, fl in scans],
         blobs=blobs, file_count=count_files, file_bytes=file_bytes,
-        efficiency=Efficiency(*eff) if eff else None,
+        efficiency=Efficiency(*eff[:3], functools.partial(_dive_files, eff[3])) if eff else None,
         waste=Waste(waste[0], LazyRecords(body, wasted[:2], wasted[2], WastedFile, wasted[3:], pages), waste[2], waste[3])  # type: ignore[arg-type]
         if waste else None,
         advice=[Advice(*a) for a in data["advice"]],
