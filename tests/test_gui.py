@@ -593,6 +593,7 @@ def test_closing_a_tab_whose_accounting_is_worked_out_stops_the_load(qtbot, wind
     from PySide6.QtCore import QThreadPool
 
     go = _accounting_held(monkeypatch)
+    opened = _counted_sources(monkeypatch)
     loaded = []
     window.image_loaded.connect(loaded.append)
     with qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
@@ -607,6 +608,115 @@ def test_closing_a_tab_whose_accounting_is_worked_out_stops_the_load(qtbot, wind
     assert QThreadPool.globalInstance().waitForDone(30_000)
     qtbot.waitUntil(lambda: window.loader._signals == {}, timeout=10_000)  # its result came, and was dropped
     assert loaded == [] and window.tabs.count() == 0
+    assert [s.closes for s in opened] == [1]  # the archive closed with the tab, and not again
+
+
+def _accounting_stopped(monkeypatch, failure=None):
+    """Any image's files shown before their accounting, and the load then held until it is
+    cancelled (or, with ``failure``, failing with it once the window shows the files); the
+    sources loaded, each closed as often as it was (``closes``)."""
+    import time
+
+    from explorer.image import load_worker
+    from explorer.model.errors import Cancelled
+
+    real, opened = load_worker.load, _counted_sources(monkeypatch)
+
+    def held(source, ref, monitor, on_files=None, early_at=None):
+        image = real(source, ref, monitor, on_files, 0)  # (the files shown meanwhile)
+        if failure is not None:
+            while not any(getattr(s, "shown", False) for s in opened):
+                time.sleep(0.02)
+            raise failure
+        while not monitor.cancelled:
+            time.sleep(0.02)  # (the loading thread's: the window goes on meanwhile)
+        raise Cancelled("cancelled")
+
+    monkeypatch.setattr(load_worker, "load", held)
+    return opened
+
+
+def _counted_sources(monkeypatch) -> list:
+    """The sources the window opens from now on (a list it fills), each counting its closes."""
+    from explorer.formats.source import open_source as real_open
+
+    opened = []
+
+    def counted(*args, **kwargs):
+        source = real_open(*args, **kwargs)
+        close, source.closes = source.close, 0
+
+        def closing():
+            source.closes += 1
+            close()
+
+        source.close = closing
+        opened.append(source)
+        return source
+
+    monkeypatch.setattr("explorer.ui.workers.open_source", counted)
+    return opened
+
+
+def _files_kept(qtbot, window, view, reason: str) -> None:
+    """``view`` still shows its files, without their accounting, saying why."""
+    from PySide6.QtCore import QThreadPool
+
+    from explorer.image.content import read_entry
+
+    assert QThreadPool.globalInstance().waitForDone(30_000)  # (the load's thread has ended)
+    assert window.tabs.count() == 1 and window.tabs.widget(0) is view and not window.loader.busy
+    assert "working out" not in window.tabs.tabText(0) and view.tree_model.rowCount() > 0
+    assert view.source.closes == 0  # the view has the archive now, and reads from it
+    entry = view.image.tree.entry_at("/data/modify-me.txt")
+    assert read_entry(view.source, view.image, entry) == b"original\nmodified in layer 3\n"
+    assert view.layer_strip.fields["packages"].full_text() == "not worked out"
+    view.show_insights()
+    page = view.center_tabs.currentWidget()
+    assert page.objectName() == "unaccounted" and view.insights is None
+    assert f"not worked out: {reason}." in page.text() and "Open the image again" in page.text()
+
+
+def test_a_load_cancelled_while_its_files_are_shown_keeps_them(qtbot, window, monkeypatch):
+    opened = _accounting_stopped(monkeypatch)
+    with qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
+        _drop(window, [LEGACY])
+    view = shown.args[0]
+    assert window.loader.busy and not view.image.analysed
+    with qtbot.waitSignal(window.loader.cancelled, timeout=10_000):
+        window.cancel_button.click()
+    _files_kept(qtbot, window, view, "the load was cancelled")
+    window.close_tab(0)
+    assert [s.closes for s in opened] == [1]  # closed with its tab, once
+
+
+def test_a_load_failing_while_its_files_are_shown_keeps_them_and_says_why(qtbot, window, monkeypatch):
+    from explorer.model.errors import SourceError
+
+    failure = SourceError(str(LEGACY), "layer 3 could not be read to the end")
+    opened = _accounting_stopped(monkeypatch, failure)
+    failed = []
+    window.load_failed.connect(failed.append)
+    window.files_shown.connect(lambda view: setattr(view.source, "shown", True))  # (then the load fails)
+    with qtbot.waitSignal(window.files_shown, timeout=30_000) as shown:
+        _drop(window, [LEGACY])
+    qtbot.waitUntil(lambda: bool(failed), timeout=30_000)
+    _files_kept(qtbot, window, shown.args[0], str(failure).rstrip("."))
+    box = window.dialogs[-1]
+    assert box.windowTitle() == "Cannot work out this image's waste and advice" and "layer 3" in box.text()
+    window.close_tab(0)
+    assert [s.closes for s in opened] == [1]
+
+
+def test_closing_the_window_while_files_are_worked_out_closes_their_archive(qtbot, window, monkeypatch):
+    from PySide6.QtCore import QThreadPool
+
+    opened = _accounting_stopped(monkeypatch)
+    with qtbot.waitSignal(window.files_shown, timeout=30_000):
+        _drop(window, [LEGACY])
+    window.close()
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    assert [s.closes for s in opened] == [1]  # (the load's, handed back by the view that had it)
 
 
 def test_the_window_answers_between_building_a_preview_and_showing_it(qtbot, window, monkeypatch):

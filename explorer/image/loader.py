@@ -71,6 +71,7 @@ class Image:
     verification: tuple[dict[str, Any], ...] | None = None  # per layer, when --verify read every blob
     pending: bool = False  # layers and history only: the files are still being read
     analysed: bool = True  # False: the files are here, their accounting (waste, advice, packages...) still being worked out
+    unaccounted: str = ""  # why that accounting never came (the load stopped once the files were shown)
     packages: PackageReport | None = None  # what the package managers' databases say, layer by layer
 
     def __post_init__(self) -> None:

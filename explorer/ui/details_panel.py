@@ -199,7 +199,7 @@ def _package_text(image: Image, path: str) -> str:
     report = image.packages
     at = report.owner.get(path) if report is not None else None
     if at is None and not image.analysed:
-        return "…"
+        return "not worked out" if image.unaccounted else "…"
     if at is None:
         return "none (no package database lists it)" if report is not None and report.installed else "—"
     p = report.installed[at]

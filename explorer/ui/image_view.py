@@ -25,7 +25,7 @@ from explorer.ui.inspect_panel import InspectPanel
 from explorer.ui.packages_panel import FINAL, PackageRow, PackagesPanel
 from explorer.ui.layers_panel import LayersPanel
 from explorer.ui.widgets import rich_label
-from explorer.ui.workers import BackgroundCall, side_pool
+from explorer.ui.workers import BackgroundCall, Handover, side_pool
 
 INSPECT_PAGE, PACKAGES_PAGE = 2, 3  # Files, Insights, Inspect, Packages
 
@@ -39,6 +39,7 @@ class ImageView(QWidget):
     def __init__(self, source: Source, image: Image, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.source = source
+        self.handover: Handover | None = None  # who closes the source, once a loading view shows its files
         self.image = image = prepare_first_view(image)  # (done already by the loader and the index cache)
         # of big gzip layers, for quick previews: one at a time, in a pool of their own (seconds a
         # layer on a big image: in the shared pool they would keep loads and previews waiting)
@@ -147,8 +148,9 @@ class ImageView(QWidget):
 
     def complete(self, image: Image) -> None:
         """The accounting of the image whose files are shown (waste, advice, secrets, packages,
-        dive's numbers), worked out since: the pages that show it are made anew; the files,
-        the layer and the selection stay as the user left them."""
+        dive's numbers), worked out since, or (``image.unaccounted``) why it will not come: the
+        pages that show it are made anew; the files, the layer and the selection stay as the
+        user left them."""
         self.image = self.files.image = image
         self.layers_panel.image = self.layer_model.image = self.history_model.image = image
         self.layer_strip.show_layer(image, self.layer)
@@ -166,6 +168,10 @@ class ImageView(QWidget):
             self.details.show_row(image, index.internalPointer().row, self.layer)
         self._warm_up()
         self.status_changed.emit()
+
+    def stop_accounting(self, reason: str) -> None:
+        """The files stay, without their accounting: the load stopped for ``reason``."""
+        self.complete(self.image.replace(unaccounted=reason))
 
     def _show_notes(self) -> None:
         """The image's warnings in one line (the first, and how many more), or nothing."""
@@ -204,12 +210,12 @@ class ImageView(QWidget):
         self.center_tabs.blockSignals(False)
 
     def _waiting(self, page: int, title: str) -> bool:
-        """While the image's accounting is worked out, page ``page`` says so (and is shown):
-        True then, False once there is an accounting to show."""
+        """While the image's accounting is worked out, page ``page`` says so (and is shown),
+        or why it never came: True then, False once there is an accounting to show."""
         if self.image.analysed:
             return False
-        if self.center_tabs.widget(page).objectName() != "analysing":
-            self._put_page(page, _placeholder(page, analysing=True), title)
+        if self.center_tabs.widget(page).objectName() != ("unaccounted" if self.image.unaccounted else "analysing"):
+            self._put_page(page, _placeholder(page, analysing=True, unaccounted=self.image.unaccounted), title)
         self.center_tabs.setCurrentIndex(page)
         return True
 
@@ -493,7 +499,7 @@ class ImageView(QWidget):
 
     def stop_work(self) -> None:
         """Stop the work done for this tab (its panels' too), the archive left open (a loading
-        view's is the load's to close)."""
+        view's is the load's to close, or its ``handover``'s once it shows the files)."""
         self.background.cancel_all()
         for call in self.findChildren(BackgroundCall):
             call.cancel_all()
@@ -504,10 +510,16 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _placeholder(page: int, analysing: bool = False) -> QWidget:
+def _placeholder(page: int, analysing: bool = False, unaccounted: str = "") -> QWidget:
     """What a page shows until it is built (Inspect's Size reads every path first;
-    ``analysing``: Insights and Packages wait for the image's accounting)."""
-    if analysing:
+    ``analysing``: Insights and Packages wait for the image's accounting, or say why it did
+    not come: ``unaccounted``)."""
+    if analysing and unaccounted:
+        label = QLabel(f"The waste, the advice and the packages of this image were not worked out: {unaccounted}.\n\n"
+                       "Open the image again to work them out.", objectName="unaccounted")
+        label.setWordWrap(True)
+        label.setAccessibleName(f"{'Insights' if page == 1 else 'Packages'}, not worked out")
+    elif analysing:
         label = QLabel("Working out the waste, the advice and the packages of this image…\n\n"
                        "The files are here already; this page follows.", objectName="analysing")
         label.setAccessibleName(f"{'Insights' if page == 1 else 'Packages'}, being prepared")

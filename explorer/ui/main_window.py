@@ -33,7 +33,7 @@ from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, erro
 from explorer.ui.image_view import ImageView
 from explorer.ui.menus import make_menus
 from explorer.ui.start_page import StartPage
-from explorer.ui.workers import BackgroundCall, LoadController, empty_python_state
+from explorer.ui.workers import BackgroundCall, Handover, LoadController, empty_python_state
 from explorer.ui.widgets import paint_later
 
 # ms after the window first shows: past its first paint, long before anyone drops an image on it
@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self.loader.failed.connect(self._on_failed)
         self.loader.progress.connect(self._on_progress)
         self.loader.busy_changed.connect(self._on_busy)
-        self.loader.cancelled.connect(lambda _p: self._drop_preview())
+        self.loader.cancelled.connect(lambda _p: self._stop_preview("the load was cancelled"))
         self._queue: list[str] = []
         self.many_call = BackgroundCall(self)  # updates and fleets, measured off the GUI thread
         self.many_call.result.connect(self._on_many)
@@ -374,12 +374,14 @@ class MainWindow(QMainWindow):
         self._update_status()
         self.layers_shown.emit(view)
 
-    def _on_files_loaded(self, source: Source, image: Image) -> None:
+    def _on_files_loaded(self, source: Source, image: Image, handover: Handover) -> None:
         """A big image's files, shown before their accounting (waste, advice, packages): the
-        view stays the load's preview until it is done (closing it still stops the load)."""
+        view stays the load's preview until it is done (closing it still stops the load), and
+        has the source from now on."""
         preview = self._preview
-        if preview is None or preview.source is not source:
-            return
+        if preview is None or preview.source is not source or not handover.take():
+            return  # (the load closes the source: it failed meanwhile, or nothing shows it)
+        preview.handover = handover
         self._show_files(preview, source, image)
         self.tabs.setTabText(self.tabs.indexOf(preview), f"{preview.title()} (working out…)")
 
@@ -448,15 +450,32 @@ class MainWindow(QMainWindow):
 
     def _discard_preview(self, preview: ImageView) -> None:
         """Remove a preview, placed in its tab or not yet (with what it started: a view
-        showing the files early may have begun a preview or an extraction)."""
+        showing the files early may have begun a preview or an extraction, and holds the
+        source, which the loading thread holds until then)."""
         preview.stop_work()
+        if preview.handover is not None:  # (its files shown: the source is the view's, until now)
+            preview.handover.give_back()
         if self.tabs.indexOf(preview) >= 0:
             self.tabs.removeTab(self.tabs.indexOf(preview))
         _discard(preview)
 
+    def _stop_preview(self, reason: str) -> bool:
+        """The load stopped (``reason``): a view showing its files already keeps them, without
+        their accounting (True); any other preview goes."""
+        preview = self._preview
+        if preview is None or preview.image.pending or preview.image.analysed:
+            self._drop_preview()
+            return False
+        self._preview = None
+        preview.stop_accounting(reason)
+        self.tabs.setTabText(self.tabs.indexOf(preview), preview.title())
+        self._update_status()
+        return True
+
     def _on_failed(self, path: str, message: str) -> None:
-        self._drop_preview()
-        self.dialogs.append(error_dialog(self, "Cannot open image", message))
+        kept = self._stop_preview(message.rstrip("."))
+        self.dialogs.append(error_dialog(self, "Cannot work out this image's waste and advice" if kept else "Cannot open image",
+                                         message))
         self.load_failed.emit(message)
         self._next()
 
@@ -495,7 +514,7 @@ class MainWindow(QMainWindow):
         view = self.tabs.widget(index)
         if view is None or not hasattr(view, "close_source"):
             return
-        if view is self._preview:  # still loading: stop that; the loader's thread owns the source
+        if view is self._preview:  # still loading: stop that, which closes the source
             self._drop_preview()
             self.loader.cancel(quiet=True)
             self._update_status()
@@ -538,9 +557,10 @@ class MainWindow(QMainWindow):
         view = self.current_view()
         if view is not None:
             remembered.save_panes(self.settings, view)
+        self._drop_preview()  # (the load closes its source, or it gives it back to the load)
         for i in range(self.tabs.count()):
             w = self.tabs.widget(i)
-            if hasattr(w, "close_source") and w is not self._preview:  # a loading one's source is the loader's
+            if hasattr(w, "close_source"):
                 w.close_source()
         # written now: the console script ends the process without tearing Qt down, so a
         # write left for the event loop or the settings' destructor would be lost

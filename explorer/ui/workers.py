@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -235,12 +236,55 @@ def _columns_read(image: Image) -> Image:
     return image
 
 
+class Handover:
+    """Who closes a source being loaded: the loading thread, until a view takes it with the
+    files it shows before their accounting; then that view, which keeps them if the load
+    stops, or gives the source back when it goes first. A lock keeps the two from both
+    closing it, or neither."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self.taken = self.closed = False
+        self.running = True  # the loading thread has not ended
+
+    def take(self) -> bool:
+        """Make the source the view's; False when the load has closed it already."""
+        with self._lock:
+            self.taken = not self.closed
+            return self.taken
+
+    def give_back(self) -> None:
+        """The view goes without the source: closed now, or as the load ends if it has not."""
+        with self._lock:
+            self.taken = False
+            if self.running:
+                return  # (its thread, or its result dropped as stale, closes it)
+        self.close_unless_taken()
+
+    def ended(self, failed: bool) -> None:
+        """The loading thread has ended (``failed``: with no image, which closes the source
+        unless a view has it)."""
+        with self._lock:
+            self.running = False
+        if failed:
+            self.close_unless_taken()
+
+    def close_unless_taken(self) -> None:
+        """Close the source, unless a view has it (or it is closed)."""
+        with self._lock:
+            if self.taken or self.closed:
+                return
+            self.closed = True
+        self.source.close()
+
+
 class LoadController(QObject):
     """Opens sources and loads images one at a time; a newer request replaces an older one."""
 
     opened = Signal(object)  # Source: the window picks an image when there are several
     compared = Signal(object, object, object)  # Source A, Source B, Comparison
-    files_loaded = Signal(object, object)  # Source, Image: its files, their accounting still being worked out
+    files_loaded = Signal(object, object, object)  # Source, Image (its files, their accounting still being worked out), Handover
     loaded = Signal(object, object)  # Source, Image
     failed = Signal(str, str)  # path, message
     cancelled = Signal(str)  # path
@@ -298,19 +342,20 @@ class LoadController(QObject):
         """Load one image of an opened source (then ``loaded`` fires; on a big image,
         ``files_loaded`` first, once its files can be shown)."""
         path = source.info.path
+        handover = Handover(source)
 
         def work(monitor: Monitor, part: Callable[[Image], None]) -> Image:
+            failed = True
             try:
-                return load_elsewhere(source, ref, monitor, part)
-            except BaseException:
-                source.close()  # cancelled or failed: nobody else holds this source
-                raise
+                image = load_elsewhere(source, ref, monitor, part)
+                failed = False
+                return image
+            finally:
+                handover.ended(failed)  # cancelled or failed: closed, unless a view shows its files
 
-        def discard(_image: Image) -> None:
-            source.close()
-
-        self._start(path, work, lambda image: self.loaded.emit(source, image), discard,
-                    lambda image: self.files_loaded.emit(source, image))
+        self._start(path, work, lambda image: self.loaded.emit(source, image),
+                    lambda _image: handover.close_unless_taken(),
+                    lambda image: self.files_loaded.emit(source, image, handover))
 
     def compare(self, a_path: str, b_path: str, a_index: int | None = None, b_index: int | None = None,
                 a_platform: str | None = None, b_platform: str | None = None) -> None:
