@@ -686,6 +686,7 @@ def test_a_load_cancelled_while_its_files_are_shown_keeps_them(qtbot, window, mo
     with qtbot.waitSignal(window.loader.cancelled, timeout=10_000):
         window.cancel_button.click()
     _files_kept(qtbot, window, view, "the load was cancelled")
+    assert window.recent_files()[0] == view.source.info.path  # to open it again from
     window.close_tab(0)
     assert [s.closes for s in opened] == [1]  # closed with its tab, once
 

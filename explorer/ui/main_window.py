@@ -397,11 +397,15 @@ class MainWindow(QMainWindow):
                 self._discard_preview(preview)
                 preview = None
             view = self._show_files(preview, source, image)
+        self._remember(source)
+        self.image_loaded.emit(view)
+        self._next()
+
+    def _remember(self, source: Source) -> None:
+        """Put a source whose files were shown at the top of the recent files (not the sample)."""
         if "://" in source.info.path or os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
             remembered.add_recent(self.settings, source.info.path)
             self._refresh_recent()
-        self.image_loaded.emit(view)
-        self._next()
 
     def _show_files(self, preview: ImageView | None, source: Source, image: Image) -> ImageView:
         """The loaded image's files in the preview's place (or a new tab): the view."""
@@ -470,6 +474,7 @@ class MainWindow(QMainWindow):
         preview.stop_accounting(reason)
         self.tabs.setTabText(self.tabs.indexOf(preview), preview.title())
         self._update_status()
+        self._remember(preview.source)  # (opened again from there, it is worked out)
         return True
 
     def _on_failed(self, path: str, message: str) -> None:
