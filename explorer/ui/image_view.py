@@ -495,7 +495,10 @@ class ImageView(QWidget):
     def close_source(self) -> None:
         """Release the archive, and stop the work done for this tab (its panels' too)."""
         self.stop_work()
-        self.source.close()
+        if self.handover is not None:  # (its files shown early: a load stopped meanwhile may not have ended yet)
+            self.handover.give_back()
+        else:
+            self.source.close()
 
     def stop_work(self) -> None:
         """Stop the work done for this tab (its panels' too), the archive left open (a loading
