@@ -22,7 +22,7 @@ from explorer.tree.index import LayerTree, Version
 from explorer.tree.resolve import link_target
 from explorer.tree.views import Row
 from explorer.ui import resources
-from explorer.ui.format import human_size, mode_string, mtime_string, short_command
+from explorer.ui.format import human_size, mode_string, mtime_string, not_yet, short_command
 
 FIELDS = ("Path", "Change", "Type", "Size", "Mode", "Owner", "Modified", "Link target", "Layer", "Package",
           "Extended attributes")
@@ -199,7 +199,7 @@ def _package_text(image: Image, path: str) -> str:
     report = image.packages
     at = report.owner.get(path) if report is not None else None
     if at is None and not image.analysed:
-        return "not worked out" if image.unaccounted else "…"
+        return not_yet(image.unaccounted)
     if at is None:
         return "none (no package database lists it)" if report is not None and report.installed else "—"
     p = report.installed[at]

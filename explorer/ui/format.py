@@ -8,9 +8,15 @@ from datetime import datetime, timezone
 from explorer.model.values import BLOCK, CHAR, DIR, FIFO, HARDLINK, SYMLINK, Entry
 from explorer.model.text import human_size, parse_time, short_command, short_count
 
-__all__ = ["human_size", "mode_string", "parse_time", "relative_time", "exact_time", "short_command", "short_count"]
+__all__ = ["human_size", "not_yet", "mode_string", "parse_time", "relative_time", "exact_time", "short_command", "short_count"]
 
 _TYPE_CHAR = {DIR: "d", SYMLINK: "l", HARDLINK: "h", CHAR: "c", BLOCK: "b", FIFO: "p"}
+
+
+def not_yet(unaccounted: str) -> str:
+    """What stands for what an image's accounting tells (its packages) until it comes, or
+    when it never will (``unaccounted``: why)."""
+    return "not worked out" if unaccounted else "…"
 
 
 def mode_string(entry: Entry) -> str:

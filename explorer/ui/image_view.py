@@ -215,7 +215,7 @@ class ImageView(QWidget):
         if self.image.analysed:
             return False
         if self.center_tabs.widget(page).objectName() != ("unaccounted" if self.image.unaccounted else "analysing"):
-            self._put_page(page, _placeholder(page, analysing=True, unaccounted=self.image.unaccounted), title)
+            self._put_page(page, _accounting_placeholder(page, self.image.unaccounted), title)
         self.center_tabs.setCurrentIndex(page)
         return True
 
@@ -513,24 +513,29 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _placeholder(page: int, analysing: bool = False, unaccounted: str = "") -> QWidget:
-    """What a page shows until it is built (Inspect's Size reads every path first;
-    ``analysing``: Insights and Packages wait for the image's accounting, or say why it did
-    not come: ``unaccounted``)."""
-    if analysing and unaccounted:
+def _placeholder(page: int) -> QWidget:
+    """What a page shows until it is built (Inspect's Size reads every path first)."""
+    if page != INSPECT_PAGE:
+        return QWidget()
+    label = QLabel("Adding up the image's size…", objectName="inspectWaiting")
+    label.setAccessibleName("Inspect, being prepared")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    return label
+
+
+def _accounting_placeholder(page: int, unaccounted: str) -> QLabel:
+    """What Insights or Packages (``page``) shows while the image's accounting is worked out,
+    or, ``unaccounted``, why it will not come."""
+    name = "Insights" if page == 1 else "Packages"
+    if unaccounted:
         label = QLabel(f"The waste, the advice and the packages of this image were not worked out: {unaccounted}.\n\n"
                        "Open the image again to work them out.", objectName="unaccounted")
         label.setWordWrap(True)
-        label.setAccessibleName(f"{'Insights' if page == 1 else 'Packages'}, not worked out")
-    elif analysing:
+        label.setAccessibleName(f"{name}, not worked out")
+    else:
         label = QLabel("Working out the waste, the advice and the packages of this image…\n\n"
                        "The files are here already; this page follows.", objectName="analysing")
-        label.setAccessibleName(f"{'Insights' if page == 1 else 'Packages'}, being prepared")
-    elif page == INSPECT_PAGE:
-        label = QLabel("Adding up the image's size…", objectName="inspectWaiting")
-        label.setAccessibleName("Inspect, being prepared")
-    else:
-        return QWidget()
+        label.setAccessibleName(f"{name}, being prepared")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     return label
 

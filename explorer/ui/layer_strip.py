@@ -7,7 +7,7 @@ from PySide6.QtGui import QFontDatabase, QPalette, QResizeEvent, QTextOption
 from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QPlainTextEdit, QSizePolicy, QVBoxLayout, QWidget
 
 from explorer.image.loader import Image
-from explorer.ui.format import exact_time, human_size, relative_time, short_command
+from explorer.ui.format import exact_time, human_size, not_yet, relative_time, short_command
 from explorer.ui.layer_model import stored_text
 
 COMMAND_LINES = 3  # the step's text shows this many lines before it scrolls
@@ -127,21 +127,16 @@ class LayerStrip(QFrame):
         self.fields["packages"].set_full_text(
             f"{len(report.installed)} installed, {human_size(sum(i.size for i in report.installed))} of files"
             if report is not None and report.installed else "none found" if image.analysed and not image.pending
-            else _not_yet(image))
+            else not_yet(image.unaccounted))
         self.fields["digest"].set_full_text(image.config_digest or "not recorded")
         self.fields["diff_id"].set_full_text(image.platform or "unknown platform")
-
-
-def _not_yet(image: Image) -> str:
-    """What stands for the packages before they are looked for (or if they never will be)."""
-    return "not worked out" if image.unaccounted else "…"
 
 
 def _layer_packages(image: Image, layer: int) -> str:
     """What a layer did to the packages, and the bytes it wrote that no package lists."""
     report = image.packages
     if image.pending or not image.analysed:
-        return _not_yet(image)
+        return not_yet(image.unaccounted)
     if report is None or layer >= len(report.layers) or not (report.installed or any(report.layers)):
         return "no package database in this image"
     did, size = report.layers[layer], image.layers[layer].size

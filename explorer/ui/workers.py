@@ -345,13 +345,13 @@ class LoadController(QObject):
         handover = Handover(source)
 
         def work(monitor: Monitor, part: Callable[[Image], None]) -> Image:
-            failed = True
             try:
                 image = load_elsewhere(source, ref, monitor, part)
-                failed = False
-                return image
-            finally:
-                handover.ended(failed)  # cancelled or failed: closed, unless a view shows its files
+            except BaseException:
+                handover.ended(failed=True)  # cancelled or failed: closed, unless a view shows its files
+                raise
+            handover.ended(failed=False)
+            return image
 
         self._start(path, work, lambda image: self.loaded.emit(source, image),
                     lambda _image: handover.close_unless_taken(),
