@@ -734,9 +734,9 @@ def test_the_window_answers_between_building_a_preview_and_showing_it(qtbot, win
         QTimer.singleShot(1, lambda: order.append("a timer due meanwhile"))
         build(view)
 
-    placed = window._place_preview
+    placed = window.opening._place_preview
     monkeypatch.setattr(ImageView, "_build", _build)
-    monkeypatch.setattr(window, "_place_preview", lambda view: (order.append("shown"), placed(view)))
+    monkeypatch.setattr(window.opening, "_place_preview", lambda view: (order.append("shown"), placed(view)))
     with qtbot.waitSignal(window.image_loaded, timeout=30_000), qtbot.waitSignal(window.layers_shown, timeout=30_000):
         _drop(window, [LEGACY])
     assert order[:2] == ["a timer due meanwhile", "shown"]
@@ -1351,10 +1351,10 @@ def test_hostile_archives_in_the_window_end_in_a_sentence_or_a_view(qtbot, windo
     import multiprocessing
     import time
 
-    from explorer.ui import main_window
+    from explorer.ui import open_flow
     from tests.corpus import cases
 
-    monkeypatch.setattr(main_window.ImagePicker, "exec", lambda self: QDialog.DialogCode.Accepted)  # the first image
+    monkeypatch.setattr(open_flow.ImagePicker, "exec", lambda self: QDialog.DialogCode.Accepted)  # the first image
     every = dict(cases())
     by_kind: dict[str, list[str]] = {}
     for name in sorted(every):
@@ -1385,7 +1385,7 @@ def test_hostile_archives_in_the_window_end_in_a_sentence_or_a_view(qtbot, windo
 
 
 def test_multi_platform_index_asks_which_image(qtbot, window, monkeypatch):
-    from explorer.ui import dialogs, main_window
+    from explorer.ui import dialogs
 
     chosen = {}
 
@@ -1395,7 +1395,6 @@ def test_multi_platform_index_asks_which_image(qtbot, window, monkeypatch):
         return QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(dialogs.ImagePicker, "exec", fake_exec)
-    monkeypatch.setattr(main_window.ImagePicker, "exec", fake_exec)
     view = _open(qtbot, window, DATA / "multiplatform.oci.tar")
     assert len(chosen["platforms"]) == 2
     assert view.image.platform == "linux/arm64"
@@ -1592,9 +1591,9 @@ def test_history_follows_all_layers_and_empty_steps(qtbot, window):
 
 
 def test_tab_titles_tell_images_apart(qtbot, window, monkeypatch):
-    from explorer.ui import main_window
+    from explorer.ui import open_flow
 
-    monkeypatch.setattr(main_window.ImagePicker, "exec", lambda self: (self.list.setCurrentRow(1), QDialog.DialogCode.Accepted)[1])
+    monkeypatch.setattr(open_flow.ImagePicker, "exec", lambda self: (self.list.setCurrentRow(1), QDialog.DialogCode.Accepted)[1])
     view = _open(qtbot, window, DATA / "multiplatform.oci.tar")
     assert view.title() == "localhost/fixture-multi:latest (linux/arm64)"
     folder = _open(qtbot, window, DATA / "umoci.oci-layout")

@@ -304,8 +304,8 @@ def test_registry_shows_layers_and_history_while_blobs_download(fake, qtbot, tmp
     fake.handle = slow
     window.open_paths([f"registry+http://{fake.host}/team/app:v1"])
     # (the preview goes into its tab at the turn of the event loop after it is built)
-    qtbot.waitUntil(lambda: window._preview is not None and window.tabs.indexOf(window._preview) >= 0, timeout=20_000)
-    preview = window._preview
+    qtbot.waitUntil(lambda: window.opening.preview is not None and window.tabs.indexOf(window.opening.preview) >= 0, timeout=20_000)
+    preview = window.opening.preview
     assert preview.layer_model.rowCount() == 4 and preview.history_model.rowCount() == 5  # all + 3 layers
     assert "downloading" in window.tabs.tabText(window.tabs.indexOf(preview))
     # the blobs are downloaded and indexed by a loading process, not by the window's

@@ -240,7 +240,7 @@ def test_the_start_page_offers_the_sample_and_recent_sources_by_name(qtbot, smal
     assert not page.recent.isVisible()  # nothing opened yet: no empty list
     gone = str(tmp_path / "gone" / "old.tar")
     small.settings.setValue("recentFiles", [str(DATA / "docker-legacy.tar"), gone, "docker://alpine:3"])
-    small._refresh_recent()
+    small.refresh_recent()
     texts = [page.recent.item(i).text() for i in range(page.recent.count())]
     assert texts[0].startswith("docker-legacy.tar") and str(DATA) in texts[0]
     assert texts[2] == "docker://alpine:3"

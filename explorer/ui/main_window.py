@@ -1,4 +1,4 @@
-"""The main window: menus, tabs of open images, the start page, loading with progress."""
+"""The main window: menus, tabs of open images, the start page; what it opens goes through ``OpenFlow``."""
 
 from __future__ import annotations
 
@@ -6,35 +6,31 @@ import os
 import re
 from typing import Any
 
-from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QApplication,
     QDialog,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QStackedWidget,
     QTabWidget,
     QWidget,
 )
 
 from explorer import __version__
-from explorer.model.errors import ExplorerError
-from explorer.image.loader import Image, blank_image
-from explorer.model.progress import Progress
-from explorer.formats.source import Source
+from explorer.image.loader import blank_image
 from explorer.ui import remembered, resources, theme
 from explorer.ui.compare_flow import CompareFlow
-from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, ImagePicker, error_dialog
+from explorer.ui.dialogs import ARCHIVE_FILTER, CompareDialog, error_dialog
 from explorer.ui.image_view import ImageView
+from explorer.ui.load_progress import LoadProgress
 from explorer.ui.menus import make_menus
+from explorer.ui.open_flow import OpenFlow
 from explorer.ui.start_page import StartPage
-from explorer.ui.workers import BackgroundCall, Handover, LoadController, empty_python_state
-from explorer.ui.widgets import paint_later
+from explorer.ui.widgets import discard
+from explorer.ui.workers import BackgroundCall, LoadController
 
 # ms after the window first shows: past its first paint, long before anyone drops an image on it
 WARM_UP_DELAY = 100
@@ -59,21 +55,13 @@ class MainWindow(QMainWindow):
         # The default format and path are honoured, so tests and screenshots can divert them.
         self.settings = settings or QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, "layer-explorer", "layer-explorer")
         self.loader = LoadController(self)
-        self.loader.opened.connect(self._on_opened)
-        self.loader.files_loaded.connect(self._on_files_loaded)
-        self.loader.loaded.connect(self._on_loaded)
         self.loader.compared.connect(self._on_compared)
-        # (connected before _on_failed, which may start the next queued open)
+        # (made before the opening flow, whose failure handler may start the next queued open)
         self.compare_flow = CompareFlow(self, self.loader, self._compare_dropped)
-        self.loader.failed.connect(self._on_failed)
-        self.loader.progress.connect(self._on_progress)
-        self.loader.busy_changed.connect(self._on_busy)
-        self.loader.cancelled.connect(lambda _p: self._stop_preview("the load was cancelled"))
-        self._queue: list[str] = []
+        self.opening = OpenFlow(self, self.loader)
         self.many_call = BackgroundCall(self)  # updates and fleets, measured off the GUI thread
         self.many_call.result.connect(self._on_many)
         self.many_call.failed.connect(self._on_many_failed)
-        self._preview: ImageView | None = None  # layers and history shown while blobs download
         self.dialogs: list[QWidget] = []  # open error dialogs (tests close them)
 
         self.start_page = StartPage()
@@ -85,27 +73,20 @@ class MainWindow(QMainWindow):
         self.tabs.setTabsClosable(True)
         self.tabs.setDocumentMode(True)
         self.tabs.tabCloseRequested.connect(self.close_tab)
-        self.tabs.currentChanged.connect(lambda _i: self._update_status())
+        self.tabs.currentChanged.connect(lambda _i: self.update_status())
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.tabs)
         self.setCentralWidget(self.stack)
 
-        self.progress = QProgressBar(objectName="loadProgress")
-        self.progress.setMaximumWidth(420)
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel", objectName="cancelLoad")
-        self.cancel_button.clicked.connect(lambda: self.loader.cancel())
-        self.cancel_button.hide()
         self.status_label = QLabel("Drop an image archive on the window, or use File > Open.", objectName="statusText")
         self.statusBar().addWidget(self.status_label, 1)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.cancel_button)
+        self.load_progress = LoadProgress(self.statusBar(), self.status_label, self.loader, self.update_status)
+        self.progress, self.cancel_button = self.load_progress.progress, self.load_progress.cancel_button
         make_menus(self)
         self.apply_theme(str(self.settings.value("appearance/theme", theme.SYSTEM)))
         QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: self._follow_system())
-        self._refresh_recent()
+        self.refresh_recent()
         remembered.restore_geometry(self.settings, self)
         self._views_warm = False
 
@@ -120,7 +101,7 @@ class MainWindow(QMainWindow):
         """Build and drop a view of an empty image: the first view a process builds pays Qt's
         and Qt for Python's first-use costs (styles polished, enum types made), 35 to 40 ms of
         its 55; paid here, at start, they are not paid when the first image is dropped."""
-        _discard(ImageView(None, blank_image()))  # type: ignore[arg-type] (it reads nothing)
+        discard(ImageView(None, blank_image()))  # type: ignore[arg-type] (it reads nothing)
 
     # -- menus ----------------------------------------------------------------------------
 
@@ -245,13 +226,13 @@ class MainWindow(QMainWindow):
                       a_platform: str | None = None, b_platform: str | None = None) -> None:
         """Compare two images in a new tab (loaded in the background); a side with several
         images and no index or platform given is asked about first."""
-        self._drop_preview()  # a load still running is replaced: its tab goes with it
+        self.opening.drop_preview()  # a load still running is replaced: its tab goes with it
         self.compare_flow.start(a, b, a_index, b_index, a_platform, b_platform)
 
     def _compare_dropped(self) -> None:
         """A comparison's picker was cancelled: nothing to show; go on with the queue."""
-        self._update_status()
-        self._next()
+        self.update_status()
+        self.opening.next()
 
     def _on_compared(self, a, b, cmp) -> None:
         from explorer.ui.comparison_view import ComparisonView
@@ -261,9 +242,9 @@ class MainWindow(QMainWindow):
         self.tabs.setTabToolTip(index, f"A: {a.info.path}\nB: {b.info.path}")
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
-        self._update_status()
+        self.update_status()
         self.comparison_ready.emit(view)
-        self._next()  # sources dropped meanwhile waited in the queue
+        self.opening.next()  # sources dropped meanwhile waited in the queue
 
     def open_versions_dialog(self) -> None:
         """File > Open versions: archives of one image, oldest first (sorted by name)."""
@@ -299,7 +280,7 @@ class MainWindow(QMainWindow):
         index = self.tabs.addTab(view, view.title())
         self.tabs.setCurrentIndex(index)
         self.stack.setCurrentWidget(self.tabs)
-        self._update_status()
+        self.update_status()
         self.many_ready.emit(view)
 
     def _on_many_failed(self, message: str) -> None:
@@ -309,203 +290,7 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[str]) -> None:
         """Open sources one after another (each in its own tab)."""
-        self._queue.extend(p for p in paths if p)
-        if not self.loader.busy:
-            self._next()
-
-    def _next(self) -> None:
-        if self._queue:
-            path = self._queue.pop(0)
-            remembered.set_last_dir(self.settings, path)
-            self.loader.open(path)
-
-    def _on_opened(self, source: Source) -> None:
-        if self.compare_flow.take(source):
-            return
-        ref = source.images[0] if len(source.images) == 1 else None
-        if ref is None:
-            if len({i.platform for i in source.images}) > 1 and len({i.tags for i in source.images}) == 1:
-                ref = source.select()  # one image, many platforms: this machine's by default
-            picker = ImagePicker(source, self)
-            picker.list.setCurrentRow(ref.index if ref else 0)
-            accepted = picker.exec() == QDialog.DialogCode.Accepted
-            ref = picker.chosen() if accepted else None
-            picker.deleteLater()  # a child of the window otherwise, holding the source
-            if ref is None:
-                source.close()
-                self._next()
-                return
-        self._show_preview(source, ref)
-        self.loader.load(source, ref)
-
-    def _show_preview(self, source: Source, ref) -> None:
-        """Layers and history at once (from the manifest and config), while the layers are read.
-
-        The view is put on screen at the next turn of the event loop: building it, and laying
-        it out and painting it, are then two short waits, not one long. (By a timer of a
-        millisecond: one of none is a posted event, which Qt handles, and the layout and paint
-        it posts, before any input or timer, and the two waits were one of 36 to 60 ms.)
-        """
-        from explorer.image.loader import preview_image
-
-        try:
-            image = preview_image(source, ref)
-        except ExplorerError:
-            return  # the load itself will say what is wrong
-        view = ImageView(source, image)
-        view.show_pending(f"Reading the files of {len(image.layers)} layer(s)…" if source.info.format != "registry"
-                          else f"Downloading {len(image.layers)} layer(s)…")
-        self._preview = view
-        QTimer.singleShot(1, self, lambda: self._place_preview(view))
-
-    def _place_preview(self, view: ImageView) -> None:
-        """Put a preview in its tab (unless the load ended meanwhile)."""
-        if self._preview is not view or self.tabs.indexOf(view) >= 0:
-            return
-        doing = "downloading…" if view.source.info.format == "registry" else "reading…"
-        # painted at the next turn: showing the tab (the first time, the tabs in place of the
-        # start page) and painting it were one wait of 37 to 51 ms on the realistic image
-        paint_later(self.tabs)
-        index = self.tabs.addTab(view, f"{view.title()} ({doing})")
-        self.tabs.setTabToolTip(index, view.source.info.path)
-        self.tabs.setCurrentIndex(index)
-        self.stack.setCurrentWidget(self.tabs)
-        remembered.restore_panes(self.settings, view, self)
-        self._update_status()
-        self.layers_shown.emit(view)
-
-    def _on_files_loaded(self, source: Source, image: Image, handover: Handover) -> None:
-        """A big image's files, shown before their accounting (waste, advice, packages): the
-        view stays the load's preview until it is done (closing it still stops the load), and
-        has the source from now on."""
-        preview = self._preview
-        if preview is None or preview.source is not source or not handover.take():
-            return  # (the load closes the source: it failed meanwhile, or nothing shows it)
-        preview.handover = handover
-        self._show_files(preview, source, image)
-        self.tabs.setTabText(self.tabs.indexOf(preview), f"{preview.title()} (working out…)")
-
-    def _on_loaded(self, source: Source, image: Image) -> None:
-        preview, self._preview = self._preview, None
-        if preview is not None and preview.source is source and image.tree is preview.image.tree:
-            preview.complete(image)  # its files shown already: what is new is their accounting
-            view = preview
-            self.tabs.setTabText(self.tabs.indexOf(view), view.title())
-            self._update_status()
-        else:
-            if preview is not None and preview.source is not source:
-                self._discard_preview(preview)
-                preview = None
-            view = self._show_files(preview, source, image)
-        self._remember(source)
-        self.image_loaded.emit(view)
-        self._next()
-
-    def _remember(self, source: Source) -> None:
-        """Put a source whose files were shown at the top of the recent files (not the sample)."""
-        if "://" in source.info.path or os.path.abspath(source.info.path) != os.path.abspath(str(resources.sample_image())):
-            remembered.add_recent(self.settings, source.info.path)
-            self._refresh_recent()
-
-    def _show_files(self, preview: ImageView | None, source: Source, image: Image) -> ImageView:
-        """The loaded image's files in the preview's place (or a new tab): the view."""
-        if preview is not None:
-            view = preview  # the preview becomes the full view (its panes as the user left them)
-            paint_later(view.layers_panel)  # (see below)
-            view.adopt(image)
-            index = self.tabs.indexOf(view)
-            if index < 0:  # loaded before its preview was placed
-                index = self.tabs.addTab(view, view.title())
-                remembered.restore_panes(self.settings, view, self)
-                self.layers_shown.emit(view)
-            self.tabs.setTabText(index, view.title())
-        else:
-            view = ImageView(source, image)
-            index = self.tabs.addTab(view, view.title())
-            self.layers_shown.emit(view)
-        view.status_changed.connect(self._update_status, Qt.ConnectionType.UniqueConnection)  # (once: a view shown early is shown again)
-        self.tabs.setTabToolTip(index, source.info.path)
-        self.tabs.setCurrentIndex(index)
-        self.stack.setCurrentWidget(self.tabs)
-        if preview is None:
-            remembered.restore_panes(self.settings, view, self)
-        self._update_status()
-        # Painted in three turns of the event loop: the files, then the layers and the history
-        # beside them (``paint_later``), then the focus (which makes the first row current, and
-        # the side panel shows it). In one turn they held the window 50 to 80 ms on the
-        # realistic image. The focus goes to the tree unless the user has put it elsewhere, or
-        # shown another tab, meanwhile.
-        focused = QApplication.focusWidget()
-
-        def focus() -> None:
-            if self.tabs.currentWidget() is view and QApplication.focusWidget() in (focused, None):
-                view.file_tree.setFocus()
-
-        QTimer.singleShot(1, view.file_tree, lambda: QTimer.singleShot(1, view.file_tree, focus))
-        self.files_shown.emit(view)
-        return view
-
-    def _drop_preview(self) -> None:
-        preview, self._preview = self._preview, None
-        if preview is not None:
-            self._discard_preview(preview)
-            if self.tabs.count() == 0:
-                self.stack.setCurrentWidget(self.start_page)
-
-    def _discard_preview(self, preview: ImageView) -> None:
-        """Remove a preview, placed in its tab or not yet (with what it started: a view
-        showing the files early may have begun a preview or an extraction, and holds the
-        source, which the loading thread holds until then)."""
-        preview.stop_work()
-        if preview.handover is not None:  # (its files shown: the source is the view's, until now)
-            preview.handover.give_back()
-        if self.tabs.indexOf(preview) >= 0:
-            self.tabs.removeTab(self.tabs.indexOf(preview))
-        _discard(preview)
-
-    def _stop_preview(self, reason: str) -> bool:
-        """The load stopped (``reason``): a view showing its files already keeps them, without
-        their accounting (True); any other preview goes."""
-        preview = self._preview
-        if preview is None or preview.image.pending or preview.image.analysed:
-            self._drop_preview()
-            return False
-        self._preview = None
-        preview.stop_accounting(reason)
-        self.tabs.setTabText(self.tabs.indexOf(preview), preview.title())
-        self._update_status()
-        self._remember(preview.source)  # (opened again from there, it is worked out)
-        return True
-
-    def _on_failed(self, path: str, message: str) -> None:
-        kept = self._stop_preview(message.rstrip("."))
-        self.dialogs.append(error_dialog(self, "Cannot work out this image's waste and advice" if kept else "Cannot open image",
-                                         message))
-        self.load_failed.emit(message)
-        self._next()
-
-    def _on_progress(self, progress: Progress) -> None:
-        stage, layer, layers, done, total = progress.stage, progress.layer, progress.layers, progress.done, progress.total
-        if total > 0:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(min(1000, int(done * 1000 / total)))
-            self.progress.setFormat(f"{stage}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
-        else:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat(stage)
-        # a busy bar shows no text in many styles: say it in the status bar too
-        where = f" (layer {layer + 1} of {layers})" if layers and "layer" not in stage else ""
-        self.status_label.setText(f"{stage}{where}" + (f": {done / 1e6:.0f} of {total / 1e6:.0f} MB" if total > 0 else ""))
-        self.progress.setToolTip(f"{stage} (layer {layer + 1} of {layers})" if layers else stage)
-
-    def _on_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        if busy:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat("opening…")
-        elif not self.loader.busy:
-            self._update_status()
+        self.opening.open(paths)
 
     # -- tabs, status, settings -----------------------------------------------------------
 
@@ -519,22 +304,23 @@ class MainWindow(QMainWindow):
         view = self.tabs.widget(index)
         if view is None or not hasattr(view, "close_source"):
             return
-        if view is self._preview:  # still loading: stop that, which closes the source
-            self._drop_preview()
+        if view is self.opening.preview:  # still loading: stop that, which closes the source
+            self.opening.drop_preview()
             self.loader.cancel(quiet=True)
-            self._update_status()
-            self._next()
+            self.update_status()
+            self.opening.next()
             return
         if isinstance(view, ImageView):
             remembered.save_panes(self.settings, view)
         self.tabs.removeTab(index)
         view.close_source()
-        _discard(view)
+        discard(view)
         if self.tabs.count() == 0:
             self.stack.setCurrentWidget(self.start_page)
-        self._update_status()
+        self.update_status()
 
-    def _update_status(self) -> None:
+    def update_status(self) -> None:
+        """The status bar and the window's title say what the current tab shows."""
         view = self.tabs.currentWidget() if self.tabs.count() else None
         if view is not None and hasattr(view, "status_text"):
             self.status_label.setText(view.status_text())
@@ -547,7 +333,8 @@ class MainWindow(QMainWindow):
         """Recently opened sources, newest first."""
         return remembered.recent_files(self.settings)
 
-    def _refresh_recent(self) -> None:
+    def refresh_recent(self) -> None:
+        """The start page and File > Open recent list the recent files."""
         recent = self.recent_files()
         self.start_page.set_recent(recent)
         self.recent_menu.clear()
@@ -562,7 +349,7 @@ class MainWindow(QMainWindow):
         view = self.current_view()
         if view is not None:
             remembered.save_panes(self.settings, view)
-        self._drop_preview()  # (the load closes its source, or it gives it back to the load)
+        self.opening.drop_preview()  # (the load closes its source, or it gives it back to the load)
         for i in range(self.tabs.count()):
             w = self.tabs.widget(i)
             if hasattr(w, "close_source"):
@@ -621,17 +408,3 @@ def natural(path: str) -> list[Any]:
     """A sort key that puts ``v2`` before ``v10``: digits compare as numbers."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
 
-
-def _discard(widget: QWidget) -> None:
-    """Delete a widget that was closed or replaced, and free what its Python objects hold.
-
-    Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
-    reference cycles, which only a full pass of the cycle collector frees, and those come
-    seldom; they are emptied once Qt has destroyed the widget, so the image they held (its
-    mapped index, its open archive) is freed then rather than some time later.
-    """
-    held = [widget, *widget.findChildren(QObject)]
-    widget.destroyed.connect(lambda: empty_python_state(held))
-    widget.hide()
-    widget.setParent(None)
-    widget.deleteLater()
