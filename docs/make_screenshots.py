@@ -64,7 +64,7 @@ def main() -> int:
                 window.grab().save(str(OUT / f"{name}-{width}x{height}-{look}.png"))
 
             window.settings.setValue("recentFiles", [archive, other])
-            window._refresh_recent()
+            window.refresh_recent()
             wait(app, lambda: True)
             save("start-page")
             shown: list = []

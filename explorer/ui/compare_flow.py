@@ -41,7 +41,7 @@ class CompareRequest:
 class CompareFlow(QObject):
     """One comparison being asked about at a time; a new one, a failure or a cancel drops it.
 
-    ``dropped`` is called when the user cancels a picker (the window then goes on with its queue).
+    ``dropped`` is called when the user cancels a picker (the sources waiting to be opened are then opened).
     """
 
     def __init__(self, parent: QWidget, loader: LoadController, dropped: Callable[[], None]) -> None:

@@ -29,8 +29,7 @@ from explorer.ui.load_progress import LoadProgress
 from explorer.ui.menus import make_menus
 from explorer.ui.open_flow import OpenFlow
 from explorer.ui.start_page import StartPage
-from explorer.ui.widgets import discard
-from explorer.ui.workers import BackgroundCall, LoadController
+from explorer.ui.workers import BackgroundCall, LoadController, discard
 
 # ms after the window first shows: past its first paint, long before anyone drops an image on it
 WARM_UP_DELAY = 100
@@ -58,7 +57,7 @@ class MainWindow(QMainWindow):
         self.loader.compared.connect(self._on_compared)
         # (made before the opening flow, whose failure handler may start the next queued open)
         self.compare_flow = CompareFlow(self, self.loader, self._compare_dropped)
-        self.opening = OpenFlow(self, self.loader)
+        self.opening = OpenFlow(self, self.loader, self.compare_flow)
         self.many_call = BackgroundCall(self)  # updates and fleets, measured off the GUI thread
         self.many_call.result.connect(self._on_many)
         self.many_call.failed.connect(self._on_many_failed)
@@ -305,10 +304,7 @@ class MainWindow(QMainWindow):
         if view is None or not hasattr(view, "close_source"):
             return
         if view is self.opening.preview:  # still loading: stop that, which closes the source
-            self.opening.drop_preview()
-            self.loader.cancel(quiet=True)
-            self.update_status()
-            self.opening.next()
+            self.opening.close_preview()
             return
         if isinstance(view, ImageView):
             remembered.save_panes(self.settings, view)

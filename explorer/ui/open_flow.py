@@ -21,8 +21,9 @@ from explorer.model.values import ImageRef
 from explorer.ui import remembered, resources
 from explorer.ui.dialogs import ImagePicker, error_dialog
 from explorer.ui.image_view import ImageView
-from explorer.ui.widgets import discard, paint_later
-from explorer.ui.workers import Handover, LoadController
+from explorer.ui.compare_flow import CompareFlow
+from explorer.ui.widgets import paint_later
+from explorer.ui.workers import Handover, LoadController, discard
 
 if TYPE_CHECKING:
     from explorer.ui.main_window import MainWindow
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
 class OpenFlow(QObject):
     """The queue of sources to open, and the view of the one being loaded (its ``preview``)."""
 
-    def __init__(self, window: "MainWindow", loader: LoadController) -> None:
+    def __init__(self, window: "MainWindow", loader: LoadController, compare_flow: CompareFlow) -> None:
+        # (made after ``compare_flow``, whose failure handler must drop its comparison before
+        # this one's may start the next queued open)
         super().__init__(window)
-        self._window, self._loader = window, loader
+        self._window, self._loader, self._compare_flow = window, loader, compare_flow
         self._queue: list[str] = []
         self.preview: ImageView | None = None  # shown while its load runs: layers and history, then its files
         loader.opened.connect(self._on_opened)
@@ -57,7 +60,7 @@ class OpenFlow(QObject):
 
     def _on_opened(self, source: Source) -> None:
         """A source is listed: its image picked (asked, when it holds several), then loaded."""
-        if self._window.compare_flow.take(source):
+        if self._compare_flow.take(source):
             return
         ref = source.images[0] if len(source.images) == 1 else None
         if ref is None:
@@ -193,6 +196,13 @@ class OpenFlow(QObject):
             self._discard_preview(preview)
             if self._window.tabs.count() == 0:
                 self._window.stack.setCurrentWidget(self._window.start_page)
+
+    def close_preview(self) -> None:
+        """The user closed the tab of the load under way: stop the load, go on with the queue."""
+        self.drop_preview()
+        self._loader.cancel(quiet=True)
+        self._window.update_status()
+        self.next()
 
     def _discard_preview(self, preview: ImageView) -> None:
         """Remove a preview, placed in its tab or not yet (with what it started: a view

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QAbstractItemModel, QObject, Qt, QTimer
+from PySide6.QtCore import QAbstractItemModel, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
-
-from explorer.ui.workers import empty_python_state
 
 
 def titled(title: str, widget: QWidget) -> QWidget:
@@ -68,17 +66,3 @@ def paint_later(widget: QWidget) -> None:
     widget.setUpdatesEnabled(False)
     QTimer.singleShot(1, widget, lambda: widget.setUpdatesEnabled(True))
 
-
-def discard(widget: QWidget) -> None:
-    """Delete a widget that was closed or replaced, and free what its Python objects hold.
-
-    Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
-    reference cycles, which only a full pass of the cycle collector frees, and those come
-    seldom; they are emptied once Qt has destroyed the widget, so the image they held (its
-    mapped index, its open archive) is freed then rather than some time later.
-    """
-    held = [widget, *widget.findChildren(QObject)]
-    widget.destroyed.connect(lambda: empty_python_state(held))
-    widget.hide()
-    widget.setParent(None)
-    widget.deleteLater()

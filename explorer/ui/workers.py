@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from PySide6.QtCore import QAbstractItemModel, QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import QWidget
 
 from explorer.image import index_cache, load_worker, scan_pool
 from explorer.model.errors import Cancelled, ExplorerError
@@ -163,6 +164,21 @@ class Slices(QObject):
         self._turn()  # looked up each time: tests hold the walks by replacing it
 
 
+def discard(widget: QWidget) -> None:
+    """Delete a widget that was closed or replaced, and free what its Python objects hold.
+
+    Unparented at once, so no lookup finds it meanwhile. Its Python objects may form
+    reference cycles, which only a full pass of the cycle collector frees, and those come
+    seldom; they are emptied once Qt has destroyed the widget, so the image they held (its
+    mapped index, its open archive) is freed then rather than some time later.
+    """
+    held = [widget, *widget.findChildren(QObject)]
+    widget.destroyed.connect(lambda: empty_python_state(held))
+    widget.hide()
+    widget.setParent(None)
+    widget.deleteLater()
+
+
 def empty_python_state(objects: list[Any]) -> None:
     """Clear the attributes of Qt objects whose C++ side is gone, and of the item models they
     held (views do not own their models), breaking the reference cycles among them: the
@@ -282,7 +298,7 @@ class Handover:
 class LoadController(QObject):
     """Opens sources and loads images one at a time; a newer request replaces an older one."""
 
-    opened = Signal(object)  # Source: the window picks an image when there are several
+    opened = Signal(object)  # Source: its image is picked (asked, when there are several), then loaded
     compared = Signal(object, object, object)  # Source A, Source B, Comparison
     files_loaded = Signal(object, object, object)  # Source, Image (its files, their accounting still being worked out), Handover
     loaded = Signal(object, object)  # Source, Image
