@@ -10,13 +10,14 @@ folders and writes them itself, however small the image (the child waits for the
 before it starts), until it meets the child; with ``-one``, one block only; with ``-none``,
 none, though it could. The object then also says where the parent's folders began
 (``taken``), whether the index holds what one written in one piece holds (``as_one``), and
-how many other files being written lay beside the index as it was named (``beside``: the
-cache's limit counts them). ``late``: as ``whole``, but the child is slow to end once it has
-said all (the parent may then look at its file before it is closed). ``shown``: as ``whole``,
+how many other files being written lay beside the index as it was named (``beside``).
+``late``: as ``whole``, but the child is slow to end once it has said all (the parent may
+then look at its file before it is closed). ``shown``: as ``whole``,
 but the files' index is written first, before the accounting (``shown``), and the whole one
-from it; the object then says whether the first was left behind (``early``) and whether it
-held the same files as the whole one, with no accounting (``early_same``); ``+shown`` asks
-for it first in the other modes.
+from it; the object then says whether the first was still there once the whole one was
+written (``early``: it is its caller's to remove, as the window does once it has mapped it)
+and whether it held the same files as the whole one, with no accounting (``early_same``);
+``+shown`` asks for it first in the other modes.
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ def main(archive: str, where: str, mode: str) -> dict:
         written = files.finish(fresh, "the-key")
         if early is not None:
             early_same = early_same and held(index_cache.open_index(written, "the-key", src, src.select())) == early_held
-            early = os.path.exists(early)  # (still there: the whole index's writer left it behind)
+            shown, early = early, os.path.exists(early)  # (still there: the whole index's writer left it to its caller)
+            if early:
+                os.remove(shown)  # (as the caller does)
         files.cancel()  # (as the loading process does once it has passed the index on: the child reaped)
         same = as_one = None
         if written is not None:

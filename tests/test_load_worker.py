@@ -303,6 +303,41 @@ def test_files_that_cannot_be_read_back_early_leave_the_whole_image_to_come(cach
     assert multiprocessing.active_children() == []
 
 
+@pytest.mark.parametrize("cache_off", [False, True])
+def test_files_read_back_late_are_still_shown_early(cache, monkeypatch, cache_off):
+    """A window busy painting may read the files' index only once the worker has written the
+    whole one (a small image's accounting takes milliseconds): the files are shown all the same,
+    and their file is gone once the load is done."""
+    import time
+
+    if cache_off:
+        monkeypatch.setenv("LAYER_EXPLORER_NO_INDEX_CACHE", "1")
+    path = str(DATA / "docker-legacy.tar")
+    real = index_cache.open_index
+    late = []
+
+    def after_the_whole(file, *args):
+        folder = os.path.dirname(file)
+        if os.path.basename(file).startswith(index_cache.PARTIAL):  # the files' index: read late
+            deadline = time.monotonic() + 30
+            while not any(not n.startswith(index_cache.PARTIAL) for n in os.listdir(folder)):
+                assert time.monotonic() < deadline, "the whole index was never written"
+                time.sleep(0.01)
+            late.append(file)
+        return real(file, *args)
+
+    monkeypatch.setattr(index_cache, "open_index", after_the_whole)
+    shown = []
+    with open_source(path) as src:
+        image = load_worker.load(src, src.select(), Monitor(path), on_files=shown.append, early_at=0)
+    assert len(late) == 1 and not os.path.exists(late[0])  # read after the whole, then removed
+    assert len(shown) == 1 and not shown[0].analysed and shown[0].tree is image.tree
+    assert image.analysed and image.file_count == 68
+    if not cache_off:
+        assert [p.name for p in (cache / "index").iterdir()] == [index_cache.key_for(src, src.select())]
+    assert multiprocessing.active_children() == []
+
+
 def test_a_cancel_once_the_files_are_shown_gives_no_image(cache):
     path = str(DATA / "docker-legacy.tar")
     monitor = Monitor(path)

@@ -335,8 +335,9 @@ class FilesElsewhere:
     def shown(self, image: Image, key: str) -> str | None:
         """The index of ``image`` as it is before its accounting (``analysed`` False), complete
         but not named: its path, for a caller to map and show the files from while the rest
-        is worked out; ``finish`` then writes the whole index from it (its files copied, not
-        written again). None when the child could not write its part (``finish`` then says so)."""
+        is worked out, and then remove; ``finish`` then writes the whole index from it (its
+        files copied, not written again). None when the child could not write its part
+        (``finish`` then says so)."""
         if self.proc is None:
             return None
         try:
@@ -346,12 +347,16 @@ class FilesElsewhere:
         if stage is None:
             self.cancel()
             return None
-        try:  # (held open: the caller removes the file once it has mapped it)
+        try:  # (held open: ``finish`` copies from it)
             self._stage = (os.open(self.tmp, os.O_RDONLY), *stage)
         except OSError:
             self.cancel()
             return None
-        return self.tmp
+        # From here on the name is the caller's, to map and then remove: removed here once the
+        # whole index is written, it could go before a busy caller had opened it (a small
+        # image's accounting takes milliseconds), and the files were then not shown early.
+        shown, self.tmp = self.tmp, ""
+        return shown
 
     def finish(self, image: Image, key: str) -> str | None:
         """The index file, complete and named; None when the child could not write its part."""
@@ -398,7 +403,7 @@ class FilesElsewhere:
                 digests, body, rest = _joined(self.tree, said[1], said[2:], blocks, f)
             hashed = (mid, START + body.size - len(rest))
             _finish(f, digests, rest + _tail(image, key, body, chunk, hashed))
-        self._drop_blocks()  # (before ``_keep`` sizes up the cache folder)
+        self._drop_blocks()  # (their room given back at once: they are copied in)
         return digests, body, hashed
 
     def _whole(self, image: Image, key: str) -> str | None:
@@ -421,8 +426,6 @@ class FilesElsewhere:
                 whole.update(tail)
                 f.seek(len(MAGIC))
                 f.write(whole.digest())
-            remove(self.tmp)  # (the caller has mapped it, or given up on it)
-            self.tmp = ""
             written, tmp = _keep(tmp, self.where, key), ""
             return written
         except (OSError, ValueError, TypeError, IndexError):
@@ -609,12 +612,16 @@ def evict(limit: int | None = None, where: str | None = None, spare: str | None 
             limit = max(0, limit - os.stat(spare).st_size)
         files = [e for e in os.scandir(where or folder()) if e.is_file() and e.path != spare]
         now = time.time()
-        for e in files:  # a save cut off (the program killed mid-write) leaves its partial file
-            if e.name.startswith(PARTIAL) and left_behind(e.name, e.stat().st_mtime, now, 3600):
-                remove(e.path)
+        kept = []
+        for e in files:
+            if e.name.startswith(PARTIAL):  # not an index yet: a loading process's (or a window's, to map)
+                if left_behind(e.name, e.stat().st_mtime, now, 3600):  # a save cut off (its writer killed)
+                    remove(e.path)
             elif e.name.endswith(".sizes"):  # layers' sizes kept beside an index by earlier versions
                 remove(e.path)
-        keep_under((e.path for e in files), limit)  # it skips what was just removed
+            else:
+                kept.append(e.path)
+        keep_under(kept, limit)
     except OSError:
         pass
 
