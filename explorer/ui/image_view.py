@@ -27,7 +27,7 @@ from explorer.ui.layers_panel import LayersPanel
 from explorer.ui.widgets import rich_label
 from explorer.ui.workers import BackgroundCall, Handover, side_pool
 
-INSPECT_PAGE, PACKAGES_PAGE = 2, 3  # Files, Insights, Inspect, Packages
+INSIGHTS_PAGE, INSPECT_PAGE, PACKAGES_PAGE = 1, 2, 3  # after Files
 
 
 class ImageView(QWidget):
@@ -133,7 +133,7 @@ class ImageView(QWidget):
         self.layers_panel.set_image(image)
         self._show_notes()
         page_shown = self.center_tabs.currentIndex()
-        for page, title in ((1, "&Insights"), (INSPECT_PAGE, "Ins&pect"), (PACKAGES_PAGE, "Pac&kages")):
+        for page, title in ((INSIGHTS_PAGE, "&Insights"), (INSPECT_PAGE, "Ins&pect"), (PACKAGES_PAGE, "Pac&kages")):
             self._unbuild_page(page, title)  # built from the preview: made anew when next shown
         self.layer_list.selectRow(self.layer_model.row_of_layer(layer))
         if self.layer is None:  # still all layers: selecting the row changed nothing
@@ -156,12 +156,12 @@ class ImageView(QWidget):
         self.layer_strip.show_layer(image, self.layer)
         self._show_notes()
         page_shown = self.center_tabs.currentIndex()
-        for page, title in ((1, "&Insights"), (PACKAGES_PAGE, "Pac&kages")):  # (never built meanwhile: ``_waiting``)
+        for page, title in ((INSIGHTS_PAGE, "&Insights"), (PACKAGES_PAGE, "Pac&kages")):  # (never built meanwhile: ``_waiting``)
             waiting = self.center_tabs.widget(page)
             if waiting.objectName() == "analysing":
                 self._put_page(page, _placeholder(page), title)
                 waiting.deleteLater()
-        if page_shown in (1, PACKAGES_PAGE):
+        if page_shown in (INSIGHTS_PAGE, PACKAGES_PAGE):
             self._center_tab_changed(page_shown)
         index = self.file_tree.currentIndex()
         if index.isValid():  # its package, in Details (the preview and the comparison stay)
@@ -193,7 +193,7 @@ class ImageView(QWidget):
 
     def _unbuild_page(self, page: int, title: str) -> None:
         """Put a placeholder back in place of a built page."""
-        attribute = {1: "insights", INSPECT_PAGE: "inspect", PACKAGES_PAGE: "packages"}[page]
+        attribute = {INSIGHTS_PAGE: "insights", INSPECT_PAGE: "inspect", PACKAGES_PAGE: "packages"}[page]
         built = getattr(self, attribute)
         if built is None:
             return
@@ -329,7 +329,7 @@ class ImageView(QWidget):
     # -- insights ---------------------------------------------------------------------------
 
     def _center_tab_changed(self, index: int) -> None:
-        if index == 1 and self.insights is None:
+        if index == INSIGHTS_PAGE and self.insights is None:
             self.show_insights()
         elif index == INSPECT_PAGE and self.inspect is None:
             self.show_inspect()
@@ -384,7 +384,7 @@ class ImageView(QWidget):
 
     def show_insights(self) -> None:
         """Open the Insights tab (building it the first time)."""
-        if self._waiting(1, "&Insights"):
+        if self._waiting(INSIGHTS_PAGE, "&Insights"):
             return
         if self.insights is None:
             # the final image's view, kept since the load with its sizes (computed there)
@@ -392,10 +392,10 @@ class ImageView(QWidget):
             self.insights.show_file.connect(self._show_file_from_insights)
             self.insights.show_layer.connect(self.set_layer)
             self.center_tabs.blockSignals(True)
-            self.center_tabs.removeTab(1)
-            self.center_tabs.insertTab(1, self.insights, "&Insights")
+            self.center_tabs.removeTab(INSIGHTS_PAGE)
+            self.center_tabs.insertTab(INSIGHTS_PAGE, self.insights, "&Insights")
             self.center_tabs.blockSignals(False)
-        self.center_tabs.setCurrentIndex(1)
+        self.center_tabs.setCurrentIndex(INSIGHTS_PAGE)
 
     def _show_file_from_insights(self, path: str, layer: int) -> None:
         """Select a file in the Files tab, at the layer where it can be seen (-1: final image)."""
@@ -526,7 +526,7 @@ def _placeholder(page: int) -> QWidget:
 def _accounting_placeholder(page: int, unaccounted: str) -> QLabel:
     """What Insights or Packages (``page``) shows while the image's accounting is worked out,
     or, ``unaccounted``, why it will not come."""
-    name = "Insights" if page == 1 else "Packages"
+    name = "Insights" if page == INSIGHTS_PAGE else "Packages"
     if unaccounted:
         label = QLabel(f"The waste, the advice and the packages of this image were not worked out: {unaccounted}.\n\n"
                        "Open the image again to work them out.", objectName="unaccounted")

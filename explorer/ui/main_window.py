@@ -55,7 +55,6 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, "layer-explorer", "layer-explorer")
         self.loader = LoadController(self)
         self.loader.compared.connect(self._on_compared)
-        # (made before the opening flow, whose failure handler may start the next queued open)
         self.compare_flow = CompareFlow(self, self.loader, self._compare_dropped)
         self.opening = OpenFlow(self, self.loader, self.compare_flow)
         self.many_call = BackgroundCall(self)  # updates and fleets, measured off the GUI thread
