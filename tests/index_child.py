@@ -108,7 +108,7 @@ def main(archive: str, where: str, mode: str) -> dict:
         early = early_same = None
         if "shown" in (mode, then):  # the files' index first, as a window is shown it, then the whole one from it
             bare = fresh.replace(efficiency=None, waste=None, advice=(), secrets=(), packages=None, analysed=False)
-            early = files.shown(bare, "the-key")
+            early = files.shown(bare, "the-key", index_cache.shown_name(where))
             first = index_cache.open_index(early, "the-key", src, src.select()) if early else None
             early_same = first is not None and first.waste is None and first.packages is None
             early_held = held(first) if first is not None else None

@@ -553,7 +553,7 @@ def test_a_partial_file_is_swept_once_its_writer_is_gone(tmp_path):
 
 def test_a_file_being_written_is_left_to_its_writer_however_full_the_cache(tmp_path):
     """Nor does it count against the limit: it is no index of the cache yet (the files' index
-    a window is shown first waits there for the window to map it)."""
+    a window is shown first waits there, under the window's process id, for it to map it)."""
     where = tmp_path / "index"
     where.mkdir()
     mine = where / f".partial-{os.getpid()}-def"  # this process's, still being written

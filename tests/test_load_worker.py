@@ -306,8 +306,9 @@ def test_files_that_cannot_be_read_back_early_leave_the_whole_image_to_come(cach
 @pytest.mark.parametrize("cache_off", [False, True])
 def test_files_read_back_late_are_still_shown_early(cache, monkeypatch, cache_off):
     """A window busy painting may read the files' index only once the worker has written the
-    whole one (a small image's accounting takes milliseconds): the files are shown all the same,
-    and their file is gone once the load is done."""
+    whole one and ended (a small image's accounting takes milliseconds), and another load's
+    sweep of the folder may come first: the files are shown all the same, and their file is
+    gone once the load is done."""
     import time
 
     if cache_off:
@@ -320,9 +321,11 @@ def test_files_read_back_late_are_still_shown_early(cache, monkeypatch, cache_of
         folder = os.path.dirname(file)
         if os.path.basename(file).startswith(index_cache.PARTIAL):  # the files' index: read late
             deadline = time.monotonic() + 30
-            while not any(not n.startswith(index_cache.PARTIAL) for n in os.listdir(folder)):
-                assert time.monotonic() < deadline, "the whole index was never written"
+            while not any(not n.startswith(index_cache.PARTIAL) for n in os.listdir(folder)) \
+                    or multiprocessing.active_children():
+                assert time.monotonic() < deadline, "the worker never wrote the whole index and ended"
                 time.sleep(0.01)
+            index_cache.evict(where=folder)  # as another load's would
             late.append(file)
         return real(file, *args)
 
@@ -333,8 +336,33 @@ def test_files_read_back_late_are_still_shown_early(cache, monkeypatch, cache_of
     assert len(late) == 1 and not os.path.exists(late[0])  # read after the whole, then removed
     assert len(shown) == 1 and not shown[0].analysed and shown[0].tree is image.tree
     assert image.analysed and image.file_count == 68
-    if not cache_off:
+    if cache_off:
+        assert list((cache / "tmp").iterdir()) == []  # the private folder, gone once mapped
+    else:
         assert [p.name for p in (cache / "index").iterdir()] == [index_cache.key_for(src, src.select())]
+    assert multiprocessing.active_children() == []
+
+
+def test_a_cancel_before_the_files_are_read_leaves_no_file_behind(cache, monkeypatch):
+    """The files' index said, but the cancel comes first: it is not left in the cache's folder
+    (it would stay there unread, uncounted, until the window ended)."""
+    path = str(DATA / "docker-legacy.tar")
+    monitor = Monitor(path)
+    real = load_worker._next_message
+
+    def cancelled_first(*args):
+        message = real(*args)
+        if isinstance(message, load_worker.Shown):
+            assert os.path.exists(message.path)
+            monitor.cancelled = True  # the user closes the tab just as the worker says it
+            return None
+        return message
+
+    monkeypatch.setattr(load_worker, "_next_message", cancelled_first)
+    with open_source(path) as src:
+        with pytest.raises(Cancelled):
+            load_worker.load(src, src.select(), monitor, on_files=lambda image: None, early_at=0)
+    assert monitor.cancelled and list((cache / "index").iterdir()) == []
     assert multiprocessing.active_children() == []
 
 

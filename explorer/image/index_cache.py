@@ -36,6 +36,7 @@ import struct
 import tempfile
 import threading
 import time
+import uuid
 from itertools import accumulate
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
@@ -274,6 +275,13 @@ def _partial() -> str:
     return f"{PARTIAL}{os.getpid()}-"
 
 
+def shown_name(where: str) -> str:
+    """A new name in ``where`` for the files' index a loading process writes for this process
+    to show before the accounting (``FilesElsewhere.shown``): this process's, so a sweep leaves
+    it while this process lives, though its writer has ended."""
+    return os.path.join(where, f"{_partial()}shown-{uuid.uuid4().hex}")
+
+
 SHARE_AT = 100_000  # paths: from here on, the parent takes its share of the folders the child has not reached
 BLOCK = 0.2  # of the paths between the child and the parent's last block: the next block the parent takes
 LEAST = 10_000  # paths between them: fewer, and the child writes them (each block costs a little to add up)
@@ -332,12 +340,12 @@ class FilesElsewhere:
             out.close()
             os.close(fd)  # the child has its own
 
-    def shown(self, image: Image, key: str) -> str | None:
+    def shown(self, image: Image, key: str, name: str) -> str | None:
         """The index of ``image`` as it is before its accounting (``analysed`` False), complete
-        but not named: its path, for a caller to map and show the files from while the rest
-        is worked out, and then remove; ``finish`` then writes the whole index from it (its
-        files copied, not written again). None when the child could not write its part
-        (``finish`` then says so)."""
+        but not named as an index: at ``name`` (``shown_name``, chosen by the caller), for the
+        caller to map and show the files from while the rest is worked out, and then remove;
+        ``finish`` then writes the whole index from it (its files copied, not written again).
+        None when the child could not write its part (``finish`` then says so)."""
         if self.proc is None:
             return None
         try:
@@ -349,14 +357,16 @@ class FilesElsewhere:
             return None
         try:  # (held open: ``finish`` copies from it)
             self._stage = (os.open(self.tmp, os.O_RDONLY), *stage)
+            # From here on the file is the caller's, under its name: removed here once the
+            # whole index was written, or swept as this process's once it had ended, it could
+            # go before a busy caller had opened it (a small image's accounting takes
+            # milliseconds), and the files were then not shown early.
+            os.replace(self.tmp, name)
         except OSError:
             self.cancel()
             return None
-        # From here on the name is the caller's, to map and then remove: removed here once the
-        # whole index is written, it could go before a busy caller had opened it (a small
-        # image's accounting takes milliseconds), and the files were then not shown early.
-        shown, self.tmp = self.tmp, ""
-        return shown
+        self.tmp = ""
+        return name
 
     def finish(self, image: Image, key: str) -> str | None:
         """The index file, complete and named; None when the child could not write its part."""

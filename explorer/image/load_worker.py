@@ -80,6 +80,7 @@ class Job:
     # server has the one it was started with.
     env: dict[str, str] | None = None
     early: int | None = None  # on an image of this many paths or more, say ``Shown`` before the accounting
+    shown_as: str = ""  # the name it is said under (``index_cache.shown_name``: the caller's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,19 +200,26 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, on_files: Callable[[Im
     early: list[Image] = []
 
     def in_worker(folders: tuple[str, ...], key: str) -> Written:
+        shown_as = index_cache.shown_name(folders[0])
+
         def parts(message: Any) -> bool:
-            if not isinstance(message, Shown) or on_files is None:
+            if not isinstance(message, Shown) or on_files is None or message.path != shown_as:
                 return False
-            image = index_cache.open_index(message.path, key, source, ref, message.checksum)
-            remove(message.path)  # (the map keeps it)
+            try:
+                image = index_cache.open_index(message.path, key, source, ref, message.checksum)
+            finally:
+                remove(message.path)  # (the map keeps it)
             if image is not None:  # (else the whole image follows, as without it)
                 early.append(image.replace(analysed=False))
                 on_files(early[0])
             return True
 
         at_least = (EARLY_AT if early_at is None else early_at) if on_files is not None else None
-        job = Job(side_of(source, ref), folders, key, dict(os.environ), at_least)
-        return run(_work, job, "load", monitor, source.info.path, Written, parts=parts)
+        job = Job(side_of(source, ref), folders, key, dict(os.environ), at_least, shown_as)
+        try:
+            return run(_work, job, "load", monitor, source.info.path, Written, parts=parts)
+        finally:
+            remove(shown_as)  # (written, but never said: the load cancelled or failed meanwhile)
 
     image = _mapped(source, ref, index_cache.key_for(source, ref), in_worker)
     if not early:
@@ -485,8 +493,9 @@ def _work(job: Job, messages) -> None:
                 to show them meanwhile."""
                 if files and len(image.tree.versions) >= job.early:
                     monitor.begin("writing the index of the files")
-                    if shown := files[0].shown(image, job.key):
-                        say(messages, Shown(shown, index_cache.checksum(shown)))
+                    if (shown := files[0].shown(image, job.key, job.shown_as)) and \
+                            not say(messages, Shown(shown, index_cache.checksum(shown))):
+                        remove(shown)  # (nobody left to map it)
 
             try:  # (the collector is off in a worker: ``entered``)
                 image = load_image(source, ref, monitor, parallel=True, cache=False, on_tree=on_tree,
