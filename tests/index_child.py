@@ -12,9 +12,8 @@ none, though it could. The object then also says where the parent's folders bega
 (``taken``), whether the index holds what one written in one piece holds (``as_one``), and
 how many other files being written lay beside the index as it was named (``beside``).
 ``late``: as ``whole``, but the child is slow to end once it has said all (the parent may
-then look at its file before it is closed). ``shown``: as ``whole``,
-but the files' index is written first, before the accounting (``shown``), and the whole one
-from it; the object then says whether the first was still there once the whole one was
+then look at its file before it is closed). ``shown``: as ``whole``, but the files' index is
+written first, before the accounting (``shown``), and the whole one from it; the object then says whether the first was still there once the whole one was
 written (``early``: it is its caller's to remove, as the window does once it has mapped it)
 and whether it held the same files as the whole one, with no accounting (``early_same``);
 ``+shown`` asks for it first in the other modes.

@@ -86,7 +86,8 @@ class Job:
 @dataclass(frozen=True, slots=True)
 class Shown:
     """The worker wrote the index of the image's files, before their accounting, at ``path``
-    (with ``checksum`` in it): the caller maps it and removes it; ``Written`` follows."""
+    (the name the caller chose, ``Job.shown_as``; with ``checksum`` in it): the caller maps it
+    and removes it; ``Written`` follows."""
 
     path: str
     checksum: bytes | None = None
@@ -203,12 +204,9 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, on_files: Callable[[Im
         shown_as = index_cache.shown_name(folders[0])
 
         def parts(message: Any) -> bool:
-            if not isinstance(message, Shown) or on_files is None or message.path != shown_as:
+            if not isinstance(message, Shown) or on_files is None:
                 return False
-            try:
-                image = index_cache.open_index(message.path, key, source, ref, message.checksum)
-            finally:
-                remove(message.path)  # (the map keeps it)
+            image = index_cache.open_index(message.path, key, source, ref, message.checksum)
             if image is not None:  # (else the whole image follows, as without it)
                 early.append(image.replace(analysed=False))
                 on_files(early[0])
@@ -219,7 +217,7 @@ def load(source: Source, ref: ImageRef, monitor: Monitor, on_files: Callable[[Im
         try:
             return run(_work, job, "load", monitor, source.info.path, Written, parts=parts)
         finally:
-            remove(shown_as)  # (written, but never said: the load cancelled or failed meanwhile)
+            remove(shown_as)  # mapped (the map keeps it), or never read: the load cancelled or failed meanwhile
 
     image = _mapped(source, ref, index_cache.key_for(source, ref), in_worker)
     if not early:
